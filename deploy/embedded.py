@@ -1,0 +1,130 @@
+"""Embedded composition root: every service in one process, sharing one bus (`make run`)."""
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from fastapi import FastAPI
+from fastapi.responses import HTMLResponse
+
+from services.evidence_storage import api as evidence_api
+from services.evidence_storage import bootstrap as evidence_bootstrap
+from services.evidence_storage.subscriptions import SUBSCRIPTIONS as EVIDENCE_SUBSCRIPTIONS
+from services.intake import api as intake_api
+from services.intake import bootstrap as intake_bootstrap
+from services.intake.subscriptions import SUBSCRIPTIONS as INTAKE_SUBSCRIPTIONS
+from services.notification import api as notification_api
+from services.notification import bootstrap as notification_bootstrap
+from services.notification.subscriptions import SUBSCRIPTIONS as NOTIFICATION_SUBSCRIPTIONS
+from services.notification.subscriptions import jobs as notification_jobs
+from services.review import api as review_api
+from services.review import bootstrap as review_bootstrap
+from services.review.subscriptions import SUBSCRIPTIONS as REVIEW_SUBSCRIPTIONS
+from shared.adapters import make_blob_store, make_bus, make_mailer
+from shared.blobs.port import BlobStore
+from shared.bus.port import MessageBus
+from shared.clock import Clock, SystemClock
+from shared.http import health_router
+from shared.mail.port import Mailer
+from shared.runtime import ServiceContext, ServiceWorker, configure_logging
+from shared.settings import Settings
+
+PREFIXES = {"intake": "/intake", "evidence_storage": "/evidence", "review": "/review", "notification": "/notification"}
+
+
+@dataclass
+class Platform:
+    """The assembled platform: its root app, its bus, each service's context and worker."""
+
+    app: FastAPI
+    bus: MessageBus
+    contexts: dict[str, ServiceContext]
+    workers: list[ServiceWorker] = field(default_factory=list)
+
+    def start(self) -> None:
+        """Start the workers, then the bus deliveries."""
+        for worker in self.workers:
+            worker.start()
+        self.bus.start()
+
+    def stop(self) -> None:
+        """Stop deliveries, then the workers, then close databases."""
+        self.bus.stop()
+        for worker in self.workers:
+            worker.stop()
+        for ctx in self.contexts.values():
+            ctx.db.dispose()
+
+
+def build_platform(settings: Settings, *, clock: Clock | None = None, bus: MessageBus | None = None,
+                   blobs: BlobStore | None = None, mailer: Mailer | None = None) -> Platform:
+    """Assemble all four services on one bus with adapters chosen by settings."""
+    clock = clock or SystemClock()
+    bus = bus or make_bus(settings)
+    blobs = blobs or make_blob_store(settings)
+    mailer = mailer or make_mailer(settings)
+    contexts = {
+        "intake": intake_bootstrap.bootstrap(settings, clock=clock),
+        "evidence_storage": evidence_bootstrap.bootstrap(settings, clock=clock, blobs=blobs),
+        "review": review_bootstrap.bootstrap(settings, clock=clock),
+        "notification": notification_bootstrap.bootstrap(settings, clock=clock, mailer=mailer),
+    }
+    platform = Platform(app=FastAPI(), bus=bus, contexts=contexts)
+    platform.workers = [
+        ServiceWorker(contexts["intake"], bus, INTAKE_SUBSCRIPTIONS),
+        ServiceWorker(contexts["evidence_storage"], bus, EVIDENCE_SUBSCRIPTIONS),
+        ServiceWorker(contexts["review"], bus, REVIEW_SUBSCRIPTIONS),
+        ServiceWorker(contexts["notification"], bus, NOTIFICATION_SUBSCRIPTIONS, notification_jobs(contexts["notification"])),
+    ]
+    platform.app = _root_app(platform, {
+        "intake": intake_api.create_app(contexts["intake"]),
+        "evidence_storage": evidence_api.create_app(contexts["evidence_storage"]),
+        "review": review_api.create_app(contexts["review"]),
+        "notification": notification_api.create_app(contexts["notification"]),
+    })
+    return platform
+
+
+def _root_app(platform: Platform, apps: dict[str, FastAPI]) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        platform.start()
+        try:
+            yield
+        finally:
+            platform.stop()
+
+    root = FastAPI(title="宣传月佐证平台 · campaign-evidence platform", version="0.1.0", lifespan=lifespan,
+                   docs_url=None, redoc_url=None)
+    checks = {f"database.{name}": ctx.db.health for name, ctx in platform.contexts.items()}
+    checks["bus"] = platform.bus.health
+    checks["blob_store"] = platform.contexts["evidence_storage"].blobs.health
+    checks["mailer"] = platform.contexts["notification"].mailer.health
+    root.include_router(health_router(checks))
+
+    @root.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def index() -> str:
+        links = "".join(f'<li><a href="{prefix}/docs">{prefix}/docs</a>（{name}）</li>' for name, prefix in PREFIXES.items())
+        return (
+            '<!doctype html><html lang="zh-CN"><meta charset="utf-8"><title>宣传月佐证平台</title>'
+            f'<h1>宣传月佐证平台</h1><p>各服务接口文档：</p><ul>{links}</ul><p><a href="/healthz">/healthz</a> 运行状态</p></html>'
+        )
+
+    for name, app in apps.items():
+        root.mount(PREFIXES[name], app)
+    return root
+
+
+def main() -> None:
+    """Serve the embedded platform with uvicorn on HOST:PORT (default 127.0.0.1:8000)."""
+    import uvicorn
+
+    configure_logging()
+    settings = Settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    platform = build_platform(settings)
+    uvicorn.run(platform.app, host=settings.host, port=settings.port, log_level="info")
+
+
+if __name__ == "__main__":
+    main()

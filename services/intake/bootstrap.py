@@ -1,0 +1,17 @@
+"""The one place that builds the intake service's adapters from settings."""
+from __future__ import annotations
+
+from services.intake.models import MESSAGING, Base
+from shared.clock import Clock, SystemClock
+from shared.db import Database
+from shared.runtime import ServiceContext
+from shared.settings import Settings
+
+SERVICE = "intake"
+
+
+def bootstrap(settings: Settings, *, clock: Clock | None = None) -> ServiceContext:
+    """Open the intake database (creating its tables) and assemble the context."""
+    db = Database(settings.database_url_for(SERVICE), schema=SERVICE)
+    db.create_all(Base.metadata)
+    return ServiceContext(name=SERVICE, settings=settings, db=db, clock=clock or SystemClock(), messaging=MESSAGING)

@@ -1,0 +1,1 @@
+"""The blob store port and its adapters (local folder and S3 through the minio SDK)."""

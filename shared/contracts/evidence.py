@@ -1,0 +1,44 @@
+"""Events published by the evidence_storage service."""
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+
+class _Payload(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class EvidenceStored(_Payload):
+    """A file was stored as evidence for a submission (claim check: key, size, checksum)."""
+
+    EVENT_TYPE: ClassVar[str] = "evidence.stored"
+    evidence_id: str
+    submission_id: str
+    unit_id: str
+    object_key: str
+    media_type: str
+    size: int
+    sha256: str
+    filename: str
+
+
+class EvidenceRejected(_Payload):
+    """An upload was refused (bad type, too large, checksum mismatch)."""
+
+    EVENT_TYPE: ClassVar[str] = "evidence.rejected"
+    submission_id: str
+    unit_id: str
+    filename: str
+    reason_code: str
+    reason: str
+
+
+class EvidenceLocked(_Payload):
+    """Evidence of an approved submission is now locked as assessment proof."""
+
+    EVENT_TYPE: ClassVar[str] = "evidence.locked"
+    evidence_id: str
+    submission_id: str
+    object_key: str

@@ -1,0 +1,87 @@
+"""The database port: an engine and sessions for one service, SQLite or PostgreSQL."""
+from __future__ import annotations
+
+import re
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from sqlalchemy import MetaData, create_engine, event, text
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+_SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+class Database:
+    """One service's database: its own SQLite file, or its own schema in PostgreSQL."""
+
+    def __init__(self, url: str, *, schema: str) -> None:
+        if not _SCHEMA.match(schema):
+            raise ValueError(f"invalid schema name: {schema!r}")
+        self.url = make_url(url)
+        self.schema = schema
+        self.engine = self._make_engine()
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def is_sqlite(self) -> bool:
+        """Whether this is an embedded SQLite database."""
+        return self.url.get_backend_name() == "sqlite"
+
+    def _make_engine(self) -> Engine:
+        if self.is_sqlite:
+            database = self.url.database
+            if database and database != ":memory:":
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(self.url, connect_args={"check_same_thread": False, "timeout": 30})
+            event.listen(engine, "connect", _sqlite_pragmas)
+            event.listen(engine, "begin", _sqlite_begin_immediate)
+            return engine
+        engine = create_engine(self.url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+        # Tables are declared without a schema; each service's tables land in its own.
+        return engine.execution_options(schema_translate_map={None: self.schema})
+
+    def create_all(self, metadata: MetaData) -> None:
+        """Create the service's schema and tables if missing."""
+        if not self.is_sqlite:
+            with self.engine.begin() as conn:
+                conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))
+        metadata.create_all(self.engine)
+
+    def session(self) -> Session:
+        """A new ORM session."""
+        return self._sessions()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A session inside one transaction, committed on success, rolled back on error."""
+        with self._sessions() as session, session.begin():
+            yield session
+
+    def health(self) -> dict:
+        """Whether a trivial query succeeds."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            return {"backend": self.url.get_backend_name(), "ok": True, "schema": self.schema}
+        except Exception as exc:  # health reports, never raises
+            return {"backend": self.url.get_backend_name(), "ok": False, "error": type(exc).__name__}
+
+    def dispose(self) -> None:
+        """Close pooled connections."""
+        self.engine.dispose()
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    dbapi_connection.isolation_level = None  # let SQLAlchemy's begin event issue BEGIN itself
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _sqlite_begin_immediate(conn) -> None:
+    # Take the write lock up front so concurrent writers wait instead of failing on upgrade.
+    conn.exec_driver_sql("BEGIN IMMEDIATE")

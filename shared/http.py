@@ -1,0 +1,37 @@
+"""HTTP helpers shared by the service APIs: bilingual errors and the health route."""
+from __future__ import annotations
+
+from typing import Callable, Mapping
+
+from fastapi import APIRouter, HTTPException
+from fastapi.responses import JSONResponse
+
+
+class ApiError(HTTPException):
+    """An error whose body names a stable code, a Chinese message for users and an English one."""
+
+    def __init__(self, status_code: int, code: str, message: str, message_en: str) -> None:
+        super().__init__(status_code=status_code, detail={"code": code, "message": message, "message_en": message_en})
+
+
+def not_found(what: str, what_en: str, ident: str) -> ApiError:
+    """404 for an unknown resource."""
+    return ApiError(404, "not_found", f"{what}不存在：{ident}", f"{what_en} not found: {ident}")
+
+
+def health_router(checks: Mapping[str, Callable[[], dict]]) -> APIRouter:
+    """GET /healthz reporting each adapter's state; 503 when any is not ok."""
+    router = APIRouter()
+
+    @router.get("/healthz", tags=["ops"])
+    def healthz() -> JSONResponse:
+        report = {}
+        for name, check in checks.items():
+            try:
+                report[name] = check()
+            except Exception as exc:  # a health check must report, not fail
+                report[name] = {"ok": False, "error": type(exc).__name__}
+        ok = all(part.get("ok") for part in report.values())
+        return JSONResponse({"ok": ok, "adapters": report}, status_code=200 if ok else 503)
+
+    return router

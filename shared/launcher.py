@@ -1,0 +1,51 @@
+"""The composition root of a distributed service process: `python -m services.<name> api|worker`."""
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Callable, Mapping, Sequence
+
+from fastapi import FastAPI
+
+from shared.adapters import make_bus
+from shared.messaging import EventHandler
+from shared.runtime import PeriodicJob, ServiceContext, ServiceWorker, configure_logging, run_until_signalled
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def launch(
+    argv: Sequence[str] | None,
+    *,
+    service: str,
+    bootstrap: Callable[[Settings], ServiceContext],
+    create_app: Callable[[ServiceContext], FastAPI],
+    subscriptions: Mapping[str, Sequence[EventHandler]],
+    jobs: Callable[[ServiceContext], Sequence[PeriodicJob]] = lambda ctx: (),
+) -> None:
+    """Parse the role from argv and run the service's API or worker with adapters from the environment."""
+    parser = argparse.ArgumentParser(prog=f"python -m services.{service}")
+    parser.add_argument("role", choices=["api", "worker"], help="serve the HTTP API, or consume events and relay the outbox")
+    parser.add_argument("--port", type=int, default=None, help="HTTP port for the api role (default: PORT)")
+    args = parser.parse_args(argv)
+    configure_logging()
+    settings = Settings()
+    ctx = bootstrap(settings)
+    if args.role == "api":
+        import uvicorn
+
+        uvicorn.run(create_app(ctx), host=settings.host, port=args.port or settings.port, log_level="info")
+        return
+    bus = make_bus(settings)
+    worker = ServiceWorker(ctx, bus, subscriptions, jobs(ctx))
+
+    def start() -> None:
+        worker.start()
+        bus.start()
+
+    def stop() -> None:
+        bus.stop()
+        worker.stop()
+
+    run_until_signalled(start, stop)

@@ -1,0 +1,1 @@
+"""The mailer port and its adapters (local folder of .eml files and SMTP)."""

@@ -1,0 +1,23 @@
+"""The mailer port: send one e-mail, telling temporary from permanent failure."""
+from __future__ import annotations
+
+from email.message import EmailMessage
+from typing import Protocol
+
+
+class TemporaryMailError(RuntimeError):
+    """Worth retrying later (4xx reply, connection refused, timeout)."""
+
+
+class PermanentMailError(RuntimeError):
+    """Retrying will not help (5xx reply, invalid address)."""
+
+
+class Mailer(Protocol):
+    """Hands e-mails to a transport."""
+
+    def send(self, message: EmailMessage) -> None:
+        """Deliver one message or raise TemporaryMailError / PermanentMailError."""
+
+    def health(self) -> dict:
+        """The adapter's state for /healthz."""

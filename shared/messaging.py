@@ -1,0 +1,226 @@
+"""Delivery guarantees: the transactional outbox with its relay, and the idempotent-consumer inbox."""
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Callable, Iterable, Mapping, Sequence
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from shared.bus.port import MessageBus
+from shared.db import Database
+from shared.events import Envelope
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class MessagingTables:
+    """The outbox and inbox tables of one service."""
+
+    outbox: Table
+    inbox: Table
+
+
+def messaging_tables(metadata: MetaData) -> MessagingTables:
+    """Declare the outbox and inbox tables on a service's metadata."""
+    outbox = Table(
+        "outbox",
+        metadata,
+        Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+        Column("event_id", String(36), nullable=False, unique=True),
+        Column("type", String(128), nullable=False),
+        Column("body", Text, nullable=False),
+        Column("created_at", DateTime(timezone=True), nullable=False),
+        Column("published_at", DateTime(timezone=True), nullable=True, index=True),
+        Column("attempts", Integer, nullable=False, default=0),
+        Column("last_error", Text, nullable=True),
+    )
+    inbox = Table(
+        "inbox",
+        metadata,
+        Column("consumer", String(128), primary_key=True),
+        Column("event_id", String(36), primary_key=True),
+        Column("type", String(128), nullable=False),
+        Column("processed_at", DateTime(timezone=True), nullable=False),
+    )
+    return MessagingTables(outbox=outbox, inbox=inbox)
+
+
+class Outbox:
+    """Adds outgoing events to the caller's transaction."""
+
+    def __init__(self, table: Table) -> None:
+        self._table = table
+
+    def add(self, session: Session, event: Envelope) -> None:
+        """Record an event to publish once the surrounding transaction commits."""
+        session.execute(
+            insert(self._table).values(
+                event_id=event.event_id,
+                type=event.type,
+                body=event.to_json().decode("utf-8"),
+                created_at=datetime.now(timezone.utc),
+                attempts=0,
+            )
+        )
+
+    def pending(self, session: Session) -> int:
+        """How many events wait to be published."""
+        return len(session.execute(select(self._table.c.id).where(self._table.c.published_at.is_(None))).all())
+
+
+class OutboxRelay:
+    """Publishes committed outbox rows with confirms and marks them sent; safe with several replicas."""
+
+    def __init__(self, *, db: Database, table: Table, bus: MessageBus, poll_s: float = 0.5, batch: int = 100) -> None:
+        self._db, self._table, self._bus = db, table, bus
+        self._poll_s, self._batch = poll_s, batch
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def relay_once(self) -> int:
+        """Publish one batch of pending events in order; return how many were published."""
+        t = self._table
+        published = 0
+        with self._db.transaction() as session:
+            rows = session.execute(
+                select(t.c.id, t.c.body)
+                .where(t.c.published_at.is_(None))
+                .order_by(t.c.id)
+                .limit(self._batch)
+                .with_for_update(skip_locked=True)
+            ).all()
+            for row in rows:
+                try:
+                    self._bus.publish(Envelope.from_json(row.body))
+                except Exception as exc:
+                    log.warning("outbox relay: publish failed, will retry: %s", exc)
+                    session.execute(
+                        update(t).where(t.c.id == row.id).values(attempts=t.c.attempts + 1, last_error=str(exc)[:500])
+                    )
+                    break
+                session.execute(
+                    update(t).where(t.c.id == row.id).values(published_at=datetime.now(timezone.utc), attempts=t.c.attempts + 1)
+                )
+                published += 1
+        return published
+
+    def wake(self) -> None:
+        """Ask the relay to look for new rows now instead of at the next poll."""
+        self._wake.set()
+
+    def start(self) -> None:
+        """Run the relay loop on a background thread."""
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="outbox-relay", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the loop after its current batch."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread:
+            self._thread.join(timeout=30)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                if self.relay_once() >= self._batch:
+                    continue
+            except Exception:
+                log.exception("outbox relay iteration failed")
+            self._wake.wait(self._poll_s)
+            self._wake.clear()
+
+
+class Inbox:
+    """Remembers which events each consumer has processed, inside the consumer's transaction."""
+
+    def __init__(self, table: Table) -> None:
+        self._table = table
+
+    def first_time(self, session: Session, consumer: str, event: Envelope) -> bool:
+        """Record the event for the consumer; False if it was processed before."""
+        t = self._table
+        seen = session.execute(
+            select(t.c.event_id).where(t.c.consumer == consumer, t.c.event_id == event.event_id)
+        ).first()
+        if seen:
+            return False
+        session.execute(
+            insert(t).values(consumer=consumer, event_id=event.event_id, type=event.type, processed_at=datetime.now(timezone.utc))
+        )
+        return True
+
+
+EventHandler = Callable[..., None]
+
+
+class IdempotentConsumer:
+    """Runs a service's handlers for an event in one transaction with its inbox record."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        db: Database,
+        inbox: Inbox,
+        subscriptions: Mapping[str, Sequence[EventHandler]],
+        dependencies: Mapping[str, object],
+        after_commit: Iterable[Callable[[], None]] = (),
+    ) -> None:
+        self.name = name
+        self._db, self._inbox = db, inbox
+        self._subscriptions = subscriptions
+        self._deps = dict(dependencies)
+        self._after_commit = tuple(after_commit)
+
+    @property
+    def event_types(self) -> list[str]:
+        """The routing keys this consumer binds."""
+        return list(self._subscriptions)
+
+    def __call__(self, event: Envelope) -> None:
+        """Handle an event once; a duplicate is acknowledged without effect."""
+        handlers = self._subscriptions.get(event.type, ())
+        if not handlers:
+            return
+        try:
+            with self._db.transaction() as session:
+                if not self._inbox.first_time(session, self.name, event):
+                    log.info("%s: duplicate event %s ignored", self.name, event.event_id)
+                    return
+                for handler in handlers:
+                    handler(event, uow=session, **self._deps)
+        except IntegrityError:
+            if self._already_processed(event):
+                log.info("%s: event %s processed concurrently elsewhere", self.name, event.event_id)
+                return
+            raise
+        for callback in self._after_commit:
+            callback()
+
+    def _already_processed(self, event: Envelope) -> bool:
+        with self._db.transaction() as session:
+            t = self._inbox._table
+            return session.execute(
+                select(t.c.event_id).where(t.c.consumer == self.name, t.c.event_id == event.event_id)
+            ).first() is not None
