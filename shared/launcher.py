@@ -35,7 +35,8 @@ def launch(
     if args.role == "api":
         import uvicorn
 
-        uvicorn.run(create_app(ctx), host=settings.host, port=args.port or settings.port, log_level="info")
+        uvicorn.run(create_app(ctx), host=settings.host, port=args.port or settings.port, root_path=settings.root_path,
+                    log_level="info")
         return
     bus = make_bus(settings)
     worker = ServiceWorker(ctx, bus, subscriptions, jobs(ctx))

@@ -62,6 +62,7 @@ class Settings(BaseSettings):
     # http
     host: str = "127.0.0.1"
     port: int = 8000
+    root_path: str = Field("", description="Prefix a gateway strips before the API (e.g. /intake), so its docs link right")
 
     @field_validator("bus_retry_delays_ms", mode="before")
     @classmethod

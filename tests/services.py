@@ -56,3 +56,21 @@ def fresh_postgres_database() -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def delete_rabbitmq_objects(url: str, *, queues: list[str], exchanges: list[str]) -> None:
+    """Remove queues and exchanges a test created (missing ones are fine)."""
+    import pika
+
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        for name in queues:
+            channel = connection.channel()
+            channel.queue_delete(queue=name)
+            channel.close()
+        for name in exchanges:
+            channel = connection.channel()
+            channel.exchange_delete(exchange=name)
+            channel.close()
+    finally:
+        connection.close()

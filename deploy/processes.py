@@ -1,0 +1,106 @@
+"""Run the distributed platform as separate OS processes without Docker (tests, benchmarks, debugging)."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+import httpx
+
+SERVICES = ("intake", "evidence_storage", "review", "notification")
+ROUTE_NAMES = {"intake": "intake", "evidence_storage": "evidence", "review": "review", "notification": "notification"}
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Cluster:
+    """Each service's API and worker as child processes, with their logs in a folder."""
+
+    env: dict[str, str]
+    log_dir: Path
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    ports: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def routes(self) -> dict[str, str]:
+        """Base URL of each service's API, keyed like the gateway prefixes."""
+        return {ROUTE_NAMES[name]: f"http://127.0.0.1:{port}" for name, port in self.ports.items()}
+
+    def start(self, timeout: float = 60.0) -> "Cluster":
+        """Start every API and worker and wait until each API's /healthz answers 200."""
+        for service in SERVICES:
+            self.ports[service] = free_port()
+            self._spawn(f"{service}-api", [service, "api", "--port", str(self.ports[service])])
+            self._spawn(f"{service}-worker", [service, "worker"])
+        deadline = time.monotonic() + timeout
+        for service, port in self.ports.items():
+            self._wait_healthy(service, port, deadline)
+        return self
+
+    def _spawn(self, name: str, args: list[str]) -> None:
+        log = (self.log_dir / f"{name}.log").open("wb")
+        self.processes[name] = subprocess.Popen(
+            [sys.executable, "-m", f"services.{args[0]}", *args[1:]],
+            env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+    def _wait_healthy(self, service: str, port: int, deadline: float) -> None:
+        while True:
+            for name, proc in self.processes.items():
+                if proc.poll() is not None:
+                    raise RuntimeError(f"{name} exited with {proc.returncode}:\n{self.log(name)[-3000:]}")
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{service} API not healthy in time:\n{self.log(service + '-api')[-3000:]}")
+            time.sleep(0.2)
+
+    def log(self, name: str) -> str:
+        """What one process has printed so far."""
+        path = self.log_dir / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def stop(self, name: str | None = None) -> None:
+        """Terminate one process (or all), gracefully first."""
+        names = [name] if name else list(self.processes)
+        for key in names:
+            proc = self.processes[key]
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for key in names:
+            proc = self.processes[key]
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=5)
+
+    def restart(self, name: str) -> None:
+        """Stop and start one process again with the same arguments."""
+        proc = self.processes[name]
+        self.stop(name)
+        args = proc.args[2:]
+        self._spawn(name, [args[0].removeprefix("services."), *args[1:]])
+
+
+def cluster_env(overrides: Mapping[str, str]) -> dict[str, str]:
+    """The current environment plus the platform's settings, with the repo on PYTHONPATH."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+    env.update(overrides)
+    return env

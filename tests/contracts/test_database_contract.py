@@ -1,0 +1,195 @@
+"""Database port contract: outbox, relay and inbox behave the same on SQLite and PostgreSQL."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
+
+from shared.bus.memory import InMemoryBus
+from shared.db import Database
+from shared.events import Envelope
+from shared.messaging import IdempotentConsumer, Inbox, Outbox, OutboxRelay, messaging_tables
+from tests.helpers import wait_until
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request, tmp_path):
+    """A fresh database URL of each kind."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/contract.db"
+    else:
+        yield request.getfixturevalue("postgres_url")
+
+
+def _service_tables():
+    metadata = MetaData()
+    tables = messaging_tables(metadata)
+    effects = Table("effects", metadata, Column("id", Integer, primary_key=True, autoincrement=True), Column("event_id", String(36)))
+    return metadata, tables, effects
+
+
+@pytest.fixture
+def service(database_url):
+    """One service's database with outbox, inbox and an effects table."""
+    metadata, tables, effects = _service_tables()
+    db = Database(database_url, schema="contract_a")
+    db.create_all(metadata)
+    yield db, tables, effects
+    db.dispose()
+
+
+@pytest.fixture
+def bus():
+    """A started in-process bus with a collecting consumer."""
+    bus = InMemoryBus(retry_delays_ms=(10,))
+    received: list[Envelope] = []
+    bus.subscribe("collector", ["#"], received.append)
+    bus.start()
+    bus.received = received
+    yield bus
+    bus.stop()
+
+
+def _event(n: int = 0) -> Envelope:
+    return Envelope(type="test.happened", producer="contract", payload={"n": n, "text": "宣传月"})
+
+
+def test_services_own_their_tables(database_url):
+    metadata_a, _, effects_a = _service_tables()
+    metadata_b, _, effects_b = _service_tables()
+    url_b = database_url.replace("contract.db", "contract_b.db")
+    a, b = Database(database_url, schema="svc_a"), Database(url_b, schema="svc_b")
+    try:
+        a.create_all(metadata_a)
+        b.create_all(metadata_b)
+        with a.transaction() as uow:
+            uow.execute(insert(effects_a).values(event_id="only-in-a"))
+        with b.session() as uow:
+            assert uow.scalar(select(func.count()).select_from(effects_b)) == 0
+        assert a.health()["ok"] and b.health()["ok"]
+    finally:
+        a.dispose()
+        b.dispose()
+
+
+def test_outbox_rows_commit_or_roll_back_with_the_transaction(service, bus):
+    db, tables, effects = service
+    outbox = Outbox(tables.outbox)
+    with pytest.raises(RuntimeError):
+        with db.transaction() as uow:
+            uow.execute(insert(effects).values(event_id="x"))
+            outbox.add(uow, _event(1))
+            raise RuntimeError("handler failed")
+    with db.session() as uow:
+        assert outbox.pending(uow) == 0
+        assert uow.scalar(select(func.count()).select_from(effects)) == 0
+    with db.transaction() as uow:
+        outbox.add(uow, _event(2))
+    relay = OutboxRelay(db=db, table=tables.outbox, bus=bus)
+    assert relay.relay_once() == 1
+    assert relay.relay_once() == 0
+    wait_until(lambda: len(bus.received) == 1)
+    assert bus.received[0].payload == {"n": 2, "text": "宣传月"}
+
+
+def test_relay_keeps_order_and_retries_after_publish_failure(service, bus):
+    db, tables, _ = service
+    outbox = Outbox(tables.outbox)
+    events = [_event(n) for n in range(5)]
+    with db.transaction() as uow:
+        for event in events:
+            outbox.add(uow, event)
+
+    class FlakyBus:
+        def __init__(self):
+            self.calls = 0
+
+        def publish(self, event):
+            self.calls += 1
+            if self.calls == 3:
+                raise ConnectionError("broker went away")
+            bus.publish(event)
+
+    relay = OutboxRelay(db=db, table=tables.outbox, bus=FlakyBus())
+    assert relay.relay_once() == 2
+    with db.session() as uow:
+        row = uow.execute(select(tables.outbox).where(tables.outbox.c.published_at.is_(None)).order_by(tables.outbox.c.id)).first()
+        assert row.event_id == events[2].event_id and "broker went away" in row.last_error
+    assert relay.relay_once() == 3
+    wait_until(lambda: len(bus.received) == 5)
+    assert [e.payload["n"] for e in bus.received] == [0, 1, 2, 3, 4]
+
+
+def test_two_relays_publish_each_event_once(service, bus):
+    db, tables, _ = service
+    outbox = Outbox(tables.outbox)
+    with db.transaction() as uow:
+        for n in range(200):
+            outbox.add(uow, _event(n))
+    relays = [OutboxRelay(db=db, table=tables.outbox, bus=bus, batch=10) for _ in range(2)]
+    threads = [threading.Thread(target=lambda r=r: [r.relay_once() for _ in range(30)]) for r in relays]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wait_until(lambda: len(bus.received) >= 200)
+    assert sorted(e.payload["n"] for e in bus.received) == list(range(200))
+
+
+def test_inbox_makes_a_consumer_idempotent(service):
+    db, tables, effects = service
+    calls = []
+
+    def record(event, *, uow, ctx):
+        calls.append(event.event_id)
+        uow.execute(insert(effects).values(event_id=event.event_id))
+        if event.payload.get("fail"):
+            raise ValueError("boom")
+
+    consumer = IdempotentConsumer(name="svc", db=db, inbox=Inbox(tables.inbox),
+                                  subscriptions={"test.happened": [record]}, dependencies={"ctx": None})
+    event = _event(1)
+    consumer(event)
+    consumer(event)
+    consumer(Envelope(type="other.type", producer="x"))  # not subscribed: ignored
+    failing = Envelope(type="test.happened", producer="x", payload={"fail": True})
+    with pytest.raises(ValueError):
+        consumer(failing)
+    with db.session() as uow:
+        rows = [r.event_id for r in uow.execute(select(effects.c.event_id))]
+        inbox_rows = uow.scalar(select(func.count()).select_from(tables.inbox))
+    assert rows == [event.event_id]  # the failed handler's effect rolled back with its inbox row
+    assert inbox_rows == 1
+    assert calls.count(event.event_id) == 1
+
+
+def test_concurrent_duplicates_have_one_effect(service):
+    db, tables, effects = service
+    barrier = threading.Barrier(2)
+
+    def record(event, *, uow, ctx):
+        uow.execute(insert(effects).values(event_id=event.event_id))
+
+    consumers = [IdempotentConsumer(name="svc", db=db, inbox=Inbox(tables.inbox),
+                                    subscriptions={"test.happened": [record]}, dependencies={"ctx": None}) for _ in range(2)]
+    events = [_event(n) for n in range(20)]
+    errors = []
+
+    def run(consumer):
+        barrier.wait()
+        for event in events:
+            try:
+                consumer(event)
+            except Exception as exc:  # a failure here would be a retry on a real bus
+                errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(c,)) for c in consumers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    with db.session() as uow:
+        rows = sorted(r.event_id for r in uow.execute(select(effects.c.event_id)))
+    assert rows == sorted(e.event_id for e in events)

@@ -1,0 +1,87 @@
+"""The same flow with every API and worker in its own OS process, on RabbitMQ, PostgreSQL, S3 (moto) and SMTP."""
+from __future__ import annotations
+
+import hashlib
+
+import httpx
+import pytest
+
+from deploy.processes import SERVICES, Cluster, cluster_env
+from tests.flows.steps import create_unit, submit, upload, wait_evidence_ready, wait_review_item
+from tests.helpers import JPEG_BYTES, mail_parts, wait_until
+from tests.services import delete_rabbitmq_objects
+
+RETRY_DELAYS = (200, 500)
+
+
+@pytest.fixture
+def cluster(tmp_path, rabbitmq_url, postgres_url, s3, smtp, run_name):
+    """Eight processes (API + worker per service) wired to real servers, torn down afterwards."""
+    env = cluster_env({
+        "BUS_BACKEND": "rabbitmq", "RABBITMQ_URL": rabbitmq_url,
+        "BUS_EXCHANGE": f"{run_name}.events", "BUS_QUEUE_PREFIX": f"{run_name}.",
+        "BUS_RETRY_DELAYS_MS": ",".join(map(str, RETRY_DELAYS)),
+        "DATABASE_URL": postgres_url,
+        "BLOB_BACKEND": "s3", "S3_ENDPOINT": s3.endpoint, "S3_ACCESS_KEY": s3.access_key,
+        "S3_SECRET_KEY": s3.secret_key, "S3_BUCKET": s3.bucket,
+        "MAIL_BACKEND": "smtp", "SMTP_HOST": smtp.host, "SMTP_PORT": str(smtp.port),
+        "OUTBOX_POLL_S": "0.2", "DATA_DIR": str(tmp_path / "var"),
+    })
+    running = Cluster(env=env, log_dir=tmp_path)
+    try:
+        running.start()
+        yield running
+    finally:
+        running.stop()
+        queues = [f"{run_name}.{s}{suffix}" for s in SERVICES
+                  for suffix in ("", ".parking", *(f".retry.{d}" for d in RETRY_DELAYS))]
+        delete_rabbitmq_objects(rabbitmq_url, queues=queues, exchanges=[f"{run_name}.events"])
+
+
+def test_flow_across_processes(cluster, smtp):
+    routes = cluster.routes
+    with httpx.Client(timeout=30) as client:
+        unit = create_unit(client, routes=routes, name="濉溪县信访局")
+        submission = submit(client, unit["id"], routes=routes, measure="M5", title="悬挂宣传横幅")
+        wait_evidence_ready(client, submission["id"], routes=routes, timeout=30)
+        response = upload(client, submission["id"], JPEG_BYTES, "横幅.jpg", routes=routes)
+        assert response.status_code == 201, response.text
+        evidence = response.json()
+        assert evidence["sha256"] == hashlib.sha256(JPEG_BYTES).hexdigest()
+
+        wait_review_item(client, submission["id"], routes=routes, evidence=1, timeout=30)
+        decided = client.post(f"{routes['review']}/submissions/{submission['id']}/approve", json={"reviewer": "王芳", "score": 88})
+        assert decided.status_code == 200, decided.text
+
+        smtp.wait_for(1, timeout=30)
+        message = smtp.messages[0]
+        assert message["Subject"] == "【审核通过】濉溪县信访局：悬挂宣传横幅"
+        assert unit["liaison_email"] in message["To"]
+        text, html = mail_parts(message)
+        assert "得分 88" in text and "已审核通过" in html
+
+        wait_until(lambda: client.get(f"{routes['intake']}/submissions/{submission['id']}").json()["state"] == "approved",
+                   timeout=30, what="intake to mirror the approval")
+        wait_until(lambda: client.get(f"{routes['evidence']}/evidence/{evidence['id']}").json()["locked"],
+                   timeout=30, what="the evidence to be locked")
+        download = client.get(f"{routes['evidence']}/evidence/{evidence['id']}/content")
+        assert download.status_code == 200 and download.content == JPEG_BYTES
+        deliveries = client.get(f"{routes['notification']}/deliveries", params={"unit_id": unit["id"]}).json()
+        assert [d["status"] for d in deliveries] == ["sent"]
+
+
+def test_worker_restart_loses_nothing(cluster, smtp):
+    routes = cluster.routes
+    with httpx.Client(timeout=30) as client:
+        unit = create_unit(client, routes=routes)
+        wait_until(lambda: client.get(f"{routes['notification']}/healthz").status_code == 200)
+        cluster.stop("notification-worker")
+        submissions = [submit(client, unit["id"], routes=routes, title=f"宣传材料{n}") for n in range(3)]
+        for submission in submissions:
+            wait_review_item(client, submission["id"], routes=routes, timeout=30)
+            assert client.post(f"{routes['review']}/submissions/{submission['id']}/return",
+                               json={"reviewer": "王芳", "comment": "请补充照片"}).status_code == 200
+        cluster.restart("notification-worker")
+        smtp.wait_for(3, timeout=60)
+        subjects = sorted(m["Subject"] for m in smtp.messages)
+        assert subjects == sorted(f"【退回修改】相山区信访局：宣传材料{n}" for n in range(3))
