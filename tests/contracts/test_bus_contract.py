@@ -1,0 +1,311 @@
+"""The MessageBus contract: every adapter (in-process and RabbitMQ) must pass the same suite."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import threading
+import time
+from typing import Callable
+
+import pytest
+
+from shared.bus.memory import InMemoryBus
+from shared.events import Envelope
+
+DELAYS = (100, 200)
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 10) -> None:
+    """Poll the predicate until it is truthy; fail the test at the deadline."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    assert predicate(), f"condition not met within {timeout}s"
+
+
+def event(type: str = "submission.approved", **payload) -> Envelope:
+    """A test event with Chinese text in its payload."""
+    return Envelope(type=type, producer="contract-test", payload={"title": "安全生产宣传月活动", **payload})
+
+
+class Recorder:
+    """A handler that records every event it sees (thread-safe)."""
+
+    def __init__(self, fail: Callable[[Envelope, int], bool] = lambda e, n: False) -> None:
+        self.events: list[Envelope] = []
+        self._fail = fail
+        self._lock = threading.Lock()
+
+    def __call__(self, event: Envelope) -> None:
+        with self._lock:
+            self.events.append(event)
+            calls = self.calls(event.event_id)
+        if self._fail(event, calls):
+            raise RuntimeError(f"induced failure #{calls} for {event.event_id}")
+
+    def calls(self, event_id: str) -> int:
+        """How many times the handler saw this event."""
+        return sum(1 for e in list(self.events) if e.event_id == event_id)
+
+    def ids(self) -> set[str]:
+        """The ids of every event seen."""
+        return {e.event_id for e in list(self.events)}
+
+
+@pytest.fixture
+def rabbit_bus_factory(rabbitmq_url: str, run_name: str):
+    """Makes RabbitMQBus instances sharing this test's names; stops them and deletes their topology."""
+    from shared.bus.rabbitmq import RabbitMQBus
+
+    made: list[RabbitMQBus] = []
+
+    def make(**options) -> RabbitMQBus:
+        options = {"retry_delays_ms": DELAYS, **options}
+        bus = RabbitMQBus(url=rabbitmq_url, exchange=f"{run_name}.events", queue_prefix=f"{run_name}.", **options)
+        made.append(bus)
+        return bus
+
+    yield make
+    for bus in made:
+        bus.stop()
+    for bus in made:
+        bus.delete_topology()
+
+
+@pytest.fixture(params=["memory", pytest.param("rabbitmq", marks=pytest.mark.rabbitmq)])
+def backend(request) -> str:
+    """Which adapter the contract runs against."""
+    return request.param
+
+
+@pytest.fixture
+def bus_factory(backend: str, request):
+    """Makes buses of the parametrized backend."""
+    if backend == "rabbitmq":
+        return request.getfixturevalue("rabbit_bus_factory")
+    made: list[InMemoryBus] = []
+
+    def make() -> InMemoryBus:
+        made.append(InMemoryBus(retry_delays_ms=DELAYS))
+        return made[-1]
+
+    request.addfinalizer(lambda: [bus.stop() for bus in made])
+    return make
+
+
+@pytest.fixture
+def bus(bus_factory):
+    """A fresh bus of the parametrized backend."""
+    return bus_factory()
+
+
+# -- the contract, for every adapter ------------------------------------------------------------
+
+
+def test_published_event_reaches_the_handler_intact(bus):
+    """A consumed event equals the published one, Chinese text included."""
+    received = Recorder()
+    bus.subscribe("review", ["submission.approved"], received)
+    bus.start()
+    sent = event(note="已通过审核 ✓")
+    bus.publish(sent)
+
+    wait_until(lambda: received.events)
+    [got] = received.events
+    assert got == sent
+    assert got.payload == {"title": "安全生产宣传月活动", "note": "已通过审核 ✓"}
+
+
+def test_topic_patterns_route_and_each_consumer_gets_a_copy(bus):
+    """Routing follows topic patterns; every bound consumer gets its own copy."""
+    submissions, evidence, also_submissions = Recorder(), Recorder(), Recorder()
+    bus.subscribe("review", ["submission.*"], submissions)
+    bus.subscribe("storage", ["evidence.*"], evidence)
+    bus.subscribe("notification", ["submission.approved"], also_submissions)
+    bus.start()
+    stored, approved = event("evidence.stored"), event("submission.approved")
+    bus.publish(stored)
+    bus.publish(approved)
+
+    wait_until(lambda: submissions.events and evidence.events and also_submissions.events)
+    # evidence.stored was published first on the same queue order, so it would have arrived by now
+    assert [e.event_id for e in submissions.events] == [approved.event_id]
+    assert [e.event_id for e in also_submissions.events] == [approved.event_id]
+    assert [e.event_id for e in evidence.events] == [stored.event_id]
+
+
+def test_events_published_before_start_are_kept(bus):
+    """subscribe() declares the queue, so events published before start() wait in it."""
+    received = Recorder()
+    bus.subscribe("review", ["submission.#"], received)
+    early = [event("submission.approved"), event("submission.rejected.late")]
+    for e in early:
+        bus.publish(e)
+    assert not received.events
+
+    bus.start()
+    wait_until(lambda: received.ids() == {e.event_id for e in early})
+
+
+def test_failing_handler_is_retried_until_it_succeeds(bus):
+    """Two failures then a success: three calls, nothing parked."""
+    flaky = Recorder(fail=lambda e, calls: calls <= 2)
+    bus.subscribe("review", ["submission.approved"], flaky)
+    bus.start()
+    sent = event()
+    bus.publish(sent)
+
+    wait_until(lambda: flaky.calls(sent.event_id) >= 3)
+    assert all(e == sent for e in flaky.events)
+    assert bus.parked("review") == []
+    time.sleep(0.5)  # longer than every retry delay: a 4th attempt would have happened
+    assert flaky.calls(sent.event_id) == 3
+
+
+def test_poison_event_is_parked_while_the_queue_keeps_flowing(bus):
+    """An always-failing event is tried 1+len(delays) times then parked; later events still flow."""
+    poison = event(poison=True)
+    handler = Recorder(fail=lambda e, calls: e.event_id == poison.event_id)
+    bus.subscribe("review", ["submission.approved"], handler)
+    bus.start()
+    bus.publish(poison)
+    healthy = [event(n=n) for n in range(3)]
+    for e in healthy:
+        bus.publish(e)
+
+    wait_until(lambda: {e.event_id for e in healthy} <= handler.ids())
+    wait_until(lambda: poison.event_id in {e.event_id for e in bus.parked("review")})
+    assert handler.calls(poison.event_id) == 1 + len(DELAYS)
+    assert [e.event_id for e in bus.parked("review")] == [poison.event_id]  # peeking removed nothing
+    assert all(handler.calls(e.event_id) == 1 for e in healthy)
+
+
+def test_events_published_while_stopped_are_delivered_after_restart(bus, bus_factory, backend):
+    """Events published while the worker is down are delivered once it restarts."""
+    first = Recorder()
+    bus.subscribe("review", ["submission.approved"], first)
+    bus.start()
+    before = event()
+    bus.publish(before)
+    wait_until(lambda: first.events)
+    bus.stop()
+
+    # a restarted worker is a new process: a new adapter instance with the same names
+    restarted = bus_factory() if backend == "rabbitmq" else bus
+    second = Recorder()
+    restarted.subscribe("review", ["submission.approved"], second)
+    while_stopped = event()
+    restarted.publish(while_stopped)
+    time.sleep(0.3)
+    assert not second.events and first.ids() == {before.event_id}
+
+    restarted.start()
+    wait_until(lambda: second.events)
+    assert second.ids() == {while_stopped.event_id}
+    assert first.ids() == {before.event_id}
+
+
+def test_health_reports_the_backend(bus):
+    """health() names the backend and reports ok."""
+    bus.subscribe("review", ["submission.approved"], Recorder())
+    health = bus.health()
+    assert health["ok"] is True
+    assert health["backend"] in {"memory", "rabbitmq"}
+
+
+# -- RabbitMQ only: connection failures -----------------------------------------------------------
+
+
+def _close_connections_named(fragment: str) -> int:
+    """Close, from the broker side, every connection whose client name contains fragment."""
+    if shutil.which("rabbitmqctl") is None:
+        pytest.skip("rabbitmqctl is not on PATH (broker not local)")
+    listing = subprocess.run(
+        ["rabbitmqctl", "-q", "list_connections", "pid", "client_properties", "--no-table-headers"],
+        capture_output=True, text=True, check=True, timeout=30,
+    ).stdout
+    pids = [line.split("\t")[0] for line in listing.splitlines() if fragment in line]
+    for pid in pids:
+        subprocess.run(["rabbitmqctl", "-q", "close_connection", pid, "test"], check=True, timeout=30)
+    return len(pids)
+
+
+@pytest.mark.rabbitmq
+def test_rabbitmq_consumer_and_publisher_reconnect_after_broker_closes_them(rabbit_bus_factory, run_name):
+    """Connections closed by the broker come back on their own, for consuming and publishing."""
+    bus = rabbit_bus_factory()
+    received = Recorder()
+    bus.subscribe("review", ["submission.approved"], received)
+    bus.start()
+    first = event()
+    bus.publish(first)
+    wait_until(lambda: received.events)
+
+    assert _close_connections_named(run_name) >= 2  # the consumer's and this thread's publisher
+    wait_until(lambda: bus.health()["consumers"]["review"]["sessions"] >= 2)
+    second = event()
+    bus.publish(second)  # the publisher finds its connection dead and reconnects
+    wait_until(lambda: second.event_id in received.ids())
+    assert received.calls(first.event_id) == 1
+
+
+@pytest.mark.rabbitmq
+def test_rabbitmq_slow_handler_keeps_its_connection_and_is_acked_once(rabbit_bus_factory):
+    """A handler slower than the heartbeat timeout neither loses the connection nor gets redelivered."""
+    bus = rabbit_bus_factory(heartbeat_s=1)
+    finished = threading.Event()
+    calls: list[str] = []
+
+    def slow(e: Envelope) -> None:
+        calls.append(e.event_id)
+        time.sleep(4)  # well past two missed 1s heartbeats if the connection thread were blocked
+        finished.set()
+
+    bus.subscribe("review", ["submission.approved"], slow)
+    bus.start()
+    sent = event()
+    bus.publish(sent)
+
+    assert finished.wait(15)
+    time.sleep(1.5)  # a lost connection would have redelivered the unacked message by now
+    assert bus.health()["consumers"]["review"] == {"connected": True, "sessions": 1}
+    bus.stop()  # an unacked message would go back to ready when the consumer connection closes
+    assert calls == [sent.event_id]
+    assert bus.health()["queues"]["review"] == {"ready": 0, "parked": 0}
+
+
+@pytest.mark.rabbitmq
+def test_rabbitmq_unparseable_message_goes_straight_to_parking(rabbit_bus_factory, rabbitmq_url, run_name):
+    """A body that is not an Envelope is parked at once, without calling the handler."""
+    import pika
+
+    bus = rabbit_bus_factory()
+    received = Recorder()
+    bus.subscribe("review", ["submission.approved"], received)
+    bus.start()
+    connection = pika.BlockingConnection(pika.URLParameters(rabbitmq_url))
+    try:
+        connection.channel().basic_publish(f"{run_name}.events", "submission.approved", b"\xff not json")
+    finally:
+        connection.close()
+    good = event()
+    bus.publish(good)
+
+    wait_until(lambda: bus.health()["queues"]["review"]["parked"] == 1)
+    assert received.ids() == {good.event_id}  # the handler never saw the garbage
+    assert bus.parked("review") == []  # not an Envelope, so not listed, but kept in the queue
+    assert bus.health()["queues"]["review"]["parked"] == 1
+
+
+def test_rabbitmq_unreachable_broker_raises_bus_error_and_reports_unhealthy():
+    """No broker: publish() raises BusError after the bounded wait and health() says not ok (no broker needed)."""
+    from shared.bus.port import BusError
+    from shared.bus.rabbitmq import RabbitMQBus
+
+    bus = RabbitMQBus(url="amqp://guest:guest@127.0.0.1:1/%2F", connect_timeout_s=1)
+    with pytest.raises(BusError):
+        bus.publish(event())
+    health = bus.health()
+    assert health["backend"] == "rabbitmq" and health["ok"] is False and "error" in health
