@@ -44,10 +44,14 @@ class Database:
 
     def create_all(self, metadata: MetaData) -> None:
         """Create the service's schema and tables if missing."""
-        if not self.is_sqlite:
-            with self.engine.begin() as conn:
-                conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))
-        metadata.create_all(self.engine)
+        if self.is_sqlite:
+            metadata.create_all(self.engine)
+            return
+        with self.engine.begin() as conn:
+            # An API and its worker start together: serialise their DDL so neither trips on the other's.
+            conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": f"create_all:{self.schema}"})
+            conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))
+            metadata.create_all(conn)
 
     def session(self) -> Session:
         """A new ORM session."""

@@ -135,3 +135,4 @@ def run_until_signalled(start: Callable[[], None], stop: Callable[[], None]) -> 
 def configure_logging() -> None:
     """Plain timestamped logs on stderr for every process."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("pika").setLevel(logging.WARNING)

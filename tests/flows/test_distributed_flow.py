@@ -54,7 +54,7 @@ def test_flow_across_processes(cluster, smtp):
         assert decided.status_code == 200, decided.text
 
         smtp.wait_for(1, timeout=30)
-        message = smtp.messages[0]
+        message = smtp.messages[0].message
         assert message["Subject"] == "【审核通过】濉溪县信访局：悬挂宣传横幅"
         assert unit["liaison_email"] in message["To"]
         text, html = mail_parts(message)
@@ -83,5 +83,5 @@ def test_worker_restart_loses_nothing(cluster, smtp):
                                json={"reviewer": "王芳", "comment": "请补充照片"}).status_code == 200
         cluster.restart("notification-worker")
         smtp.wait_for(3, timeout=60)
-        subjects = sorted(m["Subject"] for m in smtp.messages)
+        subjects = sorted(m.message["Subject"] for m in smtp.messages)
         assert subjects == sorted(f"【退回修改】相山区信访局：宣传材料{n}" for n in range(3))

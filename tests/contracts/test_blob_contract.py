@@ -1,0 +1,194 @@
+"""The BlobStore contract: the folder and S3 adapters must pass the same suite."""
+from __future__ import annotations
+
+import hashlib
+import io
+import random
+import time
+
+import pytest
+
+from shared.blobs.folder import FolderBlobStore
+from shared.blobs.port import BlobNotFound, BlobStoreUnavailable
+from shared.blobs.s3 import S3BlobStore
+from tests.servers import free_port
+
+MiB = 1024 * 1024
+PART = 5 * MiB
+
+
+class BrokenUpload(OSError):
+    """What a client disconnecting mid-upload looks like to the store (an OSError, on purpose)."""
+
+
+class GeneratedStream:
+    """A readable stream of pseudo-random bytes, made chunk by chunk, that may fail after some bytes."""
+
+    def __init__(self, size: int, *, seed: int = 7, fail_after: int | None = None, chunk: int = 64 * 1024) -> None:
+        self._left = size
+        self._random = random.Random(seed)
+        self._fail_after = fail_after
+        self._chunk = chunk
+        self._sent = 0
+        self.sha256 = hashlib.sha256()
+
+    def read(self, n: int = -1) -> bytes:
+        """Up to min(n, chunk) bytes; short reads on purpose, like a socket."""
+        if self._fail_after is not None and self._sent >= self._fail_after:
+            raise BrokenUpload("client went away")
+        size = min(self._chunk if n is None or n < 0 else n, self._chunk, self._left)
+        data = self._random.randbytes(size) if size else b""
+        self._left -= size
+        self._sent += size
+        self.sha256.update(data)
+        return data
+
+
+def s3_store(target, **overrides) -> S3BlobStore:
+    """An S3BlobStore on the moto server, with the smallest part size S3 allows."""
+    settings = dict(
+        endpoint=target.endpoint, access_key=target.access_key, secret_key=target.secret_key,
+        bucket=target.bucket, region=target.region, part_size=PART,
+    )
+    return S3BlobStore(**{**settings, **overrides})
+
+
+@pytest.fixture(params=["folder", "s3"])
+def store(request, tmp_path):
+    """Each adapter in turn, on an empty namespace."""
+    if request.param == "folder":
+        return FolderBlobStore(tmp_path / "blobs")
+    return s3_store(request.getfixturevalue("s3"))
+
+
+def read_all(store, key: str, chunk_size: int = 256 * 1024) -> tuple[int, str]:
+    """Size and SHA-256 of an object, read chunk by chunk."""
+    digest, size = hashlib.sha256(), 0
+    for chunk in store.read(key, chunk_size):
+        assert 0 < len(chunk) <= chunk_size
+        digest.update(chunk)
+        size += len(chunk)
+    return size, digest.hexdigest()
+
+
+def test_put_then_read_gives_the_same_bytes(store):
+    data = "安全生产宣传月 evidence ".encode() * 5000 + bytes(range(256))
+    stored = store.put("submissions/1/photo.jpg", io.BytesIO(data), content_type="image/jpeg")
+    assert (stored.key, stored.size, stored.content_type) == ("submissions/1/photo.jpg", len(data), "image/jpeg")
+    assert stored.sha256 == hashlib.sha256(data).hexdigest()
+    assert b"".join(store.read("submissions/1/photo.jpg", 4096)) == data
+
+
+def test_empty_object_round_trips(store):
+    stored = store.put("empty.bin", io.BytesIO(b""), content_type="application/octet-stream")
+    assert (stored.size, stored.sha256) == (0, hashlib.sha256(b"").hexdigest())
+    assert b"".join(store.read("empty.bin")) == b""
+    assert store.stat("empty.bin").size == 0
+
+
+def test_multipart_sized_stream_round_trips(store):
+    stream = GeneratedStream(12 * MiB + 12345)
+    stored = store.put("videos/big.mp4", stream, content_type="video/mp4")
+    assert stored.size == 12 * MiB + 12345
+    assert stored.sha256 == stream.sha256.hexdigest()
+    assert read_all(store, "videos/big.mp4") == (stored.size, stored.sha256)
+
+
+def test_s3_uses_a_multipart_upload_for_large_streams(s3):
+    store = s3_store(s3)
+    store.put("videos/big.mp4", GeneratedStream(12 * MiB), content_type="video/mp4")
+    etag = s3.client().stat_object(bucket_name=s3.bucket, object_name="videos/big.mp4").etag
+    assert etag.endswith("-3"), f"expected a 3-part multipart ETag, got {etag!r}"
+
+
+def test_stat_exists_delete(store):
+    data = b"\xff\xd8\xff" + bytes(5000)
+    store.put("a/b.jpg", io.BytesIO(data), content_type="image/jpeg")
+    info = store.stat("a/b.jpg")
+    assert (info.key, info.size, info.content_type) == ("a/b.jpg", len(data), "image/jpeg")
+    assert info.sha256 in (None, hashlib.sha256(data).hexdigest())  # S3 does not know it; the DB does
+    assert store.exists("a/b.jpg")
+    store.delete("a/b.jpg")
+    assert not store.exists("a/b.jpg")
+    store.delete("a/b.jpg")  # deleting again is fine
+
+
+def test_missing_keys(store):
+    assert not store.exists("never/put.jpg")
+    with pytest.raises(BlobNotFound):
+        store.read("never/put.jpg")  # raised on the call, before any iteration
+    with pytest.raises(BlobNotFound):
+        store.stat("never/put.jpg")
+    store.delete("never/put.jpg")
+
+
+def test_missing_key_in_an_existing_bucket(store):
+    store.put("present.txt", io.BytesIO(b"x"), content_type="text/plain")
+    with pytest.raises(BlobNotFound):
+        store.read("absent.txt")
+    with pytest.raises(BlobNotFound):
+        store.stat("absent.txt")
+
+
+@pytest.mark.parametrize("size, fail_after", [(100_000, 30_000), (12 * MiB, 7 * MiB)], ids=["small", "multipart"])
+def test_stream_failing_midway_leaves_nothing(store, request, size, fail_after):
+    with pytest.raises(BrokenUpload):
+        store.put("broken.mp4", GeneratedStream(size, fail_after=fail_after), content_type="video/mp4")
+    assert not store.exists("broken.mp4")
+    if isinstance(store, S3BlobStore):
+        assert request.getfixturevalue("s3").pending_uploads() == []
+    else:
+        assert store.count_objects() == 0
+
+
+def test_failed_overwrite_keeps_the_old_object(store):
+    store.put("k.bin", io.BytesIO(b"old"), content_type="application/octet-stream")
+    with pytest.raises(BrokenUpload):
+        store.put("k.bin", GeneratedStream(12 * MiB, fail_after=6 * MiB), content_type="application/octet-stream")
+    assert b"".join(store.read("k.bin")) == b"old"
+
+
+@pytest.mark.parametrize("key", ["../x", "/abs", "", "a/../b", "a//b", "x/.."])
+def test_invalid_keys_are_refused(store, key):
+    with pytest.raises(ValueError):
+        store.put(key, io.BytesIO(b"x"), content_type="text/plain")
+    for call in (store.read, store.stat, store.exists, store.delete):
+        with pytest.raises(ValueError):
+            call(key)
+
+
+def test_health_is_ok(store):
+    health = store.health()
+    assert health["ok"] is True
+    assert health["backend"] in ("folder", "s3")
+
+
+def test_s3_down_is_reported_quickly():
+    store = S3BlobStore(endpoint=f"127.0.0.1:{free_port()}", access_key="testing", secret_key="testing", bucket="nowhere", part_size=PART)
+    for attempt in (
+        lambda: store.put("k.jpg", io.BytesIO(b"data"), content_type="image/jpeg"),
+        lambda: store.read("k.jpg"),
+        lambda: store.stat("k.jpg"),
+        lambda: store.delete("k.jpg"),
+    ):
+        started = time.monotonic()
+        with pytest.raises(BlobStoreUnavailable, match="127.0.0.1"):
+            attempt()
+        assert time.monotonic() - started < 5
+    started = time.monotonic()
+    health = store.health()
+    assert health["ok"] is False and health["backend"] == "s3" and health["bucket"] == "nowhere"
+    assert time.monotonic() - started < 5
+
+
+def test_s3_presigned_url_serves_the_object(s3):
+    import httpx
+
+    store = s3_store(s3)
+    data = "宣传照片".encode() + bytes(range(256)) * 40
+    store.put("photos/p.jpg", io.BytesIO(data), content_type="image/jpeg")
+    url = store.presigned_get_url("photos/p.jpg", 300)
+    assert url.startswith(f"http://{s3.endpoint}/{s3.bucket}/photos/p.jpg?") and "X-Amz-Signature=" in url
+    response = httpx.get(url, timeout=10, trust_env=False)  # no proxy from the machine
+    assert response.status_code == 200
+    assert response.content == data

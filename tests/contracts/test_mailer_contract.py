@@ -1,0 +1,155 @@
+"""The Mailer contract: the folder and SMTP adapters must pass the same suite."""
+from __future__ import annotations
+
+import socket
+import time
+from dataclasses import dataclass
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import make_msgid
+from typing import Callable
+
+import pytest
+
+from shared.mail.folder import FolderMailer
+from shared.mail.port import PermanentMailError, TemporaryMailError
+from shared.mail.smtp import SmtpMailer
+from tests.helpers import mail_parts, read_eml
+
+SUBJECT = "【安全生产宣传月】您提交的活动证据“消防演练照片（第二批）”已审核通过，请于三日内完成后续材料补充"
+TEXT = "张三同志：\n\n您提交的宣传月活动证据已审核通过。\n审核意见：照片清晰，内容完整。\n\n宣传月办公室\n"
+HTML = "<html><body><p>张三同志：</p><p>您提交的宣传月活动证据已<b>审核通过</b>。</p><p>宣传月办公室</p></body></html>\n"
+SENDER = "宣传月办公室 <campaign-office@example.org>"
+
+
+@dataclass
+class MailTarget:
+    """A mailer and a way to read back what it delivered."""
+
+    mailer: object
+    delivered: Callable[[], list[EmailMessage]]
+
+
+def smtp_mailer(server, **overrides) -> SmtpMailer:
+    """An SmtpMailer talking to the test server, with a short timeout."""
+    return SmtpMailer(**{"host": server.host, "port": server.port, "timeout_s": 5.0, **overrides})
+
+
+@pytest.fixture(params=["folder", "smtp"])
+def target(request, tmp_path) -> MailTarget:
+    """Each adapter in turn, with its own empty mailbox."""
+    if request.param == "folder":
+        mailer = FolderMailer(tmp_path / "mail")
+        return MailTarget(mailer, lambda: [read_eml(path) for path in mailer.messages()])
+    server = request.getfixturevalue("smtp")
+    return MailTarget(smtp_mailer(server), lambda: [received.message for received in server.messages])
+
+
+def chinese_message(to: Address | None = Address(display_name="张三（安全科）", addr_spec="zhangsan@example.org")) -> EmailMessage:
+    """A multipart/alternative notification like the notification service builds."""
+    message = EmailMessage()
+    message["Subject"] = SUBJECT
+    message["From"] = SENDER
+    if to is not None:
+        message["To"] = to
+    message["Message-ID"] = make_msgid(domain="example.org")
+    message.set_content(TEXT)
+    message.add_alternative(HTML, subtype="html")
+    return message
+
+
+def test_chinese_multipart_message_round_trips(target):
+    target.mailer.send(chinese_message())
+    [received] = target.delivered()
+    assert received["Subject"] == SUBJECT
+    [sender] = received["From"].addresses
+    assert (sender.display_name, sender.addr_spec) == ("宣传月办公室", "campaign-office@example.org")
+    [recipient] = received["To"].addresses
+    assert (recipient.display_name, recipient.addr_spec) == ("张三（安全科）", "zhangsan@example.org")
+    assert received.get_content_type() == "multipart/alternative"
+    # base64-encoded text parts travel in canonical form, CRLF line ends: compare the text, not the line ends
+    assert tuple(part.replace("\r\n", "\n") for part in mail_parts(received)) == (TEXT, HTML)
+
+
+def test_message_without_recipient_is_permanent_failure(target):
+    with pytest.raises(PermanentMailError):
+        target.mailer.send(chinese_message(to=None))
+    assert target.delivered() == []
+
+
+def test_health_is_ok(target):
+    health = target.mailer.health()
+    assert health["ok"] is True
+    assert health["backend"] in ("folder", "smtp")
+
+
+def test_smtp_sends_ascii_only_headers_and_the_right_envelope(smtp):
+    smtp_mailer(smtp).send(chinese_message())
+    [received] = smtp.wait_for(1)
+    assert received.mail_from == "campaign-office@example.org"
+    assert received.rcpt_tos == ["zhangsan@example.org"]
+    header_block = received.raw.split(b"\r\n\r\n", 1)[0]
+    header_block.decode("ascii")  # RFC 2047 encoded words: no SMTPUTF8 needed (the server does not offer it)
+    assert b"=?utf-8?" in header_block
+
+
+def test_smtp_cc_and_bcc_are_envelope_recipients_and_bcc_is_not_shown(smtp):
+    message = chinese_message()
+    message["Cc"] = "李四 <lisi@example.org>"
+    message["Bcc"] = "audit@example.org"
+    smtp_mailer(smtp).send(message)
+    [received] = smtp.wait_for(1)
+    assert sorted(received.rcpt_tos) == ["audit@example.org", "lisi@example.org", "zhangsan@example.org"]
+    assert received.message["Bcc"] is None
+
+
+@pytest.mark.parametrize("address", ["not-an-address", "@example.org", "张三"])
+def test_smtp_invalid_recipient_is_permanent_failure(smtp, address):
+    with pytest.raises(PermanentMailError):
+        smtp_mailer(smtp).send(chinese_message(to=address))
+    assert smtp.messages == []
+
+
+@pytest.mark.parametrize("stage", ["RCPT", "DATA"])
+def test_smtp_4xx_reply_is_temporary_failure(smtp, stage):
+    smtp.fail_next_with(451, "try later", on=stage)
+    with pytest.raises(TemporaryMailError, match="451"):
+        smtp_mailer(smtp).send(chinese_message())
+    assert smtp.messages == []
+    smtp_mailer(smtp).send(chinese_message())  # the next attempt goes through
+    smtp.wait_for(1)
+
+
+@pytest.mark.parametrize("stage", ["RCPT", "DATA"])
+def test_smtp_5xx_reply_is_permanent_failure(smtp, stage):
+    smtp.fail_next_with(550, "no such user", on=stage)
+    with pytest.raises(PermanentMailError, match="550"):
+        smtp_mailer(smtp).send(chinese_message())
+    assert smtp.messages == []
+
+
+def test_smtp_down_is_temporary_failure_and_delivery_resumes_after_restart(smtp):
+    mailer = smtp_mailer(smtp)
+    smtp.stop()
+    started = time.monotonic()
+    with pytest.raises(TemporaryMailError):
+        mailer.send(chinese_message())
+    assert time.monotonic() - started < 2
+    health = mailer.health()
+    assert health["ok"] is False and health["port"] == smtp.port
+    smtp.start()
+    mailer.send(chinese_message())
+    assert smtp.wait_for(1)[0].message["Subject"] == SUBJECT
+    assert mailer.health()["ok"] is True
+
+
+def test_smtp_server_that_never_greets_times_out_as_temporary_failure():
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()  # connections complete in the backlog, but nobody ever answers
+        mailer = SmtpMailer(host="127.0.0.1", port=silent.getsockname()[1], timeout_s=0.5)
+        started = time.monotonic()
+        with pytest.raises(TemporaryMailError):
+            mailer.send(chinese_message())
+        assert time.monotonic() - started < 3
+        assert mailer.health()["ok"] is False
