@@ -1,6 +1,7 @@
 """Events published by the intake service."""
 from __future__ import annotations
 
+from datetime import date, datetime
 from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict
@@ -8,6 +9,56 @@ from pydantic import BaseModel, ConfigDict
 
 class _Payload(BaseModel):
     model_config = ConfigDict(extra="ignore")
+
+
+class MeasureInfo(_Payload):
+    """A measure (宣传措施) as other services need it."""
+
+    code: str
+    name: str
+    min_evidence: int = 1
+    accepted_kinds: list[str] = ["photo", "video", "document"]
+    weight: float = 1.0
+
+
+class DeadlineInfo(_Payload):
+    """A deadline of a campaign (e.g. liaison designation, summary report)."""
+
+    code: str
+    name: str
+    due_at: datetime
+
+
+class CampaignPublished(_Payload):
+    """A campaign definition (or a new version of it) was published."""
+
+    EVENT_TYPE: ClassVar[str] = "campaign.published"
+    campaign_id: str
+    code: str
+    name: str
+    version: int
+    organiser: str = ""
+    publicity_start: date
+    publicity_end: date
+    inspection_start: date | None = None
+    inspection_end: date | None = None
+    measures: list[MeasureInfo] = []
+    topics: list[dict] = []
+    deadlines: list[DeadlineInfo] = []
+    definition_sha256: str = ""
+
+
+class UnitRegistered(_Payload):
+    """A unit joined the unit tree; unit_path is the materialised path of unit ids from the root."""
+
+    EVENT_TYPE: ClassVar[str] = "unit.registered"
+    unit_id: str
+    code: str
+    name: str
+    level: str
+    parent_id: str | None = None
+    unit_path: str = ""
+    campaign_id: str | None = None
 
 
 class LiaisonDesignated(_Payload):
@@ -19,6 +70,8 @@ class LiaisonDesignated(_Payload):
     unit_name: str
     liaison_name: str
     liaison_email: str
+    late: bool = False
+    unit_path: str = ""
 
 
 class SubmissionSubmitted(_Payload):
@@ -30,6 +83,12 @@ class SubmissionSubmitted(_Payload):
     measure_code: str
     title: str
     version: int
+    kind: str = "measure"  # measure, summary_report, good_practice
+    campaign_id: str | None = None
+    unit_path: str = ""
+    held_on: date | None = None
+    outside_window: bool = False
+    topics: list[str] = []
 
 
 class SubmissionWithdrawn(_Payload):
@@ -39,3 +98,25 @@ class SubmissionWithdrawn(_Payload):
     submission_id: str
     unit_id: str
     version: int
+
+
+class _DeadlineEvent(_Payload):
+    campaign_id: str
+    deadline_code: str
+    deadline_name: str
+    due_at: datetime
+    unit_id: str
+    missing: list[str] = []  # human-readable items still missing, e.g. measure names
+
+
+class DeadlineApproaching(_DeadlineEvent):
+    """A deadline is near and the unit still misses something (once per unit, deadline and lead time)."""
+
+    EVENT_TYPE: ClassVar[str] = "deadline.approaching"
+    lead: str  # ISO-8601 duration of the lead time that fired, e.g. "P3D"
+
+
+class DeadlineMissed(_DeadlineEvent):
+    """A deadline passed and the unit still misses something (once per unit and deadline)."""
+
+    EVENT_TYPE: ClassVar[str] = "deadline.missed"
