@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-fast up down bench lint clean
+.PHONY: install run test test-fast up down bench lint clean load-campaign
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,9 +25,13 @@ up: ## start the distributed platform with Docker
 down:
 	docker compose down
 
-bench: install ## print the benchmark figures
-	$(PY) -m bench.upload
-	$(PY) -m bench.pipeline
+bench: install ## print the benchmark figures (pass options as UPLOAD_ARGS="--size-mib 256" PIPELINE_ARGS="--n 50" COVERAGE_ARGS="--runs 20")
+	$(PY) -m bench.upload $(UPLOAD_ARGS)
+	$(PY) -m bench.pipeline $(PIPELINE_ARGS)
+	$(PY) -m bench.coverage $(COVERAGE_ARGS)
+
+load-campaign: install ## load a campaign definition into the embedded state (CAMPAIGN=deploy/campaigns/huaibei-2020.yaml)
+	$(PY) -m services.intake.cli load $(or $(CAMPAIGN),deploy/campaigns/huaibei-2020.yaml)
 
 lint: install
 	$(PY) -m compileall -q shared services deploy tests bench

@@ -9,10 +9,12 @@ from fastapi.responses import HTMLResponse
 
 from services.evidence_storage import api as evidence_api
 from services.evidence_storage import bootstrap as evidence_bootstrap
+from services.evidence_storage.jobs import jobs as evidence_jobs
 from services.evidence_storage.subscriptions import SUBSCRIPTIONS as EVIDENCE_SUBSCRIPTIONS
 from services.intake import api as intake_api
 from services.intake import bootstrap as intake_bootstrap
 from services.intake.subscriptions import SUBSCRIPTIONS as INTAKE_SUBSCRIPTIONS
+from services.intake.subscriptions import jobs as intake_jobs
 from services.notification import api as notification_api
 from services.notification import bootstrap as notification_bootstrap
 from services.notification.subscriptions import SUBSCRIPTIONS as NOTIFICATION_SUBSCRIPTIONS
@@ -64,15 +66,15 @@ def build_platform(settings: Settings, *, clock: Clock | None = None, bus: Messa
     blobs = blobs or make_blob_store(settings)
     mailer = mailer or make_mailer(settings)
     contexts = {
-        "intake": intake_bootstrap.bootstrap(settings, clock=clock),
+        "intake": intake_bootstrap.bootstrap(settings, clock=clock, blobs=blobs),
         "evidence_storage": evidence_bootstrap.bootstrap(settings, clock=clock, blobs=blobs),
         "review": review_bootstrap.bootstrap(settings, clock=clock),
         "notification": notification_bootstrap.bootstrap(settings, clock=clock, mailer=mailer),
     }
     platform = Platform(app=FastAPI(), bus=bus, contexts=contexts)
     platform.workers = [
-        ServiceWorker(contexts["intake"], bus, INTAKE_SUBSCRIPTIONS),
-        ServiceWorker(contexts["evidence_storage"], bus, EVIDENCE_SUBSCRIPTIONS),
+        ServiceWorker(contexts["intake"], bus, INTAKE_SUBSCRIPTIONS, intake_jobs(contexts["intake"])),
+        ServiceWorker(contexts["evidence_storage"], bus, EVIDENCE_SUBSCRIPTIONS, evidence_jobs(contexts["evidence_storage"])),
         ServiceWorker(contexts["review"], bus, REVIEW_SUBSCRIPTIONS),
         ServiceWorker(contexts["notification"], bus, NOTIFICATION_SUBSCRIPTIONS, notification_jobs(contexts["notification"])),
     ]

@@ -38,6 +38,8 @@ def make_blob_store(settings: Settings) -> BlobStore:
             secure=settings.s3_secure,
             region=settings.s3_region,
             part_size=settings.s3_part_size,
+            object_lock=settings.s3_object_lock,
+            public_endpoint=settings.s3_public_endpoint,
         )
     from shared.blobs.folder import FolderBlobStore
 
@@ -57,6 +59,7 @@ def make_mailer(settings: Settings) -> Mailer:
             starttls=settings.smtp_starttls,
             ssl=settings.smtp_ssl,
             timeout_s=settings.smtp_timeout_s,
+            ca_file=settings.smtp_tls_ca_file,
         )
     from shared.mail.folder import FolderMailer
 

@@ -1,6 +1,7 @@
 """Process settings, read from environment variables once by each composition root."""
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -39,7 +40,10 @@ class Settings(BaseSettings):
     s3_bucket: str = "campaign-evidence"
     s3_secure: bool = False
     s3_region: str = "us-east-1"
-    s3_part_size: int = Field(16 * 1024 * 1024, ge=5 * 1024 * 1024)
+    # The API holds about five parts while streaming one to S3 (~40 MB at 8 MiB); 10,000 parts still allow 80 GiB.
+    s3_part_size: int = Field(8 * 1024 * 1024, ge=5 * 1024 * 1024)
+    s3_object_lock: bool = Field(False, description="Create the bucket with S3 Object Lock, so approved evidence gets store-level retention")
+    s3_public_endpoint: str | None = Field(None, description="host:port clients use for presigned URLs, if not S3_ENDPOINT")
 
     # mail
     mail_backend: Literal["folder", "smtp"] = "folder"
@@ -52,9 +56,49 @@ class Settings(BaseSettings):
     smtp_starttls: bool = False
     smtp_ssl: bool = False
     smtp_timeout_s: float = 10.0
+    smtp_tls_ca_file: Path | None = Field(None, description="CA bundle to trust for STARTTLS/SSL (an internal relay's own CA)")
+    smtp_max_per_minute: int = Field(0, ge=0, description="Send-rate limit per SMTP server and worker; 0 = unlimited")
+
+    # notification
+    public_base_url: str = Field("http://127.0.0.1:8000", description="Where links in e-mails point (the gateway)")
+    notify_office_email: str = Field("campaign-office@example.org", description="Campaign office mailbox for reminders no liaison can receive")
+    notify_office_name: str = Field("宣传月活动办公室", description="Signature under every e-mail")
+    notify_template_dir: Path | None = Field(None, description="Folder of template overrides searched before the packaged ones")
+    notify_submission_receipts: bool = Field(False, description="Mail the liaison a receipt for every submission")
+    reviewer_emails: Annotated[tuple[str, ...], NoDecode] = ()
+    notify_digest_hour: int = Field(18, ge=0, le=23, description="Hour of the day (in NOTIFY_TIMEZONE) when daily digests go out")
+    notify_timezone: str = "Asia/Shanghai"
+    notify_poll_s: float = Field(2.0, gt=0, description="How often the delivery loop looks for due e-mails")
+    notify_backoff_base_s: float = Field(2.0, gt=0)
+    notify_backoff_max_s: float = Field(600.0, gt=0)
+    notify_retry_for_s: float = Field(172800.0, gt=0, description="Give up on temporary failures after this long")
+
+    # intake: deadline watcher
+    deadline_watch_interval_s: float = Field(300.0, gt=0, description="How often the intake worker looks at deadlines")
+    deadline_lead_times: Annotated[tuple[timedelta, ...], NoDecode] = Field(
+        (timedelta(days=3), timedelta(days=1)), description="ISO-8601 durations before a deadline when deadline.approaching fires")
+    deadline_missed_within: timedelta = Field(timedelta(days=7), description="deadline.missed fires only this long after the deadline")
 
     # evidence limits
-    evidence_max_bytes: int = Field(2 * 1024**3, ge=1)
+    evidence_max_bytes: int = Field(2 * 1024**3, ge=1, description="Largest evidence file of any kind")
+    evidence_photo_max_bytes: int = Field(30 * 1024**2, ge=1)
+    evidence_video_max_bytes: int = Field(2 * 1024**3, ge=1)
+    evidence_document_max_bytes: int = Field(50 * 1024**2, ge=1)
+    evidence_max_image_pixels: int = Field(64_000_000, ge=1, description="Pixel-flood guard: width x height of a photo")
+    evidence_near_duplicate_bits: int = Field(10, ge=0, le=64, description="Perceptual-hash distance at or below which photos are flagged")
+    evidence_session_ttl_s: int = Field(24 * 3600, ge=60, description="How long an unfinished upload session is kept")
+    evidence_presign_ttl_s: int = Field(900, ge=60, le=7 * 24 * 3600)
+    evidence_download_ttl_s: int = Field(300, ge=10, le=7 * 24 * 3600, description="Lifetime of a presigned download URL")
+    evidence_retention_days: int = Field(5 * 365, ge=1, description="Store-level retention of approved evidence")
+    evidence_retention_mode: Literal["GOVERNANCE", "COMPLIANCE"] = "GOVERNANCE"
+    evidence_timezone: str = Field("Asia/Shanghai", description="Local time of capture dates compared with campaign windows")
+
+    # authentication (docs/security.md)
+    auth_private_key: str | None = Field(None, description="Ed25519 signing key of the identity service (intake): PEM text or a file path")
+    auth_public_key: str | None = Field(None, description="Ed25519 public key every service verifies tokens with: PEM text or a file path")
+    auth_issuer: str = Field("campaign-evidence", description="iss claim of issued tokens, checked on verification")
+    auth_token_ttl_s: int = Field(3600, ge=60, le=7 * 24 * 3600, description="Lifetime of a bearer token from a password login")
+    auth_api_token_ttl_s: int = Field(900, ge=60, le=24 * 3600, description="Lifetime of a bearer token exchanged for an API key")
 
     # outbox relay
     outbox_poll_s: float = Field(0.5, gt=0)
@@ -70,6 +114,38 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return tuple(int(part) for part in value.split(",") if part.strip())
         return value
+
+    @field_validator("reviewer_emails", mode="before")
+    @classmethod
+    def _split_emails(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("notify_timezone", "evidence_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone: {value!r}") from exc
+        return value
+
+    @field_validator("deadline_lead_times", mode="before")
+    @classmethod
+    def _split_leads(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("deadline_lead_times")
+    @classmethod
+    def _positive_leads(cls, value: tuple[timedelta, ...]) -> tuple[timedelta, ...]:
+        if any(lead <= timedelta(0) for lead in value):
+            raise ValueError("deadline lead times must be positive")
+        return tuple(sorted(set(value), reverse=True))
 
     def database_url_for(self, service: str) -> str:
         """The database URL one service uses, with placeholders filled."""

@@ -1,83 +1,227 @@
-"""Evidence HTTP API: streamed uploads and downloads, a thin router over the handlers."""
+"""Evidence HTTP API: a thin router over the use cases. Request bodies are pulled chunk by chunk from a worker
+thread, so uploads of any size stream into the store with flat memory."""
 from __future__ import annotations
 
+from datetime import datetime, timezone
+from typing import Callable
 from urllib.parse import quote
 
 import anyio
 import anyio.from_thread
-from fastapi import APIRouter, FastAPI, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
 from sqlalchemy import select
+from starlette.requests import ClientDisconnect
 
-from services.evidence_storage import handlers
-from services.evidence_storage.models import Evidence, KnownSubmission
-from services.evidence_storage.schemas import EvidenceRead
+from services.evidence_storage import downloads, exports, handlers, integrity, uploads
+from services.evidence_storage.access import Caller, caller_of
+from services.evidence_storage.duplicates import duplicates_of
+from services.evidence_storage.formdata import MultipartFiles
+from services.evidence_storage.models import AUDIT, Evidence, IntegrityCheck, UploadSession
+from services.evidence_storage.schemas import (
+    CompleteRequest, DownloadUrl, DuplicateRead, EvidenceRead, IntegrityRead, IntegrityRequest,
+    PresignedForm, SessionCreate, SessionRead,
+)
 from services.evidence_storage.streams import ChunkPullReader
-from shared.http import health_router, not_found
+from shared.audit import AuditEntry
+from shared.blobs.port import PresignedPost
+from shared.http import health_router
 from shared.runtime import ServiceContext
+
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+_UPLOAD_BODY = {"requestBody": {"required": True, "content": {
+    "application/octet-stream": _BINARY,
+    "multipart/form-data": {"schema": {"type": "object", "properties": {"files": {"type": "array", "items": _BINARY}}}},
+}}}
+_CHUNK_BODY = {"requestBody": {"required": True, "content": {"application/octet-stream": _BINARY}}}
 
 
 def create_app(ctx: ServiceContext) -> FastAPI:
     """The evidence_storage service's FastAPI application."""
-    app = FastAPI(title="evidence_storage · 佐证资料", description="上传、保存与下载佐证资料", version="0.1.0")
+    app = FastAPI(title="evidence_storage · 佐证资料", version="0.2.0", description=(
+        "上传、检查、保存与下载佐证资料。Upload (streamed, resumable sessions, presigned POST to S3), inspect, keep and "
+        "export evidence. TEMPORARY until authentication lands: name yourself in the `X-Actor` header."))
     router = APIRouter()
 
-    @router.post(
-        "/submissions/{submission_id}/evidence",
-        status_code=201,
-        response_model=EvidenceRead,
-        tags=["evidence"],
-        openapi_extra={"requestBody": {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}, "required": True}},
-    )
-    async def upload(submission_id: str, request: Request, filename: str | None = Query(None, max_length=1000)) -> Evidence:
-        """Upload one file as the raw request body; it is streamed to the store, never held whole in memory."""
-        chunks = request.stream().__aiter__()
+    def view(evidence: Evidence) -> EvidenceRead:
+        return views([evidence])[0]
 
-        async def next_chunk() -> bytes:
-            try:
-                return await chunks.__anext__()
-            except StopAsyncIteration:
-                return b""
+    def views(rows: list[Evidence]) -> list[EvidenceRead]:
+        with ctx.db.session() as uow:
+            flags = duplicates_of(uow, [row.id for row in rows])
+        return [EvidenceRead.model_validate(row).model_copy(update={
+            "has_preview": row.thumbnail_key is not None,
+            "duplicates": [DuplicateRead(evidence_id=other, match=flag.match, distance=flag.distance) for flag, other in flags[row.id]],
+        }) for row in rows]
 
-        reader = ChunkPullReader(lambda: anyio.from_thread.run(next_chunk))
-        return await anyio.to_thread.run_sync(lambda: handlers.store_evidence(submission_id, filename, reader, ctx=ctx))
+    @router.post("/submissions/{submission_id}/evidence", status_code=201, response_model=EvidenceRead | list[EvidenceRead],
+                 tags=["upload"], openapi_extra=_UPLOAD_BODY)
+    async def upload(submission_id: str, request: Request, filename: str | None = Query(None, max_length=1000),
+                     caller: Caller = Depends(caller_of)):
+        """Upload as the raw body (one file, `?filename=` for display) or as multipart/form-data (several files,
+        all accepted or none). Streamed to the store, never held whole in memory; the type is judged from the bytes."""
+        next_chunk = _puller(request)
+        if request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
+            content_type = request.headers["content-type"]
+            rows = await _in_thread(lambda: handlers.store_form(
+                submission_id, MultipartFiles(content_type, next_chunk), ctx=ctx, actor=caller.actor))
+            return views(rows)
+        row = await _in_thread(lambda: handlers.store_evidence(
+            submission_id, filename, ChunkPullReader(next_chunk), ctx=ctx, actor=caller.actor))
+        return view(row)
 
     @router.get("/submissions/{submission_id}/evidence", response_model=list[EvidenceRead], tags=["evidence"])
-    def list_evidence(submission_id: str) -> list[Evidence]:
-        """The evidence files of one submission (404 until this service has heard of the submission)."""
-        with ctx.db.session() as uow:
-            if uow.get(KnownSubmission, submission_id) is None:
-                raise not_found("报送材料", "submission", submission_id)
-            return list(uow.scalars(select(Evidence).where(Evidence.submission_id == submission_id).order_by(Evidence.created_at)))
+    def list_evidence(submission_id: str, caller: Caller = Depends(caller_of)) -> list[EvidenceRead]:
+        """The evidence files of one submission, with duplicate flags (404 until this service has heard of it)."""
+        return views(downloads.list_for_submission(submission_id, caller, ctx=ctx))
 
     @router.get("/evidence/{evidence_id}", response_model=EvidenceRead, tags=["evidence"])
-    def get_evidence(evidence_id: str) -> Evidence:
-        """Metadata of one evidence file."""
-        return _load(evidence_id)
+    def get_evidence(evidence_id: str, caller: Caller = Depends(caller_of)) -> EvidenceRead:
+        """Metadata of one evidence file: checksum, type, dimensions, capture time and place, duplicates, lock."""
+        return view(downloads.evidence_for(evidence_id, caller, ctx=ctx))
 
-    @router.get("/evidence/{evidence_id}/content", tags=["evidence"])
-    def download(evidence_id: str) -> StreamingResponse:
-        """Stream the stored bytes back."""
-        evidence = _load(evidence_id)
-        disposition = f"attachment; filename*=UTF-8''{quote(evidence.filename)}"
-        return StreamingResponse(
-            ctx.blobs.read(evidence.object_key),
-            media_type=evidence.media_type,
-            headers={"Content-Disposition": disposition, "Content-Length": str(evidence.size), "X-Content-SHA256": evidence.sha256},
-        )
+    @router.get("/evidence/{evidence_id}/content", tags=["download"])
+    def download(evidence_id: str, caller: Caller = Depends(caller_of)) -> StreamingResponse:
+        """Stream the stored bytes (written to the audit log)."""
+        evidence, chunks = downloads.open_content(evidence_id, caller, ctx=ctx)
+        return StreamingResponse(chunks, media_type=evidence.media_type, headers={
+            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(evidence.filename)}",
+            "Content-Length": str(evidence.size), "X-Content-SHA256": evidence.sha256,
+            "X-Content-Type-Options": "nosniff",
+        })
+
+    @router.get("/evidence/{evidence_id}/preview", tags=["download"])
+    def preview(evidence_id: str, caller: Caller = Depends(caller_of)) -> StreamingResponse:
+        """The thumbnail (photo) or poster frame (video) as JPEG (written to the audit log)."""
+        _, chunks = downloads.open_content(evidence_id, caller, ctx=ctx, preview=True)
+        return StreamingResponse(chunks, media_type="image/jpeg", headers={"X-Content-Type-Options": "nosniff"})
+
+    @router.post("/evidence/{evidence_id}/download-url", response_model=DownloadUrl, tags=["download"])
+    def download_url(evidence_id: str, caller: Caller = Depends(caller_of)) -> DownloadUrl:
+        """A short-lived presigned URL straight to the object (S3 only; written to the audit log)."""
+        _, url, expires_at = downloads.presigned_download(evidence_id, caller, ctx=ctx)
+        return DownloadUrl(url=url, expires_at=expires_at)
 
     @router.delete("/evidence/{evidence_id}", status_code=204, tags=["evidence"])
-    def delete(evidence_id: str) -> None:
-        """Delete evidence that is not yet locked as assessment proof."""
-        handlers.delete_evidence(evidence_id, ctx=ctx)
+    def delete(evidence_id: str, caller: Caller = Depends(caller_of)) -> None:
+        """Delete evidence that is not yet locked; approved (locked) proof is refused."""
+        handlers.delete_evidence(evidence_id, ctx=ctx, caller=caller)
 
-    def _load(evidence_id: str) -> Evidence:
+    @router.post("/submissions/{submission_id}/upload-sessions", status_code=201, response_model=SessionRead, tags=["upload"])
+    def create_session(submission_id: str, body: SessionCreate, caller: Caller = Depends(caller_of)) -> SessionRead:
+        """Open a resumable chunked session, or a presigned POST straight to S3 (501 on the folder store)."""
+        session, form = uploads.create_session(
+            submission_id, mode=body.mode, filename=body.filename, size=body.size, sha256=body.sha256,
+            content_type=body.content_type, ctx=ctx, actor=caller.actor)
+        return session_view(session, form)
+
+    @router.get("/upload-sessions/{session_id}", response_model=SessionRead, tags=["upload"])
+    def get_session(session_id: str) -> SessionRead:
+        """How far a session got: `received` is the offset to resume from after a cut."""
+        return session_view(uploads.get_session(session_id, ctx=ctx))
+
+    @router.head("/upload-sessions/{session_id}", tags=["upload"])
+    def head_session(session_id: str) -> Response:
+        """The received offset in the Upload-Offset header."""
+        session = uploads.get_session(session_id, ctx=ctx)
+        return Response(headers={"Upload-Offset": str(session.received), "Upload-Length": str(session.size),
+                                 "Cache-Control": "no-store"})
+
+    @router.put("/upload-sessions/{session_id}", response_model=SessionRead, tags=["upload"], openapi_extra=_CHUNK_BODY)
+    async def put_chunk(session_id: str, request: Request, offset: int | None = Query(None, ge=0)) -> SessionRead:
+        """Send the next chunk, starting at the received offset (`?offset=` or `Content-Range: bytes a-b/size`)."""
+        content_range = request.headers.get("content-range")
+        reader = ChunkPullReader(_puller(request))
+        session = await _in_thread(lambda: uploads.put_chunk(session_id, reader, offset=offset, content_range=content_range, ctx=ctx))
+        return session_view(session)
+
+    @router.post("/upload-sessions/{session_id}/complete", response_model=EvidenceRead, status_code=201, tags=["upload"])
+    def complete(session_id: str, response: Response, body: CompleteRequest | None = None,
+                 caller: Caller = Depends(caller_of)) -> EvidenceRead:
+        """Check the whole upload (size, type from its bytes, SHA-256) and make it evidence; repeating it is harmless."""
+        evidence, created = uploads.complete(session_id, sha256=body.sha256 if body else None, ctx=ctx, actor=caller.actor)
+        if not created:
+            response.status_code = 200
+        return view(evidence)
+
+    @router.delete("/upload-sessions/{session_id}", status_code=204, tags=["upload"])
+    def abort_session(session_id: str) -> None:
+        """Give up an unfinished session; what it stored is removed."""
+        uploads.abort(session_id, ctx=ctx)
+
+    @router.get("/units/{unit_id}/export.zip", tags=["export"])
+    def export_unit(unit_id: str, caller: Caller = Depends(caller_of)) -> StreamingResponse:
+        """A unit's approved evidence as a ZIP (unit/measure/file + manifest.csv), streamed as it is made."""
+        return _zip_response(*exports.export_zip(unit_id=unit_id, caller=caller, ctx=ctx))
+
+    @router.get("/campaigns/{campaign_id}/export.zip", tags=["export"])
+    def export_campaign(campaign_id: str, caller: Caller = Depends(caller_of)) -> StreamingResponse:
+        """A campaign's approved evidence as a ZIP (unit/measure/file + manifest.csv), streamed as it is made."""
+        return _zip_response(*exports.export_zip(campaign_id=campaign_id, caller=caller, ctx=ctx))
+
+    @router.post("/integrity-checks", response_model=IntegrityRead, status_code=201, tags=["ops"])
+    def check_integrity(body: IntegrityRequest | None = None) -> IntegrityCheck:
+        """Re-hash stored objects (all, or a random sample) and report mismatches, missing and orphan objects."""
+        return integrity.run_check(sample=body.sample if body else None, ctx=ctx)
+
+    @router.get("/integrity-checks", response_model=list[IntegrityRead], tags=["ops"])
+    def integrity_history(limit: int = Query(20, ge=1, le=200)) -> list[IntegrityCheck]:
+        """The latest integrity-check runs."""
         with ctx.db.session() as uow:
-            evidence = uow.get(Evidence, evidence_id)
-        if evidence is None:
-            raise not_found("佐证资料", "evidence", evidence_id)
-        return evidence
+            return list(uow.scalars(select(IntegrityCheck).order_by(IntegrityCheck.started_at.desc()).limit(limit)))
+
+    @router.get("/audit-log", response_model=list[AuditEntry], tags=["ops"])
+    def audit_log(evidence_id: str | None = None, action: str | None = None, actor: str | None = None,
+                  limit: int = Query(100, ge=1, le=1000)) -> list[AuditEntry]:
+        """Who downloaded, exported or deleted which evidence, newest first (actor: the X-Actor name for now)."""
+        query = select(AUDIT).order_by(AUDIT.c.id.desc()).limit(limit)
+        for column, value in (("resource_id", evidence_id), ("action", action), ("actor_name", actor)):
+            if value is not None:
+                query = query.where(AUDIT.c[column] == value)
+        with ctx.db.session() as uow:
+            rows = uow.execute(query).mappings().all()
+        return [AuditEntry.model_validate({**row, "at": _utc(row["at"])}) for row in rows]
+
+    def session_view(session: UploadSession, form: PresignedPost | None = None) -> SessionRead:
+        return SessionRead.model_validate(session).model_copy(update={
+            "min_chunk_bytes": ctx.blobs.min_compose_part,
+            "presigned": PresignedForm(url=form.url, fields=form.fields, expires_at=form.expires_at) if form else None,
+        })
 
     app.include_router(router)
     app.include_router(health_router({"database": ctx.db.health, "blob_store": ctx.blobs.health}))
+
+    @app.exception_handler(ClientDisconnect)
+    async def client_went_away(request: Request, exc: ClientDisconnect) -> JSONResponse:
+        return JSONResponse(status_code=400, content={"detail": {
+            "code": "upload_interrupted", "message": "上传连接中断，未保存；分片上传可从已接收位置续传",
+            "message_en": "the upload connection was cut; nothing was saved (a chunked session can resume)"}})
+
     return app
+
+
+def _puller(request: Request) -> Callable[[], bytes]:
+    """A blocking function, for a worker thread, that returns the body's next chunk (b"" at the end)."""
+    chunks = request.stream().__aiter__()
+
+    async def next_chunk() -> bytes:
+        try:
+            return await chunks.__anext__()
+        except StopAsyncIteration:
+            return b""
+
+    return lambda: anyio.from_thread.run(next_chunk)
+
+
+async def _in_thread(work):
+    return await anyio.to_thread.run_sync(work)
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)  # SQLite hands back naive UTC
+
+
+def _zip_response(name: str, chunks) -> StreamingResponse:
+    return StreamingResponse(chunks, media_type="application/zip",
+                             headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}"})
+

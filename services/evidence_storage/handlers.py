@@ -1,126 +1,162 @@
-"""Evidence use cases: store an upload, track submissions, lock approved proof."""
+"""Evidence use cases: streamed uploads (raw body or multipart form), deletion, and the event handlers that
+keep this service's view of submissions, campaigns and units, and lock approved proof."""
 from __future__ import annotations
 
 import logging
 import re
 import unicodedata
-from typing import BinaryIO, NoReturn
+from contextlib import contextmanager
+from typing import BinaryIO, Iterator
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from services.evidence_storage.models import Evidence, KnownSubmission
-from services.evidence_storage.sniff import HEAD_BYTES, sniff
-from services.evidence_storage.streams import PrefixedLimitedReader, UploadTooLarge, read_head
+from services.evidence_storage import audit, ingest, refusals
+from services.evidence_storage.access import Caller, check_access
+from services.evidence_storage.formdata import MultipartFiles, bad_form
+from services.evidence_storage.models import Evidence, KnownCampaign, KnownSubmission, KnownUnit
+from services.evidence_storage.refusals import Refusal
 from shared.blobs.port import BlobStoreUnavailable
 from shared.contracts import make_event, read_payload
-from shared.contracts.evidence import EvidenceLocked, EvidenceRejected, EvidenceStored
-from shared.contracts.intake import SubmissionSubmitted, SubmissionWithdrawn
+from shared.contracts.evidence import EvidenceLocked, EvidenceRejected
+from shared.contracts.intake import CampaignPublished, LiaisonDesignated, SubmissionSubmitted, SubmissionWithdrawn, UnitRegistered
 from shared.contracts.review import DECISIONS
-from shared.events import Envelope, new_id
 from shared.http import ApiError, not_found
 from shared.runtime import ServiceContext
 
-SERVICE = "evidence_storage"
-UPLOADABLE_STATES = {"submitted", "returned"}
+SERVICE = ingest.SERVICE
+UPLOADABLE_STATES = ingest.UPLOADABLE_STATES
 MAX_FILENAME = 200
+_BIDI_CONTROLS = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f")
+_DRIVE = re.compile(r"^[A-Za-z]:")
 log = logging.getLogger(__name__)
 
 
-def store_evidence(submission_id: str, filename: str | None, stream: BinaryIO, *, ctx: ServiceContext) -> Evidence:
-    """Sniff, stream into the blob store with a SHA-256, record it; publishes evidence.stored or evidence.rejected."""
-    display_name = clean_filename(filename)
+def store_evidence(submission_id: str, filename: str | None, stream: BinaryIO, *, ctx: ServiceContext,
+                   actor: str | None = None) -> Evidence:
+    """One file streamed as the raw request body: receive, inspect, accept; publishes evidence.stored or .rejected."""
+    submission = open_submission(ctx, submission_id)
+    with refusing(ctx, submission, filename):
+        display = clean_filename(filename)
+        received = ingest.receive(ctx, submission, stream, display, upload_path="stream")
+        findings = ingest.inspect(ctx, received)
+        return ingest.accept(ctx, submission.id, [(received, findings)], actor=actor)[0]
+
+
+def store_form(submission_id: str, form: MultipartFiles, *, ctx: ServiceContext, actor: str | None = None) -> list[Evidence]:
+    """Every file of a multipart form, streamed one after another; all become evidence or none does."""
+    submission = open_submission(ctx, submission_id)
+    batch: list[tuple[ingest.Received, object]] = []
+    current: str | None = None
+    try:
+        with refusing(ctx, submission, lambda: current):
+            while (part := form.next_file()) is not None:
+                current = part.filename
+                display = clean_filename(part.filename)
+                received = ingest.receive(ctx, submission, part, display, upload_path="multipart")
+                batch.append((received, ingest.inspect(ctx, received)))
+            if not batch:
+                raise bad_form("没有文件", "no file parts in the form")
+            return ingest.accept(ctx, submission.id, batch, actor=actor)
+    except BaseException:
+        ingest.discard(ctx, [received.key for received, _ in batch])
+        raise
+
+
+def open_submission(ctx: ServiceContext, submission_id: str) -> KnownSubmission:
+    """The submission, if this service knows it and it still takes uploads (404 / 409 otherwise)."""
     with ctx.db.session() as uow:
         submission = uow.get(KnownSubmission, submission_id)
     if submission is None:
         raise not_found("报送材料", "submission", submission_id)
     if submission.state not in UPLOADABLE_STATES:
-        raise ApiError(409, "submission_closed", "该报送材料已审核完毕，不能再上传佐证资料", "submission is already decided; no more uploads")
+        raise refusals.submission_closed().as_api_error()
+    return submission
 
-    head = read_head(stream, HEAD_BYTES)
-    if not head:
-        _reject(ctx, submission, display_name, 400, "empty_file", "文件为空", "the file is empty")
-    kind = sniff(head)
-    if kind is None:
-        _reject(
-            ctx, submission, display_name, 415, "unsupported_media_type",
-            "不支持的文件类型：仅接受 JPEG、PNG、WebP、HEIC 照片，MP4、MOV 视频和 PDF 文件（按文件内容识别，与文件名无关）",
-            "unsupported file type: only JPEG, PNG, WebP, HEIC photos, MP4/MOV videos and PDF documents are accepted (judged by content, not name)",
-        )
 
-    evidence_id = new_id()
-    key = f"evidence/{submission.unit_id}/{submission.id}/{evidence_id}{kind.extension}"
-    limit = ctx.settings.evidence_max_bytes
+@contextmanager
+def refusing(ctx: ServiceContext, submission: KnownSubmission, filename) -> Iterator[None]:
+    """Turn refusals into bilingual 4xx errors (publishing evidence.rejected) and store outages into 503."""
     try:
-        stored = ctx.blobs.put(key, PrefixedLimitedReader(head, stream, limit), content_type=kind.media_type)
-    except UploadTooLarge:
-        ctx.blobs.delete(key)
-        _reject(ctx, submission, display_name, 413, "too_large",
-                f"文件超过大小上限（{limit} 字节）", f"file exceeds the size limit ({limit} bytes)")
+        yield
+    except Refusal as refusal:
+        name = filename() if callable(filename) else filename
+        raise rejected(ctx, submission, name, refusal) from None
     except BlobStoreUnavailable as exc:
         log.warning("blob store unavailable during upload: %s", exc)
-        raise ApiError(503, "store_unavailable", "存储服务暂时不可用，请稍后重试", "evidence store unavailable, retry later") from exc
-
-    try:
-        with ctx.db.transaction() as uow:
-            evidence = Evidence(
-                id=evidence_id, submission_id=submission.id, unit_id=submission.unit_id, object_key=key,
-                filename=display_name, media_type=kind.media_type, category=kind.category,
-                size=stored.size, sha256=stored.sha256, locked=False, created_at=ctx.clock.now(),
-            )
-            uow.add(evidence)
-            ctx.outbox.add(uow, make_event(EvidenceStored(
-                evidence_id=evidence.id, submission_id=submission.id, unit_id=submission.unit_id, object_key=key,
-                media_type=kind.media_type, size=stored.size, sha256=stored.sha256, filename=display_name,
-            ), producer=SERVICE))
-    except Exception:
-        ctx.blobs.delete(key)  # no object without its row
-        raise
-    ctx.outbox_written()
-    return evidence
+        raise refusals.store_unavailable() from exc
 
 
-def delete_evidence(evidence_id: str, *, ctx: ServiceContext) -> None:
-    """Remove unlocked evidence; locked assessment proof is refused."""
+def rejected(ctx: ServiceContext, submission: KnownSubmission, filename: str | None, refusal: Refusal) -> ApiError:
+    """Publish evidence.rejected for a refused upload and return its HTTP error."""
+    shown = _display_only(filename)
     with ctx.db.transaction() as uow:
-        evidence = uow.get(Evidence, evidence_id)
-        if evidence is None:
-            raise not_found("佐证资料", "evidence", evidence_id)
-        if evidence.locked:
-            raise ApiError(409, "evidence_locked", "该佐证资料已作为考核凭证锁定，不能删除", "evidence is locked as assessment proof")
-        key = evidence.object_key
-        uow.delete(evidence)
-    ctx.blobs.delete(key)
+        ctx.outbox.add(uow, make_event(EvidenceRejected(
+            submission_id=submission.id, unit_id=submission.unit_id, filename=shown, reason_code=refusal.code,
+            reason=refusal.message,
+        ), producer=SERVICE))
+    ctx.outbox_written()
+    return refusal.as_api_error()
 
 
 def clean_filename(filename: str | None) -> str:
-    """A display-only filename: no path, no control characters, length-capped."""
+    """The display-only name of an upload: refused if it is a path or hides characters, else tidied and capped."""
+    name = unicodedata.normalize("NFC", filename or "")
+    if "/" in name or "\\" in name or _DRIVE.match(name) or name.strip() in (".", ".."):
+        raise refusals.invalid_filename("不能包含路径（如 / \\ ..）", "it must not contain a path (/, \\, ..)")
+    if any(unicodedata.category(ch) == "Cc" or ch in _BIDI_CONTROLS for ch in name):
+        raise refusals.invalid_filename("不能包含控制字符或方向控制符", "it must not contain control or bidi characters")
+    return _display_only(name)
+
+
+def _display_only(filename: str | None) -> str:
+    """Tidy any name for display: no path, no invisible characters, length-capped keeping the extension."""
     name = (filename or "").replace("\\", "/").rsplit("/", 1)[-1]
     name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C")
-    name = re.sub(r"\s+", " ", name).strip().lstrip(".")
-    return (name or "unnamed")[:MAX_FILENAME]
+    name = re.sub(r"\s+", " ", name).strip().lstrip(".").strip()
+    if not name:
+        return "unnamed"
+    if len(name) <= MAX_FILENAME:
+        return name
+    stem, dot, extension = name.rpartition(".")
+    if dot and 0 < len(extension) <= 16:
+        return stem[:MAX_FILENAME - len(extension) - 1] + "." + extension
+    return name[:MAX_FILENAME]
 
 
-def _reject(ctx: ServiceContext, submission: KnownSubmission, filename: str, status: int, code: str, message: str, message_en: str) -> NoReturn:
+def delete_evidence(evidence_id: str, *, ctx: ServiceContext, caller: Caller) -> None:
+    """Remove evidence that is not locked; locked assessment proof is refused, whatever the store allows."""
     with ctx.db.transaction() as uow:
-        ctx.outbox.add(uow, make_event(EvidenceRejected(
-            submission_id=submission.id, unit_id=submission.unit_id, filename=filename, reason_code=code, reason=message,
-        ), producer=SERVICE))
-    ctx.outbox_written()
-    raise ApiError(status, code, message, message_en)
+        evidence = uow.get(Evidence, evidence_id, with_for_update=True)
+        if evidence is None:
+            raise not_found("佐证资料", "evidence", evidence_id)
+        check_access(caller, action="delete", unit_id=evidence.unit_id)
+        if evidence.locked:
+            raise ApiError(409, "evidence_locked", "该佐证资料已作为考核凭证锁定，不能删除或覆盖",
+                           "evidence is locked as assessment proof; it cannot be deleted or overwritten")
+        keys = [evidence.object_key, *([evidence.thumbnail_key] if evidence.thumbnail_key else [])]
+        audit.record(uow, ctx, caller, "delete", evidence=evidence, detail=evidence.filename)
+        uow.delete(evidence)
+    ingest.discard(ctx, keys)
 
 
-def track_submission(event: Envelope, *, uow: Session, ctx: ServiceContext) -> None:
+# --- event handlers ---------------------------------------------------------------------------------------
+
+
+def track_submission(event, *, uow: Session, ctx: ServiceContext) -> None:
     """Learn of a (re)submitted submission so units can upload evidence to it."""
     data = read_payload(SubmissionSubmitted, event)
     known = uow.get(KnownSubmission, data.submission_id)
     if known is None:
-        uow.add(KnownSubmission(id=data.submission_id, unit_id=data.unit_id, measure_code=data.measure_code, version=data.version, state="submitted"))
+        uow.add(KnownSubmission(id=data.submission_id, unit_id=data.unit_id, measure_code=data.measure_code,
+                                version=data.version, state="submitted", campaign_id=data.campaign_id))
     elif data.version >= known.version:
         known.version, known.state = data.version, "submitted"
+        known.measure_code = data.measure_code
+        known.campaign_id = data.campaign_id or known.campaign_id
 
 
-def track_withdrawal(event: Envelope, *, uow: Session, ctx: ServiceContext) -> None:
+def track_withdrawal(event, *, uow: Session, ctx: ServiceContext) -> None:
     """A withdrawn submission takes no more uploads."""
     data = read_payload(SubmissionWithdrawn, event)
     known = uow.get(KnownSubmission, data.submission_id)
@@ -128,8 +164,8 @@ def track_withdrawal(event: Envelope, *, uow: Session, ctx: ServiceContext) -> N
         known.state = "withdrawn"
 
 
-def track_decision(event: Envelope, *, uow: Session, ctx: ServiceContext) -> None:
-    """Follow review decisions; approval locks the submission's evidence as assessment proof."""
+def track_decision(event, *, uow: Session, ctx: ServiceContext) -> None:
+    """Follow review decisions; approval locks the submission's evidence and queues store-level retention."""
     decision = read_payload(DECISIONS[event.type], event)
     known = uow.get(KnownSubmission, decision.submission_id)
     if known is None or known.version != decision.version:
@@ -137,9 +173,41 @@ def track_decision(event: Envelope, *, uow: Session, ctx: ServiceContext) -> Non
     known.state = event.type.split(".", 1)[1]
     if event.type != "submission.approved":
         return
+    now = ctx.clock.now()
     for evidence in uow.scalars(select(Evidence).where(Evidence.submission_id == known.id, Evidence.locked.is_(False))):
-        evidence.locked = True
+        evidence.locked, evidence.locked_at, evidence.retention = True, now, "pending"
         ctx.outbox.add(uow, make_event(
             EvidenceLocked(evidence_id=evidence.id, submission_id=known.id, object_key=evidence.object_key),
             producer=SERVICE, cause=event,
         ))
+
+
+def track_campaign(event, *, uow: Session, ctx: ServiceContext) -> None:
+    """Keep each campaign's publicity window; a changed window re-judges its evidence's capture dates."""
+    data = read_payload(CampaignPublished, event)
+    known = uow.get(KnownCampaign, data.campaign_id)
+    if known is not None and data.version < known.version:
+        return
+    if known is None:
+        known = KnownCampaign(id=data.campaign_id)
+        uow.add(known)
+    known.code, known.name, known.version = data.code, data.name, data.version
+    known.publicity_start, known.publicity_end = data.publicity_start, data.publicity_end
+    uow.flush()
+    for evidence in uow.scalars(select(Evidence).where(Evidence.campaign_id == known.id, Evidence.captured_on.is_not(None))):
+        evidence.outside_window = ingest.outside_window(evidence.captured_on, known)
+
+
+def track_unit(event, *, uow: Session, ctx: ServiceContext) -> None:
+    """Keep a unit's code and name (from unit.registered or liaison.designated) for export folder names."""
+    if event.type == UnitRegistered.EVENT_TYPE:
+        data = read_payload(UnitRegistered, event)
+        unit_id, code, name = data.unit_id, data.code, data.name
+    else:
+        data = read_payload(LiaisonDesignated, event)
+        unit_id, code, name = data.unit_id, data.unit_code, data.unit_name
+    known = uow.get(KnownUnit, unit_id)
+    if known is None:
+        uow.add(KnownUnit(id=unit_id, code=code, name=name))
+    else:
+        known.code, known.name = code, name

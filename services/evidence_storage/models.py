@@ -1,11 +1,14 @@
-"""Evidence tables: stored files, and the submissions this service has heard of."""
+"""Evidence tables: stored files and their findings, upload sessions, integrity checks, the shared
+append-only audit log, and the slices of other services' data this one keeps (submissions, campaigns,
+units) as learned from events."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Integer, String
+from sqlalchemy import JSON, BigInteger, Boolean, Date, DateTime, Float, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from shared.audit import audit_table
 from shared.messaging import messaging_tables
 
 
@@ -14,6 +17,7 @@ class Base(DeclarativeBase):
 
 
 MESSAGING = messaging_tables(Base.metadata)
+AUDIT = audit_table(Base.metadata)  # append-only: every download, presigned URL, export and deletion
 
 
 class KnownSubmission(Base):
@@ -25,20 +29,119 @@ class KnownSubmission(Base):
     measure_code: Mapped[str] = mapped_column(String(64))
     version: Mapped[int] = mapped_column(Integer)
     state: Mapped[str] = mapped_column(String(32))
+    campaign_id: Mapped[str | None] = mapped_column(String(36), index=True, default=None)
+
+
+class KnownCampaign(Base):
+    """A campaign's publicity window, from campaign.published, to flag evidence captured outside it."""
+
+    __tablename__ = "known_campaigns"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    code: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    version: Mapped[int] = mapped_column(Integer)
+    publicity_start: Mapped[date] = mapped_column(Date)
+    publicity_end: Mapped[date] = mapped_column(Date)
+
+
+class KnownUnit(Base):
+    """A unit's code and name, from unit.registered or liaison.designated, to name export folders."""
+
+    __tablename__ = "known_units"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    code: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
 
 
 class Evidence(Base):
-    """One stored file (佐证资料) proving a submission's activity."""
+    """One stored file (佐证资料) proving a submission's activity, with what inspection found in it."""
 
     __tablename__ = "evidence"
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     submission_id: Mapped[str] = mapped_column(ForeignKey("known_submissions.id"), index=True)
     unit_id: Mapped[str] = mapped_column(String(36), index=True)
+    campaign_id: Mapped[str | None] = mapped_column(String(36), index=True, default=None)
+    measure_code: Mapped[str | None] = mapped_column(String(64), default=None)
     object_key: Mapped[str] = mapped_column(String(512), unique=True)
     filename: Mapped[str] = mapped_column(String(200))
     media_type: Mapped[str] = mapped_column(String(100))
     category: Mapped[str] = mapped_column(String(16))
     size: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64), index=True)
+    width: Mapped[int | None] = mapped_column(Integer, default=None)
+    height: Mapped[int | None] = mapped_column(Integer, default=None)
+    duration_s: Mapped[float | None] = mapped_column(Float, default=None)
+    captured_at: Mapped[str | None] = mapped_column(String(40), default=None)  # as recorded in the file (ISO 8601)
+    captured_on: Mapped[date | None] = mapped_column(Date, default=None)  # local date, compared with the window
+    gps_lat: Mapped[float | None] = mapped_column(Float, default=None)
+    gps_lon: Mapped[float | None] = mapped_column(Float, default=None)
+    outside_window: Mapped[bool | None] = mapped_column(Boolean, default=None)  # None: unknown
+    phash: Mapped[str | None] = mapped_column(String(16), index=True, default=None)
+    thumbnail_key: Mapped[str | None] = mapped_column(String(512), default=None)
+    preview_note: Mapped[str | None] = mapped_column(String(300), default=None)
+    upload_path: Mapped[str] = mapped_column(String(16), default="stream")
+    uploaded_by: Mapped[str | None] = mapped_column(String(200), default=None)
     locked: Mapped[bool] = mapped_column(Boolean, default=False)
+    locked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    retention: Mapped[str] = mapped_column(String(16), default="none")  # none, pending, applied, unsupported
+    retained_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class EvidenceDuplicate(Base):
+    """A flag for reviewers: this evidence repeats an earlier one exactly (same SHA-256) or nearly (photo hash)."""
+
+    __tablename__ = "evidence_duplicates"
+    __table_args__ = (UniqueConstraint("evidence_id", "other_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    evidence_id: Mapped[str] = mapped_column(ForeignKey("evidence.id", ondelete="CASCADE"), index=True)
+    other_id: Mapped[str] = mapped_column(ForeignKey("evidence.id", ondelete="CASCADE"), index=True)
+    match: Mapped[str] = mapped_column(String(8))  # exact, near
+    distance: Mapped[int] = mapped_column(Integer)  # Hamming distance of the photo hashes; 0 for exact
+
+
+class UploadSession(Base):
+    """A resumable (chunked) or presigned upload on its way to becoming evidence."""
+
+    __tablename__ = "upload_sessions"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    mode: Mapped[str] = mapped_column(String(16))  # chunked, presigned
+    submission_id: Mapped[str] = mapped_column(String(36), index=True)
+    unit_id: Mapped[str] = mapped_column(String(36))
+    filename: Mapped[str] = mapped_column(String(200))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str | None] = mapped_column(String(64), default=None)  # declared by the client, checked
+    media_type: Mapped[str | None] = mapped_column(String(100), default=None)  # declared (presigned) or sniffed
+    received: Mapped[int] = mapped_column(BigInteger, default=0)
+    object_key: Mapped[str | None] = mapped_column(String(512), default=None)  # presigned: where the client POSTs
+    state: Mapped[str] = mapped_column(String(16), index=True)  # open, completing, completed, refused, aborted, expired
+    evidence_id: Mapped[str | None] = mapped_column(String(36), default=None)
+    error: Mapped[dict | None] = mapped_column(JSON, default=None)
+    created_by: Mapped[str | None] = mapped_column(String(200), default=None)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class UploadChunk(Base):
+    """One received chunk of a resumable upload, stored as its own staging object until completion."""
+
+    __tablename__ = "upload_chunks"
+    __table_args__ = (UniqueConstraint("session_id", "offset"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("upload_sessions.id", ondelete="CASCADE"), index=True)
+    offset: Mapped[int] = mapped_column(BigInteger)
+    size: Mapped[int] = mapped_column(BigInteger)
+    object_key: Mapped[str] = mapped_column(String(512))
+
+
+class IntegrityCheck(Base):
+    """One run of the integrity check: stored objects re-hashed against their recorded SHA-256."""
+
+    __tablename__ = "integrity_checks"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    requested: Mapped[str] = mapped_column(String(16))  # all, or the sample size
+    checked: Mapped[int] = mapped_column(Integer, default=0)
+    ok: Mapped[int] = mapped_column(Integer, default=0)
+    problems: Mapped[list] = mapped_column(JSON, default=list)

@@ -1,6 +1,7 @@
 """Blocking file-like readers used while streaming an upload into the blob store."""
 from __future__ import annotations
 
+from collections import deque
 from typing import BinaryIO, Callable
 
 
@@ -42,24 +43,108 @@ class PrefixedLimitedReader:
 
 
 class ChunkPullReader:
-    """A blocking reader over a function that returns the next chunk (b"" at the end)."""
+    """A blocking reader over a function that returns the next chunk (b"" at the end).
+
+    Chunks are kept as they came and joined once per read, so a read of one S3 part costs one copy of it.
+    """
 
     def __init__(self, next_chunk: Callable[[], bytes]) -> None:
         self._next = next_chunk
-        self._buffer = bytearray()
+        self._chunks: deque[bytes] = deque()
+        self._size = 0
         self._eof = False
 
     def read(self, n: int = -1) -> bytes:
         """Read up to n bytes; fewer only at the end of the stream."""
-        while not self._eof and (n < 0 or len(self._buffer) < n):
+        while not self._eof and (n < 0 or self._size < n):
             chunk = self._next()
             if not chunk:
                 self._eof = True
                 break
-            self._buffer += chunk
+            self._chunks.append(bytes(chunk))
+            self._size += len(chunk)
             if n < 0:
                 break
-        take = len(self._buffer) if n < 0 else min(n, len(self._buffer))
-        data = bytes(self._buffer[:take])
-        del self._buffer[:take]
-        return data
+        if n < 0 or n >= self._size:
+            taken, self._size = list(self._chunks), 0
+            self._chunks.clear()
+            return b"".join(taken)
+        taken, need = [], n
+        while need:
+            chunk = self._chunks.popleft()
+            if len(chunk) > need:
+                self._chunks.appendleft(chunk[need:])
+                chunk = chunk[:need]
+            taken.append(chunk)
+            need -= len(chunk)
+        self._size -= n
+        return b"".join(taken)
+
+
+class BlobFile:
+    """A read-only, seekable file over ranged reads of one stored object, with a small block cache.
+
+    zipfile and the MP4 box walker seek around a file but read little of it; this fetches only what they read.
+    """
+
+    BLOCK = 64 * 1024
+    CACHED_BLOCKS = 16
+
+    def __init__(self, read_range: Callable[[int, int], bytes], size: int) -> None:
+        self._read_range, self._size = read_range, size
+        self._pos = 0
+        self._blocks: dict[int, bytes] = {}
+
+    def seekable(self) -> bool:
+        """Always seekable."""
+        return True
+
+    def readable(self) -> bool:
+        """Always readable."""
+        return True
+
+    def tell(self) -> int:
+        """The current position."""
+        return self._pos
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        """Move the position like a file."""
+        base = {0: 0, 1: self._pos, 2: self._size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def read(self, n: int = -1) -> bytes:
+        """Read up to n bytes from the position (to the end when n < 0)."""
+        end = self._size if n is None or n < 0 else min(self._size, self._pos + n)
+        parts = []
+        while self._pos < end:
+            index, within = divmod(self._pos, self.BLOCK)
+            block = self._block(index)
+            if not block:
+                break
+            take = block[within:within + end - self._pos]
+            parts.append(take)
+            self._pos += len(take)
+        return b"".join(parts)
+
+    def pread(self, offset: int, n: int) -> bytes:
+        """Read n bytes at offset without moving the position."""
+        saved = self._pos
+        self._pos = offset
+        try:
+            return self.read(n)
+        finally:
+            self._pos = saved
+
+    def close(self) -> None:
+        """Drop the cache."""
+        self._blocks.clear()
+
+    def _block(self, index: int) -> bytes:
+        block = self._blocks.get(index)
+        if block is None:
+            block = self._read_range(index * self.BLOCK, self.BLOCK)
+            if len(self._blocks) >= self.CACHED_BLOCKS:
+                self._blocks.pop(next(iter(self._blocks)))
+            self._blocks[index] = block
+        return block

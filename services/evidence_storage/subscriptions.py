@@ -9,4 +9,7 @@ SUBSCRIPTIONS = {
     "submission.approved": [handlers.track_decision],
     "submission.returned": [handlers.track_decision],
     "submission.rejected": [handlers.track_decision],
+    "campaign.published": [handlers.track_campaign],
+    "unit.registered": [handlers.track_unit],
+    "liaison.designated": [handlers.track_unit],
 }

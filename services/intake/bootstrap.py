@@ -1,7 +1,10 @@
 """The one place that builds the intake service's adapters from settings."""
 from __future__ import annotations
 
+from services.intake import identity  # noqa: F401  (declares users, api_keys and audit_log on Base.metadata)
 from services.intake.models import MESSAGING, Base
+from shared.adapters import make_blob_store
+from shared.blobs.port import BlobStore
 from shared.clock import Clock, SystemClock
 from shared.db import Database
 from shared.runtime import ServiceContext
@@ -10,8 +13,9 @@ from shared.settings import Settings
 SERVICE = "intake"
 
 
-def bootstrap(settings: Settings, *, clock: Clock | None = None) -> ServiceContext:
-    """Open the intake database (creating its tables) and assemble the context."""
+def bootstrap(settings: Settings, *, clock: Clock | None = None, blobs: BlobStore | None = None) -> ServiceContext:
+    """Open the intake database (creating its tables) and the blob store for reference materials."""
     db = Database(settings.database_url_for(SERVICE), schema=SERVICE)
     db.create_all(Base.metadata)
-    return ServiceContext(name=SERVICE, settings=settings, db=db, clock=clock or SystemClock(), messaging=MESSAGING)
+    return ServiceContext(name=SERVICE, settings=settings, db=db, clock=clock or SystemClock(), messaging=MESSAGING,
+                          blobs=blobs or make_blob_store(settings))

@@ -1,129 +1,205 @@
-"""Notification use cases: learn liaisons, queue one e-mail per decision, deliver with retries."""
+"""Notification event handlers: learn units, liaisons and campaigns; tell each liaison once per notice."""
 from __future__ import annotations
 
-import logging
-import random
-from datetime import timedelta
+from datetime import timezone
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from services.notification.models import Delivery, Liaison
-from services.notification.render import RenderedMail, build_message, recipient_header, render
-from shared.contracts import make_event, read_payload
-from shared.contracts.intake import LiaisonDesignated
-from shared.contracts.notification import NotificationDelivered, NotificationFailed
-from shared.contracts.review import DECISIONS
-from shared.events import Envelope, new_id
-from shared.mail.port import PermanentMailError, TemporaryMailError
+from services.notification import contexts
+from services.notification.compose import (
+    keep_for_digest,
+    liaison_of,
+    links,
+    tell_address,
+    tell_liaison,
+)
+from services.notification.labels import SUBMISSION_KINDS, label
+from services.notification.models import KnownCampaign, KnownUnit, Liaison
+from shared.contracts import read_payload
+from shared.contracts.evidence import EvidenceRejected
+from shared.contracts.intake import (
+    CampaignPublished,
+    DeadlineApproaching,
+    DeadlineMissed,
+    LiaisonDesignated,
+    SubmissionSubmitted,
+    UnitRegistered,
+)
+from shared.contracts.review import (
+    DECISIONS,
+    CircularPublished,
+    InspectionRecorded,
+    SupervisionClosed,
+    SupervisionEscalated,
+    SupervisionOpened,
+)
+from shared.events import Envelope
 from shared.runtime import ServiceContext
 
 SERVICE = "notification"
-MAX_ATTEMPTS = 8
-OFFICE = "网上信访宣传月活动领导小组办公室"
-log = logging.getLogger(__name__)
+SUPERVISIONS = {model.EVENT_TYPE: model for model in (SupervisionOpened, SupervisionEscalated, SupervisionClosed)}
+DEADLINES = {model.EVENT_TYPE: model for model in (DeadlineApproaching, DeadlineMissed)}
 
 
-class LiaisonUnknown(LookupError):
-    """The unit's liaison has not reached this service yet; the event is retried later."""
+def remember_unit(event: Envelope, *, uow: Session, ctx: ServiceContext) -> None:
+    """Keep the unit tree from unit.registered (names for units that have no liaison yet)."""
+    data = read_payload(UnitRegistered, event)
+    unit = uow.get(KnownUnit, data.unit_id) or KnownUnit(unit_id=data.unit_id)
+    unit.code, unit.name, unit.level = data.code, data.name, data.level
+    unit.parent_id, unit.unit_path, unit.campaign_id = data.parent_id, data.unit_path, data.campaign_id
+    uow.add(unit)
 
 
 def remember_liaison(event: Envelope, *, uow: Session, ctx: ServiceContext) -> None:
-    """Keep the unit's current liaison from liaison.designated."""
+    """Keep the unit's current liaison; one named after a campaign was published is told about it too."""
     data = read_payload(LiaisonDesignated, event)
     liaison = uow.get(Liaison, data.unit_id)
     if liaison is None:
-        uow.add(Liaison(unit_id=data.unit_id, unit_name=data.unit_name, name=data.liaison_name, email=data.liaison_email))
+        liaison = Liaison(unit_id=data.unit_id, unit_name=data.unit_name, name=data.liaison_name, email=data.liaison_email)
+        uow.add(liaison)
     else:
         liaison.unit_name, liaison.name, liaison.email = data.unit_name, data.liaison_name, data.liaison_email
+    unit = uow.get(KnownUnit, data.unit_id)
+    if unit is None:  # the designation came first: enough of the unit to scope its delivery log
+        uow.add(KnownUnit(unit_id=data.unit_id, code=data.unit_code, name=data.unit_name, level="", unit_path=data.unit_path))
+    elif data.unit_path:
+        unit.unit_path = data.unit_path
+    uow.flush()
+    today = ctx.clock.now().astimezone(ZoneInfo(ctx.settings.notify_timezone)).date()
+    for campaign in uow.scalars(select(KnownCampaign).where(KnownCampaign.publicity_end >= today)):
+        published = Envelope(event_id=campaign.event_id, type=CampaignPublished.EVENT_TYPE, producer="intake",
+                             payload=campaign.payload)
+        _tell_campaign(uow, ctx=ctx, event=published, data=read_payload(CampaignPublished, published), liaison=liaison)
+
+
+def notify_campaign(event: Envelope, *, uow: Session, ctx: ServiceContext) -> None:
+    """Tell every known liaison that a campaign (or a new version of it) was published, once per version and unit."""
+    data = read_payload(CampaignPublished, event)
+    known = uow.get(KnownCampaign, data.campaign_id)
+    if known is not None and data.version < known.version:
+        return  # a late, superseded version: its units were told about the newer one
+    known = known or KnownCampaign(campaign_id=data.campaign_id)
+    known.event_id, known.name, known.version = event.event_id, data.name, data.version
+    known.publicity_end, known.payload = data.publicity_end, dict(event.payload)
+    uow.add(known)
+    for liaison in uow.scalars(select(Liaison).order_by(Liaison.unit_id)):
+        _tell_campaign(uow, ctx=ctx, event=event, data=data, liaison=liaison)
+
+
+def _tell_campaign(uow: Session, *, ctx: ServiceContext, event: Envelope, data: CampaignPublished, liaison: Liaison) -> None:
+    context = contexts.campaign_published(data, unit_name=liaison.unit_name, links=links(ctx.settings))
+    tell_liaison(uow, ctx=ctx, event=event, liaison=liaison, family="campaign_published", context=context,
+                 dedupe_key=f"campaign.published:{data.campaign_id}:v{data.version}:{liaison.unit_id}")
+
+
+def notify_submission(event: Envelope, *, uow: Session, ctx: ServiceContext) -> None:
+    """A receipt to the liaison (when NOTIFY_SUBMISSION_RECEIPTS is on), and an item for each reviewer's digest."""
+    data = read_payload(SubmissionSubmitted, event)
+    link = links(ctx.settings)
+    liaison = uow.get(Liaison, data.unit_id)
+    if ctx.settings.notify_submission_receipts and liaison is not None:  # no liaison yet: no receipt, still the digest
+        tell_liaison(uow, ctx=ctx, event=event, liaison=liaison, family="submission_received",
+                     context=contexts.submission_received(data, unit_name=liaison.unit_name, links=link),
+                     dedupe_key=f"submission.submitted:{data.submission_id}:v{data.version}")
+    what = data.measure_code if data.kind == "measure" else label(SUBMISSION_KINDS, data.kind)
+    line = f"{_unit_name(uow, data.unit_id)}：{data.title}（{what}，第{data.version}版）"
+    for address in ctx.settings.reviewer_emails:
+        keep_for_digest(uow, ctx=ctx, event=event, audience=f"reviewer:{address}", unit_id=data.unit_id, subject=line,
+                        body_text="", link=link.review_item(data.submission_id),
+                        dedupe_key=f"reviewer:{address}|submission.submitted:{data.submission_id}:v{data.version}")
+
+
+def notify_evidence_rejected(event: Envelope, *, uow: Session, ctx: ServiceContext) -> None:
+    """Tell the liaison that an upload was refused, and why."""
+    data = read_payload(EvidenceRejected, event)
+    liaison = liaison_of(uow, data.unit_id)
+    tell_liaison(uow, ctx=ctx, event=event, liaison=liaison, family="evidence_rejected",
+                 context=contexts.evidence_rejected(data, unit_name=liaison.unit_name, links=links(ctx.settings)),
+                 dedupe_key=f"evidence.rejected:{event.event_id}")
 
 
 def notify_decision(event: Envelope, *, uow: Session, ctx: ServiceContext) -> None:
-    """Queue one e-mail to the unit's liaison about a review decision."""
+    """Tell the liaison a reviewer's decision (approved, returned with the comment, rejected)."""
     decision = read_payload(DECISIONS[event.type], event)
-    liaison = uow.get(Liaison, decision.unit_id)
-    if liaison is None:
-        raise LiaisonUnknown(decision.unit_id)
+    liaison = liaison_of(uow, decision.unit_id)
     kind = event.type.split(".", 1)[1]
-    mail = render("decision", {
-        "kind": kind, "unit_name": liaison.unit_name, "liaison_name": liaison.name, "title": decision.title,
-        "measure_code": decision.measure_code, "version": decision.version, "reviewer": decision.reviewer,
-        "comment": decision.comment, "score": getattr(decision, "score", None), "office": OFFICE,
-    })
-    queue_mail(uow, ctx=ctx, event=event, unit_id=decision.unit_id, liaison=liaison, subject=mail.subject,
-               text=mail.text, html=mail.html, dedupe_key=f"{event.type}:{decision.submission_id}:v{decision.version}")
+    tell_liaison(uow, ctx=ctx, event=event, liaison=liaison, family="decision",
+                 context=contexts.decision(kind, decision, unit_name=liaison.unit_name, links=links(ctx.settings)),
+                 dedupe_key=f"{event.type}:{decision.submission_id}:v{decision.version}")
 
 
-def queue_mail(uow: Session, *, ctx: ServiceContext, event: Envelope, unit_id: str | None, liaison: Liaison,
-               subject: str, text: str, html: str, dedupe_key: str) -> None:
-    """Add a delivery unless one with the same dedupe key exists."""
-    if uow.scalar(select(Delivery.id).where(Delivery.dedupe_key == dedupe_key)):
+def notify_deadline(event: Envelope, *, uow: Session, ctx: ServiceContext) -> None:
+    """A deadline is near or passed: tell the liaison what is missing; a unit with no liaison yet is reported to the office."""
+    data = read_payload(DEADLINES[event.type], event)
+    kind = event.type.split(".", 1)[1]
+    lead = getattr(data, "lead", "")
+    key = f"{event.type}:{data.campaign_id}:{data.deadline_code}:{data.unit_id}" + (f":{lead}" if lead else "")
+    campaign = uow.get(KnownCampaign, data.campaign_id)
+    campaign_name = campaign.name if campaign else ""
+    link = links(ctx.settings)
+    if concerns_liaison(data.deadline_code):
+        liaison = uow.get(Liaison, data.unit_id)
+        reminder = dict(kind=kind, unit_id=data.unit_id, deadline_name=data.deadline_name, due_at=_utc(data.due_at),
+                        lead=lead, campaign_name=campaign_name, links=link)
+        if liaison is not None:
+            tell_liaison(uow, ctx=ctx, event=event, liaison=liaison, family="liaison_reminder", dedupe_key=key,
+                         context=contexts.liaison_reminder(unit_name=liaison.unit_name, to_office=False, **reminder))
+            return
+        settings = ctx.settings
+        tell_address(uow, ctx=ctx, event=event, unit_id=data.unit_id, name=settings.notify_office_name,
+                     email=settings.notify_office_email, greeting=settings.notify_office_name,
+                     family="liaison_reminder", dedupe_key=f"{key}:office",
+                     context=contexts.liaison_reminder(unit_name=_unit_name(uow, data.unit_id), to_office=True, **reminder))
         return
-    now = ctx.clock.now()
-    uow.add(Delivery(
-        id=new_id(), dedupe_key=dedupe_key, event_id=event.event_id, event_type=event.type, unit_id=unit_id,
-        recipient=recipient_header(liaison.name, liaison.email), subject=subject, body_text=text, body_html=html,
-        status="queued", attempts=0, next_attempt_at=now, created_at=now,
-    ))
+    liaison = liaison_of(uow, data.unit_id)
+    tell_liaison(uow, ctx=ctx, event=event, liaison=liaison, family="deadline", dedupe_key=key,
+                 context=contexts.deadline(kind, data, unit_name=liaison.unit_name, campaign_name=campaign_name, links=link))
 
 
-def dispatch_due(*, ctx: ServiceContext, limit: int = 50) -> int:
-    """Send queued e-mails that are due; each is claimed first so no two workers send it."""
-    now = ctx.clock.now()
-    with ctx.db.session() as uow:
-        due = uow.scalars(select(Delivery.id).where(Delivery.status == "queued", Delivery.next_attempt_at <= now)
-                          .order_by(Delivery.created_at).limit(limit)).all()
-    sent = 0
-    for delivery_id in due:
-        with ctx.db.transaction() as uow:
-            claimed = uow.execute(update(Delivery).where(Delivery.id == delivery_id, Delivery.status == "queued")
-                                  .values(status="sending", attempts=Delivery.attempts + 1)).rowcount
-        if claimed == 1:
-            sent += _send_one(delivery_id, ctx=ctx)
-    return sent
+def concerns_liaison(deadline_code: str) -> bool:
+    """Whether a deadline is the one for naming the unit's liaison (codes `liaison`, `liaison_designation`, ...)."""
+    return deadline_code.strip().lower().startswith("liaison")
 
 
-def _send_one(delivery_id: str, *, ctx: ServiceContext) -> int:
-    with ctx.db.session() as uow:
-        delivery = uow.get(Delivery, delivery_id)
-    name, _, address = delivery.recipient.rpartition("<")
-    message = build_message(sender=ctx.settings.mail_from, recipient_name=name.strip().strip('"'),
-                            recipient_email=address.rstrip(">"), mail=_as_rendered(delivery))
-    try:
-        ctx.mailer.send(message)
-    except TemporaryMailError as exc:
-        _retry_later(delivery, str(exc), ctx=ctx)
-        return 0
-    except (PermanentMailError, ValueError) as exc:
-        _finish(delivery, "failed", str(exc), ctx=ctx)
-        return 0
-    _finish(delivery, "sent", None, ctx=ctx)
-    return 1
+def notify_inspection(event: Envelope, *, uow: Session, ctx: ServiceContext) -> None:
+    """Tell the liaison what an inspection of the unit found."""
+    data = read_payload(InspectionRecorded, event)
+    liaison = liaison_of(uow, data.unit_id)
+    tell_liaison(uow, ctx=ctx, event=event, liaison=liaison, family="inspection_recorded",
+                 context=contexts.inspection_recorded(data, unit_name=liaison.unit_name, links=links(ctx.settings)),
+                 dedupe_key=f"inspection.recorded:{data.inspection_id}")
 
 
-def _as_rendered(delivery: Delivery) -> RenderedMail:
-    return RenderedMail(subject=delivery.subject, text=delivery.body_text, html=delivery.body_html)
+def notify_supervision(event: Envelope, *, uow: Session, ctx: ServiceContext) -> None:
+    """Tell the liaison that a supervision of the unit was opened, escalated (once per level) or closed."""
+    data = read_payload(SUPERVISIONS[event.type], event)
+    kind = event.type.split(".", 1)[1]
+    liaison = liaison_of(uow, data.unit_id)
+    key = f"{event.type}:{data.supervision_id}" + (f":{data.level}" if kind == "escalated" else "")
+    tell_liaison(uow, ctx=ctx, event=event, liaison=liaison, family="supervision", dedupe_key=key,
+                 context=contexts.supervision(kind, data, unit_name=liaison.unit_name, links=links(ctx.settings)))
 
 
-def _retry_later(delivery: Delivery, error: str, *, ctx: ServiceContext) -> None:
-    if delivery.attempts >= MAX_ATTEMPTS:
-        _finish(delivery, "failed", f"gave up after {delivery.attempts} attempts: {error}", ctx=ctx)
-        return
-    # Exponential backoff with full jitter keeps a recovering mail server from a retry storm.
-    delay = random.uniform(0.5, 1.0) * min(2 ** delivery.attempts, 600)
-    with ctx.db.transaction() as uow:
-        uow.execute(update(Delivery).where(Delivery.id == delivery.id).values(
-            status="queued", last_error=error[:1000], next_attempt_at=ctx.clock.now() + timedelta(seconds=delay)))
-    log.warning("delivery %s deferred %.1fs: %s", delivery.id, delay, error)
+def notify_circular(event: Envelope, *, uow: Session, ctx: ServiceContext) -> None:
+    """Tell every known liaison that a circular was published, once per circular and unit."""
+    data = read_payload(CircularPublished, event)
+    campaign = uow.get(KnownCampaign, data.campaign_id)
+    for liaison in uow.scalars(select(Liaison).order_by(Liaison.unit_id)):
+        context = contexts.circular_published(data, unit_name=liaison.unit_name,
+                                              campaign_name=campaign.name if campaign else "", links=links(ctx.settings))
+        tell_liaison(uow, ctx=ctx, event=event, liaison=liaison, family="circular_published", context=context,
+                     dedupe_key=f"circular.published:{data.circular_id}:{liaison.unit_id}")
 
 
-def _finish(delivery: Delivery, status: str, error: str | None, *, ctx: ServiceContext) -> None:
-    common = dict(delivery_id=delivery.id, dedupe_key=delivery.dedupe_key, recipient=delivery.recipient,
-                  unit_id=delivery.unit_id, cause_type=delivery.event_type)
-    event = NotificationDelivered(**common) if status == "sent" else NotificationFailed(reason=error or "", **common)
-    with ctx.db.transaction() as uow:
-        uow.execute(update(Delivery).where(Delivery.id == delivery.id).values(
-            status=status, last_error=error[:1000] if error else None,
-            sent_at=ctx.clock.now() if status == "sent" else None))
-        ctx.outbox.add(uow, make_event(event, producer=SERVICE))
-    ctx.outbox_written()
+def _unit_name(uow: Session, unit_id: str) -> str:
+    unit = uow.get(KnownUnit, unit_id)
+    if unit is not None:
+        return unit.name
+    liaison = uow.get(Liaison, unit_id)
+    return liaison.unit_name if liaison is not None else unit_id
+
+
+def _utc(value):
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)

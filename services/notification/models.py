@@ -1,11 +1,12 @@
-"""Notification tables: liaisons learned from events, and the delivery log."""
+"""Notification tables: what it learned from events, preferences, template overrides and the delivery log."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import DateTime, Integer, String, Text
+from sqlalchemy import JSON, Boolean, Date, DateTime, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from shared.audit import audit_table
 from shared.messaging import messaging_tables
 
 
@@ -14,6 +15,7 @@ class Base(DeclarativeBase):
 
 
 MESSAGING = messaging_tables(Base.metadata)
+AUDIT = audit_table(Base.metadata)
 
 
 class Liaison(Base):
@@ -24,6 +26,66 @@ class Liaison(Base):
     unit_name: Mapped[str] = mapped_column(String(200))
     name: Mapped[str] = mapped_column(String(100))
     email: Mapped[str] = mapped_column(String(254))
+
+
+class KnownUnit(Base):
+    """A unit of the unit tree, from unit.registered (its name is needed even before it has a liaison)."""
+
+    __tablename__ = "units"
+    unit_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    code: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    level: Mapped[str] = mapped_column(String(32))
+    parent_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    unit_path: Mapped[str] = mapped_column(Text, default="")
+    campaign_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+
+
+class KnownCampaign(Base):
+    """The latest published version of a campaign, kept to tell liaisons designated after publication."""
+
+    __tablename__ = "campaigns"
+    campaign_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(36))
+    name: Mapped[str] = mapped_column(String(200))
+    version: Mapped[int] = mapped_column(Integer)
+    publicity_end: Mapped[date] = mapped_column(Date)
+    payload: Mapped[dict] = mapped_column(JSON)
+
+
+class Preference(Base):
+    """A unit's choice: one mail per event, or one daily digest."""
+
+    __tablename__ = "preferences"
+    unit_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    digest: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class TemplateOverride(Base):
+    """An admin's replacement for one packaged template part, e.g. `decision.subject`."""
+
+    __tablename__ = "template_overrides"
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    text: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class DigestItem(Base):
+    """One notice waiting for its audience's daily digest (a unit on digest, or a reviewer)."""
+
+    __tablename__ = "digest_items"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    dedupe_key: Mapped[str] = mapped_column(String(400), unique=True)
+    audience: Mapped[str] = mapped_column(String(300), index=True)  # unit:<unit id> or reviewer:<address>
+    unit_id: Mapped[str | None] = mapped_column(String(36), index=True, nullable=True)
+    event_id: Mapped[str] = mapped_column(String(36), index=True)
+    event_type: Mapped[str] = mapped_column(String(128))
+    subject: Mapped[str] = mapped_column(String(300))
+    body_text: Mapped[str] = mapped_column(Text, default="")
+    link: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    delivery_id: Mapped[str | None] = mapped_column(String(36), index=True, nullable=True)
 
 
 class Delivery(Base):

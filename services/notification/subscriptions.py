@@ -1,17 +1,35 @@
-"""Which events the notification service consumes, and the handlers for each."""
+"""Which events the notification service consumes, and the handlers for each; and its periodic jobs."""
 from __future__ import annotations
 
-from services.notification import handlers
+from services.notification import digest, handlers
+from services.notification.delivery import DeliveryLoop
 from shared.runtime import PeriodicJob, ServiceContext
 
 SUBSCRIPTIONS = {
+    "unit.registered": [handlers.remember_unit],
     "liaison.designated": [handlers.remember_liaison],
+    "campaign.published": [handlers.notify_campaign],
+    "submission.submitted": [handlers.notify_submission],
+    "evidence.rejected": [handlers.notify_evidence_rejected],
     "submission.approved": [handlers.notify_decision],
     "submission.returned": [handlers.notify_decision],
     "submission.rejected": [handlers.notify_decision],
+    "deadline.approaching": [handlers.notify_deadline],
+    "deadline.missed": [handlers.notify_deadline],
+    "inspection.recorded": [handlers.notify_inspection],
+    "supervision.opened": [handlers.notify_supervision],
+    "supervision.escalated": [handlers.notify_supervision],
+    "supervision.closed": [handlers.notify_supervision],
+    "circular.published": [handlers.notify_circular],
 }
+
+DIGEST_CHECK_S = 60.0
 
 
 def jobs(ctx: ServiceContext) -> list[PeriodicJob]:
-    """The delivery loop: woken after each consumed event, and every few seconds for retries."""
-    return [PeriodicJob("deliver-mail", 2.0, lambda: handlers.dispatch_due(ctx=ctx))]
+    """The delivery loop (woken after each consumed event, and every NOTIFY_POLL_S for retries) and the digest clock."""
+    loop = DeliveryLoop.from_settings(ctx)
+    return [
+        PeriodicJob("deliver-mail", ctx.settings.notify_poll_s, loop.run),
+        PeriodicJob("daily-digest", DIGEST_CHECK_S, lambda: digest.assemble_due(ctx=ctx)),
+    ]

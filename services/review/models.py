@@ -6,6 +6,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, DateTime, Float, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from shared.audit import audit_table
 from shared.messaging import messaging_tables
 
 
@@ -14,6 +15,7 @@ class Base(DeclarativeBase):
 
 
 MESSAGING = messaging_tables(Base.metadata)
+AUDIT = audit_table(Base.metadata)
 
 
 class ReviewItem(Base):
@@ -22,6 +24,7 @@ class ReviewItem(Base):
     __tablename__ = "review_items"
     submission_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     unit_id: Mapped[str] = mapped_column(String(36), index=True)
+    unit_path: Mapped[str] = mapped_column(String(1000), default="", index=True)  # who may see it (shared.auth.visible)
     measure_code: Mapped[str] = mapped_column(String(64), index=True)
     title: Mapped[str] = mapped_column(String(200))
     version: Mapped[int] = mapped_column(Integer)

@@ -24,6 +24,7 @@ class ReviewItemRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
     submission_id: str
     unit_id: str
+    unit_path: str = ""
     measure_code: str
     title: str
     version: int
@@ -39,7 +40,7 @@ class ReviewItemRead(BaseModel):
 class Approve(BaseModel):
     """Approve a submission version, optionally with a score and comment."""
 
-    reviewer: str = Field(min_length=1, max_length=100)
+    reviewer: str | None = Field(None, max_length=100, description="ignored: the decision is recorded under the logged-in reviewer")
     version: int | None = Field(None, ge=1, description="the version being decided; a stale one gives 409")
     score: float | None = Field(None, ge=0, le=100)
     comment: str | None = Field(None, max_length=5000)
@@ -48,7 +49,7 @@ class Approve(BaseModel):
 class Return(BaseModel):
     """Return a submission for changes: a comment is required."""
 
-    reviewer: str = Field(min_length=1, max_length=100)
+    reviewer: str | None = Field(None, max_length=100, description="ignored: the decision is recorded under the logged-in reviewer")
     version: int | None = Field(None, ge=1)
     comment: str = Field(min_length=1, max_length=5000)
 
@@ -56,7 +57,7 @@ class Return(BaseModel):
 class Reject(BaseModel):
     """Reject a submission: a reason is required."""
 
-    reviewer: str = Field(min_length=1, max_length=100)
+    reviewer: str | None = Field(None, max_length=100, description="ignored: the decision is recorded under the logged-in reviewer")
     version: int | None = Field(None, ge=1)
     reason: str = Field(min_length=1, max_length=5000)
 

@@ -7,4 +7,5 @@ SUBSCRIPTIONS = {
     "submission.submitted": [handlers.enqueue_submission],
     "submission.withdrawn": [handlers.withdraw],
     "evidence.stored": [handlers.attach_evidence],
+    "unit.registered": [handlers.repath_unit],
 }

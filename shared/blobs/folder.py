@@ -4,14 +4,21 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Iterator, Sequence
 
-from shared.blobs.port import CHUNK, BlobNotFound, HashingReader, StoredObject, check_key
+from shared.blobs.port import (
+    CHUNK, BlobExists, BlobNotFound, HashingReader, PresignedPost, PresignUnsupported, StoredObject, check_key,
+)
+
+_NO_PRESIGN = "the folder store serves bytes only through the API"
 
 
 class FolderBlobStore:
     """Objects as files under one root folder."""
+
+    min_compose_part = 1
 
     def __init__(self, root: Path) -> None:
         self._root = Path(root)
@@ -82,7 +89,96 @@ class FolderBlobStore:
         usage = shutil.disk_usage(self._root)
         return {"backend": "folder", "ok": os.access(self._root, os.W_OK), "root": str(self._root), "free_bytes": usage.free}
 
+    def read_range(self, key: str, offset: int, length: int) -> bytes:
+        """Seek and read; fewer bytes at the end of the file."""
+        path = self._path(key)
+        if not path.is_file():
+            raise BlobNotFound(key)
+        with path.open("rb") as handle:
+            handle.seek(max(offset, 0))
+            return handle.read(max(length, 0))
+
+    def move(self, source: str, target: str) -> StoredObject:
+        """Rename the file and its sidecar; the target must be free."""
+        src, dst = self._path(source), self._path(target)
+        if not src.is_file():
+            raise BlobNotFound(source)
+        if dst.exists():
+            raise BlobExists(target)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        meta = src.with_name(src.name + ".meta")
+        if meta.is_file():
+            os.replace(meta, dst.with_name(dst.name + ".meta"))
+        os.replace(src, dst)
+        return self.stat(target)
+
+    def compose(self, key: str, sources: Sequence[str], *, content_type: str) -> StoredObject:
+        """Concatenate the source files into a temporary file, hashing, then rename it into place."""
+        paths = [self._path(source) for source in sources]
+        for source, path in zip(sources, paths):
+            if not path.is_file():
+                raise BlobNotFound(source)
+        stream = _Concatenated(paths)
+        try:
+            return self.put(key, stream, content_type=content_type)
+        finally:
+            stream.close()
+
+    def list_keys(self, prefix: str) -> Iterator[str]:
+        """Walk only the folder the prefix points into."""
+        root = self._root / "objects"
+        base = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
+        start = root / base if base else root
+        if not start.is_dir():
+            return iter(())
+        return (
+            key for path in sorted(start.rglob("*"))
+            if path.is_file() and not path.name.endswith(".meta")
+            and (key := path.relative_to(root).as_posix()).startswith(prefix)
+        )
+
+    def retain(self, key: str, until: datetime, *, mode: str = "GOVERNANCE") -> bool:
+        """A plain folder has no retention; the API's own lock is the only guard."""
+        if not self._path(key).is_file():
+            raise BlobNotFound(key)
+        return False
+
+    def presigned_get_url(self, key: str, expires_s: int = 3600, *, download_name: str | None = None) -> str:
+        """Not available: a folder has no URL of its own."""
+        raise PresignUnsupported(_NO_PRESIGN)
+
+    def presigned_post(self, key: str, *, key_prefix: str, content_type: str, size: int, expires_s: int) -> PresignedPost:
+        """Not available: a folder cannot take uploads by itself."""
+        raise PresignUnsupported(_NO_PRESIGN)
+
     def count_objects(self) -> int:
         """How many objects are stored (for tests and ops)."""
         root = self._root / "objects"
         return sum(1 for p in root.rglob("*") if p.is_file() and not p.name.endswith(".meta")) if root.exists() else 0
+
+
+class _Concatenated:
+    """A readable stream over several files, one after the other."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        self._paths = list(paths)
+        self._handle = None
+
+    def read(self, n: int = -1) -> bytes:
+        """Up to n bytes from the current file, moving on at its end."""
+        while True:
+            if self._handle is None:
+                if not self._paths:
+                    return b""
+                self._handle = self._paths.pop(0).open("rb")
+            data = self._handle.read(CHUNK if n is None or n < 0 else n)
+            if data:
+                return data
+            self._handle.close()
+            self._handle = None
+
+    def close(self) -> None:
+        """Close the file being read, if any."""
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None

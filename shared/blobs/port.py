@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
-from typing import BinaryIO, Iterator, Protocol
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import BinaryIO, Iterator, Protocol, Sequence
 
 CHUNK = 1024 * 1024
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-/]{0,500}$")
@@ -18,6 +19,18 @@ class BlobStoreUnavailable(RuntimeError):
     """The store could not be reached; the caller may retry later."""
 
 
+class BlobExists(FileExistsError):
+    """The target key already holds an object; a move never overwrites."""
+
+
+class BlobLocked(PermissionError):
+    """The store refused to remove an object under retention."""
+
+
+class PresignUnsupported(NotImplementedError):
+    """This store cannot hand out presigned URLs; bytes must go through the API."""
+
+
 @dataclass(frozen=True)
 class StoredObject:
     """What the store knows of one object."""
@@ -28,8 +41,19 @@ class StoredObject:
     sha256: str | None = None
 
 
+@dataclass(frozen=True)
+class PresignedPost:
+    """A browser-style POST form that uploads one object straight to the store."""
+
+    url: str
+    fields: dict[str, str] = field(default_factory=dict)
+    expires_at: datetime | None = None
+
+
 class BlobStore(Protocol):
     """Objects by server-chosen key."""
+
+    min_compose_part: int  # smallest size of every compose() source but the last
 
     def put(self, key: str, stream: BinaryIO, *, content_type: str) -> StoredObject:
         """Store the stream's bytes under key, chunk by chunk; on any error nothing is left behind."""
@@ -45,6 +69,27 @@ class BlobStore(Protocol):
 
     def delete(self, key: str) -> None:
         """Remove an object; deleting a missing key is not an error."""
+
+    def read_range(self, key: str, offset: int, length: int) -> bytes:
+        """Up to length bytes from offset (fewer at the end of the object); raises BlobNotFound."""
+
+    def move(self, source: str, target: str) -> StoredObject:
+        """Move an object to a new key inside the store; raises BlobExists if target is taken."""
+
+    def compose(self, key: str, sources: Sequence[str], *, content_type: str) -> StoredObject:
+        """Join objects, in order, into a new one inside the store; the sources stay."""
+
+    def list_keys(self, prefix: str) -> Iterator[str]:
+        """Keys of the objects whose key starts with prefix."""
+
+    def retain(self, key: str, until: datetime, *, mode: str = "GOVERNANCE") -> bool:
+        """Put the object under store-level retention until then; False when the store cannot."""
+
+    def presigned_get_url(self, key: str, expires_s: int = 3600, *, download_name: str | None = None) -> str:
+        """A URL that lets its holder GET the object until it expires; raises PresignUnsupported."""
+
+    def presigned_post(self, key: str, *, key_prefix: str, content_type: str, size: int, expires_s: int) -> PresignedPost:
+        """A POST form for exactly one upload under key_prefix; raises PresignUnsupported."""
 
     def health(self) -> dict:
         """The adapter's state for /healthz."""

@@ -2,18 +2,25 @@
 from __future__ import annotations
 
 import os
-from contextlib import contextmanager
-from datetime import timedelta
-from typing import BinaryIO, Iterator
+from datetime import datetime, timedelta, timezone
+from typing import BinaryIO, Iterator, Sequence
+from urllib.parse import quote
 
 import certifi
 import urllib3
 from minio import Minio
+from minio.commonconfig import ComposeSource, CopySource
+from minio.datatypes import PostPolicy
 from minio.error import S3Error, ServerError
+from minio.retention import Retention
 
-from shared.blobs.port import CHUNK, BlobNotFound, BlobStoreUnavailable, HashingReader, StoredObject, check_key
+from shared.blobs.port import (
+    CHUNK, BlobExists, BlobLocked, BlobNotFound, BlobStoreUnavailable, HashingReader, PresignedPost, StoredObject,
+    check_key,
+)
 
 MIN_PART_SIZE = 5 * 1024 * 1024
+MAX_COPY_SIZE = 5 * 1024**3  # largest single-request server-side copy S3 allows
 CONNECT_TIMEOUT_S = 3.0
 READ_TIMEOUT_S = 30.0
 _MISSING = frozenset({"NoSuchKey", "NoSuchBucket", "NoSuchObject", "ResourceNotFound"})
@@ -47,6 +54,39 @@ class _WholeReads:
             raise
 
 
+class _ComposeSource(ComposeSource):
+    """minio 7.2.18's ComposeSource.object_size and .headers recurse into themselves; these read the fields."""
+
+    @property
+    def object_size(self) -> int | None:
+        """Size of the source, known once build_headers() ran."""
+        return self._object_size
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Copy headers, known once build_headers() ran."""
+        return dict(self._headers or {})
+
+
+class _Translated:
+    """A context that turns client errors into the port's; a class, because minio's S3Error is a frozen
+    dataclass that @contextmanager cannot re-raise (it sets __traceback__ on the way out)."""
+
+    def __init__(self, store: S3BlobStore, action: str, key: str | None) -> None:
+        self._store, self._action, self._key = store, action, key
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc is None or not isinstance(exc, Exception):
+            return False
+        error = self._store._port_error(exc, self._action, self._key)
+        if error is None:
+            return False  # let it through unchanged
+        raise error from exc
+
+
 def _http_client() -> urllib3.PoolManager:
     """A connection pool that gives up within seconds when the server is down."""
     return urllib3.PoolManager(
@@ -59,7 +99,9 @@ def _http_client() -> urllib3.PoolManager:
 
 
 class S3BlobStore:
-    """Objects in one S3 bucket; the bucket is created on first put if missing."""
+    """Objects in one S3 bucket; the bucket is created on first put if missing (with Object Lock if asked)."""
+
+    min_compose_part = MIN_PART_SIZE
 
     def __init__(
         self,
@@ -70,7 +112,9 @@ class S3BlobStore:
         bucket: str,
         secure: bool = False,
         region: str = "us-east-1",
-        part_size: int = 16 * 1024 * 1024,
+        part_size: int = 8 * 1024 * 1024,
+        object_lock: bool = False,
+        public_endpoint: str | None = None,
     ) -> None:
         if part_size < MIN_PART_SIZE:
             raise ValueError(f"part_size must be at least {MIN_PART_SIZE} bytes (S3 minimum), got {part_size}")
@@ -78,7 +122,10 @@ class S3BlobStore:
         self._bucket = bucket
         self._region = region
         self._part_size = part_size
+        self._object_lock = object_lock
+        self._secure = secure
         self._bucket_ready = False
+        self._features: dict[str, bool] | None = None
         # Building the client does no network I/O; a known region saves minio a bucket-location request.
         self._client = Minio(
             endpoint=endpoint,
@@ -88,13 +135,18 @@ class S3BlobStore:
             region=region,
             http_client=_http_client(),
         )
+        # Presigned URLs must name the host clients reach (it is part of the signature); signing is local.
+        self._public_endpoint = public_endpoint or endpoint
+        self._signer = self._client if not public_endpoint else Minio(
+            endpoint=public_endpoint, access_key=access_key, secret_key=secret_key, secure=secure, region=region,
+        )
 
     def ensure_bucket(self) -> None:
         """Create the bucket if it does not exist yet."""
         with self._translated("bucket check"):
             if not self._client.bucket_exists(bucket_name=self._bucket):
                 try:
-                    self._client.make_bucket(bucket_name=self._bucket, location=self._region)
+                    self._client.make_bucket(bucket_name=self._bucket, location=self._region, object_lock=self._object_lock)
                 except S3Error as exc:
                     if exc.code != "BucketAlreadyOwnedByYou":  # another process created it meanwhile
                         raise
@@ -160,20 +212,134 @@ class S3BlobStore:
         return True
 
     def delete(self, key: str) -> None:
-        """Remove an object; deleting a missing key (or from a missing bucket) is not an error."""
+        """Remove an object, every version of it in a versioned bucket; a missing key is not an error."""
         check_key(key)
         try:
             with self._translated(f"delete of {key!r}", key):
-                self._client.remove_object(bucket_name=self._bucket, object_name=key)
+                if not self._bucket_features()["versioned"]:
+                    self._client.remove_object(bucket_name=self._bucket, object_name=key)
+                    return
+                for item in self._client.list_objects(bucket_name=self._bucket, prefix=key, include_version=True):
+                    if item.object_name == key:
+                        self._client.remove_object(bucket_name=self._bucket, object_name=key, version_id=item.version_id)
         except BlobNotFound:
             pass
 
-    def presigned_get_url(self, key: str, expires_s: int = 3600) -> str:
+    def read_range(self, key: str, offset: int, length: int) -> bytes:
+        """A ranged GET; fewer bytes (or none) past the end of the object."""
+        check_key(key)
+        if length <= 0:
+            return b""
+        with self._translated(f"ranged read of {key!r}", key):
+            try:
+                response = self._client.get_object(bucket_name=self._bucket, object_name=key, offset=max(offset, 0), length=length)
+            except S3Error as exc:
+                if exc.code != "InvalidRange":
+                    raise
+                self.stat(key)  # past the end of an existing object, or a missing one
+                return b""
+            try:
+                return response.read()
+            finally:
+                response.close()
+                response.release_conn()
+
+    def move(self, source: str, target: str) -> StoredObject:
+        """Server-side copy, then delete the source; no byte passes through this process."""
+        check_key(source)
+        check_key(target)
+        if self.exists(target):
+            raise BlobExists(target)
+        info = self.stat(source)
+        with self._translated(f"move of {source!r}", source):
+            if info.size <= MAX_COPY_SIZE:
+                self._client.copy_object(bucket_name=self._bucket, object_name=target,
+                                         source=CopySource(bucket_name=self._bucket, object_name=source))
+            else:  # a ranged source makes minio copy part by part
+                self._client.compose_object(bucket_name=self._bucket, object_name=target,
+                                            sources=[_ComposeSource(bucket_name=self._bucket, object_name=source, offset=0)])
+        self.delete(source)
+        return StoredObject(key=target, size=info.size, content_type=info.content_type)
+
+    def compose(self, key: str, sources: Sequence[str], *, content_type: str) -> StoredObject:
+        """A multipart upload whose parts are server-side copies of the sources (each but the last >= 5 MiB)."""
+        check_key(key)
+        if not sources:
+            raise ValueError("compose needs at least one source")
+        sizes = [self.stat(source).size for source in sources]
+        if any(size < MIN_PART_SIZE for size in sizes[:-1]):
+            raise ValueError(f"every compose source but the last must be at least {MIN_PART_SIZE} bytes")
+        parts = [_ComposeSource(bucket_name=self._bucket, object_name=source, offset=0) for source in sources]
+        with self._translated(f"compose of {key!r}"):
+            self._client.compose_object(bucket_name=self._bucket, object_name=key, sources=parts,
+                                        metadata={"Content-Type": content_type})
+        return StoredObject(key=key, size=sum(sizes), content_type=content_type)
+
+    def list_keys(self, prefix: str) -> Iterator[str]:
+        """Keys under prefix, listed page by page."""
+        with self._translated(f"listing of {prefix!r}"):
+            if not self._client.bucket_exists(bucket_name=self._bucket):
+                return
+            items = self._client.list_objects(bucket_name=self._bucket, prefix=prefix, recursive=True)
+            for item in items:
+                yield item.object_name
+
+    def retain(self, key: str, until: datetime, *, mode: str = "GOVERNANCE") -> bool:
+        """S3 Object Lock retention on the object, when the bucket was created with Object Lock."""
+        check_key(key)
+        with self._translated(f"retention of {key!r}", key):
+            self.stat(key)
+            if not self._bucket_features()["locking"]:
+                return False
+            until = until.astimezone(timezone.utc).replace(microsecond=0)
+            self._client.set_object_retention(bucket_name=self._bucket, object_name=key, config=Retention(mode, until))
+        return True
+
+    def presigned_get_url(self, key: str, expires_s: int = 3600, *, download_name: str | None = None) -> str:
         """A URL that lets anyone holding it GET the object until it expires (signed locally, no request)."""
         check_key(key)
-        return self._client.presigned_get_object(
-            bucket_name=self._bucket, object_name=key, expires=timedelta(seconds=expires_s)
+        headers = None
+        if download_name:
+            headers = {"response-content-disposition": f"attachment; filename*=UTF-8''{quote(download_name)}"}
+        return self._signer.presigned_get_object(
+            bucket_name=self._bucket, object_name=key, expires=timedelta(seconds=expires_s), response_headers=headers,
         )
+
+    def presigned_post(self, key: str, *, key_prefix: str, content_type: str, size: int, expires_s: int) -> PresignedPost:
+        """A POST policy limited to keys under key_prefix, exactly size bytes and this Content-Type (signed locally)."""
+        check_key(key)
+        if not key.startswith(key_prefix):
+            raise ValueError(f"key {key!r} is not under {key_prefix!r}")
+        if not self._bucket_ready:
+            self.ensure_bucket()  # the form is useless if the bucket is not there to take it
+        expires_at = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=expires_s)
+        policy = PostPolicy(self._bucket, expires_at)
+        policy.add_starts_with_condition("key", key_prefix)
+        policy.add_equals_condition("Content-Type", content_type)
+        policy.add_content_length_range_condition(size, size)
+        fields = self._signer.presigned_post_policy(policy=policy)
+        scheme = "https" if self._secure else "http"
+        return PresignedPost(
+            url=f"{scheme}://{self._public_endpoint}/{self._bucket}",
+            fields={**fields, "key": key, "Content-Type": content_type},
+            expires_at=expires_at,
+        )
+
+    def _bucket_features(self) -> dict[str, bool]:
+        """Whether the bucket has Object Lock and versioning (asked once; Object Lock implies versioning)."""
+        if self._features is None:
+            if not self._client.bucket_exists(bucket_name=self._bucket):
+                return {"locking": False, "versioned": False}
+            try:
+                self._client.get_object_lock_config(bucket_name=self._bucket)
+                locking = True
+            except S3Error as exc:
+                if exc.code not in ("ObjectLockConfigurationNotFoundError", "NotImplemented"):
+                    raise
+                locking = False
+            versioned = locking or self._client.get_bucket_versioning(bucket_name=self._bucket).status == "Enabled"
+            self._features = {"locking": locking, "versioned": versioned}
+        return self._features
 
     def health(self) -> dict:
         """Whether the server answers for the bucket; never raises."""
@@ -184,22 +350,17 @@ class S3BlobStore:
             return {**state, "ok": False, "error": f"{type(exc).__name__}: {exc}"[:500]}
         return {**state, "ok": True, "bucket_exists": exists}
 
-    @contextmanager
-    def _translated(self, action: str, key: str | None = None) -> Iterator[None]:
+    def _translated(self, action: str, key: str | None = None) -> _Translated:
         """Raise the port's exceptions instead of minio's and urllib3's."""
-        try:
-            yield
-        except Exception as exc:
-            error = self._port_error(exc, action, key)
-            if error is None:
-                raise
-            raise error from exc
+        return _Translated(self, action, key)
 
     def _port_error(self, exc: Exception, action: str, key: str | None = None) -> Exception | None:
         """The port's exception for a client error, or None to let it through unchanged."""
         code = exc.code if isinstance(exc, S3Error) else None
         if key is not None and code in _MISSING:
             return BlobNotFound(key)
+        if key is not None and code == "AccessDenied" and self._features and self._features["locking"]:
+            return BlobLocked(f"{key!r} is under retention in bucket {self._bucket!r}")
         if isinstance(exc, _NETWORK) or code in _TRANSIENT:
             return BlobStoreUnavailable(f"S3 at {self._endpoint} (bucket {self._bucket!r}) unavailable: {action} failed: {exc}")
         return None

@@ -22,6 +22,12 @@ class EvidenceStored(_Payload):
     size: int
     sha256: str
     filename: str
+    category: str = ""  # photo, video, document
+    captured_at: str | None = None  # as recorded in the file (EXIF, or the video's movie header)
+    outside_window: bool | None = None  # captured outside the campaign's publicity window; None: unknown
+    duplicate_of: list[str] = []  # evidence ids with the same SHA-256, in any unit or campaign
+    near_duplicate_of: list[str] = []  # evidence ids of photos with a near-identical perceptual hash
+    upload_path: str = ""  # stream, multipart, chunked, presigned
 
 
 class EvidenceRejected(_Payload):

@@ -29,6 +29,14 @@ class DeadlineInfo(_Payload):
     due_at: datetime
 
 
+class ReferenceMaterialInfo(_Payload):
+    """A reference material (参考资料) the office hands to units, e.g. slogans or a leaflet."""
+
+    code: str = ""
+    title: str
+    url: str = ""  # absolute, or a path under PUBLIC_BASE_URL; empty: the campaign's materials page
+
+
 class CampaignPublished(_Payload):
     """A campaign definition (or a new version of it) was published."""
 
@@ -46,6 +54,8 @@ class CampaignPublished(_Payload):
     topics: list[dict] = []
     deadlines: list[DeadlineInfo] = []
     definition_sha256: str = ""
+    plan_url: str = ""  # absolute, or a path under PUBLIC_BASE_URL; empty: the campaign's own page
+    reference_materials: list[ReferenceMaterialInfo] = []
 
 
 class UnitRegistered(_Payload):

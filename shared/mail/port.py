@@ -9,6 +9,10 @@ class TemporaryMailError(RuntimeError):
     """Worth retrying later (4xx reply, connection refused, timeout)."""
 
 
+class ServerUnavailable(TemporaryMailError):
+    """The mail server itself cannot take mail now (refused, down, 421, TLS or login trouble): stop sending for a while."""
+
+
 class PermanentMailError(RuntimeError):
     """Retrying will not help (5xx reply, invalid address)."""
 

@@ -5,11 +5,12 @@ import hashlib
 import io
 import random
 import time
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from shared.blobs.folder import FolderBlobStore
-from shared.blobs.port import BlobNotFound, BlobStoreUnavailable
+from shared.blobs.port import BlobExists, BlobLocked, BlobNotFound, BlobStoreUnavailable, PresignUnsupported
 from shared.blobs.s3 import S3BlobStore
 from tests.servers import free_port
 
@@ -192,3 +193,129 @@ def test_s3_presigned_url_serves_the_object(s3):
     response = httpx.get(url, timeout=10, trust_env=False)  # no proxy from the machine
     assert response.status_code == 200
     assert response.content == data
+
+
+def test_read_range(store):
+    data = bytes(range(256)) * 100
+    store.put("r/k.bin", io.BytesIO(data), content_type="application/octet-stream")
+    assert store.read_range("r/k.bin", 0, 10) == data[:10]
+    assert store.read_range("r/k.bin", 1000, 300) == data[1000:1300]
+    assert store.read_range("r/k.bin", len(data) - 5, 100) == data[-5:]
+    assert store.read_range("r/k.bin", len(data), 10) == b""
+    assert store.read_range("r/k.bin", 3, 0) == b""
+    with pytest.raises(BlobNotFound):
+        store.read_range("r/absent.bin", 0, 10)
+
+
+def test_move_renames_and_never_overwrites(store):
+    data = "移动".encode() * 1000
+    store.put("staging/a", io.BytesIO(data), content_type="image/jpeg")
+    store.put("final/taken.jpg", io.BytesIO(b"old"), content_type="image/jpeg")
+    moved = store.move("staging/a", "final/a.jpg")
+    assert (moved.key, moved.size, moved.content_type) == ("final/a.jpg", len(data), "image/jpeg")
+    assert not store.exists("staging/a")
+    assert b"".join(store.read("final/a.jpg")) == data
+    store.put("staging/b", io.BytesIO(b"new"), content_type="image/jpeg")
+    with pytest.raises(BlobExists):
+        store.move("staging/b", "final/taken.jpg")
+    assert b"".join(store.read("final/taken.jpg")) == b"old" and store.exists("staging/b")
+    with pytest.raises(BlobNotFound):
+        store.move("staging/absent", "final/x.jpg")
+
+
+def test_compose_joins_sources_in_order(store):
+    first, second = GeneratedStream(PART + 1000, seed=1), GeneratedStream(4321, seed=2)
+    store.put("parts/1", first, content_type="application/octet-stream")
+    store.put("parts/2", second, content_type="application/octet-stream")
+    expected = hashlib.sha256()
+    for key in ("parts/1", "parts/2"):
+        for chunk in store.read(key):
+            expected.update(chunk)
+    joined = store.compose("joined.mp4", ["parts/1", "parts/2"], content_type="video/mp4")
+    assert (joined.size, joined.content_type) == (PART + 1000 + 4321, "video/mp4")
+    assert joined.sha256 in (None, expected.hexdigest())
+    assert read_all(store, "joined.mp4") == (PART + 1000 + 4321, expected.hexdigest())
+    assert store.stat("joined.mp4").content_type == "video/mp4"
+    assert store.exists("parts/1") and store.exists("parts/2")
+
+
+def test_s3_compose_refuses_small_middle_parts(s3):
+    store = s3_store(s3)
+    assert store.min_compose_part == PART
+    store.put("p/1", io.BytesIO(b"x" * 100), content_type="application/octet-stream")
+    store.put("p/2", io.BytesIO(b"y" * 100), content_type="application/octet-stream")
+    with pytest.raises(ValueError):
+        store.compose("p/joined", ["p/1", "p/2"], content_type="application/octet-stream")
+    assert not store.exists("p/joined")
+
+
+def test_list_keys_by_prefix(store):
+    for key in ("l/a/1.jpg", "l/a/2.jpg", "l/ab/3.jpg", "l/b/4.jpg", "other/5.jpg"):
+        store.put(key, io.BytesIO(b"x"), content_type="image/jpeg")
+    assert sorted(store.list_keys("l/a/")) == ["l/a/1.jpg", "l/a/2.jpg"]
+    assert sorted(store.list_keys("l/a")) == ["l/a/1.jpg", "l/a/2.jpg", "l/ab/3.jpg"]
+    assert sorted(store.list_keys("l/")) == ["l/a/1.jpg", "l/a/2.jpg", "l/ab/3.jpg", "l/b/4.jpg"]
+    assert list(store.list_keys("nothing/")) == []
+
+
+def test_retention_is_reported_honestly(store):
+    store.put("keep/1.jpg", io.BytesIO(b"proof"), content_type="image/jpeg")
+    until = datetime.now(timezone.utc) + timedelta(days=1)
+    assert store.retain("keep/1.jpg", until) is False  # neither a folder nor a bucket without Object Lock can
+    with pytest.raises(BlobNotFound):
+        store.retain("keep/absent.jpg", until)
+
+
+def test_presigned_post_is_refused_or_works(store):
+    import httpx
+
+    data = b"\xff\xd8\xff" + bytes(range(256)) * 20
+    if not isinstance(store, S3BlobStore):
+        with pytest.raises(PresignUnsupported):
+            store.presigned_post("incoming/1/upload", key_prefix="incoming/1/", content_type="image/jpeg", size=len(data), expires_s=600)
+        with pytest.raises(PresignUnsupported):
+            store.presigned_get_url("incoming/1/upload", 60)
+        return
+    store.put("placeholder", io.BytesIO(b""), content_type="text/plain")  # the bucket exists
+    form = store.presigned_post("incoming/1/upload", key_prefix="incoming/1/", content_type="image/jpeg", size=len(data), expires_s=600)
+    assert form.fields["key"] == "incoming/1/upload" and form.fields["Content-Type"] == "image/jpeg"
+    assert "policy" in form.fields and form.expires_at > datetime.now(timezone.utc)
+    response = httpx.post(form.url, data=form.fields, files={"file": ("x.jpg", data, "image/jpeg")}, trust_env=False)
+    assert response.status_code in (200, 201, 204), response.text
+    assert b"".join(store.read("incoming/1/upload")) == data
+
+
+def test_s3_object_lock_retains_and_delete_is_refused(moto_s3):
+    target = moto_s3.fresh()  # not the `s3` fixture: its clean-up cannot empty a locked bucket early
+    store = s3_store(target, object_lock=True)
+    store.put("proof/1.jpg", io.BytesIO(b"proof"), content_type="image/jpeg")
+    store.put("staging/x", io.BytesIO(b"scratch"), content_type="image/jpeg")
+    store.delete("staging/x")  # every version goes, not just hidden behind a delete marker
+    assert list(target.client().list_objects(bucket_name=target.bucket, prefix="staging/", include_version=True)) == []
+    until = datetime.now(timezone.utc) + timedelta(seconds=2)
+    assert store.retain("proof/1.jpg", until) is True
+    with pytest.raises(BlobLocked):
+        store.delete("proof/1.jpg")
+    assert b"".join(store.read("proof/1.jpg")) == b"proof"
+    time.sleep(max(0.0, (until - datetime.now(timezone.utc)).total_seconds()) + 1.1)  # let the retention lapse
+    store.delete("proof/1.jpg")
+    target.client().remove_bucket(bucket_name=target.bucket)
+
+
+def test_s3_presigned_urls_name_the_public_endpoint(s3):
+    import httpx
+
+    from tests.evidence_storage.proxy import CuttableProxy
+
+    public = CuttableProxy(s3.endpoint)  # what clients reach, e.g. a gateway in front of MinIO
+    public.up()
+    try:
+        store = s3_store(s3, public_endpoint=public.endpoint)
+        store.put("p/q.jpg", io.BytesIO(b"visible"), content_type="image/jpeg")
+        url = store.presigned_get_url("p/q.jpg", 60)
+        assert url.startswith(f"http://{public.endpoint}/{s3.bucket}/p/q.jpg?")
+        assert httpx.get(url, timeout=10, trust_env=False).content == b"visible"
+        form = store.presigned_post("in/1/u", key_prefix="in/1/", content_type="image/jpeg", size=3, expires_s=60)
+        assert form.url == f"http://{public.endpoint}/{s3.bucket}"
+    finally:
+        public.down()

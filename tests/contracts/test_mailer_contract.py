@@ -12,7 +12,7 @@ from typing import Callable
 import pytest
 
 from shared.mail.folder import FolderMailer
-from shared.mail.port import PermanentMailError, TemporaryMailError
+from shared.mail.port import PermanentMailError, ServerUnavailable, TemporaryMailError
 from shared.mail.smtp import SmtpMailer
 from tests.helpers import mail_parts, read_eml
 
@@ -153,3 +153,147 @@ def test_smtp_server_that_never_greets_times_out_as_temporary_failure():
             mailer.send(chinese_message())
         assert time.monotonic() - started < 3
         assert mailer.health()["ok"] is False
+
+
+# -- SMTP transport security, login and session trouble -------------------------------------------
+
+SMTP_USER, SMTP_PASSWORD = "campaign-office", "s3cret-口令"  # not ASCII: smtplib alone cannot send it
+# aiosmtpd warns for the SMTPS server, whose check does not count implicit TLS as TLS (see tls_smtp).
+TLS_WARNING = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+
+
+@dataclass
+class TlsSmtp:
+    """An SMTP server with TLS (STARTTLS or implicit) that requires a login, and the CA file that trusts it."""
+
+    host: str
+    port: int
+    ca_file: str
+    messages: list[EmailMessage]
+
+
+def _self_signed(folder) -> tuple[str, str]:
+    """A certificate for 127.0.0.1 and its key, written as PEM files."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_file, key_file = folder / "smtp.crt", folder / "smtp.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return str(cert_file), str(key_file)
+
+
+@pytest.fixture(params=["starttls", "ssl"])
+def tls_smtp(request, tmp_path):
+    """A login-only SMTP server over STARTTLS, then over implicit TLS (SMTPS)."""
+    import email
+    import email.policy
+    import ssl
+
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    from tests.servers import free_port
+
+    cert_file, key_file = _self_signed(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_file, key_file)
+    messages: list[EmailMessage] = []
+
+    class Recorder:
+        async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's name
+            messages.append(email.message_from_bytes(envelope.original_content or envelope.content, policy=email.policy.default))
+            return "250 OK"
+
+    def authenticator(server, session, envelope, mechanism, auth_data):
+        ok = isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) == (
+            SMTP_USER.encode(), SMTP_PASSWORD.encode())
+        return AuthResult(success=ok, handled=False)  # handled=False: aiosmtpd sends the 235 or 535 itself
+
+    if request.param == "starttls":
+        security = {"tls_context": context, "require_starttls": True}
+    else:  # aiosmtpd does not see implicit TLS as TLS when it checks before AUTH; the whole session is TLS anyway
+        security = {"ssl_context": context, "auth_require_tls": False}
+    port = free_port()
+    controller = Controller(Recorder(), hostname="127.0.0.1", port=port, authenticator=authenticator,
+                            auth_required=True, **security)
+    controller.start()
+    try:
+        yield request.param, TlsSmtp("127.0.0.1", port, cert_file, messages)
+    finally:
+        controller.stop()
+
+
+def tls_mailer(server: TlsSmtp, security: str, **overrides) -> SmtpMailer:
+    """An SmtpMailer for the TLS server, trusting its certificate, with the right login."""
+    options = {"host": server.host, "port": server.port, "timeout_s": 5.0, "ca_file": server.ca_file,
+               "username": SMTP_USER, "password": SMTP_PASSWORD, security: True}
+    return SmtpMailer(**{**options, **overrides})
+
+
+@TLS_WARNING
+def test_smtp_over_tls_with_login_delivers(tls_smtp):
+    security, server = tls_smtp
+    mailer = tls_mailer(server, security)
+    mailer.send(chinese_message())
+    [received] = server.messages
+    assert received["Subject"] == SUBJECT
+    assert tuple(part.replace("\r\n", "\n") for part in mail_parts(received)) == (TEXT, HTML)
+    health = mailer.health()
+    assert health["ok"] is True and health["security"] == security and health["login"] is True
+
+
+@TLS_WARNING
+def test_smtp_wrong_password_is_server_trouble_not_a_failed_message(tls_smtp):
+    security, server = tls_smtp
+    with pytest.raises(ServerUnavailable, match="login"):
+        tls_mailer(server, security, password="wrong").send(chinese_message())
+    assert server.messages == []
+
+
+@TLS_WARNING
+def test_smtp_without_the_required_login_is_server_trouble(tls_smtp):
+    security, server = tls_smtp
+    with pytest.raises(ServerUnavailable, match="530"):
+        tls_mailer(server, security, username=None).send(chinese_message())
+    assert server.messages == []
+
+
+@TLS_WARNING
+def test_smtp_untrusted_certificate_is_refused(tls_smtp):
+    security, server = tls_smtp
+    mailer = tls_mailer(server, security, ca_file=None)  # the system's CAs do not know the test certificate
+    with pytest.raises(ServerUnavailable, match="CERTIFICATE_VERIFY_FAILED"):
+        mailer.send(chinese_message())
+    assert mailer.health()["ok"] is False and server.messages == []
+
+
+def test_smtp_starttls_and_ssl_together_are_refused():
+    with pytest.raises(ValueError):
+        SmtpMailer(host="127.0.0.1", port=25, starttls=True, ssl=True)
+
+
+def test_smtp_down_and_421_are_server_trouble(smtp):
+    mailer = smtp_mailer(smtp)
+    smtp.fail_next_with(421, "4.3.2 shutting down", on="DATA")
+    with pytest.raises(ServerUnavailable, match="421"):
+        mailer.send(chinese_message())
+    smtp.stop()
+    with pytest.raises(ServerUnavailable):
+        mailer.send(chinese_message())
+    assert issubclass(ServerUnavailable, TemporaryMailError)

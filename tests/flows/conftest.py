@@ -6,6 +6,7 @@ from fastapi.testclient import TestClient
 
 from deploy.embedded import build_platform
 from shared.settings import Settings
+from tests.flows.steps import admin_token
 
 
 @pytest.fixture
@@ -20,5 +21,6 @@ def platform(tmp_path):
 
 @pytest.fixture
 def client(platform) -> TestClient:
-    """HTTP client of the started embedded platform."""
+    """HTTP client of the started embedded platform, logged in as an admin."""
+    platform.client.headers["Authorization"] = f"Bearer {admin_token(platform.contexts['intake'])}"
     return platform.client

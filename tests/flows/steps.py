@@ -5,7 +5,27 @@ import uuid
 
 from tests.helpers import wait_until
 
+ADMIN_PASSWORD = "test-admin-password"
+
 EMBEDDED = {"intake": "/intake", "evidence": "/evidence", "review": "/review", "notification": "/notification"}
+
+
+def admin_token(intake_ctx, *, username: str = "flow-admin") -> str:
+    """Create an admin through intake's identity use cases and log in as it; returns the bearer token."""
+    from services.intake import identity
+
+    identity.create_user(identity.UserCreate(username=username, display_name="王芳", role="admin", password=ADMIN_PASSWORD),
+                         ctx=intake_ctx, principal=None)
+    return login(intake_ctx, username)
+
+
+def login(intake_ctx, username: str, password: str = ADMIN_PASSWORD) -> str:
+    """A bearer token from intake's login use case."""
+    from services.intake import identity
+    from shared.auth import issuer_from_settings
+
+    issuer = issuer_from_settings(intake_ctx.settings)
+    return identity.login(identity.Login(username=username, password=password), ctx=intake_ctx, issuer=issuer).access_token
 
 
 def create_unit(client, *, routes: dict = EMBEDDED, name: str = "相山区信访局", email: str | None = None) -> dict:

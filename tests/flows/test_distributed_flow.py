@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 
 import httpx
 import pytest
 
 from deploy.processes import SERVICES, Cluster, cluster_env
-from tests.flows.steps import create_unit, submit, upload, wait_evidence_ready, wait_review_item
+from shared.auth import generate_key_pair
+from tests.flows.steps import ADMIN_PASSWORD, create_unit, submit, upload, wait_evidence_ready, wait_review_item
 from tests.helpers import JPEG_BYTES, mail_parts, wait_until
 from tests.services import delete_rabbitmq_objects
 
@@ -17,7 +20,9 @@ RETRY_DELAYS = (200, 500)
 @pytest.fixture
 def cluster(tmp_path, rabbitmq_url, postgres_url, s3, smtp, run_name):
     """Eight processes (API + worker per service) wired to real servers, torn down afterwards."""
+    private_key, public_key = generate_key_pair()  # each process reads the key material from its environment
     env = cluster_env({
+        "AUTH_PRIVATE_KEY": private_key, "AUTH_PUBLIC_KEY": public_key,
         "BUS_BACKEND": "rabbitmq", "RABBITMQ_URL": rabbitmq_url,
         "BUS_EXCHANGE": f"{run_name}.events", "BUS_QUEUE_PREFIX": f"{run_name}.",
         "BUS_RETRY_DELAYS_MS": ",".join(map(str, RETRY_DELAYS)),
@@ -38,9 +43,23 @@ def cluster(tmp_path, rabbitmq_url, postgres_url, s3, smtp, run_name):
         delete_rabbitmq_objects(rabbitmq_url, queues=queues, exchanges=[f"{run_name}.events"])
 
 
+def logged_in_client(cluster) -> httpx.Client:
+    """An HTTP client logged in at intake as an admin made by the first-admin CLI."""
+    created = subprocess.run(
+        [sys.executable, "-m", "services.intake.identity_cli", "create-admin", "--username", "flow-admin",
+         "--display-name", "王芳", "--password-stdin"],
+        input=ADMIN_PASSWORD + "\n", env=cluster.env, capture_output=True, text=True, timeout=60,
+    )
+    assert created.returncode == 0, created.stderr
+    login = httpx.post(f"{cluster.routes['intake']}/auth/login", json={"username": "flow-admin", "password": ADMIN_PASSWORD},
+                       timeout=30)
+    assert login.status_code == 200, login.text
+    return httpx.Client(timeout=30, headers={"Authorization": f"Bearer {login.json()['access_token']}"})
+
+
 def test_flow_across_processes(cluster, smtp):
     routes = cluster.routes
-    with httpx.Client(timeout=30) as client:
+    with logged_in_client(cluster) as client:
         unit = create_unit(client, routes=routes, name="濉溪县信访局")
         submission = submit(client, unit["id"], routes=routes, measure="M5", title="悬挂宣传横幅")
         wait_evidence_ready(client, submission["id"], routes=routes, timeout=30)
@@ -72,7 +91,7 @@ def test_flow_across_processes(cluster, smtp):
 
 def test_worker_restart_loses_nothing(cluster, smtp):
     routes = cluster.routes
-    with httpx.Client(timeout=30) as client:
+    with logged_in_client(cluster) as client:
         unit = create_unit(client, routes=routes)
         wait_until(lambda: client.get(f"{routes['notification']}/healthz").status_code == 200)
         cluster.stop("notification-worker")

@@ -1,0 +1,1 @@
+"""Benchmark scripts that print figures (`make bench`); nothing timed lives in tests/."""

@@ -1,0 +1,416 @@
+"""Pipeline benchmark: N submissions through the distributed platform until their e-mails arrive.
+
+    python -m bench.pipeline [--n 200] [--concurrency 8] [--outbox-poll-s 0.5] [--poll-ms 50] [--raw-n N]
+
+Starts the whole platform as separate OS processes (deploy/processes.py: an API and a worker per service) on
+RabbitMQ (a unique exchange and queue prefix for this run), PostgreSQL (a fresh database created for this run
+and dropped afterwards), S3 on moto's standalone server and SMTP on the recording aiosmtpd server of
+tests/servers.py. The client sends an admin token signed with the run's own key pair (AUTH_* in the services'
+environment), so no user accounts are needed. One unit is registered; then a pool of threads, for each of N
+submissions: creates it at intake, polls review until its queue shows it, and approves it. A submission's
+latency runs from the create call to the arrival of its approval e-mail at the SMTP server (matched by the
+title in the subject). Throughput is N over the time from the first create call to the last e-mail.
+
+Also printed: where the time between commit and e-mail goes (from the services' outbox and delivery
+timestamps), events published and consumed per submission, and the CPU each process used while the
+submissions ran (the machine has 2 cores; other work on it shows as "everything else").
+
+Beside it, in the same run, raw pika on the same broker: N persistent messages published with publisher
+confirms to a fresh quorum queue (the platform's queue type) and consumed with manual acks, three times (the
+median is shown), as a yardstick.
+
+Everything is removed afterwards, also on Ctrl-C or error: processes, queues, exchange, database, bucket (the
+process logs are kept, and their folder named, when the platform itself failed).
+Needs RabbitMQ at 127.0.0.1:5672 and PostgreSQL at 127.0.0.1:5432 (TEST_RABBITMQ_URL / TEST_POSTGRES_URL).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from bench.common import CpuMeter, percentile, print_table, run_cli, staff_credentials
+from deploy.processes import SERVICES, Cluster, cluster_env
+
+RETRY_DELAYS_MS = (1000, 5000, 30000)
+RAW_TRIALS = 3  # the raw run is short; its median trial is reported
+UNIT_NAME = "相山区信访局"
+APPROVED = "审核通过"  # in the subject of the approval e-mail
+
+
+@dataclass
+class Timing:
+    """When one submission passed each step (time.monotonic())."""
+
+    title: str
+    started: float
+    queued: float = 0.0
+    approved: float = 0.0
+    polls: int = 0
+    mailed: float | None = None
+
+
+class MailClock:
+    """Stamps each e-mail's arrival at the SMTP server, keyed by subject, on a background thread."""
+
+    def __init__(self, smtp) -> None:
+        self._smtp = smtp
+        self.arrivals: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="mail-clock", daemon=True)
+
+    def __enter__(self) -> "MailClock":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _loop(self) -> None:
+        seen = 0
+        while not self._stop.is_set():
+            try:
+                messages = self._smtp.wait_for(seen + 1, timeout=0.2)
+            except AssertionError:  # nothing new within the timeout
+                continue
+            now = time.monotonic()
+            for received in messages[seen:]:
+                self.arrivals.setdefault(str(received.message["Subject"]), now)
+            seen = len(messages)
+
+    def approval_of(self, title: str) -> float | None:
+        """When the approval e-mail about the submission with this (unique) title arrived, if it did."""
+        found = [at for subject, at in list(self.arrivals.items()) if APPROVED in subject and title in subject]
+        return min(found) if found else None
+
+    def wait_for_approvals(self, titles: list[str], timeout: float) -> None:
+        """Wait until the approval e-mail of every title has arrived."""
+        deadline = time.monotonic() + timeout
+        waiting = list(titles)
+        while waiting:
+            waiting = [title for title in waiting if self.approval_of(title) is None]
+            if waiting and time.monotonic() > deadline:
+                raise RuntimeError(f"{len(waiting)} of {len(titles)} approval e-mails did not arrive within {timeout:.0f}s")
+            time.sleep(0.05)
+
+
+class Driver:
+    """The client side: per-thread HTTP clients driving intake and review."""
+
+    def __init__(self, routes: dict[str, str], headers: dict[str, str], poll_s: float, timeout: float, stop: threading.Event) -> None:
+        self.routes, self.poll_s, self.timeout, self.stop = routes, poll_s, timeout, stop
+        self._headers = headers
+        self._local = threading.local()
+
+    @property
+    def client(self) -> httpx.Client:
+        """This thread's HTTP client, sending the admin's bearer token."""
+        if not hasattr(self._local, "client"):
+            self._local.client = httpx.Client(timeout=30, headers=self._headers)
+        return self._local.client
+
+    def create_unit(self) -> dict:
+        """Register the one unit all submissions belong to (an invented liaison at example.org)."""
+        code = f"B{uuid.uuid4().hex[:8]}"
+        response = self.client.post(f"{self.routes['intake']}/units", json={
+            "code": code, "name": UNIT_NAME, "level": "county",
+            "liaison": {"name": "李明", "email": f"liaison-{code.lower()}@example.org"},
+        })
+        response.raise_for_status()
+        return response.json()
+
+    def run_one(self, unit_id: str, title: str) -> Timing:
+        """Create one submission, wait until review shows it, approve it."""
+        timing = Timing(title=title, started=time.monotonic())
+        created = self.client.post(f"{self.routes['intake']}/submissions", json={
+            "unit_id": unit_id, "measure_code": "M1", "title": title, "description": "压测：召开专题会议。",
+        })
+        created.raise_for_status()
+        submission_id = created.json()["id"]
+        deadline = time.monotonic() + self.timeout
+        while (shown := self.client.get(f"{self.routes['review']}/submissions/{submission_id}")).status_code != 200:
+            if shown.status_code != 404:
+                raise RuntimeError(f"review answered {shown.status_code}: {shown.text[:300]}")
+            if self.stop.is_set() or time.monotonic() > deadline:
+                raise RuntimeError(f"review did not show submission {submission_id} within {self.timeout:.0f}s")
+            timing.polls += 1
+            time.sleep(self.poll_s)
+        timing.queued = time.monotonic()
+        approved = self.client.post(f"{self.routes['review']}/submissions/{submission_id}/approve",
+                                    json={"reviewer": "王芳", "score": 90})
+        approved.raise_for_status()
+        timing.approved = time.monotonic()
+        return timing
+
+
+def run_platform(cluster: Cluster, smtp, headers: dict[str, str], *, n: int, concurrency: int, poll_s: float,
+                 timeout: float) -> tuple[list[Timing], float, CpuMeter]:
+    """Drive n submissions; returns their timings, the wall time from first create to last e-mail and CPU use."""
+    stop = threading.Event()
+    driver = Driver(cluster.routes, headers, poll_s, timeout, stop)
+    unit = driver.create_unit()
+    titles = [f"压测报送第{i:04d}号" for i in range(n)]
+    timings: list[Timing] = []
+    cpu = CpuMeter({**{name: proc.pid for name, proc in cluster.processes.items()}, "this script (client, SMTP, moto)": os.getpid()},
+                   {"PostgreSQL (all backends)": "postgres", "RabbitMQ": "beam.smp"})
+    with MailClock(smtp) as mail:
+        cpu.start()
+        pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="driver")
+        try:
+            started = time.monotonic()
+            futures = [pool.submit(driver.run_one, unit["id"], title) for title in titles]
+            for future in as_completed(futures):
+                timings.append(future.result())
+            mail.wait_for_approvals(titles, timeout)
+            cpu.stop()
+        finally:
+            stop.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+        for timing in timings:
+            timing.mailed = mail.approval_of(timing.title)
+    return timings, max(t.mailed for t in timings) - started, cpu
+
+
+def run_raw_pika(url: str, queue: str, *, n: int, prefetch: int, body_size: int) -> dict[str, float]:
+    """Publish n persistent confirmed messages to a fresh quorum queue while a consumer acks them one by one."""
+    import pika
+
+    body = (b'{"type":"bench.raw","payload":"' + b"x" * body_size)[:body_size - 2] + b'"}'
+    params = pika.URLParameters(url)
+    publisher = pika.BlockingConnection(params)
+    consumer_conn = pika.BlockingConnection(params)
+    try:
+        channel = publisher.channel()
+        channel.queue_declare(queue, durable=True, arguments={"x-queue-type": "quorum"})
+        channel.confirm_delivery()
+        consumer = consumer_conn.channel()
+        consumer.basic_qos(prefetch_count=prefetch)
+        done = {"count": 0, "last": 0.0}
+
+        def on_message(ch, method, properties, payload) -> None:
+            ch.basic_ack(delivery_tag=method.delivery_tag)
+            done["count"] += 1
+            done["last"] = time.monotonic()
+
+        consumer.basic_consume(queue, on_message, auto_ack=False)
+        failure: list[BaseException] = []
+
+        def consume() -> None:
+            try:
+                deadline = time.monotonic() + 300
+                while done["count"] < n and time.monotonic() < deadline:
+                    consumer_conn.process_data_events(time_limit=0.05)
+            except BaseException as exc:  # reported by the caller
+                failure.append(exc)
+
+        thread = threading.Thread(target=consume, name="raw-consumer", daemon=True)
+        thread.start()
+        properties = pika.BasicProperties(delivery_mode=2, content_type="application/json")
+        started = time.monotonic()
+        for _ in range(n):
+            channel.basic_publish("", queue, body, properties, mandatory=True)
+        published = time.monotonic()
+        thread.join()
+        if failure:
+            raise failure[0]
+        if done["count"] < n:
+            raise RuntimeError(f"raw pika: only {done['count']} of {n} messages consumed")
+        return {"publish_s": published - started, "total_s": done["last"] - started}
+    finally:
+        for conn in (consumer_conn, publisher):
+            if conn.is_open:
+                conn.close()
+
+
+def count_events(database_url: str) -> dict[str, tuple[int, int]]:
+    """Per service: events it published (outbox rows) and events it consumed (inbox rows)."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(database_url)
+    counts = {}
+    try:
+        with engine.connect() as conn:
+            for service in SERVICES:
+                out = conn.execute(text(f'SELECT count(*) FROM "{service}".outbox')).scalar_one()
+                inbox = conn.execute(text(f'SELECT count(*) FROM "{service}".inbox')).scalar_one()
+                counts[service] = (out, inbox)
+    finally:
+        engine.dispose()
+    return counts
+
+
+STAGES_SQL = """
+SELECT EXTRACT(EPOCH FROM (o.published_at - o.created_at)) AS relay,
+       EXTRACT(EPOCH FROM (d.created_at - o.published_at)) AS consume,
+       EXTRACT(EPOCH FROM (d.sent_at - d.created_at)) AS send
+FROM review.outbox o JOIN notification.deliveries d ON d.event_id = o.event_id
+WHERE o.type = 'submission.approved' AND d.sent_at IS NOT NULL
+"""
+SUBMIT_SQL = """
+SELECT EXTRACT(EPOCH FROM (o.published_at - o.created_at)) FROM intake.outbox o WHERE o.type = 'submission.submitted'
+"""
+
+
+def stage_lags(database_url: str) -> list[list[str]]:
+    """Where the time between commit and e-mail goes, from the services' own tables (empty if they changed shape)."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            approvals = conn.execute(text(STAGES_SQL)).all()
+            submits = [row[0] for row in conn.execute(text(SUBMIT_SQL)).all()]
+    except Exception as exc:  # noqa: BLE001 - a diagnostic only; the tables belong to the services
+        print(f"(stage breakdown unavailable: {type(exc).__name__})")
+        return []
+    finally:
+        engine.dispose()
+    ms = lambda values, p: f"{percentile([float(v) for v in values], p) * 1000:,.0f}" if values else "-"  # noqa: E731
+    rows = [["intake outbox: submit committed → published", submits],
+            ["review outbox: approve committed → published", [r.relay for r in approvals]],
+            ["notification: published → delivery queued", [r.consume for r in approvals]],
+            ["notification: delivery queued → sent", [r.send for r in approvals]]]
+    return [[name, ms(values, 50), ms(values, 95), ms(values, 99), ms(values, 100)] for name, values in rows]
+
+
+def report(timings: list[Timing], wall: float, raw: dict[str, float], events: dict[str, tuple[int, int]],
+           stages: list[list[str]], mails: int, args) -> None:
+    """Print the figures."""
+    n = len(timings)
+    latency = [t.mailed - t.started for t in timings]
+    to_queue = [t.queued - t.started for t in timings]
+    to_mail = [t.mailed - t.approved for t in timings]
+    ms = lambda values, p: f"{percentile(values, p) * 1000:,.0f}"  # noqa: E731
+    print_table(
+        f"Platform: {n} submissions, create → review queue → approve → e-mail at SMTP "
+        f"({args.concurrency} client threads, OUTBOX_POLL_S={args.outbox_poll_s}, review polled every {args.poll_ms} ms)",
+        ["measure", "p50 ms", "p95 ms", "p99 ms", "max ms"],
+        [["end to end (create → e-mail)", ms(latency, 50), ms(latency, 95), ms(latency, 99), ms(latency, 100)],
+         ["create → shown in review queue", ms(to_queue, 50), ms(to_queue, 95), ms(to_queue, 99), ms(to_queue, 100)],
+         ["approve returned → e-mail", ms(to_mail, 50), ms(to_mail, 95), ms(to_mail, 99), ms(to_mail, 100)]],
+    )
+    if stages:
+        print_table("Where the time goes (from the services' outbox and delivery timestamps)",
+                    ["stage", "p50 ms", "p95 ms", "p99 ms", "max ms"], stages)
+    published = sum(out for out, _ in events.values())
+    consumed = sum(inbox for _, inbox in events.values())
+    raw_rate = args.raw_n / raw["total_s"]
+    platform_rate = n / wall
+    print_table(
+        "Throughput",
+        ["path", "items", "seconds", "items/s", "note"],
+        [["platform, end to end", n, f"{wall:,.2f}", f"{platform_rate:,.1f}",
+          f"{published / n:.1f} events published, {consumed / n:.1f} consumed, {mails / n:.1f} e-mails per submission"],
+         ["raw pika publish (confirmed), median of 3", args.raw_n, f"{raw['publish_s']:,.2f}", f"{args.raw_n / raw['publish_s']:,.0f}",
+          "persistent, one confirm per message"],
+         ["raw pika publish → consume (acked), median of 3", args.raw_n, f"{raw['total_s']:,.2f}", f"{raw_rate:,.0f}",
+          f"quorum queue, prefetch {args.prefetch}"]],
+    )
+    print_table("Ratio", ["comparison", "ratio"], [
+        ["platform submissions/s ÷ raw pika messages/s", f"{platform_rate / raw_rate:.4f}"],
+        ["platform events published/s ÷ raw pika messages/s", f"{published / wall / raw_rate:.4f}"],
+    ])
+    print("\nPer service (events published via outbox, events consumed via inbox): "
+          + ", ".join(f"{s} {o}/{i}" for s, (o, i) in events.items())
+          + f"\nReview was asked {sum(t.polls for t in timings) / n:.1f} times per submission before it showed it (404s)."
+          + "\nThe client sends an admin token minted with the run's own key pair (no user accounts needed).", flush=True)
+
+
+def report_cpu(cpu: CpuMeter, *, n: int) -> None:
+    """Print who used the machine's CPU while the submissions ran."""
+    known = sum(cpu.used.values())
+    rows = [[name, f"{seconds:,.1f}", f"{seconds / n * 1000:,.1f}", f"{100 * seconds / cpu.machine_seconds:.0f}"]
+            for name, seconds in sorted(cpu.used.items(), key=lambda item: -item[1])]
+    other = max(cpu.machine_seconds - known, 0.0)
+    rows.append(["everything else on the machine", f"{other:,.1f}", f"{other / n * 1000:,.1f}",
+                 f"{100 * other / cpu.machine_seconds:.0f}"])
+    print_table(f"CPU while the submissions ran: the machine ({os.cpu_count()} cores) was {100 * cpu.machine_busy:.0f}% busy",
+                ["process", "CPU s", "CPU ms per submission", "% of used"], rows)
+    print("'everything else' is work this run did not start (e.g. other test runs on the machine) plus processes that\n"
+          "came and went; when it is large, the platform's figures above are lower than the platform can do.")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Start the platform, drive it, run the raw pika yardstick, print the tables, clean up."""
+    parser = argparse.ArgumentParser(prog="python -m bench.pipeline", description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--n", type=int, default=200, help="submissions (and raw pika messages unless --raw-n) (default 200)")
+    parser.add_argument("--concurrency", type=int, default=8, help="client threads driving the submissions (default 8)")
+    parser.add_argument("--outbox-poll-s", type=float, default=0.5, help="OUTBOX_POLL_S of every service (default 0.5, the platform's default)")
+    parser.add_argument("--poll-ms", type=int, default=50, help="how often a client thread asks review whether the submission arrived (default 50)")
+    parser.add_argument("--prefetch", type=int, default=16, help="BUS_PREFETCH for the platform and the raw consumer (default 16)")
+    parser.add_argument("--raw-n", type=int, default=None, help="raw pika messages (default: --n)")
+    parser.add_argument("--raw-body-bytes", type=int, default=800, help="raw pika message size, about one event envelope (default 800)")
+    parser.add_argument("--timeout", type=float, default=300, help="give up waiting for the platform after this many seconds (default 300)")
+    args = parser.parse_args(argv)
+    args.raw_n = args.raw_n or args.n
+
+    from tests.servers import moto_s3_server, smtp_server
+    from tests.services import POSTGRES_URL, RABBITMQ_URL, delete_rabbitmq_objects, fresh_postgres_database, port_open, unique
+
+    for name, url, port in (("RabbitMQ", RABBITMQ_URL, 5672), ("PostgreSQL", POSTGRES_URL, 5432)):
+        if not port_open(url, port):
+            print(f"{name} is not reachable at {url}; start it (see README) and run again.", file=sys.stderr)
+            return 2
+
+    run = unique("bench.")
+    exchange, prefix = f"{run}.events", f"{run}."
+    queues = [f"{prefix}{s}{suffix}" for s in SERVICES
+              for suffix in ("", ".parking", *(f".retry.{d}" for d in RETRY_DELAYS_MS))] + [f"{prefix}raw"]
+    with ExitStack() as stack:
+        stack.callback(delete_rabbitmq_objects, RABBITMQ_URL, queues=queues, exchanges=[exchange])
+        database_url = stack.enter_context(fresh_postgres_database())
+        s3 = stack.enter_context(moto_s3_server())
+        stack.callback(s3.remove_bucket)
+        smtp = stack.enter_context(smtp_server())
+        work = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
+        keep_logs = []  # set when the platform failed, so its logs can be read
+        stack.callback(lambda: keep_logs or shutil.rmtree(work, ignore_errors=True))
+        auth_env, headers = staff_credentials()
+        env = cluster_env({
+            **auth_env,
+            "BUS_BACKEND": "rabbitmq", "RABBITMQ_URL": RABBITMQ_URL, "BUS_EXCHANGE": exchange, "BUS_QUEUE_PREFIX": prefix,
+            "BUS_RETRY_DELAYS_MS": ",".join(map(str, RETRY_DELAYS_MS)), "BUS_PREFETCH": str(args.prefetch),
+            "DATABASE_URL": database_url,
+            "BLOB_BACKEND": "s3", "S3_ENDPOINT": s3.endpoint, "S3_ACCESS_KEY": s3.access_key,
+            "S3_SECRET_KEY": s3.secret_key, "S3_BUCKET": s3.bucket, "S3_REGION": s3.region,
+            "MAIL_BACKEND": "smtp", "SMTP_HOST": smtp.host, "SMTP_PORT": str(smtp.port),
+            "OUTBOX_POLL_S": str(args.outbox_poll_s), "DATA_DIR": str(work / "var"),
+        })
+        cluster = Cluster(env=env, log_dir=work)
+        stack.callback(cluster.stop)
+        print(f"run {run}: starting 8 processes (logs in {work})", flush=True)
+        cluster.start()
+        print(f"driving {args.n} submissions with {args.concurrency} threads", flush=True)
+        try:
+            timings, wall, cpu = run_platform(cluster, smtp, headers, n=args.n, concurrency=args.concurrency,
+                                         poll_s=args.poll_ms / 1000, timeout=args.timeout)
+        except Exception:
+            cluster.stop()
+            keep_logs.append(True)
+            print(f"the platform failed; its process logs are kept in {work}", file=sys.stderr)
+            raise
+        events, stages, mails = count_events(database_url), stage_lags(database_url), len(smtp.messages)
+        cluster.stop()  # the raw yardstick gets the machine to itself
+        print(f"raw pika: {RAW_TRIALS} × {args.raw_n} messages", flush=True)
+        trials = sorted((run_raw_pika(RABBITMQ_URL, f"{prefix}raw", n=args.raw_n, prefetch=args.prefetch,
+                                      body_size=args.raw_body_bytes) for _ in range(RAW_TRIALS)), key=lambda t: t["total_s"])
+        raw = trials[len(trials) // 2]
+    report(timings, wall, raw, events, stages, mails, args)
+    report_cpu(cpu, n=args.n)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))

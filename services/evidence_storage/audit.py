@@ -1,0 +1,31 @@
+"""Audit rows for evidence: one per download, presigned URL, preview, export entry and deletion, in the
+service's append-only `audit_log` (shared/audit.py). Until authentication lands the caller is the
+unverified X-Actor name: it goes into actor_name, while actor_id stays empty (no verified identity)."""
+from __future__ import annotations
+
+from sqlalchemy import insert
+from sqlalchemy.orm import Session
+
+from services.evidence_storage.access import Caller
+from services.evidence_storage.models import AUDIT, Evidence
+from shared.runtime import ServiceContext
+
+
+def record(uow: Session, ctx: ServiceContext, caller: Caller, action: str, *, evidence: Evidence | None = None,
+           unit_id: str | None = None, campaign_id: str | None = None, detail: str | None = None) -> None:
+    """Append an audit row (UTC time, actor, client address) in the caller's transaction."""
+    facts = {
+        "unit_id": evidence.unit_id if evidence else unit_id,
+        "campaign_id": evidence.campaign_id if evidence else campaign_id,
+        "submission_id": evidence.submission_id if evidence else None,
+        "filename": evidence.filename if evidence else None,
+        "actor_verified": False,  # TEMPORARY: X-Actor is a placeholder until authentication lands
+    }
+    if detail:
+        facts["note"] = detail
+    uow.execute(insert(AUDIT).values(
+        at=ctx.clock.now(), actor_id=None, actor_name=caller.actor, actor_role=None, actor_unit_id=None,
+        action=f"evidence.{action}", resource_type="evidence", resource_id=evidence.id if evidence else None,
+        detail={key: value for key, value in facts.items() if value is not None}, client_ip=caller.client_ip,
+        request_id=caller.request_id,
+    ))

@@ -1,0 +1,73 @@
+"""Document inspection: DOCX/XLSX judged from the ZIP central directory (never extracted), PDF from its ends."""
+from __future__ import annotations
+
+import zipfile
+from typing import BinaryIO, Callable
+
+from services.evidence_storage import refusals
+from services.evidence_storage.sniff import DOCX, PDF, XLSX, MediaKind
+
+MAX_ENTRIES = 10_000
+MAX_UNCOMPRESSED = 256 * 1024 * 1024
+MAX_RATIO = 100  # uncompressed / compressed, for any part above RATIO_FLOOR
+RATIO_FLOOR = 1024 * 1024
+MAX_CONTENT_TYPES = 1024 * 1024
+_MAIN_PARTS = {
+    DOCX: (b"wordprocessingml.document.main+xml", "word/document.xml"),
+    XLSX: (b"spreadsheetml.sheet.main+xml", "xl/workbook.xml"),
+}
+
+
+def examine_office(source: BinaryIO) -> MediaKind:
+    """DOCX or XLSX, from the central directory and [Content_Types].xml; raises a Refusal otherwise."""
+    try:
+        archive = zipfile.ZipFile(source)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
+        raise refusals.damaged("DOCX/XLSX", str(exc)) from exc
+    with archive:
+        entries = archive.infolist()
+        _check_expansion(entries)
+        names = {entry.filename for entry in entries}
+        content_types = _content_types(archive, names)
+        if b"macroEnabled" in content_types or any(name.lower().endswith("vbaproject.bin") for name in names):
+            raise refusals.macros()
+        for kind, (content_type, part) in _MAIN_PARTS.items():
+            if content_type in content_types and part in names:
+                return kind
+    raise refusals.not_office()
+
+
+def _check_expansion(entries: list[zipfile.ZipInfo]) -> None:
+    """Refuse zip bombs from the sizes the central directory declares."""
+    if len(entries) > MAX_ENTRIES:
+        raise refusals.zip_bomb(f"{len(entries)} parts (limit {MAX_ENTRIES})")
+    total = sum(entry.file_size for entry in entries)
+    if total > MAX_UNCOMPRESSED:
+        raise refusals.zip_bomb(f"{total} bytes uncompressed (limit {MAX_UNCOMPRESSED})")
+    for entry in entries:
+        if entry.file_size > RATIO_FLOOR and entry.file_size > MAX_RATIO * max(entry.compress_size, 1):
+            raise refusals.zip_bomb(f"part {entry.filename!r} expands {entry.file_size // max(entry.compress_size, 1)}-fold")
+
+
+def _content_types(archive: zipfile.ZipFile, names: set[str]) -> bytes:
+    """The package's [Content_Types].xml, read with a cap (it is never parsed as XML)."""
+    if "[Content_Types].xml" not in names:
+        raise refusals.not_office()
+    info = archive.getinfo("[Content_Types].xml")
+    if info.file_size > MAX_CONTENT_TYPES:
+        raise refusals.zip_bomb("oversized [Content_Types].xml")
+    try:
+        with archive.open(info) as handle:
+            return handle.read(MAX_CONTENT_TYPES + 1)[:MAX_CONTENT_TYPES]
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
+        raise refusals.damaged("DOCX/XLSX", str(exc)) from exc
+
+
+def examine_pdf(read: Callable[[int, int], bytes], size: int) -> MediaKind:
+    """A PDF must start with its header and end with %%EOF (a cut-short upload does not)."""
+    if not read(0, 5).startswith(b"%PDF-"):
+        raise refusals.damaged("PDF", "no %PDF- header")
+    tail = read(max(0, size - 1024), 1024)
+    if b"%%EOF" not in tail:
+        raise refusals.damaged("PDF", "no %%EOF marker at the end")
+    return PDF

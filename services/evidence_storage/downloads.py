@@ -1,0 +1,74 @@
+"""Reading evidence out: listings, streamed downloads, presigned URLs and thumbnails. Each goes through
+access.check_access with the caller, and each download is written to the audit log."""
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Iterator
+
+from sqlalchemy import select
+
+from services.evidence_storage import audit
+from services.evidence_storage.access import Caller, check_access
+from services.evidence_storage.models import Evidence, KnownSubmission
+from shared.blobs.port import BlobNotFound, BlobStoreUnavailable, PresignUnsupported
+from shared.http import ApiError, not_found
+from shared.runtime import ServiceContext
+
+
+def evidence_for(evidence_id: str, caller: Caller, *, ctx: ServiceContext, action: str = "read") -> Evidence:
+    """One evidence row the caller may see (404 otherwise)."""
+    with ctx.db.session() as uow:
+        evidence = uow.get(Evidence, evidence_id)
+    if evidence is None:
+        raise not_found("佐证资料", "evidence", evidence_id)
+    check_access(caller, action=action, unit_id=evidence.unit_id, campaign_id=evidence.campaign_id)
+    return evidence
+
+
+def list_for_submission(submission_id: str, caller: Caller, *, ctx: ServiceContext) -> list[Evidence]:
+    """The evidence files of one submission (404 until this service has heard of the submission)."""
+    with ctx.db.session() as uow:
+        submission = uow.get(KnownSubmission, submission_id)
+        if submission is None:
+            raise not_found("报送材料", "submission", submission_id)
+        check_access(caller, action="list", unit_id=submission.unit_id, campaign_id=submission.campaign_id)
+        return list(uow.scalars(select(Evidence).where(Evidence.submission_id == submission_id).order_by(Evidence.created_at)))
+
+
+def open_content(evidence_id: str, caller: Caller, *, ctx: ServiceContext, preview: bool = False) -> tuple[Evidence, Iterator[bytes]]:
+    """The stored bytes (or the preview JPEG) as chunks, after writing the audit row."""
+    action = "thumbnail" if preview else "download"
+    evidence = evidence_for(evidence_id, caller, ctx=ctx, action=action)
+    key = evidence.thumbnail_key if preview else evidence.object_key
+    if key is None:
+        raise ApiError(404, "no_preview", f"该文件没有预览图（{evidence.preview_note or '文档类文件不生成预览'}）",
+                       f"this file has no preview ({evidence.preview_note or 'documents have none'})")
+    try:
+        chunks = ctx.blobs.read(key)
+    except BlobNotFound:
+        raise ApiError(410, "object_missing", "存储中找不到该文件，请联系管理员运行完整性检查",
+                       "the stored object is missing; ask an administrator to run the integrity check") from None
+    except BlobStoreUnavailable as exc:
+        raise _store_down() from exc
+    with ctx.db.transaction() as uow:
+        audit.record(uow, ctx, caller, action, evidence=evidence)
+    return evidence, chunks
+
+
+def presigned_download(evidence_id: str, caller: Caller, *, ctx: ServiceContext) -> tuple[Evidence, str, object]:
+    """A short-lived URL straight to the object (S3 only), after writing the audit row."""
+    evidence = evidence_for(evidence_id, caller, ctx=ctx, action="download")
+    ttl = ctx.settings.evidence_download_ttl_s
+    try:
+        url = ctx.blobs.presigned_get_url(evidence.object_key, ttl, download_name=evidence.filename)
+    except PresignUnsupported:
+        raise ApiError(501, "presign_unsupported", "当前存储（本地文件夹）不支持临时下载链接，请经接口下载 /content",
+                       "the folder store has no presigned URLs; download through the API (/content)") from None
+    expires_at = ctx.clock.now() + timedelta(seconds=ttl)
+    with ctx.db.transaction() as uow:
+        audit.record(uow, ctx, caller, "download_url", evidence=evidence, detail=f"expires {expires_at.isoformat()}")
+    return evidence, url, expires_at
+
+
+def _store_down() -> ApiError:
+    return ApiError(503, "store_unavailable", "存储服务暂时不可用，请稍后重试", "evidence store unavailable, retry later")

@@ -1,0 +1,49 @@
+"""The evidence worker's periodic jobs: store-level retention for locked evidence, expiry of upload sessions."""
+from __future__ import annotations
+
+import logging
+from datetime import timedelta, timezone
+
+from sqlalchemy import select
+
+from services.evidence_storage.models import Evidence
+from services.evidence_storage.uploads import expire_sessions
+from shared.blobs.port import BlobNotFound, BlobStoreUnavailable
+from shared.runtime import PeriodicJob, ServiceContext
+
+log = logging.getLogger(__name__)
+
+
+def apply_retention(ctx: ServiceContext) -> int:
+    """Put newly locked evidence under store retention where the store supports it; returns how many were settled."""
+    with ctx.db.session() as uow:
+        pending = list(uow.scalars(select(Evidence).where(Evidence.retention == "pending").limit(500)))
+    settled = 0
+    for evidence in pending:
+        locked_at = evidence.locked_at or ctx.clock.now()
+        if locked_at.tzinfo is None:
+            locked_at = locked_at.replace(tzinfo=timezone.utc)
+        until = locked_at + timedelta(days=ctx.settings.evidence_retention_days)
+        try:
+            applied = ctx.blobs.retain(evidence.object_key, until, mode=ctx.settings.evidence_retention_mode)
+        except BlobStoreUnavailable as exc:
+            log.warning("retention postponed, store unavailable: %s", exc)
+            break
+        except BlobNotFound:
+            log.error("locked evidence %s has no stored object %s", evidence.id, evidence.object_key)
+            applied = None
+        with ctx.db.transaction() as uow:
+            row = uow.get(Evidence, evidence.id)
+            if row is not None:
+                row.retention = {True: "applied", False: "unsupported", None: "missing"}[applied]
+                row.retained_until = until if applied else None
+        settled += 1
+    return settled
+
+
+def jobs(ctx: ServiceContext) -> list[PeriodicJob]:
+    """The jobs a worker of this service runs (woken after each consumed event too)."""
+    return [
+        PeriodicJob("evidence-retention", 30.0, lambda: apply_retention(ctx)),
+        PeriodicJob("evidence-upload-sessions", 300.0, lambda: expire_sessions(ctx)),
+    ]

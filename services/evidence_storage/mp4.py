@@ -1,0 +1,129 @@
+"""MP4/MOV facts from the box headers alone: duration and creation time (mvhd), frame size (the video tkhd).
+
+Only box headers and a few small boxes are read, by offset, so a 2 GB video costs a handful of small reads
+wherever its `moov` box sits (before or after the media data).
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Callable, Iterator
+
+MAX_BOXES = 4096  # per level: a file that claims more is not walked further
+_EPOCH_1904 = datetime(1904, 1, 1, tzinfo=timezone.utc)
+_CONTAINERS = {b"mdia"}
+
+
+@dataclass(frozen=True)
+class Box:
+    """One box: its type, where it starts, its header length and total size."""
+
+    type: bytes
+    start: int
+    header: int
+    size: int
+
+    @property
+    def payload(self) -> int:
+        """Offset of the box's content."""
+        return self.start + self.header
+
+    @property
+    def end(self) -> int:
+        """Offset just past the box."""
+        return self.start + self.size
+
+
+@dataclass(frozen=True)
+class VideoFacts:
+    """What a video's headers say; None where they do not say it."""
+
+    duration_s: float | None = None
+    width: int | None = None
+    height: int | None = None
+    created_at: datetime | None = None
+    note: str | None = None
+
+
+def boxes(read: Callable[[int, int], bytes], start: int, end: int) -> Iterator[Box]:
+    """The boxes laid one after another between start and end; stops at the first malformed one."""
+    pos, count = start, 0
+    while pos + 8 <= end and count < MAX_BOXES:
+        head = read(pos, 16)
+        if len(head) < 8:
+            return
+        size, kind = struct.unpack(">I4s", head[:8])
+        header = 8
+        if size == 1:
+            if len(head) < 16:
+                return
+            size, header = struct.unpack(">Q", head[8:16])[0], 16
+        elif size == 0:
+            size = end - pos  # extends to the end of its container
+        if size < header or pos + size > end:
+            return
+        yield Box(kind, pos, header, size)
+        pos += size
+        count += 1
+
+
+def examine_video(read: Callable[[int, int], bytes], size: int) -> VideoFacts:
+    """Duration, frame size and creation time of an MP4/MOV file; never raises on odd files."""
+    moov = next((box for box in boxes(read, 0, size) if box.type == b"moov"), None)
+    if moov is None:
+        return VideoFacts(note="no movie header (moov box) found; duration unreadable")
+    duration = created = None
+    width = height = None
+    for box in boxes(read, moov.payload, moov.end):
+        if box.type == b"mvhd":
+            duration, created = _mvhd(read(box.payload, min(box.size - box.header, 32)))
+        elif box.type == b"trak" and width is None:
+            width, height = _video_track_size(read, box)
+    note = None if duration is not None else "movie header has no usable duration"
+    return VideoFacts(duration_s=duration, width=width, height=height, created_at=created, note=note)
+
+
+def _mvhd(data: bytes) -> tuple[float | None, datetime | None]:
+    """(seconds, creation time) from a movie header's version 0 or 1 layout."""
+    if len(data) < 20:
+        return None, None
+    if data[0] == 1:
+        if len(data) < 32:
+            return None, None
+        created, _, timescale, duration = struct.unpack(">QQIQ", data[4:32])
+        unknown = 0xFFFFFFFFFFFFFFFF
+    else:
+        created, _, timescale, duration = struct.unpack(">IIII", data[4:20])
+        unknown = 0xFFFFFFFF
+    seconds = round(duration / timescale, 3) if timescale and duration != unknown else None
+    return seconds, _creation_time(created)
+
+
+def _creation_time(seconds_since_1904: int) -> datetime | None:
+    if not seconds_since_1904:
+        return None
+    try:
+        created = _EPOCH_1904 + timedelta(seconds=seconds_since_1904)
+    except OverflowError:
+        return None
+    return created if created.year >= 1990 else None
+
+
+def _video_track_size(read: Callable[[int, int], bytes], trak: Box) -> tuple[int | None, int | None]:
+    """Width and height from the track header, if the track's handler says it is video."""
+    tkhd = handler = None
+    for box in boxes(read, trak.payload, trak.end):
+        if box.type == b"tkhd":
+            tkhd = read(box.payload, min(box.size - box.header, 96))
+        elif box.type in _CONTAINERS:
+            for inner in boxes(read, box.payload, box.end):
+                if inner.type == b"hdlr":
+                    handler = read(inner.payload, 12)[8:12]
+    if handler != b"vide" or not tkhd or len(tkhd) < 84:
+        return None, None
+    end = 96 if tkhd[0] == 1 else 84
+    if len(tkhd) < end:
+        return None, None
+    width, height = struct.unpack(">II", tkhd[end - 8:end])
+    return (width >> 16) or None, (height >> 16) or None

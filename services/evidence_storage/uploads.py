@@ -1,0 +1,376 @@
+"""Upload sessions: resumable chunked uploads through the API, and presigned POSTs straight to S3.
+
+Chunked: create (declared size) → PUT chunks at the received offset (each its own staging object, so a cut
+connection loses only the chunk in flight) → GET/HEAD to learn the offset after a cut → complete (the chunks
+are joined inside the store, re-hashed, inspected and accepted). Presigned: create (declared size and type) →
+the client POSTs the form to S3 → complete (the object is checked: there, the declared size, the declared type
+judged from its bytes, the SHA-256 if declared). Unfinished sessions expire and their objects are removed.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import uuid
+from datetime import datetime, timedelta, timezone
+from typing import BinaryIO
+
+from sqlalchemy import select, update
+
+from services.evidence_storage import ingest, refusals
+from services.evidence_storage.handlers import clean_filename, open_submission, refusing, rejected
+from services.evidence_storage.models import Evidence, KnownSubmission, UploadChunk, UploadSession
+from services.evidence_storage.refusals import Refusal
+from services.evidence_storage.sniff import ALLOWED_TEXT, ALLOWED_TEXT_EN, BY_MEDIA_TYPE, HEAD_BYTES
+from services.evidence_storage.streams import PrefixedLimitedReader, UploadTooLarge, read_head
+from shared.blobs.port import BlobNotFound, BlobStoreUnavailable, PresignedPost, PresignUnsupported
+from shared.events import new_id
+from shared.http import ApiError, not_found
+from shared.runtime import ServiceContext
+
+OPEN = "open"
+_CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
+log = logging.getLogger(__name__)
+
+
+def create_session(submission_id: str, *, mode: str, filename: str | None, size: int, sha256: str | None,
+                   content_type: str | None, ctx: ServiceContext, actor: str | None) -> tuple[UploadSession, PresignedPost | None]:
+    """Open a chunked or presigned upload session for a submission."""
+    submission = open_submission(ctx, submission_id)
+    with refusing(ctx, submission, filename):
+        display = clean_filename(filename)
+        limit = ingest.largest_limit(ctx.settings)
+        kind = None
+        if mode == "presigned":
+            kind = BY_MEDIA_TYPE.get((content_type or "").split(";")[0].strip().lower())
+            if kind is None:
+                raise refusals.unsupported_type(ALLOWED_TEXT, ALLOWED_TEXT_EN)
+            limit = ingest.limit_for(ctx.settings, kind.category)
+        if size > limit:
+            raise refusals.too_large(kind.label if kind else "", limit)
+    session_id = new_id()
+    now = ctx.clock.now()
+    form = None
+    ttl = ctx.settings.evidence_session_ttl_s
+    object_key = None
+    if mode == "presigned":
+        ttl = ctx.settings.evidence_presign_ttl_s
+        object_key = f"incoming/{session_id}/upload"
+        try:
+            form = ctx.blobs.presigned_post(object_key, key_prefix=f"incoming/{session_id}/", content_type=kind.media_type,
+                                            size=size, expires_s=ttl)
+        except BlobStoreUnavailable as exc:
+            raise refusals.store_unavailable() from exc
+        except PresignUnsupported:
+            raise ApiError(501, "presign_unsupported",
+                           "当前存储（本地文件夹）不支持直传对象存储，请改用分片上传会话（mode=chunked）或直接经接口上传",
+                           "the folder store cannot take direct (presigned) uploads; use a chunked session or upload through the API") from None
+    session = UploadSession(
+        id=session_id, mode=mode, submission_id=submission.id, unit_id=submission.unit_id, filename=display, size=size,
+        sha256=sha256, media_type=kind.media_type if kind else None, received=0, object_key=object_key, state=OPEN,
+        created_by=actor, created_at=now, expires_at=now + timedelta(seconds=ttl),
+    )
+    with ctx.db.transaction() as uow:
+        uow.add(session)
+    return session, form
+
+
+def get_session(session_id: str, *, ctx: ServiceContext) -> UploadSession:
+    """A session by id (404 if unknown)."""
+    with ctx.db.session() as uow:
+        session = uow.get(UploadSession, session_id)
+    if session is None:
+        raise not_found("上传会话", "upload session", session_id)
+    return session
+
+
+def put_chunk(session_id: str, stream: BinaryIO, *, offset: int | None, content_range: str | None,
+              ctx: ServiceContext) -> UploadSession:
+    """Store one chunk at the session's received offset; only whole chunks count."""
+    session = _open_session(session_id, ctx, mode="chunked")
+    start, expected = _chunk_position(offset, content_range, session)
+    if start != session.received:
+        raise _offset_error(session)
+    remaining = session.size - session.received
+    if remaining <= 0:
+        raise ApiError(409, "upload_complete", "已收到全部数据，请调用 complete 完成上传", "all bytes received; call complete")
+    submission = _submission(ctx, session)
+    head = b""
+    kind = None
+    if start == 0:
+        try:
+            with _refusing_session(ctx, session, submission):
+                head = read_head(stream, HEAD_BYTES)
+                kind = ingest.sniff_or_refuse(head)
+                limit = ingest.limit_for(ctx.settings, kind.category)
+                if session.size > limit:
+                    raise refusals.too_large(kind.label, limit)
+        except ApiError as exc:
+            if _is_refusal(exc):
+                _set_state(ctx, session.id, OPEN, "refused", error=exc.detail)
+            raise
+    key = ingest.staging_key(f"sessions/{session.id}/{start:015d}-{uuid.uuid4().hex[:8]}")
+    try:
+        stored = ctx.blobs.put(key, PrefixedLimitedReader(head, stream, remaining), content_type="application/octet-stream")
+    except UploadTooLarge:
+        ingest.discard(ctx, [key])
+        raise ApiError(413, "chunk_past_end", "分片超出了声明的文件大小", "the chunk goes past the declared file size") from None
+    except BlobStoreUnavailable as exc:
+        ingest.discard(ctx, [key])
+        raise refusals.store_unavailable() from exc
+    except BaseException:
+        ingest.discard(ctx, [key])  # e.g. the client went away mid-chunk: that chunk is simply not received
+        raise
+    problem = _chunk_problem(ctx, session, start, stored.size, expected)
+    if problem is not None:
+        ingest.discard(ctx, [key])
+        raise problem
+    now = ctx.clock.now()
+    with ctx.db.transaction() as uow:
+        claimed = uow.execute(
+            update(UploadSession)
+            .where(UploadSession.id == session.id, UploadSession.received == start, UploadSession.state == OPEN)
+            .values(received=start + stored.size, media_type=kind.media_type if kind else session.media_type,
+                    expires_at=now + timedelta(seconds=ctx.settings.evidence_session_ttl_s))
+        ).rowcount
+        if claimed:
+            uow.add(UploadChunk(session_id=session.id, offset=start, size=stored.size, object_key=key))
+    if not claimed:  # another request stored this offset first
+        ingest.discard(ctx, [key])
+        raise _offset_error(get_session(session_id, ctx=ctx))
+    return get_session(session_id, ctx=ctx)
+
+
+def complete(session_id: str, *, sha256: str | None, ctx: ServiceContext, actor: str | None) -> tuple[Evidence, bool]:
+    """Turn a finished session into evidence; returns (evidence, created now). Completing twice is harmless."""
+    session = get_session(session_id, ctx=ctx)
+    if session.state == "completed":
+        with ctx.db.session() as uow:
+            evidence = uow.get(Evidence, session.evidence_id)
+        if evidence is None:
+            raise ApiError(410, "evidence_deleted", "该会话上传的佐证资料已被删除", "the evidence of this session was deleted")
+        return evidence, False
+    session = _open_session(session_id, ctx, mode=None)
+    declared = sha256 or session.sha256
+    if session.mode == "chunked" and session.received != session.size:
+        raise ApiError(409, "upload_incomplete", f"尚未收到全部数据（已收到 {session.received}/{session.size} 字节）",
+                       f"not all bytes received yet ({session.received} of {session.size})")
+    _set_state(ctx, session.id, OPEN, "completing")
+    submission = _submission(ctx, session)
+    chunk_keys = _chunk_keys(ctx, session.id)
+    key = None
+    try:
+        with _refusing_session(ctx, session, submission):
+            key, received = _assemble(ctx, session, submission, chunk_keys)
+            if declared and declared.lower() != received.sha256:
+                raise refusals.checksum_mismatch()
+            findings = ingest.inspect(ctx, received, declared_media_type=session.media_type if session.mode == "presigned" else None)
+            evidence = ingest.accept(ctx, session.submission_id, [(received, findings)], actor=actor)[0]
+    except BaseException as exc:
+        refused = _is_refusal(exc)
+        try:
+            if refused:  # nothing of a refused upload stays
+                _clean(ctx, session, chunk_keys, key)
+            elif key and key not in chunk_keys and key != session.object_key:
+                ctx.blobs.delete(key)  # a joined copy; the chunks (or the POSTed object) stay for a retry
+        except BlobStoreUnavailable as down:
+            log.warning("could not clean up after session %s: %s", session.id, down)
+        _set_state(ctx, session.id, "completing", "refused" if refused else OPEN, error=exc.detail if refused else None)
+        raise
+    _set_state(ctx, session.id, "completing", "completed", evidence_id=evidence.id)
+    ingest.discard(ctx, [k for k in chunk_keys if k != key])
+    return evidence, True
+
+
+def abort(session_id: str, *, ctx: ServiceContext) -> None:
+    """Give up a session and remove what it stored."""
+    session = get_session(session_id, ctx=ctx)
+    if session.state in ("completing", "completed"):
+        raise ApiError(409, "session_closed", "该上传会话已完成或正在完成，不能取消", "the session is completed or completing")
+    try:
+        _clean(ctx, session, _chunk_keys(ctx, session.id), None)
+    except BlobStoreUnavailable as exc:
+        raise refusals.store_unavailable() from exc
+    with ctx.db.transaction() as uow:
+        uow.execute(update(UploadSession).where(UploadSession.id == session.id, UploadSession.state == session.state)
+                    .values(state="aborted"))
+
+
+def expire_sessions(ctx: ServiceContext) -> int:
+    """Remove the objects of sessions past their expiry and mark them expired; returns how many."""
+    now = ctx.clock.now()
+    with ctx.db.session() as uow:
+        stale = list(uow.scalars(select(UploadSession).where(UploadSession.state.in_((OPEN, "completing")),
+                                                             UploadSession.expires_at < now)))
+    for session in stale:
+        try:
+            _clean(ctx, session, _chunk_keys(ctx, session.id), None)
+        except BlobStoreUnavailable:
+            continue  # next round
+        with ctx.db.transaction() as uow:
+            uow.execute(update(UploadSession).where(UploadSession.id == session.id, UploadSession.state == session.state)
+                        .values(state="expired"))
+    return len(stale)
+
+
+# --- helpers ------------------------------------------------------------------------------------------------
+
+
+def _open_session(session_id: str, ctx: ServiceContext, *, mode: str | None) -> UploadSession:
+    session = get_session(session_id, ctx=ctx)
+    if mode and session.mode != mode:
+        raise ApiError(409, "wrong_mode", "该上传会话不接受分片（直传会话请直接 POST 到对象存储）",
+                       "this session takes no chunks (a presigned session is POSTed straight to the store)")
+    if session.state in ("completing",):
+        raise ApiError(409, "session_busy", "该上传会话正在完成中", "the session is being completed")
+    if session.state != OPEN:
+        raise ApiError(410, f"session_{session.state}", f"该上传会话已结束（{session.state}）", f"the upload session is {session.state}")
+    if ctx.clock.now() > _aware(session.expires_at):
+        raise ApiError(410, "session_expired", "该上传会话已过期，请重新创建", "the upload session has expired; create a new one")
+    return session
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; they were stored as UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _submission(ctx: ServiceContext, session: UploadSession) -> KnownSubmission:
+    with ctx.db.session() as uow:
+        submission = uow.get(KnownSubmission, session.submission_id)
+    if submission is None:
+        raise not_found("报送材料", "submission", session.submission_id)
+    return submission
+
+
+def _chunk_position(offset: int | None, content_range: str | None, session: UploadSession) -> tuple[int, int | None]:
+    """Where the chunk starts and, with Content-Range, how long it says it is."""
+    if content_range:
+        match = _CONTENT_RANGE.match(content_range.strip())
+        if not match:
+            raise ApiError(400, "bad_content_range", "Content-Range 格式应为 bytes 起-止/总长",
+                           "Content-Range must look like: bytes start-end/total")
+        first, last, total = int(match.group(1)), int(match.group(2)), match.group(3)
+        if last < first or (total != "*" and int(total) != session.size):
+            raise ApiError(400, "bad_content_range", "Content-Range 与会话声明的大小不符", "Content-Range does not fit the declared size")
+        if offset is not None and offset != first:
+            raise ApiError(400, "bad_content_range", "offset 与 Content-Range 不一致", "offset and Content-Range disagree")
+        return first, last - first + 1
+    if offset is None:
+        raise ApiError(400, "offset_required", "请给出分片起始位置（?offset= 或 Content-Range）",
+                       "give the chunk's start (?offset= or Content-Range)")
+    return offset, None
+
+
+def _chunk_problem(ctx: ServiceContext, session: UploadSession, start: int, size: int, expected: int | None) -> ApiError | None:
+    """Why a stored chunk cannot count, if it cannot."""
+    if expected is not None and size != expected:
+        return ApiError(400, "chunk_incomplete", f"分片不完整（收到 {size} 字节，应为 {expected} 字节），请从已接收位置续传",
+                        f"incomplete chunk ({size} of {expected} bytes); resume from the received offset")
+    if size == 0:
+        return ApiError(400, "empty_chunk", "分片为空", "the chunk is empty")
+    minimum = ctx.blobs.min_compose_part
+    if start + size < session.size and size < minimum:
+        return ApiError(400, "chunk_too_small", f"除最后一个分片外，每个分片至少 {minimum} 字节",
+                        f"every chunk but the last must be at least {minimum} bytes")
+    return None
+
+
+def _offset_error(session: UploadSession) -> ApiError:
+    error = ApiError(409, "offset_mismatch", f"分片起始位置不符：服务器已接收 {session.received} 字节，请从该位置续传",
+                     f"chunk offset mismatch: the server has {session.received} bytes; resume from there")
+    error.headers = {"Upload-Offset": str(session.received)}
+    return error
+
+
+def _chunk_keys(ctx: ServiceContext, session_id: str) -> list[str]:
+    with ctx.db.session() as uow:
+        return list(uow.scalars(select(UploadChunk.object_key).where(UploadChunk.session_id == session_id).order_by(UploadChunk.offset)))
+
+
+def _assemble(ctx: ServiceContext, session: UploadSession, submission: KnownSubmission,
+              chunk_keys: list[str]) -> tuple[str, ingest.Received]:
+    """The whole upload in one object, sniffed and re-hashed: the presigned object (stray extra keys removed),
+    or the chunks joined inside the store, straight under the final key when the first bytes settle the kind."""
+    evidence_id = new_id()
+    if session.mode == "presigned":
+        try:
+            stored = ctx.blobs.stat(session.object_key)
+        except BlobNotFound:
+            raise ApiError(409, "not_uploaded", "对象存储中尚未找到上传的文件，请先按表单 POST 上传后再完成",
+                           "the file is not in the store yet; POST the form first, then complete") from None
+        ingest.discard(ctx, [k for k in ctx.blobs.list_keys(f"incoming/{session.id}/") if k != session.object_key])
+        if stored.size != session.size:
+            raise refusals.size_mismatch(session.size, stored.size)
+        key = session.object_key
+    else:
+        kind = ingest.sniff_or_refuse(ctx.blobs.read_range(chunk_keys[0], 0, HEAD_BYTES))
+        key = chunk_keys[0]
+        if len(chunk_keys) > 1:
+            key = (ingest.evidence_key(submission, evidence_id, kind) if kind.definitive
+                   else ingest.staging_key(f"sessions/{session.id}/assembled"))
+            ctx.blobs.compose(key, chunk_keys, content_type=kind.media_type)
+    return key, _received(ctx, session, key, evidence_id)
+
+
+def _received(ctx: ServiceContext, session: UploadSession, key: str, evidence_id: str) -> ingest.Received:
+    """Sniff and re-hash the whole stored upload (streamed; memory stays flat)."""
+    kind = ingest.sniff_or_refuse(ctx.blobs.read_range(key, 0, HEAD_BYTES))
+    limit = ingest.limit_for(ctx.settings, kind.category)
+    if session.size > limit:
+        raise refusals.too_large(kind.label, limit)
+    digest, size = hashlib.sha256(), 0
+    for chunk in ctx.blobs.read(key):
+        digest.update(chunk)
+        size += len(chunk)
+    if size != session.size:
+        raise refusals.size_mismatch(session.size, size)
+    return ingest.Received(evidence_id, key, kind, size, digest.hexdigest(), session.filename, session.mode)
+
+
+def _clean(ctx: ServiceContext, session: UploadSession, chunk_keys: list[str], key: str | None) -> None:
+    keys = set(chunk_keys) | ({key} if key else set())
+    if session.mode == "chunked":
+        keys.add(ingest.staging_key(f"sessions/{session.id}/assembled"))
+    else:
+        keys |= set(ctx.blobs.list_keys(f"incoming/{session.id}/"))
+    for each in sorted(keys):
+        ctx.blobs.delete(each)
+
+
+def _set_state(ctx: ServiceContext, session_id: str, old: str, new: str, *, evidence_id: str | None = None,
+               error: dict | None = None) -> None:
+    values = {"state": new}
+    if evidence_id:
+        values["evidence_id"] = evidence_id
+    if error is not None:
+        values["error"] = error
+    with ctx.db.transaction() as uow:
+        changed = uow.execute(update(UploadSession).where(UploadSession.id == session_id, UploadSession.state == old)
+                              .values(**values)).rowcount
+    if not changed and old == OPEN:
+        raise ApiError(409, "session_busy", "该上传会话正在完成中", "the session is being completed")
+
+
+class _refusing_session:
+    """Like handlers.refusing, marking the ApiError of a refusal so the session can be closed for good."""
+
+    def __init__(self, ctx: ServiceContext, session: UploadSession, submission: KnownSubmission) -> None:
+        self._ctx, self._session, self._submission = ctx, session, submission
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if isinstance(exc, Refusal):
+            error = rejected(self._ctx, self._submission, self._session.filename, exc)
+            error.refused = True
+            raise error from None
+        if isinstance(exc, BlobStoreUnavailable):
+            log.warning("blob store unavailable during upload session %s: %s", self._session.id, exc)
+            raise refusals.store_unavailable() from exc
+        return False
+
+
+def _is_refusal(exc: BaseException) -> bool:
+    return isinstance(exc, ApiError) and getattr(exc, "refused", False)

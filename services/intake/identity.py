@@ -1,0 +1,339 @@
+"""Identity in intake: users with argon2 password hashes, units' API keys, and the use cases that issue tokens.
+
+The tables live on intake's own metadata (imported by services/intake/bootstrap.py so create_all makes them).
+"""
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime
+from functools import lru_cache
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from pydantic import BaseModel, Field, field_validator, model_validator
+from sqlalchemy import Boolean, DateTime, ForeignKey, String, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from services.intake.models import Base, Unit
+from shared import audit
+from shared.auth import ADMIN, ROLES, UNIT, Principal, TokenIssuer, ensure_visible, unauthenticated
+from shared.events import new_id
+from shared.http import ApiError, not_found
+from shared.runtime import ServiceContext
+
+AUDIT = audit.audit_table(Base.metadata)
+API_KEY_PREFIX = "cek_"
+MIN_PASSWORD = 10
+
+
+class User(Base):
+    """A person who logs in: campaign office staff, or a unit's liaison (role unit, bound to its unit)."""
+
+    __tablename__ = "users"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(String(16))
+    unit_id: Mapped[str | None] = mapped_column(ForeignKey("units.id"), nullable=True, index=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class ApiKey(Base):
+    """A unit's revocable key for scripted uploads; only its SHA-256 is kept, the key is shown once."""
+
+    __tablename__ = "api_keys"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    unit_id: Mapped[str] = mapped_column(ForeignKey("units.id"), index=True)
+    label: Mapped[str] = mapped_column(String(100))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_by: Mapped[str] = mapped_column(String(100))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    revoked_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+# ---------------------------------------------------------------- API models
+
+
+class UserCreate(BaseModel):
+    """A new user; a unit user is bound to its unit."""
+
+    username: str = Field(pattern=r"^[A-Za-z0-9_.@-]{3,64}$")
+    display_name: str = Field(min_length=1, max_length=100)
+    role: str = Field(pattern="^(admin|reviewer|inspector|unit)$")
+    unit_id: str | None = Field(None, max_length=36)
+    password: str = Field(min_length=MIN_PASSWORD, max_length=200)
+
+    @field_validator("username")
+    @classmethod
+    def _lower(cls, value: str) -> str:
+        return value.lower()
+
+    @model_validator(mode="after")
+    def _unit_matches_role(self) -> "UserCreate":
+        if (self.role == UNIT) != bool(self.unit_id):
+            raise ValueError("unit_id is required for role unit and not allowed for other roles")
+        return self
+
+
+class UserRead(BaseModel):
+    """A user as the API shows it (never the hash)."""
+
+    model_config = {"from_attributes": True}
+    id: str
+    username: str
+    display_name: str
+    role: str
+    unit_id: str | None
+    active: bool
+    created_at: datetime
+    last_login_at: datetime | None
+
+
+class Login(BaseModel):
+    """Username and password."""
+
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=200)
+
+
+class TokenOut(BaseModel):
+    """A bearer token (OAuth2 style)."""
+
+    access_token: str
+    token_type: str = "bearer"
+    expires_in: int
+
+
+class ApiKeyCreate(BaseModel):
+    """A label telling what the key is for (e.g. the upload script's host)."""
+
+    label: str = Field(min_length=1, max_length=100)
+
+
+class ApiKeyRead(BaseModel):
+    """An API key's metadata; the key itself is never shown again."""
+
+    model_config = {"from_attributes": True}
+    id: str
+    unit_id: str
+    label: str
+    prefix: str
+    created_at: datetime
+    created_by: str
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+
+class ApiKeyCreated(ApiKeyRead):
+    """A new API key with its plaintext, shown exactly once."""
+
+    key: str
+
+
+# ---------------------------------------------------------------- passwords
+
+
+@lru_cache(maxsize=1)
+def _hasher() -> PasswordHasher:
+    return PasswordHasher()
+
+
+@lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    # Unknown usernames are checked against this, so they cost as much time as a wrong password.
+    return _hasher().hash(secrets.token_urlsafe(16))
+
+
+def hash_password(password: str) -> str:
+    """An argon2id hash of a password."""
+    return _hasher().hash(password)
+
+
+def _password_ok(stored: str, password: str) -> bool:
+    try:
+        return _hasher().verify(stored, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def _hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+# ---------------------------------------------------------------- use cases
+
+
+def create_user(command: UserCreate, *, ctx: ServiceContext, principal: Principal | None,
+                request: audit.RequestInfo | None = None) -> User:
+    """Add a user (an admin's act, or the CLI's for the first admin); audited as user.created."""
+    if command.role not in ROLES:
+        raise ApiError(422, "invalid_role", f"未知角色：{command.role}", f"unknown role: {command.role}")
+    try:
+        with ctx.db.transaction() as uow:
+            if command.unit_id and uow.get(Unit, command.unit_id) is None:
+                raise not_found("单位", "unit", command.unit_id)
+            if uow.scalar(select(User.id).where(User.username == command.username)):
+                raise _duplicate_user(command.username)
+            user = User(id=new_id(), username=command.username, display_name=command.display_name, role=command.role,
+                        unit_id=command.unit_id, password_hash=hash_password(command.password), active=True,
+                        created_at=ctx.clock.now())
+            uow.add(user)
+            uow.flush()
+            audit.record(uow, AUDIT, principal=principal, action="user.created", resource=("user", user.id),
+                         detail={"username": user.username, "role": user.role, "unit_id": user.unit_id}, request=request)
+    except IntegrityError:
+        raise _duplicate_user(command.username) from None
+    return user
+
+
+def login(command: Login, *, ctx: ServiceContext, issuer: TokenIssuer, request: audit.RequestInfo | None = None) -> TokenOut:
+    """Check a password and issue a token; unknown user, wrong password and disabled user all give the same 401."""
+    username = command.username.lower()
+    with ctx.db.transaction() as uow:
+        user = uow.scalar(select(User).where(User.username == username))
+        ok = _password_ok(user.password_hash if user else _dummy_hash(), command.password)
+        if not (user and ok and user.active and _unit_active(uow, user.unit_id)):
+            audit.record(uow, AUDIT, principal=None, action="auth.login_failed", resource=("user", user.id if user else None),
+                         detail={"username": username}, request=request)
+            failed = True
+        else:
+            failed = False
+            if _hasher().check_needs_rehash(user.password_hash):
+                user.password_hash = hash_password(command.password)
+            user.last_login_at = ctx.clock.now()
+            unit_path = _unit_path(uow, user.unit_id) if user.role == UNIT else None
+            ttl = ctx.settings.auth_token_ttl_s
+            token = issuer.issue(subject=user.id, name=user.display_name, role=user.role, ttl_s=ttl,
+                                 unit_id=user.unit_id if user.role == UNIT else None, unit_path=unit_path)
+            audit.record(uow, AUDIT, principal=_as_principal(user, unit_path), action="auth.login",
+                         resource=("user", user.id), request=request)
+    if failed:  # raised after commit, so the failed attempt stays in the audit log
+        raise unauthenticated("login_failed", "用户名或密码错误", "wrong username or password")
+    return TokenOut(access_token=token, expires_in=ttl)
+
+
+def create_api_key(unit_id: str, command: ApiKeyCreate, *, ctx: ServiceContext, principal: Principal,
+                   request: audit.RequestInfo | None = None) -> ApiKeyCreated:
+    """Make a new API key for a unit in the caller's subtree; the plaintext is returned only here."""
+    _no_keys_from_keys(principal)
+    key = API_KEY_PREFIX + secrets.token_urlsafe(32)
+    with ctx.db.transaction() as uow:
+        unit = uow.get(Unit, unit_id)
+        _ensure_unit_visible(uow, principal, unit, unit_id)
+        row = ApiKey(id=new_id(), unit_id=unit_id, label=command.label, key_hash=_hash_key(key), prefix=key[:10],
+                     created_at=ctx.clock.now(), created_by=principal.id)
+        uow.add(row)
+        uow.flush()
+        audit.record(uow, AUDIT, principal=principal, action="api_key.created", resource=("api_key", row.id),
+                     detail={"unit_id": unit_id, "label": command.label, "prefix": row.prefix}, request=request)
+    return ApiKeyCreated(**ApiKeyRead.model_validate(row).model_dump(), key=key)
+
+
+def list_api_keys(unit_id: str, *, ctx: ServiceContext, principal: Principal) -> list[ApiKey]:
+    """A unit's API keys (revoked ones included), newest first."""
+    with ctx.db.session() as uow:
+        _ensure_unit_visible(uow, principal, uow.get(Unit, unit_id), unit_id)
+        return list(uow.scalars(select(ApiKey).where(ApiKey.unit_id == unit_id).order_by(ApiKey.created_at.desc())))
+
+
+def revoke_api_key(key_id: str, *, ctx: ServiceContext, principal: Principal,
+                   request: audit.RequestInfo | None = None) -> ApiKey:
+    """Revoke a key at once: it can no longer be exchanged (tokens already issued expire on their own)."""
+    _no_keys_from_keys(principal)
+    with ctx.db.transaction() as uow:
+        row = uow.get(ApiKey, key_id)
+        if row is None:
+            raise not_found("API 密钥", "API key", key_id)
+        _ensure_unit_visible(uow, principal, uow.get(Unit, row.unit_id), key_id, what=("API 密钥", "API key"))
+        if row.revoked_at is None:
+            row.revoked_at, row.revoked_by = ctx.clock.now(), principal.id
+            audit.record(uow, AUDIT, principal=principal, action="api_key.revoked", resource=("api_key", row.id),
+                         detail={"unit_id": row.unit_id}, request=request)
+    return row
+
+
+def exchange_api_key(key: str, *, ctx: ServiceContext, issuer: TokenIssuer,
+                     request: audit.RequestInfo | None = None) -> TokenOut:
+    """Swap a live API key for a short-lived bearer token of its unit; unknown or revoked keys get 401."""
+    digest = _hash_key(key)
+    with ctx.db.transaction() as uow:
+        row = uow.scalar(select(ApiKey).where(ApiKey.key_hash == digest))
+        if row is None or row.revoked_at is not None or not _unit_active(uow, row.unit_id):
+            row = None
+        else:
+            unit = uow.get(Unit, row.unit_id)
+            unit_path = _unit_path(uow, row.unit_id)
+            ttl = ctx.settings.auth_api_token_ttl_s
+            token = issuer.issue(subject=f"apikey:{row.id}", name=f"{unit.name}（API 密钥 {row.label}）", role=UNIT,
+                                 ttl_s=ttl, unit_id=row.unit_id, unit_path=unit_path, via="api_key", key_id=row.id)
+            row.last_used_at = ctx.clock.now()
+    if row is None:
+        raise unauthenticated("invalid_api_key", "API 密钥无效或已吊销", "API key unknown or revoked")
+    return TokenOut(access_token=token, expires_in=ttl)
+
+
+def list_users(*, ctx: ServiceContext, limit: int = 100, offset: int = 0) -> list[User]:
+    """Users by username."""
+    with ctx.db.session() as uow:
+        return list(uow.scalars(select(User).order_by(User.username).limit(limit).offset(offset)))
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def unit_path_of(uow: Session, unit_id: str) -> str:
+    """The unit's materialised path "/<root id>/.../<unit id>/" (stored on the unit, else built from its parents)."""
+    return _unit_path(uow, unit_id)
+
+
+def _unit_path(uow: Session, unit_id: str) -> str:
+    unit = uow.get(Unit, unit_id)
+    stored = getattr(unit, "unit_path", None) if unit is not None else None
+    if stored:
+        return stored
+    ids, seen, current = [], set(), unit
+    while current is not None and current.id not in seen:
+        seen.add(current.id)
+        ids.append(current.id)
+        current = uow.get(Unit, current.parent_id) if current.parent_id else None
+    return "/" + "".join(f"{ident}/" for ident in reversed(ids))
+
+
+def _unit_active(uow: Session, unit_id: str | None) -> bool:
+    # A deactivated unit's liaison and scripts can no longer get tokens.
+    if unit_id is None:
+        return True
+    unit = uow.get(Unit, unit_id)
+    return unit is not None and getattr(unit, "active", True)
+
+
+def _ensure_unit_visible(uow: Session, principal: Principal, unit: Unit | None, ident: str,
+                         what: tuple[str, str] = ("单位", "unit")) -> None:
+    error = not_found(what[0], what[1], ident)
+    if unit is None:
+        raise error
+    ensure_visible(principal, error, unit_path=_unit_path(uow, unit.id), unit_id=unit.id)
+
+
+def _no_keys_from_keys(principal: Principal) -> None:
+    if principal.via == "api_key":
+        raise ApiError(403, "forbidden", "API 密钥不能用于管理 API 密钥，请以联络员身份登录",
+                       "an API key cannot manage API keys; log in as the liaison")
+    if principal.role not in (ADMIN, UNIT):
+        raise ApiError(403, "forbidden", "当前角色无权执行此操作", "your role may not do this")
+
+
+def _as_principal(user: User, unit_path: str | None) -> Principal:
+    return Principal(id=user.id, name=user.display_name, role=user.role, unit_id=user.unit_id, unit_path=unit_path)
+
+
+def _duplicate_user(username: str) -> ApiError:
+    return ApiError(409, "duplicate_username", f"用户名已存在：{username}", f"username already exists: {username}")

@@ -1,0 +1,272 @@
+"""Submission use cases: drafts, handing in, withdrawing, resubmitting after return, and review outcomes.
+
+States: draft → submitted → (under_review) → approved | returned | rejected; submitted → withdrawn
+while no reviewer has decided; returned → submitted again as version N+1 (every version is kept in
+submission_versions). Nothing sets under_review yet: the review service has no "claim" event, so a
+submission stays submitted until a decision arrives.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import delete, update
+from sqlalchemy.orm import Session
+
+from services.intake import queries, schemas
+from services.intake.definition import CampaignDefinition
+from services.intake.models import Submission, SubmissionEvidence, SubmissionTopic, SubmissionVersion
+from shared.contracts import make_event, read_payload
+from shared.contracts.evidence import EvidenceStored
+from shared.contracts.intake import SubmissionSubmitted, SubmissionWithdrawn
+from shared.contracts.review import DECISIONS
+from shared.events import Envelope, new_id
+from shared.http import ApiError, not_found
+from shared.runtime import ServiceContext
+
+SERVICE = "intake"
+HANDED_IN = ("submitted", "under_review", "approved")  # what counts as done for coverage and deadlines
+KIND_NAMES = {"measure": "宣传措施材料", "summary_report": "活动总结", "good_practice": "经验做法"}
+
+
+def create_submission(command: schemas.SubmissionCreate, *, ctx: ServiceContext, scope: str | None = None) -> Submission:
+    """Create a submission; unless `submit` is false it is handed in at once (publishes submission.submitted)."""
+    now = ctx.clock.now()
+    with ctx.db.transaction() as uow:
+        unit = queries.get_unit(uow, command.unit_id, scope=scope)
+        if unit is None:
+            raise not_found("单位", "unit", command.unit_id)
+        if not unit.active:
+            raise ApiError(409, "unit_inactive", "该单位已停用，不能报送", "the unit is no longer active")
+        if command.campaign_id and unit.campaign_id and command.campaign_id != unit.campaign_id:
+            raise ApiError(422, "campaign_mismatch", "该单位不属于此活动", "the unit does not take part in this campaign")
+        campaign_id = command.campaign_id or unit.campaign_id
+        definition = queries.current_definition(uow, campaign_id)
+        if campaign_id and definition is None:
+            raise not_found("活动", "campaign", campaign_id)
+        measure_code = _check_kind(command.kind, command.measure_code, definition)
+        submission = Submission(
+            id=new_id(), campaign_id=campaign_id, unit_id=unit.id, unit_path=unit.unit_path, kind=command.kind,
+            measure_code=measure_code, title=command.title, description=command.description, held_on=command.held_on,
+            place=command.place, participants=command.participants, topics=_check_topics(command.topics, definition),
+            outside_window=_outside_window(definition, command.held_on), late=False, state="draft", version=1,
+            created_at=now, updated_at=now,
+        )
+        uow.add(submission)
+        uow.flush()
+        _write_topics(uow, submission)
+        if command.submit:
+            _hand_in(uow, submission, definition, ctx=ctx)
+    ctx.outbox_written()
+    return submission
+
+
+def edit_draft(submission_id: str, fields: schemas.SubmissionFields, *, ctx: ServiceContext, scope: str | None = None) -> Submission:
+    """Change a draft's fields."""
+    with ctx.db.transaction() as uow:
+        submission, definition = _load(uow, submission_id, scope)
+        _expect(submission, ("draft",), "只有草稿可以修改；退回的材料请重新报送", "only drafts can be edited; resubmit a returned one")
+        _apply(uow, submission, fields, definition, ctx=ctx)
+    return submission
+
+
+def submit_draft(submission_id: str, *, ctx: ServiceContext, scope: str | None = None) -> Submission:
+    """Hand in a draft (publishes submission.submitted)."""
+    with ctx.db.transaction() as uow:
+        submission, definition = _load(uow, submission_id, scope)
+        _expect(submission, ("draft",), "只有草稿可以提交", "only a draft can be submitted")
+        _hand_in(uow, submission, definition, ctx=ctx)
+    ctx.outbox_written()
+    return submission
+
+
+def withdraw(submission_id: str, *, ctx: ServiceContext, scope: str | None = None) -> Submission:
+    """Take back a submission no reviewer has decided yet (publishes submission.withdrawn)."""
+    now = ctx.clock.now()
+    with ctx.db.transaction() as uow:
+        submission, _ = _load(uow, submission_id, scope)
+        _expect(submission, ("submitted",), "只有尚未审核的材料可以撤回", "only a submission not yet reviewed can be withdrawn")
+        _set_state(uow, submission, "withdrawn", now)
+        _close_version(uow, submission, "withdrawn", None, now)
+        ctx.outbox.add(uow, make_event(SubmissionWithdrawn(
+            submission_id=submission.id, unit_id=submission.unit_id, version=submission.version), producer=SERVICE))
+    ctx.outbox_written()
+    return submission
+
+
+def resubmit(submission_id: str, fields: schemas.SubmissionFields, *, ctx: ServiceContext, scope: str | None = None) -> Submission:
+    """Hand in a returned submission again, with changes, as a new version (publishes submission.submitted)."""
+    with ctx.db.transaction() as uow:
+        submission, definition = _load(uow, submission_id, scope)
+        _expect(submission, ("returned",), "只有被退回的材料可以重新报送", "only a returned submission can be resubmitted")
+        _apply(uow, submission, fields, definition, ctx=ctx)
+        submission.version += 1
+        submission.review_comment = None
+        _hand_in(uow, submission, definition, ctx=ctx)
+    ctx.outbox_written()
+    return submission
+
+
+def record_decision(event: Envelope, *, uow: Session, ctx: ServiceContext) -> None:
+    """Mirror a reviewer's decision onto the submission (a stale version is ignored).
+
+    A decision for a version the unit withdrew meanwhile wins: the reviewer decided before the
+    withdrawal reached review, and review and evidence_storage keep that decision too.
+    """
+    decision = read_payload(DECISIONS[event.type], event)
+    submission = uow.get(Submission, decision.submission_id)
+    if submission is None or submission.version != decision.version or submission.state == "draft":
+        return
+    now = ctx.clock.now()
+    outcome = event.type.split(".", 1)[1]
+    submission.review_comment = decision.comment
+    _set_state(uow, submission, outcome, now)
+    _close_version(uow, submission, outcome, decision.comment, now)
+
+
+def record_evidence(event: Envelope, *, uow: Session, ctx: ServiceContext) -> None:
+    """Remember evidence stored for one of our submissions (kind, size, checksum)."""
+    data = read_payload(EvidenceStored, event)
+    if uow.get(Submission, data.submission_id) is None or uow.get(SubmissionEvidence, data.evidence_id) is not None:
+        return
+    uow.add(SubmissionEvidence(
+        evidence_id=data.evidence_id, submission_id=data.submission_id, kind=evidence_kind(data.media_type),
+        media_type=data.media_type, filename=data.filename, size=data.size, sha256=data.sha256, stored_at=event.occurred_at,
+    ))
+
+
+def evidence_kind(media_type: str) -> str:
+    """photo, video or document, from a sniffed media type."""
+    top = media_type.split("/", 1)[0]
+    return {"image": "photo", "video": "video"}.get(top, "document")
+
+
+def present(uow: Session, submissions: list[Submission]) -> list[schemas.SubmissionRead]:
+    """Submissions as the API shows them, with their evidence and whether it meets the measure's rule."""
+    evidence = queries.submission_evidence(uow, [s.id for s in submissions])
+    definitions: dict[str | None, CampaignDefinition | None] = {}
+    out = []
+    for submission in submissions:
+        if submission.campaign_id not in definitions:
+            definitions[submission.campaign_id] = queries.current_definition(uow, submission.campaign_id)
+        files = evidence.get(submission.id, [])
+        view = schemas.SubmissionRead.model_validate(submission)
+        view.evidence = [schemas.EvidenceRef.model_validate(e) for e in files]
+        measure = definitions[submission.campaign_id].measure(submission.measure_code) \
+            if definitions[submission.campaign_id] and submission.kind == "measure" else None
+        if measure:
+            count = sum(1 for e in files if e.kind in measure.evidence.kinds)
+            view.evidence_status = schemas.EvidenceStatus(required_count=measure.evidence.min_count, accepted_kinds=list(measure.evidence.kinds),
+                                                          count=count, satisfied=count >= measure.evidence.min_count)
+        out.append(view)
+    return out
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _load(uow: Session, submission_id: str, scope: str | None) -> tuple[Submission, CampaignDefinition | None]:
+    submission = queries.get_submission(uow, submission_id, scope=scope)
+    if submission is None:
+        raise not_found("报送材料", "submission", submission_id)
+    return submission, queries.current_definition(uow, submission.campaign_id)
+
+
+def _expect(submission: Submission, states: tuple[str, ...], message: str, message_en: str) -> None:
+    if submission.state not in states:
+        raise ApiError(409, "invalid_state", f"{message}（当前状态：{submission.state}）", f"{message_en} (state: {submission.state})")
+
+
+def _hand_in(uow: Session, submission: Submission, definition: CampaignDefinition | None, *, ctx: ServiceContext) -> None:
+    now = ctx.clock.now()
+    submission.submitted_at = now
+    _set_state(uow, submission, "submitted", now)
+    submission.late = _late(definition, submission, now)
+    uow.add(SubmissionVersion(
+        submission_id=submission.id, version=submission.version, title=submission.title, description=submission.description,
+        held_on=submission.held_on, place=submission.place, participants=submission.participants,
+        topics=list(submission.topics), submitted_at=now,
+    ))
+    ctx.outbox.add(uow, make_event(SubmissionSubmitted(
+        submission_id=submission.id, unit_id=submission.unit_id, measure_code=submission.measure_code, title=submission.title,
+        version=submission.version, kind=submission.kind, campaign_id=submission.campaign_id, unit_path=submission.unit_path,
+        held_on=submission.held_on, outside_window=submission.outside_window, topics=list(submission.topics),
+    ), producer=SERVICE))
+
+
+def _close_version(uow: Session, submission: Submission, outcome: str, comment: str | None, at: datetime) -> None:
+    version = uow.get(SubmissionVersion, (submission.id, submission.version))
+    if version is not None:
+        version.outcome, version.review_comment, version.decided_at = outcome, comment, at
+
+
+def _apply(uow: Session, submission: Submission, fields: schemas.SubmissionFields, definition: CampaignDefinition | None,
+           *, ctx: ServiceContext) -> None:
+    changes = fields.model_dump(exclude_unset=True)  # only what the caller sent; null clears a field
+    if changes.get("title"):
+        submission.title = changes["title"]
+    for name in ("held_on", "participants"):
+        if name in changes:
+            setattr(submission, name, changes[name])
+    for name in ("description", "place"):
+        if name in changes:
+            setattr(submission, name, changes[name] or "")
+    if "topics" in changes:
+        submission.topics = _check_topics(changes["topics"] or [], definition)
+        _write_topics(uow, submission)
+    submission.outside_window = _outside_window(definition, submission.held_on)
+    submission.updated_at = ctx.clock.now()
+
+
+def _set_state(uow: Session, submission: Submission, state: str, at: datetime) -> None:
+    # Every state change passes here, so the topic rows always know whether they count.
+    submission.state, submission.updated_at = state, at
+    uow.execute(update(SubmissionTopic).where(SubmissionTopic.submission_id == submission.id)
+                .values(handed_in=state in HANDED_IN))
+
+
+def _write_topics(uow: Session, submission: Submission) -> None:
+    uow.execute(delete(SubmissionTopic).where(SubmissionTopic.submission_id == submission.id))
+    for code in submission.topics:
+        uow.add(SubmissionTopic(submission_id=submission.id, topic_code=code, campaign_id=submission.campaign_id,
+                                unit_id=submission.unit_id, handed_in=submission.state in HANDED_IN))
+    uow.flush()
+
+
+def _check_kind(kind: str, measure_code: str | None, definition: CampaignDefinition | None) -> str:
+    if kind != "measure":
+        if measure_code:
+            raise ApiError(422, "measure_not_allowed", f"{KIND_NAMES[kind]}不针对具体宣传措施，请不要填写 measure_code",
+                           f"a {kind} is not about one measure; leave measure_code out")
+        return ""
+    if not measure_code:
+        raise ApiError(422, "measure_required", "宣传措施材料需要填写 measure_code", "a measure submission needs measure_code")
+    if definition and definition.measure(measure_code) is None:
+        known = "、".join(m.code for m in definition.measures)
+        raise ApiError(422, "unknown_measure", f"该活动没有宣传措施 {measure_code}（可选：{known}）",
+                       f"the campaign has no measure {measure_code}")
+    return measure_code
+
+
+def _check_topics(topics: list[str], definition: CampaignDefinition | None) -> list[str]:
+    unique = list(dict.fromkeys(t.strip() for t in topics if t and t.strip()))
+    if definition:
+        known = {t.code for t in definition.topics}
+        unknown = [t for t in unique if t not in known]
+        if unknown:
+            raise ApiError(422, "unknown_topic", f"该活动没有宣传重点：{'、'.join(unknown)}（可选：{'、'.join(sorted(known))}）",
+                           f"the campaign has no topic(s) {', '.join(unknown)}")
+    elif any(len(t) > 64 for t in unique):
+        raise ApiError(422, "invalid_topic", "宣传重点代码太长", "topic code too long")
+    return unique
+
+
+def _outside_window(definition: CampaignDefinition | None, held_on) -> bool:
+    return bool(definition and held_on and not definition.in_publicity_window(held_on))
+
+
+def _late(definition: CampaignDefinition | None, submission: Submission, now: datetime) -> bool:
+    if definition is None or submission.kind == "good_practice":
+        return False
+    requirement = "summary_report" if submission.kind == "summary_report" else f"measure:{submission.measure_code}"
+    deadline = definition.deadline_for(requirement)
+    return bool(deadline and now > deadline.due)

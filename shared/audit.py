@@ -1,0 +1,186 @@
+"""The append-only audit log each service keeps: who changed what, when (UTC) and from where.
+
+Rows are written by `record` inside the same transaction as the change they describe, so a change
+and its audit entry commit or roll back together. There is no update or delete API, and the table
+gets database triggers refusing UPDATE and DELETE (and TRUNCATE on PostgreSQL).
+"""
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Integer, MetaData, String, Table, event, insert, select
+from sqlalchemy.orm import Session
+
+from shared.auth import ADMIN, Principal, require
+from shared.db import Database
+
+TABLE = "audit_log"
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+def audit_table(metadata: MetaData) -> Table:
+    """Declare the append-only audit_log table on a service's metadata (guards are created with it)."""
+    table = Table(
+        TABLE,
+        metadata,
+        Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+        Column("at", DateTime(timezone=True), nullable=False, index=True),
+        Column("actor_id", String(100), nullable=True, index=True),
+        Column("actor_name", String(200), nullable=True),
+        Column("actor_role", String(32), nullable=True),
+        Column("actor_unit_id", String(36), nullable=True),
+        Column("action", String(64), nullable=False, index=True),
+        Column("resource_type", String(64), nullable=False),
+        Column("resource_id", String(100), nullable=True),
+        Column("detail", JSON, nullable=False),
+        Column("client_ip", String(64), nullable=True),
+        Column("request_id", String(64), nullable=True),
+        Index("ix_audit_log_resource", "resource_type", "resource_id"),
+    )
+    return append_only(table)
+
+
+def append_only(table: Table) -> Table:
+    """Have create_all give the table triggers that refuse UPDATE and DELETE (and TRUNCATE on PostgreSQL)."""
+    event.listen(table, "after_create", _create_guards)
+    return table
+
+
+def _create_guards(table: Table, connection, **_kw) -> None:
+    dialect = connection.dialect.name
+    if dialect == "sqlite":
+        for op in ("UPDATE", "DELETE"):
+            connection.exec_driver_sql(
+                f"CREATE TRIGGER IF NOT EXISTS {table.name}_no_{op.lower()} BEFORE {op} ON {table.name} "
+                f"BEGIN SELECT RAISE(ABORT, '{table.name} is append-only'); END"
+            )
+    elif dialect == "postgresql":
+        schema = connection.schema_for_object(table)
+        prefix = f'"{schema}".' if schema else ""
+        function = f"{prefix}{table.name}_append_only"
+        connection.exec_driver_sql(
+            f"CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $$ "
+            f"BEGIN RAISE EXCEPTION '{table.name} is append-only' USING ERRCODE = 'insufficient_privilege'; END $$"
+        )
+        connection.exec_driver_sql(
+            f"CREATE TRIGGER {table.name}_no_change BEFORE UPDATE OR DELETE ON {prefix}{table.name} "
+            f"FOR EACH ROW EXECUTE FUNCTION {function}()"
+        )
+        connection.exec_driver_sql(
+            f"CREATE TRIGGER {table.name}_no_truncate BEFORE TRUNCATE ON {prefix}{table.name} "
+            f"FOR EACH STATEMENT EXECUTE FUNCTION {function}()"
+        )
+
+
+# ---------------------------------------------------------------- where a request comes from
+
+
+@dataclass(frozen=True)
+class RequestInfo:
+    """Where a request came from: the client's address and the request id."""
+
+    client_ip: str | None = None
+    request_id: str | None = None
+
+
+class RequestContextMiddleware:
+    """Gives every HTTP request an id (a sane incoming X-Request-ID, else a new one) and echoes it back."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        state = scope.setdefault("state", {})
+        request_id = state.get("request_id")  # set already when an outer app (embedded root) ran us
+        if request_id is None:
+            incoming = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
+            request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+            state["request_id"] = request_id
+
+        async def send_with_id(message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"]
+                message = {**message, "headers": [*headers, (b"x-request-id", request_id.encode("latin-1"))]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+def request_info(request: Request) -> RequestInfo:
+    """The client address (as the ASGI server resolved it, proxy headers included) and request id."""
+    request_id = getattr(request.state, "request_id", None)
+    return RequestInfo(client_ip=request.client.host if request.client else None, request_id=request_id)
+
+
+# ---------------------------------------------------------------- writing and reading
+
+
+def record(uow: Session, table: Table, *, principal: Principal | None, action: str, resource: tuple[str, str | None],
+           detail: dict[str, Any] | None = None, request: RequestInfo | None = None, at: datetime | None = None) -> None:
+    """Append one audit entry inside the caller's transaction (principal None: an anonymous caller)."""
+    resource_type, resource_id = resource
+    request = request or RequestInfo()
+    uow.execute(insert(table).values(
+        at=at or datetime.now(timezone.utc),
+        actor_id=principal.id if principal else None,
+        actor_name=principal.name if principal else None,
+        actor_role=principal.role if principal else None,
+        actor_unit_id=principal.unit_id if principal else None,
+        action=action, resource_type=resource_type, resource_id=resource_id,
+        detail=detail or {}, client_ip=request.client_ip, request_id=request.request_id,
+    ))
+
+
+class AuditEntry(BaseModel):
+    """One audit log entry as the API shows it."""
+
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    at: datetime
+    actor_id: str | None
+    actor_name: str | None
+    actor_role: str | None
+    actor_unit_id: str | None
+    action: str
+    resource_type: str
+    resource_id: str | None
+    detail: dict[str, Any]
+    client_ip: str | None
+    request_id: str | None
+
+
+def audit_router(table: Table, db: Database) -> APIRouter:
+    """GET /audit-log for admins: the service's audit entries, newest first, with filters."""
+    router = APIRouter()
+
+    @router.get("/audit-log", response_model=list[AuditEntry], tags=["audit"])
+    def audit_log(
+        action: str | None = None, resource_type: str | None = None, resource_id: str | None = None,
+        actor_id: str | None = None, limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0),
+        _admin: Principal = Depends(require(ADMIN)),
+    ) -> list[AuditEntry]:
+        """The audit log (审计日志), newest first; admins only."""
+        query = select(table).order_by(table.c.id.desc()).limit(limit).offset(offset)
+        for column, value in (("action", action), ("resource_type", resource_type),
+                              ("resource_id", resource_id), ("actor_id", actor_id)):
+            if value is not None:
+                query = query.where(table.c[column] == value)
+        with db.session() as uow:
+            rows = uow.execute(query).mappings().all()
+        return [AuditEntry.model_validate({**row, "at": _utc(row["at"])}) for row in rows]
+
+    return router
+
+
+def _utc(value: datetime) -> datetime:
+    # SQLite hands back naive datetimes; everything we write is UTC.
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)

@@ -1,0 +1,176 @@
+"""The authorisation matrix: every route of every wired service, for every role, a foreign unit and nobody.
+
+Routes are enumerated from the apps themselves, so a new endpoint is checked the moment it exists: it must
+answer anonymous callers with 401 (unless listed as public), never answer 5xx, and never hand a unit
+another unit's data. A path parameter the matrix does not know yet fails the test until a sample is added.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from fastapi.routing import APIRoute
+from starlette.routing import Mount
+
+from services.intake import identity
+from shared.auth import ADMIN, INSPECTOR, REVIEWER, UNIT, issuer_from_settings
+from tests.auth.support import bearer
+from tests.flows.steps import admin_token, create_unit, submit, wait_review_item
+
+# Services whose every route is behind shared.auth (evidence_storage and notification are wired by their owners).
+WIRED = ("intake", "review")
+PUBLIC = {"/healthz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/auth/login", "/auth/token"}
+UNIT_OWNED = {"unit_id", "submission_id", "key_id"}  # path parameters naming one unit's resource
+CAMPAIGN_FILE = Path(__file__).resolve().parents[2] / "deploy" / "campaigns" / "huaibei-2020.yaml"
+SAMPLE_BODIES = {
+    ("POST", "/submissions/{submission_id}/approve"): {"score": 90},
+    ("POST", "/submissions/{submission_id}/return"): {"comment": "请补充横幅照片"},
+    ("POST", "/submissions/{submission_id}/reject"): {"reason": "与宣传月无关"},
+    ("POST", "/units/{unit_id}/api-keys"): {"label": "上传脚本"},
+    ("POST", "/auth/login"): {"username": "nobody", "password": "wrong password"},
+}
+CALLERS = ("foreign_unit", "anonymous", "inspector", "reviewer", "own_unit", "admin")  # the foreign unit goes first,
+# before any other caller's request changes the resource
+
+
+@pytest.fixture
+def world(platform):
+    """Two unrelated units with a submission, an API key and a review item each, and a token per caller."""
+    intake = platform.contexts["intake"]
+    admin = bearer(admin_token(intake))
+    client = platform.client
+    own, foreign = (create_unit(client_with(client, admin), name=name) for name in ("相山区信访局", "濉溪县信访局"))
+    own_submission = submit(client_with(client, admin), own["id"])
+    submit(client_with(client, admin), foreign["id"], title="濉溪县宣传横幅")
+    wait_review_item(client_with(client, admin), own_submission["id"])
+    key = identity.create_api_key(own["id"], identity.ApiKeyCreate(label="脚本"), ctx=intake,
+                                  principal=_admin_principal())
+    issuer = issuer_from_settings(intake.settings)
+    with intake.db.session() as uow:
+        paths = {unit["id"]: identity.unit_path_of(uow, unit["id"]) for unit in (own, foreign)}
+
+    def unit_token(unit: dict) -> dict:
+        return bearer(issuer.issue(subject=f"liaison-{unit['id']}", name="李明", role=UNIT, ttl_s=600,
+                                   unit_id=unit["id"], unit_path=paths[unit["id"]]))
+
+    tokens = {
+        "admin": admin, "anonymous": {},
+        "reviewer": bearer(issuer.issue(subject="r1", name="赵强", role=REVIEWER, ttl_s=600)),
+        "inspector": bearer(issuer.issue(subject="i1", name="孙丽", role=INSPECTOR, ttl_s=600)),
+        "own_unit": unit_token(own), "foreign_unit": unit_token(foreign),
+    }
+    loaded = client.post("/intake/campaigns", content=CAMPAIGN_FILE.read_bytes(), headers={"Content-Type": "application/yaml"})
+    assert loaded.status_code == 201, loaded.text
+    samples = {"unit_id": own["id"], "submission_id": own_submission["id"], "key_id": key.id,
+               "campaign_ref": "huaibei-2020", "version": "1", "code": "A1"}
+    return {"tokens": tokens, "samples": samples, "own_ids": {own["id"], own_submission["id"], key.id}}
+
+
+def client_with(client, headers):
+    client.headers.update(headers)
+    return client
+
+
+def _admin_principal():
+    from shared.auth import Principal
+
+    return Principal(id="test-admin", name="王芳", role=ADMIN)
+
+
+def routes_of(platform, service: str):
+    """(method, path, route) for every route of one service's app as mounted in the embedded platform."""
+    prefix = {"intake": "/intake", "review": "/review"}[service]
+    mount = next(r for r in platform.app.routes if isinstance(r, Mount) and r.path == prefix)
+    for path, methods, route in flat_routes(mount.app.routes):
+        for method in sorted(methods or ()):
+            if method != "HEAD":
+                yield prefix, method, path, route
+
+
+def flat_routes(routes):
+    """(path, methods, original route) of every route, through included routers (FastAPI >= 0.16x nests them)."""
+    try:
+        from fastapi.routing import iter_route_contexts
+    except ImportError:  # older FastAPI copies included routes into the app's own list
+        return [(route.path, getattr(route, "methods", None), route) for route in routes]
+    return [(context.path, context.methods, context.original_route) for context in iter_route_contexts(routes)]
+
+
+def test_every_route_for_every_caller(platform, world):
+    client = platform.client
+    checked = 0
+    for service in WIRED:
+        for prefix, method, template, route in routes_of(platform, service):
+            names = re.findall(r"{(\w+)(?::\w+)?}", template)
+            unknown = [name for name in names if name not in world["samples"]]
+            assert not unknown, f"add a sample value for {unknown} ({method} {prefix}{template}) to the matrix"
+            path = re.sub(r"{(\w+)(?::\w+)?}", lambda m: world["samples"][m.group(1)], template)
+            params = {}
+            if isinstance(route, APIRoute):
+                params = {p.name: world["samples"][p.name] for p in route.dependant.query_params if p.name in world["samples"]}
+            body = SAMPLE_BODIES.get((method, template), {}) if method in {"POST", "PUT", "PATCH"} else None
+            for caller in CALLERS:
+                client.headers.pop("Authorization", None)
+                response = client.request(method, prefix + path, params=params, json=body,
+                                          headers=world["tokens"][caller])
+                where = f"{caller}: {method} {prefix}{path} -> {response.status_code} {response.text[:300]}"
+                assert response.status_code < 500, where
+                if caller == "anonymous" and template not in PUBLIC:
+                    assert response.status_code == 401, where
+                if caller == "foreign_unit" and 200 <= response.status_code < 300:
+                    assert not UNIT_OWNED & set(names), f"a foreign unit reached another unit's resource: {where}"
+                    leaked = [ident for ident in world["own_ids"] if ident in response.text]
+                    assert not leaked, f"a foreign unit saw another unit's data: {where}"
+                checked += 1
+    assert checked >= 6 * 10
+
+
+def test_units_read_their_own_items_and_cannot_decide(platform, world):
+    client = platform.client
+    client.headers.pop("Authorization", None)
+    submission_id = world["samples"]["submission_id"]
+    own, foreign = world["tokens"]["own_unit"], world["tokens"]["foreign_unit"]
+    assert client.get(f"/review/submissions/{submission_id}", headers=own).status_code == 200
+    assert [i["submission_id"] for i in client.get("/review/queue", headers=own).json()] == [submission_id]
+    assert client.get("/review/queue", headers=foreign).json() != [] and all(
+        i["submission_id"] != submission_id for i in client.get("/review/queue", headers=foreign).json())
+    assert client.get(f"/review/submissions/{submission_id}", headers=foreign).status_code == 404
+    assert client.post(f"/review/submissions/{submission_id}/approve", json={}, headers=own).status_code == 403
+    assert client.post(f"/review/submissions/{submission_id}/approve", json={},
+                       headers=world["tokens"]["inspector"]).status_code == 403
+
+
+def test_decisions_are_audited_under_the_logged_in_reviewer(platform, world):
+    client = platform.client
+    client.headers.pop("Authorization", None)
+    submission_id = world["samples"]["submission_id"]
+    reviewer = world["tokens"]["reviewer"]
+    decided = client.post(f"/review/submissions/{submission_id}/approve", json={"reviewer": "冒名者", "score": 91},
+                          headers={**reviewer, "X-Request-ID": "matrix-1"})
+    assert decided.status_code == 200 and decided.json()["decided_by"] == "赵强"
+    entries = client.get("/review/audit-log", headers=world["tokens"]["admin"]).json()
+    assert [(e["action"], e["actor_id"], e["resource_id"], e["request_id"], e["detail"]["score"]) for e in entries] == \
+        [("submission.approved", "r1", submission_id, "matrix-1", 91)]
+    assert entries[0]["client_ip"]
+
+
+def test_intake_confines_units_to_their_subtree(platform, world):
+    client = platform.client
+    client.headers.pop("Authorization", None)
+    own, foreign, reviewer = (world["tokens"][name] for name in ("own_unit", "foreign_unit", "reviewer"))
+    unit_id, submission_id = world["samples"]["unit_id"], world["samples"]["submission_id"]
+    assert client.get(f"/intake/units/{unit_id}", headers=own).status_code == 200
+    assert client.get(f"/intake/submissions/{submission_id}", headers=own).status_code == 200
+    assert [s["id"] for s in client.get("/intake/submissions", headers=own).json()] == [submission_id]
+    assert client.get(f"/intake/units/{unit_id}", headers=foreign).status_code == 404
+    assert submission_id not in client.get("/intake/submissions", params={"unit_id": unit_id}, headers=foreign).text
+    new = {"unit_id": unit_id, "measure_code": "M2", "title": "设置网上信访宣传角"}
+    assert client.post("/intake/submissions", json=new, headers=foreign).status_code == 404
+    assert client.post("/intake/submissions", json=new, headers=reviewer).status_code == 403
+    assert client.post("/intake/submissions", json=new, headers=own).status_code == 201
+    # a unit registers units only below itself
+    child = {"code": "RJJD", "name": "任集街道", "level": "township", "parent_id": unit_id}
+    assert client.post("/intake/units", json={**child, "parent_id": None}, headers=own).status_code == 403
+    assert client.post("/intake/units", json=child, headers=foreign).status_code == 404
+    assert client.post("/intake/units", json=child, headers=own).status_code == 201
