@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-fast up down bench lint clean load-campaign
+.PHONY: admin install run test test-fast up down bench lint clean load-campaign
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -12,6 +12,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP) ## create the virtualenv and install the platform with its test tools
+
+admin: install ## create the first admin account (asks for a password)
+	$(PY) -m services.intake.identity_cli create-admin --username $(or $(ADMIN),admin)
 
 run: install ## start the whole platform in one process on http://127.0.0.1:8000
 	$(PY) -m deploy.embedded
