@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from services.intake import campaigns, coverage, materials, queries, schemas, submissions, units
+from services.intake.auditing import Actor
 from services.intake.auth_api import install_identity
 from services.intake.definition import MAX_DEFINITION_BYTES
 from services.intake.models import Campaign, CampaignChange, CampaignVersion, ReferenceMaterial, Unit
@@ -236,9 +237,9 @@ def _unit_routes(ctx: ServiceContext) -> APIRouter:
     router = APIRouter(tags=["units"])
 
     @router.post("/units", status_code=201, response_model=schemas.UnitRead)
-    def create_unit(body: schemas.UnitCreate, principal: Principal = WRITERS) -> Unit:
+    def create_unit(body: schemas.UnitCreate, request: Request, principal: Principal = WRITERS) -> Unit:
         """Register a unit (under a parent in a campaign's tree, or on its own) with its liaison if known."""
-        return units.register_unit(body, ctx=ctx, scope=scope_of(principal))
+        return units.register_unit(body, ctx=ctx, scope=scope_of(principal), actor=Actor.of(principal, request))
 
     @router.get("/units", response_model=list[schemas.UnitRead])
     def list_units(campaign_id: str | None = None, subtree_of: str | None = Query(None, description="a unit id: only its subtree"),
@@ -261,9 +262,9 @@ def _unit_routes(ctx: ServiceContext) -> APIRouter:
         return unit
 
     @router.put("/units/{unit_id}/liaison", response_model=schemas.UnitRead)
-    def put_liaison(unit_id: str, body: schemas.LiaisonIn, principal: Principal = WRITERS) -> Unit:
+    def put_liaison(unit_id: str, body: schemas.LiaisonIn, request: Request, principal: Principal = WRITERS) -> Unit:
         """Designate the unit's liaison (history kept; after the liaison deadline it is recorded as late)."""
-        return units.designate_liaison(unit_id, body, ctx=ctx, scope=scope_of(principal))
+        return units.designate_liaison(unit_id, body, ctx=ctx, scope=scope_of(principal), actor=Actor.of(principal, request))
 
     @router.get("/units/{unit_id}/liaisons", response_model=list[schemas.LiaisonRead])
     def liaison_history(unit_id: str, principal: Principal = ANYONE) -> list:
@@ -287,9 +288,9 @@ def _submission_routes(ctx: ServiceContext) -> APIRouter:
             return submissions.present(uow, [submission])[0]
 
     @router.post("/submissions", status_code=201, response_model=schemas.SubmissionRead)
-    def create_submission(body: schemas.SubmissionCreate, principal: Principal = WRITERS) -> schemas.SubmissionRead:
+    def create_submission(body: schemas.SubmissionCreate, request: Request, principal: Principal = WRITERS) -> schemas.SubmissionRead:
         """Create a submission and hand it in for review (or keep it as a draft with "submit": false)."""
-        return view(submissions.create_submission(body, ctx=ctx, scope=scope_of(principal)))
+        return view(submissions.create_submission(body, ctx=ctx, scope=scope_of(principal), actor=Actor.of(principal, request)))
 
     @router.get("/submissions", response_model=list[schemas.SubmissionRead])
     def list_submissions(
@@ -317,24 +318,24 @@ def _submission_routes(ctx: ServiceContext) -> APIRouter:
             return submissions.present(uow, [submission])[0]
 
     @router.patch("/submissions/{submission_id}", response_model=schemas.SubmissionRead)
-    def edit_submission(submission_id: str, body: schemas.SubmissionFields, principal: Principal = WRITERS) -> schemas.SubmissionRead:
+    def edit_submission(submission_id: str, body: schemas.SubmissionFields, request: Request, principal: Principal = WRITERS) -> schemas.SubmissionRead:
         """Change a draft."""
-        return view(submissions.edit_draft(submission_id, body, ctx=ctx, scope=scope_of(principal)))
+        return view(submissions.edit_draft(submission_id, body, ctx=ctx, scope=scope_of(principal), actor=Actor.of(principal, request)))
 
     @router.post("/submissions/{submission_id}/submit", response_model=schemas.SubmissionRead)
-    def submit_submission(submission_id: str, principal: Principal = WRITERS) -> schemas.SubmissionRead:
+    def submit_submission(submission_id: str, request: Request, principal: Principal = WRITERS) -> schemas.SubmissionRead:
         """Hand in a draft for review."""
-        return view(submissions.submit_draft(submission_id, ctx=ctx, scope=scope_of(principal)))
+        return view(submissions.submit_draft(submission_id, ctx=ctx, scope=scope_of(principal), actor=Actor.of(principal, request)))
 
     @router.post("/submissions/{submission_id}/withdraw", response_model=schemas.SubmissionRead)
-    def withdraw_submission(submission_id: str, principal: Principal = WRITERS) -> schemas.SubmissionRead:
+    def withdraw_submission(submission_id: str, request: Request, principal: Principal = WRITERS) -> schemas.SubmissionRead:
         """Take back a submission that is not yet reviewed."""
-        return view(submissions.withdraw(submission_id, ctx=ctx, scope=scope_of(principal)))
+        return view(submissions.withdraw(submission_id, ctx=ctx, scope=scope_of(principal), actor=Actor.of(principal, request)))
 
     @router.post("/submissions/{submission_id}/resubmit", response_model=schemas.SubmissionRead)
-    def resubmit_submission(submission_id: str, body: schemas.SubmissionFields, principal: Principal = WRITERS) -> schemas.SubmissionRead:
+    def resubmit_submission(submission_id: str, body: schemas.SubmissionFields, request: Request, principal: Principal = WRITERS) -> schemas.SubmissionRead:
         """Hand in a returned submission again, with changes, as a new version."""
-        return view(submissions.resubmit(submission_id, body, ctx=ctx, scope=scope_of(principal)))
+        return view(submissions.resubmit(submission_id, body, ctx=ctx, scope=scope_of(principal), actor=Actor.of(principal, request)))
 
     @router.get("/submissions/{submission_id}/versions", response_model=list[schemas.SubmissionVersionRead])
     def list_submission_versions(submission_id: str, principal: Principal = ANYONE) -> list:

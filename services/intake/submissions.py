@@ -12,7 +12,8 @@ from datetime import datetime
 from sqlalchemy import delete, update
 from sqlalchemy.orm import Session
 
-from services.intake import queries, schemas
+from services.intake import auditing, queries, schemas
+from services.intake.auditing import Actor
 from services.intake.definition import CampaignDefinition
 from services.intake.models import Submission, SubmissionEvidence, SubmissionTopic, SubmissionVersion
 from shared.contracts import make_event, read_payload
@@ -28,7 +29,7 @@ HANDED_IN = ("submitted", "under_review", "approved")  # what counts as done for
 KIND_NAMES = {"measure": "宣传措施材料", "summary_report": "活动总结", "good_practice": "经验做法"}
 
 
-def create_submission(command: schemas.SubmissionCreate, *, ctx: ServiceContext, scope: str | None = None) -> Submission:
+def create_submission(command: schemas.SubmissionCreate, *, ctx: ServiceContext, scope: str | None = None, actor: Actor | None = None) -> Submission:
     """Create a submission; unless `submit` is false it is handed in at once (publishes submission.submitted)."""
     now = ctx.clock.now()
     with ctx.db.transaction() as uow:
@@ -56,30 +57,34 @@ def create_submission(command: schemas.SubmissionCreate, *, ctx: ServiceContext,
         _write_topics(uow, submission)
         if command.submit:
             _hand_in(uow, submission, definition, ctx=ctx)
+        auditing.record(actor, uow, "submission.created", ("submission", submission.id),
+                        {"unit_id": unit.id, "kind": submission.kind, "measure_code": measure_code, "state": submission.state})
     ctx.outbox_written()
     return submission
 
 
-def edit_draft(submission_id: str, fields: schemas.SubmissionFields, *, ctx: ServiceContext, scope: str | None = None) -> Submission:
+def edit_draft(submission_id: str, fields: schemas.SubmissionFields, *, ctx: ServiceContext, scope: str | None = None, actor: Actor | None = None) -> Submission:
     """Change a draft's fields."""
     with ctx.db.transaction() as uow:
         submission, definition = _load(uow, submission_id, scope)
         _expect(submission, ("draft",), "只有草稿可以修改；退回的材料请重新报送", "only drafts can be edited; resubmit a returned one")
         _apply(uow, submission, fields, definition, ctx=ctx)
+        auditing.record(actor, uow, "submission.edited", ("submission", submission.id), fields.model_dump(mode="json", exclude_unset=True))
     return submission
 
 
-def submit_draft(submission_id: str, *, ctx: ServiceContext, scope: str | None = None) -> Submission:
+def submit_draft(submission_id: str, *, ctx: ServiceContext, scope: str | None = None, actor: Actor | None = None) -> Submission:
     """Hand in a draft (publishes submission.submitted)."""
     with ctx.db.transaction() as uow:
         submission, definition = _load(uow, submission_id, scope)
         _expect(submission, ("draft",), "只有草稿可以提交", "only a draft can be submitted")
         _hand_in(uow, submission, definition, ctx=ctx)
+        auditing.record(actor, uow, "submission.submitted", ("submission", submission.id), {"version": submission.version})
     ctx.outbox_written()
     return submission
 
 
-def withdraw(submission_id: str, *, ctx: ServiceContext, scope: str | None = None) -> Submission:
+def withdraw(submission_id: str, *, ctx: ServiceContext, scope: str | None = None, actor: Actor | None = None) -> Submission:
     """Take back a submission no reviewer has decided yet (publishes submission.withdrawn)."""
     now = ctx.clock.now()
     with ctx.db.transaction() as uow:
@@ -89,11 +94,12 @@ def withdraw(submission_id: str, *, ctx: ServiceContext, scope: str | None = Non
         _close_version(uow, submission, "withdrawn", None, now)
         ctx.outbox.add(uow, make_event(SubmissionWithdrawn(
             submission_id=submission.id, unit_id=submission.unit_id, version=submission.version), producer=SERVICE))
+        auditing.record(actor, uow, "submission.withdrawn", ("submission", submission.id), {"version": submission.version})
     ctx.outbox_written()
     return submission
 
 
-def resubmit(submission_id: str, fields: schemas.SubmissionFields, *, ctx: ServiceContext, scope: str | None = None) -> Submission:
+def resubmit(submission_id: str, fields: schemas.SubmissionFields, *, ctx: ServiceContext, scope: str | None = None, actor: Actor | None = None) -> Submission:
     """Hand in a returned submission again, with changes, as a new version (publishes submission.submitted)."""
     with ctx.db.transaction() as uow:
         submission, definition = _load(uow, submission_id, scope)
@@ -102,6 +108,7 @@ def resubmit(submission_id: str, fields: schemas.SubmissionFields, *, ctx: Servi
         submission.version += 1
         submission.review_comment = None
         _hand_in(uow, submission, definition, ctx=ctx)
+        auditing.record(actor, uow, "submission.resubmitted", ("submission", submission.id), {"version": submission.version})
     ctx.outbox_written()
     return submission
 

@@ -8,7 +8,8 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from services.intake import queries, schemas
+from services.intake import auditing, queries, schemas
+from services.intake.auditing import Actor
 from services.intake.definition import LEVEL_NAMES, LEVEL_RANK, CampaignDefinition
 from services.intake.models import Campaign, LiaisonDesignation, Submission, Unit
 from shared.contracts import make_event
@@ -32,7 +33,8 @@ def child_path(parent_path: str | None, unit_id: str) -> str:
     return f"{parent_path or '/'}{unit_id}/"
 
 
-def register_unit(command: schemas.UnitCreate, *, ctx: ServiceContext, scope: str | None = None) -> Unit:
+def register_unit(command: schemas.UnitCreate, *, ctx: ServiceContext, scope: str | None = None,
+                  actor: Actor | None = None) -> Unit:
     """Create a unit (in a campaign's tree when its parent or campaign says so); publishes unit.registered
     and, with a liaison, liaison.designated."""
     now = ctx.clock.now()
@@ -67,13 +69,16 @@ def register_unit(command: schemas.UnitCreate, *, ctx: ServiceContext, scope: st
             if command.liaison:
                 designate(uow, unit, command.liaison.name, str(command.liaison.email), command.liaison.phone,
                           at=now, source="api", ctx=ctx)
+            auditing.record(actor, uow, "unit.registered", ("unit", unit.id),
+                            {"code": unit.code, "name": unit.name, "parent_id": unit.parent_id})
     except IntegrityError:
         raise _duplicate_code(command.code) from None
     ctx.outbox_written()
     return unit
 
 
-def designate_liaison(unit_id: str, liaison: schemas.LiaisonIn, *, ctx: ServiceContext, scope: str | None = None) -> Unit:
+def designate_liaison(unit_id: str, liaison: schemas.LiaisonIn, *, ctx: ServiceContext, scope: str | None = None,
+                      actor: Actor | None = None) -> Unit:
     """Designate (or replace) a unit's liaison; the same liaison again changes nothing. Publishes liaison.designated."""
     with ctx.db.transaction() as uow:
         unit = queries.get_unit(uow, unit_id, scope=scope)
@@ -81,6 +86,7 @@ def designate_liaison(unit_id: str, liaison: schemas.LiaisonIn, *, ctx: ServiceC
             raise not_found("单位", "unit", unit_id)
         if (unit.liaison_name, unit.liaison_email, unit.liaison_phone) != (liaison.name, str(liaison.email), liaison.phone):
             designate(uow, unit, liaison.name, str(liaison.email), liaison.phone, at=ctx.clock.now(), source="api", ctx=ctx)
+            auditing.record(actor, uow, "liaison.designated", ("unit", unit.id), {"name": liaison.name, "email": str(liaison.email)})
     ctx.outbox_written()
     return unit
 
