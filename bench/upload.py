@@ -211,8 +211,52 @@ def api_upload(api: ServiceProcess, submission_id: str, body, filename: str, hea
     return response.json()
 
 
+def session_upload(api: ServiceProcess, submission_id: str, body, filename: str, headers: dict[str, str],
+                   size: int, chunk: int = 32 * MIB) -> dict:
+    """Upload through a resumable session: create, PUT chunks at their offsets, complete."""
+    with httpx.Client(timeout=httpx.Timeout(600, connect=10)) as client:
+        created = client.post(f"{api.url}/submissions/{submission_id}/upload-sessions", headers=headers,
+                              json={"mode": "chunked", "filename": filename, "size": size})
+        if created.status_code != 201:
+            raise RuntimeError(f"session create failed with {created.status_code}: {created.text[:500]}")
+        session_id, offset, pending = created.json()["id"], 0, bytearray()
+        for piece in [*body, b""]:
+            pending += piece
+            while len(pending) >= chunk or (not piece and pending):
+                data, pending = bytes(pending[:chunk]), pending[chunk:]
+                response = client.put(f"{api.url}/upload-sessions/{session_id}", params={"offset": offset}, content=data,
+                                      headers={**headers, "Content-Type": "application/octet-stream"})
+                if response.status_code != 200:
+                    raise RuntimeError(f"chunk at {offset} failed with {response.status_code}: {response.text[:500]}")
+                offset += len(data)
+        done = client.post(f"{api.url}/upload-sessions/{session_id}/complete", headers=headers)
+    if done.status_code != 201:
+        raise RuntimeError(f"complete failed with {done.status_code}: {done.text[:500]}\n{api.log()[-3000:]}")
+    return done.json()
+
+
+def multipart_upload(api: ServiceProcess, submission_id: str, body, filename: str, headers: dict[str, str],
+                     size: int) -> dict:
+    """Upload as a streamed multipart/form-data body with one file part."""
+    boundary = uuid.uuid4().hex
+
+    def form():
+        yield (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"{filename}\"\r\n"
+               f"Content-Type: application/octet-stream\r\n\r\n").encode()
+        yield from body
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    with httpx.Client(timeout=httpx.Timeout(600, connect=10)) as client:
+        response = client.post(f"{api.url}/submissions/{submission_id}/evidence", content=form(),
+                               headers={**headers, "Content-Type": f"multipart/form-data; boundary={boundary}"})
+    if response.status_code != 201:
+        raise RuntimeError(f"multipart upload failed with {response.status_code}: {response.text[:500]}\n{api.log()[-3000:]}")
+    created = response.json()
+    return created[0] if isinstance(created, list) else created
+
+
 def measure_api(name: str, size: int, env: dict[str, str], work: Path, sample_s: float,
-                read_back: Callable[[dict], str]) -> Result:
+                read_back: Callable[[dict], str], path: str = "raw") -> Result:
     """Start the evidence API with env, warm it up, stream size bytes through it while sampling RSS."""
     work.mkdir(parents=True, exist_ok=True)
     database_url = f"sqlite:///{work}/evidence_storage.db"
@@ -229,7 +273,12 @@ def measure_api(name: str, size: int, env: dict[str, str], work: Path, sample_s:
         source = PatternSource(size)
         with RssSampler(api.proc.pid, interval=sample_s) as sampler:
             started = time.perf_counter()
-            evidence = api_upload(api, submission_id, source.chunks(), "bench.mp4", headers)
+            if path == "session":
+                evidence = session_upload(api, submission_id, source.chunks(), "bench.mp4", headers, size)
+            elif path == "multipart":
+                evidence = multipart_upload(api, submission_id, source.chunks(), "bench.mp4", headers, size)
+            else:
+                evidence = api_upload(api, submission_id, source.chunks(), "bench.mp4", headers)
             seconds = time.perf_counter() - started
         after = idle_rss(api.proc.pid)
         if evidence["sha256"] != source.sha256 or evidence["size"] != size:
@@ -343,9 +392,12 @@ def main(argv: list[str] | None = None) -> int:
     """Run the three measurements and print the table."""
     parser = argparse.ArgumentParser(prog="python -m bench.upload", description=__doc__.split("\n", 1)[0])
     parser.add_argument("--size-mib", type=int, default=1024, help="size of the uploaded file in MiB (default 1024)")
-    parser.add_argument("--part-mib", type=int, default=16, help="S3 multipart part size in MiB for API and raw (default 16)")
+    parser.add_argument("--part-mib", type=int, default=8, help="S3 multipart part size in MiB for API and raw (default 8, as S3_PART_SIZE)")
     parser.add_argument("--sample-ms", type=int, default=50, help="RSS sampling interval in ms (default 50)")
+    parser.add_argument("--extra-paths", default="session,multipart",
+                        help="other upload paths to measure beside the raw body: session, multipart (comma-separated; '' for none)")
     args = parser.parse_args(argv)
+    args.extra_paths = [p for p in args.extra_paths.split(",") if p.strip()]
     size, part_size = args.size_mib * MIB, args.part_mib * MIB
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="bench-upload-") as tmp, MotoProcess() as s3:
@@ -367,6 +419,19 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  done: {results[-1].name}", flush=True)
             results.append(measure_raw_file(work / "raw-file", size))
             print(f"  done: {results[-1].name}", flush=True)
+            for path in args.extra_paths:
+                for store, store_env, reader in (
+                    ("S3 (moto)", s3_env, lambda ev: read_s3(s3, s3_evidence_key(s3, ev))),
+                    ("folder store", folder_env, None),
+                ):
+                    folder = work / f"api-{path}-{'s3' if store_env is s3_env else 'folder'}"
+                    if reader is None:
+                        blobs = folder / "blobs"
+                        store_env = {**folder_env, "BLOB_DIR": str(blobs)}
+                        reader = (lambda b: lambda ev: hash_file(folder_evidence_path(b, ev)))(blobs)
+                    results.append(measure_api(f"evidence API ({path}) → {store}", size, store_env, folder,
+                                               args.sample_ms / 1000, reader, path=path))
+                    print(f"  done: {results[-1].name}", flush=True)
         finally:
             s3.remove_bucket()
     report(results, size, part_size)
