@@ -1,37 +1,44 @@
-"""Who is calling, and whether they may see a unit's evidence: the one place every download, listing and
-export asks. Authentication is not built yet; until it is, the caller names itself in the `X-Actor` header
-(TEMPORARY: trusted as given; percent-encoded UTF-8, as HTTP headers are ASCII) and every caller may see every unit. The authentication work replaces
-`caller_of` with the authenticated identity and `check_access` with the per-unit rule."""
+"""Who is calling, and whether they may see a unit's evidence: the one place every upload, download, listing
+and export asks. The caller is the verified bearer-token principal (shared/auth.py); a unit sees only its own
+subtree's evidence, staff see every unit's (docs/security.md)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import unquote
+from typing import Callable
 
-from fastapi import Request
+from fastapi import Depends, Request
 
-ANONYMOUS = "anonymous"
-MAX_ACTOR = 200
+from shared.audit import request_info
+from shared.auth import Principal, ensure_visible, require
+from shared.http import ApiError
 
 
 @dataclass(frozen=True)
 class Caller:
-    """The identity behind a request and where it came from."""
+    """The verified identity behind a request and where it came from."""
 
-    actor: str
+    principal: Principal
     client_ip: str | None
     request_id: str | None = None
 
-
-def caller_of(request: Request) -> Caller:
-    """The caller of an HTTP request (temporary: the X-Actor header, until authentication lands)."""
-    actor = unquote(request.headers.get("x-actor") or "").strip()[:MAX_ACTOR] or ANONYMOUS
-    client_ip = request.client.host if request.client else None
-    return Caller(actor=actor, client_ip=client_ip, request_id=getattr(request.state, "request_id", None))
+    @property
+    def actor(self) -> str:
+        """The caller's display name, as kept on uploads and sessions."""
+        return self.principal.name
 
 
-def check_access(caller: Caller, *, action: str, unit_id: str | None = None, campaign_id: str | None = None) -> None:
-    """Raise a 403 ApiError unless the caller may do action on the unit's (or campaign's) evidence.
+def caller_of(*roles: str) -> Callable[..., Caller]:
+    """A dependency admitting an authenticated caller in one of roles (any role when none given)."""
+    guard = require(*roles)
 
-    Every unit is allowed until authentication lands; this is the slot for the per-unit rule.
-    """
-    return None
+    def dependency(request: Request, principal: Principal = Depends(guard)) -> Caller:
+        info = request_info(request)
+        return Caller(principal=principal, client_ip=info.client_ip, request_id=info.request_id)
+
+    dependency.__name__ = f"caller_{'_'.join(roles) or 'any'}"
+    return dependency
+
+
+def check_access(caller: Caller, missing: ApiError, *, unit_path: str | None, unit_id: str | None = None) -> None:
+    """Raise missing (a 404, so existence is not revealed) unless the caller may see that unit's evidence."""
+    ensure_visible(caller.principal, missing, unit_path=unit_path, unit_id=unit_id)

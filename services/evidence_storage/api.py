@@ -14,10 +14,10 @@ from sqlalchemy import select
 from starlette.requests import ClientDisconnect
 
 from services.evidence_storage import downloads, exports, handlers, integrity, uploads
-from services.evidence_storage.access import Caller, caller_of
+from services.evidence_storage.access import Caller, caller_of, check_access
 from services.evidence_storage.duplicates import duplicates_of
 from services.evidence_storage.formdata import MultipartFiles
-from services.evidence_storage.models import AUDIT, Evidence, IntegrityCheck, UploadSession
+from services.evidence_storage.models import AUDIT, Evidence, IntegrityCheck, KnownSubmission, UploadSession
 from services.evidence_storage.schemas import (
     CompleteRequest, DownloadUrl, DuplicateRead, EvidenceRead, IntegrityRead, IntegrityRequest,
     PresignedForm, SessionCreate, SessionRead,
@@ -25,7 +25,8 @@ from services.evidence_storage.schemas import (
 from services.evidence_storage.streams import ChunkPullReader
 from shared.audit import AuditEntry
 from shared.blobs.port import PresignedPost
-from shared.http import health_router
+from shared.auth import ADMIN, STAFF, UNIT, Principal, install, require, verifier_from_settings
+from shared.http import health_router, not_found
 from shared.runtime import ServiceContext
 
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
@@ -33,6 +34,8 @@ _UPLOAD_BODY = {"requestBody": {"required": True, "content": {
     "application/octet-stream": _BINARY,
     "multipart/form-data": {"schema": {"type": "object", "properties": {"files": {"type": "array", "items": _BINARY}}}},
 }}}
+UPLOADER = caller_of(ADMIN, UNIT)  # uploads, sessions and deletions: the unit itself, or an admin
+READER = caller_of()  # any role; a unit only its own subtree's evidence
 _CHUNK_BODY = {"requestBody": {"required": True, "content": {"application/octet-stream": _BINARY}}}
 
 
@@ -40,8 +43,26 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     """The evidence_storage service's FastAPI application."""
     app = FastAPI(title="evidence_storage · 佐证资料", version="0.2.0", description=(
         "上传、检查、保存与下载佐证资料。Upload (streamed, resumable sessions, presigned POST to S3), inspect, keep and "
-        "export evidence. TEMPORARY until authentication lands: name yourself in the `X-Actor` header."))
+        "export evidence. Every route but /healthz needs a bearer token; a unit sees only its own subtree's evidence."))
+    install(app, verifier_from_settings(ctx.settings))
     router = APIRouter()
+
+    def submission_visible(caller: Caller, submission_id: str) -> None:
+        """404 for a submission of a unit outside the caller's subtree (an unknown one is left to the use case)."""
+        with ctx.db.session() as uow:
+            submission = uow.get(KnownSubmission, submission_id)
+        if submission is not None:
+            check_access(caller, not_found("报送材料", "submission", submission_id),
+                         unit_path=submission.unit_path, unit_id=submission.unit_id)
+
+    def session_visible(caller: Caller, session_id: str) -> None:
+        """404 for an upload session whose submission belongs to a unit outside the caller's subtree."""
+        with ctx.db.session() as uow:
+            session = uow.get(UploadSession, session_id)
+            submission = uow.get(KnownSubmission, session.submission_id) if session is not None else None
+        if session is not None:
+            check_access(caller, not_found("上传会话", "upload session", session_id),
+                         unit_path=submission.unit_path if submission else None, unit_id=session.unit_id)
 
     def view(evidence: Evidence) -> EvidenceRead:
         return views([evidence])[0]
@@ -57,9 +78,10 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     @router.post("/submissions/{submission_id}/evidence", status_code=201, response_model=EvidenceRead | list[EvidenceRead],
                  tags=["upload"], openapi_extra=_UPLOAD_BODY)
     async def upload(submission_id: str, request: Request, filename: str | None = Query(None, max_length=1000),
-                     caller: Caller = Depends(caller_of)):
+                     caller: Caller = Depends(UPLOADER)):
         """Upload as the raw body (one file, `?filename=` for display) or as multipart/form-data (several files,
         all accepted or none). Streamed to the store, never held whole in memory; the type is judged from the bytes."""
+        await _in_thread(lambda: submission_visible(caller, submission_id))
         next_chunk = _puller(request)
         if request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
             content_type = request.headers["content-type"]
@@ -71,17 +93,17 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         return view(row)
 
     @router.get("/submissions/{submission_id}/evidence", response_model=list[EvidenceRead], tags=["evidence"])
-    def list_evidence(submission_id: str, caller: Caller = Depends(caller_of)) -> list[EvidenceRead]:
+    def list_evidence(submission_id: str, caller: Caller = Depends(READER)) -> list[EvidenceRead]:
         """The evidence files of one submission, with duplicate flags (404 until this service has heard of it)."""
         return views(downloads.list_for_submission(submission_id, caller, ctx=ctx))
 
     @router.get("/evidence/{evidence_id}", response_model=EvidenceRead, tags=["evidence"])
-    def get_evidence(evidence_id: str, caller: Caller = Depends(caller_of)) -> EvidenceRead:
+    def get_evidence(evidence_id: str, caller: Caller = Depends(READER)) -> EvidenceRead:
         """Metadata of one evidence file: checksum, type, dimensions, capture time and place, duplicates, lock."""
         return view(downloads.evidence_for(evidence_id, caller, ctx=ctx))
 
     @router.get("/evidence/{evidence_id}/content", tags=["download"])
-    def download(evidence_id: str, caller: Caller = Depends(caller_of)) -> StreamingResponse:
+    def download(evidence_id: str, caller: Caller = Depends(READER)) -> StreamingResponse:
         """Stream the stored bytes (written to the audit log)."""
         evidence, chunks = downloads.open_content(evidence_id, caller, ctx=ctx)
         return StreamingResponse(chunks, media_type=evidence.media_type, headers={
@@ -91,45 +113,50 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         })
 
     @router.get("/evidence/{evidence_id}/preview", tags=["download"])
-    def preview(evidence_id: str, caller: Caller = Depends(caller_of)) -> StreamingResponse:
+    def preview(evidence_id: str, caller: Caller = Depends(READER)) -> StreamingResponse:
         """The thumbnail (photo) or poster frame (video) as JPEG (written to the audit log)."""
         _, chunks = downloads.open_content(evidence_id, caller, ctx=ctx, preview=True)
         return StreamingResponse(chunks, media_type="image/jpeg", headers={"X-Content-Type-Options": "nosniff"})
 
     @router.post("/evidence/{evidence_id}/download-url", response_model=DownloadUrl, tags=["download"])
-    def download_url(evidence_id: str, caller: Caller = Depends(caller_of)) -> DownloadUrl:
+    def download_url(evidence_id: str, caller: Caller = Depends(READER)) -> DownloadUrl:
         """A short-lived presigned URL straight to the object (S3 only; written to the audit log)."""
         _, url, expires_at = downloads.presigned_download(evidence_id, caller, ctx=ctx)
         return DownloadUrl(url=url, expires_at=expires_at)
 
     @router.delete("/evidence/{evidence_id}", status_code=204, tags=["evidence"])
-    def delete(evidence_id: str, caller: Caller = Depends(caller_of)) -> None:
+    def delete(evidence_id: str, caller: Caller = Depends(UPLOADER)) -> None:
         """Delete evidence that is not yet locked; approved (locked) proof is refused."""
         handlers.delete_evidence(evidence_id, ctx=ctx, caller=caller)
 
     @router.post("/submissions/{submission_id}/upload-sessions", status_code=201, response_model=SessionRead, tags=["upload"])
-    def create_session(submission_id: str, body: SessionCreate, caller: Caller = Depends(caller_of)) -> SessionRead:
+    def create_session(submission_id: str, body: SessionCreate, caller: Caller = Depends(UPLOADER)) -> SessionRead:
         """Open a resumable chunked session, or a presigned POST straight to S3 (501 on the folder store)."""
+        submission_visible(caller, submission_id)
         session, form = uploads.create_session(
             submission_id, mode=body.mode, filename=body.filename, size=body.size, sha256=body.sha256,
             content_type=body.content_type, ctx=ctx, actor=caller.actor)
         return session_view(session, form)
 
     @router.get("/upload-sessions/{session_id}", response_model=SessionRead, tags=["upload"])
-    def get_session(session_id: str) -> SessionRead:
+    def get_session(session_id: str, caller: Caller = Depends(UPLOADER)) -> SessionRead:
         """How far a session got: `received` is the offset to resume from after a cut."""
+        session_visible(caller, session_id)
         return session_view(uploads.get_session(session_id, ctx=ctx))
 
     @router.head("/upload-sessions/{session_id}", tags=["upload"])
-    def head_session(session_id: str) -> Response:
+    def head_session(session_id: str, caller: Caller = Depends(UPLOADER)) -> Response:
         """The received offset in the Upload-Offset header."""
+        session_visible(caller, session_id)
         session = uploads.get_session(session_id, ctx=ctx)
         return Response(headers={"Upload-Offset": str(session.received), "Upload-Length": str(session.size),
                                  "Cache-Control": "no-store"})
 
     @router.put("/upload-sessions/{session_id}", response_model=SessionRead, tags=["upload"], openapi_extra=_CHUNK_BODY)
-    async def put_chunk(session_id: str, request: Request, offset: int | None = Query(None, ge=0)) -> SessionRead:
+    async def put_chunk(session_id: str, request: Request, offset: int | None = Query(None, ge=0),
+                        caller: Caller = Depends(UPLOADER)) -> SessionRead:
         """Send the next chunk, starting at the received offset (`?offset=` or `Content-Range: bytes a-b/size`)."""
+        await _in_thread(lambda: session_visible(caller, session_id))
         content_range = request.headers.get("content-range")
         reader = ChunkPullReader(_puller(request))
         session = await _in_thread(lambda: uploads.put_chunk(session_id, reader, offset=offset, content_range=content_range, ctx=ctx))
@@ -137,45 +164,49 @@ def create_app(ctx: ServiceContext) -> FastAPI:
 
     @router.post("/upload-sessions/{session_id}/complete", response_model=EvidenceRead, status_code=201, tags=["upload"])
     def complete(session_id: str, response: Response, body: CompleteRequest | None = None,
-                 caller: Caller = Depends(caller_of)) -> EvidenceRead:
+                 caller: Caller = Depends(UPLOADER)) -> EvidenceRead:
         """Check the whole upload (size, type from its bytes, SHA-256) and make it evidence; repeating it is harmless."""
+        session_visible(caller, session_id)
         evidence, created = uploads.complete(session_id, sha256=body.sha256 if body else None, ctx=ctx, actor=caller.actor)
         if not created:
             response.status_code = 200
         return view(evidence)
 
     @router.delete("/upload-sessions/{session_id}", status_code=204, tags=["upload"])
-    def abort_session(session_id: str) -> None:
+    def abort_session(session_id: str, caller: Caller = Depends(UPLOADER)) -> None:
         """Give up an unfinished session; what it stored is removed."""
+        session_visible(caller, session_id)
         uploads.abort(session_id, ctx=ctx)
 
     @router.get("/units/{unit_id}/export.zip", tags=["export"])
-    def export_unit(unit_id: str, caller: Caller = Depends(caller_of)) -> StreamingResponse:
+    def export_unit(unit_id: str, caller: Caller = Depends(READER)) -> StreamingResponse:
         """A unit's approved evidence as a ZIP (unit/measure/file + manifest.csv), streamed as it is made."""
         return _zip_response(*exports.export_zip(unit_id=unit_id, caller=caller, ctx=ctx))
 
     @router.get("/campaigns/{campaign_id}/export.zip", tags=["export"])
-    def export_campaign(campaign_id: str, caller: Caller = Depends(caller_of)) -> StreamingResponse:
+    def export_campaign(campaign_id: str, caller: Caller = Depends(caller_of(*STAFF))) -> StreamingResponse:
         """A campaign's approved evidence as a ZIP (unit/measure/file + manifest.csv), streamed as it is made."""
         return _zip_response(*exports.export_zip(campaign_id=campaign_id, caller=caller, ctx=ctx))
 
     @router.post("/integrity-checks", response_model=IntegrityRead, status_code=201, tags=["ops"])
-    def check_integrity(body: IntegrityRequest | None = None) -> IntegrityCheck:
+    def check_integrity(body: IntegrityRequest | None = None, _admin: Principal = Depends(require(ADMIN))) -> IntegrityCheck:
         """Re-hash stored objects (all, or a random sample) and report mismatches, missing and orphan objects."""
         return integrity.run_check(sample=body.sample if body else None, ctx=ctx)
 
     @router.get("/integrity-checks", response_model=list[IntegrityRead], tags=["ops"])
-    def integrity_history(limit: int = Query(20, ge=1, le=200)) -> list[IntegrityCheck]:
+    def integrity_history(limit: int = Query(20, ge=1, le=200), _admin: Principal = Depends(require(ADMIN))) -> list[IntegrityCheck]:
         """The latest integrity-check runs."""
         with ctx.db.session() as uow:
             return list(uow.scalars(select(IntegrityCheck).order_by(IntegrityCheck.started_at.desc()).limit(limit)))
 
     @router.get("/audit-log", response_model=list[AuditEntry], tags=["ops"])
     def audit_log(evidence_id: str | None = None, action: str | None = None, actor: str | None = None,
-                  limit: int = Query(100, ge=1, le=1000)) -> list[AuditEntry]:
-        """Who downloaded, exported or deleted which evidence, newest first (actor: the X-Actor name for now)."""
+                  actor_id: str | None = None, limit: int = Query(100, ge=1, le=1000),
+                  _admin: Principal = Depends(require(ADMIN))) -> list[AuditEntry]:
+        """Who downloaded, exported or deleted which evidence, newest first; admins only (actor: name, actor_id: id)."""
         query = select(AUDIT).order_by(AUDIT.c.id.desc()).limit(limit)
-        for column, value in (("resource_id", evidence_id), ("action", action), ("actor_name", actor)):
+        for column, value in (("resource_id", evidence_id), ("action", action), ("actor_name", actor),
+                              ("actor_id", actor_id)):
             if value is not None:
                 query = query.where(AUDIT.c[column] == value)
         with ctx.db.session() as uow:

@@ -1,6 +1,5 @@
 """Audit rows for evidence: one per download, presigned URL, preview, export entry and deletion, in the
-service's append-only `audit_log` (shared/audit.py). Until authentication lands the caller is the
-unverified X-Actor name: it goes into actor_name, while actor_id stays empty (no verified identity)."""
+service's append-only `audit_log` (shared/audit.py), under the verified principal of the request."""
 from __future__ import annotations
 
 from sqlalchemy import insert
@@ -19,13 +18,14 @@ def record(uow: Session, ctx: ServiceContext, caller: Caller, action: str, *, ev
         "campaign_id": evidence.campaign_id if evidence else campaign_id,
         "submission_id": evidence.submission_id if evidence else None,
         "filename": evidence.filename if evidence else None,
-        "actor_verified": False,  # TEMPORARY: X-Actor is a placeholder until authentication lands
     }
     if detail:
         facts["note"] = detail
+    principal = caller.principal
     uow.execute(insert(AUDIT).values(
-        at=ctx.clock.now(), actor_id=None, actor_name=caller.actor, actor_role=None, actor_unit_id=None,
-        action=f"evidence.{action}", resource_type="evidence", resource_id=evidence.id if evidence else None,
+        at=ctx.clock.now(), actor_id=principal.id, actor_name=principal.name, actor_role=principal.role,
+        actor_unit_id=principal.unit_id, action=f"evidence.{action}", resource_type="evidence",
+        resource_id=evidence.id if evidence else None,
         detail={key: value for key, value in facts.items() if value is not None}, client_ip=caller.client_ip,
         request_id=caller.request_id,
     ))

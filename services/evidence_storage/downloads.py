@@ -1,5 +1,6 @@
 """Reading evidence out: listings, streamed downloads, presigned URLs and thumbnails. Each goes through
-access.check_access with the caller, and each download is written to the audit log."""
+access.check_access with the caller (a foreign unit gets the same 404 as a missing id, before anything is read
+or signed), and each download is written to the audit log."""
 from __future__ import annotations
 
 from datetime import timedelta
@@ -10,18 +11,20 @@ from sqlalchemy import select
 from services.evidence_storage import audit
 from services.evidence_storage.access import Caller, check_access
 from services.evidence_storage.models import Evidence, KnownSubmission
+from shared.auth import visible
 from shared.blobs.port import BlobNotFound, BlobStoreUnavailable, PresignUnsupported
 from shared.http import ApiError, not_found
 from shared.runtime import ServiceContext
 
 
-def evidence_for(evidence_id: str, caller: Caller, *, ctx: ServiceContext, action: str = "read") -> Evidence:
+def evidence_for(evidence_id: str, caller: Caller, *, ctx: ServiceContext) -> Evidence:
     """One evidence row the caller may see (404 otherwise)."""
     with ctx.db.session() as uow:
         evidence = uow.get(Evidence, evidence_id)
+    missing = not_found("佐证资料", "evidence", evidence_id)
     if evidence is None:
-        raise not_found("佐证资料", "evidence", evidence_id)
-    check_access(caller, action=action, unit_id=evidence.unit_id, campaign_id=evidence.campaign_id)
+        raise missing
+    check_access(caller, missing, unit_path=evidence.unit_path, unit_id=evidence.unit_id)
     return evidence
 
 
@@ -29,16 +32,19 @@ def list_for_submission(submission_id: str, caller: Caller, *, ctx: ServiceConte
     """The evidence files of one submission (404 until this service has heard of the submission)."""
     with ctx.db.session() as uow:
         submission = uow.get(KnownSubmission, submission_id)
+        missing = not_found("报送材料", "submission", submission_id)
         if submission is None:
-            raise not_found("报送材料", "submission", submission_id)
-        check_access(caller, action="list", unit_id=submission.unit_id, campaign_id=submission.campaign_id)
-        return list(uow.scalars(select(Evidence).where(Evidence.submission_id == submission_id).order_by(Evidence.created_at)))
+            raise missing
+        check_access(caller, missing, unit_path=submission.unit_path, unit_id=submission.unit_id)
+        query = select(Evidence).where(Evidence.submission_id == submission_id,
+                                       visible(caller.principal, Evidence.unit_path, Evidence.unit_id))
+        return list(uow.scalars(query.order_by(Evidence.created_at)))
 
 
 def open_content(evidence_id: str, caller: Caller, *, ctx: ServiceContext, preview: bool = False) -> tuple[Evidence, Iterator[bytes]]:
     """The stored bytes (or the preview JPEG) as chunks, after writing the audit row."""
     action = "thumbnail" if preview else "download"
-    evidence = evidence_for(evidence_id, caller, ctx=ctx, action=action)
+    evidence = evidence_for(evidence_id, caller, ctx=ctx)
     key = evidence.thumbnail_key if preview else evidence.object_key
     if key is None:
         raise ApiError(404, "no_preview", f"该文件没有预览图（{evidence.preview_note or '文档类文件不生成预览'}）",
@@ -57,7 +63,7 @@ def open_content(evidence_id: str, caller: Caller, *, ctx: ServiceContext, previ
 
 def presigned_download(evidence_id: str, caller: Caller, *, ctx: ServiceContext) -> tuple[Evidence, str, object]:
     """A short-lived URL straight to the object (S3 only), after writing the audit row."""
-    evidence = evidence_for(evidence_id, caller, ctx=ctx, action="download")
+    evidence = evidence_for(evidence_id, caller, ctx=ctx)
     ttl = ctx.settings.evidence_download_ttl_s
     try:
         url = ctx.blobs.presigned_get_url(evidence.object_key, ttl, download_name=evidence.filename)

@@ -18,8 +18,9 @@ from services.evidence_storage.access import Caller, check_access
 from services.evidence_storage.duplicates import duplicates_of
 from services.evidence_storage.models import Evidence, KnownUnit
 from services.evidence_storage.sniff import BY_MEDIA_TYPE
+from shared.auth import visible
 from shared.blobs.port import BlobNotFound
-from shared.http import ApiError
+from shared.http import ApiError, not_found
 from shared.runtime import ServiceContext
 
 MANIFEST = "manifest.csv"
@@ -41,9 +42,10 @@ class _Entry:
 def export_zip(*, caller: Caller, ctx: ServiceContext, unit_id: str | None = None,
                campaign_id: str | None = None) -> tuple[str, Iterator[bytes]]:
     """(download name, ZIP chunks) of a unit's or a campaign's approved evidence; each file is audited."""
-    check_access(caller, action="export", unit_id=unit_id, campaign_id=campaign_id)
     with ctx.db.transaction() as uow:
-        query = select(Evidence).where(Evidence.locked.is_(True))
+        if unit_id:
+            _ensure_unit_visible(uow, caller, unit_id)
+        query = select(Evidence).where(Evidence.locked.is_(True), visible(caller.principal, Evidence.unit_path, Evidence.unit_id))
         query = query.where(Evidence.unit_id == unit_id) if unit_id else query.where(Evidence.campaign_id == campaign_id)
         rows = list(uow.scalars(query.order_by(Evidence.unit_id, Evidence.measure_code, Evidence.created_at)))
         if not rows:
@@ -61,6 +63,15 @@ def export_zip(*, caller: Caller, ctx: ServiceContext, unit_id: str | None = Non
     ]
     name = f"evidence-{'unit-' + _folder_name(unit_id, units.get(unit_id)) if unit_id else 'campaign-' + str(campaign_id)}.zip"
     return name, _stream(ctx, entries)
+
+
+def _ensure_unit_visible(uow, caller: Caller, unit_id: str) -> None:
+    """404 unless the caller may see the unit (its path from unit.registered, else from its evidence)."""
+    unit = uow.get(KnownUnit, unit_id)
+    path = unit.unit_path if unit is not None else None
+    if not path:
+        path = uow.scalar(select(Evidence.unit_path).where(Evidence.unit_id == unit_id, Evidence.unit_path != "").limit(1))
+    check_access(caller, not_found("单位", "unit", unit_id), unit_path=path, unit_id=unit_id)
 
 
 def _stream(ctx: ServiceContext, entries: list[_Entry]) -> Iterator[bytes]:

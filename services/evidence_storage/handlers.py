@@ -8,7 +8,7 @@ import unicodedata
 from contextlib import contextmanager
 from typing import BinaryIO, Iterator
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from services.evidence_storage import audit, ingest, refusals
@@ -130,7 +130,7 @@ def delete_evidence(evidence_id: str, *, ctx: ServiceContext, caller: Caller) ->
         evidence = uow.get(Evidence, evidence_id, with_for_update=True)
         if evidence is None:
             raise not_found("佐证资料", "evidence", evidence_id)
-        check_access(caller, action="delete", unit_id=evidence.unit_id)
+        check_access(caller, not_found("佐证资料", "evidence", evidence_id), unit_path=evidence.unit_path, unit_id=evidence.unit_id)
         if evidence.locked:
             raise ApiError(409, "evidence_locked", "该佐证资料已作为考核凭证锁定，不能删除或覆盖",
                            "evidence is locked as assessment proof; it cannot be deleted or overwritten")
@@ -148,12 +148,13 @@ def track_submission(event, *, uow: Session, ctx: ServiceContext) -> None:
     data = read_payload(SubmissionSubmitted, event)
     known = uow.get(KnownSubmission, data.submission_id)
     if known is None:
-        uow.add(KnownSubmission(id=data.submission_id, unit_id=data.unit_id, measure_code=data.measure_code,
+        uow.add(KnownSubmission(id=data.submission_id, unit_id=data.unit_id, unit_path=data.unit_path, measure_code=data.measure_code,
                                 version=data.version, state="submitted", campaign_id=data.campaign_id))
     elif data.version >= known.version:
         known.version, known.state = data.version, "submitted"
         known.measure_code = data.measure_code
         known.campaign_id = data.campaign_id or known.campaign_id
+        known.unit_path = data.unit_path or known.unit_path
 
 
 def track_withdrawal(event, *, uow: Session, ctx: ServiceContext) -> None:
@@ -199,15 +200,20 @@ def track_campaign(event, *, uow: Session, ctx: ServiceContext) -> None:
 
 
 def track_unit(event, *, uow: Session, ctx: ServiceContext) -> None:
-    """Keep a unit's code and name (from unit.registered or liaison.designated) for export folder names."""
+    """Keep a unit's code, name (for export folder names) and path, which its submissions and evidence follow."""
     if event.type == UnitRegistered.EVENT_TYPE:
         data = read_payload(UnitRegistered, event)
         unit_id, code, name = data.unit_id, data.code, data.name
     else:
         data = read_payload(LiaisonDesignated, event)
         unit_id, code, name = data.unit_id, data.unit_code, data.unit_name
+    path = data.unit_path
     known = uow.get(KnownUnit, unit_id)
     if known is None:
-        uow.add(KnownUnit(id=unit_id, code=code, name=name))
+        uow.add(KnownUnit(id=unit_id, code=code, name=name, unit_path=path))
     else:
         known.code, known.name = code, name
+        known.unit_path = path or known.unit_path
+    if path:  # a unit moved in the tree: its rows follow, so the subtree rule sees them where it is now
+        for model in (KnownSubmission, Evidence):
+            uow.execute(update(model).where(model.unit_id == unit_id, model.unit_path != path).values(unit_path=path))

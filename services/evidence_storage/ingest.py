@@ -154,7 +154,7 @@ def _record(ctx: ServiceContext, submission_id: str, batch, *, actor: str | None
         campaign = uow.get(KnownCampaign, submission.campaign_id) if submission.campaign_id else None
         for received, findings, preview in batch:
             evidence = Evidence(
-                id=received.evidence_id, submission_id=submission.id, unit_id=submission.unit_id,
+                id=received.evidence_id, submission_id=submission.id, unit_id=submission.unit_id, unit_path=submission.unit_path,
                 campaign_id=submission.campaign_id, measure_code=submission.measure_code, object_key=received.key,
                 filename=received.filename, media_type=findings.kind.media_type, category=findings.kind.category,
                 size=received.size, sha256=received.sha256, width=findings.width, height=findings.height,

@@ -26,6 +26,7 @@ class KnownSubmission(Base):
     __tablename__ = "known_submissions"
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     unit_id: Mapped[str] = mapped_column(String(36), index=True)
+    unit_path: Mapped[str] = mapped_column(String(1000), default="", index=True)  # kept current from unit.registered
     measure_code: Mapped[str] = mapped_column(String(64))
     version: Mapped[int] = mapped_column(Integer)
     state: Mapped[str] = mapped_column(String(32))
@@ -51,6 +52,7 @@ class KnownUnit(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     code: Mapped[str] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(200))
+    unit_path: Mapped[str] = mapped_column(String(1000), default="")
 
 
 class Evidence(Base):
@@ -60,6 +62,7 @@ class Evidence(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     submission_id: Mapped[str] = mapped_column(ForeignKey("known_submissions.id"), index=True)
     unit_id: Mapped[str] = mapped_column(String(36), index=True)
+    unit_path: Mapped[str] = mapped_column(String(1000), default="", index=True)  # copied from the submission
     campaign_id: Mapped[str | None] = mapped_column(String(36), index=True, default=None)
     measure_code: Mapped[str | None] = mapped_column(String(64), default=None)
     object_key: Mapped[str] = mapped_column(String(512), unique=True)

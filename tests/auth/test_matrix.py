@@ -15,13 +15,16 @@ from starlette.routing import Mount
 
 from services.intake import identity
 from shared.auth import ADMIN, INSPECTOR, REVIEWER, UNIT, issuer_from_settings
+from services.notification.models import Delivery
 from tests.auth.support import bearer
-from tests.flows.steps import admin_token, create_unit, submit, wait_review_item
+from tests.flows.steps import admin_token, create_unit, submit, upload, wait_evidence_ready, wait_review_item
+from tests.helpers import JPEG_BYTES, wait_until
 
-# Services whose every route is behind shared.auth (evidence_storage and notification are wired by their owners).
-WIRED = ("intake", "review")
+# Services whose every route is behind shared.auth.
+WIRED = ("intake", "review", "evidence_storage", "notification")
+PREFIXES = {"intake": "/intake", "review": "/review", "evidence_storage": "/evidence", "notification": "/notification"}
 PUBLIC = {"/healthz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/auth/login", "/auth/token"}
-UNIT_OWNED = {"unit_id", "submission_id", "key_id"}  # path parameters naming one unit's resource
+UNIT_OWNED = {"unit_id", "submission_id", "key_id", "evidence_id", "session_id", "delivery_id"}  # path parameters naming one unit's resource
 CAMPAIGN_FILE = Path(__file__).resolve().parents[2] / "deploy" / "campaigns" / "huaibei-2020.yaml"
 SAMPLE_BODIES = {
     ("POST", "/submissions/{submission_id}/approve"): {"score": 90},
@@ -29,7 +32,12 @@ SAMPLE_BODIES = {
     ("POST", "/submissions/{submission_id}/reject"): {"reason": "与宣传月无关"},
     ("POST", "/units/{unit_id}/api-keys"): {"label": "上传脚本"},
     ("POST", "/auth/login"): {"username": "nobody", "password": "wrong password"},
+    ("POST", "/submissions/{submission_id}/upload-sessions"): {"mode": "chunked", "filename": "横幅.jpg", "size": 1024},
+    ("PUT", "/units/{unit_id}/preferences"): {"digest": True},
+    ("PUT", "/templates/{name}"): {"text": "【审核结果】{{ unit_name }}：{{ title }}"},
 }
+# Deliberate 5xx answers of the embedded platform's folder store: no presigned URLs there (501, documented).
+FOLDER_STORE_501 = {("POST", "/evidence/{evidence_id}/download-url")}
 CALLERS = ("foreign_unit", "anonymous", "inspector", "reviewer", "own_unit", "admin")  # the foreign unit goes first,
 # before any other caller's request changes the resource
 
@@ -62,9 +70,28 @@ def world(platform):
     }
     loaded = client.post("/intake/campaigns", content=CAMPAIGN_FILE.read_bytes(), headers={"Content-Type": "application/yaml"})
     assert loaded.status_code == 201, loaded.text
+    staff = client_with(client, admin)
+    wait_evidence_ready(staff, own_submission["id"])
+    stored = upload(staff, own_submission["id"], JPEG_BYTES, "会议.jpg")
+    assert stored.status_code == 201, stored.text
+    opened = staff.post(f"/evidence/submissions/{own_submission['id']}/upload-sessions",
+                        json={"mode": "chunked", "filename": "横幅.jpg", "size": 1024})
+    assert opened.status_code == 201, opened.text
+    delivery_id = wait_until(lambda: _delivery_of(platform, own["id"]), timeout=15, what="a delivery to the own unit")
     samples = {"unit_id": own["id"], "submission_id": own_submission["id"], "key_id": key.id,
-               "campaign_ref": "huaibei-2020", "version": "1", "code": "A1"}
-    return {"tokens": tokens, "samples": samples, "own_ids": {own["id"], own_submission["id"], key.id}}
+               "campaign_ref": "huaibei-2020", "version": "1", "code": "A1", "evidence_id": stored.json()["id"],
+               "session_id": opened.json()["id"], "campaign_id": loaded.json()["campaign_id"], "delivery_id": delivery_id,
+               "name": "decision.subject", "family": "decision"}
+    own_ids = {own["id"], own_submission["id"], key.id, samples["evidence_id"], samples["session_id"], delivery_id}
+    return {"tokens": tokens, "samples": samples, "own_ids": own_ids}
+
+
+def _delivery_of(platform, unit_id: str) -> str | None:
+    """The id of a notification delivery to the unit, once there is one."""
+    from sqlalchemy import select
+
+    with platform.contexts["notification"].db.session() as uow:
+        return uow.scalar(select(Delivery.id).where(Delivery.unit_id == unit_id).limit(1))
 
 
 def client_with(client, headers):
@@ -80,7 +107,7 @@ def _admin_principal():
 
 def routes_of(platform, service: str):
     """(method, path, route) for every route of one service's app as mounted in the embedded platform."""
-    prefix = {"intake": "/intake", "review": "/review"}[service]
+    prefix = PREFIXES[service]
     mount = next(r for r in platform.app.routes if isinstance(r, Mount) and r.path == prefix)
     for path, methods, route in flat_routes(mount.app.routes):
         for method in sorted(methods or ()):
@@ -115,7 +142,8 @@ def test_every_route_for_every_caller(platform, world):
                 response = client.request(method, prefix + path, params=params, json=body,
                                           headers=world["tokens"][caller])
                 where = f"{caller}: {method} {prefix}{path} -> {response.status_code} {response.text[:300]}"
-                assert response.status_code < 500, where
+                allowed_501 = response.status_code == 501 and (method, template) in FOLDER_STORE_501
+                assert response.status_code < 500 or allowed_501, where
                 if caller == "anonymous" and template not in PUBLIC:
                     assert response.status_code == 401, where
                 if caller == "foreign_unit" and 200 <= response.status_code < 300:

@@ -7,7 +7,6 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Callable
-from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
@@ -18,6 +17,7 @@ from services.evidence_storage.bootstrap import bootstrap
 from services.evidence_storage.jobs import jobs
 from services.evidence_storage.models import Evidence, KnownCampaign, KnownSubmission, KnownUnit
 from services.evidence_storage.subscriptions import SUBSCRIPTIONS
+from shared.auth import ADMIN, UNIT, issuer_from_settings
 from shared.blobs.folder import FolderBlobStore
 from shared.blobs.s3 import S3BlobStore
 from shared.bus.memory import InMemoryBus
@@ -42,6 +42,17 @@ class World:
     s3: object | None = None
     cleanups: list[Callable[[], None]] = field(default_factory=list)
 
+    def token(self, name: str = "王芳", *, role: str = ADMIN, unit_id: str | None = None, subject: str | None = None) -> dict:
+        """Authorization headers for a caller minted with this service's own key (a unit: its path is /<id>/)."""
+        issuer = issuer_from_settings(self.ctx.settings)
+        token = issuer.issue(subject=subject or f"{role}-{name}", name=name, role=role, ttl_s=600, unit_id=unit_id,
+                             unit_path=f"/{unit_id}/" if unit_id else None)
+        return {"Authorization": f"Bearer {token}"}
+
+    def unit_token(self, unit_id: str, name: str = "李明") -> dict:
+        """Authorization headers for a unit's liaison."""
+        return self.token(name, role=UNIT, unit_id=unit_id)
+
     def publish(self, payload) -> None:
         """Publish an event as another service would."""
         self.bus.publish(make_event(payload, producer="test"))
@@ -61,7 +72,7 @@ class World:
     def unit(self, code: str = "XS", name: str = "相山区信访局") -> str:
         """Register a unit; returns its id once known."""
         unit_id = str(uuid.uuid4())
-        self.publish(UnitRegistered(unit_id=unit_id, code=code, name=name, level="county"))
+        self.publish(UnitRegistered(unit_id=unit_id, code=code, name=name, level="county", unit_path=f"/{unit_id}/"))
         wait_until(lambda: self._known(KnownUnit, unit_id), what="the unit to be known")
         return unit_id
 
@@ -69,7 +80,8 @@ class World:
         """Publish submission.submitted; returns {id, unit_id} once the service takes uploads for it."""
         submission_id, unit_id = str(uuid.uuid4()), unit_id or str(uuid.uuid4())
         self.publish(SubmissionSubmitted(submission_id=submission_id, unit_id=unit_id, measure_code=measure,
-                                         title="召开专题会议传达部署", version=1, campaign_id=campaign_id))
+                                         title="召开专题会议传达部署", version=1, campaign_id=campaign_id,
+                                         unit_path=f"/{unit_id}/"))
         wait_until(lambda: self._known(KnownSubmission, submission_id), what="the submission to be known")
         return {"id": submission_id, "unit_id": unit_id, "measure": measure}
 
@@ -86,7 +98,7 @@ class World:
     def upload(self, submission_id: str, data, filename: str | None = "photo.jpg", *,
                content_type: str = "application/octet-stream", actor: str | None = None):
         """POST a raw body."""
-        headers = {"Content-Type": content_type, **({"X-Actor": quote(actor)} if actor else {})}
+        headers = {"Content-Type": content_type, **(self.token(actor) if actor else {})}
         params = {"filename": filename} if filename is not None else {}
         return self.client.post(f"/submissions/{submission_id}/evidence", params=params, content=data, headers=headers)
 
@@ -127,6 +139,7 @@ def make_world(tmp_path, request):
         worker.start()
         bus.start()
         world = World(ctx=ctx, client=TestClient(create_app(ctx)), bus=bus, worker=worker, s3=target)
+        world.client.headers.update(world.token("测试管理员", subject="test-admin"))  # an admin unless a test says otherwise
         if target is not None:
             world.cleanups.append(target.remove_bucket if store == "s3" else lambda: _remove_locked_bucket(target))
         worlds.append(world)

@@ -42,11 +42,12 @@ def _stored_sha256(world, key: str) -> str:
     return digest.hexdigest()
 
 
-def _cut_chunk(base: str, session_id: str, offset: int, length: int, video: BigVideo, send: int) -> None:
+def _cut_chunk(base: str, session_id: str, offset: int, length: int, video: BigVideo, send: int, *, auth: dict) -> None:
     """Start a PUT of length bytes at offset, send only `send` of them, and drop the connection."""
     host, port = base.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port))) as sock:
         sock.sendall((f"PUT /upload-sessions/{session_id}?offset={offset} HTTP/1.1\r\nHost: {host}\r\n"
+                      f"Authorization: {auth['Authorization']}\r\n"
                       f"Content-Type: application/octet-stream\r\nContent-Length: {length}\r\n\r\n").encode())
         for piece in video.chunks(offset, offset + send):
             sock.sendall(piece)
@@ -56,7 +57,8 @@ def _cut_chunk(base: str, session_id: str, offset: int, length: int, video: BigV
 def test_200_mb_video_streamed_and_resumed_after_a_cut_store_the_same_bytes(world, served):
     submission = world.submission()
     video = BigVideo(SIZE)
-    with httpx.Client(base_url=served, timeout=120, trust_env=False) as http:
+    liaison = world.unit_token(submission["unit_id"])  # the unit uploads its own evidence
+    with httpx.Client(base_url=served, timeout=120, trust_env=False, headers=liaison) as http:
         streamed = http.post(f"/submissions/{submission['id']}/evidence", params={"filename": "巡回宣讲.mp4"},
                              content=video.chunks(), headers={"Content-Type": "application/octet-stream"})
         assert streamed.status_code == 201, streamed.text
@@ -69,7 +71,7 @@ def test_200_mb_video_streamed_and_resumed_after_a_cut_store_the_same_bytes(worl
         for offset in range(0, 3 * CHUNK, CHUNK):
             sent = http.put(f"/upload-sessions/{session['id']}", params={"offset": offset}, content=video.chunks(offset, offset + CHUNK))
             assert sent.status_code == 200, sent.text
-        _cut_chunk(served, session["id"], 3 * CHUNK, CHUNK, video, send=10 * MIB)
+        _cut_chunk(served, session["id"], 3 * CHUNK, CHUNK, video, send=10 * MIB, auth=liaison)
 
         offset = int(http.head(f"/upload-sessions/{session['id']}").headers["Upload-Offset"])
         assert offset == 3 * CHUNK  # the chunk in flight was lost whole; everything before it is kept

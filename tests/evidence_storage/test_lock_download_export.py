@@ -12,6 +12,7 @@ from urllib.parse import quote
 import httpx
 
 from shared.blobs.port import BlobLocked
+from shared.auth import ADMIN, INSPECTOR, REVIEWER
 from tests.evidence_storage import media
 from tests.helpers import PDF_BYTES, wait_until
 
@@ -25,7 +26,7 @@ def test_approval_locks_evidence_and_the_api_refuses_to_delete_it(world):
     submission = world.submission()
     kept = world.upload(submission["id"], media.photo(50, size=(64, 64)), "a.jpg").json()
     dropped = world.upload(submission["id"], media.photo(51, size=(64, 64)), "b.jpg").json()
-    assert world.client.delete(f"/evidence/{dropped['id']}", headers={"X-Actor": "unit-admin"}).status_code == 204
+    assert world.client.delete(f"/evidence/{dropped['id']}", headers=world.token("unit-admin")).status_code == 204
     deleted = world.client.get("/audit-log", params={"action": "evidence.delete"}).json()
     assert [(row["resource_id"], row["actor_name"]) for row in deleted] == [(dropped["id"], "unit-admin")]
     assert len(world.stored_keys()) == 2  # kept's file and preview; dropped's are gone
@@ -61,18 +62,18 @@ def test_downloads_are_streamed_and_audited(world):
     submission = world.submission()
     photo = media.photo(54)
     evidence = world.upload(submission["id"], photo, "会议.jpg").json()
-    response = world.client.get(f"/evidence/{evidence['id']}/content", headers={"X-Actor": quote("王芳")})
+    response = world.client.get(f"/evidence/{evidence['id']}/content", headers=world.token("王芳", subject="u-wangfang"))
     assert response.status_code == 200 and response.content == photo
     assert response.headers["x-content-sha256"] == evidence["sha256"]
     assert response.headers["content-disposition"] == "attachment; filename*=UTF-8''" + quote("会议.jpg")
-    assert world.client.get(f"/evidence/{evidence['id']}/preview", headers={"X-Actor": "reviewer-2"}).status_code == 200
+    assert world.client.get(f"/evidence/{evidence['id']}/preview", headers=world.token("reviewer-2", role=REVIEWER, subject="r2")).status_code == 200
     url = world.client.post(f"/evidence/{evidence['id']}/download-url")
     assert url.status_code == 501 and url.json()["detail"]["code"] == "presign_unsupported"
 
     log = world.client.get("/audit-log", params={"evidence_id": evidence["id"]}).json()
     assert [(row["action"], row["actor_name"]) for row in log] == [("evidence.thumbnail", "reviewer-2"), ("evidence.download", "王芳")]
     assert all(row["client_ip"] == "testclient" and row["detail"]["unit_id"] == submission["unit_id"] for row in log)
-    assert all(row["actor_id"] is None and row["detail"]["actor_verified"] is False for row in log)  # X-Actor is unverified
+    assert [(row["actor_id"], row["actor_role"]) for row in log] == [("r2", REVIEWER), ("u-wangfang", ADMIN)]  # from the token
     assert log[1]["at"].endswith("Z") or "+00:00" in log[1]["at"]
 
 
@@ -81,7 +82,7 @@ def test_presigned_download_url_on_s3_is_short_lived_and_audited(make_world):
     submission = world.submission()
     photo = media.photo(55)
     evidence = world.upload(submission["id"], photo, "横幅.jpg").json()
-    issued = world.client.post(f"/evidence/{evidence['id']}/download-url", headers={"X-Actor": "inspector-1"})
+    issued = world.client.post(f"/evidence/{evidence['id']}/download-url", headers=world.token("inspector-1", role=INSPECTOR))
     assert issued.status_code == 200, issued.text
     url = issued.json()["url"]
     assert "X-Amz-Expires=120" in url and "response-content-disposition" in url
@@ -110,7 +111,7 @@ def test_export_streams_unit_measure_file_with_a_sha256_manifest(world):
     for submission in (meeting, banner, other):
         world.approve(submission)
 
-    response = world.client.get(f"/units/{xiangshan}/export.zip", headers={"X-Actor": "office"})
+    response = world.client.get(f"/units/{xiangshan}/export.zip", headers=world.token("office"))
     assert response.status_code == 200 and response.headers["content-type"] == "application/zip"
     archive = zipfile.ZipFile(io.BytesIO(response.content))
     assert archive.testzip() is None

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import io
 from datetime import date
-from urllib.parse import quote
 
 import pytest
 from PIL import Image
@@ -121,7 +120,7 @@ def test_multipart_form_with_several_files_and_fields(world):
         ("files", ("宣讲.mp4", video, "video/mp4")),
         ("files", ("总结.docx", media.docx(), "application/octet-stream")),
     ]
-    response = world.client.post(f"/submissions/{submission['id']}/evidence", files=files, headers={"X-Actor": quote("张伟")})
+    response = world.client.post(f"/submissions/{submission['id']}/evidence", files=files, headers=world.token("张伟"))
     assert response.status_code == 201, response.text
     rows = response.json()
     assert [row["filename"] for row in rows] == ["横幅.jpg", "宣讲.mp4", "总结.docx"]
