@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-import os
 import signal
 import subprocess
 import sys
@@ -12,7 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
-import httpx
+
+from deploy.processes import terminate, wait_healthy
 
 MIB = 1024 * 1024
 
@@ -106,18 +106,12 @@ class ServiceProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def _wait_healthy(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
+        def check_alive() -> None:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.service} {self.role} exited with {self.proc.returncode}:\n{self.log()[-3000:]}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{self.service} API not healthy in time:\n{self.log()[-3000:]}")
-            time.sleep(0.1)
+
+        wait_healthy(self.url, deadline=time.monotonic() + timeout, check_alive=check_alive, interval=0.1,
+                     describe=lambda: f"{self.service} API not healthy in time:\n{self.log()[-3000:]}")
 
     def log(self) -> str:
         """What the process has printed so far."""
@@ -127,12 +121,7 @@ class ServiceProcess:
         """SIGTERM, then SIGKILL to the process group after 15 s."""
         if self.proc is None or self.proc.poll() is not None:
             return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=5)
+        terminate(self.proc)
 
 
 @dataclass

@@ -9,7 +9,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 
 import httpx
 
@@ -57,18 +57,13 @@ class Cluster:
         )
 
     def _wait_healthy(self, service: str, port: int, deadline: float) -> None:
-        while True:
+        def check_alive() -> None:
             for name, proc in self.processes.items():
                 if proc.poll() is not None:
                     raise RuntimeError(f"{name} exited with {proc.returncode}:\n{self.log(name)[-3000:]}")
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{service} API not healthy in time:\n{self.log(service + '-api')[-3000:]}")
-            time.sleep(0.2)
+
+        wait_healthy(f"http://127.0.0.1:{port}", deadline=deadline, check_alive=check_alive,
+                     describe=lambda: f"{service} API not healthy in time:\n{self.log(service + '-api')[-3000:]}")
 
     def log(self, name: str) -> str:
         """What one process has printed so far."""
@@ -83,12 +78,7 @@ class Cluster:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
         for key in names:
-            proc = self.processes[key]
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=5)
+            terminate(self.processes[key])
 
     def restart(self, name: str) -> None:
         """Stop and start one process again with the same arguments."""
@@ -96,6 +86,32 @@ class Cluster:
         self.stop(name)
         args = proc.args[2:]
         self._spawn(name, [args[0].removeprefix("services."), *args[1:]])
+
+
+def wait_healthy(url: str, *, deadline: float, check_alive: Callable[[], None], describe: Callable[[], str],
+                 interval: float = 0.2) -> None:
+    """Poll <url>/healthz until it answers 200; check_alive raises if a process died; RuntimeError at the deadline."""
+    while True:
+        check_alive()
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(describe())
+        time.sleep(interval)
+
+
+def terminate(proc: subprocess.Popen, grace_s: float = 15.0) -> None:
+    """SIGTERM a started process (if still running) and wait; SIGKILL its process group after the grace period."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=5)
 
 
 def cluster_env(overrides: Mapping[str, str]) -> dict[str, str]:
