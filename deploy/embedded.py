@@ -22,6 +22,7 @@ from services.notification.subscriptions import jobs as notification_jobs
 from services.review import api as review_api
 from services.review import bootstrap as review_bootstrap
 from services.review.subscriptions import SUBSCRIPTIONS as REVIEW_SUBSCRIPTIONS
+from services.review.subscriptions import jobs as review_jobs
 from shared.adapters import make_blob_store, make_bus, make_mailer
 from shared.blobs.port import BlobStore
 from shared.bus.port import MessageBus
@@ -68,14 +69,14 @@ def build_platform(settings: Settings, *, clock: Clock | None = None, bus: Messa
     contexts = {
         "intake": intake_bootstrap.bootstrap(settings, clock=clock, blobs=blobs),
         "evidence_storage": evidence_bootstrap.bootstrap(settings, clock=clock, blobs=blobs),
-        "review": review_bootstrap.bootstrap(settings, clock=clock),
+        "review": review_bootstrap.bootstrap(settings, clock=clock, blobs=blobs),
         "notification": notification_bootstrap.bootstrap(settings, clock=clock, mailer=mailer),
     }
     platform = Platform(app=FastAPI(), bus=bus, contexts=contexts)
     platform.workers = [
         ServiceWorker(contexts["intake"], bus, INTAKE_SUBSCRIPTIONS, intake_jobs(contexts["intake"])),
         ServiceWorker(contexts["evidence_storage"], bus, EVIDENCE_SUBSCRIPTIONS, evidence_jobs(contexts["evidence_storage"])),
-        ServiceWorker(contexts["review"], bus, REVIEW_SUBSCRIPTIONS),
+        ServiceWorker(contexts["review"], bus, REVIEW_SUBSCRIPTIONS, review_jobs(contexts["review"])),
         ServiceWorker(contexts["notification"], bus, NOTIFICATION_SUBSCRIPTIONS, notification_jobs(contexts["notification"])),
     ]
     platform.app = _root_app(platform, {

@@ -16,12 +16,13 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import and_, false, or_, true
 from sqlalchemy.sql.elements import ColumnElement
 
 from shared.clock import Clock, SystemClock
-from shared.http import ApiError
+from shared.http import ApiError, validation_error
 from shared.settings import Settings
 
 ADMIN, REVIEWER, INSPECTOR, UNIT = "admin", "reviewer", "inspector", "unit"
@@ -221,6 +222,7 @@ def install(app: FastAPI, verifier: TokenVerifier) -> None:
 
     app.state.token_verifier = verifier
     app.add_middleware(RequestContextMiddleware)
+    app.add_exception_handler(RequestValidationError, validation_error)
 
 
 def unauthenticated(code: str = "unauthenticated", message: str = "请先登录", message_en: str = "authentication required") -> ApiError:

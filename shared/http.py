@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from typing import Callable, Mapping
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 
@@ -35,3 +37,11 @@ def health_router(checks: Mapping[str, Callable[[], dict]]) -> APIRouter:
         return JSONResponse({"ok": ok, "adapters": report}, status_code=200 if ok else 503)
 
     return router
+
+
+async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    """422 with FastAPI's error list and a Chinese message; undecodable bytes in a bad body are shown, not a 500."""
+    detail = jsonable_encoder(exc.errors(), custom_encoder={bytes: lambda raw: raw.decode("utf-8", "replace")})
+    return JSONResponse(status_code=422, content={
+        "detail": detail, "code": "invalid_request", "message": "请求内容不符合要求，请按 detail 中列出的字段修改后重试",
+        "message_en": "the request does not match the expected shape; see detail"})

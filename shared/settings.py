@@ -100,6 +100,10 @@ class Settings(BaseSettings):
     auth_token_ttl_s: int = Field(3600, ge=60, le=7 * 24 * 3600, description="Lifetime of a bearer token from a password login")
     auth_api_token_ttl_s: int = Field(900, ge=60, le=24 * 3600, description="Lifetime of a bearer token exchanged for an API key")
 
+    # review
+    review_claim_ttl_s: int = Field(1800, ge=60, le=7 * 24 * 3600, description="How long a reviewer's claim on a submission holds before others may take it over")
+    supervision_rules_interval_s: float = Field(300.0, ge=0, description="How often the review worker runs the supervision rules and escalation; 0 = never (only POST /review/supervisions/run-rules)")
+
     # outbox relay
     outbox_poll_s: float = Field(0.5, gt=0)
 

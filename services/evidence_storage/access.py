@@ -9,8 +9,10 @@ from typing import Callable
 from fastapi import Depends, Request
 
 from shared.audit import request_info
-from shared.auth import Principal, ensure_visible, require
+from shared.auth import ADMIN, INSPECTOR, Principal, ensure_visible, forbidden, require
 from shared.http import ApiError
+
+INSPECTION = "inspection"  # state of a KnownSubmission that is an inspection's photo folder (from inspection.recorded)
 
 
 @dataclass(frozen=True)
@@ -42,3 +44,10 @@ def caller_of(*roles: str) -> Callable[..., Caller]:
 def check_access(caller: Caller, missing: ApiError, *, unit_path: str | None, unit_id: str | None = None) -> None:
     """Raise missing (a 404, so existence is not revealed) unless the caller may see that unit's evidence."""
     ensure_visible(caller.principal, missing, unit_path=unit_path, unit_id=unit_id)
+
+
+def check_uploader(caller: Caller, owner_state: str | None) -> None:
+    """403 unless the caller may upload to (or delete from) this owner: units their submissions, inspectors inspections."""
+    role = caller.principal.role
+    if role != ADMIN and owner_state is not None and (role == INSPECTOR) != (owner_state == INSPECTION):
+        raise forbidden()

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from starlette.requests import ClientDisconnect
 
 from services.evidence_storage import downloads, exports, handlers, integrity, uploads
-from services.evidence_storage.access import Caller, caller_of, check_access
+from services.evidence_storage.access import Caller, caller_of, check_access, check_uploader
 from services.evidence_storage.duplicates import duplicates_of
 from services.evidence_storage.formdata import MultipartFiles
 from services.evidence_storage.models import AUDIT, Evidence, IntegrityCheck, KnownSubmission, UploadSession
@@ -25,7 +25,7 @@ from services.evidence_storage.schemas import (
 from services.evidence_storage.streams import ChunkPullReader
 from shared.audit import AuditEntry
 from shared.blobs.port import PresignedPost
-from shared.auth import ADMIN, STAFF, UNIT, Principal, install, require, verifier_from_settings
+from shared.auth import ADMIN, INSPECTOR, STAFF, UNIT, Principal, install, require, verifier_from_settings
 from shared.http import health_router, not_found
 from shared.runtime import ServiceContext
 
@@ -34,7 +34,7 @@ _UPLOAD_BODY = {"requestBody": {"required": True, "content": {
     "application/octet-stream": _BINARY,
     "multipart/form-data": {"schema": {"type": "object", "properties": {"files": {"type": "array", "items": _BINARY}}}},
 }}}
-UPLOADER = caller_of(ADMIN, UNIT)  # uploads, sessions and deletions: the unit itself, or an admin
+UPLOADER = caller_of(ADMIN, UNIT, INSPECTOR)  # uploads, sessions, deletions: the unit, an inspector (inspections only), an admin
 READER = caller_of()  # any role; a unit only its own subtree's evidence
 _CHUNK_BODY = {"requestBody": {"required": True, "content": {"application/octet-stream": _BINARY}}}
 
@@ -48,12 +48,14 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     router = APIRouter()
 
     def submission_visible(caller: Caller, submission_id: str) -> None:
-        """404 for a submission of a unit outside the caller's subtree (an unknown one is left to the use case)."""
+        """404 for a submission of a unit outside the caller's subtree (an unknown one is left to the use case);
+        403 for an inspector's upload to a unit's submission, or a unit's to an inspection."""
         with ctx.db.session() as uow:
             submission = uow.get(KnownSubmission, submission_id)
         if submission is not None:
             check_access(caller, not_found("报送材料", "submission", submission_id),
                          unit_path=submission.unit_path, unit_id=submission.unit_id)
+            check_uploader(caller, submission.state)
 
     def session_visible(caller: Caller, session_id: str) -> None:
         """404 for an upload session whose submission belongs to a unit outside the caller's subtree."""
@@ -63,6 +65,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         if session is not None:
             check_access(caller, not_found("上传会话", "upload session", session_id),
                          unit_path=submission.unit_path if submission else None, unit_id=session.unit_id)
+            check_uploader(caller, submission.state if submission else None)
 
     def view(evidence: Evidence) -> EvidenceRead:
         return views([evidence])[0]
@@ -127,6 +130,12 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     @router.delete("/evidence/{evidence_id}", status_code=204, tags=["evidence"])
     def delete(evidence_id: str, caller: Caller = Depends(UPLOADER)) -> None:
         """Delete evidence that is not yet locked; approved (locked) proof is refused."""
+        with ctx.db.session() as uow:
+            evidence = uow.get(Evidence, evidence_id)
+            owner = uow.get(KnownSubmission, evidence.submission_id) if evidence is not None else None
+        if owner is not None:
+            check_access(caller, not_found("佐证资料", "evidence", evidence_id), unit_path=evidence.unit_path, unit_id=evidence.unit_id)
+            check_uploader(caller, owner.state)
         handlers.delete_evidence(evidence_id, ctx=ctx, caller=caller)
 
     @router.post("/submissions/{submission_id}/upload-sessions", status_code=201, response_model=SessionRead, tags=["upload"])

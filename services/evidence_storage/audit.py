@@ -7,7 +7,11 @@ from sqlalchemy.orm import Session
 
 from services.evidence_storage.access import Caller
 from services.evidence_storage.models import AUDIT, Evidence
+from shared.contracts import make_event
+from shared.contracts.evidence import EvidenceDownloaded
 from shared.runtime import ServiceContext
+
+TIMELINE_ACTIONS = ("download", "download_url", "export")  # what the review timeline shows (not thumbnails)
 
 
 def record(uow: Session, ctx: ServiceContext, caller: Caller, action: str, *, evidence: Evidence | None = None,
@@ -29,3 +33,9 @@ def record(uow: Session, ctx: ServiceContext, caller: Caller, action: str, *, ev
         detail={key: value for key, value in facts.items() if value is not None}, client_ip=caller.client_ip,
         request_id=caller.request_id,
     ))
+    if evidence is not None and action in TIMELINE_ACTIONS:
+        ctx.outbox.add(uow, make_event(EvidenceDownloaded(
+            evidence_id=evidence.id, submission_id=evidence.submission_id, unit_id=evidence.unit_id,
+            filename=evidence.filename, actor=principal.name, actor_role=principal.role, action=action,
+            at=ctx.clock.now(),
+        ), producer="evidence_storage"))

@@ -58,6 +58,7 @@ def open_content(evidence_id: str, caller: Caller, *, ctx: ServiceContext, previ
         raise _store_down() from exc
     with ctx.db.transaction() as uow:
         audit.record(uow, ctx, caller, action, evidence=evidence)
+    ctx.outbox_written()
     return evidence, chunks
 
 
@@ -73,6 +74,7 @@ def presigned_download(evidence_id: str, caller: Caller, *, ctx: ServiceContext)
     expires_at = ctx.clock.now() + timedelta(seconds=ttl)
     with ctx.db.transaction() as uow:
         audit.record(uow, ctx, caller, "download_url", evidence=evidence, detail=f"expires {expires_at.isoformat()}")
+    ctx.outbox_written()
     return evidence, url, expires_at
 
 

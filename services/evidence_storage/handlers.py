@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from services.evidence_storage import audit, ingest, refusals
-from services.evidence_storage.access import Caller, check_access
+from services.evidence_storage.access import INSPECTION, Caller, check_access
 from services.evidence_storage.formdata import MultipartFiles, bad_form
 from services.evidence_storage.models import Evidence, KnownCampaign, KnownSubmission, KnownUnit
 from services.evidence_storage.refusals import Refusal
@@ -20,7 +20,7 @@ from shared.blobs.port import BlobStoreUnavailable
 from shared.contracts import make_event, read_payload
 from shared.contracts.evidence import EvidenceLocked, EvidenceRejected
 from shared.contracts.intake import CampaignPublished, LiaisonDesignated, SubmissionSubmitted, SubmissionWithdrawn, UnitRegistered
-from shared.contracts.review import DECISIONS
+from shared.contracts.review import DECISIONS, InspectionRecorded
 from shared.http import ApiError, not_found
 from shared.runtime import ServiceContext
 
@@ -155,6 +155,15 @@ def track_submission(event, *, uow: Session, ctx: ServiceContext) -> None:
         known.measure_code = data.measure_code
         known.campaign_id = data.campaign_id or known.campaign_id
         known.unit_path = data.unit_path or known.unit_path
+
+
+def track_inspection(event, *, uow: Session, ctx: ServiceContext) -> None:
+    """An inspection takes photos like a submission: its id becomes an upload target of kind inspection."""
+    data = read_payload(InspectionRecorded, event)
+    if uow.get(KnownSubmission, data.inspection_id) is None:
+        unit = uow.get(KnownUnit, data.unit_id)
+        uow.add(KnownSubmission(id=data.inspection_id, unit_id=data.unit_id, unit_path=unit.unit_path if unit else "",
+                                measure_code=INSPECTION, version=1, state=INSPECTION, campaign_id=data.campaign_id))
 
 
 def track_withdrawal(event, *, uow: Session, ctx: ServiceContext) -> None:

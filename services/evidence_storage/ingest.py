@@ -27,7 +27,7 @@ from shared.runtime import ServiceContext
 from shared.settings import Settings
 
 SERVICE = "evidence_storage"
-UPLOADABLE_STATES = {"submitted", "returned"}
+UPLOADABLE_STATES = {"submitted", "returned", "inspection"}  # inspection: an inspection's photos
 log = logging.getLogger(__name__)
 
 

@@ -12,4 +12,5 @@ SUBSCRIPTIONS = {
     "campaign.published": [handlers.track_campaign],
     "unit.registered": [handlers.track_unit],
     "liaison.designated": [handlers.track_unit],
+    "inspection.recorded": [handlers.track_inspection],
 }

@@ -145,6 +145,8 @@ def published_payload(campaign: Campaign, d: CampaignDefinition) -> CampaignPubl
         definition_sha256=campaign.definition_sha256,
         reference_materials=[ReferenceMaterialInfo(code=m.code, title=m.title, url=material_path(campaign.id, m.code))
                              for m in d.materials],
+        timezone=d.timezone, rubric=d.rubric.model_dump(mode="json") if d.rubric else None,
+        supervision_rules=d.supervision.model_dump(mode="json"), circular_rules=d.circular.model_dump(mode="json"),
     )
 
 

@@ -195,6 +195,25 @@ class Rubric(_Model):
     good_practice: RubricGoodPractice = Field(default_factory=RubricGoodPractice)
 
 
+class SupervisionRules(_Model):
+    """When the review service opens, and how it escalates, a supervision (督办) by itself."""
+
+    deadline_missed: bool = True  # a missed deadline opens a red supervision
+    returned_stale_days: int | None = Field(5, ge=1, le=365)  # a returned submission not resubmitted within N days
+    inspection_problems: int | None = Field(3, ge=1, le=100)  # this many problems in one inspection
+    inspection_min_ratio: float | None = Field(0.6, ge=0, le=1)  # inspection points below this share of the maximum
+    rectify_days: int = Field(5, ge=1, le=365)  # days a unit has to rectify
+    escalate: bool = True  # a missed rectification deadline raises the level (blue→yellow→red) and the method
+
+
+class CircularRules(_Model):
+    """Who a circular (通报) commends and criticises."""
+
+    commend_top: int = Field(3, ge=0, le=100)  # per unit level, among those at or above commend_min_score
+    commend_min_score: float = Field(90, ge=0)
+    criticise_below: float = Field(60, ge=0)  # and every unit with a red supervision
+
+
 class CoverageRule(_Model):
     """When an open cell turns red on the coverage matrix."""
 
@@ -217,6 +236,8 @@ class CampaignDefinition(_Model):
     rubric: Rubric | None = None
     materials: list[Material] = []
     coverage: CoverageRule = Field(default_factory=CoverageRule)
+    supervision: SupervisionRules = Field(default_factory=SupervisionRules)
+    circular: CircularRules = Field(default_factory=CircularRules)
 
     @field_validator("timezone")
     @classmethod

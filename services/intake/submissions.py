@@ -2,8 +2,8 @@
 
 States: draft → submitted → (under_review) → approved | returned | rejected; submitted → withdrawn
 while no reviewer has decided; returned → submitted again as version N+1 (every version is kept in
-submission_versions). Nothing sets under_review yet: the review service has no "claim" event, so a
-submission stays submitted until a decision arrives.
+submission_versions). A reviewer's claim (submission.claimed) shows the version as under_review, a
+release (submission.released) shows it as submitted again; decisions are mirrored from either state.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from services.intake.models import Submission, SubmissionEvidence, SubmissionTop
 from shared.contracts import make_event, read_payload
 from shared.contracts.evidence import EvidenceStored
 from shared.contracts.intake import SubmissionSubmitted, SubmissionWithdrawn
-from shared.contracts.review import DECISIONS
+from shared.contracts.review import DECISIONS, SubmissionClaimed, SubmissionReleased
 from shared.events import Envelope, new_id
 from shared.http import ApiError, not_found
 from shared.runtime import ServiceContext
@@ -130,6 +130,17 @@ def record_decision(event: Envelope, *, uow: Session, ctx: ServiceContext) -> No
     _close_version(uow, submission, outcome, decision.comment, now)
 
 
+def record_claim(event: Envelope, *, uow: Session, ctx: ServiceContext) -> None:
+    """Show a claimed version as under review and a released one as submitted again (other versions and states are left alone)."""
+    claimed = event.type == SubmissionClaimed.EVENT_TYPE
+    data = read_payload(SubmissionClaimed if claimed else SubmissionReleased, event)
+    before, after = ("submitted", "under_review") if claimed else ("under_review", "submitted")
+    submission = uow.get(Submission, data.submission_id)
+    if submission is None or submission.version != data.version or submission.state != before:
+        return
+    _set_state(uow, submission, after, ctx.clock.now())
+
+
 def record_evidence(event: Envelope, *, uow: Session, ctx: ServiceContext) -> None:
     """Remember evidence stored for one of our submissions (kind, size, checksum)."""
     data = read_payload(EvidenceStored, event)
@@ -197,6 +208,7 @@ def _hand_in(uow: Session, submission: Submission, definition: CampaignDefinitio
         submission_id=submission.id, unit_id=submission.unit_id, measure_code=submission.measure_code, title=submission.title,
         version=submission.version, kind=submission.kind, campaign_id=submission.campaign_id, unit_path=submission.unit_path,
         held_on=submission.held_on, outside_window=submission.outside_window, topics=list(submission.topics),
+        submitted_at=now, late=bool(submission.late),
     ), producer=SERVICE))
 
 

@@ -10,6 +10,8 @@ SUBSCRIPTIONS = {
     "submission.approved": [submissions.record_decision],
     "submission.returned": [submissions.record_decision],
     "submission.rejected": [submissions.record_decision],
+    "submission.claimed": [submissions.record_claim],
+    "submission.released": [submissions.record_claim],
     "evidence.stored": [submissions.record_evidence],
 }
 

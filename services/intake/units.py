@@ -108,7 +108,7 @@ def designate(uow: Session, unit: Unit, name: str, email: str, phone: str | None
     unit.updated_at = ctx.clock.now()
     ctx.outbox.add(uow, make_event(LiaisonDesignated(
         unit_id=unit.id, unit_code=unit.code, unit_name=unit.name, liaison_name=name, liaison_email=email,
-        late=late, unit_path=unit.unit_path,
+        late=late, unit_path=unit.unit_path, designated_at=at,
     ), producer=SERVICE))
     return row
 
@@ -116,7 +116,8 @@ def designate(uow: Session, unit: Unit, name: str, email: str, phone: str | None
 def registered_payload(unit: Unit) -> UnitRegistered:
     """The unit.registered payload of a unit."""
     return UnitRegistered(unit_id=unit.id, code=unit.code, name=unit.name, level=unit.level, parent_id=unit.parent_id,
-                          unit_path=unit.unit_path, campaign_id=unit.campaign_id)
+                          unit_path=unit.unit_path, campaign_id=unit.campaign_id,
+                          participates=unit.participates)
 
 
 def repath_campaign(uow: Session, campaign_id: str) -> list[Unit]:

@@ -1,7 +1,10 @@
 """Notification event handlers: learn units, liaisons and campaigns; tell each liaison once per notice."""
 from __future__ import annotations
 
+import functools
+import logging
 from datetime import timezone
+from typing import Callable
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -9,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from services.notification import contexts
 from services.notification.compose import (
+    LiaisonUnknown,
     keep_for_digest,
     liaison_of,
     links,
@@ -16,7 +20,7 @@ from services.notification.compose import (
     tell_liaison,
 )
 from services.notification.labels import SUBMISSION_KINDS, label
-from services.notification.models import KnownCampaign, KnownUnit, Liaison
+from services.notification.models import HeldNotice, KnownCampaign, KnownUnit, Liaison
 from shared.contracts import read_payload
 from shared.contracts.evidence import EvidenceRejected
 from shared.contracts.intake import (
@@ -39,6 +43,35 @@ from shared.events import Envelope
 from shared.runtime import ServiceContext
 
 SERVICE = "notification"
+Handler = Callable[..., None]
+log = logging.getLogger(__name__)
+_HOLDING: dict[str, Handler] = {}  # handlers whose events wait for the unit's liaison, by name
+
+
+def held_until_liaison(handler: Handler) -> Handler:
+    """Wrap a handler that tells a unit's liaison: with none named yet, keep the event and tell it once one is.
+
+    Without this the event would be retried and then parked, and the notice lost for good.
+    """
+    _HOLDING[handler.__name__] = handler
+
+    @functools.wraps(handler)
+    def wrapped(event: Envelope, *, uow: Session, ctx: ServiceContext) -> None:
+        try:
+            handler(event, uow=uow, ctx=ctx)
+        except LiaisonUnknown as missing:  # raised before anything is written
+            if uow.get(HeldNotice, (event.event_id, handler.__name__)) is None:
+                uow.add(HeldNotice(event_id=event.event_id, handler=handler.__name__, unit_id=str(missing.args[0]),
+                                   envelope=event.model_dump(mode="json"), held_at=ctx.clock.now()))
+                log.info("no liaison yet for unit %s: %s held until one is named", missing.args[0], event.type)
+
+    return wrapped
+
+
+def _tell_held(uow: Session, ctx: ServiceContext, unit_id: str) -> None:
+    for held in uow.scalars(select(HeldNotice).where(HeldNotice.unit_id == unit_id).order_by(HeldNotice.held_at)).all():
+        _HOLDING[held.handler](Envelope.model_validate(held.envelope), uow=uow, ctx=ctx)
+        uow.delete(held)
 SUPERVISIONS = {model.EVENT_TYPE: model for model in (SupervisionOpened, SupervisionEscalated, SupervisionClosed)}
 DEADLINES = {model.EVENT_TYPE: model for model in (DeadlineApproaching, DeadlineMissed)}
 
@@ -72,6 +105,7 @@ def remember_liaison(event: Envelope, *, uow: Session, ctx: ServiceContext) -> N
         published = Envelope(event_id=campaign.event_id, type=CampaignPublished.EVENT_TYPE, producer="intake",
                              payload=campaign.payload)
         _tell_campaign(uow, ctx=ctx, event=published, data=read_payload(CampaignPublished, published), liaison=liaison)
+    _tell_held(uow, ctx, data.unit_id)
 
 
 def notify_campaign(event: Envelope, *, uow: Session, ctx: ServiceContext) -> None:
@@ -111,6 +145,7 @@ def notify_submission(event: Envelope, *, uow: Session, ctx: ServiceContext) -> 
                         dedupe_key=f"reviewer:{address}|submission.submitted:{data.submission_id}:v{data.version}")
 
 
+@held_until_liaison
 def notify_evidence_rejected(event: Envelope, *, uow: Session, ctx: ServiceContext) -> None:
     """Tell the liaison that an upload was refused, and why."""
     data = read_payload(EvidenceRejected, event)
@@ -120,6 +155,7 @@ def notify_evidence_rejected(event: Envelope, *, uow: Session, ctx: ServiceConte
                  dedupe_key=f"evidence.rejected:{event.event_id}")
 
 
+@held_until_liaison
 def notify_decision(event: Envelope, *, uow: Session, ctx: ServiceContext) -> None:
     """Tell the liaison a reviewer's decision (approved, returned with the comment, rejected)."""
     decision = read_payload(DECISIONS[event.type], event)
@@ -130,6 +166,7 @@ def notify_decision(event: Envelope, *, uow: Session, ctx: ServiceContext) -> No
                  dedupe_key=f"{event.type}:{decision.submission_id}:v{decision.version}")
 
 
+@held_until_liaison
 def notify_deadline(event: Envelope, *, uow: Session, ctx: ServiceContext) -> None:
     """A deadline is near or passed: tell the liaison what is missing; a unit with no liaison yet is reported to the office."""
     data = read_payload(DEADLINES[event.type], event)
@@ -163,6 +200,7 @@ def concerns_liaison(deadline_code: str) -> bool:
     return deadline_code.strip().lower().startswith("liaison")
 
 
+@held_until_liaison
 def notify_inspection(event: Envelope, *, uow: Session, ctx: ServiceContext) -> None:
     """Tell the liaison what an inspection of the unit found."""
     data = read_payload(InspectionRecorded, event)
@@ -172,6 +210,7 @@ def notify_inspection(event: Envelope, *, uow: Session, ctx: ServiceContext) -> 
                  dedupe_key=f"inspection.recorded:{data.inspection_id}")
 
 
+@held_until_liaison
 def notify_supervision(event: Envelope, *, uow: Session, ctx: ServiceContext) -> None:
     """Tell the liaison that a supervision of the unit was opened, escalated (once per level) or closed."""
     data = read_payload(SUPERVISIONS[event.type], event)

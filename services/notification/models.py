@@ -107,3 +107,14 @@ class Delivery(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class HeldNotice(Base):
+    """An event for a unit that has no liaison yet, kept until one is named and then told (not parked)."""
+
+    __tablename__ = "held_notices"
+    event_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    handler: Mapped[str] = mapped_column(String(64), primary_key=True)
+    unit_id: Mapped[str] = mapped_column(String(36), index=True)
+    envelope: Mapped[dict] = mapped_column(JSON)
+    held_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

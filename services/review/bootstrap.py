@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 from services.review.models import MESSAGING, Base
+from shared.adapters import make_blob_store
+from shared.blobs.port import BlobStore
 from shared.clock import Clock, SystemClock
 from shared.db import Database
 from shared.runtime import ServiceContext
@@ -10,8 +12,9 @@ from shared.settings import Settings
 SERVICE = "review"
 
 
-def bootstrap(settings: Settings, *, clock: Clock | None = None) -> ServiceContext:
-    """Open the review database and assemble the context."""
+def bootstrap(settings: Settings, *, clock: Clock | None = None, blobs: BlobStore | None = None) -> ServiceContext:
+    """Open the review database and blob store (circular files) and assemble the context."""
     db = Database(settings.database_url_for(SERVICE), schema=SERVICE)
     db.create_all(Base.metadata)
-    return ServiceContext(name=SERVICE, settings=settings, db=db, clock=clock or SystemClock(), messaging=MESSAGING)
+    return ServiceContext(name=SERVICE, settings=settings, db=db, clock=clock or SystemClock(), messaging=MESSAGING,
+                          blobs=blobs or make_blob_store(settings))

@@ -1,96 +1,145 @@
-"""Review use cases: build the queue from events, and decide submissions."""
+"""Review's event handlers: project other services' facts, fill the queue, and write the timeline."""
 from __future__ import annotations
+
+from datetime import datetime, timezone
 
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from services.review.models import AUDIT, ReviewEvidence, ReviewItem
-from shared import audit
-from shared.auth import Principal, can_see_unit
-from shared.contracts import make_event, read_payload
-from shared.contracts.evidence import EvidenceStored
-from shared.contracts.intake import SubmissionSubmitted, SubmissionWithdrawn, UnitRegistered
-from shared.contracts.review import DECISIONS
+from services.review import timeline
+from services.review.models import Inspection, ReviewCampaign, ReviewEvidence, ReviewItem, ReviewUnit, ReviewVersion
+from shared.contracts import read_payload
+from shared.contracts.evidence import EvidenceDownloaded, EvidenceStored
+from shared.contracts.intake import CampaignPublished, LiaisonDesignated, SubmissionSubmitted, SubmissionWithdrawn, UnitRegistered
 from shared.events import Envelope
-from shared.http import ApiError, not_found
 from shared.runtime import ServiceContext
 
 SERVICE = "review"
-DECISION_STATES = {"submission.approved": "approved", "submission.returned": "returned", "submission.rejected": "rejected"}
+SYSTEM = "system"
 
 
-def enqueue_submission(event: Envelope, *, uow: Session, ctx: ServiceContext) -> None:
-    """Put a (re)submitted version in the review queue."""
-    data = read_payload(SubmissionSubmitted, event)
-    item = uow.get(ReviewItem, data.submission_id)
-    if item is None:
-        uow.add(ReviewItem(
-            submission_id=data.submission_id, unit_id=data.unit_id, unit_path=data.unit_path, measure_code=data.measure_code,
-            title=data.title, version=data.version, state="pending", submitted_at=event.occurred_at,
-        ))
-    elif data.version > item.version:
-        item.version, item.title, item.state, item.submitted_at = data.version, data.title, "pending", event.occurred_at
-        item.unit_path = data.unit_path or item.unit_path
-        item.decided_by = item.decided_at = item.comment = item.score = None
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo else at.replace(tzinfo=timezone.utc)
 
 
-def repath_unit(event: Envelope, *, uow: Session, ctx: ServiceContext) -> None:
-    """Keep who-may-see-it current: a unit (re)registered with a new path moves its review items along."""
+def _when(stated: datetime | None, event: Envelope) -> datetime:
+    return stated or event.occurred_at
+
+
+def project_campaign(event: Envelope, *, uow: Session, ctx: ServiceContext) -> None:
+    """Keep the newest published version of a campaign: windows, measures, deadlines, rubric and rules."""
+    data = read_payload(CampaignPublished, event)
+    row = uow.get(ReviewCampaign, data.campaign_id)
+    if row is not None and row.version > data.version:
+        return
+    if row is None:
+        row = ReviewCampaign(campaign_id=data.campaign_id)
+        uow.add(row)
+    row.code, row.name, row.organiser, row.version = data.code, data.name, data.organiser, data.version
+    row.timezone = data.timezone
+    row.publicity_start, row.publicity_end = data.publicity_start, data.publicity_end
+    row.inspection_start, row.inspection_end = data.inspection_start, data.inspection_end
+    row.measures = [m.model_dump(mode="json") for m in data.measures]
+    row.deadlines = [d.model_dump(mode="json") for d in data.deadlines]
+    row.rubric, row.supervision_rules, row.circular_rules = data.rubric, data.supervision_rules, data.circular_rules
+
+
+def project_unit(event: Envelope, *, uow: Session, ctx: ServiceContext) -> None:
+    """Keep a unit's name, level and path; a new path moves the unit's review items along."""
     data = read_payload(UnitRegistered, event)
+    row = uow.get(ReviewUnit, data.unit_id)
+    if row is None:
+        row = ReviewUnit(unit_id=data.unit_id)
+        uow.add(row)
+    row.campaign_id, row.code, row.name, row.level = data.campaign_id, data.code, data.name, data.level
+    row.parent_id, row.participates = data.parent_id, data.participates
     if data.unit_path:
+        row.unit_path = data.unit_path
         uow.execute(update(ReviewItem).where(ReviewItem.unit_id == data.unit_id, ReviewItem.unit_path != data.unit_path)
                     .values(unit_path=data.unit_path))
 
 
-def attach_evidence(event: Envelope, *, uow: Session, ctx: ServiceContext) -> None:
-    """Show newly stored evidence on its review item."""
-    data = read_payload(EvidenceStored, event)
-    if uow.get(ReviewEvidence, data.evidence_id) is None:
-        uow.add(ReviewEvidence(
-            evidence_id=data.evidence_id, submission_id=data.submission_id, filename=data.filename,
-            media_type=data.media_type, size=data.size, sha256=data.sha256,
+def project_liaison(event: Envelope, *, uow: Session, ctx: ServiceContext) -> None:
+    """Remember when a unit first named its liaison (timeliness of the liaison deadline)."""
+    data = read_payload(LiaisonDesignated, event)
+    at = _when(data.designated_at, event)
+    row = uow.get(ReviewUnit, data.unit_id)
+    if row is None:  # liaison before the unit's own event: keep the time, the rest follows
+        row = ReviewUnit(unit_id=data.unit_id, code=data.unit_code, name=data.unit_name, level="", unit_path=data.unit_path)
+        uow.add(row)
+    if row.liaison_designated_at is None or at < _aware(row.liaison_designated_at):
+        row.liaison_designated_at = at
+        timeline.append(uow, at=at, actor=data.liaison_name, actor_role="unit", kind="liaison.designated",
+                        subject_type="unit", subject_id=data.unit_id, unit_id=data.unit_id,
+                        detail={"liaison": data.liaison_name, "late": data.late})
+
+
+def enqueue_submission(event: Envelope, *, uow: Session, ctx: ServiceContext) -> None:
+    """Put a (re)submitted version in the review queue and record when it was handed in."""
+    data = read_payload(SubmissionSubmitted, event)
+    at = _when(data.submitted_at, event)
+    if uow.get(ReviewVersion, (data.submission_id, data.version)) is None:
+        uow.add(ReviewVersion(submission_id=data.submission_id, version=data.version, unit_id=data.unit_id,
+                              campaign_id=data.campaign_id, measure_code=data.measure_code, kind=data.kind,
+                              submitted_at=at, late=data.late))
+    item = uow.get(ReviewItem, data.submission_id)
+    if item is None:
+        uow.add(ReviewItem(
+            submission_id=data.submission_id, unit_id=data.unit_id, unit_path=data.unit_path, campaign_id=data.campaign_id,
+            measure_code=data.measure_code, kind=data.kind, title=data.title, version=data.version, state="pending",
+            submitted_at=at, outside_window=data.outside_window,
         ))
+    elif data.version > item.version:
+        item.version, item.title, item.state, item.submitted_at = data.version, data.title, "pending", at
+        item.unit_path = data.unit_path or item.unit_path
+        item.outside_window = data.outside_window
+        item.decided_by = item.decided_at = item.comment = item.score = None
+        item.claimed_by = item.claimed_at = None
+    else:
+        return  # a redelivery of a version already queued
+    timeline.append(uow, at=at, actor=SYSTEM, actor_role="unit", kind="submission.submitted", subject_type="submission",
+                    subject_id=data.submission_id, unit_id=data.unit_id, submission_id=data.submission_id,
+                    detail={"version": data.version, "measure_code": data.measure_code, "title": data.title,
+                            "late": data.late, "outside_window": data.outside_window})
+
+
+def attach_evidence(event: Envelope, *, uow: Session, ctx: ServiceContext) -> None:
+    """Show newly stored evidence, with its flags, on its review item (or inspection)."""
+    data = read_payload(EvidenceStored, event)
+    if uow.get(ReviewEvidence, data.evidence_id) is not None:
+        return
+    uow.add(ReviewEvidence(
+        evidence_id=data.evidence_id, submission_id=data.submission_id, unit_id=data.unit_id, filename=data.filename,
+        media_type=data.media_type, category=data.category, size=data.size, sha256=data.sha256,
+        captured_at=data.captured_at, outside_window=data.outside_window, duplicate_of=list(data.duplicate_of),
+        near_duplicate_of=list(data.near_duplicate_of),
+    ))
+    inspection = uow.get(Inspection, data.submission_id) is not None  # an inspector's photo of an inspection
+    timeline.append(uow, at=event.occurred_at, actor=SYSTEM, kind="evidence.stored",
+                    subject_type="inspection" if inspection else "submission", subject_id=data.submission_id,
+                    unit_id=data.unit_id, submission_id=None if inspection else data.submission_id,
+                    detail={"evidence_id": data.evidence_id, "filename": data.filename, "sha256": data.sha256,
+                            "outside_window": data.outside_window, "duplicate_of": list(data.duplicate_of),
+                            "near_duplicate_of": list(data.near_duplicate_of)})
+
+
+def record_download(event: Envelope, *, uow: Session, ctx: ServiceContext) -> None:
+    """Put a download of evidence on the timeline."""
+    data = read_payload(EvidenceDownloaded, event)
+    timeline.append(uow, at=_when(data.at, event), actor=data.actor, actor_role=data.actor_role,
+                    kind=f"evidence.{data.action}", subject_type="submission", subject_id=data.submission_id,
+                    unit_id=data.unit_id, submission_id=data.submission_id,
+                    detail={"evidence_id": data.evidence_id, "filename": data.filename})
 
 
 def withdraw(event: Envelope, *, uow: Session, ctx: ServiceContext) -> None:
     """Take a withdrawn version out of the queue."""
     data = read_payload(SubmissionWithdrawn, event)
-    uow.execute(update(ReviewItem).where(
-        ReviewItem.submission_id == data.submission_id, ReviewItem.version == data.version, ReviewItem.state == "pending",
-    ).values(state="withdrawn"))
-
-
-def decide(submission_id: str, event_type: str, *, reviewer: str, version: int | None, comment: str | None,
-           score: float | None = None, ctx: ServiceContext, principal: Principal | None = None,
-           request: audit.RequestInfo | None = None) -> ReviewItem:
-    """Approve, return or reject a pending version exactly once; a concurrent or stale decision gets 409.
-
-    With a principal (every API call), the decision is audited in the same transaction.
-    """
-    state = DECISION_STATES[event_type]
-    now = ctx.clock.now()
-    with ctx.db.transaction() as uow:
-        item = uow.get(ReviewItem, submission_id)
-        if item is None or (principal is not None and not can_see_unit(principal, item.unit_path, item.unit_id)):
-            raise not_found("待审核材料", "review item", submission_id)
-        expected = version or item.version
-        # Compare-and-set: only one reviewer's UPDATE can move this version out of "pending".
-        result = uow.execute(update(ReviewItem).where(
-            ReviewItem.submission_id == submission_id, ReviewItem.version == expected, ReviewItem.state == "pending",
-        ).values(state=state, decided_by=reviewer, decided_at=now, comment=comment, score=score))
-        if result.rowcount != 1:
-            raise ApiError(409, "already_decided", "该版本已被审核或已更新，请刷新后再试",
-                           "this version was already decided or superseded; reload and retry")
-        uow.refresh(item)
-        payload = DECISIONS[event_type](
-            submission_id=item.submission_id, unit_id=item.unit_id, measure_code=item.measure_code,
-            title=item.title, version=item.version, reviewer=reviewer, comment=comment,
-            **({"score": score} if event_type == "submission.approved" else {}),
-        )
-        ctx.outbox.add(uow, make_event(payload, producer=SERVICE))
-        if principal is not None:
-            audit.record(uow, AUDIT, principal=principal, action=event_type, resource=("submission", submission_id),
-                         detail={"version": item.version, "state": state, "score": score, "comment": comment},
-                         request=request)
-    ctx.outbox_written()
-    return item
+    result = uow.execute(update(ReviewItem).where(
+        ReviewItem.submission_id == data.submission_id, ReviewItem.version == data.version,
+        ReviewItem.state == "pending",
+    ).values(state="withdrawn", claimed_by=None, claimed_at=None))
+    if result.rowcount:
+        timeline.append(uow, at=event.occurred_at, actor=SYSTEM, actor_role="unit", kind="submission.withdrawn",
+                        subject_type="submission", subject_id=data.submission_id, unit_id=data.unit_id,
+                        submission_id=data.submission_id, detail={"version": data.version})

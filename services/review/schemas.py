@@ -1,48 +1,72 @@
-"""Review API models."""
+"""Review API models: the queue, decisions, claims, bulk decisions, comments and the timeline."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+QueueState = Literal["pending", "approved", "returned", "rejected", "withdrawn"]
+QueueFlag = Literal["outside_window", "duplicate", "near_duplicate"]
+SubmissionKind = Literal["measure", "summary_report", "good_practice"]
+BULK_LIMIT = 200
 
 
 class EvidenceBrief(BaseModel):
-    """Evidence as listed on a review item."""
+    """Evidence as listed on a review item, with its flags."""
 
     model_config = ConfigDict(from_attributes=True)
     evidence_id: str
     filename: str
     media_type: str
+    category: str = ""
     size: int
     sha256: str
+    captured_at: str | None = None
+    outside_window: bool | None = None
+    duplicate_of: list[str] = Field([], description="evidence ids with the same bytes (staff only)")
+    near_duplicate_of: list[str] = Field([], description="evidence ids of near-identical photos (staff only)")
+    flags: list[QueueFlag] = Field([], description="outside_window; duplicate / near_duplicate of another unit's evidence")
 
 
 class ReviewItemRead(BaseModel):
-    """A review queue entry."""
+    """A review queue entry: the current version, its claim and assignment, flags and evidence."""
 
     model_config = ConfigDict(from_attributes=True)
     submission_id: str
     unit_id: str
     unit_path: str = ""
+    campaign_id: str | None = None
     measure_code: str
+    kind: str = "measure"
     title: str
     version: int
     state: str
     submitted_at: datetime
+    age_hours: float = Field(0.0, description="hours since this version was handed in (review clock)")
+    outside_window: bool = False
+    assigned_to: str | None = Field(None, description="user id of the reviewer it is assigned to")
+    claimed_by: str | None = Field(None, description="user id of the reviewer holding the claim")
+    claimed_at: datetime | None = None
+    claim_expires_at: datetime | None = None
+    claim_live: bool = Field(False, description="whether the claim still holds (younger than REVIEW_CLAIM_TTL_S)")
     decided_by: str | None
     decided_at: datetime | None
     comment: str | None
     score: float | None
+    flags: list[QueueFlag] = []
+    duplicates: dict[str, list[str]] = Field(
+        {}, description="evidence id → other unit ids with the same bytes ('unknown:<evidence id>' when that evidence is not known here); staff only")
+    near_duplicates: dict[str, list[str]] = Field({}, description="as duplicates, for near-identical photos")
     evidence: list[EvidenceBrief] = []
 
 
 class Approve(BaseModel):
-    """Approve a submission version, optionally with a score and comment."""
+    """Approve a submission version; score 0-100 is the share of the measure's rubric points (absent: 100)."""
 
     reviewer: str | None = Field(None, max_length=100, description="ignored: the decision is recorded under the logged-in reviewer")
     version: int | None = Field(None, ge=1, description="the version being decided; a stale one gives 409")
-    score: float | None = Field(None, ge=0, le=100)
+    score: float | None = Field(None, ge=0, le=100, description="share (%) of the measure's rubric points; absent = 100")
     comment: str | None = Field(None, max_length=5000)
 
 
@@ -62,4 +86,115 @@ class Reject(BaseModel):
     reason: str = Field(min_length=1, max_length=5000)
 
 
-QueueState = Literal["pending", "approved", "returned", "rejected", "withdrawn"]
+class Claim(BaseModel):
+    """Take the pending version to review; a stale version gives 409."""
+
+    version: int | None = Field(None, ge=1)
+
+
+class Assign(BaseModel):
+    """Assign the item to a reviewer (user id, or "me"); null removes the assignment."""
+
+    reviewer: str | None = Field(None, min_length=1, max_length=100)
+
+
+class BulkItem(BaseModel):
+    """One submission version in a bulk decision."""
+
+    submission_id: str = Field(min_length=1, max_length=36)
+    version: int = Field(ge=1)
+
+
+class BulkApprove(BaseModel):
+    """Approve many versions with one score and comment; each is decided on its own."""
+
+    items: list[BulkItem] = Field(min_length=1)
+    score: float | None = Field(None, ge=0, le=100, description="share (%) of each measure's rubric points; absent = 100")
+    comment: str | None = Field(None, max_length=5000)
+
+
+class BulkReturn(BaseModel):
+    """Return many versions with one comment; each is decided on its own."""
+
+    items: list[BulkItem] = Field(min_length=1)
+    comment: str = Field(min_length=1, max_length=5000)
+
+
+class BulkOutcome(BaseModel):
+    """What happened to one item of a bulk decision."""
+
+    submission_id: str
+    version: int
+    ok: bool
+    state: str | None = None
+    code: str | None = None
+    message: str | None = None
+
+
+class BulkResult(BaseModel):
+    """Per-item outcomes of a bulk decision."""
+
+    succeeded: int
+    failed: int
+    results: list[BulkOutcome]
+
+
+class CommentCreate(BaseModel):
+    """A message for a submission's comment thread."""
+
+    body: str = Field(min_length=1, max_length=5000)
+
+    @field_validator("body")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("评论内容不能为空")
+        return value.strip()
+
+
+class CommentRead(BaseModel):
+    """One message of a comment thread."""
+
+    model_config = ConfigDict(from_attributes=True)
+    id: str
+    submission_id: str
+    unit_id: str
+    version: int
+    author: str
+    author_role: str
+    body: str
+    at: datetime
+
+
+class TimelineRecordRead(BaseModel):
+    """One record of the activity timeline, with its place in the hash chain."""
+
+    model_config = ConfigDict(from_attributes=True)
+    seq: int
+    at: datetime
+    actor: str
+    actor_role: str
+    kind: str
+    unit_id: str | None
+    submission_id: str | None
+    subject_type: str
+    subject_id: str
+    detail: dict[str, Any]
+    hash: str
+    prev_hash: str
+
+
+class TimelineProblem(BaseModel):
+    """One break in the chain found by verify."""
+
+    seq: int | None
+    code: str
+    message: str
+
+
+class TimelineVerification(BaseModel):
+    """The result of verifying the whole chain."""
+
+    ok: bool
+    records: int
+    problems: list[TimelineProblem]

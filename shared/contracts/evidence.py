@@ -1,6 +1,7 @@
 """Events published by the evidence_storage service."""
 from __future__ import annotations
 
+from datetime import datetime
 from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict
@@ -48,3 +49,17 @@ class EvidenceLocked(_Payload):
     evidence_id: str
     submission_id: str
     object_key: str
+
+
+class EvidenceDownloaded(_Payload):
+    """Someone downloaded (or got a download link for) a piece of evidence; feeds the activity timeline."""
+
+    EVENT_TYPE: ClassVar[str] = "evidence.downloaded"
+    evidence_id: str
+    submission_id: str
+    unit_id: str
+    filename: str
+    actor: str
+    actor_role: str = ""
+    action: str = "download"  # download, download_url, export
+    at: datetime | None = None

@@ -56,6 +56,10 @@ class CampaignPublished(_Payload):
     definition_sha256: str = ""
     plan_url: str = ""  # absolute, or a path under PUBLIC_BASE_URL; empty: the campaign's own page
     reference_materials: list[ReferenceMaterialInfo] = []
+    timezone: str = "Asia/Shanghai"
+    rubric: dict | None = None  # the definition's `rubric` section as JSON (services/intake/definition.py Rubric)
+    supervision_rules: dict = {}  # the definition's `supervision` section as JSON (SupervisionRules)
+    circular_rules: dict = {}  # the definition's `circular` section as JSON (CircularRules)
 
 
 class UnitRegistered(_Payload):
@@ -69,6 +73,7 @@ class UnitRegistered(_Payload):
     parent_id: str | None = None
     unit_path: str = ""
     campaign_id: str | None = None
+    participates: bool = True  # False: in the tree (e.g. the organising office) but not assessed
 
 
 class LiaisonDesignated(_Payload):
@@ -82,6 +87,7 @@ class LiaisonDesignated(_Payload):
     liaison_email: str
     late: bool = False
     unit_path: str = ""
+    designated_at: datetime | None = None  # when the unit named the liaison (the intake clock)
 
 
 class SubmissionSubmitted(_Payload):
@@ -99,6 +105,8 @@ class SubmissionSubmitted(_Payload):
     held_on: date | None = None
     outside_window: bool = False
     topics: list[str] = []
+    submitted_at: datetime | None = None  # when handed in (the intake clock); consumers fall back to occurred_at
+    late: bool = False
 
 
 class SubmissionWithdrawn(_Payload):

@@ -19,6 +19,7 @@ class _Decision(_Payload):
     version: int
     reviewer: str
     comment: str | None = None
+    decided_at: datetime | None = None  # the review clock; consumers fall back to occurred_at
 
 
 class SubmissionApproved(_Decision):
@@ -38,6 +39,26 @@ class SubmissionRejected(_Decision):
     """A reviewer rejected a submission (reason required, carried as comment)."""
 
     EVENT_TYPE: ClassVar[str] = "submission.rejected"
+
+
+class SubmissionClaimed(_Payload):
+    """A reviewer took a submission version to review (intake shows it as under review)."""
+
+    EVENT_TYPE: ClassVar[str] = "submission.claimed"
+    submission_id: str
+    unit_id: str
+    version: int
+    reviewer: str
+
+
+class SubmissionReleased(_Payload):
+    """A reviewer gave a claimed version back to the queue without deciding it."""
+
+    EVENT_TYPE: ClassVar[str] = "submission.released"
+    submission_id: str
+    unit_id: str
+    version: int
+    reviewer: str
 
 
 DECISIONS: dict[str, type[_Decision]] = {
@@ -62,6 +83,8 @@ class InspectionRecorded(_Payload):
     staff_tested: int = 0
     staff_proficient: int = 0
     findings: str = ""
+    problems: list[str] = []  # each problem found; many of them open a supervision (SupervisionRules)
+    score: float | None = None  # inspection points awarded under the campaign's rubric
 
 
 class _Supervision(_Payload):
@@ -84,6 +107,13 @@ class SupervisionEscalated(_Supervision):
     """The rectification deadline passed; the supervision moved up a level."""
 
     EVENT_TYPE: ClassVar[str] = "supervision.escalated"
+
+
+class SupervisionResponded(_Supervision):
+    """The supervised unit answered with its rectification report."""
+
+    EVENT_TYPE: ClassVar[str] = "supervision.responded"
+    response: str = ""
 
 
 class SupervisionClosed(_Supervision):

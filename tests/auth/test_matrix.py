@@ -19,22 +19,31 @@ from services.notification.models import Delivery
 from tests.auth.support import bearer
 from tests.flows.steps import admin_token, create_unit, submit, upload, wait_evidence_ready, wait_review_item
 from tests.helpers import JPEG_BYTES, wait_until
+from tests.review.inspection_world import seed_review_samples
 
 # Services whose every route is behind shared.auth.
 WIRED = ("intake", "review", "evidence_storage", "notification")
 PREFIXES = {"intake": "/intake", "review": "/review", "evidence_storage": "/evidence", "notification": "/notification"}
 PUBLIC = {"/healthz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/auth/login", "/auth/token"}
-UNIT_OWNED = {"unit_id", "submission_id", "key_id", "evidence_id", "session_id", "delivery_id"}  # path parameters naming one unit's resource
+UNIT_OWNED = {"unit_id", "submission_id", "key_id", "evidence_id", "session_id", "delivery_id", "inspection_id", "supervision_id"}  # path parameters naming one unit's resource
 CAMPAIGN_FILE = Path(__file__).resolve().parents[2] / "deploy" / "campaigns" / "huaibei-2020.yaml"
 SAMPLE_BODIES = {
     ("POST", "/submissions/{submission_id}/approve"): {"score": 90},
     ("POST", "/submissions/{submission_id}/return"): {"comment": "请补充横幅照片"},
     ("POST", "/submissions/{submission_id}/reject"): {"reason": "与宣传月无关"},
+    ("POST", "/submissions/{submission_id}/claim"): {"version": 1},
+    ("POST", "/submissions/{submission_id}/assign"): {"reviewer": "me"},
+    ("POST", "/submissions/{submission_id}/comments"): {"body": "请补充现场照片"},
+    ("POST", "/bulk/approve"): {"items": [{"submission_id": "00000000-0000-0000-0000-000000000000", "version": 1}]},
+    ("POST", "/bulk/return"): {"items": [{"submission_id": "00000000-0000-0000-0000-000000000000", "version": 1}],
+                               "comment": "请补充横幅照片"},
     ("POST", "/units/{unit_id}/api-keys"): {"label": "上传脚本"},
     ("POST", "/auth/login"): {"username": "nobody", "password": "wrong password"},
     ("POST", "/submissions/{submission_id}/upload-sessions"): {"mode": "chunked", "filename": "横幅.jpg", "size": 1024},
     ("PUT", "/units/{unit_id}/preferences"): {"digest": True},
     ("PUT", "/templates/{name}"): {"text": "【审核结果】{{ unit_name }}：{{ title }}"},
+    ("POST", "/supervisions/{supervision_id}/respond"): {"response": "已完成整改"},
+    ("POST", "/supervisions/{supervision_id}/close"): {"outcome": "整改到位"},
 }
 # Deliberate 5xx answers of the embedded platform's folder store: no presigned URLs there (501, documented).
 FOLDER_STORE_501 = {("POST", "/evidence/{evidence_id}/download-url")}
@@ -82,7 +91,12 @@ def world(platform):
                "campaign_ref": "huaibei-2020", "version": "1", "code": "A1", "evidence_id": stored.json()["id"],
                "session_id": opened.json()["id"], "campaign_id": loaded.json()["campaign_id"], "delivery_id": delivery_id,
                "name": "decision.subject", "family": "decision"}
-    own_ids = {own["id"], own_submission["id"], key.id, samples["evidence_id"], samples["session_id"], delivery_id}
+    samples.update(seed_review_samples(staff, samples["campaign_id"], own["id"]))
+    circular = staff.post("/review/circulars", json={"campaign_id": samples["campaign_id"], "period": "2020-Q1"})
+    assert circular.status_code == 201, circular.text
+    samples.update({"circular_id": circular.json()["id"], "file_kind": "docx"})
+    own_ids = {own["id"], own_submission["id"], key.id, samples["evidence_id"], samples["session_id"], delivery_id,
+               samples["inspection_id"], samples["supervision_id"]}
     return {"tokens": tokens, "samples": samples, "own_ids": own_ids}
 
 
@@ -177,7 +191,7 @@ def test_decisions_are_audited_under_the_logged_in_reviewer(platform, world):
     decided = client.post(f"/review/submissions/{submission_id}/approve", json={"reviewer": "冒名者", "score": 91},
                           headers={**reviewer, "X-Request-ID": "matrix-1"})
     assert decided.status_code == 200 and decided.json()["decided_by"] == "赵强"
-    entries = client.get("/review/audit-log", headers=world["tokens"]["admin"]).json()
+    entries = client.get("/review/audit-log", params={"resource_type": "submission"}, headers=world["tokens"]["admin"]).json()
     assert [(e["action"], e["actor_id"], e["resource_id"], e["request_id"], e["detail"]["score"]) for e in entries] == \
         [("submission.approved", "r1", submission_id, "matrix-1", 91)]
     assert entries[0]["client_ip"]

@@ -21,7 +21,7 @@ def test_a_moved_unit_takes_its_review_items_along(tmp_path):
             handlers.enqueue_submission(submitted, uow=uow, ctx=ctx)
         for _ in range(2):  # redelivery changes nothing
             with ctx.db.transaction() as uow:
-                handlers.repath_unit(moved, uow=uow, ctx=ctx)
+                handlers.project_unit(moved, uow=uow, ctx=ctx)
         with ctx.db.session() as uow:
             path = uow.get(ReviewItem, "s1").unit_path
         assert path == "/c/e/v/"

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import datetime, timezone
 
 from shared.auth import ADMIN, INSPECTOR, REVIEWER, UNIT
+from shared.clock import FixedClock
 from shared.contracts.intake import SubmissionSubmitted
 from shared.contracts.review import SubmissionApproved
 from tests.helpers import wait_until
@@ -32,7 +34,9 @@ def test_every_route_but_health_needs_a_token(world):
 
 
 def test_a_unit_sees_its_own_subtree_only(make_world, smtp):
-    world = make_world(reviewer_emails=("wang.fang@example.org",))
+    # 08:00 in Asia/Shanghai: the reviewers' digest (18:00) must not go out during the test
+    world = make_world(clock=FixedClock(datetime(2020, 3, 10, 0, 0, tzinfo=timezone.utc)),
+                       reviewer_emails=("wang.fang@example.org",))
     parent = world.add_unit("相山区信访局")
     with world.ctx.db.session() as uow:
         from services.notification.models import KnownUnit

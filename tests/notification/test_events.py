@@ -292,9 +292,33 @@ def test_event_that_arrives_before_the_liaison_is_mailed_once_the_liaison_is_kno
                                              version=1, reviewer="王芳"))
     from shared.contracts.intake import LiaisonDesignated
 
-    # the first delivery fails (no liaison); the designation arrives before the bus's retry
+    # no liaison yet: the notice is held (not retried and parked); the designation tells it
     world.publish(LiaisonDesignated(unit_id=unit_id, unit_code="X1", unit_name="濉溪县信访局", liaison_name="张华",
                                     liaison_email="zhang.hua@example.org"))
     [received] = smtp.wait_for(1, timeout=30)
     assert received.message["Subject"] == "【审核通过】濉溪县信访局：专题会议"
     assert world.consumed(event)
+
+
+def test_notices_for_a_unit_without_a_liaison_wait_however_long_it_takes(world, smtp):
+    from sqlalchemy import select
+
+    from services.notification.models import HeldNotice
+    from shared.contracts.intake import LiaisonDesignated
+    from shared.contracts.review import SupervisionOpened
+
+    unit_id = str(uuid.uuid4())
+    opened = SupervisionOpened(supervision_id="sv-1", unit_id=unit_id, level="red", method="phone", reason="逾期未报送联络员")
+    world.publish_and_wait(opened)
+    world.publish_and_wait(opened)  # the same notice again (a new event): held too, told once
+    with world.ctx.db.session() as uow:
+        held = uow.scalars(select(HeldNotice)).all()
+    assert [(h.unit_id, h.envelope["type"]) for h in held] == [(unit_id, "supervision.opened")] * 2
+    assert world.deliveries() == []
+    world.publish_and_wait(LiaisonDesignated(unit_id=unit_id, unit_code="X2", unit_name="市交通运输局", liaison_name="周敏",
+                                             liaison_email="zhou.min@example.org"))
+    [received] = smtp.wait_for(1, timeout=30)
+    assert "督办" in received.message["Subject"] and received.message["To"].endswith("<zhou.min@example.org>")
+    with world.ctx.db.session() as uow:
+        assert uow.scalars(select(HeldNotice)).all() == []
+    assert [d.event_type for d in world.deliveries()] == ["supervision.opened"]
