@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: admin install run test test-fast up down bench lint clean load-campaign
+.PHONY: admin install run test test-fast test-console browser-deps up down bench lint clean load-campaign
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,16 +22,33 @@ run: install ## start the whole platform in one process on http://127.0.0.1:8000
 test: install ## run every test (RabbitMQ/PostgreSQL tests skip unless REQUIRE_SERVICES=1)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+test-console: install ## run the web console's browser tests (screenshots in artifacts/console/)
+	$(PY) -m pytest tests/console $(PYTEST_ARGS)
+
+# The console's browser tests drive Debian's Chromium (never `playwright install`) and need CJK fonts.
+CHROMIUM ?= /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+APT_INSTALL = $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium fonts-noto-cjk
+
+browser-deps: ## install Chromium and the CJK fonts with apt-get if they are missing
+	@if [ -x $(CHROMIUM) ] && dpkg -s fonts-noto-cjk >/dev/null 2>&1; then \
+	  echo "Chromium and the CJK fonts are installed"; \
+	else \
+	  echo "installing chromium and fonts-noto-cjk"; \
+	  $(APT_INSTALL) || { $(SUDO) apt-get update -q && $(APT_INSTALL); }; \
+	fi
+
 up: ## start the distributed platform with Docker
 	docker compose up --build -d
 
 down:
 	docker compose down
 
-bench: install ## print the benchmark figures (pass options as UPLOAD_ARGS="--size-mib 256" PIPELINE_ARGS="--n 50" COVERAGE_ARGS="--runs 20")
+bench: install ## print the benchmark figures (pass options as UPLOAD_ARGS="--size-mib 256" PIPELINE_ARGS="--n 50" COVERAGE_ARGS="--runs 20" ASSESSMENT_ARGS="--units 500")
 	$(PY) -m bench.upload $(UPLOAD_ARGS)
 	$(PY) -m bench.pipeline $(PIPELINE_ARGS)
 	$(PY) -m bench.coverage $(COVERAGE_ARGS)
+	$(PY) -m bench.assessment $(ASSESSMENT_ARGS)
 
 load-campaign: install ## load a campaign definition into the embedded state (CAMPAIGN=deploy/campaigns/huaibei-2020.yaml)
 	$(PY) -m services.intake.cli load $(or $(CAMPAIGN),deploy/campaigns/huaibei-2020.yaml)

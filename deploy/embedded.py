@@ -5,8 +5,9 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from fastapi import FastAPI
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 
+from services.console import app as console
 from services.evidence_storage import api as evidence_api
 from services.evidence_storage import bootstrap as evidence_bootstrap
 from services.evidence_storage.jobs import jobs as evidence_jobs
@@ -105,16 +106,22 @@ def _root_app(platform: Platform, apps: dict[str, FastAPI]) -> FastAPI:
     checks["mailer"] = platform.contexts["notification"].mailer.health
     root.include_router(health_router(checks))
 
-    @root.get("/", response_class=HTMLResponse, include_in_schema=False)
+    @root.get("/", include_in_schema=False)
+    def home() -> RedirectResponse:
+        return RedirectResponse(f"{console.PREFIX}/", status_code=307)
+
+    @root.get("/platform", response_class=HTMLResponse, include_in_schema=False)
     def index() -> str:
         links = "".join(f'<li><a href="{prefix}/docs">{prefix}/docs</a>（{name}）</li>' for name, prefix in PREFIXES.items())
         return (
             '<!doctype html><html lang="zh-CN"><meta charset="utf-8"><title>宣传月佐证平台</title>'
-            f'<h1>宣传月佐证平台</h1><p>各服务接口文档：</p><ul>{links}</ul><p><a href="/healthz">/healthz</a> 运行状态</p></html>'
+            f'<h1>宣传月佐证平台</h1><p><a href="{console.PREFIX}/">网页控制台</a></p><p>各服务接口文档：</p><ul>{links}</ul>'
+            '<p><a href="/healthz">/healthz</a> 运行状态</p></html>'
         )
 
     for name, app in apps.items():
         root.mount(PREFIXES[name], app)
+    root.mount(console.PREFIX, console.create_app())
     return root
 
 

@@ -25,6 +25,7 @@ DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 NGINX_CONF = ROOT / "deploy" / "gateway" / "nginx.conf"
 DOCKERIGNORE = ROOT / ".dockerignore"
 ROLES = {"api", "worker"}
+FRONTS = {"console"}  # the web console: pages only, no worker or adapters (checked in tests/console/test_console_deploy.py)
 COPIED = ("pyproject.toml", "shared", "services", "deploy")
 INFRA_PORTS = {15672, 9001, 8025}  # RabbitMQ, MinIO and Mailpit consoles
 GATEWAY_PORT = 8000
@@ -80,7 +81,7 @@ def service_command(spec: dict) -> tuple[str, str, list[str]] | None:
 def app_containers(services) -> dict[str, tuple[str, str, list[str]]]:
     """compose service name -> (package, role, extra args) for every platform process."""
     found = {name: service_command(spec) for name, spec in services.items()}
-    return {name: parsed for name, parsed in found.items() if parsed}
+    return {name: parsed for name, parsed in found.items() if parsed and parsed[0] not in FRONTS}
 
 
 def environment(spec: dict) -> dict[str, str]:
@@ -263,7 +264,7 @@ def test_every_service_command_names_a_runnable_package_and_role(app_containers,
 
 
 def test_each_service_has_exactly_one_api_and_one_worker(app_containers):
-    packages = {path.parent.name for path in (ROOT / "services").glob("*/__main__.py")}
+    packages = {path.parent.name for path in (ROOT / "services").glob("*/__main__.py")} - FRONTS
     assert packages == set(SERVICES), "deploy/processes.py SERVICES and services/*/__main__.py disagree"
     pairs = sorted((package, role) for package, role, _ in app_containers.values())
     assert pairs == sorted((package, role) for package in SERVICES for role in ROLES)
