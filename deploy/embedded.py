@@ -28,6 +28,7 @@ from shared.adapters import make_blob_store, make_bus, make_mailer
 from shared.blobs.port import BlobStore
 from shared.bus.port import MessageBus
 from shared.clock import Clock, SystemClock
+from shared.db import SchemaOutdated
 from shared.http import health_router
 from shared.mail.port import Mailer
 from shared.runtime import ServiceContext, ServiceWorker, configure_logging
@@ -132,7 +133,10 @@ def main() -> None:
     configure_logging()
     settings = Settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    platform = build_platform(settings)
+    try:
+        platform = build_platform(settings)
+    except SchemaOutdated as outdated:
+        raise SystemExit(f"无法启动：{outdated}") from None
     uvicorn.run(platform.app, host=settings.host, port=settings.port, log_level="info")
 
 

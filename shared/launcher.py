@@ -8,6 +8,7 @@ from typing import Callable, Mapping, Sequence
 from fastapi import FastAPI
 
 from shared.adapters import make_bus
+from shared.db import SchemaOutdated
 from shared.messaging import EventHandler
 from shared.runtime import PeriodicJob, ServiceContext, ServiceWorker, configure_logging, run_until_signalled
 from shared.settings import Settings
@@ -31,7 +32,10 @@ def launch(
     args = parser.parse_args(argv)
     configure_logging()
     settings = Settings()
-    ctx = bootstrap(settings)
+    try:
+        ctx = bootstrap(settings)
+    except SchemaOutdated as outdated:
+        raise SystemExit(f"无法启动：{outdated}") from None
     if args.role == "api":
         import uvicorn
 

@@ -81,6 +81,10 @@ def test_the_circular_files_hold_the_ranking_and_findings(world):
     assert east_asia_font(body.runs[0]) == "仿宋_GB2312"
     assert "本期共有7家单位参加考核，平均得分71.41分" in body.text and "督办4件（其中红色督办1件）" in body.text
     county, member, supervision = ([[c.text for c in row.cells] for row in table.rows] for table in document.tables)
+    head_cell, body_cell = (document.tables[0].rows[n].cells[1].paragraphs[0] for n in (0, 1))
+    assert (head_cell.style.name, head_cell.style.font.bold) == ("通报表头", True)
+    assert head_cell.style.element.rPr.rFonts.get(qn("w:eastAsia")) == "黑体"
+    assert body_cell.style.element.rPr.rFonts.get(qn("w:eastAsia")) == "宋体" and body_cell.style.font.size == Pt(10.5)
     assert county[0] == ["排名", "单位", "总分", "宣传措施", "报送时效", "检查", "督办扣分", "经验做法加分"]
     assert county[1:] == [["1", "相山区信访局", *figures("XSQ")], ["2", "杜集区信访局", *figures("DJQ")],
                           ["2", "濉溪县信访局", *figures("SXX")], ["4", "烈山区信访局", *figures("LSQ")]]
