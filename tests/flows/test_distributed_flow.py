@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx
 import pytest
@@ -15,6 +16,7 @@ from tests.helpers import JPEG_BYTES, mail_parts, wait_until
 from tests.services import delete_rabbitmq_objects
 
 RETRY_DELAYS = (200, 500)
+HUAIBEI = Path(__file__).resolve().parents[2] / "deploy" / "campaigns" / "huaibei-2020.yaml"
 
 
 @pytest.fixture
@@ -104,3 +106,46 @@ def test_worker_restart_loses_nothing(cluster, smtp):
         smtp.wait_for(3, timeout=60)
         subjects = sorted(m.message["Subject"] for m in smtp.messages)
         assert subjects == sorted(f"【退回修改】相山区信访局：宣传材料{n}" for n in range(3))
+
+
+def test_review_timeline_and_circular_across_processes(cluster, smtp):
+    """Claim, decide, download, then a circular stored in S3 and published, each service in its own process."""
+    import io
+
+    import docx
+
+    routes = cluster.routes
+    with logged_in_client(cluster) as client:
+        loaded = client.post(f"{routes['intake']}/campaigns", content=HUAIBEI.read_bytes(),
+                             headers={"Content-Type": "application/yaml"})
+        assert loaded.status_code == 201, loaded.text
+        campaign_id = loaded.json()["campaign_id"]
+        units = client.get(f"{routes['intake']}/units", params={"campaign_id": campaign_id}).json()
+        unit = next(u for u in units if u["code"] == "XSQ")
+        submission = submit(client, unit["id"], routes=routes, measure="M3", title="制作宣传展板")
+        wait_evidence_ready(client, submission["id"], routes=routes, timeout=30)
+        evidence = upload(client, submission["id"], JPEG_BYTES, "展板.jpg", routes=routes).json()
+        wait_review_item(client, submission["id"], routes=routes, evidence=1, timeout=30)
+        item = f"{routes['review']}/submissions/{submission['id']}"
+
+        assert client.post(f"{item}/claim", json={"version": 1}).status_code == 200
+        wait_until(lambda: client.get(f"{routes['intake']}/submissions/{submission['id']}").json()["state"] == "under_review",
+                   timeout=30, what="intake to show the claimed version as under review")
+        assert client.post(f"{item}/approve", json={"version": 1, "score": 90}).status_code == 200
+        assert client.get(f"{routes['evidence']}/evidence/{evidence['id']}/content").status_code == 200
+        kinds = lambda: [r["kind"] for r in client.get(f"{item}/timeline").json()]  # noqa: E731
+        wait_until(lambda: "evidence.download" in kinds(), timeout=30, what="the download to reach the timeline")
+        assert kinds()[:2] == ["submission.submitted", "evidence.stored"] and "submission.claimed" in kinds()
+
+        circular = client.post(f"{routes['review']}/circulars", json={
+            "campaign_id": campaign_id, "period": "2020-Q1", "as_of": "2020-04-10T16:00:00+08:00"})
+        assert circular.status_code == 201, circular.text
+        circular = circular.json()
+        document = client.get(f"{routes['review']}/circulars/{circular['id']}/files/docx")
+        assert document.status_code == 200
+        assert circular["title"] in [p.text for p in docx.Document(io.BytesIO(document.content)).paragraphs]
+        assert client.get(f"{routes['review']}/circulars/{circular['id']}/verify").json()["ok"] is True
+        assert client.post(f"{routes['review']}/circulars/{circular['id']}/publish").status_code == 200
+        wait_until(lambda: any(m.message["Subject"] == f"【通报】{circular['title']}" for m in smtp.messages),
+                   timeout=60, what="the circular to be mailed to the liaisons")
+        assert client.get(f"{routes['review']}/timeline/verify").json()["ok"] is True
