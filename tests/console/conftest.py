@@ -16,8 +16,9 @@ def browser():
     """Debian's Chromium driven by Playwright (never `playwright install`); skips when either is missing."""
     need("Chromium at /usr/bin/chromium (apt-get install chromium fonts-noto-cjk)", CHROMIUM.exists())
     need("the Python package playwright (pip install -e '.[test]')", importlib.util.find_spec("playwright") is not None)
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=15_000)  # assertions wait as long as actions: a loaded 2-core CI machine is slow
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield launched

@@ -219,7 +219,8 @@ def test_decisions_queued_on_one_row_lock_let_exactly_one_through_on_postgresql(
             waiting = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
             # Activity statistics are cached per transaction: poll outside any, on a connection of its own.
             with world.ctx.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as watcher:
-                wait_until(lambda: watcher.execute(text(waiting)).scalar() == 2, what="both decisions to wait on the row lock")
+                wait_until(lambda: watcher.execute(text(waiting)).scalar() == 2, timeout=60,
+                           what="both decisions to wait on the row lock")
             blocker.rollback()
         for thread in threads:
             thread.join(timeout=60)
