@@ -22,6 +22,7 @@ from docx.oxml import OxmlElement
 from docx.oxml.ns import qn
 from docx.shared import Cm, Pt, RGBColor
 from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Alignment, Font
 from openpyxl.utils import get_column_letter
 
@@ -238,26 +239,27 @@ def write_docx(snapshot: dict[str, Any], snapshot_sha256: str) -> bytes:
 
 
 def _sheet(book, title: str, header: list[str], rows: list[list[Any]], widths: list[float]) -> None:
+    # A write-only sheet streams its rows: several times faster than the normal mode on large campaigns.
     sheet = book.create_sheet(title)
-    sheet.append(header)
-    for cell in sheet[1]:
-        cell.font = Font(bold=True)
-        cell.alignment = Alignment(horizontal="center", vertical="center", wrap_text=True)
-    for row in rows:
-        sheet.append(row)
     for column, width in enumerate(widths, start=1):
         sheet.column_dimensions[get_column_letter(column)].width = width
-    for row in sheet.iter_rows(min_row=2):
-        for cell in row:
-            if isinstance(cell.value, float):
-                cell.number_format = "0.00"
     sheet.freeze_panes = "A2"
+    bold, centred = Font(bold=True), Alignment(horizontal="center", vertical="center", wrap_text=True)
+    sheet.append([_cell(sheet, value, font=bold, alignment=centred) for value in header])
+    for row in rows:
+        sheet.append([_cell(sheet, value, number_format="0.00") if isinstance(value, float) else value for value in row])
+
+
+def _cell(sheet, value: Any, **style) -> WriteOnlyCell:
+    cell = WriteOnlyCell(sheet, value=value)
+    for name, setting in style.items():
+        setattr(cell, name, setting)
+    return cell
 
 
 def write_xlsx(snapshot: dict[str, Any], snapshot_sha256: str) -> bytes:
     """Every figure of the circular: ranking, every score line with its source, supervisions, and notes."""
-    book = Workbook()
-    book.remove(book.active)
+    book = Workbook(write_only=True)
     commended = {u["unit_id"] for u in snapshot["commended"]}
     criticised = {u["unit_id"]: u["reasons"] for u in snapshot["criticised"]}
     measures = snapshot["measures"]
