@@ -4,10 +4,12 @@ from __future__ import annotations
 import os
 import tempfile
 import uuid
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from email.message import EmailMessage
 from email.policy import SMTP
 from pathlib import Path
+from typing import Iterator
 
 from shared.mail.port import PermanentMailError
 
@@ -29,6 +31,11 @@ class FolderMailer:
             out.write(data)
         name = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:12]}.eml"
         os.replace(tmp, self._folder / name)
+
+    @contextmanager
+    def session(self) -> Iterator["FolderMailer"]:
+        """A batch needs no connection: the session is the mailer itself."""
+        yield self
 
     def health(self) -> dict:
         """Whether the folder is writable."""

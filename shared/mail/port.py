@@ -1,6 +1,7 @@
-"""The mailer port: send one e-mail, telling temporary from permanent failure."""
+"""The mailer port: send e-mails, one or several over one connection, telling temporary from permanent failure."""
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from email.message import EmailMessage
 from typing import Protocol
 
@@ -17,11 +18,21 @@ class PermanentMailError(RuntimeError):
     """Retrying will not help (5xx reply, invalid address)."""
 
 
+class MailSession(Protocol):
+    """Several messages in a row over one connection to the transport."""
+
+    def send(self, message: EmailMessage) -> None:
+        """Deliver one message or raise TemporaryMailError / PermanentMailError; the session stays usable after either."""
+
+
 class Mailer(Protocol):
     """Hands e-mails to a transport."""
 
     def send(self, message: EmailMessage) -> None:
         """Deliver one message or raise TemporaryMailError / PermanentMailError."""
+
+    def session(self) -> AbstractContextManager[MailSession]:
+        """A session for a batch: one connection, reopened if it drops, closed when the block ends."""
 
     def health(self) -> dict:
         """The adapter's state for /healthz."""

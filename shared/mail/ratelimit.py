@@ -33,6 +33,12 @@ class TokenBucket:
         with self._lock:
             self._tokens = min(self._capacity, self._tokens + 1.0)
 
+    def available_within(self, seconds: float) -> int:
+        """How many tokens can be taken from now until `seconds` from now: those there and those that come."""
+        with self._lock:
+            self._refill()
+            return int(self._tokens + seconds * self._rate)
+
     def wait_s(self) -> float:
         """Seconds until the next token is there (0 when one is)."""
         with self._lock:

@@ -1,13 +1,15 @@
-"""Mailer over SMTP: one connection per message, replies sorted into temporary and permanent failures."""
+"""Mailer over SMTP: one connection per batch of messages, replies sorted into temporary and permanent failures."""
 from __future__ import annotations
 
 import base64
 import logging
 import smtplib
 import ssl as ssl_module
+from contextlib import contextmanager
 from email.message import EmailMessage
 from email.utils import getaddresses
 from pathlib import Path
+from typing import Iterator
 
 from shared.mail.port import PermanentMailError, ServerUnavailable, TemporaryMailError
 
@@ -46,8 +48,37 @@ def _reply_error(code: int, detail: str) -> Exception:
     return TemporaryMailError(detail)
 
 
+def _failure(exc: smtplib.SMTPException | OSError, where: str) -> Exception:
+    """The port's error for what smtplib raised while sending one message."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        replies = {rcpt: (code, _text(reply)) for rcpt, (code, reply) in exc.recipients.items()}
+        detail = f"{where} refused every recipient: {replies}"
+        if replies and all(400 <= code <= 499 for code, _ in replies.values()):
+            return TemporaryMailError(detail)
+        return PermanentMailError(detail)
+    if isinstance(exc, smtplib.SMTPAuthenticationError):
+        return ServerUnavailable(f"{where} refused the login: {exc.smtp_code} {_text(exc.smtp_error)}")
+    if isinstance(exc, (smtplib.SMTPConnectError, smtplib.SMTPHeloError)):
+        return ServerUnavailable(f"{where} refused the session: {exc.smtp_code} {_text(exc.smtp_error)}")
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return _reply_error(exc.smtp_code, f"{where} replied {exc.smtp_code} {_text(exc.smtp_error)}")
+    if isinstance(exc, smtplib.SMTPNotSupportedError):
+        return ServerUnavailable(f"{where} lacks a needed extension: {exc}")
+    # refused, reset, timed out, disconnected, TLS failure
+    return ServerUnavailable(f"{where} unreachable: {type(exc).__name__}: {exc}")
+
+
+def _dropped(exc: BaseException) -> bool:
+    """Whether the server closed the connection (idle timeout, a per-connection limit, a restart) rather than refused the message."""
+    if isinstance(exc, (smtplib.SMTPServerDisconnected, ConnectionError)):
+        return True
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return any(code == 421 for code, _ in exc.recipients.values())
+    return isinstance(exc, smtplib.SMTPResponseException) and exc.smtp_code == 421
+
+
 class SmtpMailer:
-    """Sends each message over a fresh SMTP connection (plain, STARTTLS or implicit TLS), with an optional login.
+    """Sends messages over SMTP (plain, STARTTLS or implicit TLS), with an optional login: one connection per session.
 
     Trouble with the server as a whole (down, refusing connections, TLS, login, a missing extension) is
     ServerUnavailable: it says nothing about the message, so the caller keeps the message and waits.
@@ -64,6 +95,7 @@ class SmtpMailer:
         ssl: bool = False,
         timeout_s: float = 10.0,
         ca_file: Path | str | None = None,
+        max_per_connection: int = 100,
     ) -> None:
         if starttls and ssl:
             raise ValueError("choose either starttls or ssl (implicit TLS), not both")
@@ -75,6 +107,8 @@ class SmtpMailer:
         self._ssl = ssl
         self._timeout_s = timeout_s
         self._ca_file = str(ca_file) if ca_file else None
+        # Many relays close a connection after some number of messages; a session starts a new one before that.
+        self.max_per_connection = max_per_connection
 
     @property
     def server(self) -> str:
@@ -82,34 +116,18 @@ class SmtpMailer:
         return f"{self._host}:{self._port}"
 
     def send(self, message: EmailMessage) -> None:
-        """Deliver one message or raise TemporaryMailError (ServerUnavailable) / PermanentMailError."""
-        _recipients(message)
-        where = f"SMTP {self.server}"
+        """Deliver one message over a connection of its own, or raise TemporaryMailError (ServerUnavailable) / PermanentMailError."""
+        with self.session() as session:
+            session.send(message)
+
+    @contextmanager
+    def session(self) -> Iterator["SmtpSession"]:
+        """One connection for a batch (opened at its first message, reopened if the server drops it), closed at the end."""
+        session = SmtpSession(self)
         try:
-            smtp = self._connect()
-            try:
-                refused = smtp.send_message(message)
-            finally:
-                self._quit(smtp)
-        except smtplib.SMTPRecipientsRefused as exc:
-            replies = {rcpt: (code, _text(reply)) for rcpt, (code, reply) in exc.recipients.items()}
-            detail = f"{where} refused every recipient: {replies}"
-            if replies and all(400 <= code <= 499 for code, _ in replies.values()):
-                raise TemporaryMailError(detail) from exc
-            raise PermanentMailError(detail) from exc
-        except smtplib.SMTPAuthenticationError as exc:
-            raise ServerUnavailable(f"{where} refused the login: {exc.smtp_code} {_text(exc.smtp_error)}") from exc
-        except (smtplib.SMTPConnectError, smtplib.SMTPHeloError) as exc:
-            raise ServerUnavailable(f"{where} refused the session: {exc.smtp_code} {_text(exc.smtp_error)}") from exc
-        except smtplib.SMTPResponseException as exc:
-            raise _reply_error(exc.smtp_code, f"{where} replied {exc.smtp_code} {_text(exc.smtp_error)}") from exc
-        except smtplib.SMTPNotSupportedError as exc:
-            raise ServerUnavailable(f"{where} lacks a needed extension: {exc}") from exc
-        except (smtplib.SMTPException, OSError) as exc:  # refused, reset, timed out, disconnected, TLS failure
-            raise ServerUnavailable(f"{where} unreachable: {type(exc).__name__}: {exc}") from exc
-        if refused:
-            # Accepted for some recipients: retrying would duplicate it for them, so only report the rest.
-            log.warning("%s accepted the message but refused some recipients: %s", where, refused)
+            yield session
+        finally:
+            session.close()
 
     def health(self) -> dict:
         """Whether the server greets, accepts the login if any, and answers NOOP; never raises."""
@@ -166,4 +184,67 @@ class SmtpMailer:
         try:
             smtp.quit()
         except (smtplib.SMTPException, OSError):
+            smtp.close()
+
+
+class SmtpSession:
+    """One SMTP connection reused for several messages: opened at the first, reopened when the server drops it."""
+
+    def __init__(self, mailer: SmtpMailer) -> None:
+        self._mailer = mailer
+        self._smtp: smtplib.SMTP | None = None
+        self._count = 0
+
+    def send(self, message: EmailMessage) -> None:
+        """Deliver one message or raise TemporaryMailError (ServerUnavailable) / PermanentMailError; the session carries on."""
+        _recipients(message)
+        where = f"SMTP {self._mailer.server}"
+        try:
+            refused = self._transmit(message)
+        except (smtplib.SMTPException, OSError) as exc:
+            raise _failure(exc, where) from exc
+        if refused:
+            # Accepted for some recipients: retrying would duplicate it for them, so only report the rest.
+            log.warning("%s accepted the message but refused some recipients: %s", where, refused)
+
+    def close(self) -> None:
+        """Say goodbye on the open connection, if any."""
+        smtp, self._smtp = self._smtp, None
+        if smtp is not None:
+            self._mailer._quit(smtp)
+
+    def _transmit(self, message: EmailMessage) -> dict:
+        if self._smtp is not None and self._count >= self._mailer.max_per_connection:
+            self.close()
+        reused = self._smtp is not None
+        try:
+            return self._attempt(message)
+        except (smtplib.SMTPException, OSError) as exc:
+            if not (reused and _dropped(exc)):
+                raise
+            # A kept connection went away. The server may, at worst, have taken the message just before
+            # (as with any connection lost mid-send); sending it once more now is what a later retry would do.
+            log.info("SMTP %s closed a reused connection (%s); sending over a new one", self._mailer.server, exc)
+            return self._attempt(message)
+
+    def _attempt(self, message: EmailMessage) -> dict:
+        if self._smtp is None:
+            self._smtp, self._count = self._mailer._connect(), 0
+        smtp = self._smtp
+        try:
+            refused = smtp.send_message(message)
+        except (smtplib.SMTPSenderRefused, smtplib.SMTPRecipientsRefused, smtplib.SMTPDataError):
+            # smtplib reset the transaction (RSET): the connection serves the next message, unless it is closed.
+            if smtp.sock is None:
+                self._discard()
+            raise
+        except BaseException:
+            self._discard()  # stopped mid-conversation: its state is unknown, never reuse it
+            raise
+        self._count += 1
+        return refused
+
+    def _discard(self) -> None:
+        smtp, self._smtp = self._smtp, None
+        if smtp is not None:
             smtp.close()

@@ -1,4 +1,4 @@
-"""The Mailer contract: the folder and SMTP adapters must pass the same suite."""
+"""The Mailer contract: the folder and SMTP adapters must pass the same suite (one message, or a batch in a session)."""
 from __future__ import annotations
 
 import socket
@@ -81,6 +81,17 @@ def test_health_is_ok(target):
     health = target.mailer.health()
     assert health["ok"] is True
     assert health["backend"] in ("folder", "smtp")
+
+
+def test_a_session_delivers_a_batch_and_a_refused_message_does_not_fail_the_others(target):
+    with target.mailer.session() as session:
+        session.send(chinese_message(to=Address("张三", addr_spec="zhangsan@example.org")))
+        with pytest.raises(PermanentMailError):
+            session.send(chinese_message(to=None))
+        session.send(chinese_message(to=Address("李四", addr_spec="lisi@example.org")))
+    delivered = target.delivered()
+    assert sorted(str(message["To"].addresses[0].display_name) for message in delivered) == ["张三", "李四"]
+    assert all(message["Subject"] == SUBJECT for message in delivered)
 
 
 def test_smtp_sends_ascii_only_headers_and_the_right_envelope(smtp):
@@ -297,3 +308,165 @@ def test_smtp_down_and_421_are_server_trouble(smtp):
     with pytest.raises(ServerUnavailable):
         mailer.send(chinese_message())
     assert issubclass(ServerUnavailable, TemporaryMailError)
+
+
+# -- SMTP sessions: one connection per batch, reopened when the server hangs up -------------------
+
+@dataclass
+class WatchedSmtp:
+    """An SMTP server that notes the connection (client port) of each message and can hang up on MAIL."""
+
+    host: str
+    port: int
+    received: list[tuple[int, EmailMessage]]
+    hang_ups: list[int]  # hang up on the next MAIL command while this holds a positive count
+
+    def connections(self) -> int:
+        """How many connections delivered messages."""
+        return len({port for port, _ in self.received})
+
+    def subjects(self) -> list[str]:
+        """The subjects received, in order."""
+        return [str(message["Subject"]) for _, message in self.received]
+
+
+@pytest.fixture
+def watched_smtp():
+    """`watched_smtp(**aiosmtpd_options)` starts a WatchedSmtp (e.g. timeout=0.3 for a short idle timeout)."""
+    import email
+    import email.policy
+
+    from aiosmtpd.controller import Controller
+
+    from tests.servers import free_port
+
+    controllers = []
+
+    def start(**options) -> WatchedSmtp:
+        """A WatchedSmtp with these aiosmtpd options, stopped after the test."""
+        server = WatchedSmtp("127.0.0.1", free_port(), [], [0])
+
+        class Handler:
+            async def handle_MAIL(self, smtp, session, envelope, address, mail_options):  # noqa: N802 - aiosmtpd's name
+                if server.hang_ups[0] > 0:
+                    server.hang_ups[0] -= 1
+                    smtp.transport.close()  # the server goes away without a word, as on a restart or a dead link
+                envelope.mail_from = address
+                return "250 OK"
+
+            async def handle_RCPT(self, smtp, session, envelope, address, rcpt_options):  # noqa: N802 - aiosmtpd's name
+                if address.startswith("nobody@"):
+                    return "550 5.1.1 no such user"
+                envelope.rcpt_tos.append(address)
+                return "250 OK"
+
+            async def handle_DATA(self, smtp, session, envelope):  # noqa: N802 - aiosmtpd's name
+                raw = envelope.original_content or envelope.content
+                server.received.append((session.peer[1], email.message_from_bytes(raw, policy=email.policy.default)))
+                return "250 OK"
+
+        controller = Controller(Handler(), hostname=server.host, port=server.port, enable_SMTPUTF8=False, **options)
+        controller.start()
+        controllers.append(controller)
+        return server
+
+    yield start
+    for controller in controllers:
+        controller.stop()
+
+
+def numbered(n: int, to: str = "zhangsan@example.org") -> EmailMessage:
+    """A message whose subject ends with its number."""
+    message = chinese_message(to=Address("张三", addr_spec=to))
+    message.replace_header("Subject", f"{SUBJECT}{n}")
+    return message
+
+
+def test_smtp_session_sends_a_batch_over_one_connection(watched_smtp):
+    server = watched_smtp()
+    mailer = smtp_mailer(server)
+    with mailer.session() as session:
+        for n in range(3):
+            session.send(numbered(n))
+    assert server.subjects() == [f"{SUBJECT}{n}" for n in range(3)] and server.connections() == 1
+    mailer.send(numbered(3))  # a single send has a connection of its own
+    assert server.connections() == 2
+
+
+def test_smtp_session_a_refused_recipient_fails_only_its_message_and_keeps_the_connection(watched_smtp):
+    server = watched_smtp()
+    with smtp_mailer(server).session() as session:
+        session.send(numbered(0))
+        with pytest.raises(PermanentMailError, match="550"):
+            session.send(numbered(1, to="nobody@example.org"))
+        session.send(numbered(2))
+    assert server.subjects() == [f"{SUBJECT}0", f"{SUBJECT}2"] and server.connections() == 1
+
+
+@pytest.mark.parametrize("stage", ["RCPT", "DATA"])
+def test_smtp_session_a_temporary_refusal_fails_only_its_message(smtp, stage):
+    smtp.fail_next_with(451, "4.7.1 try later", on=stage)
+    with smtp_mailer(smtp).session() as session:
+        with pytest.raises(TemporaryMailError, match="451"):
+            session.send(numbered(0))
+        session.send(numbered(1))
+        session.send(numbered(2))
+    assert [str(m.message["Subject"]) for m in smtp.wait_for(2)] == [f"{SUBJECT}1", f"{SUBJECT}2"]
+
+
+def test_smtp_session_reconnects_when_the_server_hangs_up_mid_batch(watched_smtp):
+    server = watched_smtp()
+    with smtp_mailer(server).session() as session:
+        session.send(numbered(0))
+        server.hang_ups[0] = 1
+        session.send(numbered(1))  # the kept connection is gone: sent again over a new one, no error
+        session.send(numbered(2))
+    assert server.subjects() == [f"{SUBJECT}{n}" for n in range(3)] and server.connections() == 2
+
+
+def test_smtp_session_reconnects_after_the_servers_idle_timeout(watched_smtp):
+    server = watched_smtp(timeout=0.3)
+    with smtp_mailer(server).session() as session:
+        session.send(numbered(0))
+        time.sleep(0.8)  # the server closes the idle connection meanwhile
+        session.send(numbered(1))
+    assert server.subjects() == [f"{SUBJECT}0", f"{SUBJECT}1"] and server.connections() == 2
+
+
+def test_smtp_session_tries_a_new_connection_once_then_reports_the_server(watched_smtp):
+    server = watched_smtp()
+    with smtp_mailer(server).session() as session:
+        session.send(numbered(0))
+        server.hang_ups[0] = 2  # the new connection is dropped too: no loop of reconnections
+        with pytest.raises(ServerUnavailable):
+            session.send(numbered(1))
+        session.send(numbered(2))  # the session carries on once the server does
+    assert server.subjects() == [f"{SUBJECT}0", f"{SUBJECT}2"]
+
+
+def test_smtp_session_server_down_mid_batch_is_server_trouble_and_the_session_carries_on(smtp):
+    with smtp_mailer(smtp).session() as session:
+        session.send(numbered(0))
+        smtp.stop()
+        with pytest.raises(ServerUnavailable):
+            session.send(numbered(1))
+        smtp.start()
+        session.send(numbered(2))
+    assert [str(m.message["Subject"]) for m in smtp.wait_for(2)] == [f"{SUBJECT}0", f"{SUBJECT}2"]
+
+
+def test_smtp_session_starts_a_new_connection_after_its_message_limit(watched_smtp):
+    server = watched_smtp()
+    with smtp_mailer(server, max_per_connection=2).session() as session:
+        for n in range(5):
+            session.send(numbered(n))
+    assert len(server.received) == 5 and server.connections() == 3
+
+
+@TLS_WARNING
+def test_smtp_session_over_tls_with_login_sends_a_batch(tls_smtp):
+    security, server = tls_smtp
+    with tls_mailer(server, security).session() as session:
+        for n in range(3):
+            session.send(numbered(n))
+    assert [str(message["Subject"]) for message in server.messages] == [f"{SUBJECT}{n}" for n in range(3)]

@@ -1,0 +1,119 @@
+"""Batches: a round claims the due deliveries in one transaction, sends them over one SMTP session and records
+the outcomes together. What a refused message, the rate limit, a down server and a crash do to a batch, and
+two loops on one PostgreSQL queue (SKIP LOCKED)."""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from sqlalchemy import func, select
+
+from services.notification.delivery import DeliveryLoop
+from services.notification.models import Delivery
+from shared.mail.ratelimit import TokenBucket
+from tests.helpers import wait_until
+from tests.notification.conftest import run_loop
+from tests.notification.test_delivery import observed, returned
+
+
+def queue(world, count: int) -> str:
+    """Queue `count` e-mails to one unit's liaison (consumed, not sent); returns the unit."""
+    unit_id = world.add_unit()
+    for n in range(count):
+        world.publish_and_wait(returned(unit_id, n))
+    return unit_id
+
+
+def states(world) -> list[tuple[str, int]]:
+    """(status, attempts) of every delivery, sorted."""
+    return sorted((d.status, d.attempts) for d in world.deliveries())
+
+
+def test_one_round_sends_the_batch_and_a_refused_mail_fails_alone(make_world, smtp):
+    world = make_world(run_jobs=False)
+    queue(world, 5)
+    smtp.fail_next_with(550, "5.1.1 no such user", on="RCPT")  # the batch's first e-mail
+    assert run_loop(world) == 4
+    assert states(world) == [("failed", 1)] + [("sent", 1)] * 4
+    wait_until(lambda: len(observed(world, "notification.delivered")) == 4 and len(observed(world, "notification.failed")) == 1,
+               what="an event for each outcome")
+    assert len(smtp.messages) == 4
+
+
+def test_a_batch_is_only_as_large_as_the_tokens_of_one_round(make_world, smtp):
+    world = make_world(run_jobs=False)
+    queue(world, 5)
+    now = [1000.0]
+    loop = DeliveryLoop(world.ctx, bucket=TokenBucket(60, burst=3, monotonic=lambda: now[0]))
+    assert loop.run() == 3
+    assert states(world) == [("queued", 0)] * 2 + [("sent", 1)] * 3  # the other two were never claimed
+    now[0] += 2
+    assert loop.run() == 2
+    assert len(smtp.wait_for(5)) == 5
+
+
+def test_while_the_server_is_down_a_round_probes_with_one_mail_and_gives_the_rest_back(make_world, smtp):
+    world = make_world(run_jobs=False)
+    queue(world, 4)
+    smtp.stop()
+    loop = DeliveryLoop.from_settings(world.ctx)
+    assert loop.run() == 0
+    assert states(world) == [("queued", 0)] * 3 + [("queued", 1)]  # claimed as a batch; the untried rows went back
+    assert loop.run() == 0
+    assert states(world) == [("queued", 0)] * 2 + [("queued", 1)] * 2  # still down: one row claimed, not the batch
+    smtp.start()
+    wait_until(lambda: loop.run() is not None and len(world.deliveries(status="sent")) == 4,
+               what="the loop to send all four once the server is back")
+    assert len(smtp.messages) == 4
+
+
+def test_a_crash_between_claim_and_record_leaves_the_batch_sending_never_sent_again(make_world, smtp, tmp_path):
+    data_dir = tmp_path / "shared-data"
+    crashed = make_world(data_dir=data_dir, run_jobs=False)
+    queue(crashed, 3)
+    claimed = DeliveryLoop.from_settings(crashed.ctx).claim(2)  # the worker dies before it records anything
+    crashed.bus.stop()
+
+    restarted = make_world(data_dir=data_dir)
+    [received] = smtp.wait_for(1, timeout=30)
+    wait_until(lambda: restarted.deliveries(status="sent"), what="the unclaimed delivery to be sent")
+    for _ in range(3):
+        run_loop(restarted)
+    assert len(smtp.messages) == 1 and states(restarted) == [("sending", 1), ("sending", 1), ("sent", 1)]
+    stuck = restarted.client.get("/deliveries", params={"status": "sending"}).json()
+    assert sorted(d["id"] for d in stuck) == sorted(c.id for c in claimed)
+    assert received.message["Subject"] not in {c.subject for c in claimed}
+
+
+def test_a_claim_on_postgresql_skips_rows_another_worker_is_claiming(make_world, smtp, postgres_url):
+    first = make_world(run_jobs=False, database_url=postgres_url)
+    second = make_world(run_jobs=False, database_url=postgres_url)
+    queue(first, 4)
+    # a claim under way holds two rows (its transaction ends first, so a claim that waits is freed on failure)
+    with ThreadPoolExecutor(1) as pool, first.ctx.db.transaction() as uow:
+        held = uow.scalars(select(Delivery.id).order_by(Delivery.created_at).limit(2).with_for_update()).all()
+        claimed = pool.submit(DeliveryLoop.from_settings(second.ctx).claim, 10).result(timeout=10)  # no waiting
+    assert len(claimed) == 2 and not {c.id for c in claimed} & set(held)
+    assert states(first) == [("queued", 0)] * 2 + [("sending", 1)] * 2
+
+
+def test_two_loops_draining_one_postgresql_queue_send_every_mail_once(make_world, smtp, postgres_url):
+    first = make_world(run_jobs=False, database_url=postgres_url)
+    second = make_world(run_jobs=False, database_url=postgres_url)
+    queue(first, 24)
+
+    def drain(world) -> int:
+        """Run small batches until nothing is queued; how many this loop sent."""
+        loop, sent = DeliveryLoop(world.ctx, batch=3), 0
+        for _ in range(200):
+            sent += loop.run()
+            with world.ctx.db.session() as uow:
+                if not uow.scalar(select(func.count()).select_from(Delivery).where(Delivery.status == "queued")):
+                    return sent
+        raise AssertionError("the queue did not drain")
+
+    with ThreadPoolExecutor(2) as pool:
+        counts = list(pool.map(drain, [first, second]))
+    assert sum(counts) == 24
+    subjects = [m.message["Subject"] for m in smtp.wait_for(24)]
+    assert len(subjects) == 24 and len(set(subjects)) == 24
+    assert states(first) == [("sent", 1)] * 24
