@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from services.review import rubric, supervision, timeline
+from services.review.inspection_schemas import InspectionCreate
 from services.review.models import AUDIT, Inspection, ReviewCampaign, ReviewEvidence, ReviewUnit, SamplingDraw, Supervision
 from shared import audit
 from shared.auth import Principal, can_see_unit
@@ -25,26 +26,6 @@ from shared.runtime import ServiceContext
 
 SERVICE = "review"
 NO_WINDOW_GRACE = timedelta(days=30)  # without an inspection window: the publicity window and 30 days after it
-
-
-@dataclass(frozen=True)
-class Facts:
-    """What the inspector recorded (the API body, before it is stored)."""
-
-    campaign_id: str
-    unit_id: str
-    sampling_id: str | None
-    method: str
-    inspected_on: date
-    measures_verified: list[str]
-    residents_asked: int
-    residents_aware: int
-    residents_able: int
-    staff_tested: int
-    staff_proficient: int
-    findings: str
-    problems: list[str]
-    criteria: dict[str, float]
 
 
 @dataclass
@@ -74,7 +55,7 @@ def measure_codes(campaign: ReviewCampaign) -> list[str]:
     return [m["code"] for m in campaign.measures or []]
 
 
-def validate(facts: Facts, campaign: ReviewCampaign, scheme: rubric.Rubric | None, *, today: date | None = None) -> list[str]:
+def validate(facts: InspectionCreate, campaign: ReviewCampaign, scheme: rubric.Rubric | None, *, today: date | None = None) -> list[str]:
     """Check dates, counts, measure codes and criteria (422 in Chinese); returns the verified codes, de-duplicated.
 
     `today` (the campaign's local date) refuses an inspection dated in the future.
@@ -109,7 +90,7 @@ def validate(facts: Facts, campaign: ReviewCampaign, scheme: rubric.Rubric | Non
     return list(dict.fromkeys(facts.measures_verified))
 
 
-def _sampling_check(uow, facts: Facts) -> None:
+def _sampling_check(uow, facts: InspectionCreate) -> None:
     if facts.sampling_id is None:
         return
     draw = uow.get(SamplingDraw, facts.sampling_id)
@@ -127,7 +108,7 @@ def score(campaign: ReviewCampaign, row) -> tuple[list[rubric.CriterionScore], f
     return rubric.inspection_scores(scheme, row, measure_codes(campaign), given=row.criteria), scheme.inspection_points
 
 
-def record(ctx: ServiceContext, facts: Facts, *, principal: Principal,
+def record(ctx: ServiceContext, facts: InspectionCreate, *, principal: Principal,
            request: audit.RequestInfo | None = None) -> Recorded:
     """Validate, score and store an inspection; open a supervision when it breaks the rules."""
     now = ctx.clock.now()

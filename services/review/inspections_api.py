@@ -73,8 +73,7 @@ def router(ctx: ServiceContext) -> APIRouter:
     @router.post("/inspections", response_model=InspectionRead, status_code=201, tags=["inspections"])
     def record(body: InspectionCreate, request: Request, principal: Principal = Depends(require(*INSPECTORS))) -> InspectionRead:
         """Record an inspection within the campaign's inspection window; it is scored by the rubric (inspectors and admins)."""
-        facts = inspections.Facts(**body.model_dump())
-        return _inspection_view(inspections.record(ctx, facts, principal=principal, request=audit.request_info(request)))
+        return _inspection_view(inspections.record(ctx, body, principal=principal, request=audit.request_info(request)))
 
     @router.get("/inspections", response_model=list[InspectionRead], tags=["inspections"])
     def listing(campaign_id: str | None = None, unit_id: str | None = None, method: str | None = None,
