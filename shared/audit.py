@@ -18,6 +18,7 @@ from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Integer, MetaD
 from sqlalchemy.orm import Session
 
 from shared.auth import ADMIN, Principal, require
+from shared.clock import as_utc
 from shared.db import Database
 
 TABLE = "audit_log"
@@ -176,11 +177,7 @@ def audit_router(table: Table, db: Database) -> APIRouter:
                 query = query.where(table.c[column] == value)
         with db.session() as uow:
             rows = uow.execute(query).mappings().all()
-        return [AuditEntry.model_validate({**row, "at": _utc(row["at"])}) for row in rows]
+        return [AuditEntry.model_validate({**row, "at": as_utc(row["at"])}) for row in rows]
 
     return router
 
-
-def _utc(value: datetime) -> datetime:
-    # SQLite hands back naive datetimes; everything we write is UTC.
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)

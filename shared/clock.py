@@ -6,6 +6,11 @@ from datetime import datetime, timedelta, timezone
 from typing import Protocol
 
 
+def as_utc(at: datetime) -> datetime:
+    """The same moment as an aware UTC time; a naive value (SQLite hands them back) is taken as UTC."""
+    return at.replace(tzinfo=timezone.utc) if at.tzinfo is None else at.astimezone(timezone.utc)
+
+
 class Clock(Protocol):
     """Tells the current UTC time."""
 

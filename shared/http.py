@@ -1,12 +1,19 @@
 """HTTP helpers shared by the service APIs: bilingual errors and the health route."""
 from __future__ import annotations
 
-from typing import Callable, Mapping
+from datetime import datetime
+from typing import Annotated, Callable, Mapping
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import AfterValidator
+
+from shared.clock import as_utc
+
+# A time in an API model: always shown as UTC, also when SQLite handed it back naive.
+UtcDateTime = Annotated[datetime, AfterValidator(as_utc)]
 
 
 class ApiError(HTTPException):

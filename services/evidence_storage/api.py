@@ -2,7 +2,6 @@
 thread, so uploads of any size stream into the store with flat memory."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import Callable
 from urllib.parse import quote
 
@@ -26,6 +25,7 @@ from services.evidence_storage.streams import ChunkPullReader
 from shared.audit import AuditEntry
 from shared.blobs.port import PresignedPost
 from shared.auth import ADMIN, INSPECTOR, STAFF, UNIT, Principal, install, require, verifier_from_settings
+from shared.clock import as_utc
 from shared.http import health_router, not_found
 from shared.runtime import ServiceContext
 
@@ -220,7 +220,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
                 query = query.where(AUDIT.c[column] == value)
         with ctx.db.session() as uow:
             rows = uow.execute(query).mappings().all()
-        return [AuditEntry.model_validate({**row, "at": _utc(row["at"])}) for row in rows]
+        return [AuditEntry.model_validate({**row, "at": as_utc(row["at"])}) for row in rows]
 
     def session_view(session: UploadSession, form: PresignedPost | None = None) -> SessionRead:
         return SessionRead.model_validate(session).model_copy(update={
@@ -255,10 +255,6 @@ def _puller(request: Request) -> Callable[[], bytes]:
 
 async def _in_thread(work):
     return await anyio.to_thread.run_sync(work)
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)  # SQLite hands back naive UTC
 
 
 def _zip_response(name: str, chunks) -> StreamingResponse:

@@ -1,18 +1,12 @@
 """Evidence API models."""
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
-from typing import Annotated, Literal
+from datetime import date
+from typing import Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-
-def _utc(moment: datetime) -> datetime:
-    """SQLite returns naive datetimes; every time here was stored as UTC, so say so."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-
-
-UtcDateTime = Annotated[datetime, AfterValidator(_utc)]
+from shared.http import UtcDateTime
 
 
 class DuplicateRead(BaseModel):

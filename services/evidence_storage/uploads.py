@@ -12,7 +12,7 @@ import hashlib
 import logging
 import re
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from typing import BinaryIO
 
 from sqlalchemy import select, update
@@ -24,6 +24,7 @@ from services.evidence_storage.refusals import Refusal
 from services.evidence_storage.sniff import ALLOWED_TEXT, ALLOWED_TEXT_EN, BY_MEDIA_TYPE, HEAD_BYTES
 from services.evidence_storage.streams import PrefixedLimitedReader, UploadTooLarge, read_head
 from shared.blobs.port import BlobNotFound, BlobStoreUnavailable, PresignedPost, PresignUnsupported
+from shared.clock import as_utc
 from shared.events import new_id
 from shared.http import ApiError, not_found
 from shared.runtime import ServiceContext
@@ -225,14 +226,9 @@ def _open_session(session_id: str, ctx: ServiceContext, *, mode: str | None) -> 
         raise ApiError(409, "session_busy", "该上传会话正在完成中", "the session is being completed")
     if session.state != OPEN:
         raise ApiError(410, f"session_{session.state}", f"该上传会话已结束（{session.state}）", f"the upload session is {session.state}")
-    if ctx.clock.now() > _aware(session.expires_at):
+    if ctx.clock.now() > as_utc(session.expires_at):
         raise ApiError(410, "session_expired", "该上传会话已过期，请重新创建", "the upload session has expired; create a new one")
     return session
-
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite hands back naive datetimes; they were stored as UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def _submission(ctx: ServiceContext, session: UploadSession) -> KnownSubmission:

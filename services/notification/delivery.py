@@ -15,7 +15,7 @@ import logging
 import random
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Callable
 
 from sqlalchemy import select, update
@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from services.notification.models import Delivery
 from services.notification.render import RenderedMail, build_message, sender_domain
+from shared.clock import as_utc
 from shared.contracts import make_event
 from shared.contracts.notification import NotificationDelivered, NotificationFailed
 from shared.mail.port import MailSession, PermanentMailError, ServerUnavailable, TemporaryMailError
@@ -194,10 +195,6 @@ def _as_rendered(delivery: Claimed) -> RenderedMail:
     return RenderedMail(subject=delivery.subject, text=delivery.body_text, html=delivery.body_html)
 
 
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)  # SQLite hands back naive UTC
-
-
 def _apply(uow: Session, outcome: Outcome, *, ctx: ServiceContext) -> None:
     """Write a failure or deferral: a deferral goes back to the queue, or gives up after the retry window."""
     delivery, error = outcome.delivery, outcome.error or ""
@@ -205,7 +202,7 @@ def _apply(uow: Session, outcome: Outcome, *, ctx: ServiceContext) -> None:
         _fail(uow, delivery, error, ctx=ctx)
         return
     settings, now = ctx.settings, ctx.clock.now()
-    waited = (now - _utc(delivery.created_at)).total_seconds()
+    waited = (now - as_utc(delivery.created_at)).total_seconds()
     if waited >= settings.notify_retry_for_s:
         _fail(uow, delivery, f"gave up after {delivery.attempts} attempts in {waited:.0f}s: {error}", ctx=ctx)
         return

@@ -8,7 +8,7 @@ was assembled; notices kept after that day's digest wait for the next day's.
 from __future__ import annotations
 
 import logging
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
@@ -19,6 +19,7 @@ from services.notification import contexts
 from services.notification.compose import fit_key, links, queue_mail, render_mail
 from services.notification.models import Delivery, DigestItem, Liaison
 from services.notification.render import recipient_header
+from shared.clock import as_utc
 from shared.runtime import ServiceContext
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ def _assemble(uow: Session, *, audience: str, day: date, now: datetime, ctx: Ser
     if not items:
         return 0
     kind, _, who = audience.partition(":")
-    shown = [{"subject": i.subject, "body_text": i.body_text, "link": i.link, "created_at": _utc(i.created_at)}
+    shown = [{"subject": i.subject, "body_text": i.body_text, "link": i.link, "created_at": as_utc(i.created_at)}
              for i in items]
     office = ctx.settings.notify_office_name
     if kind == "unit":
@@ -84,6 +85,3 @@ def _assemble(uow: Session, *, audience: str, day: date, now: datetime, ctx: Ser
     uow.execute(update(DigestItem).where(DigestItem.id.in_([i.id for i in items])).values(delivery_id=delivery.id))
     return 1
 
-
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import functools
 import logging
-from datetime import timezone
 from typing import Callable
 from zoneinfo import ZoneInfo
 
@@ -21,6 +20,7 @@ from services.notification.compose import (
 )
 from services.notification.labels import SUBMISSION_KINDS, label
 from services.notification.models import HeldNotice, KnownCampaign, KnownUnit, Liaison
+from shared.clock import as_utc
 from shared.contracts import read_payload
 from shared.contracts.evidence import EvidenceRejected
 from shared.contracts.intake import (
@@ -178,7 +178,7 @@ def notify_deadline(event: Envelope, *, uow: Session, ctx: ServiceContext) -> No
     link = links(ctx.settings)
     if concerns_liaison(data.deadline_code):
         liaison = uow.get(Liaison, data.unit_id)
-        reminder = dict(kind=kind, unit_id=data.unit_id, deadline_name=data.deadline_name, due_at=_utc(data.due_at),
+        reminder = dict(kind=kind, unit_id=data.unit_id, deadline_name=data.deadline_name, due_at=as_utc(data.due_at),
                         lead=lead, campaign_name=campaign_name, links=link)
         if liaison is not None:
             tell_liaison(uow, ctx=ctx, event=event, liaison=liaison, family="liaison_reminder", dedupe_key=key,
@@ -239,6 +239,3 @@ def _unit_name(uow: Session, unit_id: str) -> str:
     liaison = uow.get(Liaison, unit_id)
     return liaison.unit_name if liaison is not None else unit_id
 
-
-def _utc(value):
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)

@@ -23,6 +23,7 @@ from services.review import rubric as rubrics
 from services.review.models import (
     Inspection, ReviewCampaign, ReviewDecision, ReviewUnit, ReviewVersion, Supervision, SupervisionChange,
 )
+from shared.clock import as_utc
 from shared.http import ApiError, not_found
 
 PARTS = ("measures", "timeliness", "inspection", "deductions", "bonus")
@@ -146,11 +147,6 @@ class Facts:
     supervisions: list[SupervisionFact] = field(default_factory=list)
 
 
-def utc(at: datetime) -> datetime:
-    """An aware UTC time (SQLite hands back naive UTC)."""
-    return at.replace(tzinfo=timezone.utc) if at.tzinfo is None else at.astimezone(timezone.utc)
-
-
 def campaign_facts(row: ReviewCampaign) -> CampaignFacts:
     """The campaign row as plain data."""
     return CampaignFacts(campaign_id=row.campaign_id, code=row.code, name=row.name, organiser=row.organiser or "",
@@ -172,9 +168,9 @@ def load_campaign(uow: Session, campaign_id: str) -> CampaignFacts:
 def load_facts(uow: Session, campaign_id: str, as_of: datetime) -> Facts:
     """Read the campaign's facts that existed at as_of (times compared in UTC)."""
     campaign = load_campaign(uow, campaign_id)
-    at = utc(as_of)
+    at = as_utc(as_of)
     units = [UnitFacts(u.unit_id, u.code, u.name, u.level, u.unit_path or "",
-                       utc(u.liaison_designated_at) if u.liaison_designated_at and utc(u.liaison_designated_at) <= at else None)
+                       as_utc(u.liaison_designated_at) if u.liaison_designated_at and as_utc(u.liaison_designated_at) <= at else None)
              for u in uow.scalars(select(ReviewUnit).where(ReviewUnit.campaign_id == campaign_id,
                                                           ReviewUnit.participates.is_(True)))]
     ids = {u.unit_id for u in units}
@@ -184,18 +180,18 @@ def load_facts(uow: Session, campaign_id: str, as_of: datetime) -> Facts:
 
     # Plain column rows, not ORM objects: building tens of thousands of instances is most of the time.
     v_ = ReviewVersion
-    versions = [VersionFact(v.submission_id, v.version, v.unit_id, v.measure_code, v.kind, utc(v.submitted_at))
+    versions = [VersionFact(v.submission_id, v.version, v.unit_id, v.measure_code, v.kind, as_utc(v.submitted_at))
                 for v in uow.execute(select(v_.submission_id, v_.version, v_.unit_id, v_.measure_code, v_.kind,
                                             v_.submitted_at).where(ours(v_.campaign_id), v_.submitted_at <= at))
                 if v.unit_id in ids]
     d_ = ReviewDecision
     decisions = [DecisionFact(d.id, d.submission_id, d.unit_id, d.measure_code, d.kind, d.version, d.decision, d.score,
-                              utc(d.decided_at))
+                              as_utc(d.decided_at))
                  for d in uow.execute(select(d_.id, d_.submission_id, d_.unit_id, d_.measure_code, d_.kind, d_.version,
                                              d_.decision, d_.score, d_.decided_at).where(ours(d_.campaign_id),
                                                                                          d_.decided_at <= at))
                  if d.unit_id in ids]
-    inspections = [InspectionFact(i.id, i.unit_id, i.method, i.inspected_on, utc(i.recorded_at), i.score,
+    inspections = [InspectionFact(i.id, i.unit_id, i.method, i.inspected_on, as_utc(i.recorded_at), i.score,
                                   list(i.measures_verified or []), i.residents_asked, i.residents_aware, i.residents_able,
                                   i.staff_tested, i.staff_proficient, dict(i.criteria or {}))
                    for i in uow.scalars(select(Inspection).where(Inspection.campaign_id == campaign_id,
@@ -217,9 +213,9 @@ def load_facts(uow: Session, campaign_id: str, as_of: datetime) -> Facts:
 def _supervision_as_of(row: Supervision, changes: list[SupervisionChange]) -> SupervisionFact:
     level, method, state = row.level, row.method, "open"
     if changes:
-        last = max(changes, key=lambda c: (utc(c.at), c.id))
+        last = max(changes, key=lambda c: (as_utc(c.at), c.id))
         level, method, state = last.level, last.method, _STATE_AFTER.get(last.action, "open")
-    return SupervisionFact(row.id, row.unit_id, row.reason, utc(row.opened_at), level, method, state)
+    return SupervisionFact(row.id, row.unit_id, row.reason, as_utc(row.opened_at), level, method, state)
 
 
 # ---------------------------------------------------------------- results
@@ -438,7 +434,7 @@ def _timeliness_lines(rubric: rubrics.Rubric, deadlines: list[dict], unit: UnitF
 
 def _due(deadline: dict) -> datetime:
     value = deadline["due_at"]
-    return utc(value if isinstance(value, datetime) else datetime.fromisoformat(str(value)))
+    return as_utc(value if isinstance(value, datetime) else datetime.fromisoformat(str(value)))
 
 
 def _day(at: datetime, zone: ZoneInfo) -> str:
@@ -500,7 +496,7 @@ def _bonus_lines(rubric: rubrics.Rubric, decisions: list[DecisionFact], latest: 
 def parse_as_of(text: str | None, zone: ZoneInfo, now: datetime) -> datetime:
     """A moment from an ISO date (the end of that day, campaign time) or datetime (no offset: campaign time); None: now."""
     if text is None or not text.strip():
-        return utc(now)
+        return as_utc(now)
     value = text.strip()
     try:
         if len(value) == 10:
@@ -509,7 +505,7 @@ def parse_as_of(text: str | None, zone: ZoneInfo, now: datetime) -> datetime:
     except ValueError:
         raise ApiError(422, "invalid_as_of", "as_of 格式不正确，应为 YYYY-MM-DD 或 YYYY-MM-DDTHH:MM:SS+08:00",
                        "as_of must be an ISO date or datetime") from None
-    return utc(moment if moment.tzinfo else moment.replace(tzinfo=zone))
+    return as_utc(moment if moment.tzinfo else moment.replace(tzinfo=zone))
 
 
 def end_of_day(day: date, zone: ZoneInfo) -> datetime:

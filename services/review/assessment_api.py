@@ -21,6 +21,7 @@ from services.review.assessment_schemas import (
 from services.review.models import Circular, ReviewUnit
 from shared import audit
 from shared.auth import ADMIN, INSPECTOR, REVIEWER, STAFF, UNIT, Principal, can_see_unit, forbidden, require
+from shared.clock import as_utc
 from shared.http import not_found
 from shared.runtime import ServiceContext
 
@@ -33,7 +34,7 @@ def router(ctx: ServiceContext) -> APIRouter:
     router = APIRouter()
 
     def assessed(campaign_id: str, as_of: str | None) -> scoring.Assessment:
-        now = scoring.utc(ctx.clock.now())
+        now = as_utc(ctx.clock.now())
         with ctx.db.session() as uow:
             campaign = scoring.load_campaign(uow, campaign_id)
             # A future moment would call deadlines between now and then missed: what is known is as of now.
@@ -72,8 +73,8 @@ def router(ctx: ServiceContext) -> APIRouter:
 
     def read(row: Circular) -> CircularRead:
         out = CircularRead.model_validate(row)
-        out.as_of, out.created_at = scoring.utc(row.as_of), scoring.utc(row.created_at)
-        out.published_at = scoring.utc(row.published_at) if row.published_at else None
+        out.as_of, out.created_at = as_utc(row.as_of), as_utc(row.created_at)
+        out.published_at = as_utc(row.published_at) if row.published_at else None
         out.files = {kind: f"/review/circulars/{row.id}/files/{kind}" for kind in circulars.FILES}
         return out
 

@@ -27,6 +27,7 @@ from services.review.models import AUDIT, Circular
 from shared import audit
 from shared.auth import Principal
 from shared.blobs.port import BlobNotFound, BlobStore, BlobStoreUnavailable
+from shared.clock import as_utc
 from shared.contracts import make_event
 from shared.contracts.review import CircularPublished
 from shared.http import ApiError, not_found
@@ -200,7 +201,7 @@ def create(ctx: ServiceContext, *, campaign_id: str, period: str, as_of: str | N
     with ctx.db.session() as uow:
         campaign = scoring.load_campaign(uow, campaign_id)
     moment = scoring.parse_as_of(as_of, campaign.zone, now) if as_of else scoring.end_of_day(spec.end, campaign.zone)
-    if moment > scoring.utc(now):
+    if moment > as_utc(now):
         raise ApiError(422, "as_of_in_future", "统计截止时间晚于当前时间：通报只能根据已发生的事实生成",
                        "as_of is in the future; a circular freezes facts that already happened")
     with ctx.db.session() as uow:
@@ -212,7 +213,7 @@ def create(ctx: ServiceContext, *, campaign_id: str, period: str, as_of: str | N
                 Circular.campaign_id == campaign_id, Circular.period == spec.code)) or 0) + 1
             number = document_number or f"宣传月通报〔{spec.year}〕{_sequence(uow, campaign_id, spec.code)}号"
             snapshot = build_snapshot(result, period=spec, revision=revision, title=title or default_title(campaign.name, spec),
-                                      document_number=number, issued_on=scoring.utc(now).astimezone(campaign.zone).date())
+                                      document_number=number, issued_on=as_utc(now).astimezone(campaign.zone).date())
             data = canonical(snapshot)
             prefix = f"circulars/{campaign_id}/{spec.code}/r{revision}"
             row = Circular(id=str(uuid.uuid4()), campaign_id=campaign_id, period=spec.code, revision=revision,
@@ -246,7 +247,7 @@ def _sequence(uow: Session, campaign_id: str, period: str) -> int:
     """The number of a period among the campaign's circulars, in the order they were first made."""
     firsts = uow.execute(select(Circular.period, func.min(Circular.created_at)).where(Circular.campaign_id == campaign_id)
                          .group_by(Circular.period)).all()
-    ordered = [p for p, _ in sorted(firsts, key=lambda row: (scoring.utc(row[1]), row[0]))]
+    ordered = [p for p, _ in sorted(firsts, key=lambda row: (as_utc(row[1]), row[0]))]
     return ordered.index(period) + 1 if period in ordered else len(ordered) + 1
 
 

@@ -1,13 +1,14 @@
 """Review's event handlers: project other services' facts, fill the queue, and write the timeline."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from services.review import timeline
 from services.review.models import Inspection, ReviewCampaign, ReviewEvidence, ReviewItem, ReviewUnit, ReviewVersion
+from shared.clock import as_utc
 from shared.contracts import read_payload
 from shared.contracts.evidence import EvidenceDownloaded, EvidenceStored
 from shared.contracts.intake import CampaignPublished, LiaisonDesignated, SubmissionSubmitted, SubmissionWithdrawn, UnitRegistered
@@ -16,10 +17,6 @@ from shared.runtime import ServiceContext
 
 SERVICE = "review"
 SYSTEM = "system"
-
-
-def _aware(at: datetime) -> datetime:
-    return at if at.tzinfo else at.replace(tzinfo=timezone.utc)
 
 
 def _when(stated: datetime | None, event: Envelope) -> datetime:
@@ -67,7 +64,7 @@ def project_liaison(event: Envelope, *, uow: Session, ctx: ServiceContext) -> No
     if row is None:  # liaison before the unit's own event: keep the time, the rest follows
         row = ReviewUnit(unit_id=data.unit_id, code=data.unit_code, name=data.unit_name, level="", unit_path=data.unit_path)
         uow.add(row)
-    if row.liaison_designated_at is None or at < _aware(row.liaison_designated_at):
+    if row.liaison_designated_at is None or at < as_utc(row.liaison_designated_at):
         row.liaison_designated_at = at
         timeline.append(uow, at=at, actor=data.liaison_name, actor_role="unit", kind="liaison.designated",
                         subject_type="unit", subject_id=data.unit_id, unit_id=data.unit_id,

@@ -1,17 +1,13 @@
 """API models of sampling and inspections (抽查、检查)."""
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import date
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from shared.http import UtcDateTime
 
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value  # SQLite hands back naive UTC
-
-
-UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
 Share = Annotated[float, Field(ge=0, le=1)]
 Count = Annotated[int, Field(ge=0, le=1_000_000)]
 
@@ -48,7 +44,7 @@ class SamplingRead(BaseModel):
     units: list[SampledUnit] = []
     reproduced: bool = Field(True, description="drawing again from population with seed gives selected")
     drawn_by: str
-    drawn_at: UtcDatetime
+    drawn_at: UtcDateTime
 
 
 class InspectionCreate(BaseModel):
@@ -120,4 +116,4 @@ class InspectionRead(BaseModel):
     scores: list[CriterionScoreRead] = []
     photos: list[PhotoRead] = []
     supervision_ids: list[str] = []
-    recorded_at: UtcDatetime
+    recorded_at: UtcDateTime

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Iterable
 
 from sqlalchemy import exists, func, or_, select, update
@@ -18,6 +18,7 @@ from services.review import decisions, schemas, timeline
 from services.review.models import AUDIT, ReviewEvidence, ReviewItem
 from shared import audit
 from shared.auth import ADMIN, Principal, can_see_unit, visible
+from shared.clock import as_utc
 from shared.contracts import make_event
 from shared.contracts.review import SubmissionClaimed, SubmissionReleased
 from shared.http import ApiError, not_found
@@ -45,12 +46,6 @@ class QueueFilter:
     newer_than_hours: float | None = None
     limit: int = 100
     offset: int = 0
-
-
-def _utc(at: datetime | None) -> datetime | None:
-    if at is None:
-        return None
-    return at.replace(tzinfo=timezone.utc) if at.tzinfo is None else at.astimezone(timezone.utc)
 
 
 def _who(value: str, principal: Principal) -> str:
@@ -145,11 +140,11 @@ def present(uow: Session, items: list[ReviewItem], *, principal: Principal, now:
     out = []
     for item in items:
         view = schemas.ReviewItemRead.model_validate(item)
-        claimed_at = _utc(item.claimed_at)
+        claimed_at = as_utc(item.claimed_at) if item.claimed_at else None
         view.claimed_at = claimed_at
         view.claim_expires_at = claimed_at + ttl if claimed_at and item.claimed_by else None
         view.claim_live = decisions.claim_is_live(item, cutoff)
-        view.age_hours = round(max((now - _utc(item.submitted_at)).total_seconds(), 0) / 3600, 2)
+        view.age_hours = round(max((now - as_utc(item.submitted_at)).total_seconds(), 0) / 3600, 2)
         flags: set[str] = {"outside_window"} if item.outside_window else set()
         for e in evidence[item.submission_id]:
             brief = schemas.EvidenceBrief.model_validate(e)

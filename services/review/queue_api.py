@@ -1,7 +1,6 @@
 """Review queue HTTP routes: the queue, claims and assignment, decisions (one or in bulk), comments, timeline."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
 
 from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy import select
@@ -10,6 +9,7 @@ from services.review import comments, decisions, queue, schemas, timeline
 from services.review.models import ReviewItem, ReviewUnit, TimelineRecord
 from shared import audit
 from shared.auth import ADMIN, INSPECTOR, REVIEWER, UNIT, Principal, can_see_unit, require
+from shared.clock import as_utc
 from shared.http import not_found
 from shared.runtime import ServiceContext
 
@@ -20,15 +20,11 @@ MAX_AGE_HOURS = 24 * 366 * 10  # ten years: far beyond any campaign, and safe fo
 HIDDEN_FROM_UNITS = ("duplicate_of", "near_duplicate_of")  # other units' evidence ids in evidence.stored details
 
 
-def _utc(at: datetime) -> datetime:
-    return at.replace(tzinfo=timezone.utc) if at.tzinfo is None else at.astimezone(timezone.utc)
-
-
 def _records(rows: list[TimelineRecord], principal: Principal) -> list[schemas.TimelineRecordRead]:
     out = []
     for row in rows:
         view = schemas.TimelineRecordRead.model_validate(row)
-        view.at = _utc(row.at)
+        view.at = as_utc(row.at)
         if not principal.is_staff:
             view.detail = {k: v for k, v in row.detail.items() if k not in HIDDEN_FROM_UNITS}
         out.append(view)
@@ -126,7 +122,7 @@ def router(ctx: ServiceContext) -> APIRouter:
                       principal: Principal = Depends(require(*READERS))) -> list[schemas.CommentRead]:
         """A submission's comment thread, oldest first."""
         rows = comments.list_comments(submission_id, principal=principal, ctx=ctx, limit=limit, offset=offset)
-        return [schemas.CommentRead.model_validate(row).model_copy(update={"at": _utc(row.at)}) for row in rows]
+        return [schemas.CommentRead.model_validate(row).model_copy(update={"at": as_utc(row.at)}) for row in rows]
 
     @router.post("/submissions/{submission_id}/comments", response_model=schemas.CommentRead, status_code=201,
                  tags=["comments"])
@@ -135,7 +131,7 @@ def router(ctx: ServiceContext) -> APIRouter:
         """Post to a submission's comment thread (reviewers, admins and the unit itself)."""
         row = comments.add_comment(submission_id, body.body, principal=principal, ctx=ctx,
                                    request=audit.request_info(request))
-        return schemas.CommentRead.model_validate(row).model_copy(update={"at": _utc(row.at)})
+        return schemas.CommentRead.model_validate(row).model_copy(update={"at": as_utc(row.at)})
 
     @router.get("/submissions/{submission_id}/timeline", response_model=list[schemas.TimelineRecordRead], tags=["timeline"])
     def submission_timeline(submission_id: str,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field, fields
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -19,6 +19,7 @@ from services.review import timeline
 from services.review.models import AUDIT, ReviewCampaign, ReviewItem, ReviewUnit, Supervision, SupervisionChange
 from shared import audit
 from shared.auth import Principal, can_see_unit
+from shared.clock import as_utc
 from shared.contracts import make_event, read_payload
 from shared.contracts.intake import DeadlineMissed
 from shared.contracts.review import SupervisionClosed, SupervisionEscalated, SupervisionOpened, SupervisionResponded
@@ -80,10 +81,6 @@ class RulesRun:
     escalated: list[Supervision] = field(default_factory=list)
 
 
-def _utc(at: datetime) -> datetime:
-    return at.replace(tzinfo=timezone.utc) if at.tzinfo is None else at.astimezone(timezone.utc)
-
-
 # --- the steps of a case ---------------------------------------------------------------------------------------
 
 
@@ -100,7 +97,7 @@ def open_case(uow: Session, ctx: ServiceContext, *, campaign_id: str, unit_id: s
     case = Supervision(
         id=new_id(), campaign_id=campaign_id, unit_id=unit_id, unit_path=unit_path or "", rule=rule,
         rule_key=rule_key, subject_id=subject_id, level=level, method=method, reason=reason, state="open",
-        opened_by=actor.name, opened_at=now, rectify_by=_utc(rectify_by), escalations=0,
+        opened_by=actor.name, opened_at=now, rectify_by=as_utc(rectify_by), escalations=0,
     )
     uow.add(case)
     uow.flush()
@@ -112,7 +109,7 @@ def _step(uow: Session, ctx: ServiceContext, case: Supervision, action: str, act
           cause: Envelope | None = None, submission_id: str | None = None) -> None:
     """The history row, timeline record, outbox event and (for API calls) audit row of one step."""
     now = ctx.clock.now()
-    rectify_by = _utc(case.rectify_by) if case.rectify_by else None
+    rectify_by = as_utc(case.rectify_by) if case.rectify_by else None
     uow.add(SupervisionChange(supervision_id=case.id, unit_id=case.unit_id, action=action, level=case.level,
                               method=case.method, actor=actor.name, note=note, at=now))
     detail = {"rule": case.rule, "level": case.level, "method": case.method, "state": case.state,
@@ -140,7 +137,7 @@ def escalate(uow: Session, ctx: ServiceContext, case_id: str, *, actor: Actor) -
     """
     now = ctx.clock.now()
     case = uow.get(Supervision, case_id)
-    if case is None or case.state != "open" or case.rectify_by is None or _utc(case.rectify_by) >= now:
+    if case is None or case.state != "open" or case.rectify_by is None or as_utc(case.rectify_by) >= now:
         return None
     rules = rules_of(uow.get(ReviewCampaign, case.campaign_id))
     level, method = _one_up(case.level, LEVELS), _one_up(case.method, METHODS)
@@ -201,7 +198,7 @@ def open_manual(ctx: ServiceContext, *, campaign_id: str, unit_id: str, level: s
                 rectify_by: datetime | None, principal: Principal, request: audit.RequestInfo | None = None) -> Supervision:
     """A reviewer or admin opens a case by hand (rule `manual`)."""
     now = ctx.clock.now()
-    if rectify_by is not None and _utc(rectify_by) <= now:
+    if rectify_by is not None and as_utc(rectify_by) <= now:
         raise ApiError(422, "rectify_by_past", "整改期限必须晚于当前时间", "rectify_by must lie in the future")
     with ctx.db.transaction() as uow:
         if uow.get(ReviewCampaign, campaign_id) is None:
@@ -269,7 +266,7 @@ def _stale_returns(ctx: ServiceContext, now: datetime) -> list[tuple[ReviewItem,
     due = []
     for item in items:
         days = rules[item.campaign_id].returned_stale_days
-        if days is not None and _utc(item.decided_at) + timedelta(days=days) <= now \
+        if days is not None and as_utc(item.decided_at) + timedelta(days=days) <= now \
                 and _returned_key(item) not in taken:
             due.append((item, days))
     return due

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.review.inspection_schemas import UtcDatetime
+from shared.http import UtcDateTime
 
 Level = Literal["blue", "yellow", "red"]
 Method = Literal["phone", "on_site", "interview"]
@@ -45,7 +45,7 @@ class ChangeRead(BaseModel):
     method: str
     actor: str
     note: str
-    at: UtcDatetime
+    at: UtcDateTime
 
 
 class SupervisionRead(BaseModel):
@@ -63,15 +63,15 @@ class SupervisionRead(BaseModel):
     reason: str
     state: str
     opened_by: str
-    opened_at: UtcDatetime
-    rectify_by: UtcDatetime | None
+    opened_at: UtcDateTime
+    rectify_by: UtcDateTime | None
     escalations: int
     response: str | None
     responded_by: str | None
-    responded_at: UtcDatetime | None
+    responded_at: UtcDateTime | None
     outcome: str | None
     closed_by: str | None
-    closed_at: UtcDatetime | None
+    closed_at: UtcDateTime | None
 
 
 class SupervisionDetail(SupervisionRead):

@@ -11,27 +11,24 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Iterator
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.review.models import TimelineHead, TimelineRecord
+from shared.clock import as_utc
 
 GENESIS = "0" * 64
 _HEAD_ID = 1
-
-
-def _utc(at: datetime) -> datetime:
-    return at.replace(tzinfo=timezone.utc) if at.tzinfo is None else at.astimezone(timezone.utc)
 
 
 def record_hash(*, seq: int, at: datetime, actor: str, actor_role: str, kind: str, unit_id: str | None,
                 submission_id: str | None, subject_type: str, subject_id: str, detail: dict, prev_hash: str) -> str:
     """SHA-256 over a record's canonical JSON (sorted keys, UTC microsecond time) and the previous hash."""
     body = {
-        "seq": seq, "at": _utc(at).isoformat(timespec="microseconds"), "actor": actor, "actor_role": actor_role,
+        "seq": seq, "at": as_utc(at).isoformat(timespec="microseconds"), "actor": actor, "actor_role": actor_role,
         "kind": kind, "unit_id": unit_id, "submission_id": submission_id, "subject_type": subject_type,
         "subject_id": subject_id, "detail": detail, "prev_hash": prev_hash,
     }
@@ -49,7 +46,7 @@ def append(uow: Session, *, at: datetime, actor: str, kind: str, subject_type: s
         uow.add(head)
         uow.flush()
     detail = json.loads(json.dumps(detail or {}, ensure_ascii=False, default=str))  # exactly what the JSON column returns
-    at = _utc(at)
+    at = as_utc(at)
     seq = head.seq + 1
     digest = record_hash(seq=seq, at=at, actor=actor, actor_role=actor_role, kind=kind, unit_id=unit_id,
                          submission_id=submission_id, subject_type=subject_type, subject_id=subject_id,
