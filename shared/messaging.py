@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable, Iterable, Mapping, Sequence
@@ -23,6 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from shared.background import BackgroundLoop
 from shared.bus.port import MessageBus
 from shared.db import Database
 from shared.events import Envelope
@@ -91,10 +91,9 @@ class OutboxRelay:
 
     def __init__(self, *, db: Database, table: Table, bus: MessageBus, poll_s: float = 0.5, batch: int = 100) -> None:
         self._db, self._table, self._bus = db, table, bus
-        self._poll_s, self._batch = poll_s, batch
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._batch = batch
+        # A full batch means more rows are waiting: relay again at once instead of after the poll.
+        self._loop = BackgroundLoop("outbox-relay", poll_s, lambda: self.relay_once() >= self._batch)
 
     def relay_once(self) -> int:
         """Publish one batch of pending events in order; return how many were published."""
@@ -125,30 +124,15 @@ class OutboxRelay:
 
     def wake(self) -> None:
         """Ask the relay to look for new rows now instead of at the next poll."""
-        self._wake.set()
+        self._loop.wake()
 
     def start(self) -> None:
         """Run the relay loop on a background thread."""
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="outbox-relay", daemon=True)
-        self._thread.start()
+        self._loop.start()
 
     def stop(self) -> None:
         """Stop the loop after its current batch."""
-        self._stop.set()
-        self._wake.set()
-        if self._thread:
-            self._thread.join(timeout=30)
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                if self.relay_once() >= self._batch:
-                    continue
-            except Exception:
-                log.exception("outbox relay iteration failed")
-            self._wake.wait(self._poll_s)
-            self._wake.clear()
+        self._loop.stop()
 
 
 class Inbox:

@@ -7,6 +7,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
 
+from shared.background import BackgroundLoop
 from shared.blobs.port import BlobStore
 from shared.bus.port import MessageBus
 from shared.clock import Clock
@@ -44,11 +45,12 @@ class ServiceContext:
 
 @dataclass(frozen=True)
 class PeriodicJob:
-    """A function a worker calls every interval seconds (and when woken)."""
+    """A function a worker calls every interval seconds, and (unless wake_on_events is off) after each consumed event."""
 
     name: str
     interval_s: float
     run: Callable[[], object]
+    wake_on_events: bool = True
 
 
 class ServiceWorker:
@@ -63,7 +65,7 @@ class ServiceWorker:
     ) -> None:
         self.ctx, self.bus = ctx, bus
         self.relay = OutboxRelay(db=ctx.db, table=ctx.messaging.outbox, bus=bus, poll_s=ctx.settings.outbox_poll_s)
-        self._jobs = [_JobThread(job) for job in jobs]
+        self._jobs = [(job, BackgroundLoop(f"job-{job.name}", job.interval_s, job.run)) for job in jobs]
         ctx.outbox_wakers.append(self.relay.wake)
         self.consumer = IdempotentConsumer(
             name=ctx.name,
@@ -71,7 +73,7 @@ class ServiceWorker:
             inbox=Inbox(ctx.messaging.inbox),
             subscriptions=subscriptions,
             dependencies={"ctx": ctx},
-            after_commit=[ctx.outbox_written, *(job.wake for job in self._jobs)],
+            after_commit=[ctx.outbox_written, *(loop.wake for job, loop in self._jobs if job.wake_on_events)],
         )
 
     def start(self) -> None:
@@ -79,45 +81,14 @@ class ServiceWorker:
         if self.consumer.event_types:
             self.bus.subscribe(self.ctx.name, self.consumer.event_types, self.consumer)
         self.relay.start()
-        for job in self._jobs:
-            job.start()
+        for _job, loop in self._jobs:
+            loop.start()
 
     def stop(self) -> None:
         """Stop the jobs and the relay."""
-        for job in self._jobs:
-            job.stop()
+        for _job, loop in self._jobs:
+            loop.stop()
         self.relay.stop()
-
-
-class _JobThread:
-    def __init__(self, job: PeriodicJob) -> None:
-        self.job = job
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name=f"job-{self.job.name}", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread:
-            self._thread.join(timeout=30)
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.job.run()
-            except Exception:
-                log.exception("periodic job %s failed", self.job.name)
-            self._wake.wait(self.job.interval_s)
-            self._wake.clear()
 
 
 def run_until_signalled(start: Callable[[], None], stop: Callable[[], None]) -> None:

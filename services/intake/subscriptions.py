@@ -1,8 +1,6 @@
 """Which events the intake service consumes, the handlers for each, and the worker's periodic jobs."""
 from __future__ import annotations
 
-import time
-
 from services.intake import deadlines, submissions
 from shared.runtime import PeriodicJob, ServiceContext
 
@@ -18,14 +16,5 @@ SUBSCRIPTIONS = {
 
 def jobs(ctx: ServiceContext) -> list[PeriodicJob]:
     """The deadline watcher, every DEADLINE_WATCH_INTERVAL_S seconds (and at start)."""
-    interval = ctx.settings.deadline_watch_interval_s
-    last_run = [float("-inf")]
-
-    def watch() -> None:
-        # The worker also wakes its jobs after each consumed event; deadlines only need the interval.
-        if time.monotonic() - last_run[0] < interval * 0.9:
-            return
-        last_run[0] = time.monotonic()
-        deadlines.watch_deadlines(ctx=ctx)
-
-    return [PeriodicJob("deadline-watch", interval, watch)]
+    return [PeriodicJob("deadline-watch", ctx.settings.deadline_watch_interval_s,
+                        lambda: deadlines.watch_deadlines(ctx=ctx), wake_on_events=False)]

@@ -1,8 +1,6 @@
 """Which events the review service consumes, and the handlers for each."""
 from __future__ import annotations
 
-import time
-
 from services.review import handlers, queue, supervision
 from shared.runtime import PeriodicJob, ServiceContext
 
@@ -23,14 +21,9 @@ def jobs(ctx: ServiceContext) -> list[PeriodicJob]:
     interval = ctx.settings.supervision_rules_interval_s
     if interval <= 0:
         return []
-    last_run = [float("-inf")]
 
     def run() -> None:
-        # The worker also wakes its jobs after each consumed event; the rules only need the interval.
-        if time.monotonic() - last_run[0] < interval * 0.9:
-            return
-        last_run[0] = time.monotonic()
         supervision.run_rules(ctx)
         queue.release_expired(ctx)
 
-    return [PeriodicJob("supervision-rules", interval, run)]
+    return [PeriodicJob("supervision-rules", interval, run, wake_on_events=False)]

@@ -1,0 +1,46 @@
+"""A background loop: the thread behind the outbox relay and every periodic job."""
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Callable
+
+log = logging.getLogger(__name__)
+
+
+class BackgroundLoop:
+    """Calls `step` on a daemon thread every interval seconds, at once when woken, and again at once while
+    `step` returns True (more work is waiting)."""
+
+    def __init__(self, name: str, interval_s: float, step: Callable[[], object]) -> None:
+        self.name, self.interval_s, self._step = name, interval_s, step
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def wake(self) -> None:
+        """Run the next step now instead of at the end of the interval."""
+        self._wake.set()
+
+    def start(self) -> None:
+        """Start the thread."""
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop after the current step and wait for the thread (at most 30 s)."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread:
+            self._thread.join(timeout=30)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                if self._step() is True:
+                    continue
+            except Exception:
+                log.exception("%s failed", self.name)
+            self._wake.wait(self.interval_s)
+            self._wake.clear()
