@@ -24,7 +24,9 @@ from services.review import api as review_api
 from services.review import bootstrap as review_bootstrap
 from services.review.subscriptions import SUBSCRIPTIONS as REVIEW_SUBSCRIPTIONS
 from services.review.subscriptions import jobs as review_jobs
+from shared import problems
 from shared.adapters import make_blob_store, make_bus, make_mailer
+from shared.audit import RequestContextMiddleware
 from shared.blobs.port import BlobStore
 from shared.bus.port import MessageBus
 from shared.clock import Clock, SystemClock
@@ -101,6 +103,8 @@ def _root_app(platform: Platform, apps: dict[str, FastAPI]) -> FastAPI:
 
     root = FastAPI(title="宣传月佐证平台 · campaign-evidence platform", version="0.1.0", lifespan=lifespan,
                    docs_url=None, redoc_url=None)
+    problems.install(root)
+    root.add_middleware(RequestContextMiddleware)
     checks = {f"database.{name}": ctx.db.health for name, ctx in platform.contexts.items()}
     checks["bus"] = platform.bus.health
     checks["blob_store"] = platform.contexts["evidence_storage"].blobs.health

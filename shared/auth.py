@@ -16,13 +16,13 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from fastapi import Depends, FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import and_, false, or_, true
 from sqlalchemy.sql.elements import ColumnElement
 
 from shared.clock import Clock, SystemClock
-from shared.http import ApiError, validation_error
+from shared import problems
+from shared.http import ApiError
 from shared.settings import Settings
 
 ADMIN, REVIEWER, INSPECTOR, UNIT = "admin", "reviewer", "inspector", "unit"
@@ -217,12 +217,12 @@ _api_key = APIKeyHeader(name="X-API-Key", auto_error=False,
 
 
 def install(app: FastAPI, verifier: TokenVerifier) -> None:
-    """Make an app verify bearer tokens with this verifier and give every request an id and client IP."""
+    """Make an app verify bearer tokens, give every request an id and client IP, and answer errors as problems."""
     from shared.audit import RequestContextMiddleware
 
     app.state.token_verifier = verifier
+    problems.install(app)  # first, so its catch-all sits inside the request-id middleware
     app.add_middleware(RequestContextMiddleware)
-    app.add_exception_handler(RequestValidationError, validation_error)
 
 
 def unauthenticated(code: str = "unauthenticated", message: str = "请先登录", message_en: str = "authentication required") -> ApiError:

@@ -1,12 +1,10 @@
-"""HTTP helpers shared by the service APIs: bilingual errors and the health route."""
+"""HTTP helpers shared by the service APIs: bilingual errors (shown as shared/problems.py envelopes) and the health route."""
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Callable, Mapping
 
-from fastapi import APIRouter, HTTPException, Request
-from fastapi.encoders import jsonable_encoder
-from fastapi.exceptions import RequestValidationError
+from fastapi import APIRouter, HTTPException
 from fastapi.responses import JSONResponse
 from pydantic import AfterValidator
 
@@ -44,11 +42,3 @@ def health_router(checks: Mapping[str, Callable[[], dict]]) -> APIRouter:
         return JSONResponse({"ok": ok, "adapters": report}, status_code=200 if ok else 503)
 
     return router
-
-
-async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
-    """422 with FastAPI's error list and a Chinese message; undecodable bytes in a bad body are shown, not a 500."""
-    detail = jsonable_encoder(exc.errors(), custom_encoder={bytes: lambda raw: raw.decode("utf-8", "replace")})
-    return JSONResponse(status_code=422, content={
-        "detail": detail, "code": "invalid_request", "message": "请求内容不符合要求，请按 detail 中列出的字段修改后重试",
-        "message_en": "the request does not match the expected shape; see detail"})

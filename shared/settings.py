@@ -99,6 +99,15 @@ class Settings(BaseSettings):
     auth_issuer: str = Field("campaign-evidence", description="iss claim of issued tokens, checked on verification")
     auth_token_ttl_s: int = Field(3600, ge=60, le=7 * 24 * 3600, description="Lifetime of a bearer token from a password login")
     auth_api_token_ttl_s: int = Field(900, ge=60, le=24 * 3600, description="Lifetime of a bearer token exchanged for an API key")
+    auth_free_failures: int = Field(3, ge=1, le=100, description="Wrong passwords per username before login back-off starts")
+    auth_ip_free_failures: int = Field(20, ge=1, le=10_000, description="Failed logins per client address before back-off starts")
+    auth_backoff_base_s: float = Field(1.0, gt=0, le=3600, description="First login back-off; doubles with each further failure")
+    auth_backoff_max_s: float = Field(900.0, gt=0, le=86400, description="Longest login back-off")
+    auth_lockout_failures: int = Field(10, ge=2, le=1000, description="Wrong passwords in a row that lock a username")
+    auth_lockout_s: float = Field(900.0, gt=0, le=7 * 86400, description="How long a lockout lasts (an admin may lift it sooner)")
+    auth_failure_window_s: float = Field(3600.0, gt=0, description="Failures older than this are forgotten")
+    auth_max_concurrent_hashes: int = Field(2, ge=1, le=64, description="Password hashes (64 MiB each) computed at once")
+    auth_hash_wait_s: float = Field(10.0, gt=0, le=300, description="How long a login waits for a hashing slot before 503")
 
     # review
     review_claim_ttl_s: int = Field(1800, ge=60, le=7 * 24 * 3600, description="How long a reviewer's claim on a submission holds before others may take it over")

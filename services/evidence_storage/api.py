@@ -12,10 +12,10 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from sqlalchemy import select
 from starlette.requests import ClientDisconnect
 
-from services.evidence_storage import downloads, exports, handlers, integrity, uploads
+from services.evidence_storage import downloads, exports, handlers, ingest, integrity, refusals, uploads
 from services.evidence_storage.access import Caller, caller_of, check_access, check_uploader
 from services.evidence_storage.duplicates import duplicates_of
-from services.evidence_storage.formdata import MultipartFiles
+from services.evidence_storage.formdata import MAX_FILES, MultipartFiles
 from services.evidence_storage.models import AUDIT, Evidence, IntegrityCheck, KnownSubmission, UploadSession
 from services.evidence_storage.schemas import (
     CompleteRequest, DownloadUrl, DuplicateRead, EvidenceRead, IntegrityRead, IntegrityRequest,
@@ -25,8 +25,10 @@ from services.evidence_storage.streams import ChunkPullReader
 from shared.audit import AuditEntry
 from shared.blobs.port import PresignedPost
 from shared.auth import ADMIN, INSPECTOR, STAFF, UNIT, Principal, install, require, verifier_from_settings
+from shared.bounds import Limit, MAX_BYTES
 from shared.clock import as_utc
 from shared.http import health_router, not_found
+from shared.problems import problem_response
 from shared.runtime import ServiceContext
 
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
@@ -37,6 +39,7 @@ _UPLOAD_BODY = {"requestBody": {"required": True, "content": {
 UPLOADER = caller_of(ADMIN, UNIT, INSPECTOR)  # uploads, sessions, deletions: the unit, an inspector (inspections only), an admin
 READER = caller_of()  # any role; a unit only its own subtree's evidence
 _CHUNK_BODY = {"requestBody": {"required": True, "content": {"application/octet-stream": _BINARY}}}
+MULTIPART_OVERHEAD = 64 * 1024  # room for multipart boundaries and part headers around the files
 
 
 def create_app(ctx: ServiceContext) -> FastAPI:
@@ -84,9 +87,11 @@ def create_app(ctx: ServiceContext) -> FastAPI:
                      caller: Caller = Depends(UPLOADER)):
         """Upload as the raw body (one file, `?filename=` for display) or as multipart/form-data (several files,
         all accepted or none). Streamed to the store, never held whole in memory; the type is judged from the bytes."""
+        multipart = request.headers.get("content-type", "").lower().startswith("multipart/form-data")
+        _refuse_declared_over_limit(request, ingest.largest_limit(ctx.settings) * (MAX_FILES if multipart else 1))
         await _in_thread(lambda: submission_visible(caller, submission_id))
         next_chunk = _puller(request)
-        if request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
+        if multipart:
             content_type = request.headers["content-type"]
             rows = await _in_thread(lambda: handlers.store_form(
                 submission_id, MultipartFiles(content_type, next_chunk), ctx=ctx, actor=caller.actor))
@@ -162,7 +167,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
                                  "Cache-Control": "no-store"})
 
     @router.put("/upload-sessions/{session_id}", response_model=SessionRead, tags=["upload"], openapi_extra=_CHUNK_BODY)
-    async def put_chunk(session_id: str, request: Request, offset: int | None = Query(None, ge=0),
+    async def put_chunk(session_id: str, request: Request, offset: int | None = Query(None, ge=0, le=MAX_BYTES),
                         caller: Caller = Depends(UPLOADER)) -> SessionRead:
         """Send the next chunk, starting at the received offset (`?offset=` or `Content-Range: bytes a-b/size`)."""
         await _in_thread(lambda: session_visible(caller, session_id))
@@ -210,7 +215,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
 
     @router.get("/audit-log", response_model=list[AuditEntry], tags=["ops"])
     def audit_log(evidence_id: str | None = None, action: str | None = None, actor: str | None = None,
-                  actor_id: str | None = None, limit: int = Query(100, ge=1, le=1000),
+                  actor_id: str | None = None, limit: Limit = 100,
                   _admin: Principal = Depends(require(ADMIN))) -> list[AuditEntry]:
         """Who downloaded, exported or deleted which evidence, newest first; admins only (actor: name, actor_id: id)."""
         query = select(AUDIT).order_by(AUDIT.c.id.desc()).limit(limit)
@@ -233,11 +238,17 @@ def create_app(ctx: ServiceContext) -> FastAPI:
 
     @app.exception_handler(ClientDisconnect)
     async def client_went_away(request: Request, exc: ClientDisconnect) -> JSONResponse:
-        return JSONResponse(status_code=400, content={"detail": {
-            "code": "upload_interrupted", "message": "上传连接中断，未保存；分片上传可从已接收位置续传",
-            "message_en": "the upload connection was cut; nothing was saved (a chunked session can resume)"}})
+        return problem_response(request, 400, "upload_interrupted", "上传连接中断，未保存；分片上传可从已接收位置续传",
+                                "the upload connection was cut; nothing was saved (a chunked session can resume)")
 
     return app
+
+
+def _refuse_declared_over_limit(request: Request, limit: int) -> None:
+    """413 at once when the declared Content-Length is past the limit: not one byte of the body is read."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit + MULTIPART_OVERHEAD:
+        raise refusals.too_large("", limit).as_api_error()
 
 
 def _puller(request: Request) -> Callable[[], bytes]:

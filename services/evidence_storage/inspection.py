@@ -14,9 +14,10 @@ from zoneinfo import ZoneInfo
 from services.evidence_storage import refusals
 from services.evidence_storage.documents import examine_office, examine_pdf
 from services.evidence_storage.images import THUMBNAIL_PX, examine_image
-from services.evidence_storage.mp4 import examine_video
+from services.evidence_storage.mp4 import StructureError, check_structure, examine_video
 from services.evidence_storage.sniff import PDF, MediaKind
 from services.evidence_storage.streams import BlobFile
+from services.evidence_storage.trailing import check_no_trailing_data
 from shared.blobs.port import BlobStore, PresignUnsupported
 from shared.settings import Settings
 
@@ -51,6 +52,8 @@ def examine(blobs: BlobStore, key: str, kind: MediaKind, size: int, *, settings:
             for chunk in blobs.read(key):
                 spool.write(chunk)
             spool.seek(0)
+            check_no_trailing_data(spool.read(), kind)  # a photo is at most EVIDENCE_PHOTO_MAX_BYTES
+            spool.seek(0)
             facts = examine_image(spool, kind, max_pixels=settings.evidence_max_image_pixels, local_tz=local_tz)
         return Findings(
             kind=kind, width=facts.width, height=facts.height, captured_at=facts.captured_at, captured_on=facts.captured_on,
@@ -59,6 +62,11 @@ def examine(blobs: BlobStore, key: str, kind: MediaKind, size: int, *, settings:
     read = _ranged(blobs, key)
     if kind.category == "video":
         cached = BlobFile(read, size)  # box headers sit close together: one ranged read serves several
+        try:
+            check_structure(cached.pread, size)
+        except StructureError as exc:
+            refusal = refusals.unplayable_video(kind.label) if exc.unplayable else refusals.malformed_boxes(kind.label, str(exc))
+            raise refusal from exc
         facts = examine_video(cached.pread, size)
         poster, poster_note = video_poster(blobs, key)
         notes = "; ".join(note for note in (facts.note, poster_note) if note) or None
@@ -70,7 +78,7 @@ def examine(blobs: BlobStore, key: str, kind: MediaKind, size: int, *, settings:
             preview=poster, preview_note=notes,
         )
     if kind is PDF:
-        return Findings(kind=examine_pdf(read, size))
+        return Findings(kind=examine_pdf(read, size))  # also refuses JavaScript and launch actions
     source = BlobFile(read, size)
     try:
         return Findings(kind=examine_office(source))

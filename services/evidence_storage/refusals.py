@@ -61,6 +61,34 @@ def too_many_pixels(width: int | None, height: int | None, limit: int) -> Refusa
                    f"image has too many pixels{size_en}; the limit is {limit} pixels (suspected pixel flood)")
 
 
+def trailing_data(label: str, extra: int) -> Refusal:
+    """An image with bytes after its end marker (a polyglot: an archive or a script appended)."""
+    return Refusal(422, "trailing_data",
+                   f"{label} 图片结束标记之后还有 {extra} 字节其他数据（可能附带了压缩包、视频或脚本），已拒绝；"
+                   "请将照片另存或导出为普通图片后再上传",
+                   f"the {label} image has {extra} bytes after its end marker (an appended archive, video or script); "
+                   "save or export it as a plain image and upload again")
+
+
+def malformed_boxes(label: str, detail: str) -> Refusal:
+    """An MP4/MOV/HEIF whose boxes do not nest properly."""
+    return Refusal(422, "damaged_file", f"{label} 文件结构异常（数据块大小与所在位置不符），已拒绝",
+                   f"the {label} file's boxes do not nest properly: {detail}")
+
+
+def unplayable_video(label: str) -> Refusal:
+    """A video without a movie header: no player can play it."""
+    return Refusal(422, "unplayable_video", f"{label} 视频缺少影片头（moov），无法播放；请用相机或剪辑软件重新导出后上传",
+                   f"the {label} video has no movie header (moov box) and cannot be played; export it again")
+
+
+def active_pdf(what: str) -> Refusal:
+    """A PDF carrying JavaScript or a launch action."""
+    return Refusal(422, "pdf_active_content",
+                   "PDF 含有 JavaScript 脚本或启动外部程序的动作，存在安全风险，已拒绝；请用“打印为 PDF”另存后再上传",
+                   f"the PDF carries active content ({what}); print it to a new PDF and upload that")
+
+
 def zip_bomb(detail: str) -> Refusal:
     """An office file whose parts would expand far beyond its size."""
     return Refusal(422, "zip_bomb", "文档解压后体积异常（疑似压缩炸弹），已拒绝",

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.bounds import MAX_BYTES, MAX_INT32
 from shared.http import UtcDateTime
 
 
@@ -56,7 +57,7 @@ class SessionCreate(BaseModel):
 
     mode: Literal["chunked", "presigned"] = "chunked"
     filename: str | None = Field(None, max_length=1000)
-    size: int = Field(gt=0, description="Exact size of the whole file in bytes")
+    size: int = Field(gt=0, le=MAX_BYTES, description="Exact size of the whole file in bytes")
     sha256: str | None = Field(None, pattern=r"^[0-9a-fA-F]{64}$", description="If given, checked on completion")
     content_type: str | None = Field(None, max_length=200, description="Required for presigned: the file's media type")
 
@@ -104,7 +105,7 @@ class DownloadUrl(BaseModel):
 class IntegrityRequest(BaseModel):
     """Check every object (sample omitted) or a random sample of them."""
 
-    sample: int | None = Field(None, ge=1)
+    sample: int | None = Field(None, ge=1, le=MAX_INT32)
 
 
 class IntegrityRead(BaseModel):

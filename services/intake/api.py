@@ -15,6 +15,7 @@ from services.intake.auth_api import install_identity
 from services.intake.definition import MAX_DEFINITION_BYTES
 from services.intake.models import Campaign, CampaignChange, CampaignVersion, ReferenceMaterial, Unit
 from shared.auth import ADMIN, INSPECTOR, REVIEWER, UNIT, Principal, require, scope_of
+from shared.bounds import LargeLimit, Limit, Offset, Version
 from shared.http import ApiError, health_router, not_found
 from shared.runtime import ServiceContext
 
@@ -84,7 +85,7 @@ def _campaign_routes(ctx: ServiceContext) -> APIRouter:
                     for r in queries.campaign_versions(uow, campaign.id)]
 
     @router.get("/campaigns/{campaign_ref}/versions/{version}", response_model=schemas.CampaignVersionRead)
-    def get_version(campaign_ref: str, version: int, principal: Principal = ANYONE) -> CampaignVersion:
+    def get_version(campaign_ref: str, version: Version, principal: Principal = ANYONE) -> CampaignVersion:
         """One version with the definition text exactly as it was loaded."""
         with ctx.db.session() as uow:
             campaign = _campaign(uow, campaign_ref)
@@ -108,8 +109,8 @@ def _campaign_routes(ctx: ServiceContext) -> APIRouter:
 
     @router.get("/campaigns/{campaign_ref}/units", response_model=list[schemas.UnitRead])
     def list_campaign_units(campaign_ref: str, subtree_of: str | None = Query(None, description="a unit id: only its subtree"),
-                            include_inactive: bool = False, limit: int = Query(1000, ge=1, le=10000),
-                            offset: int = Query(0, ge=0),
+                            include_inactive: bool = False, limit: LargeLimit = 1000,
+                            offset: Offset = 0,
         principal: Principal = ANYONE,
     ) -> list[Unit]:
         """The campaign's unit tree, parents before children."""
@@ -243,7 +244,7 @@ def _unit_routes(ctx: ServiceContext) -> APIRouter:
 
     @router.get("/units", response_model=list[schemas.UnitRead])
     def list_units(campaign_id: str | None = None, subtree_of: str | None = Query(None, description="a unit id: only its subtree"),
-                   include_inactive: bool = False, limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0),
+                   include_inactive: bool = False, limit: Limit = 100, offset: Offset = 0,
         principal: Principal = ANYONE,
     ) -> list[Unit]:
         """List units, parents before children."""
@@ -297,7 +298,7 @@ def _submission_routes(ctx: ServiceContext) -> APIRouter:
         unit_id: str | None = None, campaign_id: str | None = None,
         subtree_of: str | None = Query(None, description="a unit id: submissions of its whole subtree"),
         kind: schemas.SubmissionKind | None = None, measure_code: str | None = None, state: schemas.SubmissionState | None = None,
-        limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0),
+        limit: Limit = 100, offset: Offset = 0,
         principal: Principal = ANYONE,
     ) -> list[schemas.SubmissionRead]:
         """List submissions, newest first."""

@@ -5,9 +5,13 @@ The tables live on intake's own metadata (imported by services/intake/bootstrap.
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
+import threading
+from contextlib import contextmanager
 from datetime import datetime
 from functools import lru_cache
+from typing import Iterator
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -16,16 +20,19 @@ from sqlalchemy import Boolean, DateTime, ForeignKey, String, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from services.intake import throttle
 from services.intake.models import Base, Unit
 from shared import audit
 from shared.auth import ADMIN, ROLES, UNIT, Principal, TokenIssuer, ensure_visible, unauthenticated
 from shared.events import new_id
 from shared.http import ApiError, not_found
 from shared.runtime import ServiceContext
+from shared.settings import Settings
 
 AUDIT = audit.audit_table(Base.metadata)
 API_KEY_PREFIX = "cek_"
 MIN_PASSWORD = 10
+log = logging.getLogger(__name__)
 
 
 class User(Base):
@@ -146,22 +153,69 @@ def _hasher() -> PasswordHasher:
     return PasswordHasher()
 
 
+@lru_cache(maxsize=8)
+def _hash_slots(size: int) -> threading.BoundedSemaphore:
+    # Each argon2 hash takes 64 MiB: a burst of logins waits for a slot instead of exhausting memory.
+    return threading.BoundedSemaphore(size)
+
+
+@contextmanager
+def _hash_slot(settings: Settings) -> Iterator[None]:
+    slots = _hash_slots(settings.auth_max_concurrent_hashes)
+    if not slots.acquire(timeout=settings.auth_hash_wait_s):
+        log.warning("every password-hashing slot stayed busy for %ss: login answered 503", settings.auth_hash_wait_s)
+        error = ApiError(503, "busy", "登录请求过多，请稍后再试", "too many logins at once; retry shortly")
+        error.headers = {"Retry-After": "5"}
+        raise error
+    try:
+        yield
+    finally:
+        slots.release()
+
+
+PASSWORD_RULES = ("密码至少 10 个字符；不能包含用户名或姓名；不能是常见密码、键盘序列、重复或连续字符"
+                  "（如 1234567890、password12、qwertyuiop）。建议用几个不相关的词或一句话组成。")
+MIN_STRENGTH = 3  # zxcvbn score 0-4: 3 = "safely unguessable" against an online attack
+
+
+def password_problem(password: str, *, username: str, display_name: str = "") -> ApiError | None:
+    """Why a new password is too weak (None when it is fine): checked with zxcvbn and against the user's names."""
+    from zxcvbn import zxcvbn
+
+    lowered = password.lower()
+    names = [name.lower() for name in (username, display_name) if name and len(name) >= 3]
+    if len(password) < MIN_PASSWORD or not password.strip():
+        reason, reason_en = "太短", "too short"
+    elif any(name in lowered for name in names):
+        reason, reason_en = "包含了用户名或姓名", "it contains the user name"
+    elif zxcvbn(password[:72], user_inputs=names)["score"] < MIN_STRENGTH:
+        reason, reason_en = "太简单、太常见，容易被猜中", "too easy to guess"
+    else:
+        return None
+    return ApiError(422, "weak_password", f"密码强度不足：{reason}。{PASSWORD_RULES}",
+                    f"weak password: {reason_en}; use 10+ characters, not your name, not a common or patterned password")
+
+
 @lru_cache(maxsize=1)
 def _dummy_hash() -> str:
     # Unknown usernames are checked against this, so they cost as much time as a wrong password.
     return _hasher().hash(secrets.token_urlsafe(16))
 
 
-def hash_password(password: str) -> str:
-    """An argon2id hash of a password."""
-    return _hasher().hash(password)
+def hash_password(password: str, settings: Settings | None = None) -> str:
+    """An argon2id hash of a password (within the bound on concurrent hashes when settings are given)."""
+    if settings is None:
+        return _hasher().hash(password)
+    with _hash_slot(settings):
+        return _hasher().hash(password)
 
 
-def _password_ok(stored: str, password: str) -> bool:
-    try:
-        return _hasher().verify(stored, password)
-    except (VerificationError, InvalidHashError):
-        return False
+def _password_ok(stored: str, password: str, settings: Settings) -> bool:
+    with _hash_slot(settings):
+        try:
+            return _hasher().verify(stored, password)
+        except (VerificationError, InvalidHashError):
+            return False
 
 
 def _hash_key(key: str) -> str:
@@ -176,6 +230,10 @@ def create_user(command: UserCreate, *, ctx: ServiceContext, principal: Principa
     """Add a user (an admin's act, or the CLI's for the first admin); audited as user.created."""
     if command.role not in ROLES:
         raise ApiError(422, "invalid_role", f"未知角色：{command.role}", f"unknown role: {command.role}")
+    weak = password_problem(command.password, username=command.username, display_name=command.display_name)
+    if weak is not None:
+        raise weak
+    password_hash = hash_password(command.password, ctx.settings)  # outside the transaction: hashing is slow
     try:
         with ctx.db.transaction() as uow:
             if command.unit_id and uow.get(Unit, command.unit_id) is None:
@@ -183,7 +241,7 @@ def create_user(command: UserCreate, *, ctx: ServiceContext, principal: Principa
             if uow.scalar(select(User.id).where(User.username == command.username)):
                 raise _duplicate_user(command.username)
             user = User(id=new_id(), username=command.username, display_name=command.display_name, role=command.role,
-                        unit_id=command.unit_id, password_hash=hash_password(command.password), active=True,
+                        unit_id=command.unit_id, password_hash=password_hash, active=True,
                         created_at=ctx.clock.now())
             uow.add(user)
             uow.flush()
@@ -195,20 +253,36 @@ def create_user(command: UserCreate, *, ctx: ServiceContext, principal: Principa
 
 
 def login(command: Login, *, ctx: ServiceContext, issuer: TokenIssuer, request: audit.RequestInfo | None = None) -> TokenOut:
-    """Check a password and issue a token; unknown user, wrong password and disabled user all give the same 401."""
+    """Check a password and issue a token; unknown user, wrong password and disabled user all give the same 401.
+
+    Throttled per username and client address (services/intake/throttle.py): 429 with Retry-After.
+    """
     username = command.username.lower()
-    with ctx.db.transaction() as uow:
+    keys = throttle.Keys(username=username, client_ip=request.client_ip if request else None)
+    with ctx.db.session() as uow:
+        throttle.ensure_allowed(uow, keys, ctx.clock.now())
         user = uow.scalar(select(User).where(User.username == username))
-        ok = _password_ok(user.password_hash if user else _dummy_hash(), command.password)
-        if not (user and ok and user.active and _unit_active(uow, user.unit_id)):
-            audit.record(uow, AUDIT, principal=None, action="auth.login_failed", resource=("user", user.id if user else None),
+        user_id, stored = (user.id, user.password_hash) if user else (None, _dummy_hash())
+    ok = _password_ok(stored, command.password, ctx.settings)  # no transaction open while argon2 runs
+    rehash = hash_password(command.password, ctx.settings) if ok and _hasher().check_needs_rehash(stored) else None
+    now = ctx.clock.now()
+    with ctx.db.transaction() as uow:
+        user = uow.get(User, user_id) if user_id else None
+        if not (user and ok and user.password_hash == stored and user.active and _unit_active(uow, user.unit_id)):
+            audit.record(uow, AUDIT, principal=None, action="auth.login_failed", resource=("user", user_id),
                          detail={"username": username}, request=request)
+            locked_until = throttle.record_failure(uow, keys, now, ctx.settings)
+            if locked_until is not None:
+                log.warning("username %r locked until %s after repeated wrong passwords", username, locked_until.isoformat())
+                audit.record(uow, AUDIT, principal=None, action="auth.locked", resource=("user", user_id),
+                             detail={"username": username, "until": locked_until.isoformat()}, request=request)
             failed = True
         else:
             failed = False
-            if _hasher().check_needs_rehash(user.password_hash):
-                user.password_hash = hash_password(command.password)
-            user.last_login_at = ctx.clock.now()
+            throttle.record_success(uow, keys)
+            if rehash:
+                user.password_hash = rehash
+            user.last_login_at = now
             unit_path = _unit_path(uow, user.unit_id) if user.role == UNIT else None
             ttl = ctx.settings.auth_token_ttl_s
             token = issuer.issue(subject=user.id, name=user.display_name, role=user.role, ttl_s=ttl,
@@ -218,6 +292,23 @@ def login(command: Login, *, ctx: ServiceContext, issuer: TokenIssuer, request: 
     if failed:  # raised after commit, so the failed attempt stays in the audit log
         raise unauthenticated("login_failed", "用户名或密码错误", "wrong username or password")
     return TokenOut(access_token=token, expires_in=ttl)
+
+
+def list_lockouts(*, ctx: ServiceContext) -> list[throttle.LoginThrottle]:
+    """Usernames locked and usernames/addresses in login back-off right now (for admins)."""
+    with ctx.db.session() as uow:
+        return throttle.lockouts(uow, ctx.clock.now())
+
+
+def lift_lockout(username: str, *, ctx: ServiceContext, principal: Principal, request: audit.RequestInfo | None = None) -> None:
+    """Lift a username's lockout and back-off at once (an admin's act, audited as auth.unlocked)."""
+    with ctx.db.transaction() as uow:
+        row = throttle.lift(uow, username)
+        if row is None:
+            raise not_found("锁定记录", "lockout", username)
+        user_id = uow.scalar(select(User.id).where(User.username == username.lower()))
+        audit.record(uow, AUDIT, principal=principal, action="auth.unlocked", resource=("user", user_id),
+                     detail={"username": username.lower(), "failures": row.failures}, request=request)
 
 
 def create_api_key(unit_id: str, command: ApiKeyCreate, *, ctx: ServiceContext, principal: Principal,

@@ -23,6 +23,7 @@ from services.notification.schemas import (
 )
 from shared import audit
 from shared.auth import ADMIN, STAFF, UNIT, Principal, install, require, verifier_from_settings
+from shared.bounds import Limit, Offset
 from shared.http import health_router, not_found
 from shared.runtime import ServiceContext
 
@@ -51,7 +52,7 @@ def _delivery_routes(ctx: ServiceContext) -> APIRouter:
     @router.get("/deliveries", response_model=list[DeliveryRead])
     def deliveries(unit_id: str | None = None, event_id: str | None = None, event_type: str | None = None,
                    status: str | None = Query(None, pattern="^(queued|sending|sent|failed)$"),
-                   limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0),
+                   limit: Limit = 100, offset: Offset = 0,
                    principal: Principal = Depends(require(*READERS))) -> list[Delivery]:
         """The delivery log, newest first; event_id also finds the digest that carried the event."""
         query = (select(Delivery).where(unit_rows(principal, Delivery.unit_id))
@@ -91,7 +92,7 @@ def _delivery_routes(ctx: ServiceContext) -> APIRouter:
 
     @router.get("/digest-items", response_model=list[DigestItemRead])
     def digest_items(unit_id: str | None = None, audience: str | None = None, pending: bool | None = None,
-                     limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0),
+                     limit: Limit = 100, offset: Offset = 0,
                      principal: Principal = Depends(require(*READERS))) -> list[DigestItem]:
         """Notices kept for daily digests, newest first; pending=true: not yet in a digest."""
         query = (select(DigestItem).where(unit_rows(principal, DigestItem.unit_id))

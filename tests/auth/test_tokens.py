@@ -199,11 +199,11 @@ def test_missing_or_bad_token_gives_bilingual_401(app_client):
     for headers in ({}, bearer("garbage"), {"Authorization": "Basic YTpi"}):
         response = client.get("/open", headers=headers)
         assert response.status_code == 401
-        body = response.json()["detail"]
+        body = response.json()
         assert body["code"] in {"unauthenticated", "invalid_token"} and body["message"] and body["message_en"]
         assert response.headers["www-authenticate"] == "Bearer"
     response = client.get("/open", headers={"X-API-Key": "cek_something"})
-    assert response.status_code == 401 and response.json()["detail"]["code"] == "api_key_needs_exchange"
+    assert response.status_code == 401 and response.json()["code"] == "api_key_needs_exchange"
 
 
 def test_roles_are_enforced_with_403(app_client):
@@ -212,7 +212,7 @@ def test_roles_are_enforced_with_403(app_client):
     reviewer = issuer.issue(subject="r1", name="王芳", role=REVIEWER, ttl_s=60)
     assert client.get("/open", headers=bearer(unit)).json() == {"role": UNIT}
     denied = client.get("/staff", headers=bearer(unit))
-    assert denied.status_code == 403 and denied.json()["detail"]["code"] == "forbidden"
+    assert denied.status_code == 403 and denied.json()["code"] == "forbidden"
     assert client.get("/staff", headers=bearer(reviewer)).json() == {"name": "王芳"}
 
 

@@ -72,7 +72,7 @@ def test_navigation_follows_the_role(world, contexts, shots):
     expect(reviewer.get_by_role("heading", name="无权访问")).to_be_visible()
 
     # A route the platform does not serve (yet) shows 暂不可用 instead of breaking the page.
-    reviewer.route("**/review/assessment?**", lambda route: route.fulfill(status=404, json={"detail": "Not Found"}))
+    reviewer.route("**/review/assessment?**", lambda route: route.fulfill(status=404, json={"type": "about:blank", "title": "Not Found", "status": 404, "code": "route_not_found", "message": "请求的地址不存在", "message_en": "no such route"}))
     reviewer.goto(world.page_url("/assessment"))
     expect(reviewer.locator(".rankings .unavailable")).to_contain_text("暂不可用")
     expect(reviewer.locator(".circular-list")).not_to_contain_text("暂不可用")

@@ -38,7 +38,7 @@ def test_a_unit_works_on_its_own_evidence_and_another_unit_gets_404(world):
         answer = world.client.request(method, path, headers=stranger, json=body if method in ("POST", "PUT") else None)
         assert answer.status_code == 404, f"{method} {path}: {answer.status_code} {answer.text[:200]}"
         if method != "HEAD":  # the same answer as for an id that does not exist
-            assert answer.json()["detail"]["code"] == "not_found", answer.text
+            assert answer.json()["code"] == "not_found", answer.text
         anonymous = world.client.request(method, path, headers={"Authorization": ""})
         assert anonymous.status_code == 401, f"{method} {path}: {anonymous.status_code}"
 
@@ -60,7 +60,7 @@ def test_roles_reviewers_read_units_do_not_run_the_office_routes(world):
     assert world.client.get(f"/evidence/{evidence['id']}", headers=reviewer).status_code == 200
     assert world.client.get(f"/evidence/{evidence['id']}", headers=world.token("孙丽", role=INSPECTOR)).status_code == 200
     refused = world.client.post(f"/submissions/{submission['id']}/evidence", content=media.photo(72), headers=reviewer)
-    assert refused.status_code == 403 and refused.json()["detail"]["code"] == "forbidden"
+    assert refused.status_code == 403 and refused.json()["code"] == "forbidden"
     assert world.client.delete(f"/evidence/{evidence['id']}", headers=reviewer).status_code == 403
     for method, path in (("GET", "/audit-log"), ("GET", "/integrity-checks"), ("POST", "/integrity-checks"),
                          ("GET", f"/campaigns/{uuid.uuid4()}/export.zip")):
@@ -75,7 +75,7 @@ def test_unit_export_is_confined_to_the_subtree(world):
     world.approve(submission)
     assert world.client.get(f"/units/{own}/export.zip", headers=world.unit_token(own)).status_code == 200
     hidden = world.client.get(f"/units/{own}/export.zip", headers=world.unit_token(foreign))
-    assert hidden.status_code == 404 and hidden.json()["detail"]["code"] == "not_found"
+    assert hidden.status_code == 404 and hidden.json()["code"] == "not_found"
 
 
 def test_audit_rows_name_the_token_holder(world):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import re
+import struct
+import zlib
 from functools import cache
 
 import pytest
@@ -38,6 +40,23 @@ def _bomb() -> bytes:
     return media.docx(bomb_mib=100)
 
 
+def _pdf(*objects: bytes) -> bytes:
+    """A small PDF whose catalog and further objects are given raw."""
+    body = b"".join(b"%d 0 obj\n%s\nendobj\n" % (number, text) for number, text in enumerate(objects, start=1))
+    return b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n" + body + b"trailer\n<< /Root 1 0 R >>\n%%EOF\n"
+
+
+def _pdf_with_compressed_javascript() -> bytes:
+    """The JavaScript action sits in a Flate-compressed object stream, invisible to a plain byte scan."""
+    hidden = zlib.compress(b"2 0 << /S /JavaScript /JS (app.alert(1)) >>")
+    stream = b"<< /Type /ObjStm /N 1 /First 4 /Filter /FlateDecode /Length %d >>\nstream\n%s\nendstream" % (len(hidden), hidden)
+    return _pdf(b"<< /Type /Catalog /OpenAction 2 0 R >>", stream)
+
+
+def _mp4_with(*top: bytes) -> bytes:
+    return media.ftyp() + b"".join(top)
+
+
 def corpus() -> list[tuple]:
     """(case, body maker, filename, declared Content-Type, status, code); bodies are made when a test runs."""
     return [
@@ -60,6 +79,31 @@ def corpus() -> list[tuple]:
         ("control characters", _jpeg, "photo\x00.jpg", "image/jpeg", 400, "invalid_filename"),
         ("empty file", lambda: b"", "empty.jpg", "image/jpeg", 400, "empty_file"),
         ("lying content-type", lambda: HTML_SCRIPT, "logo.png", "image/png", 415, "unsupported_media_type"),
+        ("jpeg with a zip appended (polyglot)", lambda: _jpeg() + media.plain_zip(), "合影.jpg", "image/jpeg", 422,
+         "trailing_data"),
+        ("png with a script appended", lambda: media.photo(4, fmt="PNG") + HTML_SCRIPT, "横幅.png", "image/png", 422,
+         "trailing_data"),
+        ("webp with a zip appended", lambda: media.photo(5, fmt="WEBP") + media.plain_zip(), "a.webp", "image/webp", 422,
+         "trailing_data"),
+        ("mp4 box running past the end", lambda: _mp4_with(media.moov(), struct.pack(">I4s", 0xFFFFFFF0, b"mdat") + bytes(64)),
+         "v.mp4", "video/mp4", 422, "damaged_file"),
+        ("mp4 box of size 3", lambda: _mp4_with(media.moov(), struct.pack(">I4s", 3, b"free") + bytes(64)), "v.mp4",
+         "video/mp4", 422, "damaged_file"),
+        ("mp4 64-bit size 2^63", lambda: _mp4_with(media.moov(), struct.pack(">I4sQ", 1, b"mdat", 2**63) + bytes(64)),
+         "v.mp4", "video/mp4", 422, "damaged_file"),
+        ("mp4 nested trak overflowing its moov", lambda: _mp4_with(
+            media.box(b"moov", struct.pack(">I4s", 4000, b"trak") + bytes(32)), media.box(b"mdat", bytes(4096))),
+         "v.mp4", "video/mp4", 422, "damaged_file"),
+        ("mp4 without moov (unplayable)", lambda: _mp4_with(media.box(b"mdat", bytes(4096))), "v.mp4", "video/mp4", 422,
+         "unplayable_video"),
+        ("pdf with OpenAction JavaScript", lambda: _pdf(b"<< /Type /Catalog /OpenAction << /S /JavaScript /JS (app.alert(1)) >> >>"),
+         "通知.pdf", "application/pdf", 422, "pdf_active_content"),
+        ("pdf with a launch action", lambda: _pdf(b"<< /Type /Catalog /OpenAction << /S /Launch /F (cmd.exe) >> >>"),
+         "通知.pdf", "application/pdf", 422, "pdf_active_content"),
+        ("pdf with an escaped JavaScript name", lambda: _pdf(b"<< /Type /Catalog /OpenAction << /S /J#61vaScript /J#53 (x) >> >>"),
+         "通知.pdf", "application/pdf", 422, "pdf_active_content"),
+        ("pdf with JavaScript in a compressed object stream", _pdf_with_compressed_javascript, "通知.pdf", "application/pdf",
+         422, "pdf_active_content"),
         ("avif is not on the allow-list", lambda: media.ftyp(b"avif", (b"avif", b"mif1")) + bytes(500), "a.heic", "image/heic",
          415, "unsupported_media_type"),
     ]
@@ -70,7 +114,7 @@ CASES = corpus()
 
 def _assert_refused(world, response, status: int, code: str) -> None:
     assert response.status_code == status, response.text
-    detail = response.json()["detail"]
+    detail = response.json()
     assert detail["code"] == code
     assert HAN.search(detail["message"]), detail  # Chinese for the user
     assert detail["message_en"] and not HAN.search(detail["message_en"]), detail  # and English
@@ -110,6 +154,24 @@ def test_declared_size_limits_per_kind_come_from_settings(make_world):
     assert len(big_photo) > 20_000
     response = world.upload(submission["id"], big_photo, "big.jpg")
     _assert_refused(world, response, 413, "too_large")
-    assert response.json()["detail"]["message"].startswith("JPEG 文件超过大小上限")
+    assert response.json()["message"].startswith("JPEG 文件超过大小上限")
     ok = world.upload(submission["id"], media.xlsx(), "表格.xlsx")  # documents have their own, larger limit
     assert ok.status_code == 201, ok.text
+
+
+def test_a_declared_content_length_over_the_limit_is_refused_before_any_byte_is_read(make_world):
+    world = make_world(evidence_max_bytes=1_000_000)
+    submission = world.submission()
+    # The client declares 100 GB and sends nothing: the answer must come at once, not after a read timeout.
+    response = world.client.post(f"/submissions/{submission['id']}/evidence", params={"filename": "huge.mp4"},
+                                 headers={"Content-Type": "video/mp4", "Content-Length": "100000000000"}, content=b"")
+    _assert_refused(world, response, 413, "too_large")
+
+
+def test_a_plain_photo_a_padded_photo_and_a_good_video_and_pdf_are_still_accepted(world):
+    submission = world.submission()
+    for body, name in ((_jpeg(), "a.jpg"), (media.photo(6) + bytes(64), "padded.jpg"), (media.photo(7, fmt="PNG"), "b.png"),
+                       (media.photo(8, fmt="WEBP"), "c.webp"), (media.mp4(), "d.mp4"), (media.mp4(moov_first=False), "e.mp4"),
+                       (_pdf(b"<< /Type /Catalog /OpenAction [3 0 R /Fit] >>"), "f.pdf")):
+        response = world.upload(submission["id"], body, name)
+        assert response.status_code == 201, (name, response.text)

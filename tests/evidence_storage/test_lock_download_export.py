@@ -35,7 +35,7 @@ def test_approval_locks_evidence_and_the_api_refuses_to_delete_it(world):
     assert view["locked"] is True and view["locked_at"]
     assert view["retention"] == "unsupported" and view["retained_until"] is None  # a folder cannot retain
     refused = world.client.delete(f"/evidence/{kept['id']}")
-    assert refused.status_code == 409 and refused.json()["detail"]["code"] == "evidence_locked"
+    assert refused.status_code == 409 and refused.json()["code"] == "evidence_locked"
     assert world.upload(submission["id"], media.photo(52, size=(64, 64)), "late.jpg").status_code == 409  # no overwrite by adding
     assert world.client.put(f"/evidence/{kept['id']}/content", content=b"x").status_code == 405  # no route to overwrite
     assert world.events("evidence.locked")[0]["evidence_id"] == kept["id"]
@@ -68,7 +68,7 @@ def test_downloads_are_streamed_and_audited(world):
     assert response.headers["content-disposition"] == "attachment; filename*=UTF-8''" + quote("会议.jpg")
     assert world.client.get(f"/evidence/{evidence['id']}/preview", headers=world.token("reviewer-2", role=REVIEWER, subject="r2")).status_code == 200
     url = world.client.post(f"/evidence/{evidence['id']}/download-url")
-    assert url.status_code == 501 and url.json()["detail"]["code"] == "presign_unsupported"
+    assert url.status_code == 501 and url.json()["code"] == "presign_unsupported"
 
     log = world.client.get("/audit-log", params={"evidence_id": evidence["id"]}).json()
     assert [(row["action"], row["actor_name"]) for row in log] == [("evidence.thumbnail", "reviewer-2"), ("evidence.download", "王芳")]
@@ -134,7 +134,7 @@ def test_export_streams_unit_measure_file_with_a_sha256_manifest(world):
     assert sorted(row["resource_id"] for row in exported) == sorted([ids["m1"], ids["m5"], ids["doc"]])
     assert world.client.get(f"/units/{pending['unit_id']}/export.zip").status_code == 200  # duji has approved files
     nothing = world.client.get("/units/nobody/export.zip")
-    assert nothing.status_code == 404 and nothing.json()["detail"]["code"] == "nothing_to_export"
+    assert nothing.status_code == 404 and nothing.json()["code"] == "nothing_to_export"
 
 
 def test_export_marks_a_damaged_object_in_the_manifest(world):

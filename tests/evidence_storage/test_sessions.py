@@ -38,11 +38,11 @@ def test_chunked_upload_resumes_and_completes(make_world, store):
     # a chunk at the wrong offset is refused and says where to resume
     wrong = _put(world, session["id"], video[2 * chunk:], 2 * chunk)
     assert wrong.status_code == 409 and wrong.headers["Upload-Offset"] == str(chunk)
-    assert wrong.json()["detail"]["code"] == "offset_mismatch"
+    assert wrong.json()["code"] == "offset_mismatch"
     # a chunk that arrives shorter than its Content-Range promised does not count (as after a cut)
     cut = world.client.put(f"/upload-sessions/{session['id']}", content=video[chunk:chunk + 1000],
                            headers={"Content-Range": f"bytes {chunk}-{2 * chunk - 1}/{len(video)}"})
-    assert cut.status_code == 400 and cut.json()["detail"]["code"] == "chunk_incomplete"
+    assert cut.status_code == 400 and cut.json()["code"] == "chunk_incomplete"
     head = world.client.head(f"/upload-sessions/{session['id']}")
     assert head.headers["Upload-Offset"] == str(chunk) and head.headers["Upload-Length"] == str(len(video))
 
@@ -50,7 +50,7 @@ def test_chunked_upload_resumes_and_completes(make_world, store):
                                headers={"Content-Range": f"bytes {chunk}-{2 * chunk - 1}/{len(video)}"})
     assert resumed.status_code == 200 and resumed.json()["received"] == 2 * chunk
     early = world.client.post(f"/upload-sessions/{session['id']}/complete")
-    assert early.status_code == 409 and early.json()["detail"]["code"] == "upload_incomplete"
+    assert early.status_code == 409 and early.json()["code"] == "upload_incomplete"
     assert _put(world, session["id"], video[2 * chunk:], 2 * chunk).json()["received"] == len(video)
 
     done = world.client.post(f"/upload-sessions/{session['id']}/complete")
@@ -72,7 +72,7 @@ def test_s3_chunks_must_be_large_enough_except_the_last(make_world):
     video = media.mp4(bytes(6 * MIB))
     session = _session(world, submission["id"], len(video))
     small = _put(world, session["id"], video[:MIB], 0)
-    assert small.status_code == 400 and small.json()["detail"]["code"] == "chunk_too_small"
+    assert small.status_code == 400 and small.json()["code"] == "chunk_too_small"
     assert world.stored_keys() == []
 
 
@@ -80,7 +80,7 @@ def test_first_chunk_is_sniffed_and_a_bad_type_ends_the_session(world):
     submission = world.submission()
     session = _session(world, submission["id"], 5000, filename="a.jpg")
     refused = _put(world, session["id"], b"MZ" + bytes(4998), 0)
-    assert refused.status_code == 415 and refused.json()["detail"]["code"] == "unsupported_media_type"
+    assert refused.status_code == 415 and refused.json()["code"] == "unsupported_media_type"
     assert world.client.get(f"/upload-sessions/{session['id']}").json()["state"] == "refused"
     assert _put(world, session["id"], b"MZ" + bytes(4998), 0).status_code == 410
     assert world.stored_keys() == [] and world.evidence_count() == 0
@@ -92,14 +92,14 @@ def test_checksum_mismatch_and_damaged_upload_leave_nothing(world):
     session = _session(world, submission["id"], len(photo), sha256="0" * 64)
     _put(world, session["id"], photo, 0)
     refused = world.client.post(f"/upload-sessions/{session['id']}/complete")
-    assert refused.status_code == 422 and refused.json()["detail"]["code"] == "checksum_mismatch"
+    assert refused.status_code == 422 and refused.json()["code"] == "checksum_mismatch"
     assert world.client.get(f"/upload-sessions/{session['id']}").json()["state"] == "refused"
 
     cut_photo = photo[: len(photo) // 2]
     session = _session(world, submission["id"], len(cut_photo))
     _put(world, session["id"], cut_photo, 0)
     damaged = world.client.post(f"/upload-sessions/{session['id']}/complete")
-    assert damaged.status_code == 422 and damaged.json()["detail"]["code"] == "damaged_file"
+    assert damaged.status_code == 422 and damaged.json()["code"] == "damaged_file"
     assert world.stored_keys() == [] and world.evidence_count() == 0
     assert [e["reason_code"] for e in world.events("evidence.rejected")] == ["checksum_mismatch", "damaged_file"]
 
@@ -114,7 +114,7 @@ def test_sessions_expire_and_their_chunks_are_removed(make_world):
     assert world.stored_keys() != []
     clock.advance(timedelta(hours=2))
     gone = _put(world, session["id"], video[1000:], 1000)
-    assert gone.status_code == 410 and gone.json()["detail"]["code"] == "session_expired"
+    assert gone.status_code == 410 and gone.json()["code"] == "session_expired"
     assert expire_sessions(world.ctx) == 1
     assert world.stored_keys() == []
     assert world.client.get(f"/upload-sessions/{session['id']}").json()["state"] == "expired"
@@ -132,7 +132,7 @@ def test_abort_removes_the_chunks(world):
 def test_session_filename_and_size_are_checked_up_front(world):
     submission = world.submission()
     bad = world.client.post(f"/submissions/{submission['id']}/upload-sessions", json={"size": 10, "filename": "../x.mp4"})
-    assert bad.status_code == 400 and bad.json()["detail"]["code"] == "invalid_filename"
+    assert bad.status_code == 400 and bad.json()["code"] == "invalid_filename"
     huge = world.client.post(f"/submissions/{submission['id']}/upload-sessions", json={"size": 3 * 1024**3})
     assert huge.status_code == 413
     assert world.client.post(f"/submissions/{submission['id']}/upload-sessions", json={"size": 0}).status_code == 422
@@ -156,7 +156,7 @@ def test_presigned_post_then_completion_checks_the_object(make_world):
     assert "policy" in form["fields"] and form["url"].endswith("/" + world.s3.bucket)
 
     early = world.client.post(f"/upload-sessions/{session['id']}/complete")
-    assert early.status_code == 409 and early.json()["detail"]["code"] == "not_uploaded"
+    assert early.status_code == 409 and early.json()["code"] == "not_uploaded"
     assert _post_form(session, photo, "image/jpeg").status_code in (200, 201, 204)
     done = world.client.post(f"/upload-sessions/{session['id']}/complete", json={"sha256": hashlib.sha256(photo).hexdigest()})
     assert done.status_code == 201, done.text
@@ -173,13 +173,13 @@ def test_presigned_upload_that_lies_about_its_type_or_size_is_removed(make_world
     session = _session(world, submission["id"], len(png), mode="presigned", content_type="image/jpeg")
     _post_form(session, png, "image/jpeg")
     refused = world.client.post(f"/upload-sessions/{session['id']}/complete")
-    assert refused.status_code == 422 and refused.json()["detail"]["code"] == "type_mismatch"
+    assert refused.status_code == 422 and refused.json()["code"] == "type_mismatch"
 
     jpeg = media.photo(23, size=(64, 64))
     session = _session(world, submission["id"], len(jpeg) + 10, mode="presigned", content_type="image/jpeg")
     _post_form(session, jpeg, "image/jpeg")  # moto does not enforce the policy's length range; completion does
     short = world.client.post(f"/upload-sessions/{session['id']}/complete")
-    assert short.status_code == 422 and short.json()["detail"]["code"] == "size_mismatch"
+    assert short.status_code == 422 and short.json()["code"] == "size_mismatch"
     assert world.stored_keys() == [] and world.evidence_count() == 0
 
 
@@ -197,5 +197,5 @@ def test_presigned_sessions_need_an_allowed_type_and_an_s3_store(make_world):
     response = folder.client.post(f"/submissions/{submission['id']}/upload-sessions",
                                   json={"size": 100, "mode": "presigned", "content_type": "image/jpeg"})
     assert response.status_code == 501
-    detail = response.json()["detail"]
+    detail = response.json()
     assert detail["code"] == "presign_unsupported" and "不支持直传" in detail["message"] and "folder store" in detail["message_en"]

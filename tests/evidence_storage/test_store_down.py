@@ -35,7 +35,7 @@ def _body_that_cuts(data: bytes, proxy: CuttableProxy, after: int):
 
 def _assert_unavailable(response) -> None:
     assert response.status_code == 503, response.text
-    detail = response.json()["detail"]
+    detail = response.json()
     assert detail["code"] == "store_unavailable"
     assert HAN.search(detail["message"]) and "retry" in detail["message_en"]
 

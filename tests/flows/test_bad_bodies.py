@@ -12,7 +12,8 @@ def test_json_that_does_not_parse_gets_422_with_a_chinese_message(client, path):
     assert response.status_code == 422, response.text
     body = response.json()
     assert body["code"] == "invalid_request" and "请求内容不符合要求" in body["message"]
-    assert body["detail"][0]["type"] == "json_invalid"
+    assert body["errors"][0]["type"] == "json_invalid" and body["status"] == 422 and body["request_id"]
+    assert response.headers["content-type"] == "application/problem+json"
 
 
 @pytest.mark.parametrize("path", ROUTES)
@@ -26,4 +27,4 @@ def test_a_field_of_the_wrong_type_is_named_in_the_error(client):
     assert response.status_code == 422
     body = response.json()
     assert body["code"] == "invalid_request"
-    assert {tuple(error["loc"]) for error in body["detail"]} >= {("body", "name")}
+    assert {tuple(error["loc"]) for error in body["errors"]} >= {("body", "name")}

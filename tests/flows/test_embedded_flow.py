@@ -58,7 +58,7 @@ def test_return_requires_comment_and_reject_requires_reason(client):
     assert returned.status_code == 200 and returned.json()["comment"] == "照片不清晰，请补充横幅照片"
     again = client.post(f"/review/submissions/{submission['id']}/approve", json={"reviewer": "赵强"})
     assert again.status_code == 409
-    assert again.json()["detail"]["code"] == "already_decided"
+    assert again.json()["code"] == "already_decided"
 
 
 def test_returned_mail_carries_comment(platform, client):
@@ -89,14 +89,14 @@ def test_text_named_jpg_is_refused_and_nothing_is_kept(platform, client):
     wait_evidence_ready(client, submission["id"])
     response = upload(client, submission["id"], b"just some text, not a photo\n" * 50, "photo.jpg", content_type="image/jpeg")
     assert response.status_code == 415
-    detail = response.json()["detail"]
+    detail = response.json()
     assert detail["code"] == "unsupported_media_type" and "不支持的文件类型" in detail["message"]
     ctx = platform.contexts["evidence_storage"]
     assert ctx.blobs.count_objects() == 0
     with ctx.db.session() as uow:
         assert uow.scalar(select(func.count()).select_from(Evidence)) == 0
     empty = upload(client, submission["id"], b"", "empty.jpg")
-    assert empty.status_code == 400 and empty.json()["detail"]["code"] == "empty_file"
+    assert empty.status_code == 400 and empty.json()["code"] == "empty_file"
     assert ctx.blobs.count_objects() == 0
 
 

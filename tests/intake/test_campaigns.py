@@ -127,7 +127,7 @@ def test_a_refused_definition_answers_422_naming_fields_and_lines_and_writes_not
     text = huaibei_text().replace("parent: HB\n    liaison: {name: 孙浩", "parent: HQ\n    liaison: {name: 孙浩", 1)
     response = load(api, text)
     assert response.status_code == 422
-    detail = response.json()["detail"]
+    detail = response.json()
     assert detail["code"] == "invalid_definition" and "units[5].parent" in detail["message"] and detail["message_en"]
     assert detail["errors"][0]["field"] == "units[5].parent" and detail["errors"][0]["line"] > 1
     assert api.get("/campaigns").json() == [] and outbox(ctx) == []

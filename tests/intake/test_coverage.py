@@ -79,4 +79,4 @@ def test_coverage_refuses_unknown_campaigns_and_foreign_units(api):
     assert api.get("/campaigns/nope/coverage").status_code == 404
     assert api.get(f"/campaigns/{units['_campaign']}/coverage", params={"unit_id": "nope"}).status_code == 404
     foreign = api.get(f"/campaigns/{other['campaign_id']}/coverage", params={"unit_id": units["D1"]["id"]})
-    assert foreign.status_code == 422 and foreign.json()["detail"]["code"] == "campaign_mismatch"
+    assert foreign.status_code == 422 and foreign.json()["code"] == "campaign_mismatch"

@@ -36,7 +36,7 @@ def test_draft_edit_then_submit(api, ctx):
     assert event.payload["topics"] == ["T1", "T2"] and event.payload["held_on"] == "2020-03-10"
     assert event.payload["campaign_id"] == units["_campaign"]
     again = api.patch(f"/submissions/{draft['id']}", json={"title": "改"})
-    assert again.status_code == 409 and again.json()["detail"]["code"] == "invalid_state"
+    assert again.status_code == 409 and again.json()["code"] == "invalid_state"
     assert api.post(f"/submissions/{draft['id']}/submit").status_code == 409
 
 
@@ -65,7 +65,7 @@ def test_bad_requests_are_refused_with_bilingual_errors(api):
     for body, status, code in cases:
         response = post(api, **body)
         assert response.status_code == status, (body, response.text)
-        detail = response.json()["detail"]
+        detail = response.json()
         assert detail["code"] == code and detail["message"] and detail["message_en"]
     assert api.get("/submissions").json() == []
 
@@ -157,7 +157,7 @@ def test_units_registered_below_a_campaign_unit_join_its_tree(api, ctx):
     assert outbox(ctx, "unit.registered")[-1].payload["unit_path"] == village.json()["unit_path"]
     assert outbox(ctx, "liaison.designated")[-1].payload["unit_id"] != village.json()["id"]  # no liaison yet
     upward = api.post("/units", json={"code": "X", "name": "错层", "level": "county", "parent_id": units["S1"]["id"]})
-    assert upward.status_code == 422 and upward.json()["detail"]["code"] == "invalid_level"
+    assert upward.status_code == 422 and upward.json()["code"] == "invalid_level"
     duplicate = api.post("/units", json={"code": "V2", "name": "重复", "level": "village", "parent_id": units["S1"]["id"]})
     assert duplicate.status_code == 409
     elsewhere = api.post("/units", json={"code": "V2", "name": "无活动单位", "level": "county"})

@@ -48,6 +48,6 @@ def test_delivery_log_per_unit_and_per_event(make_world, smtp):
 
 def test_delivery_log_refuses_bad_queries(world):
     assert world.client.get("/deliveries/no-such-delivery").status_code == 404
-    assert world.client.get("/deliveries/no-such-delivery").json()["detail"]["message_en"] == "delivery not found: no-such-delivery"
+    assert world.client.get("/deliveries/no-such-delivery").json()["message_en"] == "delivery not found: no-such-delivery"
     assert world.client.get("/deliveries", params={"status": "lost"}).status_code == 422
     assert world.client.get("/deliveries", params={"limit": 0}).status_code == 422

@@ -126,7 +126,7 @@ def test_preferences_need_a_known_unit_and_a_boolean(world):
     assert world.client.get(f"/units/{unit_id}/preferences").json() == {"unit_id": unit_id, "digest": False, "updated_at": None}
     missing = world.client.put("/units/no-such-unit/preferences", json={"digest": True})
     assert missing.status_code == 404
-    detail = missing.json()["detail"]
+    detail = missing.json()
     assert detail["code"] == "not_found" and "单位不存在" in detail["message"] and "unit not found" in detail["message_en"]
     assert world.client.get("/units/no-such-unit/preferences").status_code == 404
     assert world.client.put(f"/units/{unit_id}/preferences", json={"digest": "sometimes"}).status_code == 422

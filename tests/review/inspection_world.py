@@ -145,7 +145,7 @@ def ok(response, status: int = 200):
 def error(response, status: int) -> dict:
     """The error detail of a response that must have this status."""
     assert response.status_code == status, f"{response.status_code} {response.text}"
-    return response.json()["detail"]
+    return response.json()
 
 
 def seed_review_samples(client, campaign_id: str, unit_id: str) -> dict[str, str]:

@@ -41,7 +41,7 @@ def ok(response, status: int = 200):
 
 def error(response, status: int) -> dict:
     assert response.status_code == status, f"{response.status_code} {response.text}"
-    return response.json()["detail"]
+    return response.json()
 
 
 def make(world, **body) -> dict:

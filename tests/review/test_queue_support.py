@@ -166,4 +166,4 @@ def ok(response, status: int = 200) -> dict | list:
 def error_code(response, status: int) -> str:
     """The error code of a response that must have this status."""
     assert response.status_code == status, f"{response.status_code} {response.text}"
-    return response.json()["detail"]["code"]
+    return response.json()["code"]

@@ -133,23 +133,25 @@
       this.status = status;
       this.data = data;
       this.url = url;
-      const detail = data && data.detail;
-      this.code = detail && typeof detail === "object" && !Array.isArray(detail) ? detail.code : data && data.code;
+      this.code = data && typeof data === "object" ? data.code : undefined;
+      this.requestId = data && typeof data === "object" ? data.request_id : undefined;
     }
 
-    /** The platform has no such route (yet): FastAPI's bare 404, or 405. */
+    /** The platform has no such route (yet): the envelope's route_not_found, or 405. */
     get missingRoute() {
-      return (this.status === 404 && this.data && this.data.detail === "Not Found") || this.status === 405;
+      return (this.status === 404 && this.code === "route_not_found") || this.status === 405;
     }
   }
 
+  // Every service answers errors as RFC 9457 problem details with code, message (Chinese), message_en,
+  // request_id and, for 422, errors (the fields to fix).
   function messageOf(status, data) {
-    const detail = data && data.detail;
-    if (detail && typeof detail === "object" && !Array.isArray(detail) && detail.message) return detail.message;
-    if (Array.isArray(detail)) {
-      const fields = detail.map((e) => `${(e.loc || []).filter((p) => p !== "body" && p !== "query").join(".")} ${e.msg}`);
+    if (data && typeof data === "object" && Array.isArray(data.errors) && data.errors.length && status === 422
+        && data.code === "invalid_request") {
+      const fields = data.errors.map((e) => `${(e.loc || []).filter((p) => p !== "body" && p !== "query").join(".")} ${e.msg}`);
       return `输入有误：${fields.join("；")}`;
     }
+    if (data && typeof data === "object" && typeof data.message === "string" && data.message) return data.message;
     if (status === 401) return "请先登录";
     if (status === 403) return "当前角色无权执行此操作";
     if (status === 404) return "未找到";
