@@ -24,7 +24,7 @@ from services.review import api as review_api
 from services.review import bootstrap as review_bootstrap
 from services.review.subscriptions import SUBSCRIPTIONS as REVIEW_SUBSCRIPTIONS
 from services.review.subscriptions import jobs as review_jobs
-from shared import problems
+from shared import docs, problems
 from shared.adapters import make_blob_store, make_bus, make_mailer
 from shared.audit import RequestContextMiddleware
 from shared.blobs.port import BlobStore
@@ -33,6 +33,7 @@ from shared.clock import Clock, SystemClock
 from shared.db import SchemaOutdated
 from shared.http import health_router
 from shared.mail.port import Mailer
+from shared.private import private_folder
 from shared.runtime import ServiceContext, ServiceWorker, configure_logging
 from shared.settings import Settings
 
@@ -104,6 +105,7 @@ def _root_app(platform: Platform, apps: dict[str, FastAPI]) -> FastAPI:
     root = FastAPI(title="宣传月佐证平台 · campaign-evidence platform", version="0.1.0", lifespan=lifespan,
                    docs_url=None, redoc_url=None)
     problems.install(root)
+    docs.install(root)
     root.add_middleware(RequestContextMiddleware)
     checks = {f"database.{name}": ctx.db.health for name, ctx in platform.contexts.items()}
     checks["bus"] = platform.bus.health
@@ -136,7 +138,7 @@ def main() -> None:
 
     configure_logging()
     settings = Settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_folder(settings.data_dir)
     try:
         platform = build_platform(settings)
     except SchemaOutdated as outdated:

@@ -21,7 +21,7 @@ from sqlalchemy import and_, false, or_, true
 from sqlalchemy.sql.elements import ColumnElement
 
 from shared.clock import Clock, SystemClock
-from shared import problems
+from shared import docs, problems
 from shared.http import ApiError
 from shared.settings import Settings
 
@@ -222,6 +222,7 @@ def install(app: FastAPI, verifier: TokenVerifier) -> None:
 
     app.state.token_verifier = verifier
     problems.install(app)  # first, so its catch-all sits inside the request-id middleware
+    docs.install(app)  # self-hosted Swagger UI / ReDoc, CSP on HTML pages
     app.add_middleware(RequestContextMiddleware)
 
 

@@ -72,8 +72,8 @@ def _campaign_routes(ctx: ServiceContext) -> APIRouter:
         """One campaign (by id or code) with its current normalised definition."""
         with ctx.db.session() as uow:
             campaign = _campaign(uow, campaign_ref)
-            definition = queries.current_definition(uow, campaign.id)
-        return _campaign_view(campaign, definition.model_dump(mode="json"))
+            definition = queries.current_definition(uow, campaign.id).model_dump(mode="json")
+            return _campaign_view(campaign, _redacted(uow, definition, campaign.id, scope_of(principal)))
 
     @router.get("/campaigns/{campaign_ref}/versions", response_model=list[schemas.CampaignVersionRead])
     def list_versions(campaign_ref: str, principal: Principal = ANYONE) -> list[CampaignVersion]:
@@ -85,14 +85,16 @@ def _campaign_routes(ctx: ServiceContext) -> APIRouter:
                     for r in queries.campaign_versions(uow, campaign.id)]
 
     @router.get("/campaigns/{campaign_ref}/versions/{version}", response_model=schemas.CampaignVersionRead)
-    def get_version(campaign_ref: str, version: Version, principal: Principal = ANYONE) -> CampaignVersion:
-        """One version with the definition text exactly as it was loaded."""
+    def get_version(campaign_ref: str, version: Version, principal: Principal = ANYONE) -> schemas.CampaignVersionRead:
+        """One version with the definition text exactly as it was loaded (staff only: for a unit it is omitted)."""
         with ctx.db.session() as uow:
             campaign = _campaign(uow, campaign_ref)
             row = uow.get(CampaignVersion, (campaign.id, version))
         if row is None:
             raise not_found("活动版本", "campaign version", f"{campaign_ref} v{version}")
-        return row
+        shown = schemas.CampaignVersionRead.model_validate(row)
+        # The text as loaded names every unit's liaison: a unit gets the redacted definition from GET /campaigns/{ref}.
+        return shown if scope_of(principal) is None else shown.model_copy(update={"source_text": None})
 
     @router.get("/campaigns/{campaign_ref}/changes", response_model=list[schemas.CampaignChangeRead])
     def list_changes(campaign_ref: str, principal: Principal = STAFF) -> list[CampaignChange]:
@@ -155,6 +157,16 @@ def _campaign(uow, ref: str) -> Campaign:
     if campaign is None:
         raise not_found("活动", "campaign", ref)
     return campaign
+
+
+def _redacted(uow, definition: dict, campaign_id: str, scope: str | None) -> dict:
+    """The definition as a unit may see it: liaison contact data only for units in its own subtree."""
+    if scope is None:
+        return definition
+    own = {unit.code for unit in queries.list_units(uow, scope=scope, campaign_id=campaign_id, include_inactive=True,
+                                                    limit=100_000, offset=0)}
+    units = [unit if unit.get("code") in own else {**unit, "liaison": None} for unit in definition.get("units", [])]
+    return {**definition, "units": units}
 
 
 def _campaign_view(campaign: Campaign, definition: dict | None = None) -> dict:
