@@ -39,7 +39,8 @@ def assemble_due(*, ctx: ServiceContext) -> int:
     now = ctx.clock.now()
     with ctx.db.session() as uow:
         audiences = uow.scalars(select(DigestItem.audience).where(
-            DigestItem.delivery_id.is_(None), DigestItem.created_at <= now).distinct()).all()
+            DigestItem.delivery_id.is_(None), DigestItem.created_at <= now,
+            ~DigestItem.audience.startswith("refusals:")).distinct()).all()  # those go out hourly (refusal_digest.py)
     queued = 0
     for audience in audiences:
         try:

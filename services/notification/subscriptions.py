@@ -1,7 +1,7 @@
 """Which events the notification service consumes, and the handlers for each; and its periodic jobs."""
 from __future__ import annotations
 
-from services.notification import digest, handlers
+from services.notification import digest, handlers, refusal_digest
 from services.notification.delivery import DeliveryLoop
 from shared.runtime import PeriodicJob, ServiceContext
 
@@ -32,4 +32,6 @@ def jobs(ctx: ServiceContext) -> list[PeriodicJob]:
     return [
         PeriodicJob("deliver-mail", ctx.settings.notify_poll_s, loop.run),
         PeriodicJob("daily-digest", DIGEST_CHECK_S, lambda: digest.assemble_due(ctx=ctx)),
+        # after each event (the first refusal goes out at once) and every minute (the ones held for the hour)
+        PeriodicJob("refusal-mail", DIGEST_CHECK_S, lambda: refusal_digest.send_due(ctx=ctx)),
     ]

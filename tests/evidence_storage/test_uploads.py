@@ -93,9 +93,11 @@ def test_quicktime_and_unreadable_video_headers(world):
     mov = media.ftyp(b"qt  ", (b"qt  ",)) + media.moov(duration=2000) + media.box(b"mdat", bytes(1000))
     evidence = world.upload(submission["id"], mov, "clip.mov").json()
     assert evidence["media_type"] == "video/quicktime" and evidence["duration_s"] == 2.0
-    garbage = media.ftyp() + bytes(range(256)) * 40  # no moov: accepted, with a note instead of a duration
-    evidence = world.upload(submission["id"], garbage, "camera.mp4").json()
-    assert evidence["duration_s"] is None and "moov" in evidence["preview_note"]
+    headerless = media.ftyp() + media.box(b"moov", b"") + media.box(b"mdat", bytes(1000))  # a moov without mvhd
+    evidence = world.upload(submission["id"], headerless, "camera.mp4").json()
+    assert evidence["duration_s"] is None and "movie header" in evidence["preview_note"]
+    garbage = media.ftyp() + bytes(range(256)) * 40  # boxes that do not fit: refused (tests/evidence_storage/test_attack_corpus.py)
+    assert world.upload(submission["id"], garbage, "camera.mp4").json()["code"] == "damaged_file"
 
 
 def test_documents_are_typed_from_their_contents(world):
