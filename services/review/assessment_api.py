@@ -19,10 +19,10 @@ from services.review.assessment_schemas import (
     AssessmentRead, CircularCreate, CircularRead, CircularVerification, UnitScore, level_sizes, unit_score,
 )
 from services.review.models import Circular, ReviewUnit
-from shared import audit
 from shared.auth import ADMIN, INSPECTOR, REVIEWER, STAFF, UNIT, Principal, can_see_unit, forbidden, require
 from shared.clock import as_utc
 from shared.http import not_found
+from shared.request_context import request_info
 from shared.runtime import ServiceContext
 
 READERS = (ADMIN, REVIEWER, INSPECTOR, UNIT)
@@ -91,7 +91,7 @@ def router(ctx: ServiceContext) -> APIRouter:
         """Freeze the assessment for a period into a new draft revision with its .docx, .xlsx and snapshot (admins)."""
         return read(circulars.create(ctx, campaign_id=body.campaign_id, period=body.period, as_of=body.as_of,
                                      title=body.title, document_number=body.document_number, principal=principal,
-                                     request=audit.request_info(request)))
+                                     request=request_info(request)))
 
     @router.get("/circulars", response_model=list[CircularRead], tags=["circulars"])
     def list_circulars(campaign_id: str | None = Query(None, max_length=36), limit: int = Query(100, ge=1, le=1000),
@@ -135,6 +135,6 @@ def router(ctx: ServiceContext) -> APIRouter:
     def publish_circular(circular_id: str, request: Request,
                          principal: Principal = Depends(require(ADMIN))) -> CircularRead:
         """Publish a draft once (circular.published); 409 when it was published already (admins)."""
-        return read(circulars.publish(ctx, circular_id, principal=principal, request=audit.request_info(request)))
+        return read(circulars.publish(ctx, circular_id, principal=principal, request=request_info(request)))
 
     return router

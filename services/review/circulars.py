@@ -31,6 +31,7 @@ from shared.clock import as_utc
 from shared.contracts import make_event
 from shared.contracts.review import CircularPublished
 from shared.http import ApiError, not_found
+from shared.request_context import RequestInfo
 from shared.runtime import ServiceContext
 
 SERVICE = "review"
@@ -193,7 +194,7 @@ def default_title(campaign_name: str, period: Period) -> str:
 
 
 def create(ctx: ServiceContext, *, campaign_id: str, period: str, as_of: str | None = None, title: str | None = None,
-           document_number: str | None = None, principal: Principal, request: audit.RequestInfo | None = None) -> Circular:
+           document_number: str | None = None, principal: Principal, request: RequestInfo | None = None) -> Circular:
     """Freeze the assessment as of the period's end (or as_of) into a new draft revision with its files."""
     blobs = _blobs(ctx)
     spec = parse_period(period)
@@ -252,7 +253,7 @@ def _sequence(uow: Session, campaign_id: str, period: str) -> int:
 
 
 def publish(ctx: ServiceContext, circular_id: str, *, principal: Principal,
-            request: audit.RequestInfo | None = None) -> Circular:
+            request: RequestInfo | None = None) -> Circular:
     """Publish a draft once: circular.published, a timeline record and an audit entry, in one transaction."""
     now = ctx.clock.now()
     with ctx.db.transaction() as uow:

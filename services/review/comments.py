@@ -9,6 +9,7 @@ from shared import audit
 from shared.auth import ADMIN, REVIEWER, UNIT, Principal, can_see_unit
 from shared.events import new_id
 from shared.http import ApiError, not_found
+from shared.request_context import RequestInfo
 from shared.runtime import ServiceContext
 
 AUTHORS = (ADMIN, REVIEWER, UNIT)  # inspectors read threads but do not post
@@ -31,7 +32,7 @@ def list_comments(submission_id: str, *, principal: Principal, ctx: ServiceConte
 
 
 def add_comment(submission_id: str, body: str, *, principal: Principal, ctx: ServiceContext,
-                request: audit.RequestInfo | None = None) -> ReviewComment:
+                request: RequestInfo | None = None) -> ReviewComment:
     """Post a comment on the submission's current version (timeline and audit in the same transaction)."""
     if principal.role not in AUTHORS:
         raise ApiError(403, "forbidden", "当前角色无权发表评论", "your role may not comment")

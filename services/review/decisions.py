@@ -18,6 +18,7 @@ from shared.auth import ADMIN, Principal, can_see_unit
 from shared.contracts import make_event
 from shared.contracts.review import DECISIONS
 from shared.http import ApiError, not_found
+from shared.request_context import RequestInfo
 from shared.runtime import ServiceContext
 
 SERVICE = "review"
@@ -52,7 +53,7 @@ def claimed_by_other(item: ReviewItem) -> ApiError:
 
 def decide(submission_id: str, event_type: str, *, reviewer: str, version: int | None, comment: str | None,
            score: float | None = None, ctx: ServiceContext, principal: Principal | None = None,
-           request: audit.RequestInfo | None = None) -> ReviewItem:
+           request: RequestInfo | None = None) -> ReviewItem:
     """Approve, return or reject a pending version exactly once; a concurrent, stale or claimed decision gets 409.
 
     The decision is kept as a dated fact (review_decisions), put on the timeline and, with a principal

@@ -22,6 +22,7 @@ from shared.contracts import make_event
 from shared.contracts.review import InspectionRecorded
 from shared.events import new_id
 from shared.http import ApiError, not_found
+from shared.request_context import RequestInfo
 from shared.runtime import ServiceContext
 
 SERVICE = "review"
@@ -109,7 +110,7 @@ def score(campaign: ReviewCampaign, row) -> tuple[list[rubric.CriterionScore], f
 
 
 def record(ctx: ServiceContext, facts: InspectionCreate, *, principal: Principal,
-           request: audit.RequestInfo | None = None) -> Recorded:
+           request: RequestInfo | None = None) -> Recorded:
     """Validate, score and store an inspection; open a supervision when it breaks the rules."""
     now = ctx.clock.now()
     with ctx.db.transaction() as uow:

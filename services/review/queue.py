@@ -22,6 +22,7 @@ from shared.clock import as_utc
 from shared.contracts import make_event
 from shared.contracts.review import SubmissionClaimed, SubmissionReleased
 from shared.http import ApiError, not_found
+from shared.request_context import RequestInfo
 from shared.runtime import ServiceContext
 
 log = logging.getLogger(__name__)
@@ -194,7 +195,7 @@ def _expect_pending(item: ReviewItem, version: int | None) -> None:
 
 
 def _log(uow: Session, ctx: ServiceContext, item: ReviewItem, principal: Principal, kind: str, detail: dict,
-         request: audit.RequestInfo | None, now: datetime) -> None:
+         request: RequestInfo | None, now: datetime) -> None:
     timeline.append(uow, at=now, actor=principal.name, actor_role=principal.role, kind=kind, subject_type="submission",
                     subject_id=item.submission_id, unit_id=item.unit_id, submission_id=item.submission_id, detail=detail)
     audit.record(uow, AUDIT, principal=principal, action=kind, resource=("submission", item.submission_id),
@@ -202,7 +203,7 @@ def _log(uow: Session, ctx: ServiceContext, item: ReviewItem, principal: Princip
 
 
 def claim(submission_id: str, *, version: int | None, principal: Principal, ctx: ServiceContext,
-          request: audit.RequestInfo | None = None) -> schemas.ReviewItemRead:
+          request: RequestInfo | None = None) -> schemas.ReviewItemRead:
     """Take the pending version to review; 409 while another reviewer's claim is live (publishes submission.claimed)."""
     now = ctx.clock.now()
     cutoff = decisions.claim_cutoff(ctx, now)
@@ -236,7 +237,7 @@ def claim(submission_id: str, *, version: int | None, principal: Principal, ctx:
 
 
 def release(submission_id: str, *, principal: Principal, ctx: ServiceContext,
-            request: audit.RequestInfo | None = None) -> schemas.ReviewItemRead:
+            request: RequestInfo | None = None) -> schemas.ReviewItemRead:
     """Give a claimed version back to the queue (its holder, or an admin); publishes submission.released."""
     now = ctx.clock.now()
     with ctx.db.transaction() as uow:
@@ -289,7 +290,7 @@ def release_expired(ctx: ServiceContext, *, limit: int = 500) -> int:
 
 
 def assign(submission_id: str, *, reviewer: str | None, principal: Principal, ctx: ServiceContext,
-           request: audit.RequestInfo | None = None) -> schemas.ReviewItemRead:
+           request: RequestInfo | None = None) -> schemas.ReviewItemRead:
     """Assign the pending item to a reviewer (user id, or "me"), or remove the assignment with None."""
     now = ctx.clock.now()
     target = _who(reviewer, principal) if reviewer else None
@@ -311,7 +312,7 @@ def assign(submission_id: str, *, reviewer: str | None, principal: Principal, ct
 
 def bulk_decide(items: list[schemas.BulkItem], event_type: str, *, principal: Principal, ctx: ServiceContext,
                 comment: str | None, score: float | None = None,
-                request: audit.RequestInfo | None = None) -> schemas.BulkResult:
+                request: RequestInfo | None = None) -> schemas.BulkResult:
     """Decide each version in its own transaction; one item's refusal does not stop the others."""
     if len(items) > schemas.BULK_LIMIT:
         raise ApiError(422, "too_many_items", f"每次最多处理 {schemas.BULK_LIMIT} 条，本次 {len(items)} 条",

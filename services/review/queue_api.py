@@ -7,10 +7,10 @@ from sqlalchemy import select
 
 from services.review import comments, decisions, queue, schemas, timeline
 from services.review.models import ReviewItem, ReviewUnit, TimelineRecord
-from shared import audit
 from shared.auth import ADMIN, INSPECTOR, REVIEWER, UNIT, Principal, can_see_unit, require
 from shared.clock import as_utc
 from shared.http import not_found
+from shared.request_context import request_info
 from shared.runtime import ServiceContext
 
 READERS = (ADMIN, REVIEWER, INSPECTOR, UNIT)  # a unit reads only its own subtree's items
@@ -37,7 +37,7 @@ def router(ctx: ServiceContext) -> APIRouter:
 
     def decide(submission_id: str, event_type: str, principal: Principal, request: Request, **decision) -> schemas.ReviewItemRead:
         decisions.decide(submission_id, event_type, reviewer=principal.name, ctx=ctx, principal=principal,
-                         request=audit.request_info(request), **decision)
+                         request=request_info(request), **decision)
         return queue.read_item(submission_id, principal=principal, ctx=ctx)
 
     @router.get("/queue", response_model=list[schemas.ReviewItemRead], tags=["queue"])
@@ -69,20 +69,20 @@ def router(ctx: ServiceContext) -> APIRouter:
               principal: Principal = Depends(require(*DECIDERS))) -> schemas.ReviewItemRead:
         """Take the pending version to review; 409 while another reviewer's claim is live."""
         return queue.claim(submission_id, version=body.version if body else None, principal=principal, ctx=ctx,
-                           request=audit.request_info(request))
+                           request=request_info(request))
 
     @router.post("/submissions/{submission_id}/release", response_model=schemas.ReviewItemRead, tags=["queue"])
     def release(submission_id: str, request: Request,
                 principal: Principal = Depends(require(*DECIDERS))) -> schemas.ReviewItemRead:
         """Give a claimed version back to the queue (the claim holder or an admin)."""
-        return queue.release(submission_id, principal=principal, ctx=ctx, request=audit.request_info(request))
+        return queue.release(submission_id, principal=principal, ctx=ctx, request=request_info(request))
 
     @router.post("/submissions/{submission_id}/assign", response_model=schemas.ReviewItemRead, tags=["queue"])
     def assign(submission_id: str, body: schemas.Assign, request: Request,
                principal: Principal = Depends(require(*DECIDERS))) -> schemas.ReviewItemRead:
         """Assign the pending item to a reviewer (user id or "me"; null removes the assignment)."""
         return queue.assign(submission_id, reviewer=body.reviewer, principal=principal, ctx=ctx,
-                            request=audit.request_info(request))
+                            request=request_info(request))
 
     @router.post("/submissions/{submission_id}/approve", response_model=schemas.ReviewItemRead, tags=["decisions"])
     def approve(submission_id: str, body: schemas.Approve, request: Request,
@@ -108,14 +108,14 @@ def router(ctx: ServiceContext) -> APIRouter:
                      principal: Principal = Depends(require(*DECIDERS))) -> schemas.BulkResult:
         """Approve up to 200 versions, each in its own transaction; lists each item's outcome."""
         return queue.bulk_decide(body.items, "submission.approved", principal=principal, ctx=ctx, comment=body.comment,
-                                 score=body.score, request=audit.request_info(request))
+                                 score=body.score, request=request_info(request))
 
     @router.post("/bulk/return", response_model=schemas.BulkResult, tags=["decisions"])
     def bulk_return(body: schemas.BulkReturn, request: Request,
                     principal: Principal = Depends(require(*DECIDERS))) -> schemas.BulkResult:
         """Return up to 200 versions with one comment, each in its own transaction; lists each item's outcome."""
         return queue.bulk_decide(body.items, "submission.returned", principal=principal, ctx=ctx, comment=body.comment,
-                                 request=audit.request_info(request))
+                                 request=request_info(request))
 
     @router.get("/submissions/{submission_id}/comments", response_model=list[schemas.CommentRead], tags=["comments"])
     def list_comments(submission_id: str, limit: int = Query(200, ge=1, le=1000), offset: int = Query(0, ge=0),
@@ -130,7 +130,7 @@ def router(ctx: ServiceContext) -> APIRouter:
                     principal: Principal = Depends(require(*COMMENTERS))) -> schemas.CommentRead:
         """Post to a submission's comment thread (reviewers, admins and the unit itself)."""
         row = comments.add_comment(submission_id, body.body, principal=principal, ctx=ctx,
-                                   request=audit.request_info(request))
+                                   request=request_info(request))
         return schemas.CommentRead.model_validate(row).model_copy(update={"at": as_utc(row.at)})
 
     @router.get("/submissions/{submission_id}/timeline", response_model=list[schemas.TimelineRecordRead], tags=["timeline"])

@@ -25,6 +25,7 @@ from shared.contracts.intake import DeadlineMissed
 from shared.contracts.review import SupervisionClosed, SupervisionEscalated, SupervisionOpened, SupervisionResponded
 from shared.events import Envelope, new_id
 from shared.http import ApiError, not_found
+from shared.request_context import RequestInfo
 from shared.runtime import ServiceContext
 
 SERVICE = "review"
@@ -65,10 +66,10 @@ class Actor:
     name: str
     role: str = ""
     principal: Principal | None = None
-    request: audit.RequestInfo | None = None
+    request: RequestInfo | None = None
 
     @classmethod
-    def of(cls, principal: Principal, request: audit.RequestInfo | None = None) -> "Actor":
+    def of(cls, principal: Principal, request: RequestInfo | None = None) -> "Actor":
         """The logged-in caller of an API route."""
         return cls(principal.name, principal.role, principal, request)
 
@@ -164,7 +165,7 @@ def _visible_case(uow: Session, case_id: str, principal: Principal) -> Supervisi
 
 
 def respond(ctx: ServiceContext, case_id: str, response: str, *, principal: Principal,
-            request: audit.RequestInfo | None = None) -> Supervision:
+            request: RequestInfo | None = None) -> Supervision:
     """The supervised unit (or a unit above it) answers with its rectification report: open → responded."""
     with ctx.db.transaction() as uow:
         case = _visible_case(uow, case_id, principal)
@@ -180,7 +181,7 @@ def respond(ctx: ServiceContext, case_id: str, response: str, *, principal: Prin
 
 
 def close(ctx: ServiceContext, case_id: str, outcome: str, *, principal: Principal,
-          request: audit.RequestInfo | None = None) -> Supervision:
+          request: RequestInfo | None = None) -> Supervision:
     """A reviewer or admin ends a case with its outcome: open or responded → closed."""
     with ctx.db.transaction() as uow:
         case = _visible_case(uow, case_id, principal)
@@ -195,7 +196,7 @@ def close(ctx: ServiceContext, case_id: str, outcome: str, *, principal: Princip
 
 
 def open_manual(ctx: ServiceContext, *, campaign_id: str, unit_id: str, level: str, method: str, reason: str,
-                rectify_by: datetime | None, principal: Principal, request: audit.RequestInfo | None = None) -> Supervision:
+                rectify_by: datetime | None, principal: Principal, request: RequestInfo | None = None) -> Supervision:
     """A reviewer or admin opens a case by hand (rule `manual`)."""
     now = ctx.clock.now()
     if rectify_by is not None and as_utc(rectify_by) <= now:
