@@ -6,8 +6,9 @@ from datetime import date
 from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy import select
 
-from services.review import inspections, sampling
-from services.review.inspection_schemas import (
+from services.review.inspections import sampling
+from services.review.inspections import use_cases as inspections
+from services.review.inspections.schemas import (
     CriterionScoreRead, InspectionCreate, InspectionRead, PhotoRead, SampledUnit, SamplingCreate, SamplingRead,
 )
 from services.review.models import Inspection, ReviewUnit, SamplingDraw

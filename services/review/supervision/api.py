@@ -4,9 +4,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy import select
 
-from services.review import supervision
+from services.review.activity import Actor
 from services.review.models import Supervision, SupervisionChange
-from services.review.supervision_schemas import (
+from services.review.supervision import use_cases as supervision
+from services.review.supervision.schemas import (
     ChangeRead, Close, Level, Respond, RulesRunRead, State, SupervisionCreate, SupervisionDetail, SupervisionRead,
 )
 from shared.auth import ADMIN, INSPECTOR, REVIEWER, UNIT, Principal, can_see_unit, require, visible
@@ -45,7 +46,7 @@ def router(ctx: ServiceContext) -> APIRouter:
     @router.post("/supervisions/run-rules", response_model=RulesRunRead, tags=["supervision"])
     def run_rules(request: Request, principal: Principal = Depends(require(ADMIN))) -> RulesRunRead:
         """Run the periodic rules now (stale returned submissions, escalation) and show what they did (admins)."""
-        run = supervision.run_rules(ctx, actor=supervision.Actor.of(principal, request_info(request)))
+        run = supervision.run_rules(ctx, actor=Actor.of(principal, request_info(request)))
         return RulesRunRead(opened=[SupervisionRead.model_validate(c) for c in run.opened],
                             escalated=[SupervisionRead.model_validate(c) for c in run.escalated])
 

@@ -15,9 +15,9 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from services.review import timeline
-from services.review.models import AUDIT, ReviewCampaign, ReviewItem, ReviewUnit, Supervision, SupervisionChange
-from shared import audit
+from services.review import activity
+from services.review.activity import SYSTEM, Actor
+from services.review.models import ReviewCampaign, ReviewItem, ReviewUnit, Supervision, SupervisionChange
 from shared.auth import Principal, can_see_unit
 from shared.clock import as_utc
 from shared.contracts import make_event, read_payload
@@ -29,7 +29,6 @@ from shared.request_context import RequestInfo
 from shared.runtime import ServiceContext
 
 SERVICE = "review"
-SYSTEM = "system"
 LEVELS = ("blue", "yellow", "red")
 METHODS = ("phone", "on_site", "interview")
 LEVEL_NAMES = {"blue": "蓝色", "yellow": "黄色", "red": "红色"}
@@ -57,21 +56,6 @@ def rules_of(campaign: ReviewCampaign | None) -> Rules:
     data = (campaign.supervision_rules if campaign is not None else None) or {}
     known = {f.name for f in fields(Rules)}
     return Rules(**{key: value for key, value in data.items() if key in known})
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who takes a step: a person through the API (audited) or the rules (`system`), maybe on a person's call."""
-
-    name: str
-    role: str = ""
-    principal: Principal | None = None
-    request: RequestInfo | None = None
-
-    @classmethod
-    def of(cls, principal: Principal, request: RequestInfo | None = None) -> "Actor":
-        """The logged-in caller of an API route."""
-        return cls(principal.name, principal.role, principal, request)
 
 
 @dataclass
@@ -115,16 +99,12 @@ def _step(uow: Session, ctx: ServiceContext, case: Supervision, action: str, act
                               method=case.method, actor=actor.name, note=note, at=now))
     detail = {"rule": case.rule, "level": case.level, "method": case.method, "state": case.state,
               "rectify_by": rectify_by.isoformat() if rectify_by else None, "escalations": case.escalations, "note": note}
-    timeline.append(uow, at=now, actor=actor.name, actor_role=actor.role, kind=f"supervision.{action}",
-                    subject_type="supervision", subject_id=case.id, unit_id=case.unit_id, submission_id=submission_id,
-                    detail=detail)
+    activity.record(uow, actor, f"supervision.{action}", ("supervision", case.id), at=now, unit_id=case.unit_id,
+                    submission_id=submission_id, detail=detail)
     extra = {"responded": {"response": case.response or ""}, "closed": {"outcome": case.outcome or ""}}.get(action, {})
     payload = EVENTS[action](supervision_id=case.id, unit_id=case.unit_id, campaign_id=case.campaign_id, level=case.level,
                              method=case.method, reason=case.reason, rectify_by=rectify_by, **extra)
     ctx.outbox.add(uow, make_event(payload, producer=SERVICE, cause=cause))
-    if actor.principal is not None:
-        audit.record(uow, AUDIT, principal=actor.principal, action=f"supervision.{action}",
-                     resource=("supervision", case.id), detail=detail, request=actor.request, at=now)
 
 
 def _one_up(value: str, ladder: tuple[str, ...]) -> str:

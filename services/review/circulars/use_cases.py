@@ -21,8 +21,9 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from services.review import assessment as scoring
-from services.review import circular_docs, timeline
+from services.review import activity
+from services.review.assessment import scoring
+from services.review.circulars import docs as circular_docs
 from services.review.models import AUDIT, Circular
 from shared import audit
 from shared.auth import Principal
@@ -273,13 +274,11 @@ def publish(ctx: ServiceContext, circular_id: str, *, principal: Principal,
         uow.refresh(row)
         detail = {"campaign_id": row.campaign_id, "period": row.period, "revision": row.revision, "title": row.title,
                   "snapshot_sha256": row.snapshot_sha256}
-        timeline.append(uow, at=now, actor=principal.name, actor_role=principal.role, kind="circular.published",
-                        subject_type="circular", subject_id=row.id, detail=detail)
+        activity.record(uow, activity.Actor.of(principal, request), "circular.published", ("circular", row.id), at=now,
+                        detail=detail)
         ctx.outbox.add(uow, make_event(CircularPublished(
             circular_id=row.id, campaign_id=row.campaign_id, period=row.period, title=row.title, docx_key=row.docx_key,
             xlsx_key=row.xlsx_key, snapshot_sha256=row.snapshot_sha256), producer=SERVICE))
-        audit.record(uow, AUDIT, principal=principal, action="circular.published", resource=("circular", row.id),
-                     detail=detail, request=request, at=now)
     ctx.outbox_written()
     return row
 
