@@ -26,7 +26,6 @@ from services.review.subscriptions import SUBSCRIPTIONS as REVIEW_SUBSCRIPTIONS
 from services.review.subscriptions import jobs as review_jobs
 from shared import docs, problems
 from shared.adapters import make_blob_store, make_bus, make_mailer
-from shared.audit import RequestContextMiddleware
 from shared.blobs.port import BlobStore
 from shared.bus.port import MessageBus
 from shared.clock import Clock, SystemClock
@@ -34,6 +33,7 @@ from shared.db import SchemaOutdated
 from shared.http import health_router
 from shared.mail.port import Mailer
 from shared.private import private_folder
+from shared.request_context import RequestContextMiddleware
 from shared.runtime import ServiceContext, ServiceWorker, configure_logging
 from shared.settings import Settings
 

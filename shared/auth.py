@@ -20,9 +20,10 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from sqlalchemy import and_, false, or_, true
 from sqlalchemy.sql.elements import ColumnElement
 
-from shared.clock import Clock, SystemClock
 from shared import docs, problems
+from shared.clock import Clock, SystemClock
 from shared.http import ApiError
+from shared.request_context import RequestContextMiddleware
 from shared.settings import Settings
 
 ADMIN, REVIEWER, INSPECTOR, UNIT = "admin", "reviewer", "inspector", "unit"
@@ -218,8 +219,6 @@ _api_key = APIKeyHeader(name="X-API-Key", auto_error=False,
 
 def install(app: FastAPI, verifier: TokenVerifier) -> None:
     """Make an app verify bearer tokens, give every request an id and client IP, and answer errors as problems."""
-    from shared.audit import RequestContextMiddleware
-
     app.state.token_verifier = verifier
     problems.install(app)  # first, so its catch-all sits inside the request-id middleware
     docs.install(app)  # self-hosted Swagger UI / ReDoc, CSP on HTML pages

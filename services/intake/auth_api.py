@@ -9,6 +9,7 @@ from shared import audit
 from shared.auth import ADMIN, UNIT, Principal, TokenIssuer, install, issuer_from_settings, require, verifier_from_settings
 from shared.bounds import Limit, Offset
 from shared.http import UtcDateTime
+from shared.request_context import request_info
 from shared.runtime import ServiceContext
 
 
@@ -51,7 +52,7 @@ def auth_router(ctx: ServiceContext, issuer: TokenIssuer) -> APIRouter:
         503: {"description": "同时登录过多 · every password-hashing slot busy"}})
     def login(body: identity.Login, request: Request) -> identity.TokenOut:
         """Log in with username and password; returns a bearer token (throttled after wrong passwords)."""
-        return identity.login(body, ctx=ctx, issuer=issuer, request=audit.request_info(request))
+        return identity.login(body, ctx=ctx, issuer=issuer, request=request_info(request))
 
     @router.get("/auth/lockouts", response_model=list[LockoutRead], tags=["auth"])
     def list_lockouts(_admin: Principal = Depends(require(ADMIN))) -> list:
@@ -62,12 +63,12 @@ def auth_router(ctx: ServiceContext, issuer: TokenIssuer) -> APIRouter:
     def lift_lockout(request: Request, username: str = Path(max_length=64),
                      principal: Principal = Depends(require(ADMIN))) -> None:
         """Lift a username's lockout and back-off now (admins only; audited as auth.unlocked)."""
-        identity.lift_lockout(username, ctx=ctx, principal=principal, request=audit.request_info(request))
+        identity.lift_lockout(username, ctx=ctx, principal=principal, request=request_info(request))
 
     @router.post("/auth/token", response_model=identity.TokenOut, tags=["auth"])
     def exchange(request: Request, x_api_key: str = Header(..., min_length=8, max_length=200)) -> identity.TokenOut:
         """Exchange a unit's API key (header X-API-Key) for a short-lived bearer token."""
-        return identity.exchange_api_key(x_api_key, ctx=ctx, issuer=issuer, request=audit.request_info(request))
+        return identity.exchange_api_key(x_api_key, ctx=ctx, issuer=issuer, request=request_info(request))
 
     @router.get("/auth/me", response_model=PrincipalRead, tags=["auth"])
     def me(principal: Principal = Depends(require())) -> PrincipalRead:
@@ -79,7 +80,7 @@ def auth_router(ctx: ServiceContext, issuer: TokenIssuer) -> APIRouter:
     def create_user(body: identity.UserCreate, request: Request,
                     principal: Principal = Depends(require(ADMIN))) -> identity.User:
         """Add a user (admins only)."""
-        return identity.create_user(body, ctx=ctx, principal=principal, request=audit.request_info(request))
+        return identity.create_user(body, ctx=ctx, principal=principal, request=request_info(request))
 
     @router.get("/users", response_model=list[identity.UserRead], tags=["users"])
     def list_users(limit: Limit = 100, offset: Offset = 0,
@@ -91,7 +92,7 @@ def auth_router(ctx: ServiceContext, issuer: TokenIssuer) -> APIRouter:
     def create_api_key(unit_id: str, body: identity.ApiKeyCreate, request: Request,
                        principal: Principal = Depends(require(ADMIN, UNIT))) -> identity.ApiKeyCreated:
         """Make an API key for the unit; the key is shown in this answer only."""
-        return identity.create_api_key(unit_id, body, ctx=ctx, principal=principal, request=audit.request_info(request))
+        return identity.create_api_key(unit_id, body, ctx=ctx, principal=principal, request=request_info(request))
 
     @router.get("/units/{unit_id}/api-keys", response_model=list[identity.ApiKeyRead], tags=["api keys"])
     def list_api_keys(unit_id: str, principal: Principal = Depends(require(ADMIN, UNIT))) -> list[identity.ApiKey]:
@@ -102,6 +103,6 @@ def auth_router(ctx: ServiceContext, issuer: TokenIssuer) -> APIRouter:
     def revoke_api_key(key_id: str, request: Request,
                        principal: Principal = Depends(require(ADMIN, UNIT))) -> identity.ApiKey:
         """Revoke an API key at once."""
-        return identity.revoke_api_key(key_id, ctx=ctx, principal=principal, request=audit.request_info(request))
+        return identity.revoke_api_key(key_id, ctx=ctx, principal=principal, request=request_info(request))
 
     return router
