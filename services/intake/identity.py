@@ -25,7 +25,7 @@ from services.intake.models import Base, Unit
 from shared import audit
 from shared.auth import ADMIN, ROLES, UNIT, Principal, TokenIssuer, ensure_visible, unauthenticated
 from shared.events import new_id
-from shared.http import ApiError, not_found
+from shared.http import ApiError, UtcDateTime, not_found
 from shared.request_context import RequestInfo
 from shared.runtime import ServiceContext
 from shared.settings import Settings
@@ -101,8 +101,8 @@ class UserRead(BaseModel):
     role: str
     unit_id: str | None
     active: bool
-    created_at: datetime
-    last_login_at: datetime | None
+    created_at: UtcDateTime
+    last_login_at: UtcDateTime | None
 
 
 class Login(BaseModel):
@@ -134,10 +134,10 @@ class ApiKeyRead(BaseModel):
     unit_id: str
     label: str
     prefix: str
-    created_at: datetime
+    created_at: UtcDateTime
     created_by: str
-    revoked_at: datetime | None
-    last_used_at: datetime | None
+    revoked_at: UtcDateTime | None
+    last_used_at: UtcDateTime | None
 
 
 class ApiKeyCreated(ApiKeyRead):

@@ -1,12 +1,13 @@
 """Intake API models (pydantic), kept apart from the ORM."""
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 from services.intake.definition import CODE_PATTERN
+from shared.http import UtcDateTime
 
 UnitLevel = Literal["city", "county", "township", "village", "member"]
 SubmissionKind = Literal["measure", "summary_report", "good_practice"]
@@ -28,7 +29,7 @@ class LiaisonRead(BaseModel):
     name: str
     email: str
     phone: str | None
-    designated_at: datetime
+    designated_at: UtcDateTime
     late: bool
     source: str
 
@@ -61,9 +62,9 @@ class UnitRead(BaseModel):
     liaison_name: str | None
     liaison_email: str | None
     liaison_phone: str | None
-    liaison_designated_at: datetime | None
+    liaison_designated_at: UtcDateTime | None
     liaison_late: bool
-    created_at: datetime
+    created_at: UtcDateTime
 
 
 class SubmissionFields(BaseModel):
@@ -135,9 +136,9 @@ class SubmissionRead(BaseModel):
     state: str
     version: int
     review_comment: str | None
-    submitted_at: datetime | None
-    created_at: datetime
-    updated_at: datetime
+    submitted_at: UtcDateTime | None
+    created_at: UtcDateTime
+    updated_at: UtcDateTime
     evidence: list[EvidenceRef] = []
     evidence_status: EvidenceStatus | None = None
 
@@ -153,10 +154,10 @@ class SubmissionVersionRead(BaseModel):
     place: str
     participants: int | None
     topics: list[str]
-    submitted_at: datetime
+    submitted_at: UtcDateTime
     outcome: str | None
     review_comment: str | None
-    decided_at: datetime | None
+    decided_at: UtcDateTime | None
 
 
 class CampaignRead(BaseModel):
@@ -173,8 +174,8 @@ class CampaignRead(BaseModel):
     publicity_end: date
     inspection_start: date | None
     inspection_end: date | None
-    created_at: datetime
-    updated_at: datetime
+    created_at: UtcDateTime
+    updated_at: UtcDateTime
     definition: dict | None = None
 
 
@@ -201,7 +202,7 @@ class CampaignVersionRead(BaseModel):
     version: int
     sha256: str
     source_format: str
-    created_at: datetime
+    created_at: UtcDateTime
     created_by: str | None
     source_text: str | None = None
 
@@ -215,7 +216,7 @@ class CampaignChangeRead(BaseModel):
     action: str
     actor: str | None
     summary: dict
-    at: datetime
+    at: UtcDateTime
 
 
 class MaterialRead(BaseModel):
@@ -231,7 +232,7 @@ class MaterialRead(BaseModel):
     media_type: str | None
     size: int | None
     sha256: str | None
-    uploaded_at: datetime | None
+    uploaded_at: UtcDateTime | None
     download_path: str | None = None
 
 
@@ -274,7 +275,7 @@ class CoverageColumn(BaseModel):
     code: str
     name: str
     deadline_code: str | None
-    due_at: datetime | None
+    due_at: UtcDateTime | None
 
 
 class CoverageRead(BaseModel):
@@ -283,7 +284,7 @@ class CoverageRead(BaseModel):
     campaign_id: str
     code: str
     version: int
-    as_of: datetime
+    as_of: UtcDateTime
     colour_rule: str
     measures: list[CoverageColumn]
     topics: list[dict]

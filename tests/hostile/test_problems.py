@@ -149,3 +149,24 @@ def test_field_errors_keep_short_harmless_inputs_only():
         {"loc": ("body", "name"), "type": "x", "msg": "m", "input": b"\xff\xfe"},
     ])
     assert [item.get("input") for item in shown] == ["x" * problems.MAX_ECHO, None, None, str(2**64), "\ufffd\ufffd"]
+
+
+@pytest.mark.parametrize("period", ["0000", "0000-Q1", "0000-H1", "0000-01", "9999-12", "1999", "2101-Q4"])
+def test_circular_periods_outside_the_sane_years_are_422(period):
+    from services.review.circulars.use_cases import parse_period
+    from shared.http import ApiError
+
+    with pytest.raises(ApiError) as refused:
+        parse_period(period)
+    assert refused.value.status_code == 422 and refused.value.detail["code"] == "invalid_period"
+
+
+def test_the_last_sane_month_ends_in_its_own_year():
+    from services.review.circulars.use_cases import parse_period
+
+    assert parse_period("2100-12").end.isoformat() == "2100-12-31"
+
+
+def test_an_absurd_circular_period_over_http_is_a_422_problem(client):
+    response = client.post("/review/circulars", json={"campaign_id": "c", "period": "9999-12"})
+    assert_problem(response, 422)

@@ -16,6 +16,7 @@ from services.review.circulars import use_cases as circulars
 from services.review.circulars.schemas import CircularCreate, CircularRead, CircularVerification
 from services.review.models import Circular
 from shared.auth import ADMIN, INSPECTOR, REVIEWER, STAFF, UNIT, Principal, forbidden, require
+from shared.bounds import Limit, Offset
 from shared.clock import as_utc
 from shared.http import not_found
 from shared.request_context import request_info
@@ -52,8 +53,8 @@ def router(ctx: ServiceContext) -> APIRouter:
                                      request=request_info(request)))
 
     @router.get("/circulars", response_model=list[CircularRead], tags=["circulars"])
-    def list_circulars(campaign_id: str | None = Query(None, max_length=36), limit: int = Query(100, ge=1, le=1000),
-                       offset: int = Query(0, ge=0), principal: Principal = Depends(require(*READERS))) -> list[CircularRead]:
+    def list_circulars(campaign_id: str | None = Query(None, max_length=36), limit: Limit = 100,
+                       offset: Offset = 0, principal: Principal = Depends(require(*READERS))) -> list[CircularRead]:
         """Circulars, newest first (a unit sees published ones only)."""
         query = select(Circular)
         if campaign_id:

@@ -28,6 +28,7 @@ from services.review.models import AUDIT, Circular
 from shared import audit
 from shared.auth import Principal
 from shared.blobs.port import BlobNotFound, BlobStore, BlobStoreUnavailable
+from shared.bounds import MAX_YEAR, MIN_YEAR
 from shared.clock import as_utc
 from shared.contracts import make_event
 from shared.contracts.review import CircularPublished
@@ -61,8 +62,11 @@ class Period:
 
 
 def parse_period(code: str) -> Period:
-    """The period a code names; 422 for anything else."""
+    """The period a code names (years MIN_YEAR..MAX_YEAR of shared/bounds.py); 422 for anything else."""
     text = (code or "").strip()
+    if (m := re.match(r"(\d{4})", text)) and not MIN_YEAR <= int(m[1]) <= MAX_YEAR:
+        raise ApiError(422, "invalid_period", f"期别年份须在 {MIN_YEAR} 至 {MAX_YEAR} 之间",
+                       f"the period's year must lie between {MIN_YEAR} and {MAX_YEAR}")
     if m := re.fullmatch(r"(\d{4})-Q([1-4])", text):
         year, quarter = int(m[1]), int(m[2])
         return Period(text, _QUARTERS[quarter], year, _month_end(year, quarter * 3))

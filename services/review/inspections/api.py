@@ -13,6 +13,7 @@ from services.review.inspections.schemas import (
 )
 from services.review.models import Inspection, ReviewUnit, SamplingDraw
 from shared.auth import ADMIN, INSPECTOR, REVIEWER, STAFF, UNIT, Principal, require, visible
+from shared.bounds import Limit, Offset
 from shared.http import not_found
 from shared.request_context import request_info
 from shared.runtime import ServiceContext
@@ -52,7 +53,7 @@ def router(ctx: ServiceContext) -> APIRouter:
         return _sampling_view(ctx, row)
 
     @router.get("/samplings", response_model=list[SamplingRead], tags=["inspections"])
-    def samplings(campaign_id: str | None = None, limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0),
+    def samplings(campaign_id: str | None = None, limit: Limit = 100, offset: Offset = 0,
                   _staff: Principal = Depends(require(*STAFF))) -> list[SamplingRead]:
         """Earlier draws, newest first."""
         query = select(SamplingDraw)
@@ -79,7 +80,7 @@ def router(ctx: ServiceContext) -> APIRouter:
     @router.get("/inspections", response_model=list[InspectionRead], tags=["inspections"])
     def listing(campaign_id: str | None = None, unit_id: str | None = None, method: str | None = None,
                 inspected_from: date | None = None, inspected_to: date | None = None,
-                limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0),
+                limit: Limit = 100, offset: Offset = 0,
                 principal: Principal = Depends(require(*READERS))) -> list[InspectionRead]:
         """Inspections, newest first (a unit sees only its own subtree's)."""
         query = select(Inspection).where(visible(principal, Inspection.unit_path, Inspection.unit_id))

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from services.review.queue import comments, decisions, schemas
 from services.review.queue import use_cases as queue
 from shared.auth import ADMIN, INSPECTOR, REVIEWER, UNIT, Principal, require
+from shared.bounds import Limit, Offset
 from shared.clock import as_utc
 from shared.request_context import request_info
 from shared.runtime import ServiceContext
@@ -34,7 +35,7 @@ def router(ctx: ServiceContext) -> APIRouter:
         flag: schemas.QueueFlag | None = None,
         older_than_hours: float | None = Query(None, ge=0, le=MAX_AGE_HOURS),
         newer_than_hours: float | None = Query(None, ge=0, le=MAX_AGE_HOURS),
-        limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0),
+        limit: Limit = 100, offset: Offset = 0,
         principal: Principal = Depends(require(*READERS)),
     ) -> list[schemas.ReviewItemRead]:
         """Review items, oldest first, with filters (a unit sees only its own subtree's)."""
@@ -103,7 +104,7 @@ def router(ctx: ServiceContext) -> APIRouter:
                                  request=request_info(request))
 
     @router.get("/submissions/{submission_id}/comments", response_model=list[schemas.CommentRead], tags=["comments"])
-    def list_comments(submission_id: str, limit: int = Query(200, ge=1, le=1000), offset: int = Query(0, ge=0),
+    def list_comments(submission_id: str, limit: int = Query(200, ge=1, le=1000), offset: Offset = 0,
                       principal: Principal = Depends(require(*READERS))) -> list[schemas.CommentRead]:
         """A submission's comment thread, oldest first."""
         rows = comments.list_comments(submission_id, principal=principal, ctx=ctx, limit=limit, offset=offset)

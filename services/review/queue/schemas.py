@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from shared.bounds import MAX_INT32
+
 QueueState = Literal["pending", "approved", "returned", "rejected", "withdrawn"]
 QueueFlag = Literal["outside_window", "duplicate", "near_duplicate"]
 SubmissionKind = Literal["measure", "summary_report", "good_practice"]
@@ -65,7 +67,7 @@ class Approve(BaseModel):
     """Approve a submission version; score 0-100 is the share of the measure's rubric points (absent: 100)."""
 
     reviewer: str | None = Field(None, max_length=100, description="ignored: the decision is recorded under the logged-in reviewer")
-    version: int | None = Field(None, ge=1, description="the version being decided; a stale one gives 409")
+    version: int | None = Field(None, ge=1, le=MAX_INT32, description="the version being decided; a stale one gives 409")
     score: float | None = Field(None, ge=0, le=100, description="share (%) of the measure's rubric points; absent = 100")
     comment: str | None = Field(None, max_length=5000)
 
@@ -74,7 +76,7 @@ class Return(BaseModel):
     """Return a submission for changes: a comment is required."""
 
     reviewer: str | None = Field(None, max_length=100, description="ignored: the decision is recorded under the logged-in reviewer")
-    version: int | None = Field(None, ge=1)
+    version: int | None = Field(None, ge=1, le=MAX_INT32)
     comment: str = Field(min_length=1, max_length=5000)
 
 
@@ -82,14 +84,14 @@ class Reject(BaseModel):
     """Reject a submission: a reason is required."""
 
     reviewer: str | None = Field(None, max_length=100, description="ignored: the decision is recorded under the logged-in reviewer")
-    version: int | None = Field(None, ge=1)
+    version: int | None = Field(None, ge=1, le=MAX_INT32)
     reason: str = Field(min_length=1, max_length=5000)
 
 
 class Claim(BaseModel):
     """Take the pending version to review; a stale version gives 409."""
 
-    version: int | None = Field(None, ge=1)
+    version: int | None = Field(None, ge=1, le=MAX_INT32)
 
 
 class Assign(BaseModel):
@@ -102,7 +104,7 @@ class BulkItem(BaseModel):
     """One submission version in a bulk decision."""
 
     submission_id: str = Field(min_length=1, max_length=36)
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=MAX_INT32)
 
 
 class BulkApprove(BaseModel):

@@ -11,6 +11,7 @@ from services.review.supervision.schemas import (
     ChangeRead, Close, Level, Respond, RulesRunRead, State, SupervisionCreate, SupervisionDetail, SupervisionRead,
 )
 from shared.auth import ADMIN, INSPECTOR, REVIEWER, UNIT, Principal, can_see_unit, require, visible
+from shared.bounds import Limit, Offset
 from shared.http import not_found
 from shared.request_context import request_info
 from shared.runtime import ServiceContext
@@ -53,7 +54,7 @@ def router(ctx: ServiceContext) -> APIRouter:
     @router.get("/supervisions", response_model=list[SupervisionRead], tags=["supervision"])
     def listing(campaign_id: str | None = None, unit_id: str | None = None, state: State | None = None,
                 level: Level | None = None, rule: str | None = None,
-                limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0),
+                limit: Limit = 100, offset: Offset = 0,
                 principal: Principal = Depends(require(*READERS))) -> list[Supervision]:
         """Supervisions, newest first (a unit sees only its own subtree's)."""
         query = select(Supervision).where(visible(principal, Supervision.unit_path, Supervision.unit_id))

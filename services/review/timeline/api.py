@@ -8,6 +8,7 @@ from services.review.models import ReviewItem, ReviewUnit, TimelineRecord
 from services.review.timeline import chain as timeline
 from services.review.timeline import schemas
 from shared.auth import ADMIN, INSPECTOR, REVIEWER, UNIT, Principal, can_see_unit, require
+from shared.bounds import Offset
 from shared.clock import as_utc
 from shared.http import not_found
 from shared.runtime import ServiceContext
@@ -42,7 +43,7 @@ def router(ctx: ServiceContext) -> APIRouter:
             return _records(timeline.for_submission(uow, submission_id), principal)
 
     @router.get("/units/{unit_id}/timeline", response_model=list[schemas.TimelineRecordRead], tags=["timeline"])
-    def unit_timeline(unit_id: str, limit: int = Query(1000, ge=1, le=5000), offset: int = Query(0, ge=0),
+    def unit_timeline(unit_id: str, limit: int = Query(1000, ge=1, le=5000), offset: Offset = 0,
                       principal: Principal = Depends(require(*READERS))) -> list[schemas.TimelineRecordRead]:
         """Everything recorded for a unit (its submissions, inspections, supervisions), oldest first."""
         with ctx.db.session() as uow:
