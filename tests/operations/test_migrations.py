@@ -13,7 +13,7 @@ from sqlalchemy import MetaData, select, text
 from sqlalchemy.exc import DatabaseError
 
 from services.intake import identity  # noqa: F401  (users, api_keys and audit_log on intake's metadata)
-from services.review import timeline
+from services.review.timeline import chain as timeline
 from shared.auth import ADMIN, issuer_from_settings
 from shared.db import Database
 from shared.migrations import SchemaNotCurrent, current_revision, head_revision, open_database, pending_changes, upgrade
