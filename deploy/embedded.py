@@ -29,9 +29,9 @@ from shared.adapters import make_blob_store, make_bus, make_mailer
 from shared.blobs.port import BlobStore
 from shared.bus.port import MessageBus
 from shared.clock import Clock, SystemClock
-from shared.db import SchemaOutdated
 from shared.http import health_router
 from shared.mail.port import Mailer
+from shared.migrations import SchemaNotCurrent
 from shared.private import private_folder
 from shared.request_context import RequestContextMiddleware
 from shared.runtime import ServiceContext, ServiceWorker, configure_logging
@@ -141,7 +141,7 @@ def main() -> None:
     private_folder(settings.data_dir)
     try:
         platform = build_platform(settings)
-    except SchemaOutdated as outdated:
+    except SchemaNotCurrent as outdated:
         raise SystemExit(f"无法启动：{outdated}") from None
     uvicorn.run(platform.app, host=settings.host, port=settings.port, log_level="info")
 
