@@ -85,12 +85,12 @@ class Probes:
             ("/review", "/queue"), ("/review", "/inspections"), ("/review", "/samplings"), ("/review", "/supervisions"),
             ("/review", "/circulars"), ("/review", f"/submissions/{self.submission}/comments"),
             ("/review", f"/units/{self.unit.id}/timeline"), ("/notification", "/deliveries"),
-            ("/notification", "/audit-log"), ("/intake", "/audit-log"), ("/review", "/audit-log"), ("/evidence", "/audit-log"))]
+            ("/notification", "/audit-log"), ("/intake", "/audit-log"), ("/review", "/audit-log"))]
         paths.append(f"/intake/campaigns/huaibei-2020/versions/{HUGE}")
         answers = [self.client.get(path, headers=self.admin) for path in paths]
         answers.append(self.client.post(f"/review/submissions/{self.submission}/approve", headers=self.admin,
                                         json={"version": HUGE}))
-        return "500 on integers ≥ 2^63 (17 routes + body)", len(answers), sum(self.problem(a, 422) for a in answers)
+        return "500 on integers ≥ 2^63 (15 list routes, a version, a body)", len(answers), sum(self.problem(a, 422) for a in answers)
 
     def periods(self):
         campaign = self.client.get("/intake/campaigns/huaibei-2020", headers=self.admin).json()["id"]
@@ -138,7 +138,7 @@ class Probes:
                                                  password="quiet meadow lantern"), ctx=self.platform.contexts["intake"],
                              principal=self.admin_principal())
         answers = [self.login("zhaoqiang", f"wrong password {n}") for n in range(50)]
-        refused = sum(a.status_code == 429 and a.headers.get("retry-after") for a in answers)
+        refused = sum(a.status_code == 429 and bool(a.headers.get("retry-after")) for a in answers)
         right = self.login("zhaoqiang", "quiet meadow lantern")
         handled = (refused >= 40) + (right.status_code == 429)
         return "50 wrong passwords, then the right one", 2, handled

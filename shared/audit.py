@@ -9,12 +9,13 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Integer, MetaData, String, Table, event, insert, select
 from sqlalchemy.orm import Session
 
 from shared.auth import ADMIN, Principal, require
+from shared.bounds import Limit, Offset
 from shared.clock import as_utc
 from shared.db import Database
 from shared.request_context import RequestInfo
@@ -125,7 +126,7 @@ def audit_router(table: Table, db: Database) -> APIRouter:
     @router.get("/audit-log", response_model=list[AuditEntry], tags=["audit"])
     def audit_log(
         action: str | None = None, resource_type: str | None = None, resource_id: str | None = None,
-        actor_id: str | None = None, limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0),
+        actor_id: str | None = None, limit: Limit = 100, offset: Offset = 0,
         _admin: Principal = Depends(require(ADMIN)),
     ) -> list[AuditEntry]:
         """The audit log (审计日志), newest first; admins only."""

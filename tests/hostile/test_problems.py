@@ -63,6 +63,7 @@ def test_a_422_names_the_fields_and_never_echoes_a_secret(client):
 @pytest.mark.parametrize("path", [
     f"/intake/users?offset={HUGE}", f"/intake/units?offset={HUGE}", f"/intake/submissions?offset={HUGE}",
     f"/notification/deliveries?offset={HUGE}", f"/intake/units?limit={HUGE}", "/intake/users?offset=-1",
+    f"/intake/audit-log?offset={HUGE}", f"/review/audit-log?offset={HUGE}", f"/evidence/audit-log?limit={HUGE}",
     f"/intake/campaigns/x/versions/{HUGE}", "/intake/campaigns/x/versions/0",
 ])
 def test_out_of_range_integers_are_422_not_500(client, path):
@@ -170,3 +171,35 @@ def test_the_last_sane_month_ends_in_its_own_year():
 def test_an_absurd_circular_period_over_http_is_a_422_problem(client):
     response = client.post("/review/circulars", json={"campaign_id": "c", "period": "9999-12"})
     assert_problem(response, 422)
+
+
+@pytest.mark.parametrize("prefix", ["/intake", "/evidence", "/review", "/notification"])
+def test_every_integer_a_client_sends_is_bounded_in_the_openapi(client, prefix):
+    spec = client.get(f"{prefix}/openapi.json").json()
+    schemas = spec["components"]["schemas"]
+    unbounded = []
+
+    def walk(schema: dict, where: str, seen: frozenset = frozenset()) -> None:
+        if "$ref" in schema:
+            name = schema["$ref"].rsplit("/", 1)[-1]
+            if name not in seen:
+                walk(schemas[name], f"{where}→{name}", seen | {name})
+            return
+        if schema.get("type") == "integer" and ("maximum" not in schema and "exclusiveMaximum" not in schema
+                                                or "minimum" not in schema and "exclusiveMinimum" not in schema):
+            unbounded.append(where)
+        for key in ("anyOf", "oneOf", "allOf"):
+            for part in schema.get(key, []):
+                walk(part, where, seen)
+        for name, part in schema.get("properties", {}).items():
+            walk(part, f"{where}.{name}", seen)
+        if isinstance(schema.get("items"), dict):
+            walk(schema["items"], f"{where}[]", seen)
+
+    for path, item in spec["paths"].items():
+        for method, operation in item.items():
+            for parameter in operation.get("parameters", []):
+                walk(parameter.get("schema", {}), f"{method.upper()} {path} {parameter['name']}")
+            for content in operation.get("requestBody", {}).get("content", {}).values():
+                walk(content.get("schema", {}), f"{method.upper()} {path} body")
+    assert unbounded == []
