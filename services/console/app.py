@@ -17,7 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from services.console.pages import HOME_BY_ROLE, PAGES, ROLE_NAMES, Page
-from shared import docs, problems
+from shared import problems
 
 PREFIX = "/console"  # where the console is mounted (embedded) or routed (gateway)
 API_PREFIXES = {"intake": "/intake", "evidence": "/evidence", "review": "/review", "notification": "/notification"}
@@ -35,8 +35,7 @@ def create_app(*, api_prefixes: Mapping[str, str] | None = None) -> FastAPI:
     version = _static_version()
     api = json.dumps(dict(api_prefixes or API_PREFIXES), ensure_ascii=False)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    problems.install(app)
-    docs.install(app)  # a CSP on any HTML answer that does not bring its own (error pages included)
+    problems.install(app)  # its own CSP middleware below covers every answer, error pages included
 
     @app.middleware("http")
     async def headers(request: Request, call_next):

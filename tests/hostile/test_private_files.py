@@ -17,7 +17,7 @@ def test_a_new_sqlite_database_and_its_folder_are_private(tmp_path):
     db = Database(f"sqlite:///{folder / 'intake.db'}", schema="intake")
     table = Table("things", MetaData(), Column("id", Integer, primary_key=True))
     try:
-        db.create_all(table.metadata)
+        table.metadata.create_all(db.engine)
         with db.transaction() as uow:
             uow.execute(insert(table).values(id=1))
         files = sorted(path.name for path in folder.iterdir())
