@@ -56,7 +56,10 @@ class Database:
         with self.engine.begin() as conn:
             # An API and its worker start together: serialise their DDL so neither trips on the other's.
             conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": f"create_all:{self.schema}"})
-            conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))
+            # CREATE SCHEMA (even IF NOT EXISTS) needs CREATE on the database; a least-privilege role that
+            # only owns its schema (deploy/postgres/roles.sql) has none, so look first.
+            if not conn.execute(text("SELECT 1 FROM pg_namespace WHERE nspname = :s"), {"s": self.schema}).first():
+                conn.execute(text(f'CREATE SCHEMA "{self.schema}"'))
             metadata.create_all(conn)
             self._check_columns(conn, metadata, schema=self.schema)
 

@@ -39,8 +39,10 @@ def launch(
     if args.role == "api":
         import uvicorn
 
+        # X-Forwarded-For/-Proto are believed only from FORWARDED_ALLOW_IPS (the gateway), so audit rows
+        # record the user's address rather than the gateway's.
         uvicorn.run(create_app(ctx), host=settings.host, port=args.port or settings.port, root_path=settings.root_path,
-                    log_level="info")
+                    proxy_headers=True, forwarded_allow_ips=settings.forwarded_allow_ips, log_level="info")
         return
     bus = make_bus(settings)
     worker = ServiceWorker(ctx, bus, subscriptions, jobs(ctx))
