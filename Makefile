@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: admin install run test test-fast test-console browser-deps up down bench lint clean load-campaign
+.PHONY: admin install run test test-fast test-console browser-deps up up-local down bench lint clean load-campaign
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,9 @@ up: ## start the distributed platform with Docker
 
 down:
 	docker compose down
+
+up-local: install ## the distributed platform without Docker: 8 processes on the local RabbitMQ/PostgreSQL (UP_ARGS="--name demo" keeps the data; Ctrl-C stops all)
+	$(PY) -m deploy.processes up $(UP_ARGS)
 
 bench: install ## print the benchmark figures (pass options as UPLOAD_ARGS="--size-mib 256" PIPELINE_ARGS="--n 50" COVERAGE_ARGS="--runs 20" ASSESSMENT_ARGS="--units 500")
 	$(PY) -m bench.upload $(UPLOAD_ARGS)
