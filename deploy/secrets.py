@@ -14,6 +14,7 @@ import secrets
 import shlex
 from pathlib import Path
 from typing import Callable
+from urllib.parse import quote
 
 SERVICES = ("intake", "evidence_storage", "review", "notification")
 RABBITMQ_USER = "campaign"
@@ -81,8 +82,18 @@ def kubectl_commands(folder: Path, namespace: str = "campaign-evidence") -> list
         create("platform-bus-store", {"rabbitmq_password": "rabbitmq_password", "s3_secret_key": "s3_secret_key"}),
         create("token-public-key", {"auth_public_key": "auth_public_key"}),
         create("token-signing-key", {"auth_private_key": "auth_private_key"}),
+        # KEDA reads queue lengths as the platform's user: the broker URL with its password
+        create("keda-rabbitmq", {"host": "keda_rabbitmq_host"}),
     ]
     return commands
+
+
+def write_keda_host(folder: Path, broker_host: str = "rabbitmq.campaign-infra.svc") -> None:
+    """The file behind the keda-rabbitmq Secret (an AMQP URL with the platform user's password), if missing."""
+    path = folder / "keda_rabbitmq_host"
+    if not path.exists():
+        password = (folder / "rabbitmq_password").read_text(encoding="utf-8").strip()
+        _write(path, f"amqp://{RABBITMQ_USER}:{quote(password, safe='')}@{broker_host}:5672/{RABBITMQ_VHOST}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kubectl", action="store_true", help="print kubectl commands for deploy/k8s instead")
     args = parser.parse_args(argv)
     if args.kubectl:
+        write_secrets(args.dir)
+        write_keda_host(args.dir)
         print("\n".join(kubectl_commands(args.dir)))
         return 0
     written = write_secrets(args.dir)
