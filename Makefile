@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: admin install run test test-fast test-console browser-deps up up-local down bench lint clean load-campaign
+.PHONY: admin install run test test-fast test-console browser-deps secrets up up-local down bench lint clean load-campaign
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,7 +38,11 @@ browser-deps: ## install Chromium and the CJK fonts with apt-get if they are mis
 	  $(APT_INSTALL) || { $(SUDO) apt-get update -q && $(APT_INSTALL); }; \
 	fi
 
-up: ## start the distributed platform with Docker
+secrets: install ## write the secret files docker-compose.yml mounts (deploy/secrets/; existing ones are kept)
+	$(PY) -m deploy.secrets
+
+up: ## start the distributed platform with Docker (run `make secrets` once before)
+	@test -f deploy/secrets/auth_private_key || { echo "no secrets yet: run make secrets first"; exit 1; }
 	docker compose up --build -d
 
 down:

@@ -2,8 +2,10 @@
 
     python -m deploy.secrets [--dir deploy/secrets] [--kubectl]
 
-Existing files are kept (a data volume already uses their passwords); only missing ones are written, with
-mode 0600. --kubectl prints the `kubectl create secret generic` commands that give the same files to the
+Existing files are kept (a data volume already uses their passwords); only missing ones are written. The
+folder is made private (0700) and the files in it world-readable (0644): compose bind-mounts file secrets as
+they are, and each container reads them as its own user (uid 10001, postgres, rabbitmq, grafana, ...), while
+no other user on the host can enter the folder. --kubectl prints the `kubectl create secret generic` commands that give the same files to the
 Kubernetes manifests (deploy/k8s) instead.
 """
 from __future__ import annotations
@@ -49,6 +51,7 @@ def secret_files() -> dict[str, Callable[[Path], str]]:
 def write_secrets(folder: Path) -> list[str]:
     """Write every missing secret file into folder; returns the names written."""
     folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o700)
     written = []
     for name, make in secret_files().items():
         if not (folder / name).exists():
@@ -68,6 +71,7 @@ def _write(path: Path, content: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(content)
+    path.chmod(0o644)  # readable by the containers' users; the folder (0700) keeps the host's other users out
 
 
 def kubectl_commands(folder: Path, namespace: str = "campaign-evidence") -> list[str]:

@@ -380,7 +380,8 @@ def test_make_secrets_writes_each_file_once_and_privately(tmp_path):
     assert set(written) == set(deploy_secrets.secret_files()) | {"auth_private_key", "auth_public_key"}
     before = {path.name: path.read_text() for path in tmp_path.iterdir()}
     assert deploy_secrets.write_secrets(tmp_path) == [] and before == {p.name: p.read_text() for p in tmp_path.iterdir()}
-    assert all(path.stat().st_mode & 0o077 == 0 for path in tmp_path.iterdir())
+    assert tmp_path.stat().st_mode & 0o777 == 0o700, "no other host user may enter the secrets folder"
+    assert all(path.stat().st_mode & 0o777 == 0o644 for path in tmp_path.iterdir()), "containers read them as their own user"
     conf = dict(line.split(" = ", 1) for line in (tmp_path / "rabbitmq_conf").read_text().splitlines())
     assert conf["default_pass"] == (tmp_path / "rabbitmq_password").read_text()
 
