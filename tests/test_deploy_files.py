@@ -775,3 +775,24 @@ def test_dockerignore_keeps_the_context_small_but_not_the_code():
         prefixes = ["/".join(parts[: n + 1]) for n in range(len(parts))]
         for pattern in patterns:
             assert not any(fnmatch.fnmatch(prefix, pattern) for prefix in prefixes), f"{pattern!r} drops {path}"
+
+
+# ---------------------------------------------------------------- monitoring
+
+
+def test_prometheus_scrapes_every_api_and_worker_where_they_serve_metrics(services, app_containers):
+    prometheus = services["prometheus"]
+    mounts = dict(tuple(str(volume).split(":")[:2]) for volume in prometheus["volumes"])
+    config = yaml.safe_load((ROOT / mounts_source(mounts, "/etc/prometheus/prometheus.yml")).read_text(encoding="utf-8"))
+    for rule_file in config.get("rule_files") or []:
+        assert (ROOT / mounts_source(mounts, rule_file)).is_file(), f"Prometheus would miss {rule_file}"
+    targets = {target for job in config["scrape_configs"] for static in job.get("static_configs", [])
+               for target in static["targets"]}
+    expected = set()
+    for name, (_package, role, extra) in app_containers.items():
+        if role == "api":
+            expected.add(f"{name}:{api_port(extra)}")
+        elif role == "worker":
+            expected.add(f"{name}:{environment(services[name])['HEALTH_PORT']}")
+    assert expected <= targets, f"not scraped: {sorted(expected - targets)}"
+    assert set(services["prometheus"]["networks"]) & set(services["intake-api"]["networks"]), "Prometheus cannot reach the APIs"
