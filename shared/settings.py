@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     database_password: SecretStr | None = Field(
         None, description="Password put into DATABASE_URL (so the URL itself holds no secret); a secrets-folder file")
 
+    migrate_on_start: bool = Field(
+        True, description="Upgrade each service's schema to the newest revision when a process starts; false where a "
+        "one-shot `python -m services.<name> migrate` runs first (processes then refuse an older schema)")
+
     # bus
     bus_backend: Literal["memory", "rabbitmq"] = "memory"
     rabbitmq_url: str = "amqp://guest:guest@127.0.0.1:5672/%2F"

@@ -177,6 +177,7 @@ def test_every_process_gets_every_setting_and_secret_it_reads(rendered):
         seen.add((package, role))
         settings, files = container_settings(container, pod, config)
         assert (settings.bus_backend, settings.blob_backend, settings.mail_backend) == ("rabbitmq", "s3", "smtp")
+        assert settings.migrate_on_start is False, "the migrations Job upgrades; processes only check"
         database = make_url(settings.database_url_for(package))
         assert (database.username, database.password) == (package, "secret-database_password"), workload
         if role == "migrate":

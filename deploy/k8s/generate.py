@@ -30,6 +30,7 @@ PLATFORM_SETTINGS = {
     "BUS_BACKEND": "rabbitmq",
     "RABBITMQ_URL": "amqp://campaign@rabbitmq.campaign-infra.svc:5672/campaign",
     "DATABASE_URL": "postgresql+psycopg://{service}@postgresql.campaign-infra.svc:5432/campaign",
+    "MIGRATE_ON_START": "false",  # the migrations Job upgrades the schemas before the rollout
     "BLOB_BACKEND": "s3",
     "S3_ENDPOINT": "minio.campaign-infra.svc:9000",
     "S3_ACCESS_KEY": "campaign-app",
