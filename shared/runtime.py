@@ -12,6 +12,7 @@ from shared.blobs.port import BlobStore
 from shared.bus.port import MessageBus
 from shared.clock import Clock
 from shared.db import Database
+from shared.events import Envelope
 from shared.mail.port import Mailer
 from shared.messaging import EventHandler, IdempotentConsumer, Inbox, MessagingTables, Outbox, OutboxRelay
 from shared.settings import Settings
@@ -45,12 +46,19 @@ class ServiceContext:
 
 @dataclass(frozen=True)
 class PeriodicJob:
-    """A function a worker calls every interval seconds, and (unless wake_on_events is off) after each consumed event."""
+    """A function a worker calls every interval seconds, and after consumed events: every event (True), none
+    (False), or only events of the listed types (a tuple), so an event the job does not care about costs nothing."""
 
     name: str
     interval_s: float
     run: Callable[[], object]
-    wake_on_events: bool = True
+    wake_on_events: bool | tuple[str, ...] = True
+
+    def wakes_on(self, event_type: str) -> bool:
+        """Whether a consumed event of this type should run the job now."""
+        if isinstance(self.wake_on_events, bool):
+            return self.wake_on_events
+        return event_type in self.wake_on_events
 
 
 class ServiceWorker:
@@ -73,13 +81,20 @@ class ServiceWorker:
             inbox=Inbox(ctx.messaging.inbox),
             subscriptions=subscriptions,
             dependencies={"ctx": ctx},
-            after_commit=[ctx.outbox_written, *(loop.wake for job, loop in self._jobs if job.wake_on_events)],
+            after_commit=[ctx.outbox_written],
         )
+
+    def consume(self, event: Envelope) -> None:
+        """Handle one event through the idempotent consumer, then wake the jobs that care about its type."""
+        self.consumer(event)
+        for job, loop in self._jobs:
+            if job.wakes_on(event.type):
+                loop.wake()
 
     def start(self) -> None:
         """Declare the service's queue, start the relay and the jobs (the bus is started by the caller)."""
         if self.consumer.event_types:
-            self.bus.subscribe(self.ctx.name, self.consumer.event_types, self.consumer)
+            self.bus.subscribe(self.ctx.name, self.consumer.event_types, self.consume)
         self.relay.start()
         for _job, loop in self._jobs:
             loop.start()
