@@ -79,7 +79,7 @@ class ServiceWorker:
             name=ctx.name,
             db=ctx.db,
             inbox=Inbox(ctx.messaging.inbox),
-            subscriptions=subscriptions,
+            subscriptions=wanted_subscriptions(subscriptions, ctx.settings),
             dependencies={"ctx": ctx},
             after_commit=[ctx.outbox_written],
         )
@@ -104,6 +104,17 @@ class ServiceWorker:
         for _job, loop in self._jobs:
             loop.stop()
         self.relay.stop()
+
+
+def wanted_subscriptions(subscriptions: Mapping[str, Sequence[EventHandler]], settings: Settings) -> dict[str, list[EventHandler]]:
+    """The subscriptions without handlers that say (by a `wanted(settings)` attribute) they have nothing to do with
+    these settings, so the service does not even bind those events: no delivery, no inbox row, no transaction."""
+    kept = {event_type: [h for h in handlers if getattr(h, "wanted", lambda _settings: True)(settings)]
+            for event_type, handlers in subscriptions.items()}
+    skipped = sorted(event_type for event_type, handlers in kept.items() if not handlers)
+    if skipped:
+        log.info("not consuming %s: no handler has work for them with these settings", ", ".join(skipped))
+    return {event_type: handlers for event_type, handlers in kept.items() if handlers}
 
 
 def run_until_signalled(start: Callable[[], None], stop: Callable[[], None]) -> None:
