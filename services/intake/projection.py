@@ -5,7 +5,7 @@ submissions._write_topics; both call in here with the before and after, so the c
 coverage_topics move with the submission, atomically (an upsert that adds the difference, so concurrent writers
 on PostgreSQL add up instead of overwriting each other). `rebuild` recomputes both tables from submissions
 (`python -m services.intake.cli rebuild-coverage`); tests/intake/test_coverage_projection.py checks that a
-rebuild equals what the changes maintained.
+rebuild equals what the changes maintained. Migration 0002 filled the tables for databases from before them.
 """
 from __future__ import annotations
 
@@ -76,18 +76,6 @@ def rebuild(uow: Session, campaign_id: str | None = None) -> tuple[int, int]:
     log.info("coverage projection rebuilt for %s: %s cells, %s topic rows", campaign_id or "every campaign",
              written_cells, written_topics)
     return written_cells, written_topics
-
-
-def rebuild_if_missing(uow: Session) -> bool:
-    """Fill an empty projection from submissions (a database from before the projection existed); True if it did."""
-    if uow.execute(select(CoverageCell.campaign_id).limit(1)).first() is not None:
-        return False
-    counted = select(Submission.id).where(Submission.campaign_id.is_not(None), Submission.state.in_(tuple(BUCKET))).limit(1)
-    if uow.execute(counted).first() is None:
-        return False
-    log.warning("coverage projection empty while submissions exist (tables from an older version): rebuilding it")
-    rebuild(uow)
-    return True
 
 
 def _add_cell(uow: Session, submission: Submission, deltas: dict[str, int]) -> None:

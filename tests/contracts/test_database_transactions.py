@@ -8,6 +8,7 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select,
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import Database, ReadOnlySession
+from tests.helpers import create_tables
 
 
 class _Base(DeclarativeBase):
@@ -25,7 +26,7 @@ def db(request, tmp_path):
     """A fresh database of each kind with one counters table."""
     url = f"sqlite:///{tmp_path}/rw.db" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
     database = Database(url, schema="rw_test")
-    database.create_all(_Base.metadata)
+    create_tables(database, _Base.metadata)
     with database.transaction() as uow:
         uow.add(_Counter(name="hits", value=0))
     yield database
@@ -89,7 +90,7 @@ def test_read_modify_write_transactions_never_fail_on_upgrade(db):
 def test_core_writes_through_a_transaction_and_reads_through_a_session(db):
     metadata = MetaData()
     notes = Table("notes", metadata, Column("id", Integer, primary_key=True), Column("text", String(20)))
-    db.create_all(metadata)
+    create_tables(db, metadata)
     with db.transaction() as uow:
         uow.execute(insert(notes).values(id=1, text="宣传月"))
     with db.session() as uow:

@@ -96,17 +96,17 @@ def test_rebuild_command_repairs_a_damaged_projection(api, ctx):
     assert cli.main(["rebuild-coverage", "--campaign", "nope"], ctx=ctx, out=out, err=err) == 1
 
 
-def test_an_empty_projection_is_filled_at_start(api, ctx, tmp_path, clock):
+def test_the_migration_fills_the_projection_from_existing_submissions(api, ctx):
+    from alembic import command
+
+    from shared.migrations import alembic_config, migration_connection, upgrade
+
     busy_campaign(api, ctx)
     maintained = projected(ctx)
-    with ctx.db.transaction() as uow:
-        uow.query(CoverageCell).delete()
-        uow.query(CoverageTopic).delete()
-    again = bootstrap(Settings(data_dir=tmp_path), clock=clock)
-    try:
-        assert projected(again) == maintained
-    finally:
-        again.db.dispose()
+    with migration_connection(ctx.db) as conn:  # back to before the projection existed (its tables dropped)
+        command.downgrade(alembic_config("intake", conn), "0001")
+    upgrade(ctx.db, "intake")
+    assert projected(ctx) == maintained
 
 
 @pytest.mark.parametrize("writers", [4])
