@@ -153,6 +153,7 @@ class Settings(BaseSettings):
     root_path: str = Field("", description="Prefix a gateway strips before the API (e.g. /intake), so its docs link right")
     forwarded_allow_ips: str = Field(
         "127.0.0.1", description="Proxies (addresses or networks, comma-separated) whose X-Forwarded-For/-Proto the APIs trust")
+    api_workers: int = Field(1, ge=1, le=32, description="uvicorn worker processes of a distributed API (each with its own pool)")
 
     @field_validator("bus_retry_delays_ms", mode="before")
     @classmethod

@@ -459,7 +459,7 @@ def test_apis_trust_forwarded_headers_from_the_gateway_only(compose, services, a
         networks = services[name].get("networks") or []
         assert ("edge" in networks) == (role == "api"), f"{name}: only APIs sit on the gateway's network"
     launcher = (ROOT / "shared" / "launcher.py").read_text(encoding="utf-8")
-    assert "forwarded_allow_ips=settings.forwarded_allow_ips" in launcher
+    assert '"forwarded_allow_ips": settings.forwarded_allow_ips' in launcher
 
 
 # ---------------------------------------------------------------- compose: least privilege
