@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import re
+import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from sqlalchemy import MetaData, create_engine, event, inspect, text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 _SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -60,7 +61,7 @@ class Database:
             metadata.create_all(conn)
             self._check_columns(conn, metadata, schema=self.schema)
 
-    def _check_columns(self, conn, metadata: MetaData, *, schema: str | None) -> None:
+    def _check_columns(self, conn: Connection, metadata: MetaData, *, schema: str | None) -> None:
         # create_all never alters an existing table: a table from an older version would fail later, mid-request.
         inspector = inspect(conn)
         missing = [f"{table.name}.{column.name}" for table in metadata.sorted_tables
@@ -86,7 +87,7 @@ class Database:
         with self._sessions() as session, session.begin():
             yield session
 
-    def health(self) -> dict:
+    def health(self) -> dict[str, Any]:
         """Whether a trivial query succeeds."""
         try:
             with self.engine.connect() as conn:
@@ -100,7 +101,7 @@ class Database:
         self.engine.dispose()
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
+def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: object) -> None:
     dbapi_connection.isolation_level = None  # let SQLAlchemy's begin event issue BEGIN itself
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -109,6 +110,6 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
-def _sqlite_begin_immediate(conn) -> None:
+def _sqlite_begin_immediate(conn: Connection) -> None:
     # Take the write lock up front so concurrent writers wait instead of failing on upgrade.
     conn.exec_driver_sql("BEGIN IMMEDIATE")

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Callable, Mapping
+from typing import Annotated, Any, Callable, Mapping
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
@@ -28,7 +28,7 @@ def not_found(what: str, what_en: str, ident: str) -> ApiError:
     return ApiError(404, "not_found", f"{what}不存在：{ident}", f"{what_en} not found: {ident}")
 
 
-def health_router(checks: Mapping[str, Callable[[], dict]]) -> APIRouter:
+def health_router(checks: Mapping[str, Callable[[], dict[str, Any]]]) -> APIRouter:
     """GET /healthz reporting each adapter's state; 503 when any is not ok."""
     router = APIRouter()
 

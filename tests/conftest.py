@@ -1,9 +1,44 @@
 """Fixtures shared by every test: real servers, each run in its own fresh world."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.services import RABBITMQ_URL, fresh_postgres_database, need, port_open, unique
+
+TIERS = ("unit", "integration", "browser", "fault", "fuzz")
+_TESTS = Path(__file__).parent
+# Tier by top-level folder under tests/, then by the fixtures a test uses; unmarked tests are unit tests.
+_FOLDER_TIERS = {"console": "browser", "faults": "fault", "fuzz": "fuzz"}
+_SERVER_FIXTURES = {"rabbitmq_url": "rabbitmq", "postgres_url": "postgres"}
+
+
+def _tier(item: pytest.Item) -> str:
+    """The one tier a collected test belongs to (see the markers in pyproject.toml)."""
+    explicit = [name for name in TIERS if item.get_closest_marker(name) is not None]
+    if explicit:
+        return explicit[0]
+    folder = Path(item.path).relative_to(_TESTS).parts[0]
+    if folder in _FOLDER_TIERS:
+        return _FOLDER_TIERS[folder]
+    if "schemathesis" in getattr(getattr(item, "module", None), "__dict__", {}):
+        return "fuzz"
+    fixtures = set(getattr(item, "fixturenames", ()))
+    if fixtures & set(_SERVER_FIXTURES) or any(item.get_closest_marker(m) for m in _SERVER_FIXTURES.values()):
+        return "integration"
+    return "unit"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Give every test exactly one tier marker, and the server markers its fixtures imply."""
+    for item in items:
+        tier = _tier(item)
+        if item.get_closest_marker(tier) is None:
+            item.add_marker(tier)
+        for fixture, marker in _SERVER_FIXTURES.items():
+            if fixture in getattr(item, "fixturenames", ()) and item.get_closest_marker(marker) is None:
+                item.add_marker(marker)
 
 
 @pytest.fixture

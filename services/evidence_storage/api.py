@@ -28,6 +28,7 @@ from shared.auth import ADMIN, INSPECTOR, STAFF, UNIT, Principal, install, requi
 from shared.clock import as_utc
 from shared.http import health_router, not_found
 from shared.runtime import ServiceContext
+from shared.version import platform_version
 
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
 _UPLOAD_BODY = {"requestBody": {"required": True, "content": {
@@ -41,7 +42,7 @@ _CHUNK_BODY = {"requestBody": {"required": True, "content": {"application/octet-
 
 def create_app(ctx: ServiceContext) -> FastAPI:
     """The evidence_storage service's FastAPI application."""
-    app = FastAPI(title="evidence_storage · 佐证资料", version="0.2.0", description=(
+    app = FastAPI(title="evidence_storage · 佐证资料", version=platform_version(), description=(
         "上传、检查、保存与下载佐证资料。Upload (streamed, resumable sessions, presigned POST to S3), inspect, keep and "
         "export evidence. Every route but /healthz needs a bearer token; a unit sees only its own subtree's evidence."))
     install(app, verifier_from_settings(ctx.settings))

@@ -17,6 +17,7 @@ from services.intake.models import Campaign, CampaignChange, CampaignVersion, Re
 from shared.auth import ADMIN, INSPECTOR, REVIEWER, UNIT, Principal, require, scope_of
 from shared.http import ApiError, health_router, not_found
 from shared.runtime import ServiceContext
+from shared.version import platform_version
 
 RAW_BODY = {"requestBody": {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}, "required": True}}
 DEFINITION_BODY = {"requestBody": {"content": {
@@ -33,7 +34,7 @@ WRITERS = Depends(require(ADMIN, UNIT))
 
 def create_app(ctx: ServiceContext) -> FastAPI:
     """The intake service's FastAPI application."""
-    app = FastAPI(title="intake · 报送受理", description="活动定义、单位与联络员、报送材料、覆盖情况", version="0.2.0")
+    app = FastAPI(title="intake · 报送受理", description="活动定义、单位与联络员、报送材料、覆盖情况", version=platform_version())
     install_identity(app, ctx)  # token verification, /auth/*, /users, API keys, /audit-log (services/intake/auth_api.py)
     app.include_router(_campaign_routes(ctx))
     app.include_router(_unit_routes(ctx))
