@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from sqlalchemy import MetaData, create_engine, event, inspect, text
-from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.engine import Connection, CursorResult, Engine, Result, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 _SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -113,3 +113,10 @@ def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: object) -> No
 def _sqlite_begin_immediate(conn: Connection) -> None:
     # Take the write lock up front so concurrent writers wait instead of failing on upgrade.
     conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def rows_affected(result: Result[Any]) -> int:
+    """How many rows an UPDATE or DELETE changed (Session.execute types every result as the generic Result)."""
+    if not isinstance(result, CursorResult):
+        raise TypeError(f"not the result of an UPDATE or DELETE: {type(result).__name__}")
+    return result.rowcount

@@ -12,8 +12,9 @@ import hashlib
 import logging
 import re
 import uuid
+from types import TracebackType
+from typing import Any, Literal
 from datetime import timedelta
-from typing import BinaryIO
 
 from sqlalchemy import select, update
 
@@ -23,8 +24,9 @@ from services.evidence_storage.models import Evidence, KnownSubmission, UploadCh
 from services.evidence_storage.refusals import Refusal
 from services.evidence_storage.sniff import ALLOWED_TEXT, ALLOWED_TEXT_EN, BY_MEDIA_TYPE, HEAD_BYTES
 from services.evidence_storage.streams import PrefixedLimitedReader, UploadTooLarge, read_head
-from shared.blobs.port import BlobNotFound, BlobStoreUnavailable, PresignedPost, PresignUnsupported
+from shared.blobs.port import BlobNotFound, BlobStoreUnavailable, PresignedPost, PresignUnsupported, Readable
 from shared.clock import as_utc
+from shared.db import rows_affected
 from shared.events import new_id
 from shared.http import ApiError, not_found
 from shared.runtime import ServiceContext
@@ -55,10 +57,11 @@ def create_session(submission_id: str, *, mode: str, filename: str | None, size:
     ttl = ctx.settings.evidence_session_ttl_s
     object_key = None
     if mode == "presigned":
+        assert kind is not None  # checked above for presigned uploads
         ttl = ctx.settings.evidence_presign_ttl_s
         object_key = f"incoming/{session_id}/upload"
         try:
-            form = ctx.blobs.presigned_post(object_key, key_prefix=f"incoming/{session_id}/", content_type=kind.media_type,
+            form = ctx.blob_store.presigned_post(object_key, key_prefix=f"incoming/{session_id}/", content_type=kind.media_type,
                                             size=size, expires_s=ttl)
         except BlobStoreUnavailable as exc:
             raise refusals.store_unavailable() from exc
@@ -85,7 +88,7 @@ def get_session(session_id: str, *, ctx: ServiceContext) -> UploadSession:
     return session
 
 
-def put_chunk(session_id: str, stream: BinaryIO, *, offset: int | None, content_range: str | None,
+def put_chunk(session_id: str, stream: Readable, *, offset: int | None, content_range: str | None,
               ctx: ServiceContext) -> UploadSession:
     """Store one chunk at the session's received offset; only whole chunks count."""
     session = _open_session(session_id, ctx, mode="chunked")
@@ -112,7 +115,7 @@ def put_chunk(session_id: str, stream: BinaryIO, *, offset: int | None, content_
             raise
     key = ingest.staging_key(f"sessions/{session.id}/{start:015d}-{uuid.uuid4().hex[:8]}")
     try:
-        stored = ctx.blobs.put(key, PrefixedLimitedReader(head, stream, remaining), content_type="application/octet-stream")
+        stored = ctx.blob_store.put(key, PrefixedLimitedReader(head, stream, remaining), content_type="application/octet-stream")
     except UploadTooLarge:
         ingest.discard(ctx, [key])
         raise ApiError(413, "chunk_past_end", "分片超出了声明的文件大小", "the chunk goes past the declared file size") from None
@@ -128,12 +131,12 @@ def put_chunk(session_id: str, stream: BinaryIO, *, offset: int | None, content_
         raise problem
     now = ctx.clock.now()
     with ctx.db.transaction() as uow:
-        claimed = uow.execute(
+        claimed = rows_affected(uow.execute(
             update(UploadSession)
             .where(UploadSession.id == session.id, UploadSession.received == start, UploadSession.state == OPEN)
             .values(received=start + stored.size, media_type=kind.media_type if kind else session.media_type,
                     expires_at=now + timedelta(seconds=ctx.settings.evidence_session_ttl_s))
-        ).rowcount
+        ))
         if claimed:
             uow.add(UploadChunk(session_id=session.id, offset=start, size=stored.size, object_key=key))
     if not claimed:  # another request stored this offset first
@@ -147,10 +150,10 @@ def complete(session_id: str, *, sha256: str | None, ctx: ServiceContext, actor:
     session = get_session(session_id, ctx=ctx)
     if session.state == "completed":
         with ctx.db.session() as uow:
-            evidence = uow.get(Evidence, session.evidence_id)
-        if evidence is None:
+            done = uow.get(Evidence, session.evidence_id)
+        if done is None:
             raise ApiError(410, "evidence_deleted", "该会话上传的佐证资料已被删除", "the evidence of this session was deleted")
-        return evidence, False
+        return done, False
     session = _open_session(session_id, ctx, mode=None)
     declared = sha256 or session.sha256
     if session.mode == "chunked" and session.received != session.size:
@@ -173,7 +176,7 @@ def complete(session_id: str, *, sha256: str | None, ctx: ServiceContext, actor:
             if refused:  # nothing of a refused upload stays
                 _clean(ctx, session, chunk_keys, key)
             elif key and key not in chunk_keys and key != session.object_key:
-                ctx.blobs.delete(key)  # a joined copy; the chunks (or the POSTed object) stay for a retry
+                ctx.blob_store.delete(key)  # a joined copy; the chunks (or the POSTed object) stay for a retry
         except BlobStoreUnavailable as down:
             log.warning("could not clean up after session %s: %s", session.id, down)
         _set_state(ctx, session.id, "completing", "refused" if refused else OPEN, error=exc.detail if refused else None)
@@ -265,7 +268,7 @@ def _chunk_problem(ctx: ServiceContext, session: UploadSession, start: int, size
                         f"incomplete chunk ({size} of {expected} bytes); resume from the received offset")
     if size == 0:
         return ApiError(400, "empty_chunk", "分片为空", "the chunk is empty")
-    minimum = ctx.blobs.min_compose_part
+    minimum = ctx.blob_store.min_compose_part
     if start + size < session.size and size < minimum:
         return ApiError(400, "chunk_too_small", f"除最后一个分片外，每个分片至少 {minimum} 字节",
                         f"every chunk but the last must be at least {minimum} bytes")
@@ -290,33 +293,34 @@ def _assemble(ctx: ServiceContext, session: UploadSession, submission: KnownSubm
     or the chunks joined inside the store, straight under the final key when the first bytes settle the kind."""
     evidence_id = new_id()
     if session.mode == "presigned":
+        assert session.object_key is not None  # a presigned session is created with its object's key
         try:
-            stored = ctx.blobs.stat(session.object_key)
+            stored = ctx.blob_store.stat(session.object_key)
         except BlobNotFound:
             raise ApiError(409, "not_uploaded", "对象存储中尚未找到上传的文件，请先按表单 POST 上传后再完成",
                            "the file is not in the store yet; POST the form first, then complete") from None
-        ingest.discard(ctx, [k for k in ctx.blobs.list_keys(f"incoming/{session.id}/") if k != session.object_key])
+        ingest.discard(ctx, [k for k in ctx.blob_store.list_keys(f"incoming/{session.id}/") if k != session.object_key])
         if stored.size != session.size:
             raise refusals.size_mismatch(session.size, stored.size)
         key = session.object_key
     else:
-        kind = ingest.sniff_or_refuse(ctx.blobs.read_range(chunk_keys[0], 0, HEAD_BYTES))
+        kind = ingest.sniff_or_refuse(ctx.blob_store.read_range(chunk_keys[0], 0, HEAD_BYTES))
         key = chunk_keys[0]
         if len(chunk_keys) > 1:
             key = (ingest.evidence_key(submission, evidence_id, kind) if kind.definitive
                    else ingest.staging_key(f"sessions/{session.id}/assembled"))
-            ctx.blobs.compose(key, chunk_keys, content_type=kind.media_type)
+            ctx.blob_store.compose(key, chunk_keys, content_type=kind.media_type)
     return key, _received(ctx, session, key, evidence_id)
 
 
 def _received(ctx: ServiceContext, session: UploadSession, key: str, evidence_id: str) -> ingest.Received:
     """Sniff and re-hash the whole stored upload (streamed; memory stays flat)."""
-    kind = ingest.sniff_or_refuse(ctx.blobs.read_range(key, 0, HEAD_BYTES))
+    kind = ingest.sniff_or_refuse(ctx.blob_store.read_range(key, 0, HEAD_BYTES))
     limit = ingest.limit_for(ctx.settings, kind.category)
     if session.size > limit:
         raise refusals.too_large(kind.label, limit)
     digest, size = hashlib.sha256(), 0
-    for chunk in ctx.blobs.read(key):
+    for chunk in ctx.blob_store.read(key):
         digest.update(chunk)
         size += len(chunk)
     if size != session.size:
@@ -329,21 +333,21 @@ def _clean(ctx: ServiceContext, session: UploadSession, chunk_keys: list[str], k
     if session.mode == "chunked":
         keys.add(ingest.staging_key(f"sessions/{session.id}/assembled"))
     else:
-        keys |= set(ctx.blobs.list_keys(f"incoming/{session.id}/"))
+        keys |= set(ctx.blob_store.list_keys(f"incoming/{session.id}/"))
     for each in sorted(keys):
-        ctx.blobs.delete(each)
+        ctx.blob_store.delete(each)
 
 
 def _set_state(ctx: ServiceContext, session_id: str, old: str, new: str, *, evidence_id: str | None = None,
-               error: dict | None = None) -> None:
-    values = {"state": new}
+               error: dict[str, Any] | None = None) -> None:
+    values: dict[str, Any] = {"state": new}
     if evidence_id:
         values["evidence_id"] = evidence_id
     if error is not None:
         values["error"] = error
     with ctx.db.transaction() as uow:
-        changed = uow.execute(update(UploadSession).where(UploadSession.id == session_id, UploadSession.state == old)
-                              .values(**values)).rowcount
+        changed = rows_affected(uow.execute(
+            update(UploadSession).where(UploadSession.id == session_id, UploadSession.state == old).values(**values)))
     if not changed and old == OPEN:
         raise ApiError(409, "session_busy", "该上传会话正在完成中", "the session is being completed")
 
@@ -357,7 +361,9 @@ class _refusing_session:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> Literal[False]:
         if isinstance(exc, Refusal):
             error = rejected(self._ctx, self._submission, self._session.filename, exc)
             error.refused = True

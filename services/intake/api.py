@@ -39,7 +39,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     app.include_router(_campaign_routes(ctx))
     app.include_router(_unit_routes(ctx))
     app.include_router(_submission_routes(ctx))
-    app.include_router(health_router({"database": ctx.db.health, "blob_store": ctx.blobs.health}))
+    app.include_router(health_router({"database": ctx.db.health, "blob_store": ctx.blob_store.health}))
     return app
 
 
@@ -72,11 +72,11 @@ def _campaign_routes(ctx: ServiceContext) -> APIRouter:
         """One campaign (by id or code) with its current normalised definition."""
         with ctx.db.session() as uow:
             campaign = _campaign(uow, campaign_ref)
-            definition = queries.current_definition(uow, campaign.id)
+            definition = queries.published_definition(uow, campaign.id)
         return _campaign_view(campaign, definition.model_dump(mode="json"))
 
     @router.get("/campaigns/{campaign_ref}/versions", response_model=list[schemas.CampaignVersionRead])
-    def list_versions(campaign_ref: str, principal: Principal = ANYONE) -> list[CampaignVersion]:
+    def list_versions(campaign_ref: str, principal: Principal = ANYONE) -> list[schemas.CampaignVersionRead]:
         """Every published version of the campaign's definition, oldest first."""
         with ctx.db.session() as uow:
             campaign = _campaign(uow, campaign_ref)
@@ -143,8 +143,8 @@ def _campaign_routes(ctx: ServiceContext) -> APIRouter:
         """Download a reference material."""
         material, stream = materials.open_material(campaign_ref, code, ctx=ctx)
         return StreamingResponse(stream, media_type=material.media_type, headers={
-            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(material.filename)}",
-            "Content-Length": str(material.size), "X-Content-SHA256": material.sha256, "X-Content-Type-Options": "nosniff",
+            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(material.filename or material.code)}",
+            "Content-Length": str(material.size), "X-Content-SHA256": material.sha256 or "", "X-Content-Type-Options": "nosniff",
         })
 
     return router

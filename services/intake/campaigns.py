@@ -210,7 +210,7 @@ def _parents_first(specs: list[UnitDef]) -> list[UnitDef]:
 def _liaison_changed(spec: UnitDef, before: UnitDef | None, row: Unit) -> bool:
     # Only a liaison the definition itself changed is designated: one a unit later named through the
     # API is not overwritten by reloading an unchanged entry.
-    if before is not None and before.liaison == spec.liaison:
+    if spec.liaison is None or (before is not None and before.liaison == spec.liaison):
         return False
     current = (row.liaison_name, row.liaison_email, row.liaison_phone)
     return current != (spec.liaison.name, str(spec.liaison.email), spec.liaison.phone)

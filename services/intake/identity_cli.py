@@ -11,6 +11,7 @@ import sys
 from typing import Sequence, TextIO
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from services.intake import identity
 from services.intake.bootstrap import bootstrap
@@ -61,7 +62,7 @@ def _read_password(from_stdin: bool, stdin: TextIO) -> str | None:
     return first
 
 
-def _explain(error: dict) -> str:
+def _explain(error: ErrorDetails) -> str:
     field = ".".join(str(part) for part in error.get("loc", ())) or "输入"
     if field == "password":
         return f"密码至少 {identity.MIN_PASSWORD} 个字符"
