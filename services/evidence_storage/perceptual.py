@@ -24,7 +24,7 @@ def phash(image: Image.Image) -> int:
     pixels = list(small.getdata())
     rows = [pixels[y * _SIDE:(y + 1) * _SIDE] for y in range(_SIDE)]
     cos = _cosines()
-    across = [[sum(c * p for c, p in zip(cos[u], row)) for u in range(_LOW)] for row in rows]  # 32 rows x 8
+    across = [[sum(c * p for c, p in zip(cos[u], row, strict=True)) for u in range(_LOW)] for row in rows]  # 32 rows x 8
     coefficients = [sum(cos[v][y] * across[y][u] for y in range(_SIDE)) for v in range(_LOW) for u in range(_LOW)]
     threshold = median(coefficients[1:])  # the DC term says only how bright the picture is
     return _bits(value > threshold for value in coefficients)

@@ -116,7 +116,7 @@ class FolderBlobStore:
     def compose(self, key: str, sources: Sequence[str], *, content_type: str) -> StoredObject:
         """Concatenate the source files into a temporary file, hashing, then rename it into place."""
         paths = [self._path(source) for source in sources]
-        for source, path in zip(sources, paths):
+        for source, path in zip(sources, paths, strict=True):
             if not path.is_file():
                 raise BlobNotFound(source)
         stream = _Concatenated(paths)
