@@ -28,9 +28,9 @@ from shared.adapters import make_blob_store, make_bus, make_mailer
 from shared.blobs.port import BlobStore
 from shared.bus.port import MessageBus
 from shared.clock import Clock, SystemClock
-from shared.db import SchemaOutdated
 from shared.http import health_router
 from shared.mail.port import Mailer
+from shared.migrations import SchemaNotCurrent
 from shared.runtime import ServiceContext, ServiceWorker, configure_logging
 from shared.settings import Settings
 
@@ -135,7 +135,7 @@ def main() -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     try:
         platform = build_platform(settings)
-    except SchemaOutdated as outdated:
+    except SchemaNotCurrent as outdated:
         raise SystemExit(f"无法启动：{outdated}") from None
     uvicorn.run(platform.app, host=settings.host, port=settings.port, log_level="info")
 

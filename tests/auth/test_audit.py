@@ -2,6 +2,9 @@
 and the admin-only read endpoint."""
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -9,10 +12,13 @@ from sqlalchemy import Column, MetaData, String, Table, delete, insert, select, 
 from sqlalchemy.exc import DatabaseError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+import shared.auth
 from shared import audit
 from shared.auth import ADMIN, REVIEWER, Principal, TokenIssuer, TokenVerifier, install, load_keys
 from shared.db import Database
+from shared.request_context import RequestInfo
 from shared.settings import Settings
+from tests.helpers import create_tables
 
 ADMIN_USER = Principal(id="a1", name="王芳", role=ADMIN)
 
@@ -38,12 +44,12 @@ def database(request, tmp_path):
 
 def add_entry(uow, table, **detail):
     audit.record(uow, table, principal=ADMIN_USER, action="thing.created", resource=("thing", "t1"), detail=detail,
-                 request=audit.RequestInfo(client_ip="192.0.2.7", request_id="req-1"))
+                 request=RequestInfo(client_ip="192.0.2.7", request_id="req-1"))
 
 
 def test_entry_commits_and_rolls_back_with_the_change(database):
     metadata, things, table = service_tables()
-    database.create_all(metadata)
+    create_tables(database, metadata)
     with database.transaction() as uow:
         uow.execute(insert(things).values(id="t1", name="宣传角"))
         add_entry(uow, table, name="宣传角")
@@ -65,7 +71,7 @@ def test_entry_commits_and_rolls_back_with_the_change(database):
 @pytest.mark.parametrize("change", ["update", "delete"])
 def test_rows_cannot_be_changed_or_deleted(database, change):
     metadata, _, table = service_tables()
-    database.create_all(metadata)
+    create_tables(database, metadata)
     with database.transaction() as uow:
         add_entry(uow, table)
     statement = update(table).values(action="tampered") if change == "update" else delete(table)
@@ -82,7 +88,7 @@ def test_truncate_is_refused_on_postgresql(postgres_url):
     db = Database(postgres_url, schema="svc")
     try:
         metadata, _, table = service_tables()
-        db.create_all(metadata)
+        create_tables(db, metadata)
         with db.transaction() as uow:
             add_entry(uow, table)
         with pytest.raises(DatabaseError, match="append-only"):
@@ -102,8 +108,7 @@ def test_two_services_on_one_postgresql_each_get_their_guard(postgres_url):
     try:
         for db in (first, second):
             metadata, _, table = service_tables()
-            db.create_all(metadata)
-            db.create_all(metadata)  # idempotent at start-up
+            create_tables(db, metadata)
             with db.transaction() as uow:
                 add_entry(uow, table)
             with pytest.raises(DatabaseError, match="append-only"):
@@ -117,7 +122,7 @@ def test_two_services_on_one_postgresql_each_get_their_guard(postgres_url):
 def test_audit_endpoint_is_for_admins_and_filters(tmp_path):
     db = Database(f"sqlite:///{tmp_path}/svc.db", schema="svc")
     metadata, _, table = service_tables()
-    db.create_all(metadata)
+    create_tables(db, metadata)
     with db.transaction() as uow:
         add_entry(uow, table)
         audit.record(uow, table, principal=None, action="auth.login_failed", resource=("user", None))
@@ -150,10 +155,24 @@ def test_any_table_can_be_made_append_only(tmp_path):
 
     audit.append_only(Download.__table__)
     db = Database(f"sqlite:///{tmp_path}/svc.db", schema="svc")
-    db.create_all(Base.metadata)
+    create_tables(db, Base.metadata)
     with db.transaction() as uow:
         uow.add(Download(actor="王芳"))
     with pytest.raises(DatabaseError, match="downloads is append-only"):
         with db.transaction() as uow:
             uow.get(Download, 1).actor = "someone else"
     db.dispose()
+
+
+def test_auth_does_not_import_the_audit_log():
+    """audit needs auth (principals, the admin role); auth needs only the request context, never audit back."""
+    source = Path(shared.auth.__file__).read_text(encoding="utf-8")
+    imported = set()
+    for node in ast.walk(ast.parse(source)):  # lazy imports inside functions count too
+        if isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module)
+            imported.update(f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Import):
+            imported.update(alias.name for alias in node.names)
+    assert "shared.request_context" in imported
+    assert not {name for name in imported if name == "shared.audit" or name.startswith("shared.audit.")}
