@@ -103,15 +103,15 @@ def put_chunk(session_id: str, stream: Readable, *, offset: int | None, content_
     kind = None
     if start == 0:
         try:
-            with _refusing_session(ctx, session, submission):
+            with (guard := _refusing_session(ctx, session, submission)):
                 head = read_head(stream, HEAD_BYTES)
                 kind = ingest.sniff_or_refuse(head)
                 limit = ingest.limit_for(ctx.settings, kind.category)
                 if session.size > limit:
                     raise refusals.too_large(kind.label, limit)
         except ApiError as exc:
-            if _is_refusal(exc):
-                _set_state(ctx, session.id, OPEN, "refused", error=exc.detail)
+            if guard.refused:
+                _set_state(ctx, session.id, OPEN, "refused", error=exc.info)
             raise
     key = ingest.staging_key(f"sessions/{session.id}/{start:015d}-{uuid.uuid4().hex[:8]}")
     try:
@@ -164,14 +164,14 @@ def complete(session_id: str, *, sha256: str | None, ctx: ServiceContext, actor:
     chunk_keys = _chunk_keys(ctx, session.id)
     key = None
     try:
-        with _refusing_session(ctx, session, submission):
+        with (guard := _refusing_session(ctx, session, submission)):
             key, received = _assemble(ctx, session, submission, chunk_keys)
             if declared and declared.lower() != received.sha256:
                 raise refusals.checksum_mismatch()
             findings = ingest.inspect(ctx, received, declared_media_type=session.media_type if session.mode == "presigned" else None)
             evidence = ingest.accept(ctx, session.submission_id, [(received, findings)], actor=actor)[0]
     except BaseException as exc:
-        refused = _is_refusal(exc)
+        refused = guard.refused and isinstance(exc, ApiError)
         try:
             if refused:  # nothing of a refused upload stays
                 _clean(ctx, session, chunk_keys, key)
@@ -179,7 +179,7 @@ def complete(session_id: str, *, sha256: str | None, ctx: ServiceContext, actor:
                 ctx.blob_store.delete(key)  # a joined copy; the chunks (or the POSTed object) stay for a retry
         except BlobStoreUnavailable as down:
             log.warning("could not clean up after session %s: %s", session.id, down)
-        _set_state(ctx, session.id, "completing", "refused" if refused else OPEN, error=exc.detail if refused else None)
+        _set_state(ctx, session.id, "completing", "refused" if refused else OPEN, error=exc.info if refused and isinstance(exc, ApiError) else None)
         raise
     _set_state(ctx, session.id, "completing", "completed", evidence_id=evidence.id)
     ingest.discard(ctx, [k for k in chunk_keys if k != key])
@@ -353,10 +353,11 @@ def _set_state(ctx: ServiceContext, session_id: str, old: str, new: str, *, evid
 
 
 class _refusing_session:
-    """Like handlers.refusing, marking the ApiError of a refusal so the session can be closed for good."""
+    """Like handlers.refusing; `refused` tells afterwards that the error was a refusal, so the session closes for good."""
 
     def __init__(self, ctx: ServiceContext, session: UploadSession, submission: KnownSubmission) -> None:
         self._ctx, self._session, self._submission = ctx, session, submission
+        self.refused = False
 
     def __enter__(self) -> None:
         return None
@@ -365,14 +366,10 @@ class _refusing_session:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> Literal[False]:
         if isinstance(exc, Refusal):
-            error = rejected(self._ctx, self._submission, self._session.filename, exc)
-            error.refused = True
-            raise error from None
+            self.refused = True
+            raise rejected(self._ctx, self._submission, self._session.filename, exc) from None
         if isinstance(exc, BlobStoreUnavailable):
             log.warning("blob store unavailable during upload session %s: %s", self._session.id, exc)
             raise refusals.store_unavailable() from exc
         return False
 
-
-def _is_refusal(exc: BaseException) -> bool:
-    return isinstance(exc, ApiError) and getattr(exc, "refused", False)

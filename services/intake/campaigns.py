@@ -69,7 +69,7 @@ class DefinitionRefused(ApiError):
         shown_en = "; ".join(i.describe_en() for i in issues[:5]) + ("..." if len(issues) > 5 else "")
         super().__init__(422, "invalid_definition", f"活动定义有 {len(issues)} 处错误：{shown}",
                          f"the campaign definition has {len(issues)} error(s): {shown_en}")
-        self.detail["errors"] = [i.as_dict() for i in issues]
+        self.info["errors"] = [i.as_dict() for i in issues]
         self.issues = issues
 
 

@@ -44,7 +44,7 @@ def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None, sett
         actor = Principal(id="cli", name=f"命令行 {getpass.getuser()}@{socket.gethostname()}", role=ADMIN, via="cli")
         user = identity.create_user(command, ctx=ctx, principal=actor, request=RequestInfo(request_id="cli"))
     except ApiError as exc:
-        print(f"创建失败：{exc.detail['message']}", file=sys.stderr)
+        print(f"创建失败：{exc.info['message']}", file=sys.stderr)
         return 1
     finally:
         ctx.db.dispose()
