@@ -157,7 +157,7 @@ def main() -> int:
                      ("one street's subtree", street, sizes[street])]
             rows = []
             for name, unit_id, size in cases:
-                values = timed(lambda: coverage.coverage(loaded.campaign_id, unit_id=unit_id, ctx=ctx), args.runs)
+                values = timed(lambda unit_id=unit_id: coverage.coverage(loaded.campaign_id, unit_id=unit_id, ctx=ctx), args.runs)
                 rows.append([f"coverage use case, {name}", size, args.runs, ms(values, 50), ms(values, 95), ms(values, 100)])
             with TestClient(create_app(ctx)) as client:
                 token = issuer_from_settings(ctx.settings).issue(subject="bench", name="基准", role=ADMIN, ttl_s=3600)

@@ -5,6 +5,7 @@ public key, without calling intake. See docs/security.md.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from dataclasses import dataclass
@@ -126,10 +127,8 @@ def _generated_key(path: Path) -> Ed25519PrivateKey:
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(_private_pem(Ed25519PrivateKey.generate()))
-            try:
+            with contextlib.suppress(FileExistsError):
                 os.link(temp, path)
-            except FileExistsError:
-                pass
         finally:
             temp.unlink(missing_ok=True)
     return _load_pem(str(path), private=True)

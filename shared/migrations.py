@@ -197,9 +197,7 @@ def comparison_options(is_sqlite: bool) -> dict[str, Any]:
 
 def _include_object(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
     # The version table is Alembic's own; expression indexes are not reflected on every backend.
-    if type_ == "table" and name == VERSION_TABLE:
-        return False
-    return True
+    return not (type_ == "table" and name == VERSION_TABLE)
 
 
 def new_revision(service: str, message: str) -> Path:

@@ -128,10 +128,10 @@ def _table(doc, header: list[str], rows: list[list[str]], widths_cm: list[float]
     table.style = "Table Grid"
     table.alignment = WD_TABLE_ALIGNMENT.CENTER
     head, body = _cell_style(doc, "通报表头", HEADING_FONT, bold=True), _cell_style(doc, "通报表格", TABLE_FONT, bold=False)
-    for column, width in zip(table.columns, widths_cm):
+    for column, width in zip(table.columns, widths_cm, strict=True):
         column.width = Cm(width)
-    for row, values, style_id in zip(table.rows, [header] + rows, [head.style_id] + [body.style_id] * len(rows)):
-        for cell, value in zip(row.cells, values):
+    for row, values, style_id in zip(table.rows, [header] + rows, [head.style_id] + [body.style_id] * len(rows), strict=True):
+        for cell, value in zip(row.cells, values, strict=True):
             paragraph = cell.paragraphs[0]
             paragraph._p.style = style_id  # by id: the public setter looks the style up by name on every call
             paragraph.add_run(value)

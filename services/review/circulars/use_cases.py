@@ -8,6 +8,7 @@ a draft is published once.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -324,7 +325,5 @@ def _blobs(ctx: ServiceContext) -> BlobStore:
 
 
 def _quietly_delete(blobs: BlobStore, key: str) -> None:
-    try:
+    with contextlib.suppress(Exception):  # cleanup after a failure must not hide the failure
         blobs.delete(key)
-    except Exception:  # cleanup after a failure must not hide the failure
-        pass
