@@ -121,7 +121,7 @@ def coverage(campaign_ref: str, *, ctx: ServiceContext, unit_id: str | None = No
             if root.campaign_id != campaign.id:
                 raise ApiError(422, "campaign_mismatch", "该单位不属于此活动", "the unit does not take part in this campaign")
             subtree = root.unit_path
-        definition = queries.current_definition(uow, campaign.id)
+        definition = queries.published_definition(uow, campaign.id)
         rows = standings(uow, campaign.id, definition, scope=scope, subtree=subtree)
     return matrix(campaign, definition, rows, now)
 
@@ -132,11 +132,13 @@ def matrix(campaign: Campaign, d: CampaignDefinition, rows: list[UnitStanding], 
     deadlines = {m.code: d.deadline_for(f"measure:{m.code}") for m in d.measures}
     summary_deadline, liaison_deadline = d.deadline_for("summary_report"), d.deadline_for("liaison")
     topic_codes = [t.code for t in d.topics]
-    totals = {"units": len(rows), "cells": {}, "colours": {"green": 0, "yellow": 0, "red": 0}, "liaisons": {}}
+    cell_states: dict[str, int] = {}
+    cell_colours = {"green": 0, "yellow": 0, "red": 0}
+    liaisons: dict[str, int] = {}
+    totals = {"units": len(rows), "cells": cell_states, "colours": cell_colours, "liaisons": liaisons}
     # A cell's colour depends only on its measure and state: work it out once, not for every unit.
     colours = {(m.code, state): colour(state, deadlines[m.code], now, red_within)
                for m in d.measures for state in _RANK_STATE.values()}
-    cell_states, cell_colours = totals["cells"], totals["colours"]
     codes = [m.code for m in d.measures]
     units = []
     for row in rows:
@@ -149,7 +151,7 @@ def matrix(campaign: Campaign, d: CampaignDefinition, rows: list[UnitStanding], 
             cell_colours[shade] += 1
         summary_state, summary_count = row.summary_report
         liaison = _liaison(row, liaison_deadline, now, red_within)
-        totals["liaisons"][liaison["status"]] = totals["liaisons"].get(liaison["status"], 0) + 1
+        liaisons[liaison["status"]] = liaisons.get(liaison["status"], 0) + 1
         units.append({
             "unit_id": row.unit_id, "code": row.code, "name": row.name, "level": row.level, "parent_id": row.parent_id,
             "unit_path": row.unit_path, "liaison": liaison, "cells": cells,
@@ -162,8 +164,8 @@ def matrix(campaign: Campaign, d: CampaignDefinition, rows: list[UnitStanding], 
     return {
         "campaign_id": campaign.id, "code": campaign.code, "version": campaign.version, "as_of": now,
         "colour_rule": COLOUR_RULE.replace("red_within_days", f"{d.coverage.red_within_days} days"),
-        "measures": [{"code": m.code, "name": m.name, "deadline_code": deadlines[m.code].code if deadlines[m.code] else None,
-                      "due_at": deadlines[m.code].due if deadlines[m.code] else None} for m in d.measures],
+        "measures": [{"code": m.code, "name": m.name, "deadline_code": due.code if due else None,
+                      "due_at": due.due if due else None} for m in d.measures for due in [deadlines[m.code]]],
         "topics": [{"code": t.code, "name": t.name} for t in d.topics],
         "units": units, "totals": totals,
     }
