@@ -10,9 +10,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping
 
 import httpx
 
@@ -56,7 +56,7 @@ class Cluster:
         """Base URLs of every API replica of each service, keyed like the gateway prefixes."""
         return {ROUTE_NAMES[name]: [f"http://127.0.0.1:{port}" for port in ports] for name, ports in self.api_ports.items()}
 
-    def start(self, timeout: float = 60.0) -> "Cluster":
+    def start(self, timeout: float = 60.0) -> Cluster:
         """Start every API and worker and wait until each API's /healthz answers 200."""
         for service in SERVICES:
             self.api_ports[service] = [free_port() for _ in range(self.api_replicas)]

@@ -8,14 +8,15 @@ they are, and each container reads them as its own user (uid 10001, postgres, ra
 no other user on the host can enter the folder. --kubectl prints the `kubectl create secret generic` commands that give the same files to the
 Kubernetes manifests (deploy/k8s) instead.
 """
+
 from __future__ import annotations
 
 import argparse
 import os
 import secrets
 import shlex
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 from urllib.parse import quote
 
 SERVICES = ("intake", "evidence_storage", "review", "notification")
@@ -30,21 +31,25 @@ def _password() -> str:
 
 def _rabbitmq_conf(folder: Path) -> str:
     password = (folder / "rabbitmq_password").read_text(encoding="utf-8").strip()
-    return (f"default_user = {RABBITMQ_USER}\ndefault_pass = {password}\ndefault_vhost = {RABBITMQ_VHOST}\n"
-            "default_permissions.configure = .*\ndefault_permissions.read = .*\ndefault_permissions.write = .*\n")
+    return (
+        f"default_user = {RABBITMQ_USER}\ndefault_pass = {password}\ndefault_vhost = {RABBITMQ_VHOST}\n"
+        "default_permissions.configure = .*\ndefault_permissions.read = .*\ndefault_permissions.write = .*\n"
+    )
 
 
 def secret_files() -> dict[str, Callable[[Path], str]]:
     """Each secret file's name and how to make its content (in order: later ones may read earlier ones)."""
     files: dict[str, Callable[[Path], str]] = {"postgres_password": lambda _: _password()}
     files.update({f"db_password_{service}": (lambda _: _password()) for service in SERVICES})
-    files.update({
-        "rabbitmq_password": lambda _: _password(),
-        "rabbitmq_conf": _rabbitmq_conf,
-        "minio_root_password": lambda _: _password(),
-        "s3_secret_key": lambda _: _password(),
-        "grafana_admin_password": lambda _: _password(),
-    })
+    files.update(
+        {
+            "rabbitmq_password": lambda _: _password(),
+            "rabbitmq_conf": _rabbitmq_conf,
+            "minio_root_password": lambda _: _password(),
+            "s3_secret_key": lambda _: _password(),
+            "grafana_admin_password": lambda _: _password(),
+        }
+    )
     return files
 
 
@@ -76,14 +81,21 @@ def _write(path: Path, content: str) -> None:
 
 def kubectl_commands(folder: Path, namespace: str = "campaign-evidence") -> list[str]:
     """`kubectl create secret` commands giving the same files to the Kubernetes manifests (deploy/k8s)."""
+
     def create(name: str, keys: dict[str, str]) -> str:
-        args = " ".join(f"--from-file={key}={shlex.quote(str(folder / source))}" for key, source in keys.items())
+        args = " ".join(
+            f"--from-file={key}={shlex.quote(str(folder / source))}" for key, source in keys.items()
+        )
         return f"kubectl -n {namespace} create secret generic {name} {args}"
 
-    commands = [create(f"{service.replace('_', '-')}-db", {"database_password": f"db_password_{service}"})
-                for service in SERVICES]
+    commands = [
+        create(f"{service.replace('_', '-')}-db", {"database_password": f"db_password_{service}"})
+        for service in SERVICES
+    ]
     commands += [
-        create("platform-bus-store", {"rabbitmq_password": "rabbitmq_password", "s3_secret_key": "s3_secret_key"}),
+        create(
+            "platform-bus-store", {"rabbitmq_password": "rabbitmq_password", "s3_secret_key": "s3_secret_key"}
+        ),
         create("token-public-key", {"auth_public_key": "auth_public_key"}),
         create("token-signing-key", {"auth_private_key": "auth_private_key"}),
         # KEDA reads queue lengths as the platform's user: the broker URL with its password
@@ -103,8 +115,12 @@ def write_keda_host(folder: Path, broker_host: str = "rabbitmq.campaign-infra.sv
 def main(argv: list[str] | None = None) -> int:
     """Write the missing secret files, or print the kubectl commands."""
     parser = argparse.ArgumentParser(prog="python -m deploy.secrets", description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="folder of the secret files (default %(default)s)")
-    parser.add_argument("--kubectl", action="store_true", help="print kubectl commands for deploy/k8s instead")
+    parser.add_argument(
+        "--dir", type=Path, default=DEFAULT_DIR, help="folder of the secret files (default %(default)s)"
+    )
+    parser.add_argument(
+        "--kubectl", action="store_true", help="print kubectl commands for deploy/k8s instead"
+    )
     args = parser.parse_args(argv)
     if args.kubectl:
         write_secrets(args.dir)
@@ -112,7 +128,11 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(kubectl_commands(args.dir)))
         return 0
     written = write_secrets(args.dir)
-    print(f"{args.dir}: wrote {', '.join(written)}" if written else f"{args.dir}: every secret file exists; nothing changed")
+    print(
+        f"{args.dir}: wrote {', '.join(written)}"
+        if written
+        else f"{args.dir}: every secret file exists; nothing changed"
+    )
     return 0
 
 

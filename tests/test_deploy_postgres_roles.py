@@ -1,4 +1,5 @@
 """deploy/postgres/service-role.sql on a real PostgreSQL: a service runs with a role that owns only its schema."""
+
 from __future__ import annotations
 
 import shutil
@@ -21,9 +22,32 @@ def run_role_sql(url: str, *, role: str, schema: str, password: str) -> None:
     """Run the SQL file with psql, as the compose init script does."""
     parsed = make_url(url)
     subprocess.run(
-        ["psql", "-v", "ON_ERROR_STOP=1", "-q", "-h", parsed.host, "-p", str(parsed.port or 5432), "-U", parsed.username,
-         "-d", parsed.database, "-v", f"role={role}", "-v", f"schema={schema}", "-v", f"password={password}", "-f", str(SQL)],
-        check=True, capture_output=True, text=True, timeout=60,
+        [
+            "psql",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-q",
+            "-h",
+            parsed.host,
+            "-p",
+            str(parsed.port or 5432),
+            "-U",
+            parsed.username,
+            "-d",
+            parsed.database,
+            "-v",
+            f"role={role}",
+            "-v",
+            f"schema={schema}",
+            "-v",
+            f"password={password}",
+            "-f",
+            str(SQL),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -54,15 +78,25 @@ def test_a_service_bootstraps_with_its_own_role_and_cannot_touch_another_schema(
 
     url, roles = service_roles
     as_intake = make_url(url).set(username=roles["intake"]).render_as_string(hide_password=False)
-    ctx = bootstrap(Settings(data_dir=tmp_path, database_url=as_intake))  # creates intake's tables in its schema
+    ctx = bootstrap(
+        Settings(data_dir=tmp_path, database_url=as_intake)
+    )  # creates intake's tables in its schema
     try:
         with ctx.db.engine.connect() as conn:
             assert conn.execute(text("SELECT count(*) FROM intake.outbox")).scalar_one() == 0
-            owners = conn.execute(text("SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'intake'")).scalars().all()
+            owners = (
+                conn.execute(text("SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'intake'"))
+                .scalars()
+                .all()
+            )
             assert owners == [roles["intake"]]
         engine = create_engine(as_intake)
         with engine.connect() as conn:
-            for forbidden in ('CREATE TABLE review.sneaky (id int)', 'CREATE SCHEMA elsewhere', 'CREATE TABLE public.sneaky (id int)'):
+            for forbidden in (
+                "CREATE TABLE review.sneaky (id int)",
+                "CREATE SCHEMA elsewhere",
+                "CREATE TABLE public.sneaky (id int)",
+            ):
                 with pytest.raises(ProgrammingError, match="permission denied"):
                     conn.execute(text(forbidden))
                 conn.rollback()

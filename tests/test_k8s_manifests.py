@@ -4,6 +4,7 @@ gets the settings and secrets the code reads. No cluster is needed (none runs wh
 
 The kustomize base is checked as committed; the overlays are rendered with `kubectl kustomize` when kubectl is
 installed (skipped with a reason otherwise)."""
+
 from __future__ import annotations
 
 import re
@@ -33,15 +34,21 @@ def load_base() -> list[dict]:
     kustomization = yaml.safe_load((K8S / "base" / "kustomization.yaml").read_text(encoding="utf-8"))
     docs = []
     for resource in kustomization["resources"]:
-        docs += [doc for doc in yaml.safe_load_all((K8S / "base" / resource).read_text(encoding="utf-8")) if doc]
+        docs += [
+            doc for doc in yaml.safe_load_all((K8S / "base" / resource).read_text(encoding="utf-8")) if doc
+        ]
     return docs
 
 
 def render_overlay(name: str) -> list[dict]:
     kubectl = shutil.which("kubectl")
     if kubectl is None:
-        pytest.skip("kubectl (for `kubectl kustomize`) is not installed: overlays not rendered; the base is still checked")
-    out = subprocess.run([kubectl, "kustomize", str(K8S / "overlays" / name)], capture_output=True, text=True, timeout=120)
+        pytest.skip(
+            "kubectl (for `kubectl kustomize`) is not installed: overlays not rendered; the base is still checked"
+        )
+    out = subprocess.run(
+        [kubectl, "kustomize", str(K8S / "overlays" / name)], capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     return [doc for doc in yaml.safe_load_all(out.stdout) if doc]
 
@@ -122,17 +129,36 @@ def test_keda_objects_have_their_required_fields_and_point_at_real_things(render
         assert refs and all({"parameter", "name", "key"} <= set(ref) for ref in refs)
         assert {"host"} <= {ref["parameter"] for ref in refs}
         for ref in refs:
-            assert (ref["name"], ref["key"]) in secret_keys(), f"no kubectl command creates {ref['name']}/{ref['key']}"
+            assert (ref["name"], ref["key"]) in secret_keys(), (
+                f"no kubectl command creates {ref['name']}/{ref['key']}"
+            )
 
 
 def test_keda_crd_fields_are_spelled_as_the_crd_names_them(rendered):
     _name, docs = rendered
-    known_spec = {"scaleTargetRef", "minReplicaCount", "maxReplicaCount", "pollingInterval", "cooldownPeriod",
-                  "idleReplicaCount", "triggers", "advanced", "fallback", "initialCooldownPeriod"}
+    known_spec = {
+        "scaleTargetRef",
+        "minReplicaCount",
+        "maxReplicaCount",
+        "pollingInterval",
+        "cooldownPeriod",
+        "idleReplicaCount",
+        "triggers",
+        "advanced",
+        "fallback",
+        "initialCooldownPeriod",
+    }
     for obj in by_kind(docs, "ScaledObject").values():
         assert set(obj["spec"]) <= known_spec, set(obj["spec"]) - known_spec
         for trigger in obj["spec"]["triggers"]:
-            assert set(trigger) <= {"type", "metadata", "authenticationRef", "name", "useCachedMetrics", "metricType"}
+            assert set(trigger) <= {
+                "type",
+                "metadata",
+                "authenticationRef",
+                "name",
+                "useCachedMetrics",
+                "metricType",
+            }
 
 
 # ---------------------------------------------------------------- settings and secrets
@@ -151,7 +177,9 @@ def container_settings(container: dict, pod: dict, config: dict[str, str]) -> tu
     """The Settings this container's process would build (placeholder secret values), and its secret files."""
     env = dict(config)
     env.update({item["name"]: item["value"] for item in container.get("env", [])})
-    mounted = {mount["name"] for mount in container["volumeMounts"] if mount["mountPath"] == env.get("SECRETS_DIR")}
+    mounted = {
+        mount["name"] for mount in container["volumeMounts"] if mount["mountPath"] == env.get("SECRETS_DIR")
+    }
     files: set[str] = set()
     keys = secret_keys()
     for volume in pod["volumes"]:
@@ -176,7 +204,11 @@ def test_every_process_gets_every_setting_and_secret_it_reads(rendered):
         package, role = process_of(container)
         seen.add((package, role))
         settings, files = container_settings(container, pod, config)
-        assert (settings.bus_backend, settings.blob_backend, settings.mail_backend) == ("rabbitmq", "s3", "smtp")
+        assert (settings.bus_backend, settings.blob_backend, settings.mail_backend) == (
+            "rabbitmq",
+            "s3",
+            "smtp",
+        )
         assert settings.migrate_on_start is False, "the migrations Job upgrades; processes only check"
         database = make_url(settings.database_url_for(package))
         assert (database.username, database.password) == (package, "secret-database_password"), workload
@@ -184,9 +216,14 @@ def test_every_process_gets_every_setting_and_secret_it_reads(rendered):
             assert files == {"database_password"}, f"{workload}: migrations need the database password only"
             continue
         broker = urlsplit(settings.broker_url())
-        assert broker.password == "secret-rabbitmq_password" and broker.path == f"/{deploy_secrets.RABBITMQ_VHOST}"
+        assert (
+            broker.password == "secret-rabbitmq_password"
+            and broker.path == f"/{deploy_secrets.RABBITMQ_VHOST}"
+        )
         assert "auth_public_key" in files, workload
-        assert ("auth_private_key" in files) == (package == "intake" and role == "api"), f"{workload}: only intake's API signs"
+        assert ("auth_private_key" in files) == (package == "intake" and role == "api"), (
+            f"{workload}: only intake's API signs"
+        )
         if package in generate.USES_BLOBS:
             assert "s3_secret_key" in files
         if role == "api":
@@ -215,19 +252,28 @@ def test_processes_have_probes_resources_and_run_unprivileged(rendered):
             continue
         ready, live = container["readinessProbe"]["httpGet"], container["livenessProbe"]["httpGet"]
         port = generate.API_PORT if role == "api" else generate.HEALTH_PORT
-        assert (ready["path"], ready["port"]) == ("/readyz", port) and (live["path"], live["port"]) == ("/livez", port)
+        assert (ready["path"], ready["port"]) == ("/readyz", port) and (live["path"], live["port"]) == (
+            "/livez",
+            port,
+        )
         assert pod["terminationGracePeriodSeconds"] > 30, "longer than the worker's 30 s drain"
 
 
 def test_apis_autoscale_workers_scale_on_queues_and_every_deployment_has_a_disruption_budget(rendered):
     _name, docs = rendered
     deployments = by_kind(docs, "Deployment")
-    hpas = {doc["spec"]["scaleTargetRef"]["name"] for doc in by_kind(docs, "HorizontalPodAutoscaler").values()}
+    hpas = {
+        doc["spec"]["scaleTargetRef"]["name"] for doc in by_kind(docs, "HorizontalPodAutoscaler").values()
+    }
     assert hpas == {f"{generate.dns(s)}-api" for s in SERVICES}
-    pdb_selectors = [doc["spec"]["selector"]["matchLabels"] for doc in by_kind(docs, "PodDisruptionBudget").values()]
+    pdb_selectors = [
+        doc["spec"]["selector"]["matchLabels"] for doc in by_kind(docs, "PodDisruptionBudget").values()
+    ]
     for name, deployment in deployments.items():
         labels = deployment["spec"]["template"]["metadata"]["labels"]
-        assert any(selector.items() <= labels.items() for selector in pdb_selectors), f"{name} has no PodDisruptionBudget"
+        assert any(selector.items() <= labels.items() for selector in pdb_selectors), (
+            f"{name} has no PodDisruptionBudget"
+        )
         if name in hpas or name.endswith("-worker"):
             assert "replicas" not in deployment["spec"], f"{name}: the autoscaler owns replicas"
 
@@ -236,13 +282,26 @@ def test_network_policies_deny_by_default_and_let_each_process_reach_only_its_en
     _name, docs = rendered
     policies = by_kind(docs, "NetworkPolicy")
     deny = policies["default-deny"]["spec"]
-    assert deny["podSelector"] == {} and set(deny["policyTypes"]) == {"Ingress", "Egress"} and "egress" not in deny
-    for _workload, container, pod in platform_containers(docs):
+    assert (
+        deny["podSelector"] == {}
+        and set(deny["policyTypes"]) == {"Ingress", "Egress"}
+        and "egress" not in deny
+    )
+    for _workload, container, _pod in platform_containers(docs):
         package, role = process_of(container)
-        matching = [p for p in policies.values() if p["spec"]["podSelector"] and
-                    p["spec"]["podSelector"]["matchLabels"].items() <= pod_labels(docs, _workload).items()]
+        matching = [
+            p
+            for p in policies.values()
+            if p["spec"]["podSelector"]
+            and p["spec"]["podSelector"]["matchLabels"].items() <= pod_labels(docs, _workload).items()
+        ]
         assert matching, f"{_workload} matches no NetworkPolicy"
-        ports = {port["port"] for policy in matching for rule in policy["spec"].get("egress", []) for port in rule["ports"]}
+        ports = {
+            port["port"]
+            for policy in matching
+            for rule in policy["spec"].get("egress", [])
+            for port in rule["ports"]
+        }
         engines = {ENGINE_PORTS[port] for port in ports}
         expected = {"dns", "postgresql"} if role == "migrate" else {"dns", "rabbitmq", "postgresql"}
         if role != "migrate" and package in generate.USES_BLOBS:
@@ -307,7 +366,9 @@ def test_the_schema_check_is_not_vacuous():
 
     deployment = next(doc for doc in load_base() if doc["kind"] == "Deployment")
     broken = yaml.safe_load(yaml.safe_dump(deployment))
-    broken["spec"]["template"]["spec"]["containers"][0]["livenessProbe"]["httpGet"]["port"] = {"not": "a port"}
+    broken["spec"]["template"]["spec"]["containers"][0]["livenessProbe"]["httpGet"]["port"] = {
+        "not": "a port"
+    }
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(broken, K8S_VERSIONS[0], strict=True)
     misspelt = yaml.safe_load(yaml.safe_dump(deployment))

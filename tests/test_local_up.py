@@ -1,4 +1,5 @@
 """`python -m deploy.processes up`: eight processes on the local RabbitMQ and PostgreSQL, gone after Ctrl-C."""
+
 from __future__ import annotations
 
 import re
@@ -45,9 +46,22 @@ def test_up_starts_eight_processes_prints_where_they_listen_and_ctrl_c_stops_the
     from sqlalchemy import create_engine, text
 
     proc = subprocess.Popen(
-        [sys.executable, "-m", "deploy.processes", "up", "--postgres-url", POSTGRES_URL, "--rabbitmq-url", rabbitmq_url,
-         "--data-dir", str(tmp_path / "local")],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=(tmp_path / "up.err").open("wb"), text=True,
+        [
+            sys.executable,
+            "-m",
+            "deploy.processes",
+            "up",
+            "--postgres-url",
+            POSTGRES_URL,
+            "--rabbitmq-url",
+            rabbitmq_url,
+            "--data-dir",
+            str(tmp_path / "local"),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=(tmp_path / "up.err").open("wb"),
+        text=True,
     )
     lines: list[str] = []
     try:
@@ -59,10 +73,14 @@ def test_up_starts_eight_processes_prints_where_they_listen_and_ctrl_c_stops_the
         for service, url in apis.items():
             assert httpx.get(f"{url}/healthz", timeout=10).status_code == 200, service
         assert re.search(r"^\s+PostgreSQL .* database " + run, output, re.MULTILINE)
-        assert re.search(r"^\s+S3 .*moto", output, re.MULTILINE) and re.search(r"^\s+SMTP .*local sink", output, re.MULTILINE)
+        assert re.search(r"^\s+S3 .*moto", output, re.MULTILINE) and re.search(
+            r"^\s+SMTP .*local sink", output, re.MULTILINE
+        )
         children = psutil.Process(proc.pid).children(recursive=True)
         commands = sorted(" ".join(child.cmdline()[1:4]) for child in children)
-        assert commands == sorted(f"-m services.{s} {role}" for s in SERVICES for role in ("api", "worker")), commands
+        assert commands == sorted(
+            f"-m services.{s} {role}" for s in SERVICES for role in ("api", "worker")
+        ), commands
         with create_engine(POSTGRES_URL).connect() as conn:
             assert conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": run}).first()
 
@@ -73,7 +91,9 @@ def test_up_starts_eight_processes_prints_where_they_listen_and_ctrl_c_stops_the
             proc.kill()
             proc.wait()
     for child in children:
-        assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE, f"{child.cmdline()} outlived Ctrl-C"
+        assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE, (
+            f"{child.cmdline()} outlived Ctrl-C"
+        )
     with create_engine(POSTGRES_URL).connect() as conn:
         assert not conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": run}).first()
     connection = pika.BlockingConnection(pika.URLParameters(rabbitmq_url))

@@ -1,4 +1,5 @@
 """Settings read secrets from a secrets folder (SECRETS_DIR) as SecretStr, and put passwords into URLs."""
+
 from __future__ import annotations
 
 import pytest
@@ -8,7 +9,13 @@ from shared.adapters import make_blob_store
 from shared.auth import generate_key_pair, load_keys
 from shared.settings import SECRETS_DIR_ENV, Settings
 
-SECRET_FIELDS = ("s3_secret_key", "smtp_password", "auth_private_key", "database_password", "rabbitmq_password")
+SECRET_FIELDS = (
+    "s3_secret_key",
+    "smtp_password",
+    "auth_private_key",
+    "database_password",
+    "rabbitmq_password",
+)
 
 
 @pytest.fixture
@@ -57,8 +64,16 @@ def test_database_password_goes_into_each_services_url(secrets_dir, monkeypatch)
     monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://intake@postgres:5432/campaign")
     (secrets_dir / "database_password").write_text("p@ss/word:1")
     url = make_url(Settings().database_url_for("intake"))
-    assert (url.username, url.password, url.host, url.database) == ("intake", "p@ss/word:1", "postgres", "campaign")
-    assert Settings(database_password=None).database_url_for("x") == "postgresql+psycopg://intake@postgres:5432/campaign"
+    assert (url.username, url.password, url.host, url.database) == (
+        "intake",
+        "p@ss/word:1",
+        "postgres",
+        "campaign",
+    )
+    assert (
+        Settings(database_password=None).database_url_for("x")
+        == "postgresql+psycopg://intake@postgres:5432/campaign"
+    )
 
 
 def test_rabbitmq_password_goes_into_the_broker_url(secrets_dir, monkeypatch):
