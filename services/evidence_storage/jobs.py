@@ -25,7 +25,7 @@ def apply_retention(ctx: ServiceContext) -> int:
             locked_at = locked_at.replace(tzinfo=timezone.utc)
         until = locked_at + timedelta(days=ctx.settings.evidence_retention_days)
         try:
-            applied = ctx.blobs.retain(evidence.object_key, until, mode=ctx.settings.evidence_retention_mode)
+            applied = ctx.blob_store.retain(evidence.object_key, until, mode=ctx.settings.evidence_retention_mode)
         except BlobStoreUnavailable as exc:
             log.warning("retention postponed, store unavailable: %s", exc)
             break
@@ -42,8 +42,8 @@ def apply_retention(ctx: ServiceContext) -> int:
 
 
 def jobs(ctx: ServiceContext) -> list[PeriodicJob]:
-    """The jobs a worker of this service runs (woken after each consumed event too)."""
+    """The jobs a worker of this service runs: retention also right after an approval locked evidence."""
     return [
-        PeriodicJob("evidence-retention", 30.0, lambda: apply_retention(ctx)),
-        PeriodicJob("evidence-upload-sessions", 300.0, lambda: expire_sessions(ctx)),
+        PeriodicJob("evidence-retention", 30.0, lambda: apply_retention(ctx), wake_on_events=("submission.approved",)),
+        PeriodicJob("evidence-upload-sessions", 300.0, lambda: expire_sessions(ctx), wake_on_events=False),
     ]

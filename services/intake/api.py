@@ -1,13 +1,14 @@
 """Intake HTTP API: a thin router over the use cases. Every read goes through services/intake/queries.py."""
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Literal
 from urllib.parse import quote
 
 import anyio
 import anyio.from_thread
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic_core import to_json
 
 from services.intake import campaigns, coverage, materials, queries, schemas, submissions, units
 from services.intake.auditing import Actor
@@ -18,6 +19,7 @@ from shared.auth import ADMIN, INSPECTOR, REVIEWER, UNIT, Principal, require, sc
 from shared.bounds import LargeLimit, Limit, Offset, Version
 from shared.http import ApiError, health_router, not_found
 from shared.runtime import ServiceContext
+from shared.version import platform_version
 
 RAW_BODY = {"requestBody": {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}, "required": True}}
 DEFINITION_BODY = {"requestBody": {"content": {
@@ -34,12 +36,12 @@ WRITERS = Depends(require(ADMIN, UNIT))
 
 def create_app(ctx: ServiceContext) -> FastAPI:
     """The intake service's FastAPI application."""
-    app = FastAPI(title="intake · 报送受理", description="活动定义、单位与联络员、报送材料、覆盖情况", version="0.2.0")
+    app = FastAPI(title="intake · 报送受理", description="活动定义、单位与联络员、报送材料、覆盖情况", version=platform_version())
     install_identity(app, ctx)  # token verification, /auth/*, /users, API keys, /audit-log (services/intake/auth_api.py)
     app.include_router(_campaign_routes(ctx))
     app.include_router(_unit_routes(ctx))
     app.include_router(_submission_routes(ctx))
-    app.include_router(health_router({"database": ctx.db.health, "blob_store": ctx.blobs.health}))
+    app.include_router(health_router({"database": ctx.db.health, "blob_store": ctx.blob_store.health}))
     return app
 
 
@@ -72,11 +74,11 @@ def _campaign_routes(ctx: ServiceContext) -> APIRouter:
         """One campaign (by id or code) with its current normalised definition."""
         with ctx.db.session() as uow:
             campaign = _campaign(uow, campaign_ref)
-            definition = queries.current_definition(uow, campaign.id).model_dump(mode="json")
+            definition = queries.published_definition(uow, campaign.id).model_dump(mode="json")
             return _campaign_view(campaign, _redacted(uow, definition, campaign.id, scope_of(principal)))
 
     @router.get("/campaigns/{campaign_ref}/versions", response_model=list[schemas.CampaignVersionRead])
-    def list_versions(campaign_ref: str, principal: Principal = ANYONE) -> list[CampaignVersion]:
+    def list_versions(campaign_ref: str, principal: Principal = ANYONE) -> list[schemas.CampaignVersionRead]:
         """Every published version of the campaign's definition, oldest first."""
         with ctx.db.session() as uow:
             campaign = _campaign(uow, campaign_ref)
@@ -103,11 +105,22 @@ def _campaign_routes(ctx: ServiceContext) -> APIRouter:
             campaign = _campaign(uow, campaign_ref)
             return queries.campaign_changes(uow, campaign.id)
 
-    @router.get("/campaigns/{campaign_ref}/coverage", response_model=schemas.CoverageRead)
+    @router.get("/campaigns/{campaign_ref}/coverage", response_model=schemas.CoverageRead | schemas.CoverageCompact)
     def get_coverage(campaign_ref: str, unit_id: str | None = Query(None, description="only this unit's subtree"),
-                     principal: Principal = ANYONE) -> dict:
-        """Units x measures with each cell's state and colour, topics and liaison per unit (see colour_rule)."""
-        return coverage.coverage(campaign_ref, unit_id=unit_id, ctx=ctx, scope=scope_of(principal))
+                     format: Literal["full", "compact"] = Query("full", description="compact: one array per unit, cells as letters"),
+                     principal: Principal = ANYONE) -> Response:
+        """Units x measures with each cell's state and colour, topics and liaison per unit (see colour_rule);
+        `format=compact` answers a CoverageCompact instead, about a tenth of the size, for large campaigns."""
+        body = coverage.coverage(campaign_ref, unit_id=unit_id, ctx=ctx, scope=scope_of(principal), shape=format)
+        # Plain dicts the use case already shaped: serialised directly instead of re-validated cell by cell.
+        return Response(to_json(body), media_type="application/json")
+
+    @router.get("/campaigns/{campaign_ref}/coverage/rollup", response_model=schemas.CoverageRollup)
+    def get_coverage_rollup(campaign_ref: str, unit_id: str | None = Query(None, description="only this unit's subtree"),
+                            principal: Principal = ANYONE) -> Response:
+        """Cells by state and colour, liaisons and summary reports added up per unit level and per district."""
+        body = coverage.rollup(campaign_ref, unit_id=unit_id, ctx=ctx, scope=scope_of(principal))
+        return Response(to_json(body), media_type="application/json")
 
     @router.get("/campaigns/{campaign_ref}/units", response_model=list[schemas.UnitRead])
     def list_campaign_units(campaign_ref: str, subtree_of: str | None = Query(None, description="a unit id: only its subtree"),
@@ -145,8 +158,8 @@ def _campaign_routes(ctx: ServiceContext) -> APIRouter:
         """Download a reference material."""
         material, stream = materials.open_material(campaign_ref, code, ctx=ctx)
         return StreamingResponse(stream, media_type=material.media_type, headers={
-            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(material.filename)}",
-            "Content-Length": str(material.size), "X-Content-SHA256": material.sha256, "X-Content-Type-Options": "nosniff",
+            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(material.filename or material.code)}",
+            "Content-Length": str(material.size), "X-Content-SHA256": material.sha256 or "", "X-Content-Type-Options": "nosniff",
         })
 
     return router
