@@ -4,6 +4,7 @@ SQLite and PostgreSQL integers stop at 2^63-1 (PostgreSQL `integer` at 2^31-1); 
 lets `?offset=9223372036854775808` through to the driver, which answers OverflowError (a 500). These
 types give a 422 instead and show their limits in each OpenAPI. Use them instead of a bare `int`.
 """
+
 from __future__ import annotations
 
 from typing import Annotated

@@ -4,6 +4,7 @@ The scripts and styles come from the fastapi-offline wheel (Swagger UI and ReDoc
 so the docs work on an offline government network. Every HTML page of an app gets a Content-Security-Policy
 (scripts only from our own origin, no inline script) unless the page set its own.
 """
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -12,17 +13,24 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 ASSETS = "/docs-assets"
 # Swagger UI and ReDoc set inline styles and ReDoc starts a worker from a blob: URL; scripts stay same-origin only.
-DOCS_CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
-            "font-src 'self' data:; worker-src 'self' blob:; connect-src 'self'; frame-ancestors 'none'; "
-            "base-uri 'none'; form-action 'self'; object-src 'none'")
-PAGE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
-            "frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'")
+DOCS_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
+    "font-src 'self' data:; worker-src 'self' blob:; connect-src 'self'; frame-ancestors 'none'; "
+    "base-uri 'none'; form-action 'self'; object-src 'none'"
+)
+PAGE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'"
+)
 _FILES = {
-    "swagger-ui-bundle.js": "application/javascript", "swagger-ui.css": "text/css",
-    "redoc.standalone.js": "application/javascript", "favicon.png": "image/png",
+    "swagger-ui-bundle.js": "application/javascript",
+    "swagger-ui.css": "text/css",
+    "redoc.standalone.js": "application/javascript",
+    "favicon.png": "image/png",
 }
 _SWAGGER_INIT = """window.addEventListener("DOMContentLoaded", function () {
   var holder = document.getElementById("swagger-ui");
@@ -41,10 +49,13 @@ def install(app: FastAPI) -> None:
         return
     app.state.docs_installed = True
     app.add_middleware(HtmlSecurityHeaders)
-    if app.openapi_url is None:
+    openapi_url = app.openapi_url
+    if openapi_url is None:
         return
     dropped = {path for path in (app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url) if path}
-    app.router.routes[:] = [route for route in app.router.routes if getattr(route, "path", None) not in dropped]
+    app.router.routes[:] = [
+        route for route in app.router.routes if getattr(route, "path", None) not in dropped
+    ]
     title = escape(app.title)
 
     @app.get("/docs", include_in_schema=False)
@@ -52,7 +63,7 @@ def install(app: FastAPI) -> None:
         root = _root(request)
         return _page(f"""<!doctype html><html lang="zh-CN"><head><meta charset="utf-8"><title>{title} · 接口文档</title>
 <link rel="icon" href="{root}{ASSETS}/favicon.png"><link rel="stylesheet" href="{root}{ASSETS}/swagger-ui.css"></head>
-<body><div id="swagger-ui" data-openapi="{escape(root + app.openapi_url)}"></div>
+<body><div id="swagger-ui" data-openapi="{escape(root + openapi_url)}"></div>
 <script src="{root}{ASSETS}/swagger-ui-bundle.js"></script><script src="{root}{ASSETS}/swagger-init.js"></script></body></html>""")
 
     @app.get("/redoc", include_in_schema=False)
@@ -60,7 +71,7 @@ def install(app: FastAPI) -> None:
         root = _root(request)
         return _page(f"""<!doctype html><html lang="zh-CN"><head><meta charset="utf-8"><title>{title} · 接口文档（ReDoc）</title>
 <link rel="icon" href="{root}{ASSETS}/favicon.png"></head>
-<body><redoc spec-url="{escape(root + app.openapi_url)}"></redoc><script src="{root}{ASSETS}/redoc.standalone.js"></script></body></html>""")
+<body><redoc spec-url="{escape(root + openapi_url)}"></redoc><script src="{root}{ASSETS}/redoc.standalone.js"></script></body></html>""")
 
     @app.get(ASSETS + "/{name}", include_in_schema=False)
     def asset(name: str) -> Response:
@@ -74,15 +85,15 @@ def install(app: FastAPI) -> None:
 class HtmlSecurityHeaders:
     """Adds a Content-Security-Policy (and nosniff, no framing) to every text/html answer that has none."""
 
-    def __init__(self, app) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope, receive, send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
 
-        async def send_with_csp(message) -> None:
+        async def send_with_csp(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 names = {key.lower() for key, _ in headers}
@@ -98,12 +109,19 @@ class HtmlSecurityHeaders:
 
 
 def _page(html: str) -> HTMLResponse:
-    return HTMLResponse(html, headers={"Content-Security-Policy": DOCS_CSP, "X-Content-Type-Options": "nosniff",
-                                       "Referrer-Policy": "same-origin", "Cache-Control": "no-cache"})
+    return HTMLResponse(
+        html,
+        headers={
+            "Content-Security-Policy": DOCS_CSP,
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "same-origin",
+            "Cache-Control": "no-cache",
+        },
+    )
 
 
 def _root(request: Request) -> str:
-    return request.scope.get("root_path", "").rstrip("/")
+    return str(request.scope.get("root_path", "")).rstrip("/")
 
 
 def _cached() -> dict[str, str]:

@@ -1,4 +1,5 @@
 """Files and folders only the platform's own user may read: SQLite databases (0600) and data folders (0700)."""
+
 from __future__ import annotations
 
 import logging

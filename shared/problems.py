@@ -7,10 +7,12 @@ RFC's own members are filled too: `title` (the HTTP reason phrase), `status`, `d
 `install(app)` adds the handlers, a catch-all that answers 500 in the same envelope (trace logged, the
 connection kept usable) and declares the envelope in the app's OpenAPI. See docs/security.md.
 """
+
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -19,6 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +41,11 @@ DEFAULTS = {
     413: ("too_large", "请求内容过大", "request body too large"),
     415: ("unsupported_media_type", "不支持的内容类型", "unsupported media type"),
     429: ("too_many_requests", "请求过于频繁，请稍后再试", "too many requests; retry later"),
-    500: ("internal_error", "服务器内部错误，已记录；请稍后重试，如仍失败请联系管理员并提供请求编号",
-          "internal error (logged); retry later or give the request id to an administrator"),
+    500: (
+        "internal_error",
+        "服务器内部错误，已记录；请稍后重试，如仍失败请联系管理员并提供请求编号",
+        "internal error (logged); retry later or give the request id to an administrator",
+    ),
     503: ("unavailable", "服务暂不可用，请稍后重试", "service unavailable; retry later"),
 }
 
@@ -69,24 +75,42 @@ class Problem(BaseModel):
     errors: list[dict[str, Any]] | None = Field(None, description="422：需要修改的字段（loc/type/msg）")
 
 
-def problem_response(request: Request | None, status: int, code: str, message: str, message_en: str,
-                     *, headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
+def problem_response(
+    request: Request | None,
+    status: int,
+    code: str,
+    message: str,
+    message_en: str,
+    *,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
     """An application/problem+json answer in the platform's envelope."""
     body: dict[str, Any] = {
-        "type": "about:blank", "title": _phrase(status), "status": status, "detail": message,
+        "type": "about:blank",
+        "title": _phrase(status),
+        "status": status,
+        "detail": message,
         "instance": request.url.path if request is not None else None,
-        "code": code, "message": message, "message_en": message_en, "request_id": _request_id(request),
+        "code": code,
+        "message": message,
+        "message_en": message_en,
+        "request_id": _request_id(request),
     }
     body.update({key: value for key, value in extra.items() if key not in RESERVED})
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
 
 
-def field_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def field_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
     """Pydantic's error list made safe to send back: loc/type/msg, and the input only when short and not secret."""
     shown = []
     for error in errors:
         loc = [part if isinstance(part, (int, str)) else str(part) for part in error.get("loc", ())]
-        item: dict[str, Any] = {"loc": loc, "type": str(error.get("type", "")), "msg": str(error.get("msg", ""))}
+        item: dict[str, Any] = {
+            "loc": loc,
+            "type": str(error.get("type", "")),
+            "msg": str(error.get("msg", "")),
+        }
         value = error.get("input")
         if not any(isinstance(part, str) and SECRET_FIELD.search(part) for part in loc):
             if isinstance(value, bytes):
@@ -103,33 +127,49 @@ async def _api_error(request: Request, exc: StarletteHTTPException) -> JSONRespo
     detail = exc.detail
     if isinstance(detail, dict) and {"code", "message", "message_en"} <= detail.keys():
         extra = {key: value for key, value in detail.items() if key not in ("code", "message", "message_en")}
-        return problem_response(request, exc.status_code, detail["code"], detail["message"], detail["message_en"],
-                                headers=getattr(exc, "headers", None), **extra)
-    code, message, message_en = DEFAULTS.get(exc.status_code, (f"http_{exc.status_code}", _phrase(exc.status_code),
-                                                                _phrase(exc.status_code)))
+        return problem_response(
+            request,
+            exc.status_code,
+            detail["code"],
+            detail["message"],
+            detail["message_en"],
+            headers=getattr(exc, "headers", None),
+            **extra,
+        )
+    code, message, message_en = DEFAULTS.get(
+        exc.status_code, (f"http_{exc.status_code}", _phrase(exc.status_code), _phrase(exc.status_code))
+    )
     if isinstance(detail, str) and detail and detail != _phrase(exc.status_code):
         message_en = detail
-    return problem_response(request, exc.status_code, code, message, message_en, headers=getattr(exc, "headers", None))
+    return problem_response(
+        request, exc.status_code, code, message, message_en, headers=getattr(exc, "headers", None)
+    )
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-    return problem_response(request, 422, "invalid_request", "请求内容不符合要求，请按 errors 中列出的字段修改后重试",
-                            "the request does not match the expected shape; see errors", errors=field_errors(exc.errors()))
+    return problem_response(
+        request,
+        422,
+        "invalid_request",
+        "请求内容不符合要求，请按 errors 中列出的字段修改后重试",
+        "the request does not match the expected shape; see errors",
+        errors=field_errors(exc.errors()),
+    )
 
 
 class CatchAllMiddleware:
     """Answers 500 in the envelope for any unexpected exception (trace logged) instead of dropping the connection."""
 
-    def __init__(self, app) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope, receive, send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = False
 
-        async def watch(message) -> None:
+        async def watch(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
@@ -139,8 +179,12 @@ class CatchAllMiddleware:
             await self.app(scope, receive, watch)
         except Exception:
             request = Request(scope)
-            log.exception("unexpected error on %s %s (request %s)", scope.get("method"), scope.get("path"),
-                          _request_id(request))
+            log.exception(
+                "unexpected error on %s %s (request %s)",
+                scope.get("method"),
+                scope.get("path"),
+                _request_id(request),
+            )
             if started:  # half an answer was sent: nothing valid can follow, the server closes the connection
                 raise
             code, message, message_en = DEFAULTS[500]
@@ -152,8 +196,9 @@ def install(app: FastAPI) -> None:
     if getattr(app.state, "problems_installed", False):
         return
     app.state.problems_installed = True
-    app.add_exception_handler(StarletteHTTPException, _api_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
+    # Starlette types handlers as taking any Exception; each of these is only called with its own type.
+    app.add_exception_handler(StarletteHTTPException, _api_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_middleware(CatchAllMiddleware)
     _declare_in_openapi(app)
 
@@ -176,13 +221,17 @@ def _declare_in_openapi(app: FastAPI) -> None:
                     continue
                 responses = operation["responses"]
                 if "422" in responses:
-                    responses["422"] = {"description": "请求内容不符合要求 · validation error (fields in errors)",
-                                        "content": content}
+                    responses["422"] = {
+                        "description": "请求内容不符合要求 · validation error (fields in errors)",
+                        "content": content,
+                    }
                 for status, response in responses.items():
                     if status[:1] in "45" and "content" not in response:
                         response["content"] = content
-                responses.setdefault("default", {"description": "错误（统一格式）· error in the platform's envelope",
-                                                 "content": content})
+                responses.setdefault(
+                    "default",
+                    {"description": "错误（统一格式）· error in the platform's envelope", "content": content},
+                )
         app.openapi_schema = schema
         return schema
 
@@ -199,4 +248,5 @@ def _phrase(status: int) -> str:
 def _request_id(request: Request | None) -> str | None:
     if request is None:
         return None
-    return request.scope.get("state", {}).get("request_id")
+    request_id = request.scope.get("state", {}).get("request_id")
+    return str(request_id) if request_id else None

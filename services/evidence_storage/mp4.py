@@ -95,7 +95,8 @@ class StructureError(Exception):
 
 def _strict_level(read: Callable[[int, int], bytes], start: int, end: int, budget: list[int], *, top: bool) -> set[bytes]:
     """The box types laid between start and end; every box fits, the last ends exactly at end."""
-    seen, pos = set(), start
+    seen: set[bytes] = set()
+    pos = start
     while pos < end:
         if end - pos < 8:
             if not top and not any(read(pos, end - pos)):

@@ -4,6 +4,7 @@ The platform refuses such files rather than stripping the extra bytes, so the st
 SHA-256 are always exactly what the unit uploaded (docs/security.md). Zero padding after the end is
 tolerated, and so are further JPEG images after the first (the MPF layout phones use for depth or gain maps).
 """
+
 from __future__ import annotations
 
 import struct
@@ -19,7 +20,7 @@ def check_no_trailing_data(data: bytes, kind: MediaKind) -> None:
     """Raise a Refusal when bytes other than zero padding follow the image's end; malformed images are left to Pillow."""
     if kind in (HEIC, HEIF):
         try:
-            mp4.check_boxes(lambda offset, n: data[offset:offset + n], len(data))
+            mp4.check_boxes(lambda offset, n: data[offset : offset + n], len(data))
         except mp4.StructureError as exc:
             raise refusals.malformed_boxes(kind.label, str(exc)) from exc
         return
@@ -60,12 +61,13 @@ def _one_jpeg_end(data: bytes, start: int) -> int | None:
             continue
         if pos + 4 > n:
             return None
-        (length,) = struct.unpack(">H", data[pos + 2:pos + 4])
+        (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
         pos += 2 + length
-        if marker == 0xDA:  # start of scan: entropy-coded data runs to the next marker that is not FF00 or RSTn
-            pos = _scan_end(data, pos)
-            if pos is None:
+        if marker == 0xDA:  # start of scan: entropy-coded data up to the next marker that is not FF00 or RSTn
+            scan_end = _scan_end(data, pos)
+            if scan_end is None:
                 return None
+            pos = scan_end
     return None
 
 
@@ -88,7 +90,7 @@ def _png_end(data: bytes) -> int | None:
         return None
     pos, n = len(_PNG_SIGNATURE), len(data)
     while pos + 12 <= n:
-        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
         pos += 12 + length
         if kind == b"IEND":
             return pos if pos <= n else None

@@ -181,7 +181,7 @@ MIN_STRENGTH = 3  # zxcvbn score 0-4: 3 = "safely unguessable" against an online
 
 def password_problem(password: str, *, username: str, display_name: str = "") -> ApiError | None:
     """Why a new password is too weak (None when it is fine): checked with zxcvbn and against the user's names."""
-    from zxcvbn import zxcvbn
+    from zxcvbn import zxcvbn  # type: ignore[import-untyped]
 
     lowered = password.lower()
     names = [name.lower() for name in (username, display_name) if name and len(name) >= 3]

@@ -1,7 +1,7 @@
 """Intake API models (pydantic), kept apart from the ORM."""
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field

@@ -6,6 +6,7 @@ Retry-After); after auth_lockout_failures in a row the username is locked for au
 as auth.locked, listed at GET /auth/lockouts, lifted by an admin with DELETE /auth/lockouts/{username}).
 A blocked attempt is refused before its password is hashed, so a flood costs no argon2 memory.
 """
+
 from __future__ import annotations
 
 import math
@@ -55,13 +56,20 @@ def ensure_allowed(uow: Session, keys: Keys, now: datetime) -> None:
     for row in uow.scalars(select(LoginThrottle).where(LoginThrottle.key.in_(keys.all))):
         locked = as_utc(row.locked_until) if row.locked_until else None
         if locked and locked > now:
-            raise _too_many("account_locked", locked - now,
-                            "该用户名因多次密码错误已被临时锁定，请稍后再试，或请管理员解锁",
-                            "this username is temporarily locked after repeated wrong passwords; retry later or ask an admin")
+            raise _too_many(
+                "account_locked",
+                locked - now,
+                "该用户名因多次密码错误已被临时锁定，请稍后再试，或请管理员解锁",
+                "this username is temporarily locked after repeated wrong passwords; retry later or ask an admin",
+            )
         blocked = as_utc(row.blocked_until) if row.blocked_until else None
         if blocked and blocked > now:
-            raise _too_many("login_throttled", blocked - now, "登录失败次数过多，请稍后再试",
-                            "too many failed logins; retry later")
+            raise _too_many(
+                "login_throttled",
+                blocked - now,
+                "登录失败次数过多，请稍后再试",
+                "too many failed logins; retry later",
+            )
 
 
 def record_failure(uow: Session, keys: Keys, now: datetime, settings: Settings) -> datetime | None:
@@ -75,9 +83,15 @@ def record_failure(uow: Session, keys: Keys, now: datetime, settings: Settings) 
         row.last_failure_at = now
         free = settings.auth_free_failures if row.kind == USER else settings.auth_ip_free_failures
         if row.failures >= free:
-            wait = min(settings.auth_backoff_base_s * 2 ** min(row.failures - free, 40), settings.auth_backoff_max_s)
+            wait = min(
+                settings.auth_backoff_base_s * 2 ** min(row.failures - free, 40), settings.auth_backoff_max_s
+            )
             row.blocked_until = now + timedelta(seconds=wait)
-        if row.kind == USER and row.failures >= settings.auth_lockout_failures and not _active(row.locked_until, now):
+        if (
+            row.kind == USER
+            and row.failures >= settings.auth_lockout_failures
+            and not _active(row.locked_until, now)
+        ):
             row.locked_until = locked_until = now + timedelta(seconds=settings.auth_lockout_s)
     return locked_until
 
@@ -114,6 +128,8 @@ def _row(uow: Session, key: str, now: datetime) -> LoginThrottle:
             uow.add(row)
     except IntegrityError:
         row = uow.get(LoginThrottle, key, with_for_update=True, populate_existing=True)
+        if row is None:  # inserted and deleted again meanwhile: a lift raced this failure
+            raise
     return row
 
 

@@ -1,4 +1,5 @@
 """Swagger UI and ReDoc come from the platform itself (no CDN), and every HTML page carries a CSP."""
+
 from __future__ import annotations
 
 import re
@@ -41,8 +42,14 @@ def test_swagger_ui_and_redoc_render_in_a_browser_without_csp_violations(platfor
     context = browser.new_context(locale="zh-CN")
     try:
         page = context.new_page()
-        page.on("console", lambda message: violations.append(message.text)
-                if "Content Security Policy" in message.text or "Refused to" in message.text else None)
+        page.on(
+            "console",
+            lambda message: (
+                violations.append(message.text)
+                if "Content Security Policy" in message.text or "Refused to" in message.text
+                else None
+            ),
+        )
         page.on("pageerror", lambda error: violations.append(str(error)))
         page.goto(f"{server.url}/intake/docs")
         page.wait_for_selector(".swagger-ui .info .title", timeout=30_000)

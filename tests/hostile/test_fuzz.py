@@ -4,6 +4,7 @@ Each operation gets a bounded number of generated requests (FUZZ_EXAMPLES, defau
 negative, i.e. deliberately invalid input) from a fixed seed, so a run is repeatable and stays within a
 few minutes on a small CI machine. Totals are printed at the end (`pytest -s -m fuzz tests/hostile`).
 """
+
 from __future__ import annotations
 
 import os
@@ -22,7 +23,12 @@ pytestmark = pytest.mark.fuzz
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "8"))
 SEED = 20200301
-SERVICES = {"intake": "/intake", "evidence_storage": "/evidence", "review": "/review", "notification": "/notification"}
+SERVICES = {
+    "intake": "/intake",
+    "evidence_storage": "/evidence",
+    "review": "/review",
+    "notification": "/notification",
+}
 CAMPAIGN_FILE = Path(__file__).resolve().parents[2] / "deploy" / "campaigns" / "huaibei-2020.yaml"
 TOTALS: Counter = Counter()
 
@@ -31,35 +37,50 @@ TOTALS: Counter = Counter()
 def fuzz_world(tmp_path_factory):
     """One embedded platform for the whole module, the Huaibei campaign loaded, an admin and a unit token."""
     from fastapi.testclient import TestClient
+    from sqlalchemy import select
 
     from deploy.embedded import build_platform
     from services.intake import identity
     from services.intake.models import Unit
     from shared.auth import UNIT, issuer_from_settings
     from shared.settings import Settings
-    from sqlalchemy import select
 
-    settings = Settings(data_dir=tmp_path_factory.mktemp("fuzz"), bus_retry_delays_ms=(50, 100), outbox_poll_s=0.2,
-                        auth_ip_free_failures=10_000, auth_max_concurrent_hashes=2)
+    settings = Settings(
+        data_dir=tmp_path_factory.mktemp("fuzz"),
+        bus_retry_delays_ms=(50, 100),
+        outbox_poll_s=0.2,
+        auth_ip_free_failures=10_000,
+        auth_max_concurrent_hashes=2,
+    )
     platform = build_platform(settings)
     with TestClient(platform.app) as client:
         intake = platform.contexts["intake"]
         admin = bearer(admin_token(intake))
-        loaded = client.post("/intake/campaigns", content=CAMPAIGN_FILE.read_bytes(),
-                             headers={**admin, "Content-Type": "application/yaml"})
+        loaded = client.post(
+            "/intake/campaigns",
+            content=CAMPAIGN_FILE.read_bytes(),
+            headers={**admin, "Content-Type": "application/yaml"},
+        )
         assert loaded.status_code == 201, loaded.text
         with intake.db.session() as uow:
             unit = uow.scalar(select(Unit).where(Unit.code == "XSQ"))
             path = identity.unit_path_of(uow, unit.id)
-        liaison = bearer(issuer_from_settings(intake.settings).issue(
-            subject="fuzz-liaison", name="李明", role=UNIT, ttl_s=3600, unit_id=unit.id, unit_path=path))
+        liaison = bearer(
+            issuer_from_settings(intake.settings).issue(
+                subject="fuzz-liaison", name="李明", role=UNIT, ttl_s=3600, unit_id=unit.id, unit_path=path
+            )
+        )
         yield platform, {"admin": admin, "unit": liaison}
     print_totals()
 
 
 def service_app(platform, service: str):
     """The service's own FastAPI app as mounted in the embedded platform."""
-    return next(route.app for route in platform.app.routes if isinstance(route, Mount) and route.path == SERVICES[service])
+    return next(
+        route.app
+        for route in platform.app.routes
+        if isinstance(route, Mount) and route.path == SERVICES[service]
+    )
 
 
 @pytest.mark.parametrize("role", ["admin", "unit"])
@@ -78,7 +99,9 @@ def test_no_server_error_and_responses_as_declared(fuzz_world, service, role):
         operation = result.ok()
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             try:
-                _run(operation, mode, tokens[role], checks, failures, f"{role} {mode.value} {operation.label}")
+                _run(
+                    operation, mode, tokens[role], checks, failures, f"{role} {mode.value} {operation.label}"
+                )
             except Unsatisfiable:
                 TOTALS["unsatisfiable"] += 1
         TOTALS["operations"] += 1
@@ -89,8 +112,14 @@ def _run(operation, mode, headers, checks, failures, label) -> None:
     strategy = operation.as_strategy(generation_mode=mode)
 
     @seed(SEED)
-    @settings(max_examples=max(1, EXAMPLES // 2), deadline=None, database=None, derandomize=False,
-              phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=max(1, EXAMPLES // 2),
+        deadline=None,
+        database=None,
+        derandomize=False,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
     @given(case=strategy)
     def run(case) -> None:
         TOTALS["requests"] += 1

@@ -1,8 +1,9 @@
 """Login throttling per username and per client address, lockout and its lifting, hashing bound, password strength."""
+
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi import FastAPI
@@ -20,7 +21,7 @@ class MovableClock:
     """A clock the test moves instead of sleeping."""
 
     def __init__(self) -> None:
-        self.at = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
+        self.at = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 
     def now(self) -> datetime:
         return self.at
@@ -31,15 +32,24 @@ class MovableClock:
 
 @pytest.fixture
 def world(tmp_path):
-    ctx = intake_context(tmp_path, auth_free_failures=3, auth_ip_free_failures=8, auth_backoff_base_s=2,
-                         auth_lockout_failures=6, auth_lockout_s=600)
+    ctx = intake_context(
+        tmp_path,
+        auth_free_failures=3,
+        auth_ip_free_failures=8,
+        auth_backoff_base_s=2,
+        auth_lockout_failures=6,
+        auth_lockout_s=600,
+    )
     clock = MovableClock()
     ctx.clock = clock
     app = FastAPI()
     install_identity(app, ctx)
     for name, role in (("wangfang", ADMIN), ("zhaoqiang", "reviewer")):
-        identity.create_user(identity.UserCreate(username=name, display_name=name.title(), role=role, password=GOOD),
-                             ctx=ctx, principal=None)
+        identity.create_user(
+            identity.UserCreate(username=name, display_name=name.title(), role=role, password=GOOD),
+            ctx=ctx,
+            principal=None,
+        )
     with TestClient(app) as client:
         yield ctx, clock, client
 
@@ -63,7 +73,9 @@ def test_wrong_passwords_back_off_exponentially_with_retry_after(world):
     assert login(client, "zhaoqiang", "wrong password").status_code == 401
     assert login(client, "zhaoqiang").headers["retry-after"] == "4"  # doubled
     clock.advance(4)
-    assert login(client, "zhaoqiang").status_code == 200  # the right password, after waiting, works and resets
+    assert (
+        login(client, "zhaoqiang").status_code == 200
+    )  # the right password, after waiting, works and resets
     assert login(client, "zhaoqiang", "wrong password").status_code == 401
     assert login(client, "zhaoqiang").status_code == 200
 
@@ -86,7 +98,9 @@ def test_repeated_failures_lock_the_username_until_an_admin_lifts_it(world):
     assert "auth.locked" in audit_actions(ctx)
     admin = bearer(login(client, "wangfang").json()["access_token"])
     listed = client.get("/auth/lockouts", headers=admin).json()
-    assert [(row["kind"], row["subject"], row["failures"]) for row in listed if row["locked_until"]] == [("user", "zhaoqiang", 6)]
+    assert [(row["kind"], row["subject"], row["failures"]) for row in listed if row["locked_until"]] == [
+        ("user", "zhaoqiang", 6)
+    ]
     assert client.get("/auth/lockouts", headers=bearer(issue_reviewer(ctx))).status_code == 403
     assert client.delete("/auth/lockouts/zhaoqiang", headers=admin).status_code == 204
     assert audit_actions(ctx)[-1] == "auth.unlocked"
@@ -160,7 +174,11 @@ def _try_login(ctx) -> None:
     from shared.auth import issuer_from_settings
 
     try:
-        identity.login(identity.Login(username="nobody", password="x" * 12), ctx=ctx, issuer=issuer_from_settings(ctx.settings))
+        identity.login(
+            identity.Login(username="nobody", password="x" * 12),
+            ctx=ctx,
+            issuer=issuer_from_settings(ctx.settings),
+        )
     except Exception:  # 401 expected
         pass
 
@@ -171,18 +189,36 @@ def issue_reviewer(ctx) -> str:
     return issuer_from_settings(ctx.settings).issue(subject="r", name="Reviewer", role="reviewer", ttl_s=600)
 
 
-@pytest.mark.parametrize("password, reason", [
-    ("1234567890", "太简单"), ("password12", "太简单"), (" " * 10, "太短"), ("qwertyuiop", "太简单"),
-    ("liuyang-liuyang", "用户名或姓名"), ("my-name-is-liuyang", "用户名或姓名"),
-])
+@pytest.mark.parametrize(
+    "password, reason",
+    [
+        ("1234567890", "太简单"),
+        ("password12", "太简单"),
+        (" " * 10, "太短"),
+        ("qwertyuiop", "太简单"),
+        ("liuyang-liuyang", "用户名或姓名"),
+        ("my-name-is-liuyang", "用户名或姓名"),
+    ],
+)
 def test_weak_passwords_are_refused_with_the_rules_in_chinese(world, password, reason):
     ctx, _clock, client = world
     admin = bearer(login(client, "wangfang").json()["access_token"])
-    response = client.post("/users", headers=admin, json={"username": "liuyang", "display_name": "刘洋", "role": "reviewer",
-                                                           "password": password})
+    response = client.post(
+        "/users",
+        headers=admin,
+        json={"username": "liuyang", "display_name": "刘洋", "role": "reviewer", "password": password},
+    )
     assert response.status_code == 422 and response.json()["code"] == "weak_password", response.text
     assert reason in response.json()["message"] and "不能包含用户名或姓名" in response.json()["message"]
     assert "input" not in response.text  # the password is never echoed (the rules quote only fixed examples)
-    created = client.post("/users", headers=admin, json={"username": "liuyang", "display_name": "刘洋", "role": "reviewer",
-                                                          "password": "river lantern autumn"})
+    created = client.post(
+        "/users",
+        headers=admin,
+        json={
+            "username": "liuyang",
+            "display_name": "刘洋",
+            "role": "reviewer",
+            "password": "river lantern autumn",
+        },
+    )
     assert created.status_code == 201

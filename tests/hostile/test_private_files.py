@@ -1,4 +1,5 @@
 """SQLite files and the data folder are private to the platform's user."""
+
 from __future__ import annotations
 
 import stat
@@ -22,7 +23,7 @@ def test_a_new_sqlite_database_and_its_folder_are_private(tmp_path):
             uow.execute(insert(table).values(id=1))
         files = sorted(path.name for path in folder.iterdir())
         assert "intake.db" in files and "intake.db-wal" in files
-        assert {name: mode(folder / name) for name in files} == {name: 0o600 for name in files}
+        assert {name: mode(folder / name) for name in files} == dict.fromkeys(files, 384)
         assert mode(folder) == 0o700
     finally:
         db.dispose()

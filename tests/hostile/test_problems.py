@@ -1,4 +1,5 @@
 """One error envelope (RFC 9457 problem details) for every status of every service, and a 500 that keeps the connection."""
+
 from __future__ import annotations
 
 import http.client
@@ -48,7 +49,9 @@ def test_every_kind_of_error_has_the_same_envelope(client):
 
 def test_a_422_names_the_fields_and_never_echoes_a_secret(client):
     secret = "hunter2-secret-value"
-    response = client.post("/intake/users", json={"username": "x", "display_name": "", "role": "admin", "password": secret[:5]})
+    response = client.post(
+        "/intake/users", json={"username": "x", "display_name": "", "role": "admin", "password": secret[:5]}
+    )
     body = assert_problem(response, 422, "invalid_request")
     fields = {tuple(error["loc"]) for error in body["errors"]}
     assert {("body", "username"), ("body", "password"), ("body", "display_name")} <= fields
@@ -60,12 +63,22 @@ def test_a_422_names_the_fields_and_never_echoes_a_secret(client):
     assert secret not in missing.text  # the whole body is the "input" of a missing field: not shown either
 
 
-@pytest.mark.parametrize("path", [
-    f"/intake/users?offset={HUGE}", f"/intake/units?offset={HUGE}", f"/intake/submissions?offset={HUGE}",
-    f"/notification/deliveries?offset={HUGE}", f"/intake/units?limit={HUGE}", "/intake/users?offset=-1",
-    f"/intake/audit-log?offset={HUGE}", f"/review/audit-log?offset={HUGE}", f"/evidence/audit-log?limit={HUGE}",
-    f"/intake/campaigns/x/versions/{HUGE}", "/intake/campaigns/x/versions/0",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"/intake/users?offset={HUGE}",
+        f"/intake/units?offset={HUGE}",
+        f"/intake/submissions?offset={HUGE}",
+        f"/notification/deliveries?offset={HUGE}",
+        f"/intake/units?limit={HUGE}",
+        "/intake/users?offset=-1",
+        f"/intake/audit-log?offset={HUGE}",
+        f"/review/audit-log?offset={HUGE}",
+        f"/evidence/audit-log?limit={HUGE}",
+        f"/intake/campaigns/x/versions/{HUGE}",
+        "/intake/campaigns/x/versions/0",
+    ],
+)
 def test_out_of_range_integers_are_422_not_500(client, path):
     assert_problem(client.get(path), 422, "invalid_request")
 
@@ -74,15 +87,25 @@ def test_bounds_are_declared_in_the_openapi(client):
     spec = client.get("/intake/openapi.json").json()
     offset = next(p for p in spec["paths"]["/users"]["get"]["parameters"] if p["name"] == "offset")
     assert offset["schema"]["maximum"] == 10_000_000 and offset["schema"]["minimum"] == 0
-    version = next(p for p in spec["paths"]["/campaigns/{campaign_ref}/versions/{version}"]["get"]["parameters"]
-                   if p["name"] == "version")
+    version = next(
+        p
+        for p in spec["paths"]["/campaigns/{campaign_ref}/versions/{version}"]["get"]["parameters"]
+        if p["name"] == "version"
+    )
     assert version["schema"]["maximum"] == 2**31 - 1
 
 
 @pytest.mark.parametrize("prefix", ["/intake", "/evidence", "/review", "/notification"])
 def test_the_envelope_is_declared_in_each_openapi(client, prefix):
     spec = client.get(f"{prefix}/openapi.json").json()
-    assert spec["components"]["schemas"]["Problem"]["required"] == ["title", "status", "detail", "code", "message", "message_en"]
+    assert spec["components"]["schemas"]["Problem"]["required"] == [
+        "title",
+        "status",
+        "detail",
+        "code",
+        "message",
+        "message_en",
+    ]
     assert "HTTPValidationError" not in spec["components"]["schemas"]
     for path, item in spec["paths"].items():
         for method, operation in item.items():
@@ -111,7 +134,9 @@ def crashing_server(tmp_path):
         return {"ok": True}
 
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -123,14 +148,20 @@ def crashing_server(tmp_path):
     thread.join(timeout=10)
 
 
-def test_an_unexpected_error_is_a_500_problem_logged_with_its_trace_and_the_connection_stays_usable(crashing_server, caplog):
+def test_an_unexpected_error_is_a_500_problem_logged_with_its_trace_and_the_connection_stays_usable(
+    crashing_server, caplog
+):
     connection = http.client.HTTPConnection("127.0.0.1", crashing_server, timeout=30)
     try:
         connection.request("GET", "/boom", headers={"X-Request-ID": "boom-1"})
         response = connection.getresponse()
         body = response.read().decode("utf-8")
         assert response.status == 500 and response.getheader("content-type") == problems.PROBLEM_JSON
-        assert '"code":"internal_error"' in body and '"request_id":"boom-1"' in body and "nobody expected" not in body
+        assert (
+            '"code":"internal_error"' in body
+            and '"request_id":"boom-1"' in body
+            and "nobody expected" not in body
+        )
         assert response.getheader("x-request-id") == "boom-1"
         sock = connection.sock
         connection.request("GET", "/fine")  # same keep-alive connection
@@ -142,14 +173,22 @@ def test_an_unexpected_error_is_a_500_problem_logged_with_its_trace_and_the_conn
 
 
 def test_field_errors_keep_short_harmless_inputs_only():
-    shown = problems.field_errors([
-        {"loc": ("body", "title"), "type": "string_too_long", "msg": "too long", "input": "x" * 500},
-        {"loc": ("body", "api_key"), "type": "x", "msg": "bad", "input": "cek_secret"},
-        {"loc": ("body",), "type": "missing", "msg": "m", "input": {"password": "p"}},
-        {"loc": ("query", "offset"), "type": "less_than_equal", "msg": "m", "input": 2**64},
-        {"loc": ("body", "name"), "type": "x", "msg": "m", "input": b"\xff\xfe"},
-    ])
-    assert [item.get("input") for item in shown] == ["x" * problems.MAX_ECHO, None, None, str(2**64), "\ufffd\ufffd"]
+    shown = problems.field_errors(
+        [
+            {"loc": ("body", "title"), "type": "string_too_long", "msg": "too long", "input": "x" * 500},
+            {"loc": ("body", "api_key"), "type": "x", "msg": "bad", "input": "cek_secret"},
+            {"loc": ("body",), "type": "missing", "msg": "m", "input": {"password": "p"}},
+            {"loc": ("query", "offset"), "type": "less_than_equal", "msg": "m", "input": 2**64},
+            {"loc": ("body", "name"), "type": "x", "msg": "m", "input": b"\xff\xfe"},
+        ]
+    )
+    assert [item.get("input") for item in shown] == [
+        "x" * problems.MAX_ECHO,
+        None,
+        None,
+        str(2**64),
+        "\ufffd\ufffd",
+    ]
 
 
 @pytest.mark.parametrize("period", ["0000", "0000-Q1", "0000-H1", "0000-01", "9999-12", "1999", "2101-Q4"])
@@ -185,8 +224,10 @@ def test_every_integer_a_client_sends_is_bounded_in_the_openapi(client, prefix):
             if name not in seen:
                 walk(schemas[name], f"{where}→{name}", seen | {name})
             return
-        if schema.get("type") == "integer" and ("maximum" not in schema and "exclusiveMaximum" not in schema
-                                                or "minimum" not in schema and "exclusiveMinimum" not in schema):
+        if schema.get("type") == "integer" and (
+            ("maximum" not in schema and "exclusiveMaximum" not in schema)
+            or ("minimum" not in schema and "exclusiveMinimum" not in schema)
+        ):
             unbounded.append(where)
         for key in ("anyOf", "oneOf", "allOf"):
             for part in schema.get(key, []):

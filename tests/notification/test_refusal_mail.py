@@ -1,5 +1,6 @@
 """Refused uploads reach a liaison at most once an hour per unit, listed in one mail; filenames in subjects are
 shortened and cannot break the header."""
+
 from __future__ import annotations
 
 import uuid
@@ -13,8 +14,13 @@ from tests.notification.conftest import run_loop
 
 
 def refused(unit_id: str, filename: str) -> EvidenceRejected:
-    return EvidenceRejected(submission_id=str(uuid.uuid4()), unit_id=unit_id, filename=filename,
-                            reason_code="unsupported_media_type", reason="不支持的文件类型")
+    return EvidenceRejected(
+        submission_id=str(uuid.uuid4()),
+        unit_id=unit_id,
+        filename=filename,
+        reason_code="unsupported_media_type",
+        reason="不支持的文件类型",
+    )
 
 
 def test_sixteen_refusals_make_two_mails_an_hour_apart_and_units_are_counted_apart(make_world, smtp, clock):
