@@ -36,6 +36,7 @@ def test_every_html_page_has_a_csp(platform):
         assert "default-src 'self'" in response.headers["content-security-policy"], path
 
 
+@pytest.mark.browser
 def test_swagger_ui_and_redoc_render_in_a_browser_without_csp_violations(platform, browser):
     server = LiveServer(platform.app).start()
     violations: list[str] = []

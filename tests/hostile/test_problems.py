@@ -148,6 +148,7 @@ def crashing_server(tmp_path):
     thread.join(timeout=10)
 
 
+@pytest.mark.integration  # a real uvicorn server: the keep-alive connection is the point
 def test_an_unexpected_error_is_a_500_problem_logged_with_its_trace_and_the_connection_stays_usable(
     crashing_server, caplog
 ):
