@@ -100,10 +100,12 @@ class OutboxRelay:
     `last_error`) and is delivered again at the next start.
     """
 
-    def __init__(self, *, db: Database, table: Table, bus: MessageBus, poll_s: float = 0.5, batch: int = 100) -> None:
+    def __init__(self, *, db: Database, table: Table, bus: MessageBus, poll_s: float = 0.5, batch: int = 100,
+                 in_process: bool = False) -> None:
         self._db, self._table, self._bus = db, table, bus
         self._batch = batch
-        self._in_process = bool(getattr(bus, "settles_in_process", False))
+        # One relay per outbox on the in-process bus (the embedded mode): rows are not locked while handed over.
+        self._in_process = in_process and bool(getattr(bus, "settles_in_process", False))
         self._handed_over: set[int] = set()  # in-process: rows given to the bus and not yet marked
         self._settled: list[tuple[int, bool]] = []
         self._settled_lock = threading.Lock()
@@ -183,6 +185,10 @@ class OutboxRelay:
     def wake(self) -> None:
         """Ask the relay to look for new rows now instead of at the next poll."""
         self._loop.wake()
+
+    def loop_state(self, stall_s: float) -> dict:
+        """The relay thread's state for /livez."""
+        return self._loop.state(stall_s)
 
     def start(self) -> None:
         """Run the relay loop on a background thread."""

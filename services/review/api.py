@@ -7,7 +7,7 @@ from services.review import assessment_api, inspections_api, queue_api, supervis
 from services.review.models import AUDIT
 from shared import audit
 from shared.auth import install, verifier_from_settings
-from shared.http import health_router
+from shared.health import install_health
 from shared.runtime import ServiceContext
 
 
@@ -20,8 +20,5 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     app.include_router(supervision_api.router(ctx))
     app.include_router(assessment_api.router(ctx))
     app.include_router(audit.audit_router(AUDIT, ctx.db))
-    checks = {"database": ctx.db.health}
-    if ctx.blobs is not None:
-        checks["blob_store"] = ctx.blobs.health
-    app.include_router(health_router(checks))
+    install_health(app, ctx)
     return app
