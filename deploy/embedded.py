@@ -25,13 +25,13 @@ from services.review import bootstrap as review_bootstrap
 from services.review.subscriptions import SUBSCRIPTIONS as REVIEW_SUBSCRIPTIONS
 from services.review.subscriptions import jobs as review_jobs
 from shared.adapters import make_blob_store, make_bus, make_mailer
+from shared.auth import verifier_from_settings
 from shared.blobs.port import BlobStore
 from shared.bus.port import MessageBus
 from shared.clock import Clock, SystemClock
-from shared.db import SchemaOutdated
-from shared.auth import verifier_from_settings
 from shared.health import HealthMonitor, health_routes
 from shared.mail.port import Mailer
+from shared.migrations import SchemaNotCurrent
 from shared.runtime import ServiceContext, ServiceWorker, configure_logging
 from shared.settings import Settings
 
@@ -150,7 +150,7 @@ def main() -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     try:
         platform = build_platform(settings)
-    except SchemaOutdated as outdated:
+    except SchemaNotCurrent as outdated:
         raise SystemExit(f"无法启动：{outdated}") from None
     uvicorn.run(platform.app, host=settings.host, port=settings.port, log_level="info")
 

@@ -1,4 +1,4 @@
-"""The composition root of a distributed service process: `python -m services.<name> api|worker`."""
+"""The composition root of a distributed service process: `python -m services.<name> api|worker|migrate`."""
 from __future__ import annotations
 
 import argparse
@@ -9,8 +9,9 @@ from fastapi import FastAPI
 
 from shared.adapters import make_bus
 from shared.bus.port import MessageBus
+from shared.db import Database
 from shared.health import HealthMonitor, HealthServer, service_checks, worker_health_app
-from shared.db import SchemaOutdated
+from shared.migrations import SchemaNotCurrent, head_revision, new_revision, upgrade
 from shared.messaging import EventHandler
 from shared.runtime import PeriodicJob, ServiceContext, ServiceWorker, configure_logging, run_until_signalled
 from shared.settings import Settings
@@ -29,14 +30,21 @@ def launch(
 ) -> None:
     """Parse the role from argv and run the service's API or worker with adapters from the environment."""
     parser = argparse.ArgumentParser(prog=f"python -m services.{service}")
-    parser.add_argument("role", choices=["api", "worker"], help="serve the HTTP API, or consume events and relay the outbox")
+    parser.add_argument("role", choices=["api", "worker", "migrate"],
+                        help="serve the HTTP API, consume events and relay the outbox, or upgrade the database schema")
     parser.add_argument("--port", type=int, default=None, help="HTTP port for the api role (default: PORT)")
+    parser.add_argument("--to", default="head", help="migrate: the revision to upgrade to (default: the newest)")
+    parser.add_argument("--new-revision", metavar="MESSAGE", default=None,
+                        help="migrate: write a new revision from the models' changes instead (developers)")
     args = parser.parse_args(argv)
     configure_logging()
     settings = Settings()
+    if args.role == "migrate":
+        migrate(settings, service, to=args.to, new=args.new_revision)
+        return
     try:
         ctx = bootstrap(settings)
-    except SchemaOutdated as outdated:
+    except SchemaNotCurrent as outdated:
         raise SystemExit(f"无法启动：{outdated}") from None
     if args.role == "api":
         import uvicorn
@@ -68,3 +76,17 @@ def worker_health_server(ctx: ServiceContext, bus: MessageBus, worker: ServiceWo
     monitor = HealthMonitor(service_checks(ctx, bus_check=bus.health), budget_s=ctx.settings.health_probe_timeout_s)
     app = worker_health_app(monitor, alive=worker.liveness, settings=ctx.settings)
     return HealthServer(app, host=ctx.settings.host, port=ctx.settings.health_port)
+
+
+def migrate(settings: Settings, service: str, *, to: str = "head", new: str | None = None) -> None:
+    """Upgrade the service's database to a revision, or autogenerate a new revision from its models."""
+    if new is not None:
+        path = new_revision(service, new)
+        print(f"new revision written: {path}  (read it, then test: pytest tests/operations/test_migrations.py)")
+        return
+    db = Database(settings.database_url_for(service), schema=service)
+    try:
+        at = upgrade(db, service, to)
+    finally:
+        db.dispose()
+    print(f"{service}: database at revision {at} (code head {head_revision(service)})")
