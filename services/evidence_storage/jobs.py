@@ -44,10 +44,10 @@ def apply_retention(ctx: ServiceContext) -> int:
 
 
 def jobs(ctx: ServiceContext) -> list[PeriodicJob]:
-    """The jobs a worker of this service runs (woken after each consumed event too)."""
+    """The jobs a worker of this service runs: retention also right after an approval locked evidence."""
     return [
-        PeriodicJob("evidence-retention", 30.0, lambda: apply_retention(ctx)),
-        PeriodicJob("evidence-upload-sessions", 300.0, lambda: expire_sessions(ctx)),
+        PeriodicJob("evidence-retention", 30.0, lambda: apply_retention(ctx), wake_on_events=("submission.approved",)),
+        PeriodicJob("evidence-upload-sessions", 300.0, lambda: expire_sessions(ctx), wake_on_events=False),
         *([PeriodicJob("evidence-orphan-sweep", ctx.settings.evidence_sweep_interval_s, lambda: sweep(ctx),
                        wake_on_events=False)] if ctx.settings.evidence_sweep_interval_s > 0 else []),
     ]

@@ -366,8 +366,11 @@ class FaultWorld:
         from services.intake.subscriptions import SUBSCRIPTIONS as INTAKE
         from services.notification.subscriptions import SUBSCRIPTIONS as NOTIFICATION
         from services.review.subscriptions import SUBSCRIPTIONS as REVIEW
+        from shared.runtime import wanted_subscriptions
+        from shared.settings import Settings
 
-        subscriptions = {"intake": INTAKE, "evidence_storage": EVIDENCE, "review": REVIEW, "notification": NOTIFICATION}
+        subscriptions = {name: wanted_subscriptions(subs, Settings()) for name, subs in  # what each consumer binds
+                         {"intake": INTAKE, "evidence_storage": EVIDENCE, "review": REVIEW, "notification": NOTIFICATION}.items()}
         published = [row for s in SERVICES for row in conn.execute(text(f"SELECT event_id, type FROM {s}.outbox"))]
         missing = 0
         for consumer, types in subscriptions.items():
@@ -522,7 +525,11 @@ def poison_count() -> int:
     from services.notification.subscriptions import SUBSCRIPTIONS as NOTIFICATION
     from services.review.subscriptions import SUBSCRIPTIONS as REVIEW
 
-    return sum(3 for key in POISON_KEYS for subs in (INTAKE, EVIDENCE, REVIEW, NOTIFICATION) if key in subs)
+    from shared.runtime import wanted_subscriptions
+    from shared.settings import Settings
+
+    bound = [wanted_subscriptions(subs, Settings()) for subs in (INTAKE, EVIDENCE, REVIEW, NOTIFICATION)]
+    return sum(3 for key in POISON_KEYS for subs in bound if key in subs)
 
 
 SCENARIOS = {

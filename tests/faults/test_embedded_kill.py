@@ -58,8 +58,11 @@ def _settled(data_dir: Path) -> bool:
     from services.intake.subscriptions import SUBSCRIPTIONS as INTAKE
     from services.notification.subscriptions import SUBSCRIPTIONS as NOTIFICATION
     from services.review.subscriptions import SUBSCRIPTIONS as REVIEW
+    from shared.runtime import wanted_subscriptions
+    from shared.settings import Settings
 
-    subscriptions = {"intake": INTAKE, "evidence_storage": EVIDENCE, "review": REVIEW, "notification": NOTIFICATION}
+    subscriptions = {name: wanted_subscriptions(subs, Settings()) for name, subs in  # what each consumer binds
+                     {"intake": INTAKE, "evidence_storage": EVIDENCE, "review": REVIEW, "notification": NOTIFICATION}.items()}
     events, inboxes = [], {}
     for service in SERVICES:
         engine = create_engine(f"sqlite:///{data_dir / f'{service}.db'}")
