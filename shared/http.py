@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import HTTPException, Request
 from fastapi.encoders import jsonable_encoder
@@ -20,7 +20,9 @@ class ApiError(HTTPException):
     """An error whose body names a stable code, a Chinese message for users and an English one."""
 
     def __init__(self, status_code: int, code: str, message: str, message_en: str) -> None:
-        super().__init__(status_code=status_code, detail={"code": code, "message": message, "message_en": message_en})
+        # The same dict as `detail`, typed (Starlette types detail as str): code, message, message_en and any extras.
+        self.info: dict[str, Any] = {"code": code, "message": message, "message_en": message_en}
+        super().__init__(status_code=status_code, detail=self.info)
 
 
 def not_found(what: str, what_en: str, ident: str) -> ApiError:

@@ -47,7 +47,7 @@ def _verify(ctx: ServiceContext, key: str, size: int, sha256: str) -> dict | Non
     """What is wrong with one stored object, if anything (streamed: memory stays flat)."""
     digest, actual = hashlib.sha256(), 0
     try:
-        for chunk in ctx.blobs.read(key):
+        for chunk in ctx.blob_store.read(key):
             digest.update(chunk)
             actual += len(chunk)
     except BlobNotFound:

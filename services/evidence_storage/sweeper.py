@@ -32,7 +32,7 @@ def orphan_keys(ctx: ServiceContext, *, older_than_s: float | None = None) -> It
         live_ids = set(uow.scalars(live))
     before = ctx.clock.now() - timedelta(seconds=older_than_s) if older_than_s is not None else None
     for prefix in PREFIXES:
-        for key in ctx.blobs.list_keys(prefix, modified_before=before):
+        for key in ctx.blob_store.list_keys(prefix, modified_before=before):
             if key not in known and _session_of(key) not in live_ids:
                 yield key
 
@@ -54,13 +54,13 @@ def sweep(ctx: ServiceContext) -> dict[str, int]:
     try:
         for key in list(orphan_keys(ctx, older_than_s=grace_s)):
             try:
-                ctx.blobs.delete(key)
+                ctx.blob_store.delete(key)
             except BlobLocked:
                 log.error("orphan object %s is under store retention; it stays until the retention ends", key)
                 continue
             removed += 1
             log.warning("removed orphan object %s (no evidence row or live upload refers to it)", key)
-        aborted = ctx.blobs.abort_unfinished_uploads(started_before=ctx.clock.now() - timedelta(seconds=grace_s))
+        aborted = ctx.blob_store.abort_unfinished_uploads(started_before=ctx.clock.now() - timedelta(seconds=grace_s))
     except BlobStoreUnavailable as exc:
         log.warning("orphan sweep postponed, store unavailable: %s", exc)
     if aborted:

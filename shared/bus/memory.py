@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from shared.bus.port import Handler, Unprocessable, topic_matches
 from shared.events import Envelope
@@ -39,12 +39,15 @@ class _Settlement:
                 log.exception("settlement callback failed")
 
 
+_Ready = tuple[float, int, int, bytes, "_Settlement | None"]  # (due, seq, attempt, body, settlement)
+
+
 @dataclass
 class _Queue:
     name: str
     patterns: tuple[str, ...]
     handler: Handler
-    ready: list = field(default_factory=list)  # heap of (due, seq, attempt, body, settlement)
+    ready: list[_Ready] = field(default_factory=list)  # a heap
     parked: list[bytes] = field(default_factory=list)
     thread: threading.Thread | None = None
 
@@ -112,7 +115,7 @@ class InMemoryBus:
             queue = self._queues.get(consumer)
             return [Envelope.from_json(body) for body in (queue.parked if queue else [])]
 
-    def health(self) -> dict:
+    def health(self) -> dict[str, Any]:
         """Queue depths and parked counts."""
         with self._cond:
             return {
@@ -127,7 +130,7 @@ class InMemoryBus:
             queue.thread = threading.Thread(target=self._deliver_loop, args=(queue,), name=f"bus-{queue.name}", daemon=True)
             queue.thread.start()
 
-    def _next(self, queue: _Queue):
+    def _next(self, queue: _Queue) -> _Ready | None:
         with self._cond:
             while self._running:
                 now = time.monotonic()
