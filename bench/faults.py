@@ -20,6 +20,7 @@ least --load); then the audit waits (at most 150 s) until nothing is missing and
 
 Needs PostgreSQL at 127.0.0.1:5432 (TEST_POSTGRES_URL), rabbitmq-server installed, and root.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,7 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.faults", description=__doc__.split("\n", 1)[0])
     parser.add_argument("--load", type=int, default=30, help="submissions per scenario (default 30)")
     parser.add_argument("--concurrency", type=int, default=4, help="client threads (default 4)")
-    parser.add_argument("--scenarios", default=",".join(SCENARIOS), help=f"comma-separated (default {','.join(SCENARIOS)})")
+    parser.add_argument(
+        "--scenarios", default=",".join(SCENARIOS), help=f"comma-separated (default {','.join(SCENARIOS)})"
+    )
     args = parser.parse_args(argv)
     names = [name.strip() for name in args.scenarios.split(",") if name.strip()]
     unknown = set(names) - set(SCENARIOS)
@@ -55,23 +58,56 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     try:
         with fresh_postgres_database() as url, FaultWorld(work, postgres_url=url) as world:
-            print(f"platform up (logs in {work}); {len(names)} scenario(s) of {args.load} submissions", flush=True)
+            print(
+                f"platform up (logs in {work}); {len(names)} scenario(s) of {args.load} submissions",
+                flush=True,
+            )
             for name in names:
                 scenario = SCENARIOS[name]
                 scenario.concurrency = args.concurrency
                 outcome = run_scenario(world, scenario, args.load)
                 audit = outcome.audit
-                rows.append([name, scenario.fault, outcome.load, audit.lost + audit.failed_flows, audit.duplicated,
-                             audit.stuck, audit.orphaned + audit.multipart, f"{outcome.recovery_s:.1f}",
-                             audit.false_404, sum(f.retries for f in outcome.flows), audit.resends, audit.parked])
+                rows.append(
+                    [
+                        name,
+                        scenario.fault,
+                        outcome.load,
+                        audit.lost + audit.failed_flows,
+                        audit.duplicated,
+                        audit.stuck,
+                        audit.orphaned + audit.multipart,
+                        f"{outcome.recovery_s:.1f}",
+                        audit.false_404,
+                        sum(f.retries for f in outcome.flows),
+                        audit.resends,
+                        audit.parked,
+                    ]
+                )
                 print(f"  {name}: {rows[-1][3:]}", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print_table("Faults mid-flow (each row: one scenario on the running platform)",
-                ["scenario", "fault", "load", "lost", "duplicated", "stuck", "orphaned", "recovery s", "false 404",
-                 "client retries", "resends (total)", "parked (total)"], rows)
-    print("lost counts approval e-mails missing plus submissions the client could not finish; 'parked (total)' is "
-          "cumulative over the run (the poison scenario parks three messages per consumer of each key it hits).")
+    print_table(
+        "Faults mid-flow (each row: one scenario on the running platform)",
+        [
+            "scenario",
+            "fault",
+            "load",
+            "lost",
+            "duplicated",
+            "stuck",
+            "orphaned",
+            "recovery s",
+            "false 404",
+            "client retries",
+            "resends (total)",
+            "parked (total)",
+        ],
+        rows,
+    )
+    print(
+        "lost counts approval e-mails missing plus submissions the client could not finish; 'parked (total)' is "
+        "cumulative over the run (the poison scenario parks three messages per consumer of each key it hits)."
+    )
     return 0
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Callable
+from typing import Any, Callable
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ class BackgroundLoop:
         if self._thread:
             self._thread.join(timeout=30)
 
-    def state(self, stall_s: float) -> dict:
+    def state(self, stall_s: float) -> dict[str, Any]:
         """Whether the thread runs and is not stuck in one step for longer than stall_s (for /livez)."""
         running = self._thread is not None and self._thread.is_alive()
         started = self._step_started

@@ -6,6 +6,7 @@ It is not a bearer token (its audience differs and it has no role): the uploader
 the unit-subtree rule is checked against the unit path the grant names. The event, when it arrives, confirms
 (and, for a later version, updates) what the grant said.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -50,10 +51,19 @@ class GrantSigner:
     def sign(self, grant: UploadGrant, *, ttl_s: int = TTL_S) -> str:
         """A grant valid for ttl_s seconds."""
         now = self._clock.now()
-        claims = {"iss": self._issuer, "aud": AUDIENCE, "sub": grant.submission_id, "unit_id": grant.unit_id,
-                  "unit_path": grant.unit_path, "measure_code": grant.measure_code, "version": grant.version,
-                  "campaign_id": grant.campaign_id, "state": "submitted",
-                  "iat": int(now.timestamp()), "exp": int((now + timedelta(seconds=ttl_s)).timestamp())}
+        claims = {
+            "iss": self._issuer,
+            "aud": AUDIENCE,
+            "sub": grant.submission_id,
+            "unit_id": grant.unit_id,
+            "unit_path": grant.unit_path,
+            "measure_code": grant.measure_code,
+            "version": grant.version,
+            "campaign_id": grant.campaign_id,
+            "state": "submitted",
+            "iat": int(now.timestamp()),
+            "exp": int((now + timedelta(seconds=ttl_s)).timestamp()),
+        }
         return jwt.encode(claims, self._key, algorithm=ALGORITHM)
 
 
@@ -67,8 +77,14 @@ class GrantVerifier:
     def verify(self, token: str, submission_id: str) -> UploadGrant:
         """The grant for this submission; raises GrantError."""
         try:
-            claims = jwt.decode(token, self._key, algorithms=[ALGORITHM], issuer=self._issuer, audience=AUDIENCE,
-                                options={"require": ["iss", "aud", "sub", "exp"], "verify_exp": False})
+            claims = jwt.decode(
+                token,
+                self._key,
+                algorithms=[ALGORITHM],
+                issuer=self._issuer,
+                audience=AUDIENCE,
+                options={"require": ["iss", "aud", "sub", "exp"], "verify_exp": False},
+            )
         except jwt.PyJWTError as exc:
             raise GrantError(str(exc)) from None
         if self._clock.now().timestamp() > claims["exp"] + LEEWAY_S:
@@ -76,8 +92,13 @@ class GrantVerifier:
         if claims["sub"] != submission_id or claims.get("state") != "submitted":
             raise GrantError("grant for another submission")
         try:
-            return UploadGrant(submission_id=claims["sub"], unit_id=str(claims["unit_id"]),
-                               unit_path=str(claims["unit_path"]), measure_code=str(claims["measure_code"]),
-                               version=int(claims["version"]), campaign_id=claims.get("campaign_id"))
+            return UploadGrant(
+                submission_id=claims["sub"],
+                unit_id=str(claims["unit_id"]),
+                unit_path=str(claims["unit_path"]),
+                measure_code=str(claims["measure_code"]),
+                version=int(claims["version"]),
+                campaign_id=claims.get("campaign_id"),
+            )
         except (KeyError, TypeError, ValueError) as exc:
             raise GrantError(f"incomplete grant: {exc}") from None

@@ -7,14 +7,16 @@ of started again, so a black-holed store never piles up threads nor blocks a req
 are async and only await the probes' futures). Anonymous callers learn only up or down; an admin token
 shows each adapter's details.
 """
+
 from __future__ import annotations
 
 import asyncio
 import logging
 import threading
 import time
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -25,7 +27,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Check = Callable[[], dict]
+Check = Callable[[], dict[str, Any]]
 FRESH_S = 1.0  # a result this recent is reused instead of probing again
 
 
@@ -36,30 +38,30 @@ class HealthMonitor:
         self.checks = dict(checks)
         self.budget_s = budget_s
         self._lock = threading.Lock()
-        self._running: dict[str, Future] = {}
-        self._last: dict[str, tuple[float, dict]] = {}
+        self._running: dict[str, Future[dict[str, Any]]] = {}
+        self._last: dict[str, tuple[float, dict[str, Any]]] = {}
 
     def add(self, name: str, check: Check) -> None:
         """Add a check (e.g. the broker, known only to the composition root)."""
         self.checks[name] = check
 
-    def _future(self, name: str) -> Future:
+    def _future(self, name: str) -> Future[dict[str, Any]]:
         """The result of a check: a fresh one kept, the run under way, or a new run on a thread of its own."""
         with self._lock:
             last = self._last.get(name)
             if last and time.monotonic() - last[0] < FRESH_S:
-                done: Future = Future()
+                done: Future[dict[str, Any]] = Future()
                 done.set_result(last[1])
                 return done
             running = self._running.get(name)
             if running is not None and not running.done():
                 return running
-            future: Future = Future()
+            future: Future[dict[str, Any]] = Future()
             self._running[name] = future
         threading.Thread(target=self._run, args=(name, future), name=f"health-{name}", daemon=True).start()
         return future
 
-    def _run(self, name: str, future: Future) -> None:
+    def _run(self, name: str, future: Future[dict[str, Any]]) -> None:
         try:
             result = dict(self.checks[name]())
         except Exception as exc:  # a check must report, not raise
@@ -68,7 +70,7 @@ class HealthMonitor:
             self._last[name] = (time.monotonic(), result)
         future.set_result(result)
 
-    async def report(self) -> dict[str, dict]:
+    async def report(self) -> dict[str, dict[str, Any]]:
         """Every check's result, a check that did not answer within the budget counting as down."""
         futures = {name: asyncio.wrap_future(self._future(name)) for name in self.checks}
         if futures:
@@ -82,7 +84,7 @@ class HealthMonitor:
                 log.warning("health: %s did not answer within %.1fs", name, self.budget_s)
         return report
 
-    def report_sync(self) -> dict[str, dict]:
+    def report_sync(self) -> dict[str, dict[str, Any]]:
         """report() for callers without an event loop (tests, scripts)."""
         return asyncio.run(self.report())
 
@@ -96,19 +98,19 @@ def is_admin(request: Request) -> bool:
     from shared.auth import ADMIN, TokenError
 
     try:
-        return verifier.verify(header[7:].strip()).role == ADMIN
+        return bool(verifier.verify(header[7:].strip()).role == ADMIN)
     except TokenError:
         return False
 
 
-def health_routes(monitor: HealthMonitor, *, alive: Callable[[], dict] | None = None) -> APIRouter:
+def health_routes(monitor: HealthMonitor, *, alive: Callable[[], dict[str, Any]] | None = None) -> APIRouter:
     """`/livez`, `/readyz` and the older `/healthz` (readiness with each adapter's ok) for an app."""
     router = APIRouter(tags=["ops"])
 
     @router.get("/livez", summary="进程存活 · the process runs")
     async def livez(request: Request) -> JSONResponse:
         state = {"ok": True} if alive is None else alive()
-        body: dict = {"status": "up" if state.get("ok") else "down"}
+        body: dict[str, Any] = {"status": "up" if state.get("ok") else "down"}
         if is_admin(request):
             body["details"] = state
         return JSONResponse(body, status_code=200 if state.get("ok") else 503)
@@ -117,7 +119,7 @@ def health_routes(monitor: HealthMonitor, *, alive: Callable[[], dict] | None = 
     async def readyz(request: Request) -> JSONResponse:
         report = await monitor.report()
         ok = all(part.get("ok") for part in report.values())
-        body: dict = {"status": "up" if ok else "down"}
+        body: dict[str, Any] = {"status": "up" if ok else "down"}
         if is_admin(request):
             body["checks"] = report
         return JSONResponse(body, status_code=200 if ok else 503)
@@ -136,7 +138,7 @@ def health_routes(monitor: HealthMonitor, *, alive: Callable[[], dict] | None = 
 def broker_check(url: str, *, timeout_s: float = 2.0) -> Check:
     """A check that opens and closes one connection to RabbitMQ (for APIs, which hold none)."""
 
-    def check() -> dict:
+    def check() -> dict[str, Any]:
         import pika
 
         params = pika.URLParameters(url)
@@ -151,7 +153,7 @@ def broker_check(url: str, *, timeout_s: float = 2.0) -> Check:
     return check
 
 
-def service_checks(ctx: "ServiceContext", *, bus_check: Check | None = None) -> dict[str, Check]:
+def service_checks(ctx: ServiceContext, *, bus_check: Check | None = None) -> dict[str, Check]:
     """A service's readiness checks: its database, its store and mailer if it has them, the broker if distributed."""
     checks: dict[str, Check] = {"database": ctx.db.health}
     if ctx.blobs is not None:
@@ -161,11 +163,13 @@ def service_checks(ctx: "ServiceContext", *, bus_check: Check | None = None) -> 
     if bus_check is not None:
         checks["broker"] = bus_check
     elif ctx.settings.bus_backend == "rabbitmq":
-        checks["broker"] = broker_check(ctx.settings.rabbitmq_url, timeout_s=ctx.settings.health_probe_timeout_s)
+        checks["broker"] = broker_check(
+            ctx.settings.rabbitmq_url, timeout_s=ctx.settings.health_probe_timeout_s
+        )
     return checks
 
 
-def install_health(app: FastAPI, ctx: "ServiceContext") -> HealthMonitor:
+def install_health(app: FastAPI, ctx: ServiceContext) -> HealthMonitor:
     """Give a service API `/livez`, `/readyz` and `/healthz`; returns the monitor (to add checks)."""
     monitor = HealthMonitor(service_checks(ctx), budget_s=ctx.settings.health_probe_timeout_s)
     app.include_router(health_routes(monitor))
@@ -173,7 +177,9 @@ def install_health(app: FastAPI, ctx: "ServiceContext") -> HealthMonitor:
     return monitor
 
 
-def worker_health_app(monitor: HealthMonitor, *, alive: Callable[[], dict], settings: "Settings") -> FastAPI:
+def worker_health_app(
+    monitor: HealthMonitor, *, alive: Callable[[], dict[str, Any]], settings: Settings
+) -> FastAPI:
     """The worker's small HTTP app: `/livez`, `/readyz` (and `/metrics`, mounted by shared/metrics.py)."""
     from shared.auth import verifier_from_settings
 
@@ -190,7 +196,9 @@ class HealthServer:
     def __init__(self, app: FastAPI, *, host: str, port: int) -> None:
         import uvicorn
 
-        config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off", access_log=False)
+        config = uvicorn.Config(
+            app, host=host, port=port, log_level="warning", lifespan="off", access_log=False
+        )
         self._server = uvicorn.Server(config)  # off the main thread, uvicorn leaves the signals to the worker
         self._thread = threading.Thread(target=self._server.run, name="health-server", daemon=True)
         self.port = port

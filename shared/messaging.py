@@ -7,7 +7,7 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from collections import Counter
-from typing import Callable, Iterable, Mapping, NoReturn, Sequence
+from typing import Any, Callable, Iterable, Mapping, NoReturn, Sequence, cast
 
 from pydantic import ValidationError
 
@@ -29,7 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from shared.background import BackgroundLoop
-from shared.bus.port import MessageBus, Unprocessable
+from shared.bus.port import MessageBus, SettlingBus, Unprocessable
 from shared.db import Database
 from shared.events import Envelope
 
@@ -154,7 +154,8 @@ class OutboxRelay:
         fresh = [row for row in rows if row.id not in self._handed_over][: self._batch]
         for row in fresh:
             self._handed_over.add(row.id)
-            self._bus.publish(Envelope.from_json(row.body), on_settled=functools.partial(self._on_settled, row.id))
+            bus = cast(SettlingBus, self._bus)
+            bus.publish(Envelope.from_json(row.body), on_settled=functools.partial(self._on_settled, row.id))
         return len(fresh)
 
     def _on_settled(self, row_id: int, parked: bool) -> None:
@@ -187,7 +188,7 @@ class OutboxRelay:
         """Ask the relay to look for new rows now instead of at the next poll."""
         self._loop.wake()
 
-    def loop_state(self, stall_s: float) -> dict:
+    def loop_state(self, stall_s: float) -> dict[str, Any]:
         """The relay thread's state for /livez."""
         return self._loop.state(stall_s)
 

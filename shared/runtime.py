@@ -5,7 +5,7 @@ import logging
 import signal
 import threading
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from shared.background import BackgroundLoop
 from shared.blobs.port import BlobStore
@@ -116,7 +116,7 @@ class ServiceWorker:
         for _job, loop in self._jobs:
             loop.start()
 
-    def liveness(self) -> dict:
+    def liveness(self) -> dict[str, Any]:
         """Whether the relay and every job loop run and none is stuck in one step (HEALTH_STALL_S)."""
         stall_s = self.ctx.settings.health_stall_s
         loops = {"outbox-relay": self.relay.loop_state(stall_s),

@@ -1,13 +1,13 @@
 """shared/health.py: probes run within their budget on threads of their own, one run of each at a time; anonymous
 callers see up or down only."""
+
 from __future__ import annotations
 
 import threading
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from shared.auth import ADMIN, REVIEWER, TokenIssuer, TokenVerifier
 from shared.health import HealthMonitor, health_routes
@@ -38,12 +38,16 @@ def test_a_hanging_probe_counts_as_down_and_is_not_started_twice():
         release.wait(30)
         return {"ok": True}
 
-    monitor = HealthMonitor({"database": lambda: {"ok": True, "backend": "sqlite"}, "blob_store": hanging}, budget_s=0.2)
+    monitor = HealthMonitor(
+        {"database": lambda: {"ok": True, "backend": "sqlite"}, "blob_store": hanging}, budget_s=0.2
+    )
     try:
         first, second = monitor.report_sync(), monitor.report_sync()
         assert first["database"]["ok"] and not first["blob_store"]["ok"]
         assert "no answer within 0.2s" in first["blob_store"]["error"]
-        assert second["blob_store"]["ok"] is False and len(calls) == 1  # the hung run is waited for, not repeated
+        assert (
+            second["blob_store"]["ok"] is False and len(calls) == 1
+        )  # the hung run is waited for, not repeated
     finally:
         release.set()
 
@@ -57,7 +61,9 @@ def test_a_raising_probe_reports_down_instead_of_failing():
 
 
 def test_anonymous_callers_see_up_or_down_and_only_an_admin_sees_details():
-    client, issuer = _app(HealthMonitor({"database": lambda: {"ok": True, "url": "postgresql://secret-host"}}))
+    client, issuer = _app(
+        HealthMonitor({"database": lambda: {"ok": True, "url": "postgresql://secret-host"}})
+    )
     assert client.get("/readyz").json() == {"status": "up"}
     assert client.get("/readyz", headers=_bearer(issuer, REVIEWER)).json() == {"status": "up"}
     assert client.get("/readyz", headers={"Authorization": "Bearer forged"}).json() == {"status": "up"}
@@ -67,8 +73,10 @@ def test_anonymous_callers_see_up_or_down_and_only_an_admin_sees_details():
 
 
 def test_readyz_and_livez_answer_503_when_down():
-    client, issuer = _app(HealthMonitor({"mailer": lambda: {"ok": False, "error": "refused"}}),
-                          alive=lambda: {"ok": False, "loops": {"outbox-relay": {"ok": False}}})
+    client, issuer = _app(
+        HealthMonitor({"mailer": lambda: {"ok": False, "error": "refused"}}),
+        alive=lambda: {"ok": False, "loops": {"outbox-relay": {"ok": False}}},
+    )
     ready = client.get("/readyz")
     assert ready.status_code == 503 and ready.json() == {"status": "down"}
     live = client.get("/livez", headers=_bearer(issuer, ADMIN))
@@ -84,8 +92,9 @@ def test_the_worker_health_server_answers_on_its_port(tmp_path):
     from tests.servers import free_port
 
     settings = Settings(data_dir=tmp_path)
-    app = worker_health_app(HealthMonitor({"database": lambda: {"ok": True}}), alive=lambda: {"ok": True},
-                            settings=settings)
+    app = worker_health_app(
+        HealthMonitor({"database": lambda: {"ok": True}}), alive=lambda: {"ok": True}, settings=settings
+    )
     server = HealthServer(app, host="127.0.0.1", port=free_port())
     server.start()
     try:

@@ -5,11 +5,12 @@ Bytes reach the store before their rows commit (a 2 GB video is written once, un
 carry), so a process killed in between leaves an object without a row. The grace period keeps the sweeper away
 from uploads still on their way to a commit; after it, nothing refers to the object and nothing ever will.
 """
+
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from datetime import timedelta
-from typing import Iterator
 
 from sqlalchemy import select
 
@@ -60,7 +61,9 @@ def sweep(ctx: ServiceContext) -> dict[str, int]:
                 continue
             removed += 1
             log.warning("removed orphan object %s (no evidence row or live upload refers to it)", key)
-        aborted = ctx.blob_store.abort_unfinished_uploads(started_before=ctx.clock.now() - timedelta(seconds=grace_s))
+        aborted = ctx.blob_store.abort_unfinished_uploads(
+            started_before=ctx.clock.now() - timedelta(seconds=grace_s)
+        )
     except BlobStoreUnavailable as exc:
         log.warning("orphan sweep postponed, store unavailable: %s", exc)
     if aborted:

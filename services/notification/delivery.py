@@ -32,6 +32,7 @@ from services.notification.render import RenderedMail, build_message, delivery_m
 from shared.clock import as_utc
 from shared.contracts import make_event
 from shared.contracts.notification import NotificationDelivered, NotificationFailed
+from shared.db import rows_affected
 from shared.mail.port import MailSession, PermanentMailError, ServerUnavailable, TemporaryMailError
 from shared.mail.ratelimit import TokenBucket
 from shared.runtime import ServiceContext
@@ -170,11 +171,10 @@ class DeliveryLoop:
         with ctx.db.transaction() as uow:
             if outcome.status == "sent":
                 # The server has it, whoever holds the row now: record it (a resend under way then records nothing).
-                done = uow.execute(update(Delivery).where(Delivery.id == delivery.id,
-                                                          Delivery.status.in_(("queued", "sending")))
-                                   .values(status="sent", sent_at=ctx.clock.now(), lease_owner=None,
-                                           lease_expires_at=None)
-                                   .execution_options(synchronize_session=False)).rowcount
+                done = rows_affected(uow.execute(
+                    update(Delivery).where(Delivery.id == delivery.id, Delivery.status.in_(("queued", "sending")))
+                    .values(status="sent", sent_at=ctx.clock.now(), lease_owner=None, lease_expires_at=None)
+                    .execution_options(synchronize_session=False)))
                 if done:
                     ctx.outbox.add(uow, make_event(_event(delivery, None), producer=SERVICE))
                 else:

@@ -311,7 +311,7 @@ class S3BlobStore:
                 page = self._client._list_multipart_uploads(bucket_name=self._bucket, key_marker=key_marker,
                                                             upload_id_marker=upload_marker)
                 for upload in page.uploads:
-                    if upload.initiated_time and upload.initiated_time < started_before:
+                    if upload.upload_id and upload.initiated_time and upload.initiated_time < started_before:
                         self._client._abort_multipart_upload(bucket_name=self._bucket, object_name=upload.object_name,
                                                              upload_id=upload.upload_id)
                         aborted += 1

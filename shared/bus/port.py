@@ -43,6 +43,15 @@ class MessageBus(Protocol):
         """The adapter's state for /healthz."""
 
 
+class SettlingBus(Protocol):
+    """An in-process bus that tells when every consumer has handled (or parked) an event (InMemoryBus)."""
+
+    settles_in_process: bool
+
+    def publish(self, event: Envelope, on_settled: Callable[[bool], None] | None = None) -> None:
+        """Route the event; call on_settled(parked) once every bound queue is done with it."""
+
+
 def topic_matches(pattern: str, routing_key: str) -> bool:
     """AMQP topic matching: '*' is one word, '#' is zero or more words."""
     return _match(pattern.split("."), routing_key.split("."))

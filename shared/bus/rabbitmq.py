@@ -194,7 +194,7 @@ class RabbitMQBus:
         with self._lock:
             self._declared_exchange = True
 
-    def main_queue_arguments(self, queue: str) -> dict:
+    def main_queue_arguments(self, queue: str) -> dict[str, Any]:
         """A consumer's quorum queue: a message redelivered delivery_limit times (its consumer keeps crashing on it)
         is dead-lettered, at least once, into the parking lot instead of being dropped."""
         return {

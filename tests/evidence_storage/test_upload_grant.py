@@ -1,5 +1,6 @@
 """No false 404 after create: intake's create response carries an upload grant, and evidence_storage accepts an upload
 on it before it has heard submission.submitted; the event then confirms what the grant said."""
+
 from __future__ import annotations
 
 import uuid
@@ -18,14 +19,24 @@ from tests.intake.support import admin_header, post
 
 
 def _grant(world, submission_id: str, unit_id: str, **overrides) -> str:
-    grant = UploadGrant(submission_id=submission_id, unit_id=unit_id, unit_path=f"/{unit_id}/", measure_code="M1",
-                        version=1, campaign_id=None)
+    grant = UploadGrant(
+        submission_id=submission_id,
+        unit_id=unit_id,
+        unit_path=f"/{unit_id}/",
+        measure_code="M1",
+        version=1,
+        campaign_id=None,
+    )
     return GrantSigner(world.ctx.settings).sign(grant, **overrides)
 
 
 def _upload(world, submission_id: str, headers: dict):
-    return world.client.post(f"/submissions/{submission_id}/evidence", params={"filename": "横幅.jpg"},
-                             content=media.photo(3, size=(48, 48)), headers={"Content-Type": "image/jpeg", **headers})
+    return world.client.post(
+        f"/submissions/{submission_id}/evidence",
+        params={"filename": "横幅.jpg"},
+        content=media.photo(3, size=(48, 48)),
+        headers={"Content-Type": "image/jpeg", **headers},
+    )
 
 
 def test_an_upload_with_the_grant_succeeds_before_the_event_and_the_event_confirms_it(make_world):
@@ -36,8 +47,17 @@ def test_an_upload_with_the_grant_succeeds_before_the_event_and_the_event_confir
 
     response = _upload(world, submission_id, {**token, HEADER: _grant(world, submission_id, unit_id)})
     assert response.status_code == 201, response.text
-    world.publish(SubmissionSubmitted(submission_id=submission_id, unit_id=unit_id, unit_path=f"/{unit_id}/",
-                                      measure_code="M1", version=1, kind="measure", title="宣传横幅"))
+    world.publish(
+        SubmissionSubmitted(
+            submission_id=submission_id,
+            unit_id=unit_id,
+            unit_path=f"/{unit_id}/",
+            measure_code="M1",
+            version=1,
+            kind="measure",
+            title="宣传横幅",
+        )
+    )
     wait_until(lambda: world.events("evidence.stored"), what="evidence.stored")
     with world.ctx.db.session() as uow:
         known = uow.get(KnownSubmission, submission_id)
@@ -48,12 +68,21 @@ def test_a_grant_for_another_submission_another_unit_or_expired_does_not_open_th
     world = make_world()
     unit_id, other_unit, submission_id = world.unit(), world.unit("DS", "杜集区信访局"), str(uuid.uuid4())
     token = world.unit_token(unit_id)
-    for grant in (_grant(world, str(uuid.uuid4()), unit_id), _grant(world, submission_id, unit_id, ttl_s=-120),
-                  _grant(world, submission_id, unit_id)[:-4] + "AAAA"):
+    for grant in (
+        _grant(world, str(uuid.uuid4()), unit_id),
+        _grant(world, submission_id, unit_id, ttl_s=-120),
+        _grant(world, submission_id, unit_id)[:-4] + "AAAA",
+    ):
         assert _upload(world, submission_id, {**token, HEADER: grant}).status_code == 404
     # a valid grant for another unit's submission: the unit-subtree rule still holds
-    assert _upload(world, submission_id, {**world.unit_token(other_unit), HEADER: _grant(world, submission_id, unit_id)}
-                   ).status_code == 404
+    assert (
+        _upload(
+            world,
+            submission_id,
+            {**world.unit_token(other_unit), HEADER: _grant(world, submission_id, unit_id)},
+        ).status_code
+        == 404
+    )
     grant = _grant(world, submission_id, unit_id)
     assert world.client.get("/evidence/x", headers={"Authorization": f"Bearer {grant}"}).status_code == 401
 

@@ -1,4 +1,5 @@
 """The fault suite's world: one distributed platform per module, on a RabbitMQ node of its own."""
+
 from __future__ import annotations
 
 import pytest
@@ -15,5 +16,8 @@ def fault_world(tmp_path_factory):
     reason = rabbit_node.available()
     need(f"a dedicated RabbitMQ node ({reason})" if reason else "RabbitMQ", reason is None)
     need("PostgreSQL", port_open(POSTGRES_URL, 5432))
-    with fresh_postgres_database() as url, FaultWorld(tmp_path_factory.mktemp("faults"), postgres_url=url) as world:
+    with (
+        fresh_postgres_database() as url,
+        FaultWorld(tmp_path_factory.mktemp("faults"), postgres_url=url) as world,
+    ):
         yield world

@@ -4,6 +4,7 @@ photo, approve) driven like a patient client, faults injected mid-flow, and an a
 
 Used by tests/faults (small loads, assertions) and `python -m bench.faults` (larger loads, a table).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -15,11 +16,11 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import httpx
 from sqlalchemy import create_engine, text
@@ -61,8 +62,13 @@ class FaultCluster(Cluster):
         if name.endswith("-worker"):
             env["HEALTH_PORT"] = str(self.health_ports.setdefault(name, free_port()))
         log = (self.log_dir / f"{name}.log").open("ab")
-        self.processes[name] = subprocess.Popen([sys.executable, "-m", f"services.{args[0]}", *args[1:]], env=env,
-                                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.processes[name] = subprocess.Popen(
+            [sys.executable, "-m", f"services.{args[0]}", *args[1:]],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def kill9(self, name: str) -> None:
         """SIGKILL a process (and its group): no clean-up of any kind."""
@@ -118,8 +124,16 @@ class Audit:
     @property
     def clean(self) -> bool:
         """Nothing lost, stuck, orphaned or inconsistent; duplicates only under one Message-ID."""
-        return not (self.lost or self.stuck or self.orphaned or self.multipart or self.inconsistent
-                    or self.duplicated_other_id or self.false_404 or self.failed_flows)
+        return not (
+            self.lost
+            or self.stuck
+            or self.orphaned
+            or self.multipart
+            or self.inconsistent
+            or self.duplicated_other_id
+            or self.false_404
+            or self.failed_flows
+        )
 
 
 class FaultWorld:
@@ -134,7 +148,7 @@ class FaultWorld:
 
     # -- start and stop ----------------------------------------------------------------------------
 
-    def __enter__(self) -> "FaultWorld":
+    def __enter__(self) -> FaultWorld:
         from shared.auth import ADMIN, generate_key_pair, issuer_from_settings
         from shared.settings import Settings
         from tests.servers import moto_s3_server, smtp_server
@@ -143,7 +157,10 @@ class FaultWorld:
         try:
             self.s3 = stack.enter_context(moto_s3_server())
             self.smtp = stack.enter_context(smtp_server())
-            self.s3_proxy, self.smtp_proxy = FaultProxy(self.s3.endpoint), FaultProxy(f"{self.smtp.host}:{self.smtp.port}")
+            self.s3_proxy, self.smtp_proxy = (
+                FaultProxy(self.s3.endpoint),
+                FaultProxy(f"{self.smtp.host}:{self.smtp.port}"),
+            )
             self.s3_proxy.set("pass")
             self.smtp_proxy.set("pass")
             stack.callback(self.s3_proxy.close)
@@ -154,31 +171,57 @@ class FaultWorld:
             self.rabbit.start()
             private_key, public_key = generate_key_pair()
             issuer = issuer_from_settings(Settings(auth_private_key=private_key, auth_public_key=public_key))
-            self.headers = {"Authorization": f"Bearer {issuer.issue(subject='fault-admin', name='王芳', role=ADMIN, ttl_s=6 * 3600)}"}
-            self.env = cluster_env({
-                "AUTH_PRIVATE_KEY": private_key, "AUTH_PUBLIC_KEY": public_key,
-                "BUS_BACKEND": "rabbitmq", "RABBITMQ_URL": self.rabbit.url, "BUS_EXCHANGE": self.exchange,
-                "BUS_QUEUE_PREFIX": self.prefix, "BUS_RETRY_DELAYS_MS": ",".join(map(str, RETRY_DELAYS_MS)),
-                "DATABASE_URL": self._postgres_url,
-                "BLOB_BACKEND": "s3", "S3_ENDPOINT": self.s3_proxy.endpoint, "S3_ACCESS_KEY": self.s3.access_key,
-                "S3_SECRET_KEY": self.s3.secret_key, "S3_BUCKET": self.s3.bucket, "S3_CONNECT_TIMEOUT_S": "1",
-                "S3_READ_TIMEOUT_S": "3", "S3_RETRIES": "1",
-                "MAIL_BACKEND": "smtp", "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(self.smtp_proxy.port),
-                "SMTP_TIMEOUT_S": str(SMTP_TIMEOUT_S), "NOTIFY_LEASE_S": str(LEASE_S), "NOTIFY_POLL_S": "0.5",
-                "NOTIFY_BACKOFF_BASE_S": "0.5", "NOTIFY_BACKOFF_MAX_S": "3",
-                "EVIDENCE_ORPHAN_GRACE_S": str(ORPHAN_GRACE_S), "EVIDENCE_SWEEP_INTERVAL_S": "2",
-                "HEALTH_PROBE_TIMEOUT_S": "2", "OUTBOX_POLL_S": "0.2", "DATA_DIR": str(self.workdir / "var"),
-            })
+            self.headers = {
+                "Authorization": f"Bearer {issuer.issue(subject='fault-admin', name='王芳', role=ADMIN, ttl_s=6 * 3600)}"
+            }
+            self.env = cluster_env(
+                {
+                    "AUTH_PRIVATE_KEY": private_key,
+                    "AUTH_PUBLIC_KEY": public_key,
+                    "BUS_BACKEND": "rabbitmq",
+                    "RABBITMQ_URL": self.rabbit.url,
+                    "BUS_EXCHANGE": self.exchange,
+                    "BUS_QUEUE_PREFIX": self.prefix,
+                    "BUS_RETRY_DELAYS_MS": ",".join(map(str, RETRY_DELAYS_MS)),
+                    "DATABASE_URL": self._postgres_url,
+                    "BLOB_BACKEND": "s3",
+                    "S3_ENDPOINT": self.s3_proxy.endpoint,
+                    "S3_ACCESS_KEY": self.s3.access_key,
+                    "S3_SECRET_KEY": self.s3.secret_key,
+                    "S3_BUCKET": self.s3.bucket,
+                    "S3_CONNECT_TIMEOUT_S": "1",
+                    "S3_READ_TIMEOUT_S": "3",
+                    "S3_RETRIES": "1",
+                    "MAIL_BACKEND": "smtp",
+                    "SMTP_HOST": "127.0.0.1",
+                    "SMTP_PORT": str(self.smtp_proxy.port),
+                    "SMTP_TIMEOUT_S": str(SMTP_TIMEOUT_S),
+                    "NOTIFY_LEASE_S": str(LEASE_S),
+                    "NOTIFY_POLL_S": "0.5",
+                    "NOTIFY_BACKOFF_BASE_S": "0.5",
+                    "NOTIFY_BACKOFF_MAX_S": "3",
+                    "EVIDENCE_ORPHAN_GRACE_S": str(ORPHAN_GRACE_S),
+                    "EVIDENCE_SWEEP_INTERVAL_S": "2",
+                    "HEALTH_PROBE_TIMEOUT_S": "2",
+                    "OUTBOX_POLL_S": "0.2",
+                    "DATA_DIR": str(self.workdir / "var"),
+                }
+            )
             self.cluster = FaultCluster(env=self.env, log_dir=self.workdir)
             stack.callback(self.cluster.stop)
             self.cluster.start(timeout=120)
             self.client = httpx.Client(timeout=30, headers=self.headers)
             stack.callback(self.client.close)
-            self.db = create_engine(self._postgres_url.replace("postgresql://", "postgresql+psycopg://", 1)
-                                    if self._postgres_url.startswith("postgresql://") else self._postgres_url)
+            self.db = create_engine(
+                self._postgres_url.replace("postgresql://", "postgresql+psycopg://", 1)
+                if self._postgres_url.startswith("postgresql://")
+                else self._postgres_url
+            )
             stack.callback(self.db.dispose)
             for name, port in self.cluster.health_ports.items():
-                self.wait(lambda port=port: self._get(f"http://127.0.0.1:{port}/readyz") == 200, 60, f"{name} ready")
+                self.wait(
+                    lambda port=port: self._get(f"http://127.0.0.1:{port}/readyz") == 200, 60, f"{name} ready"
+                )
         except BaseException:
             stack.close()
             raise
@@ -235,21 +278,41 @@ class FaultWorld:
     def new_unit(self) -> dict:
         """A unit with a liaison who receives the approval mails."""
         code = f"F{uuid.uuid4().hex[:8]}"
-        body = {"code": code, "name": "相山区信访局", "level": "county",
-                "liaison": {"name": "李明", "email": f"liaison-{code.lower()}@example.org"}}
+        body = {
+            "code": code,
+            "name": "相山区信访局",
+            "level": "county",
+            "liaison": {"name": "李明", "email": f"liaison-{code.lower()}@example.org"},
+        }
         return self.call(Flow("unit"), "POST", f"{self.routes['intake']}/units", json=body, ok=(201,)).json()
 
     def run_flow(self, unit: dict, flow: Flow, n: int) -> Flow:
         """Create, upload one photo (with the upload grant), wait for the review queue, approve."""
         routes = self.routes
         try:
-            created = self.call(flow, "POST", f"{routes['intake']}/submissions", ok=(201,), json={
-                "unit_id": unit["id"], "measure_code": "M1", "title": flow.title, "description": "故障演练"}).json()
+            created = self.call(
+                flow,
+                "POST",
+                f"{routes['intake']}/submissions",
+                ok=(201,),
+                json={
+                    "unit_id": unit["id"],
+                    "measure_code": "M1",
+                    "title": flow.title,
+                    "description": "故障演练",
+                },
+            ).json()
             flow.submission_id = created["id"]
             grant = {"X-Upload-Grant": created["upload_grant"]} if created.get("upload_grant") else {}
-            stored = self.call(flow, "POST", f"{routes['evidence']}/submissions/{flow.submission_id}/evidence",
-                               ok=(201,), params={"filename": f"现场{n}.jpg"}, content=photo(n),
-                               headers={"Content-Type": "image/jpeg", **grant}).json()
+            stored = self.call(
+                flow,
+                "POST",
+                f"{routes['evidence']}/submissions/{flow.submission_id}/evidence",
+                ok=(201,),
+                params={"filename": f"现场{n}.jpg"},
+                content=photo(n),
+                headers={"Content-Type": "image/jpeg", **grant},
+            ).json()
             flow.evidence_ids.append(stored["id"])
             item = f"{routes['review']}/submissions/{flow.submission_id}"
 
@@ -263,13 +326,22 @@ class FaultWorld:
 
             self.wait(queued, CLIENT_PATIENCE_S, f"review to show {flow.title}")
             decided = self.call(flow, "POST", f"{item}/approve", ok=(200, 409), json={"score": 90})
-            flow.approved = decided.status_code == 200 or self.client.get(item).json().get("state") == "approved"
-        except Exception as exc:  # noqa: BLE001 - the audit reports it
+            flow.approved = (
+                decided.status_code == 200 or self.client.get(item).json().get("state") == "approved"
+            )
+        except Exception as exc:
             flow.error = f"{type(exc).__name__}: {exc}"[:300]
         return flow
 
-    def run_load(self, count: int, *, label: str, fault: Callable[[], None] | None = None, concurrency: int = 3,
-                 fault_after: int | None = None) -> list[Flow]:
+    def run_load(
+        self,
+        count: int,
+        *,
+        label: str,
+        fault: Callable[[], None] | None = None,
+        concurrency: int = 3,
+        fault_after: int | None = None,
+    ) -> list[Flow]:
         """At least `count` flows for a new unit, `concurrency` at a time; `fault` runs on its own thread once
         `fault_after` flows have started (default a third), and new flows keep starting until it has finished."""
         unit = self.new_unit()
@@ -314,7 +386,9 @@ class FaultWorld:
     def sending_rows(self) -> int:
         """Deliveries currently claimed by a worker."""
         with self.db.connect() as conn:
-            return conn.execute(text("SELECT count(*) FROM notification.deliveries WHERE status = 'sending'")).scalar_one()
+            return conn.execute(
+                text("SELECT count(*) FROM notification.deliveries WHERE status = 'sending'")
+            ).scalar_one()
 
     # -- the audit ---------------------------------------------------------------------------------
 
@@ -330,8 +404,11 @@ class FaultWorld:
         return result, time.monotonic() - started
 
     def _count(self, flows: list[Flow], approved: list[Flow]) -> Audit:
-        result = Audit(approved=len(approved), false_404=sum(f.false_404 for f in flows),
-                       failed_flows=sum(1 for f in flows if f.error or not f.approved))
+        result = Audit(
+            approved=len(approved),
+            false_404=sum(f.false_404 for f in flows),
+            failed_flows=sum(1 for f in flows if f.error or not f.approved),
+        )
         mails = [m for m in list(self.smtp.messages) if APPROVED in str(m.message["Subject"])]
         by_title: dict[str, set[str]] = {}
         copies = Counter(str(m.message["Message-ID"]) for m in mails)
@@ -344,15 +421,24 @@ class FaultWorld:
         result.duplicated = sum(n - 1 for n in copies.values() if n > 1)
         result.duplicated_other_id = sum(len(ids) - 1 for ids in by_title.values() if len(ids) > 1)
         with self.db.connect() as conn:
-            result.expired_leases = conn.execute(text(
-                "SELECT count(*) FROM notification.deliveries WHERE status = 'sending' AND lease_expires_at < now()")).scalar_one()
-            result.resends = conn.execute(text("SELECT coalesce(sum(resends), 0) FROM notification.deliveries")).scalar_one()
-            result.unpublished = sum(conn.execute(text(f"SELECT count(*) FROM {s}.outbox WHERE published_at IS NULL")).scalar_one()
-                                     for s in SERVICES)
+            result.expired_leases = conn.execute(
+                text(
+                    "SELECT count(*) FROM notification.deliveries WHERE status = 'sending' AND lease_expires_at < now()"
+                )
+            ).scalar_one()
+            result.resends = conn.execute(
+                text("SELECT coalesce(sum(resends), 0) FROM notification.deliveries")
+            ).scalar_one()
+            result.unpublished = sum(
+                conn.execute(text(f"SELECT count(*) FROM {s}.outbox WHERE published_at IS NULL")).scalar_one()
+                for s in SERVICES
+            )
             result.unconsumed = self._unconsumed(conn)
             result.inconsistent = self._inconsistent(conn, approved)
         result.queued, result.parked = self._queue_depths()
-        orphans = self.call(Flow("audit"), "POST", f"{self.routes['evidence']}/integrity-checks", ok=(201,)).json()
+        orphans = self.call(
+            Flow("audit"), "POST", f"{self.routes['evidence']}/integrity-checks", ok=(201,)
+        ).json()
         result.orphaned = sum(1 for p in orphans["problems"] if p["problem"] == "orphan")
         result.multipart = len(self.s3.pending_uploads()) if self._bucket_exists() else 0
         return result
@@ -369,13 +455,24 @@ class FaultWorld:
         from shared.runtime import wanted_subscriptions
         from shared.settings import Settings
 
-        subscriptions = {name: wanted_subscriptions(subs, Settings()) for name, subs in  # what each consumer binds
-                         {"intake": INTAKE, "evidence_storage": EVIDENCE, "review": REVIEW, "notification": NOTIFICATION}.items()}
-        published = [row for s in SERVICES for row in conn.execute(text(f"SELECT event_id, type FROM {s}.outbox"))]
+        subscriptions = {
+            name: wanted_subscriptions(subs, Settings())
+            for name, subs in {  # what each consumer binds
+                "intake": INTAKE,
+                "evidence_storage": EVIDENCE,
+                "review": REVIEW,
+                "notification": NOTIFICATION,
+            }.items()
+        }
+        published = [
+            row for s in SERVICES for row in conn.execute(text(f"SELECT event_id, type FROM {s}.outbox"))
+        ]
         missing = 0
         for consumer, types in subscriptions.items():
             seen = set(conn.execute(text(f"SELECT event_id FROM {consumer}.inbox")).scalars())
-            missing += sum(1 for event_id, event_type in published if event_type in types and event_id not in seen)
+            missing += sum(
+                1 for event_id, event_type in published if event_type in types and event_id not in seen
+            )
         return missing
 
     def _inconsistent(self, conn, approved: list[Flow]) -> int:
@@ -383,9 +480,20 @@ class FaultWorld:
         if not approved:
             return 0
         ids = [flow.submission_id for flow in approved]
-        states = dict(conn.execute(text("SELECT id, state FROM intake.submissions WHERE id = ANY(:ids)"), {"ids": ids}).all())
-        locked = dict(conn.execute(text("SELECT submission_id, bool_and(locked) FROM evidence_storage.evidence "
-                                        "WHERE submission_id = ANY(:ids) GROUP BY submission_id"), {"ids": ids}).all())
+        states = dict(
+            conn.execute(
+                text("SELECT id, state FROM intake.submissions WHERE id = ANY(:ids)"), {"ids": ids}
+            ).all()
+        )
+        locked = dict(
+            conn.execute(
+                text(
+                    "SELECT submission_id, bool_and(locked) FROM evidence_storage.evidence "
+                    "WHERE submission_id = ANY(:ids) GROUP BY submission_id"
+                ),
+                {"ids": ids},
+            ).all()
+        )
         return sum(1 for i in ids if states.get(i) != "approved" or not locked.get(i))
 
     def _queue_depths(self) -> tuple[int, int]:
@@ -395,13 +503,15 @@ class FaultWorld:
         ready = parked = 0
         try:
             connection = pika.BlockingConnection(pika.URLParameters(self.rabbit.url))
-        except Exception:  # noqa: BLE001 - broker down: count it as stuck
+        except Exception:
             return 1, 0
         try:
             channel = connection.channel()
             for service in SERVICES:
                 ready += channel.queue_declare(f"{self.prefix}{service}", passive=True).method.message_count
-                parked += channel.queue_declare(f"{self.prefix}{service}.parking", passive=True).method.message_count
+                parked += channel.queue_declare(
+                    f"{self.prefix}{service}.parking", passive=True
+                ).method.message_count
         finally:
             connection.close()
         return ready, parked
@@ -414,8 +524,12 @@ class FaultWorld:
         try:
             channel = connection.channel()
             channel.confirm_delivery()
-            channel.basic_publish(self.exchange, routing_key, body,
-                                  pika.BasicProperties(delivery_mode=2, message_id=hashlib.md5(body).hexdigest()))
+            channel.basic_publish(
+                self.exchange,
+                routing_key,
+                body,
+                pika.BasicProperties(delivery_mode=2, message_id=hashlib.md5(body).hexdigest()),
+            )
         finally:
             connection.close()
 
@@ -455,8 +569,9 @@ def run_scenario(world: FaultWorld, scenario: Scenario, load: int) -> Outcome:
     """Run the load with the fault injected mid-flow, then audit; recovery is the time from the load's end to a clean audit."""
     if scenario.before is not None:
         scenario.before(world)
-    flows = world.run_load(load, label=scenario.name, fault=lambda: scenario.inject(world),
-                           concurrency=scenario.concurrency)
+    flows = world.run_load(
+        load, label=scenario.name, fault=lambda: scenario.inject(world), concurrency=scenario.concurrency
+    )
     audit, waited = world.audit(flows)
     return Outcome(scenario.name, scenario.fault, len(flows), audit, waited, flows)
 
@@ -524,7 +639,6 @@ def poison_count() -> int:
     from services.intake.subscriptions import SUBSCRIPTIONS as INTAKE
     from services.notification.subscriptions import SUBSCRIPTIONS as NOTIFICATION
     from services.review.subscriptions import SUBSCRIPTIONS as REVIEW
-
     from shared.runtime import wanted_subscriptions
     from shared.settings import Settings
 
@@ -533,9 +647,14 @@ def poison_count() -> int:
 
 
 SCENARIOS = {
-    "kill-each": Scenario("kill-each", "kill -9 of every API and worker, one after another", _kill_each_process),
-    "kill-mailer": Scenario("kill-mailer", "kill -9 of the notification worker right after it claimed a batch",
-                            _kill_notification_worker_after_claim),
+    "kill-each": Scenario(
+        "kill-each", "kill -9 of every API and worker, one after another", _kill_each_process
+    ),
+    "kill-mailer": Scenario(
+        "kill-mailer",
+        "kill -9 of the notification worker right after it claimed a batch",
+        _kill_notification_worker_after_claim,
+    ),
     "broker": Scenario("broker", "dedicated RabbitMQ node stopped and started", _broker_stop_start),
     "smtp": Scenario("smtp", "SMTP refused 6 s, then black hole 8 s", _smtp_outages),
     "s3": Scenario("s3", "S3 refused 4 s, then black hole 8 s", _s3_outages),

@@ -1,7 +1,9 @@
 """A TCP proxy in front of a real server that a fault test switches between passing, refusing connections and a
 black hole (accepts connections and never answers), on the same port throughout."""
+
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 
@@ -90,8 +92,6 @@ class FaultProxy:
 
 
 def _close(sock: socket.socket) -> None:
-    try:
+    with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
     sock.close()

@@ -1,5 +1,6 @@
 """A RabbitMQ node of the fault suite's own, next to (never instead of) the shared one on 5672: its own name, ports,
 data and log folders (owned by the `rabbitmq` user), so a test may stop and start it mid-flow."""
+
 from __future__ import annotations
 
 import os
@@ -47,7 +48,8 @@ class RabbitNode:
         (self.base / "mnesia").mkdir()
         (self.base / "log").mkdir()
         (self.base / "rabbitmq.conf").write_text(
-            f"listeners.tcp.1 = 127.0.0.1:{self.port}\nloopback_users = none\n", encoding="utf-8")
+            f"listeners.tcp.1 = 127.0.0.1:{self.port}\nloopback_users = none\n", encoding="utf-8"
+        )
         shutil.chown(self.base, "rabbitmq", "rabbitmq")
         for path in self.base.rglob("*"):
             shutil.chown(path, "rabbitmq", "rabbitmq")
@@ -60,17 +62,30 @@ class RabbitNode:
         return f"amqp://guest:guest@127.0.0.1:{self.port}/%2F"
 
     def _env(self) -> dict[str, str]:
-        return {**os.environ, "HOME": HOME, "RABBITMQ_NODENAME": self.name, "RABBITMQ_NODE_PORT": str(self.port),
-                "RABBITMQ_DIST_PORT": str(self.dist_port), "RABBITMQ_MNESIA_BASE": str(self.base / "mnesia"),
-                "RABBITMQ_LOG_BASE": str(self.base / "log"), "RABBITMQ_PID_FILE": str(self.base / "node.pid"),
-                "RABBITMQ_CONFIG_FILE": str(self.base / "rabbitmq.conf"),
-                "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.base / "enabled_plugins")}
+        return {
+            **os.environ,
+            "HOME": HOME,
+            "RABBITMQ_NODENAME": self.name,
+            "RABBITMQ_NODE_PORT": str(self.port),
+            "RABBITMQ_DIST_PORT": str(self.dist_port),
+            "RABBITMQ_MNESIA_BASE": str(self.base / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(self.base / "log"),
+            "RABBITMQ_PID_FILE": str(self.base / "node.pid"),
+            "RABBITMQ_CONFIG_FILE": str(self.base / "rabbitmq.conf"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.base / "enabled_plugins"),
+        }
 
     def start(self, timeout: float = 90.0) -> None:
         """Start the node and wait until it accepts AMQP connections."""
         out = (self.base / "server.out").open("ab")
-        self._process = subprocess.Popen(["runuser", "-u", "rabbitmq", "--", str(SERVER)], env=self._env(), stdout=out,
-                                         stderr=subprocess.STDOUT, cwd=str(self.base), start_new_session=True)
+        self._process = subprocess.Popen(
+            ["runuser", "-u", "rabbitmq", "--", str(SERVER)],
+            env=self._env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=str(self.base),
+            start_new_session=True,
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
@@ -89,13 +104,19 @@ class RabbitNode:
             params.connection_attempts, params.socket_timeout = 1, 2
             pika.BlockingConnection(params).close()
             return True
-        except Exception:  # noqa: BLE001 - not up yet
+        except Exception:
             return False
 
     def stop(self) -> None:
         """Stop the node gracefully (its durable queues and persistent messages survive)."""
-        subprocess.run(["runuser", "-u", "rabbitmq", "--", str(CTL), "-n", self.name, "stop"], env=self._env(),
-                       capture_output=True, timeout=120, check=False, cwd=str(self.base))
+        subprocess.run(
+            ["runuser", "-u", "rabbitmq", "--", str(CTL), "-n", self.name, "stop"],
+            env=self._env(),
+            capture_output=True,
+            timeout=120,
+            check=False,
+            cwd=str(self.base),
+        )
         if self._process is not None:
             try:
                 self._process.wait(timeout=60)

@@ -1,5 +1,6 @@
 """`make run` killed with kill -9 and started again loses nothing: events handed to the in-process bus are marked
 published only once their consumers committed, so the restart delivers what was in flight."""
+
 from __future__ import annotations
 
 import email
@@ -8,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -25,11 +25,23 @@ SUBMISSIONS = 4
 
 
 def _start(data_dir: Path, port: int) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "DATA_DIR": str(data_dir),
-           "PORT": str(port), "HOST": "127.0.0.1", "OUTBOX_POLL_S": "0.5", "NOTIFY_POLL_S": "0.5"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+        "DATA_DIR": str(data_dir),
+        "PORT": str(port),
+        "HOST": "127.0.0.1",
+        "OUTBOX_POLL_S": "0.5",
+        "NOTIFY_POLL_S": "0.5",
+    }
     log = (data_dir.parent / "embedded.log").open("ab")
-    proc = subprocess.Popen([sys.executable, "-m", "deploy.embedded"], env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "deploy.embedded"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
     def ready() -> bool:
         assert proc.poll() is None, (data_dir.parent / "embedded.log").read_text(errors="replace")[-3000:]
@@ -61,8 +73,15 @@ def _settled(data_dir: Path) -> bool:
     from shared.runtime import wanted_subscriptions
     from shared.settings import Settings
 
-    subscriptions = {name: wanted_subscriptions(subs, Settings()) for name, subs in  # what each consumer binds
-                     {"intake": INTAKE, "evidence_storage": EVIDENCE, "review": REVIEW, "notification": NOTIFICATION}.items()}
+    subscriptions = {
+        name: wanted_subscriptions(subs, Settings())
+        for name, subs in {  # what each consumer binds
+            "intake": INTAKE,
+            "evidence_storage": EVIDENCE,
+            "review": REVIEW,
+            "notification": NOTIFICATION,
+        }.items()
+    }
     events, inboxes = [], {}
     for service in SERVICES:
         engine = create_engine(f"sqlite:///{data_dir / f'{service}.db'}")
@@ -74,8 +93,12 @@ def _settled(data_dir: Path) -> bool:
                 inboxes[service] = set(conn.execute(text("SELECT event_id FROM inbox")).scalars())
         finally:
             engine.dispose()
-    return all(event_id in inboxes[service] for service, types in subscriptions.items()
-               for event_id, event_type in events if event_type in types)
+    return all(
+        event_id in inboxes[service]
+        for service, types in subscriptions.items()
+        for event_id, event_type in events
+        if event_type in types
+    )
 
 
 def test_kill_9_of_the_embedded_platform_with_events_in_flight_loses_nothing(tmp_path):
@@ -85,29 +108,49 @@ def test_kill_9_of_the_embedded_platform_with_events_in_flight_loses_nothing(tmp
     data_dir, port = tmp_path / "var", free_port()
     proc = _start(data_dir, port)
     try:
-        token = issuer_from_settings(Settings(data_dir=data_dir)).issue(subject="kill-admin", name="王芳", role=ADMIN,
-                                                                         ttl_s=3600)
+        token = issuer_from_settings(Settings(data_dir=data_dir)).issue(
+            subject="kill-admin", name="王芳", role=ADMIN, ttl_s=3600
+        )
         base = f"http://127.0.0.1:{port}"
         with httpx.Client(base_url=base, timeout=30, headers={"Authorization": f"Bearer {token}"}) as client:
             code = f"K{uuid.uuid4().hex[:6]}"
-            unit = client.post("/intake/units", json={"code": code, "name": "相山区信访局", "level": "county",
-                                                      "liaison": {"name": "李明", "email": f"{code.lower()}@example.org"}})
+            unit = client.post(
+                "/intake/units",
+                json={
+                    "code": code,
+                    "name": "相山区信访局",
+                    "level": "county",
+                    "liaison": {"name": "李明", "email": f"{code.lower()}@example.org"},
+                },
+            )
             assert unit.status_code == 201, unit.text
             titles = [f"宣传材料{n}-{code}" for n in range(SUBMISSIONS)]
             for title in titles:
-                created = client.post("/intake/submissions", json={"unit_id": unit.json()["id"], "measure_code": "M1",
-                                                                   "title": title})
+                created = client.post(
+                    "/intake/submissions",
+                    json={"unit_id": unit.json()["id"], "measure_code": "M1", "title": title},
+                )
                 assert created.status_code == 201, created.text
                 item = f"/review/submissions/{created.json()['id']}"
-                wait_until(lambda item=item: client.get(item).status_code == 200, timeout=60, what="the review queue")
+                wait_until(
+                    lambda item=item: client.get(item).status_code == 200, timeout=60, what="the review queue"
+                )
                 assert client.post(f"{item}/approve", json={"score": 90}).status_code == 200
-        os.killpg(proc.pid, signal.SIGKILL)  # right after the last approval: its events and mail are in flight
+        os.killpg(
+            proc.pid, signal.SIGKILL
+        )  # right after the last approval: its events and mail are in flight
         proc.wait(timeout=10)
         in_flight = not _settled(data_dir) or len(_approval_mails(data_dir)) < SUBMISSIONS
 
         proc = _start(data_dir, port)
-        wait_until(lambda: _settled(data_dir), timeout=120, what="every event published and consumed after the restart")
-        wait_until(lambda: len(_approval_mails(data_dir)) >= SUBMISSIONS, timeout=120, what="every approval mail")
+        wait_until(
+            lambda: _settled(data_dir),
+            timeout=120,
+            what="every event published and consumed after the restart",
+        )
+        wait_until(
+            lambda: len(_approval_mails(data_dir)) >= SUBMISSIONS, timeout=120, what="every approval mail"
+        )
         mails = _approval_mails(data_dir)
         assert all(any(title in subject for subject in mails) for title in titles)
         assert len(mails) <= SUBMISSIONS + 1  # at most the one message being written when the process died

@@ -1,6 +1,7 @@
 """Real faults against the distributed platform, each in the middle of a few submissions (create, upload a photo,
 approve), then an audit: nothing lost, nothing stuck, nothing orphaned, duplicates only under one Message-ID and
 no more than the SMTP conversations in flight at a crash. `python -m bench.faults` runs them with larger loads."""
+
 from __future__ import annotations
 
 import pytest
@@ -17,7 +18,13 @@ def _assert_nothing_lost(outcome) -> None:
     errors = [flow.error for flow in outcome.flows if flow.error]
     assert not errors, errors
     assert audit.approved == len(outcome.flows) and audit.false_404 == 0
-    assert (audit.lost, audit.expired_leases, audit.unpublished, audit.unconsumed, audit.queued) == (0, 0, 0, 0, 0), audit
+    assert (audit.lost, audit.expired_leases, audit.unpublished, audit.unconsumed, audit.queued) == (
+        0,
+        0,
+        0,
+        0,
+        0,
+    ), audit
     assert (audit.orphaned, audit.multipart, audit.inconsistent) == (0, 0, 0), audit
     assert audit.duplicated_other_id == 0 and audit.duplicated <= IN_FLIGHT_AT_A_CRASH, audit
 

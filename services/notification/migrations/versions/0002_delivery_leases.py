@@ -7,6 +7,7 @@ Revision ID: 0002
 Revises: 0001
 Create Date: 2026-12-02 06:50:41.058891
 """
+
 from __future__ import annotations
 
 import sqlalchemy as sa
@@ -24,8 +25,9 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("resends", sa.Integer(), nullable=False, server_default="0"))
         batch_op.add_column(sa.Column("lease_owner", sa.String(length=100), nullable=True))
         batch_op.add_column(sa.Column("lease_expires_at", sa.DateTime(timezone=True), nullable=True))
-        batch_op.create_index(batch_op.f("ix_deliveries_lease_expires_at"), ["lease_expires_at"], unique=False)
-
+        batch_op.create_index(
+            batch_op.f("ix_deliveries_lease_expires_at"), ["lease_expires_at"], unique=False
+        )
 
 
 def downgrade() -> None:
@@ -35,4 +37,3 @@ def downgrade() -> None:
         batch_op.drop_column("lease_owner")
         batch_op.drop_column("resends")
         batch_op.drop_column("message_id")
-
