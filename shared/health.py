@@ -164,7 +164,7 @@ def service_checks(ctx: ServiceContext, *, bus_check: Check | None = None) -> di
         checks["broker"] = bus_check
     elif ctx.settings.bus_backend == "rabbitmq":
         checks["broker"] = broker_check(
-            ctx.settings.rabbitmq_url, timeout_s=ctx.settings.health_probe_timeout_s
+            ctx.settings.broker_url(), timeout_s=ctx.settings.health_probe_timeout_s
         )
     return checks
 
