@@ -141,7 +141,7 @@ async def offer(url: str, headers: dict[str, str], make_body, *, rate: float, co
         if delay > 0:
             await asyncio.sleep(delay)
         tasks.append(asyncio.create_task(one(scheduled, i)))
-    done, pending = await asyncio.wait(tasks, timeout=drain_s)
+    _done, pending = await asyncio.wait(tasks, timeout=drain_s)
     for task in pending:
         task.cancel()
     if pending:

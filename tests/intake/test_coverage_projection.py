@@ -149,19 +149,19 @@ def decoded(compact: dict) -> list[dict]:
     states = compact["letters"]
     rows = []
     for values in compact["units"]:
-        row = dict(zip(compact["columns"], values))
+        row = dict(zip(compact["columns"], values, strict=True))
         rows.append({
             "unit_id": row["unit_id"], "code": row["code"], "name": row["name"], "level": row["level"],
             "parent_id": row["parent_id"], "unit_path": row["unit_path"],
             "liaison": {"status": row["liaison_status"], "colour": compact["liaison_colours"][row["liaison_status"]],
                         "name": row["liaison_name"]},
             "cells": {code: {"state": states[letter], "colour": compact["colours"][code][letter], "count": count}
-                      for code, letter, count in zip(codes, row["cells"], row["counts"])},
+                      for code, letter, count in zip(codes, row["cells"], row["counts"], strict=True)},
             "summary_report": {"state": states[row["summary_report"]], "colour": compact["summary_colours"][row["summary_report"]],
                                "count": row["summary_count"]},
             "good_practices": row["good_practices"],
-            "topics_covered": [t for t, bit in zip(topics, row["topics"]) if bit == "1"],
-            "topics_missing": [t for t, bit in zip(topics, row["topics"]) if bit == "0"],
+            "topics_covered": [t for t, bit in zip(topics, row["topics"], strict=True) if bit == "1"],
+            "topics_missing": [t for t, bit in zip(topics, row["topics"], strict=True) if bit == "0"],
         })
     return rows
 
