@@ -84,6 +84,7 @@ class RateResult:
     errors: dict[str, int] = field(default_factory=dict)
     wall: float = 0.0
     connections: int = 0
+    server_cpu_s: float = 0.0
 
     @property
     def achieved(self) -> float:
@@ -153,8 +154,24 @@ async def offer(url: str, headers: dict[str, str], make_body, *, rate: float, co
     return result
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """CPU seconds used so far by the processes and their children (uvicorn workers)."""
+    import psutil
+
+    total = 0.0
+    for pid in pids:
+        try:
+            process = psutil.Process(pid)
+            for each in [process, *process.children(recursive=True)]:
+                times = each.cpu_times()
+                total += times.user + times.system
+        except psutil.Error:
+            continue
+    return total
+
+
 def measure(url: str, headers: dict[str, str], unit_id: str, *, rates: list[float], seconds: float,
-            min_requests: int, drain_s: float, label: str) -> list[RateResult]:
+            min_requests: int, drain_s: float, label: str, pids: list[int]) -> list[RateResult]:
     """Run each offered rate after a short warm-up; return the results."""
     run = uuid.uuid4().hex[:6]
 
@@ -167,7 +184,11 @@ def measure(url: str, headers: dict[str, str], unit_id: str, *, rates: list[floa
     for rate in rates:
         count = max(min_requests, int(rate * seconds))
         print(f"{label}: {count} requests at {rate:g}/s", flush=True)
-        results.append(asyncio.run(offer(url, headers, make_body, rate=rate, count=count, drain_s=count / rate + drain_s)))
+        before = cpu_seconds(pids)
+        result = asyncio.run(offer(url, headers, make_body, rate=rate, count=count, drain_s=count / rate + drain_s))
+        time.sleep(1.0)  # let the relay and the consumers finish what these requests started
+        result.server_cpu_s = cpu_seconds(pids) - before
+        results.append(result)
     return results
 
 
@@ -175,9 +196,11 @@ def report(label: str, results: list[RateResult]) -> None:
     """Print one table for a mode."""
     ms = lambda values, p: f"{percentile(values, p) * 1000:,.1f}" if values else "-"  # noqa: E731
     rows = [[f"{r.rate:g}", r.sent, ms(r.latencies, 50), ms(r.latencies, 99), ms(r.latencies, 100), f"{r.achieved:,.1f}",
-             ", ".join(f"{k}: {v}" for k, v in r.errors.items()) or "0", r.connections] for r in results]
+             ", ".join(f"{k}: {v}" for k, v in r.errors.items()) or "0", r.connections,
+             f"{r.server_cpu_s / max(1, len(r.latencies)) * 1000:,.1f}"] for r in results]
     print_table(f"{label}: POST /submissions, open loop (latency from the scheduled send time)",
-                ["offered req/s", "requests", "p50 ms", "p99 ms", "max ms", "achieved req/s", "errors", "connections"], rows)
+                ["offered req/s", "requests", "p50 ms", "p99 ms", "max ms", "achieved req/s", "errors", "connections",
+                 "server CPU ms/req"], rows)
 
 
 def create_unit(base: str, headers: dict[str, str]) -> str:
@@ -211,7 +234,7 @@ def run_embedded(args, stack: ExitStack, work: Path) -> list[RateResult]:
     wait_healthy(base, deadline=time.monotonic() + 90, check_alive=alive, describe=lambda: "embedded platform not healthy")
     unit_id = create_unit(f"{base}/intake", headers)
     return measure(f"{base}/intake/submissions", headers, unit_id, rates=args.rates, seconds=args.seconds,
-                   min_requests=args.min_requests, drain_s=args.drain_s, label="embedded")
+                   min_requests=args.min_requests, drain_s=args.drain_s, label="embedded", pids=[proc.pid])
 
 
 def run_distributed(args, stack: ExitStack, work: Path) -> list[RateResult]:
@@ -238,7 +261,8 @@ def run_distributed(args, stack: ExitStack, work: Path) -> list[RateResult]:
     unit_id = create_unit(api.url, headers)
     return measure(f"{api.url}/submissions", headers, unit_id, rates=args.rates, seconds=args.seconds,
                    min_requests=args.min_requests, drain_s=args.drain_s,
-                   label=f"distributed (PostgreSQL, {args.workers} API worker process{'es' if args.workers > 1 else ''})")
+                   label=f"distributed (PostgreSQL, {args.workers} API worker process{'es' if args.workers > 1 else ''})",
+                   pids=[api.proc.pid, worker.proc.pid])
 
 
 def main(argv: list[str] | None = None) -> int:
