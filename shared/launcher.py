@@ -27,7 +27,8 @@ def worker_app() -> FastAPI:
     configure_logging()
     bootstrap = importlib.import_module(f"services.{service}.bootstrap").bootstrap
     create_app = importlib.import_module(f"services.{service}.api").create_app
-    return create_app(bootstrap(Settings()))
+    app: FastAPI = create_app(bootstrap(Settings()))
+    return app
 
 
 def launch(

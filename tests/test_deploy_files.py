@@ -26,7 +26,7 @@ NGINX_CONF = ROOT / "deploy" / "gateway" / "nginx.conf"
 DOCKERIGNORE = ROOT / ".dockerignore"
 ROLES = {"api", "worker"}
 FRONTS = {"console"}  # the web console: pages only, no worker or adapters (checked in tests/console/test_console_deploy.py)
-COPIED = ("pyproject.toml", "shared", "services", "deploy")
+COPIED = ("pyproject.toml", "requirements.lock", "shared", "services", "deploy")
 INFRA_PORTS = {15672, 9001, 8025}  # RabbitMQ, MinIO and Mailpit consoles
 GATEWAY_PORT = 8000
 

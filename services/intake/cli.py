@@ -72,7 +72,7 @@ def main(argv: Sequence[str] | None = None, *, ctx: ServiceContext | None = None
         print(result.message, file=out)
         _attach_materials(definition, args.file.parent, result.campaign_id, actor, ctx, out)
     except ApiError as exc:
-        print(f"加载失败：{exc.detail['message']}", file=err)
+        print(f"加载失败：{exc.info['message']}", file=err)
         return 1
     return 0
 
