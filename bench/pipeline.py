@@ -77,7 +77,7 @@ class MailClock:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="mail-clock", daemon=True)
 
-    def __enter__(self) -> "MailClock":
+    def __enter__(self) -> MailClock:
         self._thread.start()
         return self
 
@@ -361,7 +361,7 @@ def stage_lags(database_url: str) -> list[list[str]]:
         with engine.connect() as conn:
             approvals = conn.execute(text(STAGES_SQL)).all()
             submits = [row[0] for row in conn.execute(text(SUBMIT_SQL)).all()]
-    except Exception as exc:  # noqa: BLE001 - a diagnostic only; the tables belong to the services
+    except Exception as exc:
         print(f"(stage breakdown unavailable: {type(exc).__name__})")
         return []
     finally:
@@ -449,7 +449,14 @@ def main(argv: list[str] | None = None) -> int:
     rates = [float(r) for r in args.rate.split(",") if r.strip()] if args.rate else None
 
     from tests.servers import moto_s3_server, smtp_server
-    from tests.services import POSTGRES_URL, RABBITMQ_URL, delete_rabbitmq_objects, fresh_postgres_database, port_open, unique
+    from tests.services import (
+        POSTGRES_URL,
+        RABBITMQ_URL,
+        delete_rabbitmq_objects,
+        fresh_postgres_database,
+        port_open,
+        unique,
+    )
 
     for name, url, port in (("RabbitMQ", RABBITMQ_URL, 5672), ("PostgreSQL", POSTGRES_URL, 5432)):
         if not port_open(url, port):

@@ -45,7 +45,7 @@ class RunningHashes:
     entry at the right offset, and completion re-reads it as before. Bounded: the oldest entries are dropped."""
 
     def __init__(self, limit: int = 256) -> None:
-        self._entries: OrderedDict[str, tuple[int, "hashlib._Hash"]] = OrderedDict()
+        self._entries: OrderedDict[str, tuple[int, hashlib._Hash]] = OrderedDict()
         self._lock = threading.Lock()
         self._limit = limit
 
@@ -89,7 +89,7 @@ class _Known:
     def hexdigest(self) -> str:
         return self._hex
 
-    def copy(self) -> "_Known":
+    def copy(self) -> _Known:
         return self
 
 
