@@ -9,7 +9,7 @@ DEV_LOCK := requirements-dev.lock
 # -n auto: pytest-xdist, one worker per core (every test makes its own world: ports, schemas, queues).
 XDIST ?= -n auto
 
-.PHONY: admin install lock run test test-fast test-console browser-deps up down bench lint format clean load-campaign
+.PHONY: admin install lock run test test-fast test-console browser-deps secrets up up-local down bench lint format clean load-campaign
 
 $(STAMP): pyproject.toml $(DEV_LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -57,11 +57,18 @@ browser-deps: ## install Chromium and the CJK fonts with apt-get if they are mis
 	  $(APT_INSTALL) || { $(SUDO) apt-get update -q && $(APT_INSTALL); }; \
 	fi
 
-up: ## start the distributed platform with Docker
+secrets: install ## write the secret files docker-compose.yml mounts (deploy/secrets/; existing ones are kept)
+	$(PY) -m deploy.secrets
+
+up: ## start the distributed platform with Docker (run `make secrets` once before)
+	@test -f deploy/secrets/auth_private_key || { echo "no secrets yet: run make secrets first"; exit 1; }
 	docker compose up --build -d
 
 down:
 	docker compose down
+
+up-local: install ## the distributed platform without Docker: 8 processes on the local RabbitMQ/PostgreSQL (UP_ARGS="--name demo" keeps the data; Ctrl-C stops all)
+	$(PY) -m deploy.processes up $(UP_ARGS)
 
 bench: install ## print the benchmark figures (pass options as UPLOAD_ARGS="--size-mib 256" PIPELINE_ARGS="--n 50" COVERAGE_ARGS="--runs 20" ASSESSMENT_ARGS="--units 500")
 	$(PY) -m bench.upload $(UPLOAD_ARGS)

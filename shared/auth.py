@@ -69,7 +69,7 @@ class KeyMaterial:
 def load_keys(settings: Settings) -> KeyMaterial:
     """Keys from AUTH_PRIVATE_KEY / AUTH_PUBLIC_KEY, else a pair generated once under DATA_DIR/auth/."""
     if settings.auth_private_key:
-        private = _load_pem(settings.auth_private_key, private=True)
+        private = _load_pem(settings.auth_private_key.get_secret_value(), private=True)
         public = private.public_key()
         if settings.auth_public_key and _raw(_load_pem(settings.auth_public_key, private=False)) != _raw(public):
             raise ValueError("AUTH_PUBLIC_KEY does not belong to AUTH_PRIVATE_KEY")
