@@ -4,14 +4,14 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-from typing import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from fastapi import FastAPI
 
 from shared.adapters import make_bus
 from shared.db import Database
-from shared.migrations import SchemaNotCurrent, head_revision, new_revision, upgrade
 from shared.messaging import EventHandler
+from shared.migrations import SchemaNotCurrent, head_revision, new_revision, upgrade
 from shared.runtime import PeriodicJob, ServiceContext, ServiceWorker, configure_logging, run_until_signalled
 from shared.settings import Settings
 

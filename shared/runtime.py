@@ -4,8 +4,8 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Sequence
 
 from shared.background import BackgroundLoop
 from shared.blobs.port import BlobStore
