@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-from typing import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from fastapi import FastAPI
 
@@ -12,8 +12,8 @@ from shared.adapters import make_bus
 from shared.bus.port import MessageBus
 from shared.db import Database
 from shared.health import HealthMonitor, HealthServer, service_checks, worker_health_app
-from shared.migrations import SchemaNotCurrent, head_revision, new_revision, upgrade
 from shared.messaging import EventHandler
+from shared.migrations import SchemaNotCurrent, head_revision, new_revision, upgrade
 from shared.runtime import PeriodicJob, ServiceContext, ServiceWorker, configure_logging, run_until_signalled
 from shared.settings import Settings
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from shared.background import BackgroundLoop
 from shared.blobs.port import BlobStore

@@ -119,7 +119,8 @@ def queue_mail(uow: Session, *, ctx: ServiceContext, event: Envelope | None, uni
         return None
     now, delivery_id = ctx.clock.now(), new_id()
     delivery = Delivery(
-        id=delivery_id, message_id=delivery_message_id(delivery_id, sender_domain(ctx.settings.mail_from)), dedupe_key=key, event_id=event.event_id if event else new_id(),
+        id=delivery_id, message_id=delivery_message_id(delivery_id, sender_domain(ctx.settings.mail_from)),
+        dedupe_key=key, event_id=event.event_id if event else new_id(),
         event_type=event_type or (event.type if event else "notification"), unit_id=unit_id, recipient=recipient,
         subject=mail.subject, body_text=mail.text, body_html=mail.html, status="queued", attempts=0, resends=0,
         next_attempt_at=now, created_at=now,
