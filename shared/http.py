@@ -1,11 +1,11 @@
-"""HTTP helpers shared by the service APIs: bilingual errors (shown as shared/problems.py envelopes) and the health route."""
+"""HTTP helpers shared by the service APIs: bilingual errors (answered as shared/problems.py envelopes) and UTC
+times (health: shared/health.py)."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Callable, Mapping
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException
-from fastapi.responses import JSONResponse
+from fastapi import HTTPException
 from pydantic import AfterValidator
 
 from shared.clock import as_utc
@@ -28,19 +28,3 @@ def not_found(what: str, what_en: str, ident: str) -> ApiError:
     return ApiError(404, "not_found", f"{what}不存在：{ident}", f"{what_en} not found: {ident}")
 
 
-def health_router(checks: Mapping[str, Callable[[], dict[str, Any]]]) -> APIRouter:
-    """GET /healthz reporting each adapter's state; 503 when any is not ok."""
-    router = APIRouter()
-
-    @router.get("/healthz", tags=["ops"])
-    def healthz() -> JSONResponse:
-        report = {}
-        for name, check in checks.items():
-            try:
-                report[name] = check()
-            except Exception as exc:  # a health check must report, not fail
-                report[name] = {"ok": False, "error": type(exc).__name__}
-        ok = all(part.get("ok") for part in report.values())
-        return JSONResponse({"ok": ok, "adapters": report}, status_code=200 if ok else 503)
-
-    return router
