@@ -30,6 +30,7 @@ from shared.bus.port import MessageBus
 from shared.clock import Clock, SystemClock
 from shared.http import health_router
 from shared.mail.port import Mailer
+from shared.metrics import metrics_router, register_bus
 from shared.migrations import SchemaNotCurrent
 from shared.runtime import ServiceContext, ServiceWorker, configure_logging
 from shared.settings import Settings
@@ -75,6 +76,9 @@ def build_platform(settings: Settings, *, clock: Clock | None = None, bus: Messa
         "notification": notification_bootstrap.bootstrap(settings, clock=clock, mailer=mailer),
     }
     platform = Platform(app=FastAPI(), bus=bus, contexts=contexts)
+    for ctx in contexts.values():
+        ctx.bus = bus  # operator tools (/…/ops) work on the platform's own bus
+    register_bus(bus)
     platform.workers = [
         ServiceWorker(contexts["intake"], bus, INTAKE_SUBSCRIPTIONS, intake_jobs(contexts["intake"])),
         ServiceWorker(contexts["evidence_storage"], bus, EVIDENCE_SUBSCRIPTIONS, evidence_jobs(contexts["evidence_storage"])),
@@ -106,6 +110,8 @@ def _root_app(platform: Platform, apps: dict[str, FastAPI]) -> FastAPI:
     checks["blob_store"] = platform.contexts["evidence_storage"].blobs.health
     checks["mailer"] = platform.contexts["notification"].mailer.health
     root.include_router(health_router(checks))
+    token = platform.contexts["intake"].settings.metrics_token
+    root.include_router(metrics_router(token.get_secret_value() if token else None))
 
     @root.get("/", include_in_schema=False)
     def home() -> RedirectResponse:
@@ -130,14 +136,14 @@ def main() -> None:
     """Serve the embedded platform with uvicorn on HOST:PORT (default 127.0.0.1:8000)."""
     import uvicorn
 
-    configure_logging()
     settings = Settings()
+    configure_logging(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     try:
         platform = build_platform(settings)
     except SchemaNotCurrent as outdated:
         raise SystemExit(f"无法启动：{outdated}") from None
-    uvicorn.run(platform.app, host=settings.host, port=settings.port, log_level="info")
+    uvicorn.run(platform.app, host=settings.host, port=settings.port, log_level="info", log_config=None, access_log=False)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from shared.adapters import make_bus
 from shared.db import Database
 from shared.migrations import SchemaNotCurrent, head_revision, new_revision, upgrade
 from shared.messaging import EventHandler
+from shared.metrics import register_bus, register_service
 from shared.runtime import PeriodicJob, ServiceContext, ServiceWorker, configure_logging, run_until_signalled
 from shared.settings import Settings
 
@@ -35,8 +36,8 @@ def launch(
     parser.add_argument("--new-revision", metavar="MESSAGE", default=None,
                         help="migrate: write a new revision from the models' changes instead (developers)")
     args = parser.parse_args(argv)
-    configure_logging()
     settings = Settings()
+    configure_logging(settings, service=service, role=args.role)
     if args.role == "migrate":
         migrate(settings, service, to=args.to, new=args.new_revision)
         return
@@ -48,10 +49,12 @@ def launch(
         import uvicorn
 
         uvicorn.run(create_app(ctx), host=settings.host, port=args.port or settings.port, root_path=settings.root_path,
-                    log_level="info")
+                    log_level="info", log_config=None, access_log=False)
         return
     bus = make_bus(settings)
     worker = ServiceWorker(ctx, bus, subscriptions, jobs(ctx))
+    register_service(ctx)  # served by the worker's health server (shared/health.py) at /metrics
+    register_bus(bus)
 
     def start() -> None:
         worker.start()

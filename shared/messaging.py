@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterable, Mapping, Sequence
 
 from sqlalchemy import (
@@ -15,6 +16,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    delete,
     insert,
     select,
     update,
@@ -26,6 +28,15 @@ from shared.background import BackgroundLoop
 from shared.bus.port import MessageBus
 from shared.db import Database
 from shared.events import Envelope
+from shared.logs import log_context
+from shared.metrics import (
+    EVENTS_CONSUMED,
+    EVENTS_DUPLICATE,
+    EVENTS_FAILED,
+    EVENTS_PUBLISHED,
+    HANDLER_DURATION,
+    PUBLISH_FAILED,
+)
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +100,10 @@ class Outbox:
 class OutboxRelay:
     """Publishes committed outbox rows with confirms and marks them sent; safe with several replicas."""
 
-    def __init__(self, *, db: Database, table: Table, bus: MessageBus, poll_s: float = 0.5, batch: int = 100) -> None:
+    def __init__(self, *, db: Database, table: Table, bus: MessageBus, poll_s: float = 0.5, batch: int = 100,
+                 service: str = "") -> None:
         self._db, self._table, self._bus = db, table, bus
+        self._service = service or db.schema
         self._batch = batch
         # A full batch means more rows are waiting: relay again at once instead of after the poll.
         self._loop = BackgroundLoop("outbox-relay", poll_s, lambda: self.relay_once() >= self._batch)
@@ -112,6 +125,7 @@ class OutboxRelay:
                     self._bus.publish(Envelope.from_json(row.body))
                 except Exception as exc:
                     log.warning("outbox relay: publish failed, will retry: %s", exc)
+                    PUBLISH_FAILED.labels(self._service).inc()
                     session.execute(
                         update(t).where(t.c.id == row.id).values(attempts=t.c.attempts + 1, last_error=str(exc)[:500])
                     )
@@ -120,6 +134,8 @@ class OutboxRelay:
                     update(t).where(t.c.id == row.id).values(published_at=datetime.now(timezone.utc), attempts=t.c.attempts + 1)
                 )
                 published += 1
+        if published:
+            EVENTS_PUBLISHED.labels(self._service).inc(published)
         return published
 
     def wake(self) -> None:
@@ -187,18 +203,32 @@ class IdempotentConsumer:
         handlers = self._subscriptions.get(event.type, ())
         if not handlers:
             return
-        try:
-            with self._db.transaction() as session:
-                if not self._inbox.first_time(session, self.name, event):
-                    log.info("%s: duplicate event %s ignored", self.name, event.event_id)
+        # Every log line and every event made while handling carries this event as its cause (shared/logs.py).
+        with log_context(service=self.name, consumer=self.name, event_id=event.event_id, event_type=event.type,
+                         correlation_id=event.correlation_id or event.event_id, causation_id=event.causation_id):
+            started = time.perf_counter()
+            try:
+                with self._db.transaction() as session:
+                    if not self._inbox.first_time(session, self.name, event):
+                        log.info("%s: duplicate event %s ignored", self.name, event.event_id)
+                        EVENTS_DUPLICATE.labels(self.name, event.type).inc()
+                        return
+                    for handler in handlers:
+                        handler(event, uow=session, **self._deps)
+            except IntegrityError:
+                if self._already_processed(event):
+                    log.info("%s: event %s processed concurrently elsewhere", self.name, event.event_id)
+                    EVENTS_DUPLICATE.labels(self.name, event.type).inc()
                     return
-                for handler in handlers:
-                    handler(event, uow=session, **self._deps)
-        except IntegrityError:
-            if self._already_processed(event):
-                log.info("%s: event %s processed concurrently elsewhere", self.name, event.event_id)
-                return
-            raise
+                EVENTS_FAILED.labels(self.name, event.type).inc()
+                raise
+            except Exception:
+                EVENTS_FAILED.labels(self.name, event.type).inc()
+                log.warning("%s: handling %s failed; the bus retries or parks it", self.name, event.type, exc_info=True)
+                raise
+            HANDLER_DURATION.labels(self.name, event.type).observe(time.perf_counter() - started)
+            EVENTS_CONSUMED.labels(self.name, event.type).inc()
+            log.info("%s: handled %s", self.name, event.type)
         for callback in self._after_commit:
             callback()
 
@@ -208,3 +238,15 @@ class IdempotentConsumer:
             return session.execute(
                 select(t.c.event_id).where(t.c.consumer == self.name, t.c.event_id == event.event_id)
             ).first() is not None
+
+
+def prune_messaging(db: Database, tables: MessagingTables, *, older_than: timedelta) -> int:
+    """Delete outbox rows published, and inbox records made, longer ago than older_than; returns how many."""
+    cutoff = datetime.now(timezone.utc) - older_than
+    with db.transaction() as session:
+        outbox = session.execute(delete(tables.outbox).where(tables.outbox.c.published_at < cutoff)).rowcount
+        inbox = session.execute(delete(tables.inbox).where(tables.inbox.c.processed_at < cutoff)).rowcount
+    if outbox or inbox:
+        log.info("pruned %d published outbox rows and %d inbox records older than %s", outbox, inbox, older_than,
+                 extra={"pruned_outbox": outbox, "pruned_inbox": inbox})
+    return outbox + inbox

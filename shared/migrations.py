@@ -66,7 +66,9 @@ def migration_connection(db: Database) -> Iterator[Connection]:
                 conn.execute(
                     text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": f"migrate:{db.schema}"}
                 )
-                conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{db.schema}"'))
+                # Look first: a role that owns its schema but may not create schemas must still be able to migrate.
+                if not conn.execute(text("SELECT 1 FROM pg_namespace WHERE nspname = :s"), {"s": db.schema}).first():
+                    conn.execute(text(f'CREATE SCHEMA "{db.schema}"'))
                 conn.execute(text(f'SET LOCAL search_path TO "{db.schema}"'))
             yield conn
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Callable, Mapping, Sequence
 
 from shared.background import BackgroundLoop
@@ -13,7 +15,17 @@ from shared.bus.port import MessageBus
 from shared.clock import Clock
 from shared.db import Database
 from shared.mail.port import Mailer
-from shared.messaging import EventHandler, IdempotentConsumer, Inbox, MessagingTables, Outbox, OutboxRelay
+from shared.logs import log_context
+from shared.messaging import (
+    EventHandler,
+    IdempotentConsumer,
+    Inbox,
+    MessagingTables,
+    Outbox,
+    OutboxRelay,
+    prune_messaging,
+)
+from shared.metrics import JOB_DURATION, JOB_RUNS, job_succeeded
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -31,6 +43,7 @@ class ServiceContext:
     blobs: BlobStore | None = None
     mailer: Mailer | None = None
     outbox_wakers: list[Callable[[], None]] = field(default_factory=list)
+    bus: MessageBus | None = None  # the process's bus, once a worker or the embedded platform runs one
 
     @property
     def outbox(self) -> Outbox:
@@ -64,8 +77,14 @@ class ServiceWorker:
         jobs: Sequence[PeriodicJob] = (),
     ) -> None:
         self.ctx, self.bus = ctx, bus
-        self.relay = OutboxRelay(db=ctx.db, table=ctx.messaging.outbox, bus=bus, poll_s=ctx.settings.outbox_poll_s)
-        self._jobs = [(job, BackgroundLoop(f"job-{job.name}", job.interval_s, job.run)) for job in jobs]
+        ctx.bus = bus
+        self.relay = OutboxRelay(db=ctx.db, table=ctx.messaging.outbox, bus=bus, poll_s=ctx.settings.outbox_poll_s,
+                                 service=ctx.name)
+        retention = timedelta(days=ctx.settings.retention_days)
+        prune = PeriodicJob("prune", ctx.settings.prune_interval_s,
+                            lambda: prune_messaging(ctx.db, ctx.messaging, older_than=retention), wake_on_events=False)
+        self._jobs = [(job, BackgroundLoop(f"job-{job.name}", job.interval_s, observed(ctx.name, job)))
+                      for job in (*jobs, prune)]
         ctx.outbox_wakers.append(self.relay.wake)
         self.consumer = IdempotentConsumer(
             name=ctx.name,
@@ -103,7 +122,28 @@ def run_until_signalled(start: Callable[[], None], stop: Callable[[], None]) -> 
     stop()
 
 
-def configure_logging() -> None:
-    """Plain timestamped logs on stderr for every process."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("pika").setLevel(logging.WARNING)
+def observed(service: str, job: PeriodicJob) -> Callable[[], object]:
+    """A job's step that logs in the service's context and counts runs, failures and the last success."""
+
+    def step() -> object:
+        started = time.perf_counter()
+        with log_context(service=service, job=job.name):
+            try:
+                result = job.run()
+            except Exception:
+                JOB_RUNS.labels(service, job.name, "failed").inc()
+                raise
+            JOB_RUNS.labels(service, job.name, "ok").inc()
+            JOB_DURATION.labels(service, job.name).observe(time.perf_counter() - started)
+            job_succeeded(service, job.name)
+            return result
+
+    return step
+
+
+def configure_logging(settings: Settings | None = None, *, service: str = "platform", role: str = "embedded") -> None:
+    """Structured logs on stderr for every process (shared/logs.py; LOG_FORMAT, LOG_LEVEL)."""
+    from shared.logs import configure_logging as configure
+
+    settings = settings or Settings()
+    configure(service=service, role=role, fmt=settings.log_format, level=settings.log_level)

@@ -5,7 +5,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -110,6 +110,14 @@ class Settings(BaseSettings):
 
     # outbox relay
     outbox_poll_s: float = Field(0.5, gt=0)
+
+    # operations (docs/operations.md)
+    log_format: Literal["auto", "json", "text"] = Field("auto", description="json: one JSON object per line; text: for a "
+                                                        "developer's terminal; auto: text on a terminal, else json")
+    log_level: str = "INFO"
+    metrics_token: SecretStr | None = Field(None, description="If set, GET /metrics wants `Authorization: Bearer <token>`")
+    retention_days: int = Field(30, ge=1, description="Published outbox rows and inbox records older than this are pruned")
+    prune_interval_s: float = Field(3600.0, gt=0, description="How often each worker prunes its outbox and inbox")
 
     # http
     host: str = "127.0.0.1"

@@ -16,10 +16,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("role", nargs="?", default="api", choices=["api"], help="the console has an HTTP role only")
     parser.add_argument("--port", type=int, default=None, help="HTTP port (default: PORT)")
     args = parser.parse_args(argv)
-    configure_logging()
     settings = Settings()
+    configure_logging(settings, service="console", role="api")
     uvicorn.run(create_app(), host=settings.host, port=args.port or settings.port, root_path=settings.root_path,
-                log_level="info")
+                log_level="info", log_config=None, access_log=False)
 
 
 if __name__ == "__main__":

@@ -23,10 +23,12 @@ from services.evidence_storage.schemas import (
 )
 from services.evidence_storage.streams import ChunkPullReader
 from shared.audit import AuditEntry
-from shared.blobs.port import PresignedPost
 from shared.auth import ADMIN, INSPECTOR, STAFF, UNIT, Principal, install, require, verifier_from_settings
+from shared.blobs.port import PresignedPost
 from shared.clock import as_utc
 from shared.http import health_router, not_found
+from shared.observe import observe
+from shared.ops import ops_router
 from shared.runtime import ServiceContext
 
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
@@ -45,6 +47,8 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         "上传、检查、保存与下载佐证资料。Upload (streamed, resumable sessions, presigned POST to S3), inspect, keep and "
         "export evidence. Every route but /healthz needs a bearer token; a unit sees only its own subtree's evidence."))
     install(app, verifier_from_settings(ctx.settings))
+    observe(app, ctx)  # request ids in logs, access lines, HTTP metrics, /metrics (shared/observe.py)
+    app.include_router(ops_router(ctx, AUDIT))  # /ops: parking lot, outbox errors, lag (admins)
     router = APIRouter()
 
     def submission_visible(caller: Caller, submission_id: str) -> None:

@@ -23,6 +23,7 @@ from shared.blobs.port import BlobStoreUnavailable
 from shared.contracts import make_event
 from shared.contracts.evidence import EvidenceStored
 from shared.events import new_id
+from shared.metrics import UPLOAD_BYTES, UPLOADS
 from shared.runtime import ServiceContext
 from shared.settings import Settings
 
@@ -95,9 +96,11 @@ def receive(ctx: ServiceContext, submission: KnownSubmission, stream: BinaryIO, 
         stored = ctx.blobs.put(key, PrefixedLimitedReader(head, stream, limit), content_type=kind.media_type)
     except UploadTooLarge:
         discard(ctx, [key])
+        UPLOADS.labels("refused").inc()
         raise refusals.too_large(kind.label, limit) from None
     except BaseException:
         discard(ctx, [key])
+        UPLOADS.labels("failed").inc()
         raise
     return Received(evidence_id, key, kind, stored.size, stored.sha256, filename, upload_path)
 
@@ -110,6 +113,8 @@ def inspect(ctx: ServiceContext, received: Received, *, declared_media_type: str
         return findings
     except BaseException:
         discard(ctx, [received.key])
+        UPLOADS.labels("refused").inc()
+        UPLOAD_BYTES.labels("refused").inc(received.size)
         raise
 
 
@@ -138,8 +143,12 @@ def accept(ctx: ServiceContext, submission_id: str, batch: list[tuple[Received, 
         rows = _record(ctx, submission_id, final, actor=actor)
     except BaseException:
         discard(ctx, pending + placed)
+        UPLOADS.labels("failed").inc(len(batch))
+        UPLOAD_BYTES.labels("failed").inc(sum(received.size for received, _ in batch))
         raise
     ctx.outbox_written()
+    UPLOADS.labels("stored").inc(len(batch))
+    UPLOAD_BYTES.labels("stored").inc(sum(received.size for received, _ in batch))
     return rows
 
 

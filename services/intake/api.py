@@ -9,13 +9,15 @@ import anyio.from_thread
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from services.intake import campaigns, coverage, materials, queries, schemas, submissions, units
+from services.intake import campaigns, coverage, identity, materials, queries, schemas, submissions, units
 from services.intake.auditing import Actor
 from services.intake.auth_api import install_identity
 from services.intake.definition import MAX_DEFINITION_BYTES
 from services.intake.models import Campaign, CampaignChange, CampaignVersion, ReferenceMaterial, Unit
 from shared.auth import ADMIN, INSPECTOR, REVIEWER, UNIT, Principal, require, scope_of
 from shared.http import ApiError, health_router, not_found
+from shared.observe import observe
+from shared.ops import ops_router
 from shared.runtime import ServiceContext
 
 RAW_BODY = {"requestBody": {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}, "required": True}}
@@ -35,6 +37,8 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     """The intake service's FastAPI application."""
     app = FastAPI(title="intake · 报送受理", description="活动定义、单位与联络员、报送材料、覆盖情况", version="0.2.0")
     install_identity(app, ctx)  # token verification, /auth/*, /users, API keys, /audit-log (services/intake/auth_api.py)
+    observe(app, ctx)  # request ids in logs, access lines, HTTP metrics, /metrics (shared/observe.py)
+    app.include_router(ops_router(ctx, identity.AUDIT))  # /ops: parking lot, outbox errors, lag (admins)
     app.include_router(_campaign_routes(ctx))
     app.include_router(_unit_routes(ctx))
     app.include_router(_submission_routes(ctx))

@@ -11,6 +11,7 @@ from sqlalchemy import func, or_, select
 from services.notification import admin
 from services.notification.access import ensure_unit_visible, unit_rows
 from services.notification.models import AUDIT, Delivery, DigestItem
+from services.notification.operations import operations_router
 from services.notification.schemas import (
     DeliveryRead,
     DeliverySummary,
@@ -24,6 +25,8 @@ from services.notification.schemas import (
 from shared import audit
 from shared.auth import ADMIN, STAFF, UNIT, Principal, install, require, verifier_from_settings
 from shared.http import health_router, not_found
+from shared.observe import observe
+from shared.ops import ops_router
 from shared.request_context import request_info
 from shared.runtime import ServiceContext
 
@@ -35,6 +38,9 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     """The notification service's FastAPI application."""
     app = FastAPI(title="notification · 通知", description="邮件通知、每日汇总、模板与投递记录", version="0.2.0")
     install(app, verifier_from_settings(ctx.settings))
+    observe(app, ctx)  # request ids in logs, access lines, HTTP metrics, /metrics (shared/observe.py)
+    app.include_router(ops_router(ctx, AUDIT))  # /ops: parking lot, outbox errors, lag (admins)
+    app.include_router(operations_router(ctx))  # /ops/deliveries/requeue
     app.include_router(_delivery_routes(ctx))
     app.include_router(_preference_routes(ctx))
     app.include_router(_template_routes(ctx))

@@ -112,3 +112,10 @@ def digest(*, unit_id: str, unit_name: str, day: date, items: list[dict], links:
 def reviewer_digest(*, day: date, items: list[dict], links: Links) -> dict:
     """Reviewers' daily digest of new submissions."""
     return {"day": day, "items": items, "queue_url": links.review_queue()}
+
+
+def delivery_failed(*, recipient: str, reason: str, unit_id: str | None, unit_name: str, links: Links) -> dict:
+    """An e-mail to a liaison failed for good: told to the campaign office (once per liaison and day)."""
+    return {"recipient": recipient, "reason": reason, "unit_name": unit_name,
+            "unit_url": links.unit(unit_id) if unit_id else "",
+            "deliveries_url": links.absolute("/notification/deliveries?status=failed")}

@@ -28,6 +28,7 @@ from shared.contracts import make_event
 from shared.contracts.notification import NotificationDelivered, NotificationFailed
 from shared.mail.port import MailSession, PermanentMailError, ServerUnavailable, TemporaryMailError
 from shared.mail.ratelimit import TokenBucket
+from shared.metrics import MAILS
 from shared.runtime import ServiceContext
 
 SERVICE = "notification"
@@ -115,6 +116,8 @@ class DeliveryLoop:
         if not outcomes and not unsent:
             return
         sent = [outcome.delivery for outcome in outcomes if outcome.status == "sent"]
+        for outcome in outcomes:
+            MAILS.labels(outcome.status).inc()
         with ctx.db.transaction() as uow:
             if sent:  # the common case, in one statement; a sent row keeps the error of an earlier attempt, if any
                 uow.execute(update(Delivery).where(Delivery.id.in_([d.id for d in sent]))
@@ -224,3 +227,18 @@ def _event(delivery: Claimed, error: str | None) -> NotificationDelivered | Noti
     common = dict(delivery_id=delivery.id, dedupe_key=delivery.dedupe_key, recipient=delivery.recipient,
                   unit_id=delivery.unit_id, cause_type=delivery.event_type)
     return NotificationDelivered(**common) if error is None else NotificationFailed(reason=error, **common)
+
+
+def deliveries_probe(ctx: ServiceContext):
+    """Metrics read at scrape time: deliveries by status, and the age of the oldest one still queued."""
+    from sqlalchemy import func, select
+
+    from shared.metrics import age_s
+
+    with ctx.db.session() as uow:
+        counts = dict(uow.execute(select(Delivery.status, func.count()).group_by(Delivery.status)).all())
+        oldest = uow.execute(select(func.min(Delivery.created_at)).where(Delivery.status == "queued")).scalar()
+    for status in sorted({"queued", "sending", "sent", "failed", *counts}):
+        yield "cep_deliveries", "E-mail deliveries by status", ("status",), (status,), counts.get(status, 0)
+    yield ("cep_deliveries_oldest_queued_age_seconds", "Age of the oldest e-mail still queued (0: none)", (), (),
+           age_s(oldest))

@@ -23,6 +23,7 @@ from services.notification.models import HeldNotice, KnownCampaign, KnownUnit, L
 from shared.clock import as_utc
 from shared.contracts import read_payload
 from shared.contracts.evidence import EvidenceRejected
+from shared.contracts.notification import NotificationFailed
 from shared.contracts.intake import (
     CampaignPublished,
     DeadlineApproaching,
@@ -239,3 +240,20 @@ def _unit_name(uow: Session, unit_id: str) -> str:
     liaison = uow.get(Liaison, unit_id)
     return liaison.unit_name if liaison is not None else unit_id
 
+
+
+def notify_delivery_failed(event: Envelope, *, uow: Session, ctx: ServiceContext) -> None:
+    """An e-mail failed for good: tell the campaign office, at most once per liaison (address) and day."""
+    data = read_payload(NotificationFailed, event)
+    settings = ctx.settings
+    if settings.notify_office_email.lower() in data.recipient.lower():
+        log.error("a mail to the campaign office itself failed for good: %s", data.reason)
+        return  # telling the office that mail to the office fails would fail too
+    day = ctx.clock.now().astimezone(ZoneInfo(settings.notify_timezone)).date().isoformat()
+    unit_name = _unit_name(uow, data.unit_id) if data.unit_id else ""
+    # unit_id None: the notice is the office's, not part of the unit's own delivery log.
+    tell_address(uow, ctx=ctx, event=event, unit_id=None, name=settings.notify_office_name,
+                 email=settings.notify_office_email, greeting=settings.notify_office_name, family="delivery_failed",
+                 dedupe_key=f"notification.failed:{data.recipient.lower()}:{day}",
+                 context=contexts.delivery_failed(recipient=data.recipient, reason=data.reason, unit_id=data.unit_id,
+                                                  unit_name=unit_name, links=links(ctx.settings)))

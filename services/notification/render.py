@@ -28,6 +28,7 @@ _LINEBREAKS = re.compile(r"[\r\n\t\x00-\x1f\x7f\u2028\u2029\x85]+")
 FAMILIES = (
     "campaign_published", "liaison_reminder", "submission_received", "evidence_rejected", "decision",
     "deadline", "supervision", "inspection_recorded", "circular_published", "digest", "reviewer_digest",
+    "delivery_failed",
 )
 PARTS = ("subject", "txt", "html")
 LAYOUTS = ("_layout.txt", "_layout.html")

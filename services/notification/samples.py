@@ -62,6 +62,9 @@ def _items(links: Links) -> list[dict]:
 
 
 _FAMILY = {
+    "delivery_failed": lambda links: contexts.delivery_failed(
+        recipient="王小明 <wang.xm@example.org>", reason="550 5.1.1 mailbox unavailable", unit_id=_UNIT,
+        unit_name="示例区信访局", links=links),
     "campaign_published": _campaign,
     "liaison_reminder": lambda links: contexts.liaison_reminder(
         kind="approaching", unit_id=_UNIT, unit_name="示例区信访局", deadline_name="明确联络员", due_at=_DUE,

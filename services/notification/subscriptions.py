@@ -21,6 +21,7 @@ SUBSCRIPTIONS = {
     "supervision.escalated": [handlers.notify_supervision],
     "supervision.closed": [handlers.notify_supervision],
     "circular.published": [handlers.notify_circular],
+    "notification.failed": [handlers.notify_delivery_failed],
 }
 
 DIGEST_CHECK_S = 60.0

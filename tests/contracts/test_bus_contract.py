@@ -309,3 +309,34 @@ def test_rabbitmq_unreachable_broker_raises_bus_error_and_reports_unhealthy():
         bus.publish(event())
     health = bus.health()
     assert health["backend"] == "rabbitmq" and health["ok"] is False and "error" in health
+
+
+def test_parked_messages_are_listed_with_their_error_replayed_and_purged(bus):
+    """An operator sees why an event was parked, replays it from attempt one (it then succeeds), and purges another."""
+    healed = threading.Event()
+    recorder = Recorder(fail=lambda e, n: e.payload.get("poison") == "forever" or not healed.is_set())
+    bus.subscribe("review", ["submission.*"], recorder)
+    bus.start()
+    fixable, hopeless = event(poison="until-fixed"), event(poison="forever")
+    bus.publish(fixable)
+    bus.publish(hopeless)
+    wait_until(lambda: bus.queue_state("review")["parked"] == 2)
+    parked = {m.message_id: m for m in bus.parked_messages("review")}
+    assert set(parked) == {fixable.event_id, hopeless.event_id}
+    assert parked[fixable.event_id].type == "submission.approved"
+    assert parked[fixable.event_id].attempts == 1 + len(DELAYS)
+    assert "induced failure" in parked[fixable.event_id].error
+    assert fixable.event_id in parked[fixable.event_id].body
+    assert bus.queue_state("review")["parked"] == 2  # listing removed nothing
+
+    healed.set()
+    calls = recorder.calls(fixable.event_id)
+    assert bus.replay_parked("review", fixable.event_id) == 1
+    wait_until(lambda: recorder.calls(fixable.event_id) == calls + 1)
+    wait_until(lambda: bus.queue_state("review") == {"ready": 0, "parked": 1})
+    assert [m.message_id for m in bus.parked_messages("review")] == [hopeless.event_id]
+
+    purged = bus.purge_parked("review", hopeless.event_id)
+    assert [m.message_id for m in purged] == [hopeless.event_id]
+    assert bus.parked_messages("review") == [] and bus.queue_state("review")["parked"] == 0
+    assert bus.replay_parked("review") == 0 and bus.purge_parked("nobody") == []

@@ -54,11 +54,12 @@ def test_a_permanent_failure_is_failed_at_once_and_the_queue_flows_on(world, smt
     assert event.payload["unit_id"] == unit_id and event.payload["cause_type"] == "submission.returned"
 
     world.publish(returned(unit_id, 2))
-    [received] = smtp.wait_for(1, timeout=30)
-    assert received.message["Subject"] == "【退回修改】相山区信访局：宣传横幅2"
-    wait_until(lambda: world.deliveries(status="sent"), what="the second delivery to be sent")
+    received = smtp.wait_for(2, timeout=30)  # the second mail, and the campaign office's notice of the failure
+    assert "【退回修改】相山区信访局：宣传横幅2" in {m.message["Subject"] for m in received}
+    returns = {"event_type": "submission.returned"}
+    wait_until(lambda: world.deliveries(status="sent", **returns), what="the second delivery to be sent")
     # the loop has gone round many times since: the failed one was never tried again
-    assert [(d.status, d.attempts) for d in world.deliveries()] == [("failed", 1), ("sent", 1)]
+    assert [(d.status, d.attempts) for d in world.deliveries(**returns)] == [("failed", 1), ("sent", 1)]
 
 
 def test_a_temporary_refusal_is_retried(world, smtp):
@@ -172,3 +173,23 @@ def test_token_bucket_refills_at_its_rate():
     assert bucket.try_take() is True and bucket.try_take() is False
     now[0] += 100
     assert [bucket.try_take() for _ in range(3)] == [True, True, False]  # never more than the burst
+
+
+def test_a_failed_mail_is_told_to_the_office_once_per_liaison_and_day(make_world, smtp, clock):
+    world = make_world(clock=clock)
+    unit_id = world.add_unit(email="li.ming@example.org\r\nBcc: x@example.org")  # every mail to it fails for good
+    for n in (1, 2):  # two mails to the same liaison fail on one day
+        world.publish(returned(unit_id, n))
+        wait_until(lambda: len(world.deliveries(status="failed")) == n, what=f"mail {n} to fail")
+    [office] = wait_until(lambda: world.deliveries(event_type="notification.failed", status="sent"),
+                          what="the campaign office to be told")
+    assert "campaign-office@example.org" in office.recipient and office.unit_id is None
+    assert office.subject.startswith("【邮件未送达】相山区信访局：李明")
+    assert "invalid address" in office.body_text and "/notification/deliveries?status=failed" in office.body_text
+    wait_until(lambda: len(observed(world, "notification.failed")) == 2, what="both failures published")
+    wait_until(lambda: all(world.consumed(e) for e in observed(world, "notification.failed")), what="both handled")
+    assert len(world.deliveries(event_type="notification.failed")) == 1  # not one per failure
+
+    clock.advance(timedelta(days=1))  # the next day the office hears of this liaison again
+    world.publish(returned(unit_id, 3))
+    wait_until(lambda: len(world.deliveries(event_type="notification.failed")) == 2, what="the next day's notice")
