@@ -201,10 +201,20 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         """A campaign's approved evidence as a ZIP (unit/measure/file + manifest.csv), streamed as it is made."""
         return _zip_response(*exports.export_zip(campaign_id=campaign_id, caller=caller, ctx=ctx))
 
-    @router.post("/integrity-checks", response_model=IntegrityRead, status_code=201, tags=["ops"])
+    @router.post("/integrity-checks", response_model=IntegrityRead, status_code=202, tags=["ops"])
     def check_integrity(body: IntegrityRequest | None = None, _admin: Principal = Depends(require(ADMIN))) -> IntegrityCheck:
-        """Re-hash stored objects (all, or a random sample) and report mismatches, missing and orphan objects."""
-        return integrity.run_check(sample=body.sample if body else None, ctx=ctx)
+        """Queue a re-hash of stored objects (all, or a random sample); the evidence worker runs it and
+        GET /integrity-checks/{id} shows its progress (checked of total) and mismatches, missing and orphan objects."""
+        return integrity.request_check(sample=body.sample if body else None, ctx=ctx)
+
+    @router.get("/integrity-checks/{check_id}", response_model=IntegrityRead, tags=["ops"])
+    def integrity_check(check_id: str, _admin: Principal = Depends(require(ADMIN))) -> IntegrityCheck:
+        """One integrity check: its state (queued, running, done, failed), progress and findings so far."""
+        with ctx.db.session() as uow:
+            found = uow.get(IntegrityCheck, check_id)
+        if found is None:
+            raise not_found("完整性检查", "integrity check", check_id)
+        return found
 
     @router.get("/integrity-checks", response_model=list[IntegrityRead], tags=["ops"])
     def integrity_history(limit: int = Query(20, ge=1, le=200), _admin: Principal = Depends(require(ADMIN))) -> list[IntegrityCheck]:

@@ -6,12 +6,14 @@ from datetime import timedelta, timezone
 
 from sqlalchemy import select
 
+from services.evidence_storage.integrity import run_queued
 from services.evidence_storage.models import Evidence
 from services.evidence_storage.uploads import expire_sessions
 from shared.blobs.port import BlobNotFound, BlobStoreUnavailable
 from shared.runtime import PeriodicJob, ServiceContext
 
 log = logging.getLogger(__name__)
+INTEGRITY_POLL_S = 2.0  # how soon a requested integrity check starts
 
 
 def apply_retention(ctx: ServiceContext) -> int:
@@ -46,4 +48,5 @@ def jobs(ctx: ServiceContext) -> list[PeriodicJob]:
     return [
         PeriodicJob("evidence-retention", 30.0, lambda: apply_retention(ctx)),
         PeriodicJob("evidence-upload-sessions", 300.0, lambda: expire_sessions(ctx)),
+        PeriodicJob("evidence-integrity-checks", INTEGRITY_POLL_S, lambda: run_queued(ctx), wake_on_events=False),
     ]

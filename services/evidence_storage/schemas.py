@@ -115,6 +115,9 @@ class IntegrityRead(BaseModel):
     started_at: UtcDateTime
     finished_at: UtcDateTime | None
     requested: str
-    checked: int
+    state: str  # queued, running, done, failed
+    checked: int  # done so far, of total
+    total: int
     ok: int
     problems: list[dict]
+    error: str | None

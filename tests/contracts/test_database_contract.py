@@ -193,3 +193,31 @@ def test_concurrent_duplicates_have_one_effect(service):
     with db.session() as uow:
         rows = sorted(r.event_id for r in uow.execute(select(effects.c.event_id)))
     assert rows == sorted(e.event_id for e in events)
+
+
+def test_published_outbox_rows_and_old_inbox_records_are_pruned(service):
+    from datetime import datetime, timedelta, timezone
+
+    from sqlalchemy import update
+
+    from shared.messaging import prune_messaging
+
+    db, tables, _effects = service
+    old, recent, unpublished = _event(1), _event(2), _event(3)
+    long_ago = datetime.now(timezone.utc) - timedelta(days=40)
+    with db.transaction() as uow:
+        for event in (old, recent, unpublished):
+            Outbox(tables.outbox).add(uow, event)
+            Inbox(tables.inbox).first_time(uow, "review", event)
+        uow.execute(update(tables.outbox).where(tables.outbox.c.event_id.in_([old.event_id, unpublished.event_id]))
+                    .values(created_at=long_ago))
+        uow.execute(update(tables.outbox).where(tables.outbox.c.event_id == old.event_id).values(published_at=long_ago))
+        uow.execute(update(tables.outbox).where(tables.outbox.c.event_id == recent.event_id)
+                    .values(published_at=datetime.now(timezone.utc)))
+        uow.execute(update(tables.inbox).where(tables.inbox.c.event_id == old.event_id).values(processed_at=long_ago))
+
+    assert prune_messaging(db, tables, older_than=timedelta(days=30)) == 2
+    with db.session() as uow:
+        assert sorted(uow.scalars(select(tables.outbox.c.event_id))) == sorted([recent.event_id, unpublished.event_id])
+        assert sorted(uow.scalars(select(tables.inbox.c.event_id))) == sorted([recent.event_id, unpublished.event_id])
+    assert prune_messaging(db, tables, older_than=timedelta(days=30)) == 0  # an unpublished row is never pruned
