@@ -31,6 +31,7 @@ class Envelope(BaseModel):
     correlation_id: str | None = None
     causation_id: str | None = None
     payload: dict[str, Any] = Field(default_factory=dict)
+    trace: dict[str, str] | None = None  # W3C trace context (traceparent) when tracing is on (shared/tracing.py)
 
     def to_json(self) -> bytes:
         """The wire form of the envelope."""

@@ -29,6 +29,7 @@ from shared.bus.port import MessageBus
 from shared.db import Database
 from shared.events import Envelope
 from shared.logs import log_context
+from shared.tracing import span
 from shared.metrics import (
     EVENTS_CONSUMED,
     EVENTS_DUPLICATE,
@@ -205,7 +206,9 @@ class IdempotentConsumer:
             return
         # Every log line and every event made while handling carries this event as its cause (shared/logs.py).
         with log_context(service=self.name, consumer=self.name, event_id=event.event_id, event_type=event.type,
-                         correlation_id=event.correlation_id or event.event_id, causation_id=event.causation_id):
+                         correlation_id=event.correlation_id or event.event_id, causation_id=event.causation_id), \
+                span(f"consume {event.type}", parent=event.trace, kind="consumer", consumer=self.name,
+                     event_id=event.event_id, correlation_id=event.correlation_id):
             started = time.perf_counter()
             try:
                 with self._db.transaction() as session:

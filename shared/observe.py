@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from fastapi import FastAPI
 
 from shared.request_context import REQUEST_ID_PATTERN
+from shared.tracing import span
 from shared.logs import log_context
 from shared.metrics import HTTP_LATENCY, HTTP_REQUESTS, metrics_router, register_service
 
@@ -51,7 +52,11 @@ class ObserveMiddleware:
             await send(message)
 
         started = time.perf_counter()
-        with log_context(service=self.service, request_id=request_id):
+        carried = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers") or []
+                   if k in (b"traceparent", b"tracestate")}
+        with log_context(service=self.service, request_id=request_id), \
+                span(f"{scope.get('method', '')} {self.service}", parent=carried, kind="server",
+                     request_id=request_id, path=scope.get("path")):
             try:
                 await self.app(scope, receive, send_status)
             finally:

@@ -142,8 +142,11 @@ def observed(service: str, job: PeriodicJob) -> Callable[[], object]:
 
 
 def configure_logging(settings: Settings | None = None, *, service: str = "platform", role: str = "embedded") -> None:
-    """Structured logs on stderr for every process (shared/logs.py; LOG_FORMAT, LOG_LEVEL)."""
+    """Structured logs on stderr for every process (shared/logs.py; LOG_FORMAT, LOG_LEVEL), and tracing if configured."""
     from shared.logs import configure_logging as configure
+
+    from shared.tracing import setup_tracing
 
     settings = settings or Settings()
     configure(service=service, role=role, fmt=settings.log_format, level=settings.log_level)
+    setup_tracing(service, endpoint=settings.otel_exporter_otlp_endpoint)

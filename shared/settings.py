@@ -116,6 +116,9 @@ class Settings(BaseSettings):
                                                         "developer's terminal; auto: text on a terminal, else json")
     log_level: str = "INFO"
     metrics_token: SecretStr | None = Field(None, description="If set, GET /metrics wants `Authorization: Bearer <token>`")
+    otel_exporter_otlp_endpoint: str | None = Field(
+        None, description="Turns on OpenTelemetry tracing to this OTLP/HTTP endpoint (needs the otel extra); the "
+        "SDK reads the other standard OTEL_* variables itself")
     retention_days: int = Field(30, ge=1, description="Published outbox rows and inbox records older than this are pruned")
     prune_interval_s: float = Field(3600.0, gt=0, description="How often each worker prunes its outbox and inbox")
 

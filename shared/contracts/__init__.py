@@ -5,6 +5,7 @@ from pydantic import BaseModel
 
 from shared.events import Envelope
 from shared.logs import current_correlation
+from shared.tracing import current_trace
 
 
 def make_event(payload: BaseModel, *, producer: str, cause: Envelope | None = None) -> Envelope:
@@ -16,10 +17,13 @@ def make_event(payload: BaseModel, *, producer: str, cause: Envelope | None = No
     event_type = payload.EVENT_TYPE  # type: ignore[attr-defined]
     data = payload.model_dump(mode="json")
     if cause is not None:
-        return cause.caused(event_type, producer, data)
-    correlation_id, causation_id = current_correlation()
-    return Envelope(type=event_type, producer=producer, payload=data, correlation_id=correlation_id,
-                    causation_id=causation_id)
+        event = cause.caused(event_type, producer, data)
+    else:
+        correlation_id, causation_id = current_correlation()
+        event = Envelope(type=event_type, producer=producer, payload=data, correlation_id=correlation_id,
+                         causation_id=causation_id)
+    trace = current_trace()
+    return event.model_copy(update={"trace": trace}) if trace else event
 
 
 def read_payload(model: type[BaseModel], event: Envelope) -> BaseModel:
