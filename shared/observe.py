@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from shared.runtime import ServiceContext
 
 access = logging.getLogger("http.access")
+QUIET_ROUTES = {"/metrics", "/livez", "/readyz", "/healthz"}  # polled every few seconds: no access line unless it fails
 
 
 def observe(app: FastAPI, ctx: ServiceContext) -> None:
@@ -65,7 +66,7 @@ class ObserveMiddleware:
                 method = scope.get("method", "")
                 HTTP_REQUESTS.labels(self.service, method, route, str(status[0])).inc()
                 HTTP_LATENCY.labels(self.service, method, route).observe(elapsed)
-                if route != "/metrics":
-                    access.info("%s %s %s", method, scope.get("root_path", "") + scope.get("path", ""), status[0],
+                if route not in QUIET_ROUTES or status[0] >= 500:
+                    access.info("%s %s %s", method, scope.get("path", ""), status[0],
                                 extra={"http_method": method, "route": route, "status": status[0],
                                        "duration_ms": round(elapsed * 1000, 1)})

@@ -24,7 +24,8 @@ from tests.review.inspection_world import seed_review_samples
 # Services whose every route is behind shared.auth.
 WIRED = ("intake", "review", "evidence_storage", "notification")
 PREFIXES = {"intake": "/intake", "review": "/review", "evidence_storage": "/evidence", "notification": "/notification"}
-PUBLIC = {"/healthz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/auth/login", "/auth/token"}
+PUBLIC = {"/healthz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/auth/login", "/auth/token",
+          "/metrics"}  # /metrics: anonymous unless METRICS_TOKEN is set (docs/operations.md)
 UNIT_OWNED = {"unit_id", "submission_id", "key_id", "evidence_id", "session_id", "delivery_id", "inspection_id", "supervision_id"}  # path parameters naming one unit's resource
 CAMPAIGN_FILE = Path(__file__).resolve().parents[2] / "deploy" / "campaigns" / "huaibei-2020.yaml"
 SAMPLE_BODIES = {
@@ -90,7 +91,8 @@ def world(platform):
     samples = {"unit_id": own["id"], "submission_id": own_submission["id"], "key_id": key.id,
                "campaign_ref": "huaibei-2020", "version": "1", "code": "A1", "evidence_id": stored.json()["id"],
                "session_id": opened.json()["id"], "campaign_id": loaded.json()["campaign_id"], "delivery_id": delivery_id,
-               "name": "decision.subject", "family": "decision"}
+               "name": "decision.subject", "family": "decision", "message_id": "no-such-parked-message",
+               "check_id": "no-such-integrity-check"}
     samples.update(seed_review_samples(staff, samples["campaign_id"], own["id"]))
     circular = staff.post("/review/circulars", json={"campaign_id": samples["campaign_id"], "period": "2020-Q1"})
     assert circular.status_code == 201, circular.text

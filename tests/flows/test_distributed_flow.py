@@ -90,6 +90,37 @@ def test_flow_across_processes(cluster, smtp):
         deliveries = client.get(f"{routes['notification']}/deliveries", params={"unit_id": unit["id"]}).json()
         assert [d["status"] for d in deliveries] == ["sent"]
 
+        # One request id finds the next submission's path through every service, each in its own process.
+        second = client.post(f"{routes['intake']}/submissions", headers={"X-Request-ID": "dist-7f3a9c"}, json={
+            "unit_id": unit["id"], "measure_code": "M1", "title": "召开专题会议", "description": "3月9日召开专题会议。"})
+        assert second.status_code == 201 and second.headers["x-request-id"] == "dist-7f3a9c"
+        wait_review_item(client, second.json()["id"], routes=routes, timeout=30)
+
+        def traced() -> dict[str, list[dict]]:
+            found = {name: [line for line in _json_lines(cluster.log(name))
+                            if "dist-7f3a9c" in (line.get("request_id"), line.get("correlation_id"))]
+                     for name in ("intake-api", "evidence_storage-worker", "review-worker", "notification-worker")}
+            return found if all(found.values()) else {}
+
+        found = wait_until(traced, timeout=30, what="every process to log the request id")
+        assert found["intake-api"][0]["route"] == "/submissions" and found["intake-api"][0]["role"] == "api"
+        assert {found[f"{s}-worker"][0]["service"] for s in ("evidence_storage", "review", "notification")} == \
+            {"evidence_storage", "review", "notification"}
+
+
+def _json_lines(text: str) -> list[dict]:
+    """The JSON log lines of a process's output (anything else, e.g. a traceback's lines, skipped)."""
+    import json
+
+    lines = []
+    for line in text.splitlines():
+        if line.startswith("{"):
+            try:
+                lines.append(json.loads(line))
+            except ValueError:
+                pass
+    return lines
+
 
 def test_worker_restart_loses_nothing(cluster, smtp):
     routes = cluster.routes
