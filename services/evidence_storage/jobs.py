@@ -44,9 +44,9 @@ def apply_retention(ctx: ServiceContext) -> int:
 
 
 def jobs(ctx: ServiceContext) -> list[PeriodicJob]:
-    """The jobs a worker of this service runs (woken after each consumed event too)."""
+    """The jobs a worker of this service runs: retention also right after an approval locked evidence."""
     return [
-        PeriodicJob("evidence-retention", 30.0, lambda: apply_retention(ctx)),
-        PeriodicJob("evidence-upload-sessions", 300.0, lambda: expire_sessions(ctx)),
+        PeriodicJob("evidence-retention", 30.0, lambda: apply_retention(ctx), wake_on_events=("submission.approved",)),
+        PeriodicJob("evidence-upload-sessions", 300.0, lambda: expire_sessions(ctx), wake_on_events=False),
         PeriodicJob("evidence-integrity-checks", INTEGRITY_POLL_S, lambda: run_queued(ctx), wake_on_events=False),
     ]

@@ -34,7 +34,9 @@ def captured():
 @pytest.fixture
 def platform(tmp_path):
     """An embedded platform with an admin session."""
-    built = build_platform(Settings(data_dir=tmp_path, bus_retry_delays_ms=(50, 100), outbox_poll_s=0.1))
+    # receipts on: notification consumes submission.submitted too, so a submission reaches all four services
+    built = build_platform(Settings(data_dir=tmp_path, bus_retry_delays_ms=(50, 100), outbox_poll_s=0.1,
+                                    notify_submission_receipts=True))
     with TestClient(built.app) as client:
         client.headers["Authorization"] = f"Bearer {admin_token(built.contexts['intake'])}"
         built.client = client

@@ -26,7 +26,8 @@ def spans():
 
 
 def test_a_submission_is_one_trace_across_the_services(tmp_path, spans):
-    platform = build_platform(Settings(data_dir=tmp_path, bus_retry_delays_ms=(50, 100), outbox_poll_s=0.1))
+    platform = build_platform(Settings(data_dir=tmp_path, bus_retry_delays_ms=(50, 100), outbox_poll_s=0.1,
+                                       notify_submission_receipts=True))  # notification consumes submissions too
     with TestClient(platform.app) as client:
         client.headers["Authorization"] = f"Bearer {admin_token(platform.contexts['intake'])}"
         unit = create_unit(client)
