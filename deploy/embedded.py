@@ -143,7 +143,8 @@ def main() -> None:
         platform = build_platform(settings)
     except SchemaNotCurrent as outdated:
         raise SystemExit(f"无法启动：{outdated}") from None
-    uvicorn.run(platform.app, host=settings.host, port=settings.port, log_level="info", log_config=None, access_log=False)
+    uvicorn.run(platform.app, host=settings.host, port=settings.port, proxy_headers=True,
+                forwarded_allow_ips=settings.forwarded_allow_ips, log_level="info", log_config=None, access_log=False)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@ access.check_access with the caller (a foreign unit gets the same 404 as a missi
 or signed), and each download is written to the audit log."""
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Iterator
 
 from sqlalchemy import select
@@ -50,7 +50,7 @@ def open_content(evidence_id: str, caller: Caller, *, ctx: ServiceContext, previ
         raise ApiError(404, "no_preview", f"该文件没有预览图（{evidence.preview_note or '文档类文件不生成预览'}）",
                        f"this file has no preview ({evidence.preview_note or 'documents have none'})")
     try:
-        chunks = ctx.blobs.read(key)
+        chunks = ctx.blob_store.read(key)
     except BlobNotFound:
         raise ApiError(410, "object_missing", "存储中找不到该文件，请联系管理员运行完整性检查",
                        "the stored object is missing; ask an administrator to run the integrity check") from None
@@ -62,12 +62,12 @@ def open_content(evidence_id: str, caller: Caller, *, ctx: ServiceContext, previ
     return evidence, chunks
 
 
-def presigned_download(evidence_id: str, caller: Caller, *, ctx: ServiceContext) -> tuple[Evidence, str, object]:
+def presigned_download(evidence_id: str, caller: Caller, *, ctx: ServiceContext) -> tuple[Evidence, str, datetime]:
     """A short-lived URL straight to the object (S3 only), after writing the audit row."""
     evidence = evidence_for(evidence_id, caller, ctx=ctx)
     ttl = ctx.settings.evidence_download_ttl_s
     try:
-        url = ctx.blobs.presigned_get_url(evidence.object_key, ttl, download_name=evidence.filename)
+        url = ctx.blob_store.presigned_get_url(evidence.object_key, ttl, download_name=evidence.filename)
     except PresignUnsupported:
         raise ApiError(501, "presign_unsupported", "当前存储（本地文件夹）不支持临时下载链接，请经接口下载 /content",
                        "the folder store has no presigned URLs; download through the API (/content)") from None

@@ -59,12 +59,12 @@ def examine(blobs: BlobStore, key: str, kind: MediaKind, size: int, *, settings:
     read = _ranged(blobs, key)
     if kind.category == "video":
         cached = BlobFile(read, size)  # box headers sit close together: one ranged read serves several
-        facts = examine_video(cached.pread, size)
+        video = examine_video(cached.pread, size)
         poster, poster_note = video_poster(blobs, key)
-        notes = "; ".join(note for note in (facts.note, poster_note) if note) or None
-        captured = facts.created_at
+        notes = "; ".join(note for note in (video.note, poster_note) if note) or None
+        captured = video.created_at
         return Findings(
-            kind=kind, width=facts.width, height=facts.height, duration_s=facts.duration_s,
+            kind=kind, width=video.width, height=video.height, duration_s=video.duration_s,
             captured_at=captured.isoformat() if captured else None,
             captured_on=captured.astimezone(local_tz).date() if captured else None,
             preview=poster, preview_note=notes,

@@ -29,6 +29,7 @@ from shared.observe import observe
 from shared.ops import ops_router
 from shared.request_context import request_info
 from shared.runtime import ServiceContext
+from shared.version import platform_version
 
 STATUSES = ("queued", "sending", "sent", "failed")
 READERS = (*STAFF, UNIT)
@@ -36,7 +37,7 @@ READERS = (*STAFF, UNIT)
 
 def create_app(ctx: ServiceContext) -> FastAPI:
     """The notification service's FastAPI application."""
-    app = FastAPI(title="notification · 通知", description="邮件通知、每日汇总、模板与投递记录", version="0.2.0")
+    app = FastAPI(title="notification · 通知", description="邮件通知、每日汇总、模板与投递记录", version=platform_version())
     install(app, verifier_from_settings(ctx.settings))
     observe(app, ctx)  # request ids in logs, access lines, HTTP metrics, /metrics (shared/observe.py)
     app.include_router(ops_router(ctx, AUDIT))  # /ops: parking lot, outbox errors, lag (admins)

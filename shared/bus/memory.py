@@ -8,7 +8,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Any, Sequence
 
 from shared.bus.port import Handler, ParkedMessage, parked_message, topic_matches
 from shared.events import Envelope
@@ -17,12 +17,15 @@ from shared.metrics import EVENTS_PARKED, EVENTS_RETRIED, event_type_of
 log = logging.getLogger(__name__)
 
 
+_Ready = tuple[float, int, int, bytes]  # (due, seq, attempt, body)
+
+
 @dataclass
 class _Queue:
     name: str
     patterns: tuple[str, ...]
     handler: Handler
-    ready: list = field(default_factory=list)  # heap of (due, seq, attempt, body)
+    ready: list[_Ready] = field(default_factory=list)  # a heap
     parked: list[bytes] = field(default_factory=list)
     park_notes: dict[int, tuple[int, str | None]] = field(default_factory=dict)  # id(body) -> attempts, error
     thread: threading.Thread | None = None
@@ -126,7 +129,7 @@ class InMemoryBus:
             queue.park_notes.pop(id(body), None)
         return chosen
 
-    def health(self) -> dict:
+    def health(self) -> dict[str, Any]:
         """Queue depths and parked counts."""
         with self._cond:
             return {
@@ -141,7 +144,7 @@ class InMemoryBus:
             queue.thread = threading.Thread(target=self._deliver_loop, args=(queue,), name=f"bus-{queue.name}", daemon=True)
             queue.thread.start()
 
-    def _next(self, queue: _Queue):
+    def _next(self, queue: _Queue) -> _Ready | None:
         with self._cond:
             while self._running:
                 now = time.monotonic()

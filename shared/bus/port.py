@@ -4,7 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Callable, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 from shared.events import Envelope
 
@@ -48,7 +48,7 @@ class MessageBus(Protocol):
     def parked(self, consumer: str) -> list[Envelope]:
         """Events that exhausted their retries for a consumer (peeked, not removed)."""
 
-    def health(self) -> dict:
+    def health(self) -> dict[str, Any]:
         """The adapter's state for /healthz."""
 
     def queue_state(self, consumer: str) -> dict:

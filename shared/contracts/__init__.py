@@ -1,11 +1,15 @@
 """Event payload schemas, one module per producing service."""
 from __future__ import annotations
 
+from typing import TypeVar
+
 from pydantic import BaseModel
 
 from shared.events import Envelope
 from shared.logs import current_correlation
 from shared.tracing import current_trace
+
+PayloadT = TypeVar("PayloadT", bound=BaseModel)
 
 
 def make_event(payload: BaseModel, *, producer: str, cause: Envelope | None = None) -> Envelope:
@@ -26,6 +30,6 @@ def make_event(payload: BaseModel, *, producer: str, cause: Envelope | None = No
     return event.model_copy(update={"trace": trace}) if trace else event
 
 
-def read_payload(model: type[BaseModel], event: Envelope) -> BaseModel:
+def read_payload(model: type[PayloadT], event: Envelope) -> PayloadT:
     """Validate an envelope's payload against its schema (unknown fields ignored)."""
     return model.model_validate(event.payload)

@@ -97,10 +97,7 @@ def moov(*, timescale: int = 1000, duration: int = 83_250, width: int = 1920, he
 def mp4(media: bytes = b"\x00" * 4096, *, moov_first: bool = True, large_mdat: bool = False, **movie) -> bytes:
     """A small MP4 file: ftyp, then moov and mdat in either order (mdat optionally with a 64-bit size)."""
     movie_box = moov(**movie)
-    if large_mdat:
-        mdat = struct.pack(">I4sQ", 1, b"mdat", 16 + len(media)) + media
-    else:
-        mdat = box(b"mdat", media)
+    mdat = struct.pack(">I4sQ", 1, b"mdat", 16 + len(media)) + media if large_mdat else box(b"mdat", media)
     return ftyp() + (movie_box + mdat if moov_first else mdat + movie_box)
 
 
