@@ -9,6 +9,7 @@
 Settings come from the environment as for the services (DATABASE_URL, BLOB_BACKEND, S3_*). PostgreSQL
 passwords: PGPASSWORD or ~/.pgpass, as for any libpq tool.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,9 +18,9 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Sequence
 from contextlib import closing
 from pathlib import Path
-from typing import Sequence
 
 from sqlalchemy.engine import make_url
 
@@ -33,7 +34,9 @@ def dump(settings: Settings, target: Path, *, minio=None) -> dict:
     target.mkdir(parents=True, exist_ok=True)
     written: dict = {"databases": {}, "blobs": 0}
     for service in SERVICES:
-        written["databases"][service] = str(_dump_database(settings.database_url_for(service), service, target))
+        written["databases"][service] = str(
+            _dump_database(settings.database_url_for(service), service, target)
+        )
     if settings.blob_backend == "s3":
         written["blobs"] = _mirror(minio or _minio(settings), settings.s3_bucket, target / "bucket")
     else:
@@ -65,8 +68,21 @@ def _dump_database(url: str, service: str, target: Path) -> Path:
             source.backup(copy)
         return path
     path = target / f"{service}.sql"
-    subprocess.run(["pg_dump", "--dbname", _libpq(url), "--schema", service, "--no-owner", "--no-privileges",
-                    "--file", str(path)], check=True, timeout=3600)
+    subprocess.run(
+        [
+            "pg_dump",
+            "--dbname",
+            _libpq(url),
+            "--schema",
+            service,
+            "--no-owner",
+            "--no-privileges",
+            "--file",
+            str(path),
+        ],
+        check=True,
+        timeout=3600,
+    )
     return path
 
 
@@ -74,12 +90,29 @@ def _restore_database(url: str, service: str, source: Path) -> None:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        with closing(sqlite3.connect(source / f"{service}.db")) as dumped, closing(sqlite3.connect(parsed.database)) as live:
+        with (
+            closing(sqlite3.connect(source / f"{service}.db")) as dumped,
+            closing(sqlite3.connect(parsed.database)) as live,
+        ):
             dumped.backup(live)
         return
-    subprocess.run(["psql", "--dbname", _libpq(url), "--quiet", "--no-psqlrc", "-v", "ON_ERROR_STOP=1",
-                    "--single-transaction", "--file", str(source / f"{service}.sql")], check=True, timeout=3600,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            "psql",
+            "--dbname",
+            _libpq(url),
+            "--quiet",
+            "--no-psqlrc",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "--single-transaction",
+            "--file",
+            str(source / f"{service}.sql"),
+        ],
+        check=True,
+        timeout=3600,
+        stdout=subprocess.DEVNULL,
+    )
 
 
 def _libpq(url: str) -> str:
@@ -92,8 +125,13 @@ def _minio(settings: Settings):
 
     secret = settings.s3_secret_key
     secret = secret.get_secret_value() if hasattr(secret, "get_secret_value") else secret
-    return Minio(endpoint=settings.s3_endpoint, access_key=settings.s3_access_key, secret_key=secret,
-                 secure=settings.s3_secure, region=settings.s3_region)
+    return Minio(
+        endpoint=settings.s3_endpoint,
+        access_key=settings.s3_access_key,
+        secret_key=secret,
+        secure=settings.s3_secure,
+        region=settings.s3_region,
+    )
 
 
 def _mirror(client, bucket: str, folder: Path) -> int:
@@ -111,14 +149,18 @@ def _upload(client, bucket: str, folder: Path) -> int:
         client.make_bucket(bucket_name=bucket)
     count = 0
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        client.fput_object(bucket_name=bucket, object_name=path.relative_to(folder).as_posix(), file_path=str(path))
+        client.fput_object(
+            bucket_name=bucket, object_name=path.relative_to(folder).as_posix(), file_path=str(path)
+        )
         count += 1
     return count
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the command line and dump or restore."""
-    parser = argparse.ArgumentParser(prog="python -m deploy.backup", description="备份与恢复 · backup and restore")
+    parser = argparse.ArgumentParser(
+        prog="python -m deploy.backup", description="备份与恢复 · backup and restore"
+    )
     parser.add_argument("action", choices=["dump", "restore"])
     parser.add_argument("folder", type=Path)
     args = parser.parse_args(argv)

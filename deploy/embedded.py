@@ -1,4 +1,5 @@
 """Embedded composition root: every service in one process, sharing one bus (`make run`)."""
+
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
@@ -35,7 +36,12 @@ from shared.migrations import SchemaNotCurrent
 from shared.runtime import ServiceContext, ServiceWorker, configure_logging
 from shared.settings import Settings
 
-PREFIXES = {"intake": "/intake", "evidence_storage": "/evidence", "review": "/review", "notification": "/notification"}
+PREFIXES = {
+    "intake": "/intake",
+    "evidence_storage": "/evidence",
+    "review": "/review",
+    "notification": "/notification",
+}
 
 
 @dataclass
@@ -62,8 +68,14 @@ class Platform:
             ctx.db.dispose()
 
 
-def build_platform(settings: Settings, *, clock: Clock | None = None, bus: MessageBus | None = None,
-                   blobs: BlobStore | None = None, mailer: Mailer | None = None) -> Platform:
+def build_platform(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    bus: MessageBus | None = None,
+    blobs: BlobStore | None = None,
+    mailer: Mailer | None = None,
+) -> Platform:
     """Assemble all four services on one bus with adapters chosen by settings."""
     clock = clock or SystemClock()
     bus = bus or make_bus(settings)
@@ -81,16 +93,29 @@ def build_platform(settings: Settings, *, clock: Clock | None = None, bus: Messa
     register_bus(bus)
     platform.workers = [
         ServiceWorker(contexts["intake"], bus, INTAKE_SUBSCRIPTIONS, intake_jobs(contexts["intake"])),
-        ServiceWorker(contexts["evidence_storage"], bus, EVIDENCE_SUBSCRIPTIONS, evidence_jobs(contexts["evidence_storage"])),
+        ServiceWorker(
+            contexts["evidence_storage"],
+            bus,
+            EVIDENCE_SUBSCRIPTIONS,
+            evidence_jobs(contexts["evidence_storage"]),
+        ),
         ServiceWorker(contexts["review"], bus, REVIEW_SUBSCRIPTIONS, review_jobs(contexts["review"])),
-        ServiceWorker(contexts["notification"], bus, NOTIFICATION_SUBSCRIPTIONS, notification_jobs(contexts["notification"])),
+        ServiceWorker(
+            contexts["notification"],
+            bus,
+            NOTIFICATION_SUBSCRIPTIONS,
+            notification_jobs(contexts["notification"]),
+        ),
     ]
-    platform.app = _root_app(platform, {
-        "intake": intake_api.create_app(contexts["intake"]),
-        "evidence_storage": evidence_api.create_app(contexts["evidence_storage"]),
-        "review": review_api.create_app(contexts["review"]),
-        "notification": notification_api.create_app(contexts["notification"]),
-    })
+    platform.app = _root_app(
+        platform,
+        {
+            "intake": intake_api.create_app(contexts["intake"]),
+            "evidence_storage": evidence_api.create_app(contexts["evidence_storage"]),
+            "review": review_api.create_app(contexts["review"]),
+            "notification": notification_api.create_app(contexts["notification"]),
+        },
+    )
     return platform
 
 
@@ -103,8 +128,13 @@ def _root_app(platform: Platform, apps: dict[str, FastAPI]) -> FastAPI:
         finally:
             platform.stop()
 
-    root = FastAPI(title="宣传月佐证平台 · campaign-evidence platform", version="0.1.0", lifespan=lifespan,
-                   docs_url=None, redoc_url=None)
+    root = FastAPI(
+        title="宣传月佐证平台 · campaign-evidence platform",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
     checks = {f"database.{name}": ctx.db.health for name, ctx in platform.contexts.items()}
     checks["bus"] = platform.bus.health
     checks["blob_store"] = platform.contexts["evidence_storage"].blobs.health
@@ -119,7 +149,10 @@ def _root_app(platform: Platform, apps: dict[str, FastAPI]) -> FastAPI:
 
     @root.get("/platform", response_class=HTMLResponse, include_in_schema=False)
     def index() -> str:
-        links = "".join(f'<li><a href="{prefix}/docs">{prefix}/docs</a>（{name}）</li>' for name, prefix in PREFIXES.items())
+        links = "".join(
+            f'<li><a href="{prefix}/docs">{prefix}/docs</a>（{name}）</li>'
+            for name, prefix in PREFIXES.items()
+        )
         return (
             '<!doctype html><html lang="zh-CN"><meta charset="utf-8"><title>宣传月佐证平台</title>'
             f'<h1>宣传月佐证平台</h1><p><a href="{console.PREFIX}/">网页控制台</a></p><p>各服务接口文档：</p><ul>{links}</ul>'
@@ -143,8 +176,16 @@ def main() -> None:
         platform = build_platform(settings)
     except SchemaNotCurrent as outdated:
         raise SystemExit(f"无法启动：{outdated}") from None
-    uvicorn.run(platform.app, host=settings.host, port=settings.port, proxy_headers=True,
-                forwarded_allow_ips=settings.forwarded_allow_ips, log_level="info", log_config=None, access_log=False)
+    uvicorn.run(
+        platform.app,
+        host=settings.host,
+        port=settings.port,
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
+        log_level="info",
+        log_config=None,
+        access_log=False,
+    )
 
 
 if __name__ == "__main__":

@@ -1,18 +1,19 @@
 """The composition root of a distributed service process: `python -m services.<name> api|worker|migrate`."""
+
 from __future__ import annotations
 
 import argparse
 import logging
 import os
-from typing import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from fastapi import FastAPI
 
 from shared.adapters import make_bus
 from shared.db import Database
-from shared.migrations import SchemaNotCurrent, head_revision, new_revision, upgrade
 from shared.messaging import EventHandler
 from shared.metrics import register_bus, register_service
+from shared.migrations import SchemaNotCurrent, head_revision, new_revision, upgrade
 from shared.runtime import PeriodicJob, ServiceContext, ServiceWorker, configure_logging, run_until_signalled
 from shared.settings import Settings
 
@@ -44,12 +45,21 @@ def launch(
 ) -> None:
     """Parse the role from argv and run the service's API or worker with adapters from the environment."""
     parser = argparse.ArgumentParser(prog=f"python -m services.{service}")
-    parser.add_argument("role", choices=["api", "worker", "migrate"],
-                        help="serve the HTTP API, consume events and relay the outbox, or upgrade the database schema")
+    parser.add_argument(
+        "role",
+        choices=["api", "worker", "migrate"],
+        help="serve the HTTP API, consume events and relay the outbox, or upgrade the database schema",
+    )
     parser.add_argument("--port", type=int, default=None, help="HTTP port for the api role (default: PORT)")
-    parser.add_argument("--to", default="head", help="migrate: the revision to upgrade to (default: the newest)")
-    parser.add_argument("--new-revision", metavar="MESSAGE", default=None,
-                        help="migrate: write a new revision from the models' changes instead (developers)")
+    parser.add_argument(
+        "--to", default="head", help="migrate: the revision to upgrade to (default: the newest)"
+    )
+    parser.add_argument(
+        "--new-revision",
+        metavar="MESSAGE",
+        default=None,
+        help="migrate: write a new revision from the models' changes instead (developers)",
+    )
     args = parser.parse_args(argv)
     settings = Settings()
     configure_logging(settings, service=service, role=args.role)
@@ -71,12 +81,31 @@ def launch(
             ctx.db.dispose()
             os.environ[_SERVICE_ENV] = service
             log.info("%s API: %d worker processes on port %d", service, settings.api_workers, port)
-            uvicorn.run(f"{__name__}:worker_app", factory=True, workers=settings.api_workers, host=settings.host, port=port,
-                        root_path=settings.root_path, log_level="info", proxy_headers=True,
-                        forwarded_allow_ips=settings.forwarded_allow_ips, log_config=None, access_log=False)
+            uvicorn.run(
+                f"{__name__}:worker_app",
+                factory=True,
+                workers=settings.api_workers,
+                host=settings.host,
+                port=port,
+                root_path=settings.root_path,
+                log_level="info",
+                proxy_headers=True,
+                forwarded_allow_ips=settings.forwarded_allow_ips,
+                log_config=None,
+                access_log=False,
+            )
             return
-        uvicorn.run(create_app(ctx), host=settings.host, port=port, root_path=settings.root_path, log_level="info",
-                    proxy_headers=True, forwarded_allow_ips=settings.forwarded_allow_ips, log_config=None, access_log=False)
+        uvicorn.run(
+            create_app(ctx),
+            host=settings.host,
+            port=port,
+            root_path=settings.root_path,
+            log_level="info",
+            proxy_headers=True,
+            forwarded_allow_ips=settings.forwarded_allow_ips,
+            log_config=None,
+            access_log=False,
+        )
         return
     bus = make_bus(settings)
     worker = ServiceWorker(ctx, bus, subscriptions, jobs(ctx))
@@ -98,7 +127,9 @@ def migrate(settings: Settings, service: str, *, to: str = "head", new: str | No
     """Upgrade the service's database to a revision, or autogenerate a new revision from its models."""
     if new is not None:
         path = new_revision(service, new)
-        print(f"new revision written: {path}  (read it, then test: pytest tests/operations/test_migrations.py)")
+        print(
+            f"new revision written: {path}  (read it, then test: pytest tests/operations/test_migrations.py)"
+        )
         return
     db = Database(settings.database_url_for(service), schema=service)
     try:

@@ -6,26 +6,37 @@ lives in a ContextVar, so it follows a request into FastAPI's thread pool and an
 and `current_correlation()` lets shared/contracts.make_event give new events the same correlation id.
 Secrets never reach a line: bearer tokens, passwords and query strings are cut from every message.
 """
+
 from __future__ import annotations
 
 import json
 import logging
 import re
 import sys
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
-from datetime import datetime, timezone
-from typing import Any, Iterator
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Any, TextIO
 
-_context: ContextVar[dict[str, Any]] = ContextVar("log_context", default={})
+_context: ContextVar[Mapping[str, Any]] = ContextVar("log_context", default=MappingProxyType({}))
 _process: dict[str, str] = {}
 
 # What a line may never carry: "Bearer <token>", "password=..."/"token": "...", and a URL's query string.
 _SECRETS = [
     (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+"), r"\1 [redacted]"),
-    (re.compile(r"(?i)((?:password|passwd|secret|token|api[_-]?key|authorization|x-api-key)[\"']?\s*[:=]\s*[\"']?)"
-                r"[^\s\"'&,;]+"), r"\1[redacted]"),
-    (re.compile(r"(?i)(amqps?|postgres(?:ql)?(?:\+\w+)?|smtp)://([^:/@\s]+):([^@\s]+)@"), r"\1://\2:[redacted]@"),
+    (
+        re.compile(
+            r"(?i)((?:password|passwd|secret|token|api[_-]?key|authorization|x-api-key)[\"']?\s*[:=]\s*[\"']?)"
+            r"[^\s\"'&,;]+"
+        ),
+        r"\1[redacted]",
+    ),
+    (
+        re.compile(r"(?i)(amqps?|postgres(?:ql)?(?:\+\w+)?|smtp)://([^:/@\s]+):([^@\s]+)@"),
+        r"\1://\2:[redacted]@",
+    ),
     (re.compile(r"(/[^\s?\"']*)\?[^\s\"']*"), r"\1"),
 ]
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
@@ -78,7 +89,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
@@ -105,7 +116,9 @@ class TextFormatter(logging.Formatter):
         return f"{text} [{ids}]" if ids else text
 
 
-def configure_logging(*, service: str, role: str, fmt: str = "auto", level: str = "INFO", stream=None) -> None:
+def configure_logging(
+    *, service: str, role: str, fmt: str = "auto", level: str = "INFO", stream: TextIO | None = None
+) -> None:
     """Send every log line to stderr as JSON (or text: fmt "text", or "auto" on a terminal) with the context."""
     _process.update(service=service, role=role)
     stream = stream or sys.stderr

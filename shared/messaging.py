@@ -1,11 +1,12 @@
 """Delivery guarantees: the transactional outbox with its relay, and the idempotent-consumer inbox."""
+
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import (
     BigInteger,
@@ -27,10 +28,9 @@ from sqlalchemy.orm import Session
 
 from shared.background import BackgroundLoop
 from shared.bus.port import MessageBus
-from shared.db import Database
+from shared.db import Database, rows_affected
 from shared.events import Envelope
 from shared.logs import log_context
-from shared.tracing import span
 from shared.metrics import (
     EVENTS_CONSUMED,
     EVENTS_DUPLICATE,
@@ -39,6 +39,7 @@ from shared.metrics import (
     HANDLER_DURATION,
     PUBLISH_FAILED,
 )
+from shared.tracing import span
 
 log = logging.getLogger(__name__)
 
@@ -89,21 +90,31 @@ class Outbox:
                 event_id=event.event_id,
                 type=event.type,
                 body=event.to_json().decode("utf-8"),
-                created_at=datetime.now(timezone.utc),
+                created_at=datetime.now(UTC),
                 attempts=0,
             )
         )
 
     def pending(self, session: Session) -> int:
         """How many events wait to be published."""
-        return len(session.execute(select(self._table.c.id).where(self._table.c.published_at.is_(None))).all())
+        return len(
+            session.execute(select(self._table.c.id).where(self._table.c.published_at.is_(None))).all()
+        )
 
 
 class OutboxRelay:
     """Publishes committed outbox rows with confirms and marks them sent; safe with several replicas."""
 
-    def __init__(self, *, db: Database, table: Table, bus: MessageBus, poll_s: float = 0.5, batch: int = 100,
-                 service: str = "") -> None:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        table: Table,
+        bus: MessageBus,
+        poll_s: float = 0.5,
+        batch: int = 100,
+        service: str = "",
+    ) -> None:
         self._db, self._table, self._bus = db, table, bus
         self._service = service or db.schema
         self._batch = batch
@@ -129,11 +140,15 @@ class OutboxRelay:
                     log.warning("outbox relay: publish failed, will retry: %s", exc)
                     PUBLISH_FAILED.labels(self._service).inc()
                     session.execute(
-                        update(t).where(t.c.id == row.id).values(attempts=t.c.attempts + 1, last_error=str(exc)[:500])
+                        update(t)
+                        .where(t.c.id == row.id)
+                        .values(attempts=t.c.attempts + 1, last_error=str(exc)[:500])
                     )
                     break
                 session.execute(
-                    update(t).where(t.c.id == row.id).values(published_at=datetime.now(timezone.utc), attempts=t.c.attempts + 1)
+                    update(t)
+                    .where(t.c.id == row.id)
+                    .values(published_at=datetime.now(UTC), attempts=t.c.attempts + 1)
                 )
                 published += 1
         if published:
@@ -164,8 +179,15 @@ class Inbox:
         # One round trip: insert unless present. A replica racing on the same event waits for the other's
         # transaction and then finds the row (or, if that one rolled back, inserts it).
         upsert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-        row = dict(consumer=consumer, event_id=event.event_id, type=event.type, processed_at=datetime.now(timezone.utc))
-        inserted = upsert(self._table).values(**row).on_conflict_do_nothing().returning(self._table.c.event_id)
+        row = dict(
+            consumer=consumer,
+            event_id=event.event_id,
+            type=event.type,
+            processed_at=datetime.now(UTC),
+        )
+        inserted = (
+            upsert(self._table).values(**row).on_conflict_do_nothing().returning(self._table.c.event_id)
+        )
         return session.execute(inserted).first() is not None
 
 
@@ -202,10 +224,24 @@ class IdempotentConsumer:
         if not handlers:
             return
         # Every log line and every event made while handling carries this event as its cause (shared/logs.py).
-        with log_context(service=self.name, consumer=self.name, event_id=event.event_id, event_type=event.type,
-                         correlation_id=event.correlation_id or event.event_id, causation_id=event.causation_id), \
-                span(f"consume {event.type}", parent=event.trace, kind="consumer", consumer=self.name,
-                     event_id=event.event_id, correlation_id=event.correlation_id):
+        with (
+            log_context(
+                service=self.name,
+                consumer=self.name,
+                event_id=event.event_id,
+                event_type=event.type,
+                correlation_id=event.correlation_id or event.event_id,
+                causation_id=event.causation_id,
+            ),
+            span(
+                f"consume {event.type}",
+                parent=event.trace,
+                kind="consumer",
+                consumer=self.name,
+                event_id=event.event_id,
+                correlation_id=event.correlation_id,
+            ),
+        ):
             started = time.perf_counter()
             try:
                 with self._db.transaction() as session:
@@ -224,7 +260,12 @@ class IdempotentConsumer:
                 raise
             except Exception:
                 EVENTS_FAILED.labels(self.name, event.type).inc()
-                log.warning("%s: handling %s failed; the bus retries or parks it", self.name, event.type, exc_info=True)
+                log.warning(
+                    "%s: handling %s failed; the bus retries or parks it",
+                    self.name,
+                    event.type,
+                    exc_info=True,
+                )
                 raise
             HANDLER_DURATION.labels(self.name, event.type).observe(time.perf_counter() - started)
             EVENTS_CONSUMED.labels(self.name, event.type).inc()
@@ -235,18 +276,30 @@ class IdempotentConsumer:
     def _already_processed(self, event: Envelope) -> bool:
         with self._db.transaction() as session:
             t = self._inbox._table
-            return session.execute(
-                select(t.c.event_id).where(t.c.consumer == self.name, t.c.event_id == event.event_id)
-            ).first() is not None
+            return (
+                session.execute(
+                    select(t.c.event_id).where(t.c.consumer == self.name, t.c.event_id == event.event_id)
+                ).first()
+                is not None
+            )
 
 
 def prune_messaging(db: Database, tables: MessagingTables, *, older_than: timedelta) -> int:
     """Delete outbox rows published, and inbox records made, longer ago than older_than; returns how many."""
-    cutoff = datetime.now(timezone.utc) - older_than
+    cutoff = datetime.now(UTC) - older_than
     with db.transaction() as session:
-        outbox = session.execute(delete(tables.outbox).where(tables.outbox.c.published_at < cutoff)).rowcount
-        inbox = session.execute(delete(tables.inbox).where(tables.inbox.c.processed_at < cutoff)).rowcount
+        outbox = rows_affected(
+            session.execute(delete(tables.outbox).where(tables.outbox.c.published_at < cutoff))
+        )
+        inbox = rows_affected(
+            session.execute(delete(tables.inbox).where(tables.inbox.c.processed_at < cutoff))
+        )
     if outbox or inbox:
-        log.info("pruned %d published outbox rows and %d inbox records older than %s", outbox, inbox, older_than,
-                 extra={"pruned_outbox": outbox, "pruned_inbox": inbox})
+        log.info(
+            "pruned %d published outbox rows and %d inbox records older than %s",
+            outbox,
+            inbox,
+            older_than,
+            extra={"pruned_outbox": outbox, "pruned_inbox": inbox},
+        )
     return outbox + inbox

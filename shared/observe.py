@@ -1,5 +1,6 @@
 """What every service API gets for operators: the request id in every log line, one access line per request
 (never the query string), HTTP metrics by route and status, and GET /metrics."""
+
 from __future__ import annotations
 
 import logging
@@ -8,17 +9,23 @@ import uuid
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.request_context import REQUEST_ID_PATTERN
-from shared.tracing import span
 from shared.logs import log_context
 from shared.metrics import HTTP_LATENCY, HTTP_REQUESTS, metrics_router, register_service
+from shared.request_context import REQUEST_ID_PATTERN
+from shared.tracing import span
 
 if TYPE_CHECKING:
     from shared.runtime import ServiceContext
 
 access = logging.getLogger("http.access")
-QUIET_ROUTES = {"/metrics", "/livez", "/readyz", "/healthz"}  # polled every few seconds: no access line unless it fails
+QUIET_ROUTES = {
+    "/metrics",
+    "/livez",
+    "/readyz",
+    "/healthz",
+}  # polled every few seconds: no access line unless it fails
 
 
 def observe(app: FastAPI, ctx: ServiceContext) -> None:
@@ -32,10 +39,10 @@ def observe(app: FastAPI, ctx: ServiceContext) -> None:
 class ObserveMiddleware:
     """Binds service and request id to the log context, then times the request and counts it by route."""
 
-    def __init__(self, app, *, service: str) -> None:
+    def __init__(self, app: ASGIApp, *, service: str) -> None:
         self.app, self.service = app, service
 
-    async def __call__(self, scope, receive, send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -47,17 +54,27 @@ class ObserveMiddleware:
             state["request_id"] = request_id
         status = [500]
 
-        async def send_status(message) -> None:
+        async def send_status(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status[0] = message["status"]
             await send(message)
 
         started = time.perf_counter()
-        carried = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers") or []
-                   if k in (b"traceparent", b"tracestate")}
-        with log_context(service=self.service, request_id=request_id), \
-                span(f"{scope.get('method', '')} {self.service}", parent=carried, kind="server",
-                     request_id=request_id, path=scope.get("path")):
+        carried = {
+            k.decode("latin-1"): v.decode("latin-1")
+            for k, v in scope.get("headers") or []
+            if k in (b"traceparent", b"tracestate")
+        }
+        with (
+            log_context(service=self.service, request_id=request_id),
+            span(
+                f"{scope.get('method', '')} {self.service}",
+                parent=carried,
+                kind="server",
+                request_id=request_id,
+                path=scope.get("path"),
+            ),
+        ):
             try:
                 await self.app(scope, receive, send_status)
             finally:
@@ -67,6 +84,15 @@ class ObserveMiddleware:
                 HTTP_REQUESTS.labels(self.service, method, route, str(status[0])).inc()
                 HTTP_LATENCY.labels(self.service, method, route).observe(elapsed)
                 if route not in QUIET_ROUTES or status[0] >= 500:
-                    access.info("%s %s %s", method, scope.get("path", ""), status[0],
-                                extra={"http_method": method, "route": route, "status": status[0],
-                                       "duration_ms": round(elapsed * 1000, 1)})
+                    access.info(
+                        "%s %s %s",
+                        method,
+                        scope.get("path", ""),
+                        status[0],
+                        extra={
+                            "http_method": method,
+                            "route": route,
+                            "status": status[0],
+                            "duration_ms": round(elapsed * 1000, 1),
+                        },
+                    )

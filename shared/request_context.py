@@ -3,6 +3,7 @@
 Both the token check (shared/auth.py installs the middleware) and the audit log (shared/audit.py stores
 what `request_info` returns) need this, so it lives on its own and neither imports the other for it.
 """
+
 from __future__ import annotations
 
 import re

@@ -1,13 +1,14 @@
 """What one service needs at run time, and the worker loop that drives its consumers and relay."""
+
 from __future__ import annotations
 
 import logging
 import signal
 import threading
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Callable, Mapping, Sequence
 
 from shared.background import BackgroundLoop
 from shared.blobs.port import BlobStore
@@ -15,8 +16,8 @@ from shared.bus.port import MessageBus
 from shared.clock import Clock
 from shared.db import Database
 from shared.events import Envelope
-from shared.mail.port import Mailer
 from shared.logs import log_context
+from shared.mail.port import Mailer
 from shared.messaging import (
     EventHandler,
     IdempotentConsumer,
@@ -93,13 +94,24 @@ class ServiceWorker:
     ) -> None:
         self.ctx, self.bus = ctx, bus
         ctx.bus = bus
-        self.relay = OutboxRelay(db=ctx.db, table=ctx.messaging.outbox, bus=bus, poll_s=ctx.settings.outbox_poll_s,
-                                 service=ctx.name)
+        self.relay = OutboxRelay(
+            db=ctx.db,
+            table=ctx.messaging.outbox,
+            bus=bus,
+            poll_s=ctx.settings.outbox_poll_s,
+            service=ctx.name,
+        )
         retention = timedelta(days=ctx.settings.retention_days)
-        prune = PeriodicJob("prune", ctx.settings.prune_interval_s,
-                            lambda: prune_messaging(ctx.db, ctx.messaging, older_than=retention), wake_on_events=False)
-        self._jobs = [(job, BackgroundLoop(f"job-{job.name}", job.interval_s, observed(ctx.name, job)))
-                      for job in (*jobs, prune)]
+        prune = PeriodicJob(
+            "prune",
+            ctx.settings.prune_interval_s,
+            lambda: prune_messaging(ctx.db, ctx.messaging, older_than=retention),
+            wake_on_events=False,
+        )
+        self._jobs = [
+            (job, BackgroundLoop(f"job-{job.name}", job.interval_s, observed(ctx.name, job)))
+            for job in (*jobs, prune)
+        ]
         ctx.outbox_wakers.append(self.relay.wake)
         self.consumer = IdempotentConsumer(
             name=ctx.name,
@@ -132,11 +144,15 @@ class ServiceWorker:
         self.relay.stop()
 
 
-def wanted_subscriptions(subscriptions: Mapping[str, Sequence[EventHandler]], settings: Settings) -> dict[str, list[EventHandler]]:
+def wanted_subscriptions(
+    subscriptions: Mapping[str, Sequence[EventHandler]], settings: Settings
+) -> dict[str, list[EventHandler]]:
     """The subscriptions without handlers that say (by a `wanted(settings)` attribute) they have nothing to do with
     these settings, so the service does not even bind those events: no delivery, no inbox row, no transaction."""
-    kept = {event_type: [h for h in handlers if getattr(h, "wanted", lambda _settings: True)(settings)]
-            for event_type, handlers in subscriptions.items()}
+    kept = {
+        event_type: [h for h in handlers if getattr(h, "wanted", lambda _settings: True)(settings)]
+        for event_type, handlers in subscriptions.items()
+    }
     skipped = sorted(event_type for event_type, handlers in kept.items() if not handlers)
     if skipped:
         log.info("not consuming %s: no handler has work for them with these settings", ", ".join(skipped))
@@ -174,10 +190,11 @@ def observed(service: str, job: PeriodicJob) -> Callable[[], object]:
     return step
 
 
-def configure_logging(settings: Settings | None = None, *, service: str = "platform", role: str = "embedded") -> None:
+def configure_logging(
+    settings: Settings | None = None, *, service: str = "platform", role: str = "embedded"
+) -> None:
     """Structured logs on stderr for every process (shared/logs.py; LOG_FORMAT, LOG_LEVEL), and tracing if configured."""
     from shared.logs import configure_logging as configure
-
     from shared.tracing import setup_tracing
 
     settings = settings or Settings()

@@ -5,17 +5,19 @@ On only when OTEL_EXPORTER_OTLP_ENDPOINT is set and the `otel` extra is installe
 travels inside the event envelope (`trace`), so it survives the outbox and the broker unchanged. Without
 tracing every function here does nothing.
 """
+
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, nullcontext
-from typing import Iterator, Mapping
+from typing import Any
 
 log = logging.getLogger(__name__)
 _tracer = None
 
 
-def setup_tracing(service: str, *, endpoint: str | None, exporter=None) -> bool:
+def setup_tracing(service: str, *, endpoint: str | None, exporter: Any = None) -> bool:
     """Trace this process to the OTLP endpoint (or the given exporter); False when off or not installed."""
     global _tracer
     if not endpoint and exporter is None:
@@ -57,7 +59,9 @@ def current_trace() -> dict[str, str] | None:
 
 
 @contextmanager
-def span(name: str, *, parent: Mapping[str, str] | None = None, kind: str = "internal", **attributes) -> Iterator[None]:
+def span(
+    name: str, *, parent: Mapping[str, str] | None = None, kind: str = "internal", **attributes: object
+) -> Iterator[None]:
     """A span around a block, child of the given carried context (an event's or a request's headers)."""
     if _tracer is None:
         with nullcontext():
@@ -67,6 +71,10 @@ def span(name: str, *, parent: Mapping[str, str] | None = None, kind: str = "int
     from opentelemetry.trace import SpanKind
 
     context = extract(dict(parent)) if parent else None
-    with _tracer.start_as_current_span(name, context=context, kind=getattr(SpanKind, kind.upper()),
-                                       attributes={k: str(v) for k, v in attributes.items() if v is not None}):
+    with _tracer.start_as_current_span(
+        name,
+        context=context,
+        kind=getattr(SpanKind, kind.upper()),
+        attributes={k: str(v) for k, v in attributes.items() if v is not None},
+    ):
         yield

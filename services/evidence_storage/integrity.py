@@ -1,6 +1,7 @@
 """The integrity check: re-hash stored objects (a random sample or all) against their recorded size and
 SHA-256 and report what differs; a full run also lists objects no evidence row refers to. A request queues a
 check; the evidence worker runs it and saves its progress, so GET shows done/total and the findings so far."""
+
 from __future__ import annotations
 
 import hashlib
@@ -21,14 +22,27 @@ ORPHAN_PREFIXES = ("evidence/", "previews/", "staging/")
 
 
 PROGRESS_EVERY = 25  # objects between two progress saves
-STALE_AFTER = timedelta(minutes=10)  # a running check without a heartbeat this long was cut off (crash): resumed
+STALE_AFTER = timedelta(
+    minutes=10
+)  # a running check without a heartbeat this long was cut off (crash): resumed
 
 
 def request_check(*, sample: int | None, ctx: ServiceContext, state: str = "queued") -> IntegrityCheck:
     """Queue a check of all stored evidence (sample None) or of a random sample; the evidence worker runs it."""
     now = ctx.clock.now()
-    check = IntegrityCheck(id=new_id(), started_at=now, finished_at=None, requested="all" if sample is None else str(sample),
-                           checked=0, ok=0, total=0, problems=[], state=state, error=None, heartbeat_at=now)
+    check = IntegrityCheck(
+        id=new_id(),
+        started_at=now,
+        finished_at=None,
+        requested="all" if sample is None else str(sample),
+        checked=0,
+        ok=0,
+        total=0,
+        problems=[],
+        state=state,
+        error=None,
+        heartbeat_at=now,
+    )
     with ctx.db.transaction() as uow:
         uow.add(check)
     log.info("integrity check %s %s (%s)", check.id, state, check.requested)
@@ -39,10 +53,18 @@ def run_queued(ctx: ServiceContext) -> bool:
     """The worker's job: run the oldest queued check (or one cut off by a crash); True if it ran one."""
     now = ctx.clock.now()
     with ctx.db.transaction() as uow:
-        check = uow.scalars(select(IntegrityCheck).where(or_(
-            IntegrityCheck.state == "queued",
-            and_(IntegrityCheck.state == "running", IntegrityCheck.heartbeat_at < now - STALE_AFTER)))
-            .order_by(IntegrityCheck.started_at).limit(1).with_for_update(skip_locked=True)).first()
+        check = uow.scalars(
+            select(IntegrityCheck)
+            .where(
+                or_(
+                    IntegrityCheck.state == "queued",
+                    and_(IntegrityCheck.state == "running", IntegrityCheck.heartbeat_at < now - STALE_AFTER),
+                )
+            )
+            .order_by(IntegrityCheck.started_at)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+        ).first()
         if check is None:
             return False
         check.state, check.heartbeat_at, check.checked, check.ok, check.problems = "running", now, 0, 0, []
@@ -56,14 +78,17 @@ def run_check(*, sample: int | None, ctx: ServiceContext) -> IntegrityCheck:
     check = request_check(sample=sample, ctx=ctx, state="running")  # never queued: no worker takes it
     _run(ctx, check.id, sample=sample)
     with ctx.db.session() as uow:
-        return uow.get(IntegrityCheck, check.id)
+        return uow.get_one(IntegrityCheck, check.id)
 
 
 def _run(ctx: ServiceContext, check_id: str, *, sample: int | None) -> None:
     """Re-hash the objects, saving progress (checked of total, findings so far) every PROGRESS_EVERY objects."""
     with ctx.db.session() as uow:
-        rows = list(uow.execute(select(Evidence.id, Evidence.object_key, Evidence.size, Evidence.sha256)
-                                .order_by(Evidence.id)))
+        rows = list(
+            uow.execute(
+                select(Evidence.id, Evidence.object_key, Evidence.size, Evidence.sha256).order_by(Evidence.id)
+            )
+        )
     if sample is not None:
         rows = random.sample(rows, min(sample, len(rows)))
     problems: list[dict] = []
@@ -78,23 +103,50 @@ def _run(ctx: ServiceContext, check_id: str, *, sample: int | None) -> None:
         if sample is None:
             problems.extend(_orphans(ctx))
     except BlobStoreUnavailable as exc:
-        _save(ctx, check_id, total=len(rows), checked=0, problems=problems, state="failed",
-              error=f"存储服务暂时不可用，完整性检查未完成，请稍后重试 / evidence store unavailable: {exc}"[:1000])
+        _save(
+            ctx,
+            check_id,
+            total=len(rows),
+            checked=0,
+            problems=problems,
+            state="failed",
+            error=f"存储服务暂时不可用，完整性检查未完成，请稍后重试 / evidence store unavailable: {exc}"[
+                :1000
+            ],
+        )
         log.warning("integrity check %s failed: the store is unavailable", check_id)
         return
     _save(ctx, check_id, total=len(rows), checked=len(rows), problems=problems, state="done")
-    log.info("integrity check %s done: %d objects, %d problem(s)", check_id, len(rows), len(problems),
-             extra={"problems": len(problems)})
+    log.info(
+        "integrity check %s done: %d objects, %d problem(s)",
+        check_id,
+        len(rows),
+        len(problems),
+        extra={"problems": len(problems)},
+    )
 
 
-def _save(ctx: ServiceContext, check_id: str, *, total: int, checked: int, problems: list[dict],
-          state: str | None = None, error: str | None = None) -> None:
+def _save(
+    ctx: ServiceContext,
+    check_id: str,
+    *,
+    total: int,
+    checked: int,
+    problems: list[dict],
+    state: str | None = None,
+    error: str | None = None,
+) -> None:
     mismatched = {problem["evidence_id"] for problem in problems if problem.get("evidence_id")}
     now = ctx.clock.now()
     with ctx.db.transaction() as uow:
-        check = uow.get(IntegrityCheck, check_id)
+        check = uow.get_one(IntegrityCheck, check_id)
         check.total, check.checked, check.ok, check.problems, check.heartbeat_at = (
-            total, checked, max(0, checked - len(mismatched)), list(problems), now)
+            total,
+            checked,
+            max(0, checked - len(mismatched)),
+            list(problems),
+            now,
+        )
         if state is not None:
             check.state, check.error, check.finished_at = state, error, now
 

@@ -9,14 +9,16 @@ in one transaction. While the server itself is unavailable the loop stops its ba
 did not try back to the queue (no retry storm); a token bucket keeps the send rate under
 SMTP_MAX_PER_MINUTE, and a batch is only as large as the tokens that come within one round.
 """
+
 from __future__ import annotations
 
 import logging
 import random
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -63,13 +65,19 @@ class Outcome:
 class DeliveryLoop:
     """Sends due e-mails for one worker; `run` is its periodic job."""
 
-    def __init__(self, ctx: ServiceContext, *, bucket: TokenBucket | None = None, batch: int = 20,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        ctx: ServiceContext,
+        *,
+        bucket: TokenBucket | None = None,
+        batch: int = 20,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.ctx, self._bucket, self._batch, self._sleep = ctx, bucket, batch, sleep
         self._probing = False  # the server was unavailable: claim one row a round until a send gets an answer
 
     @classmethod
-    def from_settings(cls, ctx: ServiceContext) -> "DeliveryLoop":
+    def from_settings(cls, ctx: ServiceContext) -> DeliveryLoop:
         """A loop with the rate limit SMTP_MAX_PER_MINUTE (none when 0)."""
         per_minute = ctx.settings.smtp_max_per_minute
         return cls(ctx, bucket=TokenBucket(per_minute) if per_minute else None)
@@ -79,7 +87,9 @@ class DeliveryLoop:
         started, sent = time.monotonic(), 0
         if self.ctx.mailer is None:
             raise RuntimeError("the notification worker was built without a mailer")
-        with self.ctx.mailer.session() as mail:  # connects at its first message, so an idle round costs nothing
+        with (
+            self.ctx.mailer.session() as mail
+        ):  # connects at its first message, so an idle round costs nothing
             while True:
                 room = self._room()
                 batch = self.claim(room)
@@ -89,9 +99,13 @@ class DeliveryLoop:
                 try:
                     stopped = self._send_batch(mail, batch, outcomes)
                 finally:  # also after an unexpected error: what was sent is recorded, what was not goes back
-                    self.record(outcomes, unsent=batch[len(outcomes):])
+                    self.record(outcomes, unsent=batch[len(outcomes) :])
                 sent += sum(outcome.status == "sent" for outcome in outcomes)
-                if stopped or len(batch) < room or time.monotonic() - started >= self.ctx.settings.notify_poll_s:
+                if (
+                    stopped
+                    or len(batch) < room
+                    or time.monotonic() - started >= self.ctx.settings.notify_poll_s
+                ):
                     break
         return sent
 
@@ -101,15 +115,22 @@ class DeliveryLoop:
             return []
         now = self.ctx.clock.now()
         with self.ctx.db.transaction() as uow:
-            rows = uow.scalars(select(Delivery).where(Delivery.status == "queued", Delivery.next_attempt_at <= now)
-                               .order_by(Delivery.next_attempt_at, Delivery.created_at).limit(limit)
-                               .with_for_update(skip_locked=True)).all()
+            rows = uow.scalars(
+                select(Delivery)
+                .where(Delivery.status == "queued", Delivery.next_attempt_at <= now)
+                .order_by(Delivery.next_attempt_at, Delivery.created_at)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            ).all()
             if not rows:
                 return []
             claimed = [_claimed(row) for row in rows]
-            uow.execute(update(Delivery).where(Delivery.id.in_([row.id for row in rows]))
-                        .values(status="sending", attempts=Delivery.attempts + 1)
-                        .execution_options(synchronize_session=False))
+            uow.execute(
+                update(Delivery)
+                .where(Delivery.id.in_([row.id for row in rows]))
+                .values(status="sending", attempts=Delivery.attempts + 1)
+                .execution_options(synchronize_session=False)
+            )
         return claimed
 
     def record(self, outcomes: list[Outcome], *, unsent: Sequence[Claimed] = ()) -> None:
@@ -121,9 +142,15 @@ class DeliveryLoop:
         for outcome in outcomes:
             MAILS.labels(outcome.status).inc()
         with ctx.db.transaction() as uow:
-            if sent:  # the common case, in one statement; a sent row keeps the error of an earlier attempt, if any
-                uow.execute(update(Delivery).where(Delivery.id.in_([d.id for d in sent]))
-                            .values(status="sent", sent_at=ctx.clock.now()).execution_options(synchronize_session=False))
+            if (
+                sent
+            ):  # the common case, in one statement; a sent row keeps the error of an earlier attempt, if any
+                uow.execute(
+                    update(Delivery)
+                    .where(Delivery.id.in_([d.id for d in sent]))
+                    .values(status="sent", sent_at=ctx.clock.now())
+                    .execution_options(synchronize_session=False)
+                )
                 for delivery in sent:
                     ctx.outbox.add(uow, make_event(_event(delivery, None), producer=SERVICE))
             for outcome in outcomes:
@@ -131,9 +158,12 @@ class DeliveryLoop:
                     _apply(uow, outcome, ctx=ctx)
             if unsent:
                 # Nothing was said to the server about these: undo the claim as if it never happened.
-                uow.execute(update(Delivery).where(Delivery.id.in_([d.id for d in unsent]), Delivery.status == "sending")
-                            .values(status="queued", attempts=Delivery.attempts - 1)
-                            .execution_options(synchronize_session=False))
+                uow.execute(
+                    update(Delivery)
+                    .where(Delivery.id.in_([d.id for d in unsent]), Delivery.status == "sending")
+                    .values(status="queued", attempts=Delivery.attempts - 1)
+                    .execution_options(synchronize_session=False)
+                )
         ctx.outbox_written()
 
     def _room(self) -> int:
@@ -167,8 +197,12 @@ class DeliveryLoop:
     def _send(self, mail: MailSession, delivery: Claimed) -> Outcome:
         settings = self.ctx.settings
         try:
-            message = build_message(sender=settings.mail_from, recipient=delivery.recipient, mail=_as_rendered(delivery),
-                                    message_id_domain=sender_domain(settings.mail_from))
+            message = build_message(
+                sender=settings.mail_from,
+                recipient=delivery.recipient,
+                mail=_as_rendered(delivery),
+                message_id_domain=sender_domain(settings.mail_from),
+            )
         except ValueError as exc:
             return Outcome(delivery, "failed", f"invalid address: {exc}")
         try:
@@ -185,15 +219,26 @@ class DeliveryLoop:
         return Outcome(delivery, "sent")
 
 
-def backoff_s(attempts: int, *, base_s: float, max_s: float, rand: Callable[[float, float], float] = random.uniform) -> float:
+def backoff_s(
+    attempts: int, *, base_s: float, max_s: float, rand: Callable[[float, float], float] = random.uniform
+) -> float:
     """Delay before the next try: base·2^(attempts-1) capped at max, scaled by a random 50–100 % (jitter)."""
     return rand(0.5, 1.0) * min(base_s * 2 ** max(attempts - 1, 0), max_s)
 
 
 def _claimed(row: Delivery) -> Claimed:
-    return Claimed(id=row.id, dedupe_key=row.dedupe_key, event_type=row.event_type, unit_id=row.unit_id,
-                   recipient=row.recipient, subject=row.subject, body_text=row.body_text, body_html=row.body_html,
-                   attempts=row.attempts + 1, created_at=row.created_at)
+    return Claimed(
+        id=row.id,
+        dedupe_key=row.dedupe_key,
+        event_type=row.event_type,
+        unit_id=row.unit_id,
+        recipient=row.recipient,
+        subject=row.subject,
+        body_text=row.body_text,
+        body_html=row.body_html,
+        attempts=row.attempts + 1,
+        created_at=row.created_at,
+    )
 
 
 def _as_rendered(delivery: Claimed) -> RenderedMail:
@@ -211,23 +256,38 @@ def _apply(uow: Session, outcome: Outcome, *, ctx: ServiceContext) -> None:
     if waited >= settings.notify_retry_for_s:
         _fail(uow, delivery, f"gave up after {delivery.attempts} attempts in {waited:.0f}s: {error}", ctx=ctx)
         return
-    delay = backoff_s(delivery.attempts, base_s=settings.notify_backoff_base_s, max_s=settings.notify_backoff_max_s)
-    uow.execute(update(Delivery).where(Delivery.id == delivery.id).values(
-        status="queued", last_error=error[:1000], next_attempt_at=now + timedelta(seconds=delay)))
-    log.warning("delivery %s deferred %.1fs after attempt %d: %s", delivery.id, delay, delivery.attempts, error)
+    delay = backoff_s(
+        delivery.attempts, base_s=settings.notify_backoff_base_s, max_s=settings.notify_backoff_max_s
+    )
+    uow.execute(
+        update(Delivery)
+        .where(Delivery.id == delivery.id)
+        .values(status="queued", last_error=error[:1000], next_attempt_at=now + timedelta(seconds=delay))
+    )
+    log.warning(
+        "delivery %s deferred %.1fs after attempt %d: %s", delivery.id, delay, delivery.attempts, error
+    )
 
 
 def _fail(uow: Session, delivery: Claimed, error: str, *, ctx: ServiceContext) -> None:
-    uow.execute(update(Delivery).where(Delivery.id == delivery.id).values(status="failed", sent_at=None,
-                                                                          last_error=error[:1000]))
+    uow.execute(
+        update(Delivery)
+        .where(Delivery.id == delivery.id)
+        .values(status="failed", sent_at=None, last_error=error[:1000])
+    )
     ctx.outbox.add(uow, make_event(_event(delivery, error), producer=SERVICE))
     log.error("delivery %s failed for good: %s", delivery.id, error)
 
 
 def _event(delivery: Claimed, error: str | None) -> NotificationDelivered | NotificationFailed:
     """notification.delivered, or notification.failed with the reason when there is an error."""
-    common: dict[str, Any] = dict(delivery_id=delivery.id, dedupe_key=delivery.dedupe_key, recipient=delivery.recipient,
-                  unit_id=delivery.unit_id, cause_type=delivery.event_type)
+    common: dict[str, Any] = dict(
+        delivery_id=delivery.id,
+        dedupe_key=delivery.dedupe_key,
+        recipient=delivery.recipient,
+        unit_id=delivery.unit_id,
+        cause_type=delivery.event_type,
+    )
     return NotificationDelivered(**common) if error is None else NotificationFailed(reason=error, **common)
 
 
@@ -238,9 +298,19 @@ def deliveries_probe(ctx: ServiceContext):
     from shared.metrics import age_s
 
     with ctx.db.session() as uow:
-        counts = dict(uow.execute(select(Delivery.status, func.count()).group_by(Delivery.status)).all())
-        oldest = uow.execute(select(func.min(Delivery.created_at)).where(Delivery.status == "queued")).scalar()
+        counts: dict[str, int] = {
+            status: count
+            for status, count in uow.execute(select(Delivery.status, func.count()).group_by(Delivery.status))
+        }
+        oldest = uow.execute(
+            select(func.min(Delivery.created_at)).where(Delivery.status == "queued")
+        ).scalar()
     for status in sorted({"queued", "sending", "sent", "failed", *counts}):
         yield "cep_deliveries", "E-mail deliveries by status", ("status",), (status,), counts.get(status, 0)
-    yield ("cep_deliveries_oldest_queued_age_seconds", "Age of the oldest e-mail still queued (0: none)", (), (),
-           age_s(oldest))
+    yield (
+        "cep_deliveries_oldest_queued_age_seconds",
+        "Age of the oldest e-mail still queued (0: none)",
+        (),
+        (),
+        age_s(oldest),
+    )

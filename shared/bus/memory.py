@@ -1,4 +1,5 @@
 """In-process bus: same semantics as RabbitMQ (retries, parking lot), for embedded mode and tests."""
+
 from __future__ import annotations
 
 import heapq
@@ -7,8 +8,9 @@ import logging
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from shared.bus.port import Handler, ParkedMessage, parked_message, topic_matches
 from shared.events import Envelope
@@ -87,7 +89,7 @@ class InMemoryBus:
             queue = self._queues.get(consumer)
             return [Envelope.from_json(body) for body in (queue.parked if queue else [])]
 
-    def queue_state(self, consumer: str) -> dict:
+    def queue_state(self, consumer: str) -> dict[str, int]:
         """Waiting and parked messages of a consumer."""
         with self._cond:
             queue = self._queues.get(consumer)
@@ -97,13 +99,15 @@ class InMemoryBus:
         """The consumer's parked messages with attempts and error, oldest first."""
         with self._cond:
             queue = self._queues.get(consumer)
-            return [self._describe(queue, body) for body in (queue.parked[:limit] if queue else [])]
+            return [] if queue is None else [self._describe(queue, body) for body in queue.parked[:limit]]
 
     def replay_parked(self, consumer: str, message_id: str | None = None) -> int:
         """Deliver parked messages (one, or all) again from attempt one."""
         with self._cond:
             queue = self._queues.get(consumer)
-            chosen = self._take_parked(queue, message_id) if queue else []
+            if queue is None:
+                return 0
+            chosen = self._take_parked(queue, message_id)
             for body in chosen:
                 heapq.heappush(queue.ready, (0.0, next(self._seq), 0, body))
             self._cond.notify_all()
@@ -123,7 +127,9 @@ class InMemoryBus:
         return parked_message(body, message_id=None, attempts=attempts, error=error)
 
     def _take_parked(self, queue: _Queue, message_id: str | None) -> list[bytes]:
-        chosen = [b for b in queue.parked if message_id is None or self._describe(queue, b).message_id == message_id]
+        chosen = [
+            b for b in queue.parked if message_id is None or self._describe(queue, b).message_id == message_id
+        ]
         queue.parked = [b for b in queue.parked if not any(b is c for c in chosen)]
         for body in chosen:
             queue.park_notes.pop(id(body), None)
@@ -136,12 +142,16 @@ class InMemoryBus:
                 "backend": "memory",
                 "ok": True,
                 "running": self._running,
-                "queues": {q.name: {"ready": len(q.ready), "parked": len(q.parked)} for q in self._queues.values()},
+                "queues": {
+                    q.name: {"ready": len(q.ready), "parked": len(q.parked)} for q in self._queues.values()
+                },
             }
 
     def _start_queue(self, queue: _Queue) -> None:
         if queue.thread is None or not queue.thread.is_alive():
-            queue.thread = threading.Thread(target=self._deliver_loop, args=(queue,), name=f"bus-{queue.name}", daemon=True)
+            queue.thread = threading.Thread(
+                target=self._deliver_loop, args=(queue,), name=f"bus-{queue.name}", daemon=True
+            )
             queue.thread.start()
 
     def _next(self, queue: _Queue) -> _Ready | None:
@@ -170,12 +180,17 @@ class InMemoryBus:
             if attempt < len(self._delays):
                 due = time.monotonic() + self._delays[attempt] / 1000.0
                 heapq.heappush(queue.ready, (due, next(self._seq), attempt + 1, body))
-                log.warning("handler %s failed (attempt %d); retrying", queue.name, attempt + 1, exc_info=True)
+                log.warning(
+                    "handler %s failed (attempt %d); retrying", queue.name, attempt + 1, exc_info=True
+                )
                 EVENTS_RETRIED.labels(queue.name, event_type_of(body)).inc()
             else:
                 queue.parked.append(body)
                 error = sys.exc_info()[1]
-                queue.park_notes[id(body)] = (attempt + 1, f"{type(error).__name__}: {error}"[:500] if error else None)
+                queue.park_notes[id(body)] = (
+                    attempt + 1,
+                    f"{type(error).__name__}: {error}"[:500] if error else None,
+                )
                 log.error("handler %s failed %d times; event parked", queue.name, attempt + 1, exc_info=True)
                 EVENTS_PARKED.labels(queue.name, event_type_of(body)).inc()
             self._cond.notify_all()

@@ -1,10 +1,12 @@
 """The bus port: publish confirmed events, consume them with retries and a parking lot."""
+
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Protocol
 
 from shared.events import Envelope
 
@@ -51,7 +53,7 @@ class MessageBus(Protocol):
     def health(self) -> dict[str, Any]:
         """The adapter's state for /healthz."""
 
-    def queue_state(self, consumer: str) -> dict:
+    def queue_state(self, consumer: str) -> dict[str, int]:
         """{"ready": waiting messages (consumer lag), "parked": parked messages} of a consumer's queues."""
 
     def parked_messages(self, consumer: str, limit: int = 100) -> list[ParkedMessage]:
@@ -88,5 +90,10 @@ def parked_message(body: bytes, *, message_id: str | None, attempts: int, error:
     except (ValueError, AttributeError):
         event_type, event_id = "unreadable", None
     ident = message_id or event_id or hashlib.sha256(body).hexdigest()[:32]
-    return ParkedMessage(message_id=str(ident), type=event_type, attempts=attempts, error=error,
-                         body=body[:65536].decode("utf-8", "replace"))
+    return ParkedMessage(
+        message_id=str(ident),
+        type=event_type,
+        attempts=attempts,
+        error=error,
+        body=body[:65536].decode("utf-8", "replace"),
+    )

@@ -1,19 +1,21 @@
 """RabbitMQ bus: a durable topic exchange, one quorum queue per consumer, TTL retry queues and a parking lot."""
+
 from __future__ import annotations
 
 import functools
 import logging
 import threading
 import time
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import pika
-from pika.spec import Basic
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
 from pika.exceptions import AMQPError, ChannelClosedByBroker, ConsumerCancelled, NackError, UnroutableError
+from pika.spec import Basic
 
 from shared.bus.port import BusError, Handler, ParkedMessage, parked_message
 from shared.events import Envelope
@@ -135,13 +137,17 @@ class RabbitMQBus:
                 try:
                     events.append(Envelope.from_json(body or b""))
                 except ValueError:
-                    log.warning("unparseable message in %s (message_id=%s)", queue, _properties and _properties.message_id)
+                    log.warning(
+                        "unparseable message in %s (message_id=%s)",
+                        queue,
+                        _properties and _properties.message_id,
+                    )
         return events
 
-    def queue_state(self, consumer: str) -> dict:
+    def queue_state(self, consumer: str) -> dict[str, int]:
         """Waiting and parked messages of a consumer's queues (0 for queues not declared yet)."""
         queue = self._queue(consumer)
-        state = {}
+        state: dict[str, int] = {}
         for key, name in (("ready", queue), ("parked", _parking(queue))):
             with self._admin_channel(f"depth of {name}") as channel:
                 try:
@@ -160,19 +166,41 @@ class RabbitMQBus:
         """Republish parked messages (one, or all) to the consumer's own queue with x-attempt 1."""
         queue = self._queue(consumer)
 
-        def replay(channel, note: ParkedMessage, body: bytes, properties) -> None:
-            headers = {k: v for k, v in (properties.headers or {}).items() if k not in (ERROR_HEADER, "x-death")}
-            channel.basic_publish("", queue, body, pika.BasicProperties(
-                content_type=properties.content_type or "application/json", delivery_mode=2,
-                message_id=properties.message_id, headers={**headers, ATTEMPT_HEADER: 1}), mandatory=True)
+        def replay(
+            channel: BlockingChannel, note: ParkedMessage, body: bytes, properties: pika.BasicProperties
+        ) -> None:
+            headers = {
+                k: v for k, v in (properties.headers or {}).items() if k not in (ERROR_HEADER, "x-death")
+            }
+            channel.basic_publish(
+                "",
+                queue,
+                body,
+                pika.BasicProperties(
+                    content_type=properties.content_type or "application/json",
+                    delivery_mode=2,
+                    message_id=properties.message_id,
+                    headers={**headers, ATTEMPT_HEADER: 1},
+                ),
+                mandatory=True,
+            )
 
         return len(self._walk_parked(consumer, keep=_chosen(message_id), act=replay))
 
     def purge_parked(self, consumer: str, message_id: str | None = None) -> list[ParkedMessage]:
         """Acknowledge (drop) parked messages, one or all; returns them."""
-        return [note for note, _tag in self._walk_parked(consumer, keep=_chosen(message_id), act=lambda *_: None)]
+        return [
+            note for note, _tag in self._walk_parked(consumer, keep=_chosen(message_id), act=lambda *_: None)
+        ]
 
-    def _walk_parked(self, consumer: str, *, keep, act=None, limit: int = _MAX_PEEK) -> list[tuple[ParkedMessage, int]]:
+    def _walk_parked(
+        self,
+        consumer: str,
+        *,
+        keep: Callable[[ParkedMessage], bool],
+        act: Callable[[BlockingChannel, ParkedMessage, bytes, pika.BasicProperties], None] | None = None,
+        limit: int = _MAX_PEEK,
+    ) -> list[tuple[ParkedMessage, int]]:
         """Get parked messages unacknowledged; act on (and ack) those `keep` picks; the rest return on close."""
         queue = _parking(self._queue(consumer))
         picked: list[tuple[ParkedMessage, int]] = []
@@ -186,11 +214,15 @@ class RabbitMQBus:
                     if exc.reply_code == 404:  # never subscribed: nothing parked
                         return []
                     raise
-                if method is None:
+                if method is None or properties is None or body is None or method.delivery_tag is None:
                     break
                 headers = properties.headers or {}
-                note = parked_message(body, message_id=properties.message_id, attempts=_attempt(properties),
-                                      error=_text(headers.get(ERROR_HEADER)))
+                note = parked_message(
+                    body,
+                    message_id=properties.message_id,
+                    attempts=_attempt(properties),
+                    error=_text(headers.get(ERROR_HEADER)),
+                )
                 seen.append((note, method.delivery_tag))
                 if act is not None and keep(note):
                     act(channel, note, body, properties)
@@ -203,7 +235,12 @@ class RabbitMQBus:
         with self._lock:
             subs = dict(self._subs)
             consumers = {name: c.state() for name, c in self._consumers.items()}
-        info: dict[str, Any] = {"backend": "rabbitmq", "ok": False, "running": self._running, "consumers": consumers}
+        info: dict[str, Any] = {
+            "backend": "rabbitmq",
+            "ok": False,
+            "running": self._running,
+            "consumers": consumers,
+        }
         try:
             connection = self._connect("health", _HEALTH_TIMEOUT_S)
             try:
@@ -211,7 +248,9 @@ class RabbitMQBus:
                 info["queues"] = {
                     name: {
                         "ready": channel.queue_declare(sub.queue, passive=True).method.message_count,
-                        "parked": channel.queue_declare(_parking(sub.queue), passive=True).method.message_count,
+                        "parked": channel.queue_declare(
+                            _parking(sub.queue), passive=True
+                        ).method.message_count,
                     }
                     for name, sub in subs.items()
                 }
@@ -240,7 +279,7 @@ class RabbitMQBus:
     def _queue(self, consumer: str) -> str:
         return f"{self._prefix}{consumer}"
 
-    def _consumer(self, name: str) -> "_Consumer":
+    def _consumer(self, name: str) -> _Consumer:
         consumer = self._consumers.get(name)
         if consumer is None:
             consumer = self._consumers[name] = _Consumer(self, self._subs[name])
@@ -315,7 +354,7 @@ class RabbitMQBus:
         finally:
             _close_quietly(connection)
 
-    def _publisher(self) -> "_Publisher":
+    def _publisher(self) -> _Publisher:
         publisher = getattr(self._local, "publisher", None)
         if publisher is None:
             publisher = self._local.publisher = _Publisher(self)
@@ -357,7 +396,12 @@ class _Publisher:
         if self._connection is not None and self._connection.is_open:
             # Services heartbeats and surfaces a broker-side close before we publish into it.
             self._connection.process_data_events(time_limit=0)
-        if self._connection is None or not self._connection.is_open or not self._channel or not self._channel.is_open:
+        if (
+            self._connection is None
+            or not self._connection.is_open
+            or not self._channel
+            or not self._channel.is_open
+        ):
             self._drop()
             self._connection = self._bus._connect_within(f"publisher {threading.current_thread().name}")
             self._channel = self._connection.channel()
@@ -499,13 +543,21 @@ class _Consumer:
             except Exception as exc:
                 outcome, error = "failed", f"{type(exc).__name__}: {exc}"[:500]
                 log.warning(
-                    "handler %s failed on %s (attempt %d)", self._sub.queue, event.event_id, attempt, exc_info=True
+                    "handler %s failed on %s (attempt %d)",
+                    self._sub.queue,
+                    event.event_id,
+                    attempt,
+                    exc_info=True,
                 )
-        settle = functools.partial(self._settle, channel, delivery_tag, properties, body, outcome, attempt, error)
+        settle = functools.partial(
+            self._settle, channel, delivery_tag, properties, body, outcome, attempt, error
+        )
         try:
             connection.add_callback_threadsafe(settle)
         except AMQPError:
-            log.warning("consumer %s: connection closed before settling; the broker will redeliver", self._sub.queue)
+            log.warning(
+                "consumer %s: connection closed before settling; the broker will redeliver", self._sub.queue
+            )
 
     def _settle(
         self,
@@ -526,24 +578,30 @@ class _Consumer:
                 EVENTS_RETRIED.labels(queue, event_type_of(body)).inc()
             else:
                 target, next_attempt = _parking(queue), attempt
-                log.error("parking %s on %s (%s after %d attempts)", properties.message_id, queue, outcome, attempt)
+                log.error(
+                    "parking %s on %s (%s after %d attempts)", properties.message_id, queue, outcome, attempt
+                )
                 EVENTS_PARKED.labels(queue, event_type_of(body)).inc()
             copy = pika.BasicProperties(
                 content_type=properties.content_type or "application/json",
                 delivery_mode=2,
                 message_id=properties.message_id,
-                headers={**(properties.headers or {}), ATTEMPT_HEADER: next_attempt, ERROR_HEADER: error or outcome},
+                headers={
+                    **(properties.headers or {}),
+                    ATTEMPT_HEADER: next_attempt,
+                    ERROR_HEADER: error or outcome,
+                },
             )
             # mandatory: a missing retry/parking queue raises, the session restarts and redeclares it.
             channel.basic_publish("", target, body, copy, mandatory=True)
         channel.basic_ack(delivery_tag)
 
 
-def _chosen(message_id: str | None):
+def _chosen(message_id: str | None) -> Callable[[ParkedMessage], bool]:
     return lambda note: message_id is None or note.message_id == message_id
 
 
-def _text(value) -> str | None:
+def _text(value: object) -> str | None:
     if value is None:
         return None
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)

@@ -1,4 +1,5 @@
 """Event payload schemas, one module per producing service."""
+
 from __future__ import annotations
 
 from typing import TypeVar
@@ -24,8 +25,13 @@ def make_event(payload: BaseModel, *, producer: str, cause: Envelope | None = No
         event = cause.caused(event_type, producer, data)
     else:
         correlation_id, causation_id = current_correlation()
-        event = Envelope(type=event_type, producer=producer, payload=data, correlation_id=correlation_id,
-                         causation_id=causation_id)
+        event = Envelope(
+            type=event_type,
+            producer=producer,
+            payload=data,
+            correlation_id=correlation_id,
+            causation_id=causation_id,
+        )
     trace = current_trace()
     return event.model_copy(update={"trace": trace}) if trace else event
 

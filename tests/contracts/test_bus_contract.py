@@ -1,11 +1,12 @@
 """The MessageBus contract: every adapter (in-process and RabbitMQ) must pass the same suite."""
+
 from __future__ import annotations
 
 import shutil
 import subprocess
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 
@@ -63,7 +64,9 @@ def rabbit_bus_factory(rabbitmq_url: str, run_name: str):
 
     def make(**options) -> RabbitMQBus:
         options = {"retry_delays_ms": DELAYS, **options}
-        bus = RabbitMQBus(url=rabbitmq_url, exchange=f"{run_name}.events", queue_prefix=f"{run_name}.", **options)
+        bus = RabbitMQBus(
+            url=rabbitmq_url, exchange=f"{run_name}.events", queue_prefix=f"{run_name}.", **options
+        )
         made.append(bus)
         return bus
 
@@ -226,7 +229,10 @@ def _close_connections_named(fragment: str) -> int:
         pytest.skip("rabbitmqctl is not on PATH (broker not local)")
     listing = subprocess.run(
         ["rabbitmqctl", "-q", "list_connections", "pid", "client_properties", "--no-table-headers"],
-        capture_output=True, text=True, check=True, timeout=30,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
     ).stdout
     pids = [line.split("\t")[0] for line in listing.splitlines() if fragment in line]
     for pid in pids:

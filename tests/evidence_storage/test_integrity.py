@@ -1,5 +1,6 @@
 """The integrity check re-hashes stored objects and reports mismatches, missing and orphan objects; a request
 queues it and the evidence worker runs it, with its progress on GET."""
+
 from __future__ import annotations
 
 import io
@@ -23,12 +24,26 @@ def finished(world, body: dict | None = None) -> dict:
 
 def test_full_check_reports_tampered_missing_and_orphan_objects(world):
     submission = world.submission()
-    rows = [world.upload(submission["id"], media.photo(70 + n, size=(64, 64)), f"{n}.jpg").json() for n in range(4)]
+    rows = [
+        world.upload(submission["id"], media.photo(70 + n, size=(64, 64)), f"{n}.jpg").json()
+        for n in range(4)
+    ]
     clean = finished(world)
-    assert (clean["state"], clean["checked"], clean["total"], clean["ok"], clean["problems"]) == ("done", 4, 4, 4, [])
+    assert (clean["state"], clean["checked"], clean["total"], clean["ok"], clean["problems"]) == (
+        "done",
+        4,
+        4,
+        4,
+        [],
+    )
 
-    keys = {row["id"]: next(k for k in world.stored_keys() if k.startswith("evidence/") and row["id"] in k) for row in rows}
-    world.ctx.blobs.put(keys[rows[0]["id"]], io.BytesIO(b"bit rot"), content_type="image/jpeg")  # size and hash differ
+    keys = {
+        row["id"]: next(k for k in world.stored_keys() if k.startswith("evidence/") and row["id"] in k)
+        for row in rows
+    }
+    world.ctx.blobs.put(
+        keys[rows[0]["id"]], io.BytesIO(b"bit rot"), content_type="image/jpeg"
+    )  # size and hash differ
     original = b"".join(world.ctx.blobs.read(keys[rows[1]["id"]]))
     flipped = bytes([original[0]]) + bytes([original[1] ^ 1]) + original[2:]  # same size, one bit off
     world.ctx.blobs.put(keys[rows[1]["id"]], io.BytesIO(flipped), content_type="image/jpeg")
@@ -37,13 +52,23 @@ def test_full_check_reports_tampered_missing_and_orphan_objects(world):
 
     report = finished(world, {})
     problems = {(p["evidence_id"], p["problem"]) for p in report["problems"]}
-    assert problems == {(rows[0]["id"], "size"), (rows[1]["id"], "sha256"), (rows[2]["id"], "missing"), (None, "orphan")}
+    assert problems == {
+        (rows[0]["id"], "size"),
+        (rows[1]["id"], "sha256"),
+        (rows[2]["id"], "missing"),
+        (None, "orphan"),
+    }
     assert (report["checked"], report["ok"]) == (4, 1)
-    assert next(p for p in report["problems"] if p["problem"] == "orphan")["object_key"] == "evidence/stray/left-behind.jpg"
+    assert (
+        next(p for p in report["problems"] if p["problem"] == "orphan")["object_key"]
+        == "evidence/stray/left-behind.jpg"
+    )
 
     sample = finished(world, {"sample": 2})
     assert sample["checked"] == 2 and sample["requested"] == "2"
-    assert not [p for p in sample["problems"] if p["problem"] == "orphan"]  # orphans are listed by full runs only
+    assert not [
+        p for p in sample["problems"] if p["problem"] == "orphan"
+    ]  # orphans are listed by full runs only
     history = world.client.get("/integrity-checks").json()
     assert [run["requested"] for run in history] == ["2", "all", "all"]
     assert world.client.get("/integrity-checks/nope").status_code == 404
@@ -59,8 +84,9 @@ def test_progress_is_saved_while_a_long_check_runs(world, monkeypatch):
 
     def watched(ctx, key, size, sha256):
         with ctx.db.session() as uow:  # what GET would show while this object is being re-hashed
-            check = uow.scalars(integrity.select(integrity.IntegrityCheck)
-                                .where(integrity.IntegrityCheck.state == "running")).one()
+            check = uow.scalars(
+                integrity.select(integrity.IntegrityCheck).where(integrity.IntegrityCheck.state == "running")
+            ).one()
             seen.append((check.checked, check.total))
         return verify(ctx, key, size, sha256)
 

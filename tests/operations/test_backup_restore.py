@@ -1,6 +1,7 @@
 """Backup and restore (deploy/backup.py, docs/operations.md): a campaign's platform on PostgreSQL and S3 is
 dumped (pg_dump per service schema, the bucket mirrored), restored into a fresh database and a fresh bucket,
 and there the integrity check passes, the timeline chain verifies and every row is back."""
+
 from __future__ import annotations
 
 import shutil
@@ -23,12 +24,22 @@ from tests.services import fresh_postgres_database, need
 
 def s3_settings(tmp_path, url: str, s3) -> Settings:
     """The platform on this database and this bucket of the moto server."""
-    return Settings(data_dir=tmp_path, database_url=url, blob_backend="s3", s3_endpoint=s3.endpoint,
-                    s3_access_key=s3.access_key, s3_secret_key=s3.secret_key, s3_bucket=s3.bucket,
-                    bus_retry_delays_ms=(50, 100), outbox_poll_s=0.1)
+    return Settings(
+        data_dir=tmp_path,
+        database_url=url,
+        blob_backend="s3",
+        s3_endpoint=s3.endpoint,
+        s3_access_key=s3.access_key,
+        s3_secret_key=s3.secret_key,
+        s3_bucket=s3.bucket,
+        bus_retry_delays_ms=(50, 100),
+        outbox_poll_s=0.1,
+    )
 
 
-def test_a_backup_restored_into_a_fresh_database_and_bucket_passes_the_integrity_check(postgres_url, moto_s3, tmp_path):
+def test_a_backup_restored_into_a_fresh_database_and_bucket_passes_the_integrity_check(
+    postgres_url, moto_s3, tmp_path
+):
     need("pg_dump and psql (PostgreSQL client)", bool(shutil.which("pg_dump") and shutil.which("psql")))
     source_bucket, fresh_bucket = moto_s3.fresh(), moto_s3.fresh()
     settings = s3_settings(tmp_path / "live", postgres_url, source_bucket)
@@ -42,11 +53,15 @@ def test_a_backup_restored_into_a_fresh_database_and_bucket_passes_the_integrity
             for data, name in ((JPEG_BYTES, "会议.jpg"), (PNG_BYTES, "横幅.png"), (PDF_BYTES, "方案.pdf")):
                 assert upload(client, submission["id"], data, name).status_code == 201
             wait_review_item(client, submission["id"], evidence=3)
-            decided = client.post(f"/review/submissions/{submission['id']}/approve",
-                                  json={"reviewer": "王芳", "score": 90, "version": 1})
+            decided = client.post(
+                f"/review/submissions/{submission['id']}/approve",
+                json={"reviewer": "王芳", "score": 90, "version": 1},
+            )
             assert decided.status_code == 200, decided.text
-            wait_until(lambda: client.get(f"/intake/submissions/{submission['id']}").json()["state"] == "approved",
-                       what="the approval to reach intake")
+            wait_until(
+                lambda: client.get(f"/intake/submissions/{submission['id']}").json()["state"] == "approved",
+                what="the approval to reach intake",
+            )
             before = {name: dump_rows(ctx.db) for name, ctx in platform.contexts.items()}
             written = backup.dump(settings, tmp_path / "backup", minio=source_bucket.client())
     finally:
@@ -66,7 +81,9 @@ def test_a_backup_restored_into_a_fresh_database_and_bucket_passes_the_integrity
                 with review.db.session() as uow:
                     assert chain.verify(uow).ok
                 after, kept = dump_rows(evidence.db), dict(before["evidence_storage"])
-                assert [row["id"] for row in after.pop("integrity_checks")] == [report.id]  # the check just run
+                assert [row["id"] for row in after.pop("integrity_checks")] == [
+                    report.id
+                ]  # the check just run
                 assert kept.pop("integrity_checks") == [] and after == kept
                 assert dump_rows(review.db) == before["review"]
             finally:

@@ -1,5 +1,6 @@
 """deploy/prometheus and deploy/grafana, checked statically: alert rules and dashboard panels name only metrics
 that the platform's /metrics really exports, every alert has a runbook section, every process is scraped."""
+
 from __future__ import annotations
 
 import json
@@ -44,7 +45,9 @@ def alert_rules() -> list[dict]:
 
 def test_alert_rules_name_existing_metrics(exported):
     rules = alert_rules()
-    assert {"ParkedMessages", "MailFailed", "OutboxStale", "DeliveriesStuck", "JobNotRun"} <= {r["alert"] for r in rules}
+    assert {"ParkedMessages", "MailFailed", "OutboxStale", "DeliveriesStuck", "JobNotRun"} <= {
+        r["alert"] for r in rules
+    }
     for rule in rules:
         used = set(METRIC.findall(rule["expr"]))
         assert used or rule["alert"] == "TargetDown", rule["alert"]
@@ -52,8 +55,11 @@ def test_alert_rules_name_existing_metrics(exported):
 
 
 def test_every_alert_has_a_runbook_section():
-    anchors = {re.sub(r"[^a-z0-9]", "", line.lstrip("#").strip().lower())
-               for line in RUNBOOK.read_text(encoding="utf-8").splitlines() if line.startswith("### ")}
+    anchors = {
+        re.sub(r"[^a-z0-9]", "", line.lstrip("#").strip().lower())
+        for line in RUNBOOK.read_text(encoding="utf-8").splitlines()
+        if line.startswith("### ")
+    }
     for rule in alert_rules():
         anchor = rule["annotations"]["runbook"].split("#", 1)[1]
         assert anchor in anchors, f"docs/operations.md has no section for {rule['alert']}"
@@ -62,7 +68,12 @@ def test_every_alert_has_a_runbook_section():
 def test_prometheus_scrapes_every_api_and_worker_and_loads_the_rules():
     config = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text(encoding="utf-8"))
     assert [Path(path).name for path in config["rule_files"]] == ["alerts.yml"]
-    targets = {target for job in config["scrape_configs"] for group in job["static_configs"] for target in group["targets"]}
+    targets = {
+        target
+        for job in config["scrape_configs"]
+        for group in job["static_configs"]
+        for target in group["targets"]
+    }
     for service in ("intake", "evidence-storage", "review", "notification"):
         assert {f"{service}-api:8000", f"{service}-worker:8081"} <= targets
 
@@ -71,11 +82,24 @@ def test_dashboard_panels_query_existing_metrics(exported):
     dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
     panels = dashboard["panels"]
     assert len({panel["id"] for panel in panels}) == len(panels) >= 10
-    used = {name for panel in panels for target in panel["targets"] for name in METRIC.findall(target["expr"])}
+    used = {
+        name for panel in panels for target in panel["targets"] for name in METRIC.findall(target["expr"])
+    }
     assert used <= exported, f"the dashboard queries metrics nobody exports: {used - exported}"
-    wanted = {"cep_http_requests_total", "cep_http_request_duration_seconds_bucket", "cep_outbox_backlog",
-              "cep_outbox_oldest_unpublished_age_seconds", "cep_events_consumed_total", "cep_events_failed_total",
-              "cep_events_retried_total", "cep_events_parked_total", "cep_event_handler_duration_seconds_bucket",
-              "cep_deliveries", "cep_deliveries_oldest_queued_age_seconds", "cep_uploads_total",
-              "cep_upload_bytes_total", "cep_job_last_success_timestamp_seconds"}
+    wanted = {
+        "cep_http_requests_total",
+        "cep_http_request_duration_seconds_bucket",
+        "cep_outbox_backlog",
+        "cep_outbox_oldest_unpublished_age_seconds",
+        "cep_events_consumed_total",
+        "cep_events_failed_total",
+        "cep_events_retried_total",
+        "cep_events_parked_total",
+        "cep_event_handler_duration_seconds_bucket",
+        "cep_deliveries",
+        "cep_deliveries_oldest_queued_age_seconds",
+        "cep_uploads_total",
+        "cep_upload_bytes_total",
+        "cep_job_last_success_timestamp_seconds",
+    }
     assert wanted <= used

@@ -1,12 +1,13 @@
 """Operator tools on the embedded platform, through `python -m deploy.ops` and the admin routes: parked messages
 listed with their error, replayed and purged (audited, with a reason), outbox errors, consumer lag, failed
 e-mails requeued and sent."""
+
 from __future__ import annotations
 
 import io
 import json
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -25,7 +26,9 @@ from tests.helpers import wait_until
 @pytest.fixture
 def platform(tmp_path):
     """An embedded platform with short retries and an admin session."""
-    built = build_platform(Settings(data_dir=tmp_path, bus_retry_delays_ms=(20, 40), outbox_poll_s=0.1, notify_poll_s=0.2))
+    built = build_platform(
+        Settings(data_dir=tmp_path, bus_retry_delays_ms=(20, 40), outbox_poll_s=0.1, notify_poll_s=0.2)
+    )
     with TestClient(built.app) as client:
         client.headers["Authorization"] = f"Bearer {admin_token(built.contexts['intake'])}"
         built.client = client
@@ -43,8 +46,10 @@ def park_one(platform) -> Envelope:
     """A submission.submitted event review's handler can never accept (its payload is empty): it ends up parked."""
     bad = Envelope(type="submission.submitted", producer="intake", payload={})
     platform.bus.publish(bad)
-    wait_until(lambda: any(m.message_id == bad.event_id for m in platform.bus.parked_messages("review")),
-               what="the bad event to be parked")
+    wait_until(
+        lambda: any(m.message_id == bad.event_id for m in platform.bus.parked_messages("review")),
+        what="the bad event to be parked",
+    )
     return bad
 
 
@@ -59,8 +64,10 @@ def test_parked_messages_listed_peeked_replayed_and_purged_with_a_reason(platfor
 
     code, replayed = cli(platform, "parked", "replay", "review", bad.event_id, "--reason", "schema fixed")
     assert code == 0 and replayed == {"replayed": 1}
-    wait_until(lambda: [m.attempts for m in platform.bus.parked_messages("review")] == [3],
-               what="the replayed event to run from attempt one and be parked again")
+    wait_until(
+        lambda: [m.attempts for m in platform.bus.parked_messages("review")] == [3],
+        what="the replayed event to run from attempt one and be parked again",
+    )
 
     assert cli(platform, "parked", "purge", "review", bad.event_id)[0] == 1  # no reason, nothing dropped
     assert len(platform.bus.parked_messages("review")) == 1
@@ -76,18 +83,27 @@ def test_parked_messages_listed_peeked_replayed_and_purged_with_a_reason(platfor
 
 def test_only_admins_reach_the_operator_routes(platform):
     reviewer = issuer_from_settings(platform.contexts["intake"].settings).issue(
-        subject="r1", name="赵强", role=REVIEWER, ttl_s=60)
+        subject="r1", name="赵强", role=REVIEWER, ttl_s=60
+    )
     response = platform.client.get("/review/ops/parked", headers={"Authorization": f"Bearer {reviewer}"})
     assert response.status_code == 403
-    assert platform.client.post("/review/ops/parked/purge", json={}).status_code == 422  # a purge needs a reason
+    assert (
+        platform.client.post("/review/ops/parked/purge", json={}).status_code == 422
+    )  # a purge needs a reason
 
 
 def test_outbox_rows_with_errors_and_consumer_lag(platform):
     intake = platform.contexts["intake"]
     with intake.db.transaction() as uow:  # a row the relay cannot publish: its body is not an envelope
-        uow.execute(insert(intake.messaging.outbox).values(
-            event_id=str(uuid.uuid4()), type="unit.registered", body="{not json", created_at=datetime.now(timezone.utc),
-            attempts=0))
+        uow.execute(
+            insert(intake.messaging.outbox).values(
+                event_id=str(uuid.uuid4()),
+                type="unit.registered",
+                body="{not json",
+                created_at=datetime.now(UTC),
+                attempts=0,
+            )
+        )
     intake.outbox_written()
 
     def failed() -> list:
@@ -98,19 +114,36 @@ def test_outbox_rows_with_errors_and_consumer_lag(platform):
     park_one(platform)
     code, lag = cli(platform, "lag")
     assert code == 0
-    assert {entry["consumer"]: entry["parked"] for entry in lag} == \
-        {"intake": 0, "evidence_storage": 1, "review": 1, "notification": 0}  # the consumers of the event
+    assert {entry["consumer"]: entry["parked"] for entry in lag} == {
+        "intake": 0,
+        "evidence_storage": 1,
+        "review": 1,
+        "notification": 0,
+    }  # the consumers of the event
 
 
 def test_failed_email_requeued_and_sent(platform):
     notification = platform.contexts["notification"]
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     with notification.db.transaction() as uow:
-        uow.execute(insert(Delivery).values(
-            id=str(uuid.uuid4()), dedupe_key="ops-test", event_id=str(uuid.uuid4()), event_type="submission.approved",
-            unit_id=None, recipient="王芳 <wang.fang@example.org>", subject="【测试】重发", body_text="正文", body_html="<p>正文</p>",
-            status="failed", attempts=5, last_error="550 mailbox unavailable", next_attempt_at=now - timedelta(hours=1),
-            created_at=now - timedelta(hours=2)))
+        uow.execute(
+            insert(Delivery).values(
+                id=str(uuid.uuid4()),
+                dedupe_key="ops-test",
+                event_id=str(uuid.uuid4()),
+                event_type="submission.approved",
+                unit_id=None,
+                recipient="王芳 <wang.fang@example.org>",
+                subject="【测试】重发",
+                body_text="正文",
+                body_html="<p>正文</p>",
+                status="failed",
+                attempts=5,
+                last_error="550 mailbox unavailable",
+                next_attempt_at=now - timedelta(hours=1),
+                created_at=now - timedelta(hours=2),
+            )
+        )
     code, result = cli(platform, "requeue", "--reason", "邮箱已修复")
     assert code == 0 and len(result["requeued"]) == 1
 

@@ -1,5 +1,6 @@
 """Optional tracing: with an exporter configured, one submission's HTTP request and the events it causes in the
 other services form one trace (the context travels in the envelope); without it nothing is traced."""
+
 from __future__ import annotations
 
 import pytest
@@ -26,8 +27,14 @@ def spans():
 
 
 def test_a_submission_is_one_trace_across_the_services(tmp_path, spans):
-    platform = build_platform(Settings(data_dir=tmp_path, bus_retry_delays_ms=(50, 100), outbox_poll_s=0.1,
-                                       notify_submission_receipts=True))  # notification consumes submissions too
+    platform = build_platform(
+        Settings(
+            data_dir=tmp_path,
+            bus_retry_delays_ms=(50, 100),
+            outbox_poll_s=0.1,
+            notify_submission_receipts=True,
+        )
+    )  # notification consumes submissions too
     with TestClient(platform.app) as client:
         client.headers["Authorization"] = f"Bearer {admin_token(platform.contexts['intake'])}"
         unit = create_unit(client)
@@ -40,8 +47,11 @@ def test_a_submission_is_one_trace_across_the_services(tmp_path, spans):
             return found if len(found) >= 3 else []
 
         consumers = wait_until(consumed, what="three services to consume the submission")
-    request = next(s for s in spans.get_finished_spans()
-                   if s.name == "POST intake" and s.attributes.get("path") == "/intake/submissions")
+    request = next(
+        s
+        for s in spans.get_finished_spans()
+        if s.name == "POST intake" and s.attributes.get("path") == "/intake/submissions"
+    )
     assert {s.attributes["consumer"] for s in consumers} == {"evidence_storage", "review", "notification"}
     assert {s.context.trace_id for s in consumers} == {request.context.trace_id}
 

@@ -4,6 +4,7 @@ Revision ID: 0002
 Revises: 0001
 Create Date: 2026-12-02 06:49:11.187944
 """
+
 from __future__ import annotations
 
 import sqlalchemy as sa
@@ -32,4 +33,3 @@ def downgrade() -> None:
         batch_op.drop_column("error")
         batch_op.drop_column("total")
         batch_op.drop_column("state")
-
