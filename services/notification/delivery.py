@@ -298,10 +298,8 @@ def deliveries_probe(ctx: ServiceContext):
     from shared.metrics import age_s
 
     with ctx.db.session() as uow:
-        counts: dict[str, int] = {
-            status: count
-            for status, count in uow.execute(select(Delivery.status, func.count()).group_by(Delivery.status))
-        }
+        rows = uow.execute(select(Delivery.status, func.count()).group_by(Delivery.status)).tuples()
+        counts: dict[str, int] = dict(rows.all())
         oldest = uow.execute(
             select(func.min(Delivery.created_at)).where(Delivery.status == "queued")
         ).scalar()
