@@ -10,9 +10,11 @@ from collections.abc import Callable, Mapping, Sequence
 from fastapi import FastAPI
 
 from shared.adapters import make_bus
+from shared.bus.port import MessageBus
 from shared.db import Database
+from shared.health import HealthMonitor, HealthServer, service_checks, worker_health_app
 from shared.messaging import EventHandler
-from shared.metrics import register_bus, register_service
+from shared.metrics import metrics_router, register_bus, register_service
 from shared.migrations import SchemaNotCurrent, head_revision, new_revision, upgrade
 from shared.runtime import PeriodicJob, ServiceContext, ServiceWorker, configure_logging, run_until_signalled
 from shared.settings import Settings
@@ -109,18 +111,32 @@ def launch(
         return
     bus = make_bus(settings)
     worker = ServiceWorker(ctx, bus, subscriptions, jobs(ctx))
-    register_service(ctx)  # served by the worker's health server (shared/health.py) at /metrics
+    health = worker_health_server(ctx, bus, worker) if settings.health_port else None
+    register_service(ctx)  # served at /metrics by the worker's health server (HEALTH_PORT)
     register_bus(bus)
 
     def start() -> None:
         worker.start()
         bus.start()
+        if health is not None:
+            health.start()
 
     def stop() -> None:
+        if health is not None:
+            health.stop()
         bus.stop()
         worker.stop()
 
     run_until_signalled(start, stop)
+
+
+def worker_health_server(ctx: ServiceContext, bus: MessageBus, worker: ServiceWorker) -> HealthServer:
+    """The worker's /livez (its loops run, none stuck) and /readyz (database, store or mailer, broker) on HEALTH_PORT."""
+    monitor = HealthMonitor(service_checks(ctx, bus_check=bus.health), budget_s=ctx.settings.health_probe_timeout_s)
+    app = worker_health_app(monitor, alive=worker.liveness, settings=ctx.settings)
+    token = ctx.settings.metrics_token
+    app.include_router(metrics_router(token.get_secret_value() if token else None))  # /metrics (shared/metrics.py)
+    return HealthServer(app, host=ctx.settings.host, port=ctx.settings.health_port)
 
 
 def migrate(settings: Settings, service: str, *, to: str = "head", new: str | None = None) -> None:

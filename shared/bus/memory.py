@@ -1,5 +1,4 @@
 """In-process bus: same semantics as RabbitMQ (retries, parking lot), for embedded mode and tests."""
-
 from __future__ import annotations
 
 import heapq
@@ -8,18 +7,42 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.bus.port import Handler, ParkedMessage, parked_message, topic_matches
+from shared.bus.port import Handler, ParkedMessage, Unprocessable, parked_message, topic_matches
 from shared.events import Envelope
 from shared.metrics import EVENTS_PARKED, EVENTS_RETRIED, event_type_of
 
 log = logging.getLogger(__name__)
 
 
-_Ready = tuple[float, int, int, bytes]  # (due, seq, attempt, body)
+Settled = Callable[[bool], None]  # called with parked=True when some queue parked the event
+
+
+class _Settlement:
+    """Calls back once every queue an event was routed to has handled or parked it."""
+
+    def __init__(self, pending: int, callback: Settled) -> None:
+        self._pending, self._callback, self._lock, self._parked = pending, callback, threading.Lock(), False
+        if pending == 0:
+            callback(False)
+
+    def settle(self, *, parked: bool = False) -> None:
+        """One queue is done with the event."""
+        with self._lock:
+            self._pending -= 1
+            self._parked |= parked
+            done = self._pending == 0
+        if done:
+            try:
+                self._callback(self._parked)
+            except Exception:  # a settlement callback must not kill a delivery thread
+                log.exception("settlement callback failed")
+
+
+_Ready = tuple[float, int, int, bytes, "_Settlement | None"]  # (due, seq, attempt, body, settlement)
 
 
 @dataclass
@@ -44,13 +67,20 @@ class InMemoryBus:
         self._running = False
         self._published = 0
 
-    def publish(self, event: Envelope) -> None:
-        """Route the event to every bound queue (copies, never shared objects)."""
+    settles_in_process = True  # publish() takes on_settled: the outbox relay marks rows only once handled
+
+    def publish(self, event: Envelope, on_settled: Settled | None = None) -> None:
+        """Route the event to every bound queue (copies, never shared objects).
+
+        on_settled(parked) is called once every queue has handled (or parked) the event: the outbox relay of
+        the embedded mode marks its row published only then, so a crash before that loses nothing.
+        """
         body = event.to_json()
         with self._cond:
-            for queue in self._queues.values():
-                if any(topic_matches(p, event.type) for p in queue.patterns):
-                    heapq.heappush(queue.ready, (0.0, next(self._seq), 0, body))
+            targets = [q for q in self._queues.values() if any(topic_matches(p, event.type) for p in q.patterns)]
+            settlement = _Settlement(len(targets), on_settled) if on_settled else None
+            for queue in targets:
+                heapq.heappush(queue.ready, (0.0, next(self._seq), 0, body, settlement))
             self._published += 1
             self._cond.notify_all()
 
@@ -109,7 +139,7 @@ class InMemoryBus:
                 return 0
             chosen = self._take_parked(queue, message_id)
             for body in chosen:
-                heapq.heappush(queue.ready, (0.0, next(self._seq), 0, body))
+                heapq.heappush(queue.ready, (0.0, next(self._seq), 0, body, None))
             self._cond.notify_all()
         return len(chosen)
 
@@ -127,9 +157,7 @@ class InMemoryBus:
         return parked_message(body, message_id=None, attempts=attempts, error=error)
 
     def _take_parked(self, queue: _Queue, message_id: str | None) -> list[bytes]:
-        chosen = [
-            b for b in queue.parked if message_id is None or self._describe(queue, b).message_id == message_id
-        ]
+        chosen = [b for b in queue.parked if message_id is None or self._describe(queue, b).message_id == message_id]
         queue.parked = [b for b in queue.parked if not any(b is c for c in chosen)]
         for body in chosen:
             queue.park_notes.pop(id(body), None)
@@ -142,16 +170,12 @@ class InMemoryBus:
                 "backend": "memory",
                 "ok": True,
                 "running": self._running,
-                "queues": {
-                    q.name: {"ready": len(q.ready), "parked": len(q.parked)} for q in self._queues.values()
-                },
+                "queues": {q.name: {"ready": len(q.ready), "parked": len(q.parked)} for q in self._queues.values()},
             }
 
     def _start_queue(self, queue: _Queue) -> None:
         if queue.thread is None or not queue.thread.is_alive():
-            queue.thread = threading.Thread(
-                target=self._deliver_loop, args=(queue,), name=f"bus-{queue.name}", daemon=True
-            )
+            queue.thread = threading.Thread(target=self._deliver_loop, args=(queue,), name=f"bus-{queue.name}", daemon=True)
             queue.thread.start()
 
     def _next(self, queue: _Queue) -> _Ready | None:
@@ -169,28 +193,41 @@ class InMemoryBus:
             item = self._next(queue)
             if item is None:
                 return
-            _, _, attempt, body = item
+            _, _, attempt, body, settlement = item
             try:
-                queue.handler(Envelope.from_json(body))
+                event = Envelope.from_json(body)
+            except ValueError:
+                self._park(queue, body, settlement, "received a body that is not an envelope")
+                continue
+            try:
+                queue.handler(event)
+            except Unprocessable:
+                self._park(queue, body, settlement, f"cannot process {event.event_id} ({event.type})")
             except Exception:
-                self._retry_or_park(queue, attempt, body)
-
-    def _retry_or_park(self, queue: _Queue, attempt: int, body: bytes) -> None:
-        with self._cond:
-            if attempt < len(self._delays):
-                due = time.monotonic() + self._delays[attempt] / 1000.0
-                heapq.heappush(queue.ready, (due, next(self._seq), attempt + 1, body))
-                log.warning(
-                    "handler %s failed (attempt %d); retrying", queue.name, attempt + 1, exc_info=True
-                )
-                EVENTS_RETRIED.labels(queue.name, event_type_of(body)).inc()
+                self._retry_or_park(queue, attempt, body, settlement)
             else:
-                queue.parked.append(body)
-                error = sys.exc_info()[1]
-                queue.park_notes[id(body)] = (
-                    attempt + 1,
-                    f"{type(error).__name__}: {error}"[:500] if error else None,
-                )
-                log.error("handler %s failed %d times; event parked", queue.name, attempt + 1, exc_info=True)
-                EVENTS_PARKED.labels(queue.name, event_type_of(body)).inc()
+                if settlement:
+                    settlement.settle()
+
+    def _retry_or_park(self, queue: _Queue, attempt: int, body: bytes, settlement: _Settlement | None) -> None:
+        if attempt >= len(self._delays):
+            self._park(queue, body, settlement, f"failed {attempt + 1} times")
+            return
+        with self._cond:
+            due = time.monotonic() + self._delays[attempt] / 1000.0
+            heapq.heappush(queue.ready, (due, next(self._seq), attempt + 1, body, settlement))
+            log.warning("handler %s failed (attempt %d); retrying", queue.name, attempt + 1, exc_info=True)
+            EVENTS_RETRIED.labels(queue.name, event_type_of(body)).inc()
             self._cond.notify_all()
+
+    def _park(self, queue: _Queue, body: bytes, settlement: _Settlement | None, why: str) -> None:
+        with self._cond:
+            queue.parked.append(body)
+            error = sys.exc_info()[1]
+            attempts = 1 + len(self._delays) if why.startswith("failed") else 1
+            queue.park_notes[id(body)] = (attempts, f"{type(error).__name__}: {error}"[:500] if error else why)
+            log.error("handler %s %s; event parked", queue.name, why, exc_info=True)
+            EVENTS_PARKED.labels(queue.name, event_type_of(body)).inc()
+            self._cond.notify_all()
+        if settlement:
+            settlement.settle(parked=True)

@@ -1,5 +1,4 @@
 """RabbitMQ bus: a durable topic exchange, one quorum queue per consumer, TTL retry queues and a parking lot."""
-
 from __future__ import annotations
 
 import functools
@@ -17,7 +16,7 @@ from pika.adapters.blocking_connection import BlockingChannel, BlockingConnectio
 from pika.exceptions import AMQPError, ChannelClosedByBroker, ConsumerCancelled, NackError, UnroutableError
 from pika.spec import Basic
 
-from shared.bus.port import BusError, Handler, ParkedMessage, parked_message
+from shared.bus.port import BusError, Handler, ParkedMessage, Unprocessable, parked_message
 from shared.events import Envelope
 from shared.metrics import EVENTS_PARKED, EVENTS_RETRIED, event_type_of
 
@@ -53,6 +52,7 @@ class RabbitMQBus:
         retry_delays_ms: Sequence[int] = (1000, 5000, 30000),
         heartbeat_s: int = 60,
         connect_timeout_s: float = 30.0,
+        delivery_limit: int = 10,
     ) -> None:
         self._url = url
         self._exchange = exchange
@@ -61,6 +61,7 @@ class RabbitMQBus:
         self._delays = tuple(int(ms) for ms in retry_delays_ms)
         self._heartbeat_s = heartbeat_s
         self._connect_timeout_s = connect_timeout_s
+        self._delivery_limit = delivery_limit
         self._lock = threading.RLock()
         self._subs: dict[str, _Subscription] = {}
         self._consumers: dict[str, _Consumer] = {}
@@ -137,11 +138,7 @@ class RabbitMQBus:
                 try:
                     events.append(Envelope.from_json(body or b""))
                 except ValueError:
-                    log.warning(
-                        "unparseable message in %s (message_id=%s)",
-                        queue,
-                        _properties and _properties.message_id,
-                    )
+                    log.warning("unparseable message in %s (message_id=%s)", queue, _properties and _properties.message_id)
         return events
 
     def queue_state(self, consumer: str) -> dict[str, int]:
@@ -235,12 +232,7 @@ class RabbitMQBus:
         with self._lock:
             subs = dict(self._subs)
             consumers = {name: c.state() for name, c in self._consumers.items()}
-        info: dict[str, Any] = {
-            "backend": "rabbitmq",
-            "ok": False,
-            "running": self._running,
-            "consumers": consumers,
-        }
+        info: dict[str, Any] = {"backend": "rabbitmq", "ok": False, "running": self._running, "consumers": consumers}
         try:
             connection = self._connect("health", _HEALTH_TIMEOUT_S)
             try:
@@ -248,9 +240,7 @@ class RabbitMQBus:
                 info["queues"] = {
                     name: {
                         "ready": channel.queue_declare(sub.queue, passive=True).method.message_count,
-                        "parked": channel.queue_declare(
-                            _parking(sub.queue), passive=True
-                        ).method.message_count,
+                        "parked": channel.queue_declare(_parking(sub.queue), passive=True).method.message_count,
                     }
                     for name, sub in subs.items()
                 }
@@ -293,12 +283,44 @@ class RabbitMQBus:
         with self._lock:
             self._declared_exchange = True
 
+    def main_queue_arguments(self, queue: str) -> dict[str, Any]:
+        """A consumer's quorum queue: a message redelivered delivery_limit times (its consumer keeps crashing on it)
+        is dead-lettered, at least once, into the parking lot instead of being dropped."""
+        return {
+            "x-queue-type": "quorum",
+            "x-delivery-limit": self._delivery_limit,
+            "x-dead-letter-exchange": "",
+            "x-dead-letter-routing-key": _parking(queue),
+            "x-dead-letter-strategy": "at-least-once",
+            "x-overflow": "reject-publish",  # required by at-least-once dead-lettering
+        }
+
+    def _declare_main_queue(self, channel: BlockingChannel, queue: str) -> None:
+        """Declare the main queue with its dead-lettering; a queue made by an older version keeps running as it is."""
+        probe = channel.connection.channel()
+        try:
+            probe.queue_declare(queue, durable=True, arguments=self.main_queue_arguments(queue))
+        except ChannelClosedByBroker as exc:
+            if exc.reply_code != 406:
+                raise
+            # PRECONDITION_FAILED: the queue exists with other arguments (declared before dead-lettering existed).
+            # Arguments of an existing queue cannot change; a policy can add them (docs/architecture.md, upgrade).
+            log.error(
+                "queue %s exists without dead-lettering into %s or a delivery limit (%s); it keeps working, but a "
+                "message that keeps crashing its consumer is dropped after the broker's default limit. Apply the "
+                "policy from docs/architecture.md (rabbitmqctl set_policy ... dead-letter-exchange, "
+                "dead-letter-routing-key, delivery-limit) or drain and delete the queue so it is redeclared.",
+                queue, _parking(queue), exc.reply_text)
+            channel.queue_declare(queue, passive=True)
+        else:
+            probe.close()
+
     def _declare_consumer(self, channel: BlockingChannel, queue: str, patterns: Sequence[str]) -> None:
         self._declare_exchange(channel)
         quorum = {"x-queue-type": "quorum"}
         declared = [queue, _parking(queue)]
-        channel.queue_declare(queue, durable=True, arguments=quorum)
         channel.queue_declare(_parking(queue), durable=True, arguments=quorum)
+        self._declare_main_queue(channel, queue)
         for attempt in range(1, len(self._delays) + 1):
             retry = self._retry_queue(queue, attempt)
             channel.queue_declare(
@@ -396,12 +418,7 @@ class _Publisher:
         if self._connection is not None and self._connection.is_open:
             # Services heartbeats and surfaces a broker-side close before we publish into it.
             self._connection.process_data_events(time_limit=0)
-        if (
-            self._connection is None
-            or not self._connection.is_open
-            or not self._channel
-            or not self._channel.is_open
-        ):
+        if self._connection is None or not self._connection.is_open or not self._channel or not self._channel.is_open:
             self._drop()
             self._connection = self._bus._connect_within(f"publisher {threading.current_thread().name}")
             self._channel = self._connection.channel()
@@ -540,24 +557,18 @@ class _Consumer:
             try:
                 self._sub.handler(event)
                 outcome = "ok"
+            except Unprocessable as exc:
+                outcome, error = "unprocessable", f"{exc}"[:500]
             except Exception as exc:
                 outcome, error = "failed", f"{type(exc).__name__}: {exc}"[:500]
                 log.warning(
-                    "handler %s failed on %s (attempt %d)",
-                    self._sub.queue,
-                    event.event_id,
-                    attempt,
-                    exc_info=True,
+                    "handler %s failed on %s (attempt %d)", self._sub.queue, event.event_id, attempt, exc_info=True
                 )
-        settle = functools.partial(
-            self._settle, channel, delivery_tag, properties, body, outcome, attempt, error
-        )
+        settle = functools.partial(self._settle, channel, delivery_tag, properties, body, outcome, attempt, error)
         try:
             connection.add_callback_threadsafe(settle)
         except AMQPError:
-            log.warning(
-                "consumer %s: connection closed before settling; the broker will redeliver", self._sub.queue
-            )
+            log.warning("consumer %s: connection closed before settling; the broker will redeliver", self._sub.queue)
 
     def _settle(
         self,
@@ -578,19 +589,13 @@ class _Consumer:
                 EVENTS_RETRIED.labels(queue, event_type_of(body)).inc()
             else:
                 target, next_attempt = _parking(queue), attempt
-                log.error(
-                    "parking %s on %s (%s after %d attempts)", properties.message_id, queue, outcome, attempt
-                )
+                log.error("parking %s on %s (%s after %d attempts)", properties.message_id, queue, outcome, attempt)
                 EVENTS_PARKED.labels(queue, event_type_of(body)).inc()
             copy = pika.BasicProperties(
                 content_type=properties.content_type or "application/json",
                 delivery_mode=2,
                 message_id=properties.message_id,
-                headers={
-                    **(properties.headers or {}),
-                    ATTEMPT_HEADER: next_attempt,
-                    ERROR_HEADER: error or outcome,
-                },
+                headers={**(properties.headers or {}), ATTEMPT_HEADER: next_attempt, ERROR_HEADER: error or outcome},
             )
             # mandatory: a missing retry/parking queue raises, the session restarts and redeclares it.
             channel.basic_publish("", target, body, copy, mandatory=True)
