@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from shared.contracts.review import SubmissionApproved
+from tests.helpers import wait_until
 from tests.notification.conftest import run_loop
 
 
@@ -28,6 +29,9 @@ def test_delivery_log_per_unit_and_per_event(make_world, smtp):
     refused = world.publish_and_wait(approved(unit_a, "专题会议"))
     sent = world.publish_and_wait(approved(unit_a, "宣传横幅"))
     smtp.fail_next_with(550, "5.1.1 mailbox unavailable", on="RCPT")
+    run_loop(world)
+    # the campaign office hears of the failure; send that notice before the server goes away
+    wait_until(lambda: world.deliveries(event_type="notification.failed"), what="the office's notice")
     run_loop(world)
     smtp.stop()
     waiting = world.publish_and_wait(approved(unit_b, "宣传展板"))
