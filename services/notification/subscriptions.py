@@ -1,4 +1,5 @@
 """Which events the notification service consumes, and the handlers for each; and its periodic jobs."""
+
 from __future__ import annotations
 
 from services.notification import digest, handlers, refusal_digest
@@ -21,6 +22,7 @@ SUBSCRIPTIONS = {
     "supervision.escalated": [handlers.notify_supervision],
     "supervision.closed": [handlers.notify_supervision],
     "circular.published": [handlers.notify_circular],
+    "notification.failed": [handlers.notify_delivery_failed],
 }
 
 DIGEST_CHECK_S = 60.0
@@ -32,8 +34,14 @@ def jobs(ctx: ServiceContext) -> list[PeriodicJob]:
     loop = DeliveryLoop.from_settings(ctx)
     return [
         PeriodicJob("deliver-mail", ctx.settings.notify_poll_s, loop.run),
-        PeriodicJob("daily-digest", DIGEST_CHECK_S, lambda: digest.assemble_due(ctx=ctx), wake_on_events=False),
+        PeriodicJob(
+            "daily-digest", DIGEST_CHECK_S, lambda: digest.assemble_due(ctx=ctx), wake_on_events=False
+        ),
         # after each refusal (the first of the hour goes out at once) and every minute (the ones held for the hour)
-        PeriodicJob("refusal-mail", DIGEST_CHECK_S, lambda: refusal_digest.send_due(ctx=ctx),
-                    wake_on_events=("evidence.rejected",)),
+        PeriodicJob(
+            "refusal-mail",
+            DIGEST_CHECK_S,
+            lambda: refusal_digest.send_due(ctx=ctx),
+            wake_on_events=("evidence.rejected",),
+        ),
     ]
