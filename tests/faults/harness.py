@@ -28,6 +28,7 @@ from sqlalchemy import create_engine, text
 from deploy.processes import SERVICES, Cluster, cluster_env, free_port
 from tests.faults.proxy import FaultProxy
 from tests.faults.rabbit_node import RabbitNode
+from tests.helpers import wait_until
 
 APPROVED = "审核通过"
 RETRY_DELAYS_MS = (200, 1000)
@@ -436,9 +437,16 @@ class FaultWorld:
             result.unconsumed = self._unconsumed(conn)
             result.inconsistent = self._inconsistent(conn, approved)
         result.queued, result.parked = self._queue_depths()
-        orphans = self.call(
-            Flow("audit"), "POST", f"{self.routes['evidence']}/integrity-checks", ok=(201,)
+        queued = self.call(
+            Flow("audit"), "POST", f"{self.routes['evidence']}/integrity-checks", ok=(202,)
         ).json()
+        orphans = wait_until(  # the evidence worker runs the check
+            lambda: (lambda c: c if c["state"] in ("done", "failed") else None)(
+                self.call(Flow("audit"), "GET", f"{self.routes['evidence']}/integrity-checks/{queued['id']}", ok=(200,)).json()
+            ),
+            timeout=120,
+            what="the integrity check to finish",
+        )
         result.orphaned = sum(1 for p in orphans["problems"] if p["problem"] == "orphan")
         result.multipart = len(self.s3.pending_uploads()) if self._bucket_exists() else 0
         return result
