@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy import create_engine, text
 
-from deploy.processes import SERVICES, Cluster, cluster_env, free_port
+from deploy.processes import SERVICES, Cluster, cluster_env
 from tests.faults.proxy import FaultProxy
 from tests.faults.rabbit_node import RabbitNode
 
@@ -51,16 +51,10 @@ def photo(n: int) -> bytes:
 
 
 class FaultCluster(Cluster):
-    """deploy.processes.Cluster with a health port per worker, logs kept across restarts, and kill -9."""
+    """deploy.processes.Cluster (a health port per worker) with logs kept across restarts, and kill -9."""
 
-    health_ports: dict[str, int]
-
-    def _spawn(self, name: str, args: list[str]) -> None:
-        if not hasattr(self, "health_ports"):
-            self.health_ports = {}
-        env = dict(self.env)
-        if name.endswith("-worker"):
-            env["HEALTH_PORT"] = str(self.health_ports.setdefault(name, free_port()))
+    def _spawn(self, name: str, args: list[str], extra_env: Mapping[str, str] | None = None) -> None:
+        env = self._env_of.setdefault(name, {**self.env, **(extra_env or {})})
         log = (self.log_dir / f"{name}.log").open("ab")
         self.processes[name] = subprocess.Popen(
             [sys.executable, "-m", f"services.{args[0]}", *args[1:]],
