@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import io
 
-from services.evidence_storage import integrity
 from services.evidence_storage.sweeper import sweep
 from tests.evidence_storage import media
+from tests.evidence_storage.test_integrity import finished
 
 
 def _orphans(world) -> list[str]:
-    report = integrity.run_check(sample=None, ctx=world.ctx)  # a full check, run here rather than by the worker
-    return sorted(p["object_key"] for p in report.problems if p["problem"] == "orphan")
+    report = finished(world)
+    return sorted(p["object_key"] for p in report["problems"] if p["problem"] == "orphan")
 
 
 def _leave_behind(world, submission: dict) -> list[str]:
@@ -47,8 +47,8 @@ def test_orphans_older_than_the_grace_period_are_swept_and_nothing_else(make_wor
 
     assert sweep(world.ctx) == {"removed": 3, "aborted_uploads": 0}
     assert _orphans(world) == []
-    check = integrity.run_check(sample=None, ctx=world.ctx)
-    assert check.problems == [] and check.checked == 1
+    check = finished(world)
+    assert check["problems"] == [] and check["checked"] == 1
     assert world.client.get(f"/evidence/{kept['id']}").status_code == 200
     assert [
         k for k in world.stored_keys() if k.startswith("staging/sessions/")
