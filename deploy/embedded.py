@@ -30,6 +30,7 @@ from shared.bus.port import MessageBus
 from shared.clock import Clock, SystemClock
 from shared.db import SchemaOutdated
 from shared.http import health_router
+from shared.launcher import refuse_unusable_store
 from shared.mail.port import Mailer
 from shared.runtime import ServiceContext, ServiceWorker, configure_logging
 from shared.settings import Settings
@@ -137,6 +138,7 @@ def main() -> None:
         platform = build_platform(settings)
     except SchemaOutdated as outdated:
         raise SystemExit(f"无法启动：{outdated}") from None
+    refuse_unusable_store(platform.contexts["evidence_storage"].blobs)
     uvicorn.run(platform.app, host=settings.host, port=settings.port, log_level="info")
 
 

@@ -8,6 +8,7 @@ from typing import Callable, Mapping, Sequence
 from fastapi import FastAPI
 
 from shared.adapters import make_bus
+from shared.blobs.port import BlobStore, BlobStoreMisconfigured, BlobStoreUnavailable
 from shared.db import SchemaOutdated
 from shared.messaging import EventHandler
 from shared.runtime import PeriodicJob, ServiceContext, ServiceWorker, configure_logging, run_until_signalled
@@ -36,6 +37,8 @@ def launch(
         ctx = bootstrap(settings)
     except SchemaOutdated as outdated:
         raise SystemExit(f"无法启动：{outdated}") from None
+    if ctx.blobs is not None:
+        refuse_unusable_store(ctx.blobs)
     if args.role == "api":
         import uvicorn
 
@@ -54,3 +57,13 @@ def launch(
         worker.stop()
 
     run_until_signalled(start, stop)
+
+
+def refuse_unusable_store(blobs: BlobStore) -> None:
+    """Exit with a clear message when the blob store's settings cannot work, instead of failing the first write."""
+    try:
+        blobs.check_config()
+    except (BlobStoreMisconfigured, BlobStoreUnavailable) as exc:
+        log.error("blob store check failed, not starting: %s", exc)
+        raise SystemExit(f"无法启动：对象存储不可用 (blob store unusable): {exc}") from None
+    log.info("blob store checked: %s", {k: v for k, v in blobs.health().items() if k != "free_bytes"})

@@ -14,7 +14,7 @@ from starlette.requests import ClientDisconnect
 
 from services.evidence_storage import downloads, exports, handlers, integrity, uploads
 from services.evidence_storage.access import Caller, caller_of, check_access, check_uploader
-from services.evidence_storage.duplicates import duplicates_of
+from services.evidence_storage.duplicates import duplicate_views
 from services.evidence_storage.formdata import MultipartFiles
 from services.evidence_storage.models import AUDIT, Evidence, IntegrityCheck, KnownSubmission, UploadSession
 from services.evidence_storage.schemas import (
@@ -67,15 +67,15 @@ def create_app(ctx: ServiceContext) -> FastAPI:
                          unit_path=submission.unit_path if submission else None, unit_id=session.unit_id)
             check_uploader(caller, submission.state if submission else None)
 
-    def view(evidence: Evidence) -> EvidenceRead:
-        return views([evidence])[0]
+    def view(evidence: Evidence, caller: Caller) -> EvidenceRead:
+        return views([evidence], caller)[0]
 
-    def views(rows: list[Evidence]) -> list[EvidenceRead]:
+    def views(rows: list[Evidence], caller: Caller) -> list[EvidenceRead]:
         with ctx.db.session() as uow:
-            flags = duplicates_of(uow, [row.id for row in rows])
+            flags = duplicate_views(uow, rows, caller.principal)
         return [EvidenceRead.model_validate(row).model_copy(update={
             "has_preview": row.thumbnail_key is not None,
-            "duplicates": [DuplicateRead(evidence_id=other, match=flag.match, distance=flag.distance) for flag, other in flags[row.id]],
+            "duplicates": [DuplicateRead.model_validate(found) for found in flags[row.id]],
         }) for row in rows]
 
     @router.post("/submissions/{submission_id}/evidence", status_code=201, response_model=EvidenceRead | list[EvidenceRead],
@@ -90,20 +90,20 @@ def create_app(ctx: ServiceContext) -> FastAPI:
             content_type = request.headers["content-type"]
             rows = await _in_thread(lambda: handlers.store_form(
                 submission_id, MultipartFiles(content_type, next_chunk), ctx=ctx, actor=caller.actor))
-            return views(rows)
+            return views(rows, caller)
         row = await _in_thread(lambda: handlers.store_evidence(
             submission_id, filename, ChunkPullReader(next_chunk), ctx=ctx, actor=caller.actor))
-        return view(row)
+        return view(row, caller)
 
     @router.get("/submissions/{submission_id}/evidence", response_model=list[EvidenceRead], tags=["evidence"])
     def list_evidence(submission_id: str, caller: Caller = Depends(READER)) -> list[EvidenceRead]:
         """The evidence files of one submission, with duplicate flags (404 until this service has heard of it)."""
-        return views(downloads.list_for_submission(submission_id, caller, ctx=ctx))
+        return views(downloads.list_for_submission(submission_id, caller, ctx=ctx), caller)
 
     @router.get("/evidence/{evidence_id}", response_model=EvidenceRead, tags=["evidence"])
     def get_evidence(evidence_id: str, caller: Caller = Depends(READER)) -> EvidenceRead:
         """Metadata of one evidence file: checksum, type, dimensions, capture time and place, duplicates, lock."""
-        return view(downloads.evidence_for(evidence_id, caller, ctx=ctx))
+        return view(downloads.evidence_for(evidence_id, caller, ctx=ctx), caller)
 
     @router.get("/evidence/{evidence_id}/content", tags=["download"])
     def download(evidence_id: str, caller: Caller = Depends(READER)) -> StreamingResponse:
@@ -179,7 +179,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         evidence, created = uploads.complete(session_id, sha256=body.sha256 if body else None, ctx=ctx, actor=caller.actor)
         if not created:
             response.status_code = 200
-        return view(evidence)
+        return view(evidence, caller)
 
     @router.delete("/upload-sessions/{session_id}", status_code=204, tags=["upload"])
     def abort_session(session_id: str, caller: Caller = Depends(UPLOADER)) -> None:

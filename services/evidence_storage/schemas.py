@@ -12,9 +12,18 @@ from shared.http import UtcDateTime
 class DuplicateRead(BaseModel):
     """Another evidence file this one repeats (or that repeats it): exact bytes, or a near-identical photo."""
 
+    model_config = ConfigDict(from_attributes=True)
     evidence_id: str
     match: Literal["exact", "near"]
     distance: int = Field(description="Hamming distance of the photo hashes (0 for exact)")
+    came_first: Literal["this", "other"] = Field(
+        description="Which of the two was stored first: 'other' means this file repeats an earlier one (the copy); "
+        "'this' means a later upload repeats this one (this is the original)")
+    other_uploaded_at: UtcDateTime | None = Field(None, description="When the other file was stored")
+    other_unit_id: str | None = Field(None, description="The other file's unit (omitted when the caller may not see it)")
+    other_unit_name: str | None = None
+    other_submission_id: str | None = None
+    same_unit: bool = Field(False, description="Both files belong to the same unit")
 
 
 class EvidenceRead(BaseModel):
