@@ -2,7 +2,7 @@
 thread, so uploads of any size stream into the store with flat memory."""
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Literal
 from urllib.parse import quote
 
 import anyio
@@ -16,10 +16,10 @@ from services.evidence_storage import downloads, exports, handlers, integrity, u
 from services.evidence_storage.access import Caller, caller_of, check_access, check_uploader
 from services.evidence_storage.duplicates import duplicate_views
 from services.evidence_storage.formdata import MultipartFiles
-from services.evidence_storage.models import AUDIT, Evidence, IntegrityCheck, KnownSubmission, UploadSession
+from services.evidence_storage.models import AUDIT, Evidence, EvidenceRendition, IntegrityCheck, KnownSubmission, UploadSession
 from services.evidence_storage.schemas import (
     CompleteRequest, DownloadUrl, DuplicateRead, EvidenceRead, IntegrityRead, IntegrityRequest,
-    PresignedForm, SessionCreate, SessionRead,
+    PresignedForm, RenditionRead, SessionCreate, SessionRead,
 )
 from services.evidence_storage.streams import ChunkPullReader
 from shared.audit import AuditEntry
@@ -73,9 +73,13 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     def views(rows: list[Evidence], caller: Caller) -> list[EvidenceRead]:
         with ctx.db.session() as uow:
             flags = duplicate_views(uow, rows, caller.principal)
+            videos = [row.id for row in rows if row.category == "video"]
+            copies = {c.evidence_id: RenditionRead.model_validate(c) for c in uow.scalars(
+                select(EvidenceRendition).where(EvidenceRendition.evidence_id.in_(videos)))} if videos else {}
         return [EvidenceRead.model_validate(row).model_copy(update={
             "has_preview": row.thumbnail_key is not None,
             "duplicates": [DuplicateRead.model_validate(found) for found in flags[row.id]],
+            "rendition": copies.get(row.id),
         }) for row in rows]
 
     @router.post("/submissions/{submission_id}/evidence", status_code=201, response_model=EvidenceRead | list[EvidenceRead],
@@ -106,13 +110,15 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         return view(downloads.evidence_for(evidence_id, caller, ctx=ctx), caller)
 
     @router.get("/evidence/{evidence_id}/content", tags=["download"])
-    def download(evidence_id: str, caller: Caller = Depends(READER)) -> StreamingResponse:
-        """Stream the stored bytes (written to the audit log)."""
-        evidence, chunks = downloads.open_content(evidence_id, caller, ctx=ctx)
-        return StreamingResponse(chunks, media_type=evidence.media_type, headers={
-            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(evidence.filename)}",
-            "Content-Length": str(evidence.size), "X-Content-SHA256": evidence.sha256,
-            "X-Content-Type-Options": "nosniff",
+    def download(evidence_id: str, variant: Literal["original", "web"] = Query(
+                     "original", description="web: a video's web-playable copy when one is ready, else the original"),
+                 caller: Caller = Depends(READER)) -> StreamingResponse:
+        """Stream the stored bytes (written to the audit log); X-Evidence-Variant says which object answered."""
+        served, chunks = downloads.open_served(evidence_id, caller, variant, ctx=ctx)
+        return StreamingResponse(chunks, media_type=served.media_type, headers={
+            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(served.filename)}",
+            "Content-Length": str(served.size), "X-Content-SHA256": served.sha256,
+            "X-Content-Type-Options": "nosniff", "X-Evidence-Variant": served.variant,
         })
 
     @router.get("/evidence/{evidence_id}/preview", tags=["download"])
@@ -122,9 +128,11 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         return StreamingResponse(chunks, media_type="image/jpeg", headers={"X-Content-Type-Options": "nosniff"})
 
     @router.post("/evidence/{evidence_id}/download-url", response_model=DownloadUrl, tags=["download"])
-    def download_url(evidence_id: str, caller: Caller = Depends(READER)) -> DownloadUrl:
-        """A short-lived presigned URL straight to the object (S3 only; written to the audit log)."""
-        _, url, expires_at = downloads.presigned_download(evidence_id, caller, ctx=ctx)
+    def download_url(evidence_id: str, variant: Literal["original", "web"] = Query("original"),
+                     caller: Caller = Depends(READER)) -> DownloadUrl:
+        """A short-lived presigned URL straight to the object, or (variant=web) a video's web-playable copy when
+        one is ready (S3 only; written to the audit log)."""
+        _, url, expires_at = downloads.presigned_download(evidence_id, caller, ctx=ctx, variant=variant)
         return DownloadUrl(url=url, expires_at=expires_at)
 
     @router.delete("/evidence/{evidence_id}", status_code=204, tags=["evidence"])

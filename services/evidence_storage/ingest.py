@@ -16,7 +16,7 @@ from typing import BinaryIO, Iterable
 from services.evidence_storage import refusals
 from services.evidence_storage.duplicates import flag_duplicates
 from services.evidence_storage.inspection import Findings, check_declared, examine
-from services.evidence_storage.models import Evidence, KnownCampaign, KnownSubmission
+from services.evidence_storage.models import Evidence, EvidenceRendition, KnownCampaign, KnownSubmission
 from services.evidence_storage.sniff import ALLOWED_TEXT, ALLOWED_TEXT_EN, HEAD_BYTES, MediaKind, sniff
 from services.evidence_storage.streams import PrefixedLimitedReader, UploadTooLarge, read_head
 from shared.blobs.port import BlobStoreUnavailable
@@ -163,9 +163,12 @@ def _record(ctx: ServiceContext, submission_id: str, batch, *, actor: str | None
                 outside_window=outside_window(findings.captured_on, campaign), phash=findings.phash,
                 thumbnail_key=preview, preview_note=findings.preview_note, upload_path=received.upload_path,
                 uploaded_by=actor, locked=False, retention="none", created_at=now,
+                video_codec=findings.video_codec, audio_codec=findings.audio_codec,
             )
             uow.add(evidence)
             uow.flush()
+            if findings.needs_rendition:  # made by the worker (services/evidence_storage/renditions.py)
+                uow.add(EvidenceRendition(evidence_id=evidence.id, state="pending"))
             flags = flag_duplicates(uow, evidence, near_bits=ctx.settings.evidence_near_duplicate_bits)
             ctx.outbox.add(uow, make_event(EvidenceStored(
                 evidence_id=evidence.id, submission_id=submission.id, unit_id=submission.unit_id,

@@ -7,13 +7,13 @@ import random
 
 from sqlalchemy import select
 
-from services.evidence_storage.models import Evidence, IntegrityCheck, UploadChunk, UploadSession
+from services.evidence_storage.models import Evidence, EvidenceRendition, IntegrityCheck, UploadChunk, UploadSession
 from shared.blobs.port import BlobNotFound, BlobStoreUnavailable
 from shared.events import new_id
 from shared.http import ApiError
 from shared.runtime import ServiceContext
 
-ORPHAN_PREFIXES = ("evidence/", "previews/", "staging/")
+ORPHAN_PREFIXES = ("evidence/", "previews/", "staging/", "renditions/")
 
 
 def run_check(*, sample: int | None, ctx: ServiceContext) -> IntegrityCheck:
@@ -65,6 +65,7 @@ def _orphans(ctx: ServiceContext) -> list[dict]:
     with ctx.db.session() as uow:
         known = set(uow.scalars(select(Evidence.object_key)))
         known |= {key for key in uow.scalars(select(Evidence.thumbnail_key)) if key}
+        known |= {key for key in uow.scalars(select(EvidenceRendition.object_key)) if key}
         live = select(UploadSession.id).where(UploadSession.state.in_(("open", "completing")))
         known |= set(uow.scalars(select(UploadChunk.object_key).where(UploadChunk.session_id.in_(live))))
         live_ids = set(uow.scalars(live))

@@ -1,4 +1,5 @@
-"""The evidence worker's periodic jobs: store-level retention for locked evidence, expiry of upload sessions."""
+"""The evidence worker's periodic jobs: store-level retention for locked evidence, expiry of upload sessions,
+web-playable copies of videos."""
 from __future__ import annotations
 
 import logging
@@ -7,6 +8,7 @@ from datetime import timedelta, timezone
 from sqlalchemy import select
 
 from services.evidence_storage.models import Evidence
+from services.evidence_storage.renditions import make_renditions
 from services.evidence_storage.uploads import expire_sessions
 from shared.blobs.port import BlobNotFound, BlobStoreUnavailable
 from shared.runtime import PeriodicJob, ServiceContext
@@ -46,4 +48,5 @@ def jobs(ctx: ServiceContext) -> list[PeriodicJob]:
     return [
         PeriodicJob("evidence-retention", 30.0, lambda: apply_retention(ctx)),
         PeriodicJob("evidence-upload-sessions", 300.0, lambda: expire_sessions(ctx)),
+        PeriodicJob("evidence-renditions", ctx.settings.evidence_rendition_poll_s, lambda: make_renditions(ctx)),
     ]

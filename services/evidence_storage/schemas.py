@@ -26,6 +26,18 @@ class DuplicateRead(BaseModel):
     same_unit: bool = Field(False, description="Both files belong to the same unit")
 
 
+class RenditionRead(BaseModel):
+    """The web-playable H.264/AAC copy of a video browsers cannot play as uploaded (the original stays the proof)."""
+
+    model_config = ConfigDict(from_attributes=True)
+    state: Literal["pending", "rendering", "ready", "failed"]
+    media_type: str = "video/mp4"
+    size: int | None = None
+    sha256: str | None = Field(None, description="SHA-256 of the copy (the original's is the evidence's sha256)")
+    note: str | None = Field(None, description="Why making the copy failed")
+    finished_at: UtcDateTime | None = None
+
+
 class EvidenceRead(BaseModel):
     """A stored evidence file as the API shows it, with what inspection found."""
 
@@ -50,6 +62,11 @@ class EvidenceRead(BaseModel):
     outside_window: bool | None = Field(None, description="Captured outside the campaign's publicity window (None: unknown)")
     has_preview: bool = False
     preview_note: str | None = Field(None, description="Why there is no preview, e.g. ffmpeg not available")
+    video_codec: str | None = Field(None, description="The video's codec as ffmpeg names it (h264, hevc, mpeg4...)")
+    audio_codec: str | None = None
+    rendition: RenditionRead | None = Field(
+        None, description="A video browsers cannot play gets a web-playable copy made by the worker: "
+        "`/content?variant=web` serves it once ready")
     upload_path: str
     uploaded_by: str | None = None
     locked: bool
