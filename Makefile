@@ -58,6 +58,10 @@ bench: install ## print the benchmark figures (pass options as UPLOAD_ARGS="--si
 	$(PY) -m bench.coverage $(COVERAGE_ARGS)
 	$(PY) -m bench.assessment $(ASSESSMENT_ARGS)
 
+demo: install ## load an invented Huaibei campaign under way today (people, evidence, decisions; example.org), then serve it
+	$(PY) -m deploy.demo
+	$(PY) -m deploy.embedded
+
 load-campaign: install ## load a campaign definition into the embedded state (CAMPAIGN=deploy/campaigns/huaibei-2020.yaml)
 	$(PY) -m services.intake.cli load $(or $(CAMPAIGN),deploy/campaigns/huaibei-2020.yaml)
 

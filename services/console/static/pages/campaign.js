@@ -6,7 +6,9 @@ Console.page("campaign", async ({ params }) => {
   const definition = campaign.definition || {};
   document.title = `${campaign.name} · 宣传月佐证平台`;
   $(".page-title").textContent = campaign.name;
+  const shift = definition.shift;
   replace($(".campaign-info"),
+    shift ? h("p.notice.notice-info.shift", `本活动的全部日期由 ${shift.source} 整体平移 ${shift.days} 天。${shift.note || ""}`) : null,
     definition.description ? h("p.description", definition.description) : null,
     h("dl.facts",
       h("dt", "主办"), h("dd", campaign.organiser || "—"),
