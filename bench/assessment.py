@@ -104,8 +104,10 @@ def main() -> int:
 
     from services.intake.campaigns import published_payload
     from services.intake.definition import parse_definition
-    from services.review import assessment, circulars, handlers
+    from services.review import handlers
+    from services.review.assessment import scoring as assessment
     from services.review.bootstrap import bootstrap
+    from services.review.circulars import use_cases as circulars
     from shared.auth import ADMIN, Principal
     from shared.blobs.folder import FolderBlobStore
     from shared.clock import FixedClock

@@ -6,13 +6,10 @@ gets database triggers refusing UPDATE and DELETE (and TRUNCATE on PostgreSQL).
 """
 from __future__ import annotations
 
-import re
-import uuid
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Integer, MetaData, String, Table, event, insert, select
 from sqlalchemy.orm import Session
@@ -20,9 +17,9 @@ from sqlalchemy.orm import Session
 from shared.auth import ADMIN, Principal, require
 from shared.clock import as_utc
 from shared.db import Database
+from shared.request_context import RequestInfo
 
 TABLE = "audit_log"
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
 def audit_table(metadata: MetaData) -> Table:
@@ -77,49 +74,6 @@ def _create_guards(table: Table, connection, **_kw) -> None:
             f"CREATE TRIGGER {table.name}_no_truncate BEFORE TRUNCATE ON {prefix}{table.name} "
             f"FOR EACH STATEMENT EXECUTE FUNCTION {function}()"
         )
-
-
-# ---------------------------------------------------------------- where a request comes from
-
-
-@dataclass(frozen=True)
-class RequestInfo:
-    """Where a request came from: the client's address and the request id."""
-
-    client_ip: str | None = None
-    request_id: str | None = None
-
-
-class RequestContextMiddleware:
-    """Gives every HTTP request an id (a sane incoming X-Request-ID, else a new one) and echoes it back."""
-
-    def __init__(self, app) -> None:
-        self.app = app
-
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        state = scope.setdefault("state", {})
-        request_id = state.get("request_id")  # set already when an outer app (embedded root) ran us
-        if request_id is None:
-            incoming = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
-            request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
-            state["request_id"] = request_id
-
-        async def send_with_id(message) -> None:
-            if message["type"] == "http.response.start":
-                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"]
-                message = {**message, "headers": [*headers, (b"x-request-id", request_id.encode("latin-1"))]}
-            await send(message)
-
-        await self.app(scope, receive, send_with_id)
-
-
-def request_info(request: Request) -> RequestInfo:
-    """The client address (as the ASGI server resolved it, proxy headers included) and request id."""
-    request_id = getattr(request.state, "request_id", None)
-    return RequestInfo(client_ip=request.client.host if request.client else None, request_id=request_id)
 
 
 # ---------------------------------------------------------------- writing and reading

@@ -23,6 +23,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from shared.clock import Clock, SystemClock
 from shared.http import ApiError, validation_error
+from shared.request_context import RequestContextMiddleware
 from shared.settings import Settings
 
 ADMIN, REVIEWER, INSPECTOR, UNIT = "admin", "reviewer", "inspector", "unit"
@@ -218,8 +219,6 @@ _api_key = APIKeyHeader(name="X-API-Key", auto_error=False,
 
 def install(app: FastAPI, verifier: TokenVerifier) -> None:
     """Make an app verify bearer tokens with this verifier and give every request an id and client IP."""
-    from shared.audit import RequestContextMiddleware
-
     app.state.token_verifier = verifier
     app.add_middleware(RequestContextMiddleware)
     app.add_exception_handler(RequestValidationError, validation_error)

@@ -8,9 +8,9 @@ from typing import Callable
 
 from fastapi import Depends, Request
 
-from shared.audit import request_info
 from shared.auth import ADMIN, INSPECTOR, Principal, ensure_visible, forbidden, require
 from shared.http import ApiError
+from shared.request_context import request_info
 
 INSPECTION = "inspection"  # state of a KnownSubmission that is an inspection's photo folder (from inspection.recorded)
 

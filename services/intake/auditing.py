@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from services.intake import identity
 from shared import audit
 from shared.auth import Principal
+from shared.request_context import RequestInfo, request_info
 
 
 @dataclass(frozen=True)
@@ -17,12 +18,12 @@ class Actor:
     """The caller of one API request: recorded with every change it makes."""
 
     principal: Principal | None
-    request: audit.RequestInfo | None = None
+    request: RequestInfo | None = None
 
     @classmethod
     def of(cls, principal: Principal, request: Request) -> "Actor":
         """The actor behind a request."""
-        return cls(principal, audit.request_info(request))
+        return cls(principal, request_info(request))
 
     def record(self, uow: Session, action: str, resource: tuple[str, str | None], detail: dict[str, Any] | None = None) -> None:
         """Append an audit entry inside the caller's transaction."""

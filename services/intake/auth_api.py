@@ -7,6 +7,7 @@ from pydantic import BaseModel
 from services.intake import identity
 from shared import audit
 from shared.auth import ADMIN, UNIT, Principal, TokenIssuer, install, issuer_from_settings, require, verifier_from_settings
+from shared.request_context import request_info
 from shared.runtime import ServiceContext
 
 
@@ -35,12 +36,12 @@ def auth_router(ctx: ServiceContext, issuer: TokenIssuer) -> APIRouter:
     @router.post("/auth/login", response_model=identity.TokenOut, tags=["auth"])
     def login(body: identity.Login, request: Request) -> identity.TokenOut:
         """Log in with username and password; returns a bearer token."""
-        return identity.login(body, ctx=ctx, issuer=issuer, request=audit.request_info(request))
+        return identity.login(body, ctx=ctx, issuer=issuer, request=request_info(request))
 
     @router.post("/auth/token", response_model=identity.TokenOut, tags=["auth"])
     def exchange(request: Request, x_api_key: str = Header(..., min_length=8, max_length=200)) -> identity.TokenOut:
         """Exchange a unit's API key (header X-API-Key) for a short-lived bearer token."""
-        return identity.exchange_api_key(x_api_key, ctx=ctx, issuer=issuer, request=audit.request_info(request))
+        return identity.exchange_api_key(x_api_key, ctx=ctx, issuer=issuer, request=request_info(request))
 
     @router.get("/auth/me", response_model=PrincipalRead, tags=["auth"])
     def me(principal: Principal = Depends(require())) -> PrincipalRead:
@@ -52,7 +53,7 @@ def auth_router(ctx: ServiceContext, issuer: TokenIssuer) -> APIRouter:
     def create_user(body: identity.UserCreate, request: Request,
                     principal: Principal = Depends(require(ADMIN))) -> identity.User:
         """Add a user (admins only)."""
-        return identity.create_user(body, ctx=ctx, principal=principal, request=audit.request_info(request))
+        return identity.create_user(body, ctx=ctx, principal=principal, request=request_info(request))
 
     @router.get("/users", response_model=list[identity.UserRead], tags=["users"])
     def list_users(limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0),
@@ -64,7 +65,7 @@ def auth_router(ctx: ServiceContext, issuer: TokenIssuer) -> APIRouter:
     def create_api_key(unit_id: str, body: identity.ApiKeyCreate, request: Request,
                        principal: Principal = Depends(require(ADMIN, UNIT))) -> identity.ApiKeyCreated:
         """Make an API key for the unit; the key is shown in this answer only."""
-        return identity.create_api_key(unit_id, body, ctx=ctx, principal=principal, request=audit.request_info(request))
+        return identity.create_api_key(unit_id, body, ctx=ctx, principal=principal, request=request_info(request))
 
     @router.get("/units/{unit_id}/api-keys", response_model=list[identity.ApiKeyRead], tags=["api keys"])
     def list_api_keys(unit_id: str, principal: Principal = Depends(require(ADMIN, UNIT))) -> list[identity.ApiKey]:
@@ -75,6 +76,6 @@ def auth_router(ctx: ServiceContext, issuer: TokenIssuer) -> APIRouter:
     def revoke_api_key(key_id: str, request: Request,
                        principal: Principal = Depends(require(ADMIN, UNIT))) -> identity.ApiKey:
         """Revoke an API key at once."""
-        return identity.revoke_api_key(key_id, ctx=ctx, principal=principal, request=audit.request_info(request))
+        return identity.revoke_api_key(key_id, ctx=ctx, principal=principal, request=request_info(request))
 
     return router

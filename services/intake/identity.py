@@ -21,6 +21,7 @@ from shared import audit
 from shared.auth import ADMIN, ROLES, UNIT, Principal, TokenIssuer, ensure_visible, unauthenticated
 from shared.events import new_id
 from shared.http import ApiError, not_found
+from shared.request_context import RequestInfo
 from shared.runtime import ServiceContext
 
 AUDIT = audit.audit_table(Base.metadata)
@@ -172,7 +173,7 @@ def _hash_key(key: str) -> str:
 
 
 def create_user(command: UserCreate, *, ctx: ServiceContext, principal: Principal | None,
-                request: audit.RequestInfo | None = None) -> User:
+                request: RequestInfo | None = None) -> User:
     """Add a user (an admin's act, or the CLI's for the first admin); audited as user.created."""
     if command.role not in ROLES:
         raise ApiError(422, "invalid_role", f"未知角色：{command.role}", f"unknown role: {command.role}")
@@ -194,7 +195,7 @@ def create_user(command: UserCreate, *, ctx: ServiceContext, principal: Principa
     return user
 
 
-def login(command: Login, *, ctx: ServiceContext, issuer: TokenIssuer, request: audit.RequestInfo | None = None) -> TokenOut:
+def login(command: Login, *, ctx: ServiceContext, issuer: TokenIssuer, request: RequestInfo | None = None) -> TokenOut:
     """Check a password and issue a token; unknown user, wrong password and disabled user all give the same 401."""
     username = command.username.lower()
     with ctx.db.transaction() as uow:
@@ -221,7 +222,7 @@ def login(command: Login, *, ctx: ServiceContext, issuer: TokenIssuer, request: 
 
 
 def create_api_key(unit_id: str, command: ApiKeyCreate, *, ctx: ServiceContext, principal: Principal,
-                   request: audit.RequestInfo | None = None) -> ApiKeyCreated:
+                   request: RequestInfo | None = None) -> ApiKeyCreated:
     """Make a new API key for a unit in the caller's subtree; the plaintext is returned only here."""
     _no_keys_from_keys(principal)
     key = API_KEY_PREFIX + secrets.token_urlsafe(32)
@@ -245,7 +246,7 @@ def list_api_keys(unit_id: str, *, ctx: ServiceContext, principal: Principal) ->
 
 
 def revoke_api_key(key_id: str, *, ctx: ServiceContext, principal: Principal,
-                   request: audit.RequestInfo | None = None) -> ApiKey:
+                   request: RequestInfo | None = None) -> ApiKey:
     """Revoke a key at once: it can no longer be exchanged (tokens already issued expire on their own)."""
     _no_keys_from_keys(principal)
     with ctx.db.transaction() as uow:
@@ -261,7 +262,7 @@ def revoke_api_key(key_id: str, *, ctx: ServiceContext, principal: Principal,
 
 
 def exchange_api_key(key: str, *, ctx: ServiceContext, issuer: TokenIssuer,
-                     request: audit.RequestInfo | None = None) -> TokenOut:
+                     request: RequestInfo | None = None) -> TokenOut:
     """Swap a live API key for a short-lived bearer token of its unit; unknown or revoked keys get 401."""
     digest = _hash_key(key)
     with ctx.db.transaction() as uow:

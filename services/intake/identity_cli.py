@@ -14,9 +14,9 @@ from pydantic import ValidationError
 
 from services.intake import identity
 from services.intake.bootstrap import bootstrap
-from shared.audit import RequestInfo
 from shared.auth import ADMIN, Principal
 from shared.http import ApiError
+from shared.request_context import RequestInfo
 from shared.settings import Settings
 
 

@@ -13,9 +13,9 @@ from services.notification.models import AUDIT, Preference, TemplateOverride
 from services.notification.render import FAMILIES, LAYOUTS, RenderedMail, packaged_source, render, template_names
 from services.notification.samples import sample_context
 from shared import audit
-from shared.audit import RequestInfo
 from shared.auth import Principal
 from shared.http import ApiError, not_found
+from shared.request_context import RequestInfo
 from shared.runtime import ServiceContext
 
 MAX_TEMPLATE_CHARS = 64 * 1024

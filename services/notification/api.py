@@ -24,6 +24,7 @@ from services.notification.schemas import (
 from shared import audit
 from shared.auth import ADMIN, STAFF, UNIT, Principal, install, require, verifier_from_settings
 from shared.http import health_router, not_found
+from shared.request_context import request_info
 from shared.runtime import ServiceContext
 
 STATUSES = ("queued", "sending", "sent", "failed")
@@ -123,7 +124,7 @@ def _preference_routes(ctx: ServiceContext) -> APIRouter:
                         principal: Principal = Depends(require(ADMIN, UNIT))):
         """Choose one daily digest instead of one e-mail per event (or back)."""
         return admin.set_preference(unit_id, digest=body.digest, ctx=ctx, principal=principal,
-                                    request=audit.request_info(request))
+                                    request=request_info(request))
 
     return router
 
@@ -145,12 +146,12 @@ def _template_routes(ctx: ServiceContext) -> APIRouter:
     @router.put("/templates/{name}", response_model=TemplateRead)
     def put_template(name: str, body: TemplateIn, request: Request, principal: Principal = Depends(admin_only)):
         """Override a template part; refused with 422 unless it renders with sample data and keeps HTML escaping."""
-        return admin.put_template(name, body.text, ctx=ctx, principal=principal, request=audit.request_info(request))
+        return admin.put_template(name, body.text, ctx=ctx, principal=principal, request=request_info(request))
 
     @router.delete("/templates/{name}", status_code=204)
     def delete_template(name: str, request: Request, principal: Principal = Depends(admin_only)) -> Response:
         """Drop an override and go back to the default."""
-        admin.delete_template(name, ctx=ctx, principal=principal, request=audit.request_info(request))
+        admin.delete_template(name, ctx=ctx, principal=principal, request=request_info(request))
         return Response(status_code=204)
 
     @router.get("/templates/{family}/preview", response_model=PreviewRead)

@@ -1,10 +1,16 @@
-"""Review HTTP API: queue and decisions, timeline, inspections, supervision, assessment and circulars."""
+"""Review HTTP API: one app composing the sub-domains' routers (queue and decisions, timeline, inspections,
+supervision, assessment, circulars), the audit log and health."""
 from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.review import assessment_api, inspections_api, queue_api, supervision_api
+from services.review.assessment import api as assessment_api
+from services.review.circulars import api as circulars_api
+from services.review.inspections import api as inspections_api
 from services.review.models import AUDIT
+from services.review.queue import api as queue_api
+from services.review.supervision import api as supervision_api
+from services.review.timeline import api as timeline_api
 from shared import audit
 from shared.auth import install, verifier_from_settings
 from shared.http import health_router
@@ -16,9 +22,11 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     app = FastAPI(title="review · 审核", description="审核队列、时间线、检查、督办、考核与通报", version="0.2.0")
     install(app, verifier_from_settings(ctx.settings))
     app.include_router(queue_api.router(ctx))
+    app.include_router(timeline_api.router(ctx))
     app.include_router(inspections_api.router(ctx))
     app.include_router(supervision_api.router(ctx))
     app.include_router(assessment_api.router(ctx))
+    app.include_router(circulars_api.router(ctx))
     app.include_router(audit.audit_router(AUDIT, ctx.db))
     checks = {"database": ctx.db.health}
     if ctx.blobs is not None:

@@ -18,9 +18,9 @@ from typing import Sequence, TextIO
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from services.review import timeline
 from services.review.bootstrap import SERVICE
 from services.review.models import TimelineRecord
+from services.review.timeline import chain as timeline
 from shared.db import Database
 from shared.settings import Settings
 

@@ -6,8 +6,8 @@ from datetime import datetime
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from services.review import timeline
 from services.review.models import Inspection, ReviewCampaign, ReviewEvidence, ReviewItem, ReviewUnit, ReviewVersion
+from services.review.timeline import chain as timeline
 from shared.clock import as_utc
 from shared.contracts import read_payload
 from shared.contracts.evidence import EvidenceDownloaded, EvidenceStored

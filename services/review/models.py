@@ -154,7 +154,7 @@ class ReviewComment(Base):
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
 
 
-# --- the activity timeline (append-only, hash-chained: services/review/timeline.py) ------------
+# --- the activity timeline (append-only, hash-chained: services/review/timeline/chain.py) -----
 
 TIMELINE = "timeline_records"
 

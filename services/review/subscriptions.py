@@ -1,7 +1,9 @@
 """Which events the review service consumes, and the handlers for each."""
 from __future__ import annotations
 
-from services.review import handlers, queue, supervision
+from services.review import handlers
+from services.review.queue import use_cases as queue
+from services.review.supervision import use_cases as supervision
 from shared.runtime import PeriodicJob, ServiceContext
 
 SUBSCRIPTIONS = {

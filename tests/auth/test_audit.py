@@ -2,6 +2,9 @@
 and the admin-only read endpoint."""
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -9,9 +12,11 @@ from sqlalchemy import Column, MetaData, String, Table, delete, insert, select, 
 from sqlalchemy.exc import DatabaseError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+import shared.auth
 from shared import audit
 from shared.auth import ADMIN, REVIEWER, Principal, TokenIssuer, TokenVerifier, install, load_keys
 from shared.db import Database
+from shared.request_context import RequestInfo
 from shared.settings import Settings
 
 ADMIN_USER = Principal(id="a1", name="王芳", role=ADMIN)
@@ -38,7 +43,7 @@ def database(request, tmp_path):
 
 def add_entry(uow, table, **detail):
     audit.record(uow, table, principal=ADMIN_USER, action="thing.created", resource=("thing", "t1"), detail=detail,
-                 request=audit.RequestInfo(client_ip="192.0.2.7", request_id="req-1"))
+                 request=RequestInfo(client_ip="192.0.2.7", request_id="req-1"))
 
 
 def test_entry_commits_and_rolls_back_with_the_change(database):
@@ -157,3 +162,17 @@ def test_any_table_can_be_made_append_only(tmp_path):
         with db.transaction() as uow:
             uow.get(Download, 1).actor = "someone else"
     db.dispose()
+
+
+def test_auth_does_not_import_the_audit_log():
+    """audit needs auth (principals, the admin role); auth needs only the request context, never audit back."""
+    source = Path(shared.auth.__file__).read_text(encoding="utf-8")
+    imported = set()
+    for node in ast.walk(ast.parse(source)):  # lazy imports inside functions count too
+        if isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module)
+            imported.update(f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Import):
+            imported.update(alias.name for alias in node.names)
+    assert "shared.request_context" in imported
+    assert not {name for name in imported if name == "shared.audit" or name.startswith("shared.audit.")}

@@ -17,7 +17,7 @@ from docx.shared import Pt
 from sqlalchemy import select
 
 from services.notification.links import Links
-from services.review import timeline
+from services.review.timeline import chain as timeline
 from services.review.models import AUDIT, TimelineRecord
 from tests.review.test_assessment_support import AS_OF, EXPECTED, AssessmentWorld, build_profiles, local
 

@@ -5,7 +5,7 @@ from datetime import timedelta
 
 import pytest
 
-from services.review import timeline
+from services.review.timeline import chain as timeline
 from tests.flows.steps import submit, upload, wait_evidence_ready
 from tests.helpers import JPEG_BYTES, wait_until
 from tests.review.inspection_world import CampaignWorld, error, huaibei, ok

@@ -7,7 +7,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from services.review import decisions, queue, timeline
+from services.review.queue import decisions
+from services.review.queue import use_cases as queue
+from services.review.timeline import chain as timeline
 from services.review.models import ReviewDecision
 from shared.auth import REVIEWER, Principal
 from shared.http import ApiError

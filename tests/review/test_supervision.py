@@ -6,7 +6,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import func, select
 
-from services.review import supervision, timeline
+from services.review.supervision import use_cases as supervision
+from services.review.timeline import chain as timeline
 from services.review.models import Supervision
 from shared.contracts import make_event
 from shared.contracts.intake import DeadlineMissed

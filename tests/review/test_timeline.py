@@ -7,8 +7,9 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from services.review import cli, timeline
-from services.review.timeline import GENESIS
+from services.review import cli
+from services.review.timeline import chain as timeline
+from services.review.timeline.chain import GENESIS
 from tests.review.test_queue_support import error_code, ok, open_world
 
 

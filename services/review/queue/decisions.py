@@ -11,13 +11,13 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, update
 from sqlalchemy.orm import Session
 
-from services.review import timeline
-from services.review.models import AUDIT, ReviewDecision, ReviewItem
-from shared import audit
+from services.review import activity
+from services.review.models import ReviewDecision, ReviewItem
 from shared.auth import ADMIN, Principal, can_see_unit
 from shared.contracts import make_event
 from shared.contracts.review import DECISIONS
 from shared.http import ApiError, not_found
+from shared.request_context import RequestInfo
 from shared.runtime import ServiceContext
 
 SERVICE = "review"
@@ -52,7 +52,7 @@ def claimed_by_other(item: ReviewItem) -> ApiError:
 
 def decide(submission_id: str, event_type: str, *, reviewer: str, version: int | None, comment: str | None,
            score: float | None = None, ctx: ServiceContext, principal: Principal | None = None,
-           request: audit.RequestInfo | None = None) -> ReviewItem:
+           request: RequestInfo | None = None) -> ReviewItem:
     """Approve, return or reject a pending version exactly once; a concurrent, stale or claimed decision gets 409.
 
     The decision is kept as a dated fact (review_decisions), put on the timeline and, with a principal
@@ -81,20 +81,17 @@ def decide(submission_id: str, event_type: str, *, reviewer: str, version: int |
         uow.add(ReviewDecision(submission_id=item.submission_id, unit_id=item.unit_id, campaign_id=item.campaign_id,
                                measure_code=item.measure_code, kind=item.kind, version=item.version, decision=state,
                                score=score, comment=comment, reviewer=reviewer, decided_at=now))
-        timeline.append(uow, at=now, actor=reviewer, actor_role=principal.role if principal else "", kind=event_type,
-                        subject_type="submission", subject_id=submission_id, unit_id=item.unit_id,
-                        submission_id=submission_id,
-                        detail={"version": item.version, "score": score, "comment": comment})
+        # The audit row also names the state; the timeline's kind says it already.
+        activity.record(uow, activity.Actor(reviewer, principal.role if principal else "", principal, request), event_type,
+                        ("submission", submission_id), at=now, unit_id=item.unit_id, submission_id=submission_id,
+                        detail={"version": item.version, "score": score, "comment": comment},
+                        audit_detail={"version": item.version, "state": state, "score": score, "comment": comment})
         payload = DECISIONS[event_type](
             submission_id=item.submission_id, unit_id=item.unit_id, measure_code=item.measure_code,
             title=item.title, version=item.version, reviewer=reviewer, comment=comment, decided_at=now,
             **({"score": score} if event_type == "submission.approved" else {}),
         )
         ctx.outbox.add(uow, make_event(payload, producer=SERVICE))
-        if principal is not None:
-            audit.record(uow, AUDIT, principal=principal, action=event_type, resource=("submission", submission_id),
-                         detail={"version": item.version, "state": state, "score": score, "comment": comment},
-                         request=request, at=now)
     ctx.outbox_written()
     return item
 

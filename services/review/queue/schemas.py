@@ -1,8 +1,8 @@
-"""Review API models: the queue, decisions, claims, bulk decisions, comments and the timeline."""
+"""API models of the review queue: items, decisions, claims, bulk decisions and comments."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -164,37 +164,3 @@ class CommentRead(BaseModel):
     author_role: str
     body: str
     at: datetime
-
-
-class TimelineRecordRead(BaseModel):
-    """One record of the activity timeline, with its place in the hash chain."""
-
-    model_config = ConfigDict(from_attributes=True)
-    seq: int
-    at: datetime
-    actor: str
-    actor_role: str
-    kind: str
-    unit_id: str | None
-    submission_id: str | None
-    subject_type: str
-    subject_id: str
-    detail: dict[str, Any]
-    hash: str
-    prev_hash: str
-
-
-class TimelineProblem(BaseModel):
-    """One break in the chain found by verify."""
-
-    seq: int | None
-    code: str
-    message: str
-
-
-class TimelineVerification(BaseModel):
-    """The result of verifying the whole chain."""
-
-    ok: bool
-    records: int
-    problems: list[TimelineProblem]

@@ -6,14 +6,15 @@ from datetime import date
 from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy import select
 
-from services.review import inspections, sampling
-from services.review.inspection_schemas import (
+from services.review.inspections import sampling
+from services.review.inspections import use_cases as inspections
+from services.review.inspections.schemas import (
     CriterionScoreRead, InspectionCreate, InspectionRead, PhotoRead, SampledUnit, SamplingCreate, SamplingRead,
 )
 from services.review.models import Inspection, ReviewUnit, SamplingDraw
-from shared import audit
 from shared.auth import ADMIN, INSPECTOR, REVIEWER, STAFF, UNIT, Principal, require, visible
 from shared.http import not_found
+from shared.request_context import request_info
 from shared.runtime import ServiceContext
 
 INSPECTORS = (ADMIN, INSPECTOR)
@@ -47,7 +48,7 @@ def router(ctx: ServiceContext) -> APIRouter:
     def draw(body: SamplingCreate, request: Request, principal: Principal = Depends(require(*INSPECTORS))) -> SamplingRead:
         """Propose whom to inspect: a reproducible random draw whose seed is recorded (inspectors and admins)."""
         row = sampling.draw(ctx, campaign_id=body.campaign_id, size=body.size, level=body.level, seed=body.seed,
-                            principal=principal, request=audit.request_info(request))
+                            principal=principal, request=request_info(request))
         return _sampling_view(ctx, row)
 
     @router.get("/samplings", response_model=list[SamplingRead], tags=["inspections"])
@@ -73,7 +74,7 @@ def router(ctx: ServiceContext) -> APIRouter:
     @router.post("/inspections", response_model=InspectionRead, status_code=201, tags=["inspections"])
     def record(body: InspectionCreate, request: Request, principal: Principal = Depends(require(*INSPECTORS))) -> InspectionRead:
         """Record an inspection within the campaign's inspection window; it is scored by the rubric (inspectors and admins)."""
-        return _inspection_view(inspections.record(ctx, body, principal=principal, request=audit.request_info(request)))
+        return _inspection_view(inspections.record(ctx, body, principal=principal, request=request_info(request)))
 
     @router.get("/inspections", response_model=list[InspectionRead], tags=["inspections"])
     def listing(campaign_id: str | None = None, unit_id: str | None = None, method: str | None = None,

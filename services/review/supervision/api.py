@@ -4,14 +4,15 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy import select
 
-from services.review import supervision
+from services.review.activity import Actor
 from services.review.models import Supervision, SupervisionChange
-from services.review.supervision_schemas import (
+from services.review.supervision import use_cases as supervision
+from services.review.supervision.schemas import (
     ChangeRead, Close, Level, Respond, RulesRunRead, State, SupervisionCreate, SupervisionDetail, SupervisionRead,
 )
-from shared import audit
 from shared.auth import ADMIN, INSPECTOR, REVIEWER, UNIT, Principal, can_see_unit, require, visible
 from shared.http import not_found
+from shared.request_context import request_info
 from shared.runtime import ServiceContext
 
 OPENERS = (ADMIN, REVIEWER)
@@ -39,13 +40,13 @@ def router(ctx: ServiceContext) -> APIRouter:
         """Open a supervision by hand (reviewers and admins); the rectification deadline defaults to the campaign's rule."""
         case = supervision.open_manual(ctx, campaign_id=body.campaign_id, unit_id=body.unit_id, level=body.level,
                                        method=body.method, reason=body.reason, rectify_by=body.rectify_by,
-                                       principal=principal, request=audit.request_info(request))
+                                       principal=principal, request=request_info(request))
         return detail(case.id, principal)
 
     @router.post("/supervisions/run-rules", response_model=RulesRunRead, tags=["supervision"])
     def run_rules(request: Request, principal: Principal = Depends(require(ADMIN))) -> RulesRunRead:
         """Run the periodic rules now (stale returned submissions, escalation) and show what they did (admins)."""
-        run = supervision.run_rules(ctx, actor=supervision.Actor.of(principal, audit.request_info(request)))
+        run = supervision.run_rules(ctx, actor=Actor.of(principal, request_info(request)))
         return RulesRunRead(opened=[SupervisionRead.model_validate(c) for c in run.opened],
                             escalated=[SupervisionRead.model_validate(c) for c in run.escalated])
 
@@ -72,14 +73,14 @@ def router(ctx: ServiceContext) -> APIRouter:
     def respond(supervision_id: str, body: Respond, request: Request,
                 principal: Principal = Depends(require(*RESPONDERS))) -> SupervisionDetail:
         """The supervised unit (or one above it) answers with its rectification report."""
-        supervision.respond(ctx, supervision_id, body.response, principal=principal, request=audit.request_info(request))
+        supervision.respond(ctx, supervision_id, body.response, principal=principal, request=request_info(request))
         return detail(supervision_id, principal)
 
     @router.post("/supervisions/{supervision_id}/close", response_model=SupervisionDetail, tags=["supervision"])
     def close(supervision_id: str, body: Close, request: Request,
               principal: Principal = Depends(require(*OPENERS))) -> SupervisionDetail:
         """End a case with its outcome (reviewers and admins)."""
-        supervision.close(ctx, supervision_id, body.outcome, principal=principal, request=audit.request_info(request))
+        supervision.close(ctx, supervision_id, body.outcome, principal=principal, request=request_info(request))
         return detail(supervision_id, principal)
 
     return router

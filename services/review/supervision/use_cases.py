@@ -15,9 +15,9 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from services.review import timeline
-from services.review.models import AUDIT, ReviewCampaign, ReviewItem, ReviewUnit, Supervision, SupervisionChange
-from shared import audit
+from services.review import activity
+from services.review.activity import SYSTEM, Actor
+from services.review.models import ReviewCampaign, ReviewItem, ReviewUnit, Supervision, SupervisionChange
 from shared.auth import Principal, can_see_unit
 from shared.clock import as_utc
 from shared.contracts import make_event, read_payload
@@ -25,10 +25,10 @@ from shared.contracts.intake import DeadlineMissed
 from shared.contracts.review import SupervisionClosed, SupervisionEscalated, SupervisionOpened, SupervisionResponded
 from shared.events import Envelope, new_id
 from shared.http import ApiError, not_found
+from shared.request_context import RequestInfo
 from shared.runtime import ServiceContext
 
 SERVICE = "review"
-SYSTEM = "system"
 LEVELS = ("blue", "yellow", "red")
 METHODS = ("phone", "on_site", "interview")
 LEVEL_NAMES = {"blue": "蓝色", "yellow": "黄色", "red": "红色"}
@@ -56,21 +56,6 @@ def rules_of(campaign: ReviewCampaign | None) -> Rules:
     data = (campaign.supervision_rules if campaign is not None else None) or {}
     known = {f.name for f in fields(Rules)}
     return Rules(**{key: value for key, value in data.items() if key in known})
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who takes a step: a person through the API (audited) or the rules (`system`), maybe on a person's call."""
-
-    name: str
-    role: str = ""
-    principal: Principal | None = None
-    request: audit.RequestInfo | None = None
-
-    @classmethod
-    def of(cls, principal: Principal, request: audit.RequestInfo | None = None) -> "Actor":
-        """The logged-in caller of an API route."""
-        return cls(principal.name, principal.role, principal, request)
 
 
 @dataclass
@@ -114,16 +99,12 @@ def _step(uow: Session, ctx: ServiceContext, case: Supervision, action: str, act
                               method=case.method, actor=actor.name, note=note, at=now))
     detail = {"rule": case.rule, "level": case.level, "method": case.method, "state": case.state,
               "rectify_by": rectify_by.isoformat() if rectify_by else None, "escalations": case.escalations, "note": note}
-    timeline.append(uow, at=now, actor=actor.name, actor_role=actor.role, kind=f"supervision.{action}",
-                    subject_type="supervision", subject_id=case.id, unit_id=case.unit_id, submission_id=submission_id,
-                    detail=detail)
+    activity.record(uow, actor, f"supervision.{action}", ("supervision", case.id), at=now, unit_id=case.unit_id,
+                    submission_id=submission_id, detail=detail)
     extra = {"responded": {"response": case.response or ""}, "closed": {"outcome": case.outcome or ""}}.get(action, {})
     payload = EVENTS[action](supervision_id=case.id, unit_id=case.unit_id, campaign_id=case.campaign_id, level=case.level,
                              method=case.method, reason=case.reason, rectify_by=rectify_by, **extra)
     ctx.outbox.add(uow, make_event(payload, producer=SERVICE, cause=cause))
-    if actor.principal is not None:
-        audit.record(uow, AUDIT, principal=actor.principal, action=f"supervision.{action}",
-                     resource=("supervision", case.id), detail=detail, request=actor.request, at=now)
 
 
 def _one_up(value: str, ladder: tuple[str, ...]) -> str:
@@ -164,7 +145,7 @@ def _visible_case(uow: Session, case_id: str, principal: Principal) -> Supervisi
 
 
 def respond(ctx: ServiceContext, case_id: str, response: str, *, principal: Principal,
-            request: audit.RequestInfo | None = None) -> Supervision:
+            request: RequestInfo | None = None) -> Supervision:
     """The supervised unit (or a unit above it) answers with its rectification report: open → responded."""
     with ctx.db.transaction() as uow:
         case = _visible_case(uow, case_id, principal)
@@ -180,7 +161,7 @@ def respond(ctx: ServiceContext, case_id: str, response: str, *, principal: Prin
 
 
 def close(ctx: ServiceContext, case_id: str, outcome: str, *, principal: Principal,
-          request: audit.RequestInfo | None = None) -> Supervision:
+          request: RequestInfo | None = None) -> Supervision:
     """A reviewer or admin ends a case with its outcome: open or responded → closed."""
     with ctx.db.transaction() as uow:
         case = _visible_case(uow, case_id, principal)
@@ -195,7 +176,7 @@ def close(ctx: ServiceContext, case_id: str, outcome: str, *, principal: Princip
 
 
 def open_manual(ctx: ServiceContext, *, campaign_id: str, unit_id: str, level: str, method: str, reason: str,
-                rectify_by: datetime | None, principal: Principal, request: audit.RequestInfo | None = None) -> Supervision:
+                rectify_by: datetime | None, principal: Principal, request: RequestInfo | None = None) -> Supervision:
     """A reviewer or admin opens a case by hand (rule `manual`)."""
     now = ctx.clock.now()
     if rectify_by is not None and as_utc(rectify_by) <= now:

@@ -1,43 +1,28 @@
-"""Review queue HTTP routes: the queue, claims and assignment, decisions (one or in bulk), comments, timeline."""
+"""Review queue HTTP routes: the queue, claims and assignment, decisions (one or in bulk), comments."""
 from __future__ import annotations
 
-
 from fastapi import APIRouter, Depends, Query, Request
-from sqlalchemy import select
 
-from services.review import comments, decisions, queue, schemas, timeline
-from services.review.models import ReviewItem, ReviewUnit, TimelineRecord
-from shared import audit
-from shared.auth import ADMIN, INSPECTOR, REVIEWER, UNIT, Principal, can_see_unit, require
+from services.review.queue import comments, decisions, schemas
+from services.review.queue import use_cases as queue
+from shared.auth import ADMIN, INSPECTOR, REVIEWER, UNIT, Principal, require
 from shared.clock import as_utc
-from shared.http import not_found
+from shared.request_context import request_info
 from shared.runtime import ServiceContext
 
 READERS = (ADMIN, REVIEWER, INSPECTOR, UNIT)  # a unit reads only its own subtree's items
 DECIDERS = (ADMIN, REVIEWER)
 COMMENTERS = (ADMIN, REVIEWER, UNIT)
 MAX_AGE_HOURS = 24 * 366 * 10  # ten years: far beyond any campaign, and safe for date arithmetic
-HIDDEN_FROM_UNITS = ("duplicate_of", "near_duplicate_of")  # other units' evidence ids in evidence.stored details
-
-
-def _records(rows: list[TimelineRecord], principal: Principal) -> list[schemas.TimelineRecordRead]:
-    out = []
-    for row in rows:
-        view = schemas.TimelineRecordRead.model_validate(row)
-        view.at = as_utc(row.at)
-        if not principal.is_staff:
-            view.detail = {k: v for k, v in row.detail.items() if k not in HIDDEN_FROM_UNITS}
-        out.append(view)
-    return out
 
 
 def router(ctx: ServiceContext) -> APIRouter:
-    """The queue, claim, decision, comment and timeline routes."""
+    """The queue, claim, decision and comment routes."""
     router = APIRouter()
 
     def decide(submission_id: str, event_type: str, principal: Principal, request: Request, **decision) -> schemas.ReviewItemRead:
         decisions.decide(submission_id, event_type, reviewer=principal.name, ctx=ctx, principal=principal,
-                         request=audit.request_info(request), **decision)
+                         request=request_info(request), **decision)
         return queue.read_item(submission_id, principal=principal, ctx=ctx)
 
     @router.get("/queue", response_model=list[schemas.ReviewItemRead], tags=["queue"])
@@ -69,20 +54,20 @@ def router(ctx: ServiceContext) -> APIRouter:
               principal: Principal = Depends(require(*DECIDERS))) -> schemas.ReviewItemRead:
         """Take the pending version to review; 409 while another reviewer's claim is live."""
         return queue.claim(submission_id, version=body.version if body else None, principal=principal, ctx=ctx,
-                           request=audit.request_info(request))
+                           request=request_info(request))
 
     @router.post("/submissions/{submission_id}/release", response_model=schemas.ReviewItemRead, tags=["queue"])
     def release(submission_id: str, request: Request,
                 principal: Principal = Depends(require(*DECIDERS))) -> schemas.ReviewItemRead:
         """Give a claimed version back to the queue (the claim holder or an admin)."""
-        return queue.release(submission_id, principal=principal, ctx=ctx, request=audit.request_info(request))
+        return queue.release(submission_id, principal=principal, ctx=ctx, request=request_info(request))
 
     @router.post("/submissions/{submission_id}/assign", response_model=schemas.ReviewItemRead, tags=["queue"])
     def assign(submission_id: str, body: schemas.Assign, request: Request,
                principal: Principal = Depends(require(*DECIDERS))) -> schemas.ReviewItemRead:
         """Assign the pending item to a reviewer (user id or "me"; null removes the assignment)."""
         return queue.assign(submission_id, reviewer=body.reviewer, principal=principal, ctx=ctx,
-                            request=audit.request_info(request))
+                            request=request_info(request))
 
     @router.post("/submissions/{submission_id}/approve", response_model=schemas.ReviewItemRead, tags=["decisions"])
     def approve(submission_id: str, body: schemas.Approve, request: Request,
@@ -108,14 +93,14 @@ def router(ctx: ServiceContext) -> APIRouter:
                      principal: Principal = Depends(require(*DECIDERS))) -> schemas.BulkResult:
         """Approve up to 200 versions, each in its own transaction; lists each item's outcome."""
         return queue.bulk_decide(body.items, "submission.approved", principal=principal, ctx=ctx, comment=body.comment,
-                                 score=body.score, request=audit.request_info(request))
+                                 score=body.score, request=request_info(request))
 
     @router.post("/bulk/return", response_model=schemas.BulkResult, tags=["decisions"])
     def bulk_return(body: schemas.BulkReturn, request: Request,
                     principal: Principal = Depends(require(*DECIDERS))) -> schemas.BulkResult:
         """Return up to 200 versions with one comment, each in its own transaction; lists each item's outcome."""
         return queue.bulk_decide(body.items, "submission.returned", principal=principal, ctx=ctx, comment=body.comment,
-                                 request=audit.request_info(request))
+                                 request=request_info(request))
 
     @router.get("/submissions/{submission_id}/comments", response_model=list[schemas.CommentRead], tags=["comments"])
     def list_comments(submission_id: str, limit: int = Query(200, ge=1, le=1000), offset: int = Query(0, ge=0),
@@ -130,39 +115,7 @@ def router(ctx: ServiceContext) -> APIRouter:
                     principal: Principal = Depends(require(*COMMENTERS))) -> schemas.CommentRead:
         """Post to a submission's comment thread (reviewers, admins and the unit itself)."""
         row = comments.add_comment(submission_id, body.body, principal=principal, ctx=ctx,
-                                   request=audit.request_info(request))
+                                   request=request_info(request))
         return schemas.CommentRead.model_validate(row).model_copy(update={"at": as_utc(row.at)})
-
-    @router.get("/submissions/{submission_id}/timeline", response_model=list[schemas.TimelineRecordRead], tags=["timeline"])
-    def submission_timeline(submission_id: str,
-                            principal: Principal = Depends(require(*READERS))) -> list[schemas.TimelineRecordRead]:
-        """Everything that happened to a submission, oldest first, with the hash chain fields."""
-        with ctx.db.session() as uow:
-            found = uow.get(ReviewItem, submission_id)
-            if found is None or not can_see_unit(principal, found.unit_path, found.unit_id):
-                raise not_found("报送材料", "submission", submission_id)
-            return _records(timeline.for_submission(uow, submission_id), principal)
-
-    @router.get("/units/{unit_id}/timeline", response_model=list[schemas.TimelineRecordRead], tags=["timeline"])
-    def unit_timeline(unit_id: str, limit: int = Query(1000, ge=1, le=5000), offset: int = Query(0, ge=0),
-                      principal: Principal = Depends(require(*READERS))) -> list[schemas.TimelineRecordRead]:
-        """Everything recorded for a unit (its submissions, inspections, supervisions), oldest first."""
-        with ctx.db.session() as uow:
-            unit = uow.get(ReviewUnit, unit_id)
-            path = unit.unit_path if unit is not None else uow.scalar(
-                select(ReviewItem.unit_path).where(ReviewItem.unit_id == unit_id).limit(1))
-            known = unit is not None or path is not None or uow.scalar(
-                select(TimelineRecord.seq).where(TimelineRecord.unit_id == unit_id).limit(1)) is not None
-            if not known or not can_see_unit(principal, path, unit_id):
-                raise not_found("单位", "unit", unit_id)
-            return _records(timeline.for_unit(uow, unit_id, limit=limit, offset=offset), principal)
-
-    @router.get("/timeline/verify", response_model=schemas.TimelineVerification, tags=["timeline"])
-    def verify_timeline(_admin: Principal = Depends(require(ADMIN))) -> schemas.TimelineVerification:
-        """Walk the whole hash chain and list every altered, removed, reordered or truncated record (admins)."""
-        with ctx.db.session() as uow:
-            result = timeline.verify(uow)
-        return schemas.TimelineVerification(ok=result.ok, records=result.records, problems=[
-            schemas.TimelineProblem(seq=p.seq, code=p.code, message=p.message) for p in result.problems])
 
     return router

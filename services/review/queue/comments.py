@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from services.review import timeline
-from services.review.models import AUDIT, ReviewComment, ReviewItem
-from shared import audit
+from services.review import activity
+from services.review.models import ReviewComment, ReviewItem
 from shared.auth import ADMIN, REVIEWER, UNIT, Principal, can_see_unit
 from shared.events import new_id
 from shared.http import ApiError, not_found
+from shared.request_context import RequestInfo
 from shared.runtime import ServiceContext
 
 AUTHORS = (ADMIN, REVIEWER, UNIT)  # inspectors read threads but do not post
@@ -31,7 +31,7 @@ def list_comments(submission_id: str, *, principal: Principal, ctx: ServiceConte
 
 
 def add_comment(submission_id: str, body: str, *, principal: Principal, ctx: ServiceContext,
-                request: audit.RequestInfo | None = None) -> ReviewComment:
+                request: RequestInfo | None = None) -> ReviewComment:
     """Post a comment on the submission's current version (timeline and audit in the same transaction)."""
     if principal.role not in AUTHORS:
         raise ApiError(403, "forbidden", "当前角色无权发表评论", "your role may not comment")
@@ -42,10 +42,9 @@ def add_comment(submission_id: str, body: str, *, principal: Principal, ctx: Ser
                                 author=principal.name, author_role=principal.role, body=body, at=now)
         uow.add(comment)
         uow.flush()
-        timeline.append(uow, at=now, actor=principal.name, actor_role=principal.role, kind="comment.added",
-                        subject_type="submission", subject_id=item.submission_id, unit_id=item.unit_id,
-                        submission_id=item.submission_id,
-                        detail={"comment_id": comment.id, "version": item.version, "body": body})
-        audit.record(uow, AUDIT, principal=principal, action="comment.added", resource=("submission", item.submission_id),
-                     detail={"comment_id": comment.id, "version": item.version}, request=request, at=now)
+        # The text belongs to the thread's history, not to the audit log.
+        activity.record(uow, activity.Actor.of(principal, request), "comment.added", ("submission", item.submission_id),
+                        at=now, unit_id=item.unit_id, submission_id=item.submission_id,
+                        detail={"comment_id": comment.id, "version": item.version, "body": body},
+                        audit_detail={"comment_id": comment.id, "version": item.version})
     return comment

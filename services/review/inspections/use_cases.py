@@ -2,7 +2,7 @@
 
 Recording is one transaction: the Inspection row with its score, its timeline record, its audit row, the
 `inspection.recorded` event and, when the inspection breaks the campaign's supervision rules, a yellow on-site
-supervision (services/review/supervision.py). Photos go through evidence_storage, which takes uploads for an
+supervision (services/review/supervision/). Photos go through evidence_storage, which takes uploads for an
 inspection id once it has consumed `inspection.recorded`; they come back on `evidence.stored`.
 """
 from __future__ import annotations
@@ -13,15 +13,16 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from services.review import rubric, supervision, timeline
-from services.review.inspection_schemas import InspectionCreate
-from services.review.models import AUDIT, Inspection, ReviewCampaign, ReviewEvidence, ReviewUnit, SamplingDraw, Supervision
-from shared import audit
+from services.review import activity, rubric
+from services.review.inspections.schemas import InspectionCreate
+from services.review.models import Inspection, ReviewCampaign, ReviewEvidence, ReviewUnit, SamplingDraw, Supervision
+from services.review.supervision import use_cases as supervision
 from shared.auth import Principal, can_see_unit
 from shared.contracts import make_event
 from shared.contracts.review import InspectionRecorded
 from shared.events import new_id
 from shared.http import ApiError, not_found
+from shared.request_context import RequestInfo
 from shared.runtime import ServiceContext
 
 SERVICE = "review"
@@ -109,7 +110,7 @@ def score(campaign: ReviewCampaign, row) -> tuple[list[rubric.CriterionScore], f
 
 
 def record(ctx: ServiceContext, facts: InspectionCreate, *, principal: Principal,
-           request: audit.RequestInfo | None = None) -> Recorded:
+           request: RequestInfo | None = None) -> Recorded:
     """Validate, score and store an inspection; open a supervision when it breaks the rules."""
     now = ctx.clock.now()
     with ctx.db.transaction() as uow:
@@ -139,10 +140,8 @@ def record(ctx: ServiceContext, facts: InspectionCreate, *, principal: Principal
         uow.flush()
         detail = {"method": row.method, "inspected_on": row.inspected_on.isoformat(), "score": row.score,
                   "measures_verified": verified, "problems": row.problems, "sampling_id": row.sampling_id}
-        timeline.append(uow, at=now, actor=principal.name, actor_role=principal.role, kind="inspection.recorded",
-                        subject_type="inspection", subject_id=row.id, unit_id=row.unit_id, detail=detail)
-        audit.record(uow, AUDIT, principal=principal, action="inspection.recorded", resource=("inspection", row.id),
-                     detail=detail, request=request, at=now)
+        activity.record(uow, activity.Actor.of(principal, request), "inspection.recorded", ("inspection", row.id),
+                        at=now, unit_id=row.unit_id, detail=detail)
         ctx.outbox.add(uow, make_event(InspectionRecorded(
             inspection_id=row.id, unit_id=row.unit_id, campaign_id=row.campaign_id, method=row.method,
             inspected_on=row.inspected_on, inspector=row.inspector, measures_verified=verified,
@@ -152,7 +151,7 @@ def record(ctx: ServiceContext, facts: InspectionCreate, *, principal: Principal
         ), producer=SERVICE))
         case = supervision.open_for_inspection(
             uow, ctx, inspection_id=row.id, campaign=campaign, unit=unit, problems=len(row.problems), score=row.score,
-            max_points=max_points, actor=supervision.Actor(supervision.SYSTEM, "", principal, request))
+            max_points=max_points, actor=activity.Actor(activity.SYSTEM, "", principal, request))
     ctx.outbox_written()
     return Recorded(row, scores, max_points, [], [case.id] if case else [])
 

@@ -14,14 +14,16 @@ from typing import Iterable
 from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from services.review import decisions, schemas, timeline
+from services.review import activity
 from services.review.models import AUDIT, ReviewEvidence, ReviewItem
+from services.review.queue import decisions, schemas
 from shared import audit
 from shared.auth import ADMIN, Principal, can_see_unit, visible
 from shared.clock import as_utc
 from shared.contracts import make_event
 from shared.contracts.review import SubmissionClaimed, SubmissionReleased
 from shared.http import ApiError, not_found
+from shared.request_context import RequestInfo
 from shared.runtime import ServiceContext
 
 log = logging.getLogger(__name__)
@@ -193,16 +195,14 @@ def _expect_pending(item: ReviewItem, version: int | None) -> None:
                        f"version {item.version} is pending, not {version}")
 
 
-def _log(uow: Session, ctx: ServiceContext, item: ReviewItem, principal: Principal, kind: str, detail: dict,
-         request: audit.RequestInfo | None, now: datetime) -> None:
-    timeline.append(uow, at=now, actor=principal.name, actor_role=principal.role, kind=kind, subject_type="submission",
-                    subject_id=item.submission_id, unit_id=item.unit_id, submission_id=item.submission_id, detail=detail)
-    audit.record(uow, AUDIT, principal=principal, action=kind, resource=("submission", item.submission_id),
-                 detail=detail, request=request, at=now)
+def _log(uow: Session, item: ReviewItem, principal: Principal, kind: str, detail: dict,
+         request: RequestInfo | None, now: datetime) -> None:
+    activity.record(uow, activity.Actor.of(principal, request), kind, ("submission", item.submission_id), at=now,
+                    unit_id=item.unit_id, submission_id=item.submission_id, detail=detail)
 
 
 def claim(submission_id: str, *, version: int | None, principal: Principal, ctx: ServiceContext,
-          request: audit.RequestInfo | None = None) -> schemas.ReviewItemRead:
+          request: RequestInfo | None = None) -> schemas.ReviewItemRead:
     """Take the pending version to review; 409 while another reviewer's claim is live (publishes submission.claimed)."""
     now = ctx.clock.now()
     cutoff = decisions.claim_cutoff(ctx, now)
@@ -227,7 +227,7 @@ def claim(submission_id: str, *, version: int | None, principal: Principal, ctx:
             detail = {"version": item.version, "reviewer_id": principal.id}
             if previous and previous != principal.id:
                 detail["taken_over_from"] = previous
-            _log(uow, ctx, item, principal, "submission.claimed", detail, request, now)
+            _log(uow, item, principal, "submission.claimed", detail, request, now)
             ctx.outbox.add(uow, make_event(SubmissionClaimed(submission_id=item.submission_id, unit_id=item.unit_id,
                                                              version=item.version, reviewer=principal.name), producer=SERVICE))
         view = present(uow, [item], principal=principal, now=now, cutoff=cutoff)[0]
@@ -236,7 +236,7 @@ def claim(submission_id: str, *, version: int | None, principal: Principal, ctx:
 
 
 def release(submission_id: str, *, principal: Principal, ctx: ServiceContext,
-            request: audit.RequestInfo | None = None) -> schemas.ReviewItemRead:
+            request: RequestInfo | None = None) -> schemas.ReviewItemRead:
     """Give a claimed version back to the queue (its holder, or an admin); publishes submission.released."""
     now = ctx.clock.now()
     with ctx.db.transaction() as uow:
@@ -253,7 +253,7 @@ def release(submission_id: str, *, principal: Principal, ctx: ServiceContext,
         if result.rowcount != 1:
             raise ApiError(409, "not_claimed", "该材料的认领已变化，请刷新后再试", "the claim changed meanwhile; reload")
         uow.refresh(item)
-        _log(uow, ctx, item, principal, "submission.released", {"version": item.version, "reviewer_id": holder}, request, now)
+        _log(uow, item, principal, "submission.released", {"version": item.version, "reviewer_id": holder}, request, now)
         ctx.outbox.add(uow, make_event(SubmissionReleased(submission_id=item.submission_id, unit_id=item.unit_id,
                                                           version=item.version, reviewer=principal.name), producer=SERVICE))
         view = present(uow, [item], principal=principal, now=now, cutoff=decisions.claim_cutoff(ctx, now))[0]
@@ -278,8 +278,8 @@ def release_expired(ctx: ServiceContext, *, limit: int = 500) -> int:
             if result.rowcount != 1:  # renewed or decided meanwhile
                 continue
             released += 1
-            timeline.append(uow, at=now, actor="system", kind="submission.released", subject_type="submission",
-                            subject_id=item.submission_id, unit_id=item.unit_id, submission_id=item.submission_id,
+            activity.record(uow, activity.Actor(activity.SYSTEM), "submission.released", ("submission", item.submission_id),
+                            at=now, unit_id=item.unit_id, submission_id=item.submission_id,
                             detail={"version": item.version, "reviewer_id": holder, "reason": "认领超时自动释放"})
             ctx.outbox.add(uow, make_event(SubmissionReleased(submission_id=item.submission_id, unit_id=item.unit_id,
                                                               version=item.version, reviewer="system"), producer=SERVICE))
@@ -289,7 +289,7 @@ def release_expired(ctx: ServiceContext, *, limit: int = 500) -> int:
 
 
 def assign(submission_id: str, *, reviewer: str | None, principal: Principal, ctx: ServiceContext,
-           request: audit.RequestInfo | None = None) -> schemas.ReviewItemRead:
+           request: RequestInfo | None = None) -> schemas.ReviewItemRead:
     """Assign the pending item to a reviewer (user id, or "me"), or remove the assignment with None."""
     now = ctx.clock.now()
     target = _who(reviewer, principal) if reviewer else None
@@ -300,7 +300,7 @@ def assign(submission_id: str, *, reviewer: str | None, principal: Principal, ct
         if previous != target:
             item.assigned_to = target
             uow.flush()
-            _log(uow, ctx, item, principal, "submission.assigned",
+            _log(uow, item, principal, "submission.assigned",
                  {"version": item.version, "assigned_to": target, "previous": previous}, request, now)
         view = present(uow, [item], principal=principal, now=now, cutoff=decisions.claim_cutoff(ctx, now))[0]
     return view
@@ -311,7 +311,7 @@ def assign(submission_id: str, *, reviewer: str | None, principal: Principal, ct
 
 def bulk_decide(items: list[schemas.BulkItem], event_type: str, *, principal: Principal, ctx: ServiceContext,
                 comment: str | None, score: float | None = None,
-                request: audit.RequestInfo | None = None) -> schemas.BulkResult:
+                request: RequestInfo | None = None) -> schemas.BulkResult:
     """Decide each version in its own transaction; one item's refusal does not stop the others."""
     if len(items) > schemas.BULK_LIMIT:
         raise ApiError(422, "too_many_items", f"每次最多处理 {schemas.BULK_LIMIT} 条，本次 {len(items)} 条",

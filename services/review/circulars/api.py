@@ -1,8 +1,7 @@
-"""Assessment and circular routes (考核、通报).
+"""Circular routes (通报).
 
-Staff read every unit's score; a unit reads only its own subtree's rows (ranks are still counted over
-the whole level). Admins make and publish circulars; a unit sees a circular once it is published,
-and downloads its .docx (the document as issued); the .xlsx, the snapshot and verify are for staff.
+Admins make and publish circulars; a unit sees a circular once it is published, and downloads its
+.docx (the document as issued); the .xlsx, the snapshot and verify are for staff.
 """
 from __future__ import annotations
 
@@ -13,63 +12,22 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 
-from services.review import assessment as scoring
-from services.review import circulars
-from services.review.assessment_schemas import (
-    AssessmentRead, CircularCreate, CircularRead, CircularVerification, UnitScore, level_sizes, unit_score,
-)
-from services.review.models import Circular, ReviewUnit
-from shared import audit
-from shared.auth import ADMIN, INSPECTOR, REVIEWER, STAFF, UNIT, Principal, can_see_unit, forbidden, require
+from services.review.circulars import use_cases as circulars
+from services.review.circulars.schemas import CircularCreate, CircularRead, CircularVerification
+from services.review.models import Circular
+from shared.auth import ADMIN, INSPECTOR, REVIEWER, STAFF, UNIT, Principal, forbidden, require
 from shared.clock import as_utc
 from shared.http import not_found
+from shared.request_context import request_info
 from shared.runtime import ServiceContext
 
-READERS = (ADMIN, REVIEWER, INSPECTOR, UNIT)
+READERS = (ADMIN, REVIEWER, INSPECTOR, UNIT)  # a unit sees published circulars only
 FileKind = Literal["docx", "xlsx", "snapshot"]
 
 
 def router(ctx: ServiceContext) -> APIRouter:
-    """The assessment and circular routes."""
+    """The circular routes."""
     router = APIRouter()
-
-    def assessed(campaign_id: str, as_of: str | None) -> scoring.Assessment:
-        now = as_utc(ctx.clock.now())
-        with ctx.db.session() as uow:
-            campaign = scoring.load_campaign(uow, campaign_id)
-            # A future moment would call deadlines between now and then missed: what is known is as of now.
-            moment = min(scoring.parse_as_of(as_of, campaign.zone, now), now)
-            return scoring.compute(uow, campaign_id, moment)
-
-    @router.get("/assessment", response_model=AssessmentRead, tags=["assessment"])
-    def assessment(campaign_id: str = Query(..., max_length=36),
-                   as_of: str | None = Query(None, max_length=40, description="ISO date (end of that day) or datetime; default now"),
-                   principal: Principal = Depends(require(*READERS))) -> AssessmentRead:
-        """Every participating unit's score and rank within its level, as of a moment (考核得分)."""
-        result = assessed(campaign_id, as_of)
-        sizes = level_sizes(result)
-        rows = [unit_score(u, sizes[u.level]) for _, units in result.by_level() for u in units
-                if can_see_unit(principal, u.unit_path, u.unit_id)]
-        return AssessmentRead(campaign_id=campaign_id, campaign_name=result.campaign.name, as_of=result.as_of,
-                              max_total=float(result.campaign.rubric.get("total", 100)), units=rows)
-
-    @router.get("/assessment/units/{unit_id}", response_model=UnitScore, tags=["assessment"])
-    def unit_assessment(unit_id: str, campaign_id: str | None = Query(None, max_length=36),
-                        as_of: str | None = Query(None, max_length=40),
-                        principal: Principal = Depends(require(*READERS))) -> UnitScore:
-        """One unit's score with every line behind it, as of a moment."""
-        missing = not_found("参加考核的单位", "assessed unit", unit_id)
-        with ctx.db.session() as uow:
-            unit = uow.get(ReviewUnit, unit_id)
-        if unit is None or not can_see_unit(principal, unit.unit_path, unit.unit_id):
-            raise missing
-        if not (campaign_id or unit.campaign_id):
-            raise missing
-        result = assessed(campaign_id or unit.campaign_id, as_of)
-        found = result.unit(unit_id)
-        if found is None:
-            raise missing
-        return unit_score(found, level_sizes(result)[found.level])
 
     def read(row: Circular) -> CircularRead:
         out = CircularRead.model_validate(row)
@@ -91,7 +49,7 @@ def router(ctx: ServiceContext) -> APIRouter:
         """Freeze the assessment for a period into a new draft revision with its .docx, .xlsx and snapshot (admins)."""
         return read(circulars.create(ctx, campaign_id=body.campaign_id, period=body.period, as_of=body.as_of,
                                      title=body.title, document_number=body.document_number, principal=principal,
-                                     request=audit.request_info(request)))
+                                     request=request_info(request)))
 
     @router.get("/circulars", response_model=list[CircularRead], tags=["circulars"])
     def list_circulars(campaign_id: str | None = Query(None, max_length=36), limit: int = Query(100, ge=1, le=1000),
@@ -135,6 +93,6 @@ def router(ctx: ServiceContext) -> APIRouter:
     def publish_circular(circular_id: str, request: Request,
                          principal: Principal = Depends(require(ADMIN))) -> CircularRead:
         """Publish a draft once (circular.published); 409 when it was published already (admins)."""
-        return read(circulars.publish(ctx, circular_id, principal=principal, request=audit.request_info(request)))
+        return read(circulars.publish(ctx, circular_id, principal=principal, request=request_info(request)))
 
     return router

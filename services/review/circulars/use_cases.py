@@ -21,8 +21,9 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from services.review import assessment as scoring
-from services.review import circular_docs, timeline
+from services.review import activity
+from services.review.assessment import scoring
+from services.review.circulars import docs as circular_docs
 from services.review.models import AUDIT, Circular
 from shared import audit
 from shared.auth import Principal
@@ -31,6 +32,7 @@ from shared.clock import as_utc
 from shared.contracts import make_event
 from shared.contracts.review import CircularPublished
 from shared.http import ApiError, not_found
+from shared.request_context import RequestInfo
 from shared.runtime import ServiceContext
 
 SERVICE = "review"
@@ -193,7 +195,7 @@ def default_title(campaign_name: str, period: Period) -> str:
 
 
 def create(ctx: ServiceContext, *, campaign_id: str, period: str, as_of: str | None = None, title: str | None = None,
-           document_number: str | None = None, principal: Principal, request: audit.RequestInfo | None = None) -> Circular:
+           document_number: str | None = None, principal: Principal, request: RequestInfo | None = None) -> Circular:
     """Freeze the assessment as of the period's end (or as_of) into a new draft revision with its files."""
     blobs = _blobs(ctx)
     spec = parse_period(period)
@@ -252,7 +254,7 @@ def _sequence(uow: Session, campaign_id: str, period: str) -> int:
 
 
 def publish(ctx: ServiceContext, circular_id: str, *, principal: Principal,
-            request: audit.RequestInfo | None = None) -> Circular:
+            request: RequestInfo | None = None) -> Circular:
     """Publish a draft once: circular.published, a timeline record and an audit entry, in one transaction."""
     now = ctx.clock.now()
     with ctx.db.transaction() as uow:
@@ -272,13 +274,11 @@ def publish(ctx: ServiceContext, circular_id: str, *, principal: Principal,
         uow.refresh(row)
         detail = {"campaign_id": row.campaign_id, "period": row.period, "revision": row.revision, "title": row.title,
                   "snapshot_sha256": row.snapshot_sha256}
-        timeline.append(uow, at=now, actor=principal.name, actor_role=principal.role, kind="circular.published",
-                        subject_type="circular", subject_id=row.id, detail=detail)
+        activity.record(uow, activity.Actor.of(principal, request), "circular.published", ("circular", row.id), at=now,
+                        detail=detail)
         ctx.outbox.add(uow, make_event(CircularPublished(
             circular_id=row.id, campaign_id=row.campaign_id, period=row.period, title=row.title, docx_key=row.docx_key,
             xlsx_key=row.xlsx_key, snapshot_sha256=row.snapshot_sha256), producer=SERVICE))
-        audit.record(uow, AUDIT, principal=principal, action="circular.published", resource=("circular", row.id),
-                     detail=detail, request=request, at=now)
     ctx.outbox_written()
     return row
 

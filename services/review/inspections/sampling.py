@@ -16,6 +16,7 @@ from shared import audit
 from shared.auth import Principal
 from shared.events import new_id
 from shared.http import ApiError, not_found
+from shared.request_context import RequestInfo
 from shared.runtime import ServiceContext
 
 MAX_SEED = 2**63 - 1  # fits a signed 64-bit column
@@ -36,7 +37,7 @@ def population_of(ctx: ServiceContext, campaign_id: str, level: str | None) -> l
 
 
 def draw(ctx: ServiceContext, *, campaign_id: str, size: int, level: str | None, seed: int | None,
-         principal: Principal, request: audit.RequestInfo | None = None) -> SamplingDraw:
+         principal: Principal, request: RequestInfo | None = None) -> SamplingDraw:
     """Draw `size` units of a campaign with the given seed, or a fresh one from `secrets`, and keep the draw."""
     with ctx.db.session() as uow:
         if uow.get(ReviewCampaign, campaign_id) is None:
