@@ -28,10 +28,10 @@ from shared.adapters import make_blob_store, make_bus, make_mailer
 from shared.blobs.port import BlobStore
 from shared.bus.port import MessageBus
 from shared.clock import Clock, SystemClock
-from shared.db import SchemaOutdated
 from shared.http import health_router
 from shared.launcher import refuse_unusable_store
 from shared.mail.port import Mailer
+from shared.migrations import SchemaNotCurrent
 from shared.runtime import ServiceContext, ServiceWorker, configure_logging
 from shared.settings import Settings
 
@@ -136,7 +136,7 @@ def main() -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     try:
         platform = build_platform(settings)
-    except SchemaOutdated as outdated:
+    except SchemaNotCurrent as outdated:
         raise SystemExit(f"无法启动：{outdated}") from None
     refuse_unusable_store(platform.contexts["evidence_storage"].blobs)
     uvicorn.run(platform.app, host=settings.host, port=settings.port, log_level="info")

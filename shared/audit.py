@@ -45,35 +45,40 @@ def audit_table(metadata: MetaData) -> Table:
 
 
 def append_only(table: Table) -> Table:
-    """Have create_all give the table triggers that refuse UPDATE and DELETE (and TRUNCATE on PostgreSQL)."""
+    """Mark a table append-only: a plain create_all gives it the guards (services get them from a migration)."""
     event.listen(table, "after_create", _create_guards)
     return table
 
 
-def _create_guards(table: Table, connection, **_kw) -> None:
-    dialect = connection.dialect.name
+def guard_statements(dialect: str, table: str, schema: str | None = None) -> list[str]:
+    """SQL creating the triggers that refuse UPDATE and DELETE (and TRUNCATE on PostgreSQL) on a table.
+
+    Migration revisions run these; changing them means adding a revision that replaces the triggers.
+    """
     if dialect == "sqlite":
-        for op in ("UPDATE", "DELETE"):
-            connection.exec_driver_sql(
-                f"CREATE TRIGGER IF NOT EXISTS {table.name}_no_{op.lower()} BEFORE {op} ON {table.name} "
-                f"BEGIN SELECT RAISE(ABORT, '{table.name} is append-only'); END"
-            )
-    elif dialect == "postgresql":
-        schema = connection.schema_for_object(table)
-        prefix = f'"{schema}".' if schema else ""
-        function = f"{prefix}{table.name}_append_only"
-        connection.exec_driver_sql(
-            f"CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $$ "
-            f"BEGIN RAISE EXCEPTION '{table.name} is append-only' USING ERRCODE = 'insufficient_privilege'; END $$"
-        )
-        connection.exec_driver_sql(
-            f"CREATE TRIGGER {table.name}_no_change BEFORE UPDATE OR DELETE ON {prefix}{table.name} "
-            f"FOR EACH ROW EXECUTE FUNCTION {function}()"
-        )
-        connection.exec_driver_sql(
-            f"CREATE TRIGGER {table.name}_no_truncate BEFORE TRUNCATE ON {prefix}{table.name} "
-            f"FOR EACH STATEMENT EXECUTE FUNCTION {function}()"
-        )
+        return [
+            f"CREATE TRIGGER IF NOT EXISTS {table}_no_{op.lower()} BEFORE {op} ON {table} "
+            f"BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"
+            for op in ("UPDATE", "DELETE")
+        ]
+    if dialect != "postgresql":
+        return []
+    prefix = f'"{schema}".' if schema else ""
+    function = f"{prefix}{table}_append_only"
+    return [
+        f"CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $$ "
+        f"BEGIN RAISE EXCEPTION '{table} is append-only' USING ERRCODE = 'insufficient_privilege'; END $$",
+        f"CREATE TRIGGER {table}_no_change BEFORE UPDATE OR DELETE ON {prefix}{table} "
+        f"FOR EACH ROW EXECUTE FUNCTION {function}()",
+        f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {prefix}{table} "
+        f"FOR EACH STATEMENT EXECUTE FUNCTION {function}()",
+    ]
+
+
+def _create_guards(table: Table, connection, **_kw) -> None:
+    schema = connection.schema_for_object(table) if connection.dialect.name == "postgresql" else None
+    for statement in guard_statements(connection.dialect.name, table.name, schema):
+        connection.exec_driver_sql(statement)
 
 
 # ---------------------------------------------------------------- writing and reading

@@ -1,4 +1,4 @@
-"""The database port: an engine and sessions for one service, SQLite or PostgreSQL."""
+"""The database port: an engine and sessions for one service, SQLite or PostgreSQL (schema: shared/migrations.py)."""
 from __future__ import annotations
 
 import re
@@ -6,15 +6,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from sqlalchemy import MetaData, create_engine, event, inspect, text
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 _SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-
-
-class SchemaOutdated(RuntimeError):
-    """The database's tables lack columns the code needs (made by an older version; no migrations yet)."""
 
 
 class Database:
@@ -45,36 +41,6 @@ class Database:
         engine = create_engine(self.url, pool_pre_ping=True, pool_size=5, max_overflow=10)
         # Tables are declared without a schema; each service's tables land in its own.
         return engine.execution_options(schema_translate_map={None: self.schema})
-
-    def create_all(self, metadata: MetaData) -> None:
-        """Create the service's schema and tables if missing; SchemaOutdated if existing tables lack columns."""
-        if self.is_sqlite:
-            metadata.create_all(self.engine)
-            with self.engine.connect() as conn:
-                self._check_columns(conn, metadata, schema=None)
-            return
-        with self.engine.begin() as conn:
-            # An API and its worker start together: serialise their DDL so neither trips on the other's.
-            conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": f"create_all:{self.schema}"})
-            conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))
-            metadata.create_all(conn)
-            self._check_columns(conn, metadata, schema=self.schema)
-
-    def _check_columns(self, conn, metadata: MetaData, *, schema: str | None) -> None:
-        # create_all never alters an existing table: a table from an older version would fail later, mid-request.
-        inspector = inspect(conn)
-        missing = [f"{table.name}.{column.name}" for table in metadata.sorted_tables
-                   for have in [{c["name"] for c in inspector.get_columns(table.name, schema=schema)}]
-                   for column in table.columns if column.name not in have]
-        if not missing:
-            return
-        where = self.url.database if self.is_sqlite else f"schema {self.schema}"
-        remedy = (f"嵌入模式：停止平台后删除 {self.url.database} 及同目录下的其他 .db 文件再启动（会清空数据）"
-                  if self.is_sqlite else f"分布式模式：删除 schema {self.schema} 后重启该服务（会清空数据）")
-        raise SchemaOutdated(
-            f"数据库（{where}）的表结构比当前代码旧，缺少列：{', '.join(missing)}。尚无迁移脚本，{remedy}。 / "
-            f"the tables in {where} were made by an older version and lack {', '.join(missing)}; there are no "
-            "migrations yet: recreate the database (its data is lost) or add the columns by hand.")
 
     def session(self) -> Session:
         """A new ORM session."""

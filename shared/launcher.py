@@ -1,4 +1,4 @@
-"""The composition root of a distributed service process: `python -m services.<name> api|worker`."""
+"""The composition root of a distributed service process: `python -m services.<name> api|worker|migrate`."""
 from __future__ import annotations
 
 import argparse
@@ -9,7 +9,8 @@ from fastapi import FastAPI
 
 from shared.adapters import make_bus
 from shared.blobs.port import BlobStore, BlobStoreMisconfigured, BlobStoreUnavailable
-from shared.db import SchemaOutdated
+from shared.db import Database
+from shared.migrations import SchemaNotCurrent, head_revision, new_revision, upgrade
 from shared.messaging import EventHandler
 from shared.runtime import PeriodicJob, ServiceContext, ServiceWorker, configure_logging, run_until_signalled
 from shared.settings import Settings
@@ -28,14 +29,21 @@ def launch(
 ) -> None:
     """Parse the role from argv and run the service's API or worker with adapters from the environment."""
     parser = argparse.ArgumentParser(prog=f"python -m services.{service}")
-    parser.add_argument("role", choices=["api", "worker"], help="serve the HTTP API, or consume events and relay the outbox")
+    parser.add_argument("role", choices=["api", "worker", "migrate"],
+                        help="serve the HTTP API, consume events and relay the outbox, or upgrade the database schema")
     parser.add_argument("--port", type=int, default=None, help="HTTP port for the api role (default: PORT)")
+    parser.add_argument("--to", default="head", help="migrate: the revision to upgrade to (default: the newest)")
+    parser.add_argument("--new-revision", metavar="MESSAGE", default=None,
+                        help="migrate: write a new revision from the models' changes instead (developers)")
     args = parser.parse_args(argv)
     configure_logging()
     settings = Settings()
+    if args.role == "migrate":
+        migrate(settings, service, to=args.to, new=args.new_revision)
+        return
     try:
         ctx = bootstrap(settings)
-    except SchemaOutdated as outdated:
+    except SchemaNotCurrent as outdated:
         raise SystemExit(f"无法启动：{outdated}") from None
     if ctx.blobs is not None:
         refuse_unusable_store(ctx.blobs)
@@ -57,6 +65,20 @@ def launch(
         worker.stop()
 
     run_until_signalled(start, stop)
+
+
+def migrate(settings: Settings, service: str, *, to: str = "head", new: str | None = None) -> None:
+    """Upgrade the service's database to a revision, or autogenerate a new revision from its models."""
+    if new is not None:
+        path = new_revision(service, new)
+        print(f"new revision written: {path}  (read it, then test: pytest tests/operations/test_migrations.py)")
+        return
+    db = Database(settings.database_url_for(service), schema=service)
+    try:
+        at = upgrade(db, service, to)
+    finally:
+        db.dispose()
+    print(f"{service}: database at revision {at} (code head {head_revision(service)})")
 
 
 def refuse_unusable_store(blobs: BlobStore) -> None:

@@ -22,6 +22,10 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL; {service} and {data_dir} are filled in. PostgreSQL gives each service its own schema.",
     )
 
+    migrate_on_start: bool = Field(
+        True, description="Upgrade each service's schema to the newest revision when a process starts; false where a "
+        "one-shot `python -m services.<name> migrate` runs first (processes then refuse an older schema)")
+
     # bus
     bus_backend: Literal["memory", "rabbitmq"] = "memory"
     rabbitmq_url: str = "amqp://guest:guest@127.0.0.1:5672/%2F"

@@ -56,3 +56,13 @@ def mail_parts(message: EmailMessage) -> tuple[str, str]:
     text = message.get_body(preferencelist=("plain",)).get_content()
     html = message.get_body(preferencelist=("html",)).get_content()
     return text, html
+
+
+def create_tables(db, metadata) -> None:
+    """Create ad-hoc test tables in a Database (services get theirs from migrations; port tests need none)."""
+    from sqlalchemy import text
+
+    with db.engine.begin() as conn:
+        if not db.is_sqlite:
+            conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{db.schema}"'))
+        metadata.create_all(conn)

@@ -1,6 +1,6 @@
 """Identity in intake: users with argon2 password hashes, units' API keys, and the use cases that issue tokens.
 
-The tables live on intake's own metadata (imported by services/intake/bootstrap.py so create_all makes them).
+The tables live on intake's own metadata (and so in intake's migrations, services/intake/migrations).
 """
 from __future__ import annotations
 

@@ -1,10 +1,10 @@
 """The one place that builds the notification service's adapters from settings."""
 from __future__ import annotations
 
-from services.notification.models import MESSAGING, Base
+from services.notification.models import MESSAGING
 from shared.adapters import make_mailer
 from shared.clock import Clock, SystemClock
-from shared.db import Database
+from shared.migrations import open_database
 from shared.mail.port import Mailer
 from shared.runtime import ServiceContext
 from shared.settings import Settings
@@ -14,8 +14,7 @@ SERVICE = "notification"
 
 def bootstrap(settings: Settings, *, clock: Clock | None = None, mailer: Mailer | None = None) -> ServiceContext:
     """Open the notification database and mailer and assemble the context."""
-    db = Database(settings.database_url_for(SERVICE), schema=SERVICE)
-    db.create_all(Base.metadata)
+    db = open_database(settings, SERVICE)
     return ServiceContext(
         name=SERVICE, settings=settings, db=db, clock=clock or SystemClock(), messaging=MESSAGING,
         mailer=mailer or make_mailer(settings),

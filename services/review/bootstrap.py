@@ -1,11 +1,11 @@
 """The one place that builds the review service's adapters from settings."""
 from __future__ import annotations
 
-from services.review.models import MESSAGING, Base
+from services.review.models import MESSAGING
 from shared.adapters import make_blob_store
 from shared.blobs.port import BlobStore
 from shared.clock import Clock, SystemClock
-from shared.db import Database
+from shared.migrations import open_database
 from shared.runtime import ServiceContext
 from shared.settings import Settings
 
@@ -14,7 +14,6 @@ SERVICE = "review"
 
 def bootstrap(settings: Settings, *, clock: Clock | None = None, blobs: BlobStore | None = None) -> ServiceContext:
     """Open the review database and blob store (circular files) and assemble the context."""
-    db = Database(settings.database_url_for(SERVICE), schema=SERVICE)
-    db.create_all(Base.metadata)
+    db = open_database(settings, SERVICE)
     return ServiceContext(name=SERVICE, settings=settings, db=db, clock=clock or SystemClock(), messaging=MESSAGING,
                           blobs=blobs or make_blob_store(settings))

@@ -18,6 +18,7 @@ from shared.auth import ADMIN, REVIEWER, Principal, TokenIssuer, TokenVerifier, 
 from shared.db import Database
 from shared.request_context import RequestInfo
 from shared.settings import Settings
+from tests.helpers import create_tables
 
 ADMIN_USER = Principal(id="a1", name="王芳", role=ADMIN)
 
@@ -48,7 +49,7 @@ def add_entry(uow, table, **detail):
 
 def test_entry_commits_and_rolls_back_with_the_change(database):
     metadata, things, table = service_tables()
-    database.create_all(metadata)
+    create_tables(database, metadata)
     with database.transaction() as uow:
         uow.execute(insert(things).values(id="t1", name="宣传角"))
         add_entry(uow, table, name="宣传角")
@@ -70,7 +71,7 @@ def test_entry_commits_and_rolls_back_with_the_change(database):
 @pytest.mark.parametrize("change", ["update", "delete"])
 def test_rows_cannot_be_changed_or_deleted(database, change):
     metadata, _, table = service_tables()
-    database.create_all(metadata)
+    create_tables(database, metadata)
     with database.transaction() as uow:
         add_entry(uow, table)
     statement = update(table).values(action="tampered") if change == "update" else delete(table)
@@ -87,7 +88,7 @@ def test_truncate_is_refused_on_postgresql(postgres_url):
     db = Database(postgres_url, schema="svc")
     try:
         metadata, _, table = service_tables()
-        db.create_all(metadata)
+        create_tables(db, metadata)
         with db.transaction() as uow:
             add_entry(uow, table)
         with pytest.raises(DatabaseError, match="append-only"):
@@ -107,8 +108,7 @@ def test_two_services_on_one_postgresql_each_get_their_guard(postgres_url):
     try:
         for db in (first, second):
             metadata, _, table = service_tables()
-            db.create_all(metadata)
-            db.create_all(metadata)  # idempotent at start-up
+            create_tables(db, metadata)
             with db.transaction() as uow:
                 add_entry(uow, table)
             with pytest.raises(DatabaseError, match="append-only"):
@@ -122,7 +122,7 @@ def test_two_services_on_one_postgresql_each_get_their_guard(postgres_url):
 def test_audit_endpoint_is_for_admins_and_filters(tmp_path):
     db = Database(f"sqlite:///{tmp_path}/svc.db", schema="svc")
     metadata, _, table = service_tables()
-    db.create_all(metadata)
+    create_tables(db, metadata)
     with db.transaction() as uow:
         add_entry(uow, table)
         audit.record(uow, table, principal=None, action="auth.login_failed", resource=("user", None))
@@ -155,7 +155,7 @@ def test_any_table_can_be_made_append_only(tmp_path):
 
     audit.append_only(Download.__table__)
     db = Database(f"sqlite:///{tmp_path}/svc.db", schema="svc")
-    db.create_all(Base.metadata)
+    create_tables(db, Base.metadata)
     with db.transaction() as uow:
         uow.add(Download(actor="王芳"))
     with pytest.raises(DatabaseError, match="downloads is append-only"):
