@@ -62,6 +62,12 @@ def test_make_demo_loads_a_campaign_in_progress(tmp_path):
         copy = [d for e in evidence_of("DJQ", "M5") for d in e["duplicates"]]
         assert [(d["came_first"], d["other_unit_id"]) for d in original] == [("this", units["DJQ"]["id"])]
         assert [(d["came_first"], d["other_unit_id"]) for d in copy] == [("other", units["XSQ"]["id"])]
+        # ... and so does the review item of the original, though it was approved before the copy came
+        first_m5 = [s for s in http.get("/intake/submissions", params={"unit_id": units["XSQ"]["id"]}).json()
+                    if s["measure_code"] == "M5"][0]
+        reviewed = http.get(f"/review/submissions/{first_m5['id']}").json()
+        assert "duplicate" in reviewed["flags"] and units["DJQ"]["id"] in sum(reviewed["duplicates"].values(), [])
+        assert [d["came_first"] for e in reviewed["evidence"] for d in e["duplicates"]] == ["this"]
         hevc = [e for e in evidence_of("XSQ", "M7") if e["category"] == "video"]
         assert [(e["video_codec"], e["rendition"]["state"]) for e in hevc] == [("hevc", "ready")]
 
