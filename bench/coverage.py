@@ -9,10 +9,12 @@ as the API and CLI, then bulk-loads the submissions with COPY, not through the A
 average, of every kind and state, with 0-3 topics each, then VACUUM ANALYZE. Timed, each over --runs
 runs after one warm-up:
 
-  - the coverage use case (the SQL aggregation and the matrix in Python) for the whole campaign, one
-    district's subtree and one street's subtree;
-  - GET /campaigns/{id}/coverage in process (TestClient, JSON encoding included) for the whole campaign,
-    as an admin with a token minted from the run's own key;
+  - the coverage use case (read from the coverage projection, which the COPY bypasses, so it is rebuilt
+    first, as `python -m services.intake.cli rebuild-coverage` would) for the whole campaign, one district's
+    subtree and one street's subtree; the compact shape and the rollup for the whole campaign;
+  - GET /campaigns/{id}/coverage in process (TestClient, JSON encoding included) for the whole campaign in
+    both shapes, its rollup, and one district (what the console loads for a large campaign), as an admin
+    with a token minted from the run's own key;
   - the deadline watcher's first pass (an alert per unit, its event in the outbox) and a second pass.
 
 Needs PostgreSQL at 127.0.0.1:5432 (TEST_POSTGRES_URL).
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import random
 import sys
 import tempfile
@@ -100,6 +103,19 @@ def bulk_load(ctx, campaign_id: str, count: int, rng: random.Random) -> None:
         conn.execute(text(f'VACUUM ANALYZE "{ctx.db.schema}".units'))
 
 
+def rebuild_projection(ctx) -> None:
+    """Build the coverage projection from the COPYed submissions (what `cli rebuild-coverage` does), then ANALYZE it."""
+    from sqlalchemy import text
+
+    from services.intake import projection
+
+    with ctx.db.transaction() as uow:
+        projection.rebuild(uow)
+    with ctx.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text(f'VACUUM ANALYZE "{ctx.db.schema}".coverage_cells'))
+        conn.execute(text(f'VACUUM ANALYZE "{ctx.db.schema}".coverage_topics'))
+
+
 def timed(fn, runs: int) -> list[float]:
     """Seconds per call of fn over runs calls, after one warm-up call."""
     fn()
@@ -148,6 +164,9 @@ def main() -> int:
             start = time.perf_counter()
             bulk_load(ctx, loaded.campaign_id, args.submissions, rng)
             copy_s = time.perf_counter() - start
+            start = time.perf_counter()
+            rebuild_projection(ctx)
+            rebuild_s = time.perf_counter() - start
             with ctx.db.session() as uow:
                 district = uow.scalar(select(Unit.id).where(Unit.campaign_id == loaded.campaign_id, Unit.code == "D3"))
                 street = uow.scalar(select(Unit.id).where(Unit.campaign_id == loaded.campaign_id, Unit.code == "D3S4"))
@@ -158,15 +177,27 @@ def main() -> int:
             rows = []
             for name, unit_id, size in cases:
                 values = timed(lambda: coverage.coverage(loaded.campaign_id, unit_id=unit_id, ctx=ctx), args.runs)
-                rows.append([f"coverage use case, {name}", size, args.runs, ms(values, 50), ms(values, 95), ms(values, 100)])
+                rows.append([f"coverage use case, {name}", size, args.runs, ms(values, 50), ms(values, 95), ms(values, 100), "-"])
+            for name, run in (("coverage use case, whole campaign, compact",
+                               lambda: coverage.coverage(loaded.campaign_id, ctx=ctx, shape="compact")),
+                              ("rollup use case (levels and districts), whole campaign",
+                               lambda: coverage.rollup(loaded.campaign_id, ctx=ctx))):
+                values = timed(run, args.runs)
+                rows.append([name, args.units - 1, args.runs, ms(values, 50), ms(values, 95), ms(values, 100), "-"])
+            sizes_kib = {}
             with TestClient(create_app(ctx)) as client:
                 token = issuer_from_settings(ctx.settings).issue(subject="bench", name="基准", role=ADMIN, ttl_s=3600)
                 client.headers["Authorization"] = f"Bearer {token}"
                 path = f"/campaigns/{loaded.campaign_id}/coverage"
-                body = client.get(path).content
-                values = timed(lambda: client.get(path).raise_for_status(), args.http_runs)
-                rows.append(["GET …/coverage in process (JSON), whole campaign", args.units - 1, args.http_runs,
-                             ms(values, 50), ms(values, 95), ms(values, 100)])
+                for name, url, params, size in (
+                        ("GET …/coverage in process (JSON), whole campaign", path, {}, args.units - 1),
+                        ("GET …/coverage?format=compact, whole campaign", path, {"format": "compact"}, args.units - 1),
+                        ("GET …/coverage/rollup, whole campaign", f"{path}/rollup", {}, args.units - 1),
+                        ("GET …/coverage?unit_id=<district> (what the console loads)", path, {"unit_id": district}, sizes[district])):
+                    body = client.get(url, params=params).raise_for_status().content
+                    values = timed(lambda: client.get(url, params=params).raise_for_status(), args.http_runs)
+                    rows.append([name, size, args.http_runs, ms(values, 50), ms(values, 95), ms(values, 100),
+                                 f"{len(body) / 1024:,.0f}"])
             start = time.perf_counter()
             fired = deadlines.watch_deadlines(ctx=ctx)
             first_s = time.perf_counter() - start
@@ -176,14 +207,15 @@ def main() -> int:
         finally:
             ctx.db.dispose()
     print_table(f"Coverage matrix on PostgreSQL: {args.units:,} units, {args.submissions:,} submissions, 7 measures, 6 topics",
-                ["query", "units in view", "runs", "p50 ms", "p95 ms", "max ms"], rows)
+                ["query", "units in view", "runs", "p50 ms", "p95 ms", "max ms", "body KiB"], rows)
     print_table("Set-up and the deadline watcher", ["step", "seconds", "note"], [
         ["load the definition (use case: units, liaisons, events)", f"{load_s:,.2f}", f"{args.units:,} units"],
         ["COPY submissions and topics, VACUUM ANALYZE", f"{copy_s:,.2f}", f"{args.submissions:,} submissions"],
+        ["rebuild the coverage projection from them (cli rebuild-coverage)", f"{rebuild_s:,.2f}", "cells and topic counters"],
         ["deadline watcher, first pass", f"{first_s:,.2f}", f"{fired:,} alerts written with their events"],
         ["deadline watcher, second pass", f"{second_s:,.2f}", f"{again:,} alerts (each fires once)"],
     ])
-    print(f"\nThe whole-campaign JSON response is {len(body) / 1024 / 1024:,.1f} MiB.", flush=True)
+    print(f"\nload average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} cores)", flush=True)
     return 0
 
 

@@ -1,6 +1,7 @@
 """Pipeline benchmark: N submissions through the distributed platform until their e-mails arrive.
 
     python -m bench.pipeline [--n 200] [--concurrency 8] [--outbox-poll-s 0.5] [--poll-ms 50] [--raw-n N]
+    python -m bench.pipeline --rate 5,10,20 [--seconds 20]     (open loop: fixed offered rates)
 
 Starts the whole platform as separate OS processes (deploy/processes.py: an API and a worker per service) on
 RabbitMQ (a unique exchange and queue prefix for this run), PostgreSQL (a fresh database created for this run
@@ -11,13 +12,19 @@ submissions: creates it at intake, polls review until its queue shows it, and ap
 latency runs from the create call to the arrival of its approval e-mail at the SMTP server (matched by the
 title in the subject). Throughput is N over the time from the first create call to the last e-mail.
 
+With --rate the load is open loop instead: for each offered rate R (submissions per second) the start times are
+fixed in advance (one every 1/R s for --seconds), each submission is driven on its own thread from its scheduled
+time, and its latency runs from that scheduled time (so a platform that falls behind cannot hide its queue).
+Per rate: p50/p99 of create → e-mail, the achieved rate, and the CPU milliseconds per submission of every
+process while that rate ran.
+
 Also printed: where the time between commit and e-mail goes (from the services' outbox and delivery
 timestamps), events published and consumed per submission, and the CPU each process used while the
 submissions ran (the machine has 2 cores; other work on it shows as "everything else").
 
 Beside it, in the same run, raw pika on the same broker: N persistent messages published with publisher
 confirms to a fresh quorum queue (the platform's queue type) and consumed with manual acks, three times (the
-median is shown), as a yardstick.
+median is shown), as a yardstick; at least 5,000 messages, so connection set-up does not dominate the ratio.
 
 Everything is removed afterwards, also on Ctrl-C or error: processes, queues, exchange, database, bucket (the
 process logs are kept, and their folder named, when the platform itself failed).
@@ -181,6 +188,88 @@ def run_platform(cluster: Cluster, smtp, headers: dict[str, str], *, n: int, con
         for timing in timings:
             timing.mailed = mail.approval_of(timing.title)
     return timings, max(t.mailed for t in timings) - started, cpu
+
+
+@dataclass
+class RateRun:
+    """What one offered rate gave: the timings of its submissions, its wall time and the CPU it used."""
+
+    rate: float
+    timings: list[Timing]
+    wall: float
+    cpu: CpuMeter
+    failures: int
+
+
+def run_open_loop(cluster: Cluster, smtp, headers: dict[str, str], *, rates: list[float], seconds: float, poll_s: float,
+                  timeout: float) -> list[RateRun]:
+    """For each offered rate, start submissions on a fixed schedule and time each from its scheduled start."""
+    stop = threading.Event()
+    driver = Driver(cluster.routes, headers, poll_s, timeout, stop)
+    unit = driver.create_unit()
+    results = []
+    processes = {**{name: proc.pid for name, proc in cluster.processes.items()}, "this script (client, SMTP, moto)": os.getpid()}
+    with MailClock(smtp) as mail:
+        for rate in rates:
+            count = max(1, int(rate * seconds))
+            titles = [f"开环{rate:g}报送第{i:04d}号" for i in range(count)]
+            print(f"offering {rate:g} submissions/s for {count / rate:.0f} s ({count} submissions)", flush=True)
+            cpu = CpuMeter(processes, {"PostgreSQL (all backends)": "postgres", "RabbitMQ": "beam.smp"}).start()
+            # Enough threads that a slow platform never delays a scheduled start (each thread waits on its own).
+            pool = ThreadPoolExecutor(max_workers=min(256, max(16, int(rate * 10))), thread_name_prefix="open-loop")
+            started = time.monotonic() + 0.1
+            futures = []
+
+            def drive(title: str, scheduled: float) -> Timing:
+                time.sleep(max(0.0, scheduled - time.monotonic()))
+                timing = driver.run_one(unit["id"], title)
+                timing.started = scheduled
+                return timing
+
+            try:
+                futures = [pool.submit(drive, title, started + i / rate) for i, title in enumerate(titles)]
+                timings, failures = [], 0
+                for future in as_completed(futures):
+                    try:
+                        timings.append(future.result())
+                    except Exception as exc:  # counted and shown; the other submissions still count
+                        failures += 1
+                        print(f"  a submission failed: {exc}", file=sys.stderr)
+                mail.wait_for_approvals([t.title for t in timings], timeout)
+                cpu.stop()
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
+            for timing in timings:
+                timing.mailed = mail.approval_of(timing.title)
+            wall = max(t.mailed for t in timings) - started if timings else 0.0
+            results.append(RateRun(rate, timings, wall, cpu, failures))
+    stop.set()
+    return results
+
+
+def report_open_loop(runs: list[RateRun], raw: dict[str, float], args) -> None:
+    """Print latency and throughput per offered rate, then CPU per submission per process at each rate."""
+    ms = lambda values, p: f"{percentile(values, p) * 1000:,.0f}" if values else "-"  # noqa: E731
+    rows = []
+    for run in runs:
+        latency = [t.mailed - t.started for t in run.timings]
+        to_queue = [t.queued - t.started for t in run.timings]
+        rows.append([f"{run.rate:g}", len(run.timings) + run.failures, ms(latency, 50), ms(latency, 99), ms(latency, 100),
+                     ms(to_queue, 50), ms(to_queue, 99), f"{len(run.timings) / run.wall:,.1f}" if run.wall else "-",
+                     run.failures, f"{100 * run.cpu.machine_busy:.0f}%"])
+    print_table("Platform, open loop: create → review queue → approve → e-mail at SMTP, latency from the scheduled start "
+                f"(OUTBOX_POLL_S={args.outbox_poll_s}, review polled every {args.poll_ms} ms)",
+                ["offered subm/s", "submissions", "p50 ms", "p99 ms", "max ms", "to queue p50", "to queue p99",
+                 "achieved subm/s", "failed", "machine busy"], rows)
+    names = sorted({name for run in runs for name in run.cpu.used}, key=lambda name: -sum(r.cpu.used.get(name, 0) for r in runs))
+    cpu_rows = [[name, *[f"{run.cpu.used.get(name, 0.0) / max(1, len(run.timings)) * 1000:,.1f}" for run in runs]] for name in names]
+    cpu_rows.append(["all of the platform's processes and servers",
+                     *[f"{sum(v for k, v in run.cpu.used.items() if not k.startswith('this script')) / max(1, len(run.timings)) * 1000:,.1f}"
+                       for run in runs]])
+    print_table("CPU ms per submission, per process, at each offered rate", ["process", *[f"{r.rate:g}/s" for r in runs]], cpu_rows)
+    print_table("Raw pika yardstick (same broker)", ["path", "messages", "seconds", "messages/s"], [
+        ["publish (confirmed), median of 3", args.raw_n, f"{raw['publish_s']:,.2f}", f"{args.raw_n / raw['publish_s']:,.0f}"],
+        ["publish → consume (acked), median of 3", args.raw_n, f"{raw['total_s']:,.2f}", f"{args.raw_n / raw['total_s']:,.0f}"]])
 
 
 def run_raw_pika(url: str, queue: str, *, n: int, prefetch: int, body_size: int) -> dict[str, float]:
@@ -350,11 +439,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--outbox-poll-s", type=float, default=0.5, help="OUTBOX_POLL_S of every service (default 0.5, the platform's default)")
     parser.add_argument("--poll-ms", type=int, default=50, help="how often a client thread asks review whether the submission arrived (default 50)")
     parser.add_argument("--prefetch", type=int, default=16, help="BUS_PREFETCH for the platform and the raw consumer (default 16)")
-    parser.add_argument("--raw-n", type=int, default=None, help="raw pika messages (default: --n)")
+    parser.add_argument("--raw-n", type=int, default=None, help="raw pika messages (default: --n, at least 5,000)")
+    parser.add_argument("--rate", default=None, help="open loop: offered rates in submissions/s, e.g. 5,10,20")
+    parser.add_argument("--seconds", type=float, default=20.0, help="open loop: how long each rate is offered (default 20)")
     parser.add_argument("--raw-body-bytes", type=int, default=800, help="raw pika message size, about one event envelope (default 800)")
     parser.add_argument("--timeout", type=float, default=300, help="give up waiting for the platform after this many seconds (default 300)")
     args = parser.parse_args(argv)
-    args.raw_n = args.raw_n or args.n
+    args.raw_n = args.raw_n or max(args.n, 5000)
+    rates = [float(r) for r in args.rate.split(",") if r.strip()] if args.rate else None
 
     from tests.servers import moto_s3_server, smtp_server
     from tests.services import POSTGRES_URL, RABBITMQ_URL, delete_rabbitmq_objects, fresh_postgres_database, port_open, unique
@@ -392,10 +484,15 @@ def main(argv: list[str] | None = None) -> int:
         stack.callback(cluster.stop)
         print(f"run {run}: starting 8 processes (logs in {work})", flush=True)
         cluster.start()
-        print(f"driving {args.n} submissions with {args.concurrency} threads", flush=True)
+        print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} cores)", flush=True)
         try:
-            timings, wall, cpu = run_platform(cluster, smtp, headers, n=args.n, concurrency=args.concurrency,
-                                         poll_s=args.poll_ms / 1000, timeout=args.timeout)
+            if rates:
+                runs = run_open_loop(cluster, smtp, headers, rates=rates, seconds=args.seconds, poll_s=args.poll_ms / 1000,
+                                     timeout=args.timeout)
+            else:
+                print(f"driving {args.n} submissions with {args.concurrency} threads", flush=True)
+                timings, wall, cpu = run_platform(cluster, smtp, headers, n=args.n, concurrency=args.concurrency,
+                                                  poll_s=args.poll_ms / 1000, timeout=args.timeout)
         except Exception:
             cluster.stop()
             keep_logs.append(True)
@@ -407,8 +504,15 @@ def main(argv: list[str] | None = None) -> int:
         trials = sorted((run_raw_pika(RABBITMQ_URL, f"{prefix}raw", n=args.raw_n, prefetch=args.prefetch,
                                       body_size=args.raw_body_bytes) for _ in range(RAW_TRIALS)), key=lambda t: t["total_s"])
         raw = trials[len(trials) // 2]
-    report(timings, wall, raw, events, stages, mails, args)
-    report_cpu(cpu, n=args.n)
+    if rates:
+        report_open_loop(runs, raw, args)
+        if stages:
+            print_table("Where the time goes, all rates (from the services' outbox and delivery timestamps)",
+                        ["stage", "p50 ms", "p95 ms", "p99 ms", "max ms"], stages)
+    else:
+        report(timings, wall, raw, events, stages, mails, args)
+        report_cpu(cpu, n=args.n)
+    print(f"\nload average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     return 0
 
 

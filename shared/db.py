@@ -13,6 +13,10 @@ from sqlalchemy.orm import Session, sessionmaker
 _SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
+class ReadOnlySession(RuntimeError):
+    """Something tried to write through Database.session(), which is for reads; use Database.transaction()."""
+
+
 class Database:
     """One service's database: its own SQLite file, or its own schema in PostgreSQL."""
 
@@ -22,7 +26,11 @@ class Database:
         self.url = make_url(url)
         self.schema = schema
         self.engine = self._make_engine()
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # Writers begin IMMEDIATE on SQLite (the write lock up front: concurrent writers queue on busy_timeout
+        # instead of failing when a read snapshot tries to upgrade); readers begin DEFERRED and never lock.
+        self._write_engine = self.engine.execution_options(sqlite_begin="IMMEDIATE")
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False, class_=ReadSession)
+        self._write_sessions = sessionmaker(self._write_engine, expire_on_commit=False)
 
     @property
     def is_sqlite(self) -> bool:
@@ -36,20 +44,22 @@ class Database:
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
             engine = create_engine(self.url, connect_args={"check_same_thread": False, "timeout": 30})
             event.listen(engine, "connect", _sqlite_pragmas)
-            event.listen(engine, "begin", _sqlite_begin_immediate)
+            event.listen(engine, "begin", _sqlite_begin)
             return engine
         engine = create_engine(self.url, pool_pre_ping=True, pool_size=5, max_overflow=10)
         # Tables are declared without a schema; each service's tables land in its own.
         return engine.execution_options(schema_translate_map={None: self.schema})
 
     def session(self) -> Session:
-        """A new ORM session."""
+        """A new read-only ORM session (deferred: takes no write lock); writing through it raises ReadOnlySession."""
         return self._sessions()
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        """A session inside one transaction, committed on success, rolled back on error."""
-        with self._sessions() as session, session.begin():
+        """The write entry point: a session inside one transaction, committed on success, rolled back on error.
+
+        On SQLite it begins IMMEDIATE, so a transaction that reads and then writes never fails on the upgrade."""
+        with self._write_sessions() as session, session.begin():
             yield session
 
     def health(self) -> dict:
@@ -70,11 +80,29 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     dbapi_connection.isolation_level = None  # let SQLAlchemy's begin event issue BEGIN itself
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
+    # In WAL mode NORMAL syncs at checkpoints, not at every commit: a process crash loses nothing, a power
+    # cut may lose the last commits (not corrupt the file).
+    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 
 
-def _sqlite_begin_immediate(conn) -> None:
-    # Take the write lock up front so concurrent writers wait instead of failing on upgrade.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+def _sqlite_begin(conn) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("sqlite_begin") == "IMMEDIATE" else "BEGIN")
+
+
+class ReadSession(Session):
+    """The session Database.session() hands out: reads only, so SQLite never needs to upgrade its transaction."""
+
+
+@event.listens_for(ReadSession, "before_flush")
+def _refuse_flush(session: Session, _context, _instances) -> None:
+    if session.new or session.dirty or session.deleted:
+        raise ReadOnlySession("this session is read-only (Database.session); write inside Database.transaction()")
+
+
+@event.listens_for(ReadSession, "do_orm_execute")
+def _refuse_write(state) -> None:
+    if state.is_insert or state.is_update or state.is_delete:
+        raise ReadOnlySession("this session is read-only (Database.session); write inside Database.transaction()")

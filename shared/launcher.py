@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from typing import Callable, Mapping, Sequence
 
 from fastapi import FastAPI
@@ -16,6 +17,18 @@ from shared.runtime import PeriodicJob, ServiceContext, ServiceWorker, configure
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
+_SERVICE_ENV = "CEP_API_SERVICE"  # which service a uvicorn worker process of worker_app serves
+
+
+def worker_app() -> FastAPI:
+    """The API of the service named in the environment, built in a uvicorn worker process (API_WORKERS > 1)."""
+    import importlib
+
+    service = os.environ[_SERVICE_ENV]
+    configure_logging()
+    bootstrap = importlib.import_module(f"services.{service}.bootstrap").bootstrap
+    create_app = importlib.import_module(f"services.{service}.api").create_app
+    return create_app(bootstrap(Settings()))
 
 
 def launch(
@@ -50,8 +63,16 @@ def launch(
     if args.role == "api":
         import uvicorn
 
-        uvicorn.run(create_app(ctx), host=settings.host, port=args.port or settings.port, root_path=settings.root_path,
-                    log_level="info")
+        port = args.port or settings.port
+        if settings.api_workers > 1:
+            # Each worker process builds its own context from the same environment (API_WORKERS > 1).
+            ctx.db.dispose()
+            os.environ[_SERVICE_ENV] = service
+            log.info("%s API: %d worker processes on port %d", service, settings.api_workers, port)
+            uvicorn.run(f"{__name__}:worker_app", factory=True, workers=settings.api_workers, host=settings.host, port=port,
+                        root_path=settings.root_path, log_level="info")
+            return
+        uvicorn.run(create_app(ctx), host=settings.host, port=port, root_path=settings.root_path, log_level="info")
         return
     bus = make_bus(settings)
     worker = ServiceWorker(ctx, bus, subscriptions, jobs(ctx))

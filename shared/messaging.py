@@ -143,16 +143,15 @@ class Inbox:
 
     def first_time(self, session: Session, consumer: str, event: Envelope) -> bool:
         """Record the event for the consumer; False if it was processed before."""
-        t = self._table
-        seen = session.execute(
-            select(t.c.event_id).where(t.c.consumer == consumer, t.c.event_id == event.event_id)
-        ).first()
-        if seen:
-            return False
-        session.execute(
-            insert(t).values(consumer=consumer, event_id=event.event_id, type=event.type, processed_at=datetime.now(timezone.utc))
-        )
-        return True
+        # One round trip: insert unless present. A replica racing on the same event waits for the other's
+        # transaction and then finds the row (or, if that one rolled back, inserts it).
+        if session.get_bind().dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as upsert
+        else:
+            from sqlalchemy.dialects.sqlite import insert as upsert
+        row = dict(consumer=consumer, event_id=event.event_id, type=event.type, processed_at=datetime.now(timezone.utc))
+        inserted = upsert(self._table).values(**row).on_conflict_do_nothing().returning(self._table.c.event_id)
+        return session.execute(inserted).first() is not None
 
 
 EventHandler = Callable[..., None]

@@ -12,6 +12,7 @@ from shared.blobs.port import BlobStore
 from shared.bus.port import MessageBus
 from shared.clock import Clock
 from shared.db import Database
+from shared.events import Envelope
 from shared.mail.port import Mailer
 from shared.messaging import EventHandler, IdempotentConsumer, Inbox, MessagingTables, Outbox, OutboxRelay
 from shared.settings import Settings
@@ -45,12 +46,19 @@ class ServiceContext:
 
 @dataclass(frozen=True)
 class PeriodicJob:
-    """A function a worker calls every interval seconds, and (unless wake_on_events is off) after each consumed event."""
+    """A function a worker calls every interval seconds, and after consumed events: every event (True), none
+    (False), or only events of the listed types (a tuple), so an event the job does not care about costs nothing."""
 
     name: str
     interval_s: float
     run: Callable[[], object]
-    wake_on_events: bool = True
+    wake_on_events: bool | tuple[str, ...] = True
+
+    def wakes_on(self, event_type: str) -> bool:
+        """Whether a consumed event of this type should run the job now."""
+        if isinstance(self.wake_on_events, bool):
+            return self.wake_on_events
+        return event_type in self.wake_on_events
 
 
 class ServiceWorker:
@@ -71,15 +79,22 @@ class ServiceWorker:
             name=ctx.name,
             db=ctx.db,
             inbox=Inbox(ctx.messaging.inbox),
-            subscriptions=subscriptions,
+            subscriptions=wanted_subscriptions(subscriptions, ctx.settings),
             dependencies={"ctx": ctx},
-            after_commit=[ctx.outbox_written, *(loop.wake for job, loop in self._jobs if job.wake_on_events)],
+            after_commit=[ctx.outbox_written],
         )
+
+    def consume(self, event: Envelope) -> None:
+        """Handle one event through the idempotent consumer, then wake the jobs that care about its type."""
+        self.consumer(event)
+        for job, loop in self._jobs:
+            if job.wakes_on(event.type):
+                loop.wake()
 
     def start(self) -> None:
         """Declare the service's queue, start the relay and the jobs (the bus is started by the caller)."""
         if self.consumer.event_types:
-            self.bus.subscribe(self.ctx.name, self.consumer.event_types, self.consumer)
+            self.bus.subscribe(self.ctx.name, self.consumer.event_types, self.consume)
         self.relay.start()
         for _job, loop in self._jobs:
             loop.start()
@@ -89,6 +104,17 @@ class ServiceWorker:
         for _job, loop in self._jobs:
             loop.stop()
         self.relay.stop()
+
+
+def wanted_subscriptions(subscriptions: Mapping[str, Sequence[EventHandler]], settings: Settings) -> dict[str, list[EventHandler]]:
+    """The subscriptions without handlers that say (by a `wanted(settings)` attribute) they have nothing to do with
+    these settings, so the service does not even bind those events: no delivery, no inbox row, no transaction."""
+    kept = {event_type: [h for h in handlers if getattr(h, "wanted", lambda _settings: True)(settings)]
+            for event_type, handlers in subscriptions.items()}
+    skipped = sorted(event_type for event_type, handlers in kept.items() if not handlers)
+    if skipped:
+        log.info("not consuming %s: no handler has work for them with these settings", ", ".join(skipped))
+    return {event_type: handlers for event_type, handlers in kept.items() if handlers}
 
 
 def run_until_signalled(start: Callable[[], None], stop: Callable[[], None]) -> None:

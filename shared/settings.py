@@ -119,6 +119,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     root_path: str = Field("", description="Prefix a gateway strips before the API (e.g. /intake), so its docs link right")
+    api_workers: int = Field(1, ge=1, le=32, description="uvicorn worker processes of a distributed API (each with its own pool)")
 
     @field_validator("bus_retry_delays_ms", mode="before")
     @classmethod

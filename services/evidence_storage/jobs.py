@@ -44,9 +44,11 @@ def apply_retention(ctx: ServiceContext) -> int:
 
 
 def jobs(ctx: ServiceContext) -> list[PeriodicJob]:
-    """The jobs a worker of this service runs (woken after each consumed event too)."""
+    """The jobs a worker of this service runs: retention also right after an approval locked evidence."""
     return [
-        PeriodicJob("evidence-retention", 30.0, lambda: apply_retention(ctx)),
-        PeriodicJob("evidence-upload-sessions", 300.0, lambda: expire_sessions(ctx)),
-        PeriodicJob("evidence-renditions", ctx.settings.evidence_rendition_poll_s, lambda: make_renditions(ctx)),
+        PeriodicJob("evidence-retention", 30.0, lambda: apply_retention(ctx), wake_on_events=("submission.approved",)),
+        PeriodicJob("evidence-upload-sessions", 300.0, lambda: expire_sessions(ctx), wake_on_events=False),
+        # the worker consumes no event for an upload: it looks for videos awaiting a web-playable copy every few seconds
+        PeriodicJob("evidence-renditions", ctx.settings.evidence_rendition_poll_s, lambda: make_renditions(ctx),
+                    wake_on_events=False),
     ]

@@ -2,7 +2,8 @@
 
 Chunked: create (declared size) → PUT chunks at the received offset (each its own staging object, so a cut
 connection loses only the chunk in flight) → GET/HEAD to learn the offset after a cut → complete (the chunks
-are joined inside the store, re-hashed, inspected and accepted). Presigned: create (declared size and type) →
+are joined inside the store, inspected and accepted; the SHA-256 is computed while the chunks arrive, and the
+joined object is read back to hash it only when another process took some of them). Presigned: create (declared size and type) →
 the client POSTs the form to S3 → complete (the object is checked: there, the declared size, the declared type
 judged from its bytes, the SHA-256 if declared). Unfinished sessions expire and their objects are removed.
 """
@@ -11,7 +12,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import threading
 import uuid
+from collections import OrderedDict
 from datetime import timedelta
 from typing import BinaryIO
 
@@ -32,6 +35,59 @@ from shared.runtime import ServiceContext
 OPEN = "open"
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
 log = logging.getLogger(__name__)
+
+
+class RunningHashes:
+    """The SHA-256 of each chunked session's bytes so far, in the process that received them, so completion need not
+    read the joined object back. A session whose chunks came through another process (or before a restart) has no
+    entry at the right offset, and completion re-reads it as before. Bounded: the oldest entries are dropped."""
+
+    def __init__(self, limit: int = 256) -> None:
+        self._entries: OrderedDict[str, tuple[int, "hashlib._Hash"]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._limit = limit
+
+    def at(self, session_id: str, offset: int):
+        """A hash to continue with the chunk at offset (a copy: it counts only once the chunk is claimed), or None."""
+        if offset == 0:
+            return hashlib.sha256()
+        with self._lock:
+            entry = self._entries.get(session_id)
+            return entry[1].copy() if entry and entry[0] == offset else None
+
+    def advance(self, session_id: str, offset: int, digest) -> None:
+        """Remember the hash of the session's first offset bytes."""
+        with self._lock:
+            self._entries[session_id] = (offset, digest)
+            self._entries.move_to_end(session_id)
+            while len(self._entries) > self._limit:
+                self._entries.popitem(last=False)
+
+    def whole(self, session_id: str, size: int) -> str | None:
+        """The hex SHA-256 of all size bytes, if this process saw every chunk."""
+        with self._lock:
+            entry = self._entries.get(session_id)
+            return entry[1].hexdigest() if entry and entry[0] == size else None
+
+    def forget(self, session_id: str) -> None:
+        """Drop a session's entry."""
+        with self._lock:
+            self._entries.pop(session_id, None)
+
+
+RUNNING_HASHES = RunningHashes()
+
+
+class _HashingStream:
+    """Feeds what is read through it into a hash."""
+
+    def __init__(self, stream, digest) -> None:
+        self._stream, self._digest = stream, digest
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._stream.read(n)
+        self._digest.update(data)
+        return data
 
 
 def create_session(submission_id: str, *, mode: str, filename: str | None, size: int, sha256: str | None,
@@ -111,8 +167,11 @@ def put_chunk(session_id: str, stream: BinaryIO, *, offset: int | None, content_
                 _set_state(ctx, session.id, OPEN, "refused", error=exc.detail)
             raise
     key = ingest.staging_key(f"sessions/{session.id}/{start:015d}-{uuid.uuid4().hex[:8]}")
+    running = RUNNING_HASHES.at(session.id, start)
+    source = PrefixedLimitedReader(head, stream, remaining)
     try:
-        stored = ctx.blobs.put(key, PrefixedLimitedReader(head, stream, remaining), content_type="application/octet-stream")
+        stored = ctx.blobs.put(key, _HashingStream(source, running) if running else source,
+                               content_type="application/octet-stream")
     except UploadTooLarge:
         ingest.discard(ctx, [key])
         raise ApiError(413, "chunk_past_end", "分片超出了声明的文件大小", "the chunk goes past the declared file size") from None
@@ -139,6 +198,8 @@ def put_chunk(session_id: str, stream: BinaryIO, *, offset: int | None, content_
     if not claimed:  # another request stored this offset first
         ingest.discard(ctx, [key])
         raise _offset_error(get_session(session_id, ctx=ctx))
+    if running is not None:
+        RUNNING_HASHES.advance(session.id, start + stored.size, running)
     return get_session(session_id, ctx=ctx)
 
 
@@ -179,6 +240,7 @@ def complete(session_id: str, *, sha256: str | None, ctx: ServiceContext, actor:
         _set_state(ctx, session.id, "completing", "refused" if refused else OPEN, error=exc.detail if refused else None)
         raise
     _set_state(ctx, session.id, "completing", "completed", evidence_id=evidence.id)
+    RUNNING_HASHES.forget(session.id)
     ingest.discard(ctx, [k for k in chunk_keys if k != key])
     return evidence, True
 
@@ -315,6 +377,12 @@ def _received(ctx: ServiceContext, session: UploadSession, key: str, evidence_id
     limit = ingest.limit_for(ctx.settings, kind.category)
     if session.size > limit:
         raise refusals.too_large(kind.label, limit)
+    known = RUNNING_HASHES.whole(session.id, session.size) if session.mode == "chunked" else None
+    if known is not None:  # hashed while the chunks came in; the store joined exactly those chunks in order
+        size = ctx.blobs.stat(key).size
+        if size != session.size:
+            raise refusals.size_mismatch(session.size, size)
+        return ingest.Received(evidence_id, key, kind, size, known, session.filename, session.mode)
     digest, size = hashlib.sha256(), 0
     for chunk in ctx.blobs.read(key):
         digest.update(chunk)

@@ -1,13 +1,14 @@
 """Intake HTTP API: a thin router over the use cases. Every read goes through services/intake/queries.py."""
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Literal
 from urllib.parse import quote
 
 import anyio
 import anyio.from_thread
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic_core import to_json
 
 from services.intake import campaigns, coverage, materials, queries, schemas, submissions, units
 from services.intake.auditing import Actor
@@ -100,11 +101,22 @@ def _campaign_routes(ctx: ServiceContext) -> APIRouter:
             campaign = _campaign(uow, campaign_ref)
             return queries.campaign_changes(uow, campaign.id)
 
-    @router.get("/campaigns/{campaign_ref}/coverage", response_model=schemas.CoverageRead)
+    @router.get("/campaigns/{campaign_ref}/coverage", response_model=schemas.CoverageRead | schemas.CoverageCompact)
     def get_coverage(campaign_ref: str, unit_id: str | None = Query(None, description="only this unit's subtree"),
-                     principal: Principal = ANYONE) -> dict:
-        """Units x measures with each cell's state and colour, topics and liaison per unit (see colour_rule)."""
-        return coverage.coverage(campaign_ref, unit_id=unit_id, ctx=ctx, scope=scope_of(principal))
+                     format: Literal["full", "compact"] = Query("full", description="compact: one array per unit, cells as letters"),
+                     principal: Principal = ANYONE) -> Response:
+        """Units x measures with each cell's state and colour, topics and liaison per unit (see colour_rule);
+        `format=compact` answers a CoverageCompact instead, about a tenth of the size, for large campaigns."""
+        body = coverage.coverage(campaign_ref, unit_id=unit_id, ctx=ctx, scope=scope_of(principal), shape=format)
+        # Plain dicts the use case already shaped: serialised directly instead of re-validated cell by cell.
+        return Response(to_json(body), media_type="application/json")
+
+    @router.get("/campaigns/{campaign_ref}/coverage/rollup", response_model=schemas.CoverageRollup)
+    def get_coverage_rollup(campaign_ref: str, unit_id: str | None = Query(None, description="only this unit's subtree"),
+                            principal: Principal = ANYONE) -> Response:
+        """Cells by state and colour, liaisons and summary reports added up per unit level and per district."""
+        body = coverage.rollup(campaign_ref, unit_id=unit_id, ctx=ctx, scope=scope_of(principal))
+        return Response(to_json(body), media_type="application/json")
 
     @router.get("/campaigns/{campaign_ref}/units", response_model=list[schemas.UnitRead])
     def list_campaign_units(campaign_ref: str, subtree_of: str | None = Query(None, description="a unit id: only its subtree"),

@@ -2,11 +2,13 @@
 
     python -m services.intake.cli load deploy/campaigns/huaibei-2020.yaml
     python -m services.intake.cli check deploy/campaigns/huaibei-2020.yaml
+    python -m services.intake.cli rebuild-coverage [--campaign CODE]
 
 `load` validates the definition, creates the campaign or publishes its new version (the same content
 again changes nothing), then attaches the reference materials its `materials[].file` name, resolved
 against the definition's folder (an unchanged file is left alone). Events go into intake's outbox;
-the intake worker (or the embedded platform) publishes them.
+the intake worker (or the embedded platform) publishes them. `rebuild-coverage` recomputes the coverage
+projection from the submissions (services/intake/projection.py), for one campaign or all.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Sequence, TextIO
 
-from services.intake import campaigns, materials
+from services.intake import campaigns, materials, projection, queries
 from services.intake.bootstrap import bootstrap
 from services.intake.definition import CampaignDefinition, DefinitionInvalid, parse_definition
 from shared.http import ApiError
@@ -38,7 +40,11 @@ def main(argv: Sequence[str] | None = None, *, ctx: ServiceContext | None = None
         command.add_argument("--format", choices=["yaml", "json"], default=None, help="默认按内容判断")
         if name == "load":
             command.add_argument("--actor", default=None, help="记入审计的操作人（默认：cli:<系统用户>）")
+    rebuild = commands.add_parser("rebuild-coverage", help="从报送材料重建覆盖情况投影（计数表）")
+    rebuild.add_argument("--campaign", default=None, help="只重建这个活动（id 或代码；默认全部）")
     args = parser.parse_args(argv)
+    if args.command == "rebuild-coverage":
+        return _rebuild_coverage(args.campaign, ctx or bootstrap(Settings()), out, err)
     try:
         text = args.file.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
@@ -68,6 +74,20 @@ def main(argv: Sequence[str] | None = None, *, ctx: ServiceContext | None = None
     except ApiError as exc:
         print(f"加载失败：{exc.detail['message']}", file=err)
         return 1
+    return 0
+
+
+def _rebuild_coverage(campaign_ref: str | None, ctx: ServiceContext, out: TextIO, err: TextIO) -> int:
+    with ctx.db.transaction() as uow:
+        campaign_id = None
+        if campaign_ref:
+            campaign = queries.campaign_by_ref(uow, campaign_ref)
+            if campaign is None:
+                print(f"没有活动 {campaign_ref}", file=err)
+                return 1
+            campaign_id = campaign.id
+        cells, topics = projection.rebuild(uow, campaign_id)
+    print(f"覆盖情况投影已重建（{campaign_ref or '全部活动'}）：{cells} 个格子，{topics} 条宣传重点记录", file=out)
     return 0
 
 

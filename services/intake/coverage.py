@@ -1,7 +1,8 @@
 """The coverage matrix: units x measures with each cell's state and colour, topics and liaison per unit.
 
-Aggregated in SQL (GROUP BY unit, kind, measure over the campaign's submissions), so its cost grows
-with the number of groups, not with the number of submissions loaded into Python.
+Read from the coverage projection (services/intake/projection.py: per-cell counters kept in the same
+transaction as each submission state change), so its cost grows with the number of units and cells shown,
+not with the number of submissions.
 
 Colour rule (COLOUR_RULE below, also returned by the API): approved → green; submitted (or under
 review) → yellow; missing or returned → red once its deadline is within `coverage.red_within_days`
@@ -13,13 +14,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, func, select, text
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.intake import queries
 from services.intake.definition import CampaignDefinition, Deadline
-from services.intake.models import Campaign, Submission, SubmissionTopic, Unit
-from services.intake.submissions import HANDED_IN
+from services.intake.models import Campaign, CoverageCell, CoverageTopic, Unit
 from shared.http import ApiError, not_found
 from shared.runtime import ServiceContext
 
@@ -27,8 +27,8 @@ COLOUR_RULE = (
     "approved=green; submitted/under_review=yellow; missing/returned=red when the deadline is within "
     "red_within_days or past, else yellow. Liaison: on time=green, late=yellow, missing like a missing cell."
 )
-_RANK_STATE = {3: "approved", 2: "submitted", 1: "returned", 0: "missing"}
-_COUNTED = ("submitted", "under_review", "approved", "returned")
+_STATES = ("approved", "submitted", "returned", "missing")
+_MISSING = ("missing", 0)
 
 
 @dataclass
@@ -51,48 +51,48 @@ class UnitStanding:
 
 def standings(uow: Session, campaign_id: str, definition: CampaignDefinition, *, scope: str | None = None,
               subtree: str | None = None) -> list[UnitStanding]:
-    """Every active participating unit of the campaign in scope/subtree with its submissions aggregated."""
+    """Every active participating unit of the campaign in scope/subtree with its cells from the coverage projection."""
     conn = uow.connection()  # plain Core rows: tens of thousands of them, no ORM needed
-    if conn.dialect.name == "postgresql":
-        # This read-only transaction's GROUP BYs follow their indexes' order: a streaming group over an
-        # index-only scan beats the hash aggregate the planner otherwise picks (about 40% at 200,000 rows).
-        conn.execute(text("SET LOCAL enable_hashagg = off"))
     in_view = (Unit.campaign_id == campaign_id, queries.within(Unit.unit_path, scope), queries.within(Unit.unit_path, subtree))
-    rows = conn.execute(
-        select(Unit.id, Unit.code, Unit.name, Unit.level, Unit.parent_id, Unit.unit_path, Unit.liaison_name, Unit.liaison_late)
-        .where(*in_view, Unit.active.is_(True), Unit.participates.is_(True)).order_by(Unit.unit_path)
-    ).all()
-    units = {r.id: UnitStanding(r.id, r.code, r.name, r.level, r.parent_id, r.unit_path, r.liaison_name, bool(r.liaison_late))
-             for r in rows}
-    # A subtree is chosen by unit (a semi-join on the units' path index), so the aggregates below can
-    # read their own indexes, keyed by campaign and unit, without visiting the table.
+    rows = _tuples(conn, select(Unit.id, Unit.code, Unit.name, Unit.level, Unit.parent_id, Unit.unit_path, Unit.liaison_name,
+                                Unit.liaison_late)
+                   .where(*in_view, Unit.active.is_(True), Unit.participates.is_(True)).order_by(Unit.unit_path))
+    units = {r[0]: UnitStanding(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7])) for r in rows}
+    # A subtree is chosen by unit (a semi-join on the units' path index); the projection's key starts with
+    # (campaign, unit), so either way it is one range of its primary key per unit.
     partial = bool(scope or subtree)
     unit_ids = select(Unit.id).where(*in_view)
-    rank = case((Submission.state == "approved", 3), (Submission.state.in_(("submitted", "under_review")), 2),
-                (Submission.state == "returned", 1), else_=0)
-    cells = select(Submission.unit_id, Submission.kind, Submission.measure_code, func.max(rank), func.count(),
-                   func.sum(case((Submission.state.in_(HANDED_IN), 1), else_=0))) \
-        .where(Submission.campaign_id == campaign_id, Submission.state.in_(_COUNTED)) \
-        .group_by(Submission.unit_id, Submission.kind, Submission.measure_code)
-    for unit_id, kind, measure_code, best, count, handed_in in conn.execute(
-            cells.where(Submission.unit_id.in_(unit_ids)) if partial else cells).all():
+    cells = select(CoverageCell.unit_id, CoverageCell.kind, CoverageCell.measure_code, CoverageCell.approved,
+                   CoverageCell.pending, CoverageCell.returned).where(CoverageCell.campaign_id == campaign_id)
+    for unit_id, kind, measure_code, approved, pending, returned in _tuples(
+            conn, cells.where(CoverageCell.unit_id.in_(unit_ids)) if partial else cells):
         unit = units.get(unit_id)
-        if unit is None:
+        count = approved + pending + returned
+        if unit is None or count <= 0:
             continue
-        state = _RANK_STATE[int(best)]
+        state = "approved" if approved > 0 else "submitted" if pending > 0 else "returned"
         if kind == "measure":
             unit.measures[measure_code] = (state, count)
         elif kind == "summary_report":
             unit.summary_report = (state, count)
         elif kind == "good_practice":
-            unit.good_practices += int(handed_in or 0)
-    topics = select(SubmissionTopic.unit_id, SubmissionTopic.topic_code) \
-        .where(SubmissionTopic.campaign_id == campaign_id, SubmissionTopic.handed_in.is_(True)) \
-        .group_by(SubmissionTopic.unit_id, SubmissionTopic.topic_code)
-    for unit_id, topic in conn.execute(topics.where(SubmissionTopic.unit_id.in_(unit_ids)) if partial else topics).all():
+            unit.good_practices += approved + pending
+    topics = select(CoverageTopic.unit_id, CoverageTopic.topic_code) \
+        .where(CoverageTopic.campaign_id == campaign_id, CoverageTopic.handed_in > 0)
+    for unit_id, topic in _tuples(conn, topics.where(CoverageTopic.unit_id.in_(unit_ids)) if partial else topics):
         if unit_id in units:
             units[unit_id].topics.add(topic)
     return list(units.values())
+
+
+def _tuples(conn, statement) -> list[tuple]:
+    # The driver's own tuples: tens of thousands of plain values (strings and integers) need none of SQLAlchemy's
+    # per-row processing, which costs several times the fetch itself here.
+    result = conn.execute(statement)
+    try:
+        return result.cursor.fetchall()
+    finally:
+        result.close()
 
 
 def colour(state: str, deadline: Deadline | None, now: datetime, red_within: timedelta) -> str:
@@ -106,66 +106,158 @@ def colour(state: str, deadline: Deadline | None, now: datetime, red_within: tim
     return "yellow"
 
 
-def coverage(campaign_ref: str, *, ctx: ServiceContext, unit_id: str | None = None, scope: str | None = None) -> dict:
-    """The coverage matrix of a campaign, or of the subtree under unit_id, as of the clock's now."""
+def coverage(campaign_ref: str, *, ctx: ServiceContext, unit_id: str | None = None, scope: str | None = None,
+             shape: str = "full") -> dict:
+    """The coverage matrix of a campaign, or of the subtree under unit_id, as of the clock's now: one object per cell
+    (shape "full") or one string of state letters per unit (shape "compact", about a tenth of the size)."""
     now = ctx.clock.now()
     with ctx.db.session() as uow:
-        campaign = queries.campaign_by_ref(uow, campaign_ref)
-        if campaign is None:
-            raise not_found("活动", "campaign", campaign_ref)
-        subtree = None
-        if unit_id:
-            root = queries.get_unit(uow, unit_id, scope=scope)
-            if root is None:
-                raise not_found("单位", "unit", unit_id)
-            if root.campaign_id != campaign.id:
-                raise ApiError(422, "campaign_mismatch", "该单位不属于此活动", "the unit does not take part in this campaign")
-            subtree = root.unit_path
-        definition = queries.current_definition(uow, campaign.id)
+        campaign, definition, subtree = _in_view(uow, campaign_ref, unit_id, scope)
         rows = standings(uow, campaign.id, definition, scope=scope, subtree=subtree)
-    return matrix(campaign, definition, rows, now)
+    return (compact if shape == "compact" else matrix)(campaign, definition, rows, now)
+
+
+def rollup(campaign_ref: str, *, ctx: ServiceContext, unit_id: str | None = None, scope: str | None = None) -> dict:
+    """Cell states and colours, liaisons and summary reports added up per unit level and per district (the subtrees
+    under the top unit's children): what a dashboard shows before it loads any district's matrix."""
+    now = ctx.clock.now()
+    with ctx.db.session() as uow:
+        campaign, definition, subtree = _in_view(uow, campaign_ref, unit_id, scope)
+        rows = standings(uow, campaign.id, definition, scope=scope, subtree=subtree)
+        district_ids = {_district(row.unit_path) for row in rows}
+        names = dict(uow.execute(select(Unit.id, Unit.name).where(Unit.id.in_(district_ids))).all()) if district_ids else {}
+    shape = _Shape(definition, now)
+    levels: dict[str, dict] = {}
+    districts: dict[str, dict] = {}
+    for row in rows:
+        district = _district(row.unit_path)
+        for group in (levels.setdefault(row.level, _group(level=row.level)),
+                      districts.setdefault(district, _group(unit_id=district, name=names.get(district, "")))):
+            group["units"] += 1
+            for code in shape.codes:
+                state = row.measures.get(code, _MISSING)[0]
+                group["cells"][state] = group["cells"].get(state, 0) + 1
+                group["colours"][shape.colours[code, state]] += 1
+            status = _liaison(row, shape.liaison_deadline, now, shape.red_within)["status"]
+            group["liaisons"][status] = group["liaisons"].get(status, 0) + 1
+            group["summary_reports"][row.summary_report[0]] = group["summary_reports"].get(row.summary_report[0], 0) + 1
+    return {"campaign_id": campaign.id, "code": campaign.code, "version": campaign.version, "as_of": now,
+            "units": len(rows), "measures": shape.codes, "levels": list(levels.values()),
+            "districts": sorted(districts.values(), key=lambda g: (g["name"], g["unit_id"]))}
+
+
+def _in_view(uow: Session, campaign_ref: str, unit_id: str | None, scope: str | None):
+    campaign = queries.campaign_by_ref(uow, campaign_ref)
+    if campaign is None:
+        raise not_found("活动", "campaign", campaign_ref)
+    subtree = None
+    if unit_id:
+        root = queries.get_unit(uow, unit_id, scope=scope)
+        if root is None:
+            raise not_found("单位", "unit", unit_id)
+        if root.campaign_id != campaign.id:
+            raise ApiError(422, "campaign_mismatch", "该单位不属于此活动", "the unit does not take part in this campaign")
+        subtree = root.unit_path
+    return campaign, queries.current_definition(uow, campaign.id), subtree
+
+
+def _district(unit_path: str) -> str:
+    ids = unit_path.strip("/").split("/")
+    return ids[1] if len(ids) > 1 else ids[0]
+
+
+def _group(**key) -> dict:
+    return {**key, "units": 0, "cells": {}, "colours": {"green": 0, "yellow": 0, "red": 0}, "liaisons": {},
+            "summary_reports": {}}
+
+
+class _Shape:
+    """What colours a campaign's cells as of a moment: worked out once per request, not once per cell."""
+
+    def __init__(self, d: CampaignDefinition, now: datetime) -> None:
+        self.red_within = timedelta(days=d.coverage.red_within_days)
+        self.deadlines = {m.code: d.deadline_for(f"measure:{m.code}") for m in d.measures}
+        self.summary_deadline, self.liaison_deadline = d.deadline_for("summary_report"), d.deadline_for("liaison")
+        self.codes = [m.code for m in d.measures]
+        # A cell's colour depends only on its measure and state.
+        self.colours = {(code, state): colour(state, self.deadlines[code], now, self.red_within)
+                        for code in self.codes for state in _STATES}
+        self.summary_colours = {state: colour(state, self.summary_deadline, now, self.red_within) for state in _STATES}
 
 
 def matrix(campaign: Campaign, d: CampaignDefinition, rows: list[UnitStanding], now: datetime) -> dict:
     """Shape standings into the API's matrix with colours and totals."""
-    red_within = timedelta(days=d.coverage.red_within_days)
-    deadlines = {m.code: d.deadline_for(f"measure:{m.code}") for m in d.measures}
-    summary_deadline, liaison_deadline = d.deadline_for("summary_report"), d.deadline_for("liaison")
+    shape = _Shape(d, now)
     topic_codes = [t.code for t in d.topics]
     totals = {"units": len(rows), "cells": {}, "colours": {"green": 0, "yellow": 0, "red": 0}, "liaisons": {}}
-    # A cell's colour depends only on its measure and state: work it out once, not for every unit.
-    colours = {(m.code, state): colour(state, deadlines[m.code], now, red_within)
-               for m in d.measures for state in _RANK_STATE.values()}
     cell_states, cell_colours = totals["cells"], totals["colours"]
-    codes = [m.code for m in d.measures]
     units = []
     for row in rows:
         cells = {}
-        for code in codes:
-            state, count = row.measures.get(code, ("missing", 0))
-            shade = colours[code, state]
+        for code in shape.codes:
+            state, count = row.measures.get(code, _MISSING)
+            shade = shape.colours[code, state]
             cells[code] = {"state": state, "colour": shade, "count": count}
             cell_states[state] = cell_states.get(state, 0) + 1
             cell_colours[shade] += 1
         summary_state, summary_count = row.summary_report
-        liaison = _liaison(row, liaison_deadline, now, red_within)
+        liaison = _liaison(row, shape.liaison_deadline, now, shape.red_within)
         totals["liaisons"][liaison["status"]] = totals["liaisons"].get(liaison["status"], 0) + 1
         units.append({
             "unit_id": row.unit_id, "code": row.code, "name": row.name, "level": row.level, "parent_id": row.parent_id,
             "unit_path": row.unit_path, "liaison": liaison, "cells": cells,
-            "summary_report": {"state": summary_state, "colour": colour(summary_state, summary_deadline, now, red_within),
-                               "count": summary_count},
+            "summary_report": {"state": summary_state, "colour": shape.summary_colours[summary_state], "count": summary_count},
             "good_practices": row.good_practices,
             "topics_covered": [t for t in topic_codes if t in row.topics],
             "topics_missing": [t for t in topic_codes if t not in row.topics],
         })
+    return {**_heading(campaign, d, shape, now), "units": units, "totals": totals}
+
+
+COMPACT_COLUMNS = ["unit_id", "code", "name", "level", "parent_id", "unit_path", "liaison_status", "liaison_name", "cells",
+                   "counts", "summary_report", "summary_count", "good_practices", "topics"]
+_LETTER = {"approved": "a", "submitted": "s", "returned": "r", "missing": "m"}
+
+
+def compact(campaign: Campaign, d: CampaignDefinition, rows: list[UnitStanding], now: datetime) -> dict:
+    """The same matrix with one array per unit (COMPACT_COLUMNS): cells as one letter per measure (a approved,
+    s submitted, r returned, m missing), colours given once per measure and state, topics as one 0/1 per topic."""
+    shape = _Shape(d, now)
+    topic_codes = [t.code for t in d.topics]
+    totals = {"units": len(rows), "cells": {}, "colours": {"green": 0, "yellow": 0, "red": 0}, "liaisons": {}}
+    cell_states, cell_colours = totals["cells"], totals["colours"]
+    liaison_colours: dict[str, str] = {}
+    units = []
+    for row in rows:
+        letters, counts = [], []
+        for code in shape.codes:
+            state, count = row.measures.get(code, _MISSING)
+            letters.append(_LETTER[state])
+            counts.append(count)
+            cell_states[state] = cell_states.get(state, 0) + 1
+            cell_colours[shape.colours[code, state]] += 1
+        liaison = _liaison(row, shape.liaison_deadline, now, shape.red_within)
+        liaison_colours[liaison["status"]] = liaison["colour"]
+        totals["liaisons"][liaison["status"]] = totals["liaisons"].get(liaison["status"], 0) + 1
+        summary_state, summary_count = row.summary_report
+        units.append([row.unit_id, row.code, row.name, row.level, row.parent_id, row.unit_path, liaison["status"],
+                      liaison["name"], "".join(letters), counts, _LETTER[summary_state], summary_count, row.good_practices,
+                      "".join("1" if t in row.topics else "0" for t in topic_codes)])
+    return {**_heading(campaign, d, shape, now), "columns": COMPACT_COLUMNS,
+            "letters": {letter: state for state, letter in _LETTER.items()},
+            "colours": {code: {_LETTER[state]: shape.colours[code, state] for state in _STATES} for code in shape.codes},
+            "summary_colours": {_LETTER[state]: shade for state, shade in shape.summary_colours.items()},
+            "liaison_colours": liaison_colours, "units": units, "totals": totals}
+
+
+def _heading(campaign: Campaign, d: CampaignDefinition, shape: _Shape, now: datetime) -> dict:
     return {
         "campaign_id": campaign.id, "code": campaign.code, "version": campaign.version, "as_of": now,
         "colour_rule": COLOUR_RULE.replace("red_within_days", f"{d.coverage.red_within_days} days"),
-        "measures": [{"code": m.code, "name": m.name, "deadline_code": deadlines[m.code].code if deadlines[m.code] else None,
-                      "due_at": deadlines[m.code].due if deadlines[m.code] else None} for m in d.measures],
+        "measures": [{"code": m.code, "name": m.name,
+                      "deadline_code": shape.deadlines[m.code].code if shape.deadlines[m.code] else None,
+                      "due_at": shape.deadlines[m.code].due if shape.deadlines[m.code] else None} for m in d.measures],
         "topics": [{"code": t.code, "name": t.name} for t in d.topics],
-        "units": units, "totals": totals,
     }
 
 

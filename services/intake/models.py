@@ -212,6 +212,30 @@ Index("ix_submission_topics_coverage", SubmissionTopic.campaign_id, SubmissionTo
       SubmissionTopic.topic_code)
 
 
+class CoverageCell(Base):
+    """The coverage projection: how many of a unit's submissions of one kind and measure are in each state that
+    shows on the matrix, kept in the same transaction as every state change (services/intake/projection.py)."""
+
+    __tablename__ = "coverage_cells"
+    campaign_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    unit_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    measure_code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    approved: Mapped[int] = mapped_column(Integer, default=0)
+    pending: Mapped[int] = mapped_column(Integer, default=0)  # submitted or under review
+    returned: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class CoverageTopic(Base):
+    """The topic projection: how many handed-in submissions of a unit cover a topic."""
+
+    __tablename__ = "coverage_topics"
+    campaign_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    unit_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    topic_code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    handed_in: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class SubmissionEvidence(Base):
     """Evidence stored for a submission, as evidence.stored told us (the bytes stay in evidence_storage)."""
 

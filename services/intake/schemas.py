@@ -289,3 +289,50 @@ class CoverageRead(BaseModel):
     topics: list[dict]
     units: list[CoverageUnit]
     totals: dict
+
+
+class CoverageCompact(BaseModel):
+    """The coverage matrix with one array per unit (see `columns`): `cells` is one letter per measure in `measures`
+    order (a approved, s submitted, r returned, m missing), coloured by `colours[measure][letter]`; `counts` the
+    submissions per measure; `topics` one 0/1 per topic in `topics` order."""
+
+    campaign_id: str
+    code: str
+    version: int
+    as_of: datetime
+    colour_rule: str
+    measures: list[CoverageColumn]
+    topics: list[dict]
+    columns: list[str]
+    letters: dict[str, str]
+    colours: dict[str, dict[str, str]]
+    summary_colours: dict[str, str]
+    liaison_colours: dict[str, str]
+    units: list[list]
+    totals: dict
+
+
+class CoverageGroup(BaseModel):
+    """Units of one level or one district, with their cells counted by state and colour."""
+
+    level: str | None = None
+    unit_id: str | None = None
+    name: str | None = None
+    units: int
+    cells: dict[str, int]
+    colours: dict[str, int]
+    liaisons: dict[str, int]
+    summary_reports: dict[str, int]
+
+
+class CoverageRollup(BaseModel):
+    """A campaign's coverage added up per unit level and per district (the subtrees under the top unit's children)."""
+
+    campaign_id: str
+    code: str
+    version: int
+    as_of: datetime
+    units: int
+    measures: list[str]
+    levels: list[CoverageGroup]
+    districts: list[CoverageGroup]

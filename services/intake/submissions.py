@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from services.intake import auditing, queries, schemas
+from services.intake import auditing, projection, queries, schemas
 from services.intake.auditing import Actor
 from services.intake.definition import CampaignDefinition
 from services.intake.models import Submission, SubmissionEvidence, SubmissionTopic, SubmissionVersion
+from services.intake.projection import HANDED_IN  # what counts as done for coverage and deadlines
 from shared.contracts import make_event, read_payload
 from shared.contracts.evidence import EvidenceStored
 from shared.contracts.intake import SubmissionSubmitted, SubmissionWithdrawn
@@ -25,7 +26,6 @@ from shared.http import ApiError, not_found
 from shared.runtime import ServiceContext
 
 SERVICE = "intake"
-HANDED_IN = ("submitted", "under_review", "approved")  # what counts as done for coverage and deadlines
 KIND_NAMES = {"measure": "宣传措施材料", "summary_report": "活动总结", "good_practice": "经验做法"}
 
 
@@ -237,13 +237,17 @@ def _apply(uow: Session, submission: Submission, fields: schemas.SubmissionField
 
 
 def _set_state(uow: Session, submission: Submission, state: str, at: datetime) -> None:
-    # Every state change passes here, so the topic rows always know whether they count.
+    # Every state change passes here, so the topic rows and the coverage projection always know whether they count.
+    before = submission.state
     submission.state, submission.updated_at = state, at
     uow.execute(update(SubmissionTopic).where(SubmissionTopic.submission_id == submission.id)
                 .values(handed_in=state in HANDED_IN))
+    projection.state_changed(uow, submission, before, state)
 
 
 def _write_topics(uow: Session, submission: Submission) -> None:
+    before = uow.scalars(select(SubmissionTopic.topic_code).where(SubmissionTopic.submission_id == submission.id)).all()
+    projection.topics_changed(uow, submission, before, submission.topics)
     uow.execute(delete(SubmissionTopic).where(SubmissionTopic.submission_id == submission.id))
     for code in submission.topics:
         uow.add(SubmissionTopic(submission_id=submission.id, topic_code=code, campaign_id=submission.campaign_id,

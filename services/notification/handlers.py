@@ -232,6 +232,14 @@ def notify_circular(event: Envelope, *, uow: Session, ctx: ServiceContext) -> No
                      dedupe_key=f"circular.published:{data.circular_id}:{liaison.unit_id}")
 
 
+def _wants_submissions(settings) -> bool:
+    # Neither receipts nor reviewers' digests: submission.submitted is not even consumed (shared/runtime.py).
+    return bool(settings.notify_submission_receipts or settings.reviewer_emails)
+
+
+notify_submission.wanted = _wants_submissions
+
+
 def _unit_name(uow: Session, unit_id: str) -> str:
     unit = uow.get(KnownUnit, unit_id)
     if unit is not None:

@@ -27,9 +27,10 @@ DIGEST_CHECK_S = 60.0
 
 
 def jobs(ctx: ServiceContext) -> list[PeriodicJob]:
-    """The delivery loop (woken after each consumed event, and every NOTIFY_POLL_S for retries) and the digest clock."""
+    """The delivery loop (woken after each consumed event, and every NOTIFY_POLL_S for retries) and the digest clock
+    (every DIGEST_CHECK_S: a digest goes out once a day, so events need not wake it)."""
     loop = DeliveryLoop.from_settings(ctx)
     return [
         PeriodicJob("deliver-mail", ctx.settings.notify_poll_s, loop.run),
-        PeriodicJob("daily-digest", DIGEST_CHECK_S, lambda: digest.assemble_due(ctx=ctx)),
+        PeriodicJob("daily-digest", DIGEST_CHECK_S, lambda: digest.assemble_due(ctx=ctx), wake_on_events=False),
     ]

@@ -201,3 +201,22 @@ def test_presigned_sessions_need_an_allowed_type_and_an_s3_store(make_world):
     assert response.status_code == 501
     detail = response.json()["detail"]
     assert detail["code"] == "presign_unsupported" and "不支持直传" in detail["message"] and "folder store" in detail["message_en"]
+
+
+@pytest.mark.parametrize("store", ["folder", "s3"])
+def test_chunks_taken_by_another_process_are_hashed_from_the_store(make_world, store):
+    from services.evidence_storage.uploads import RUNNING_HASHES
+
+    world = make_world(store)
+    submission = world.submission()
+    video = media.mp4(bytes((7 * i) % 256 for i in range(256)) * (44 * 1024), duration=12_000)  # ~11 MiB
+    chunk = 5 * MIB
+    session = _session(world, submission["id"], len(video), filename="宣讲.mp4")
+    assert _put(world, session["id"], video[:chunk], 0).status_code == 200
+    RUNNING_HASHES.forget(session["id"])  # as if the first chunk had gone to another API process
+    assert _put(world, session["id"], video[chunk:2 * chunk], chunk).status_code == 200
+    assert _put(world, session["id"], video[2 * chunk:], 2 * chunk).status_code == 200
+    assert RUNNING_HASHES.whole(session["id"], len(video)) is None
+    done = world.client.post(f"/upload-sessions/{session['id']}/complete")
+    assert done.status_code == 201, done.text
+    assert done.json()["sha256"] == hashlib.sha256(video).hexdigest()

@@ -1,4 +1,5 @@
-/* 活动看板：覆盖矩阵热力图（单位 × 宣传措施），截止时间倒计时，各级进度，点击进入单位详情。 */
+/* 活动看板：覆盖矩阵热力图（单位 × 宣传措施），截止时间倒计时，各级进度，点击进入单位详情。
+   各级进度与合计来自汇总接口（/coverage/rollup）；单位多时热力图一次只加载一个区（按区分片）。 */
 Console.page("dashboard", async ({ me, root }) => {
   const { $, h, api, replace, LABELS, campaignFor, campaignPicker, noCampaign, deadlineList, fmtTime, showError } = Console;
   const SYMBOL = { approved: "✓", submitted: "●", returned: "↺", missing: "✗" };
@@ -12,7 +13,10 @@ Console.page("dashboard", async ({ me, root }) => {
 
   const levelFilter = $(".level-filter");
   const search = $(".unit-search");
+  const districtFilter = $(".district-filter");
+  const LARGE = 400; // more units than this: the heat map loads one district at a time
   let coverage = null;
+  let rollup = null;
 
   function cell(unit, code, data, label) {
     return h("td.cell", {
@@ -81,13 +85,7 @@ Console.page("dashboard", async ({ me, root }) => {
   }
 
   function renderLevels() {
-    const groups = new Map();
-    for (const unit of coverage.units) {
-      const group = groups.get(unit.level) || { units: 0, green: 0, yellow: 0, red: 0 };
-      group.units += 1;
-      for (const data of Object.values(unit.cells)) group[data.colour] += 1;
-      groups.set(unit.level, group);
-    }
+    const groups = new Map(rollup.levels.map((g) => [g.level, { units: g.units, ...g.colours }]));
     const levels = Array.from(groups.keys()).sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
     replace($(".level-progress"), levels.length ? levels.map((level) => {
       const g = groups.get(level);
@@ -109,18 +107,39 @@ Console.page("dashboard", async ({ me, root }) => {
   }
 
   function renderTotals() {
-    const t = coverage.totals;
-    $(".totals").textContent = `共 ${t.units} 个单位；格子：绿 ${t.colours.green}，黄 ${t.colours.yellow}，红 ${t.colours.red}。`
-      + `联络员：已明确 ${t.liaisons.designated || 0}，逾期 ${t.liaisons.late || 0}，未明确 ${t.liaisons.missing || 0}。`;
-    $(".as-of").textContent = `数据时间 ${fmtTime(coverage.as_of)}`;
+    const sum = (part, key) => rollup.levels.reduce((n, g) => n + (g[part][key] || 0), 0);
+    $(".totals").textContent = `共 ${rollup.units} 个单位；格子：绿 ${sum("colours", "green")}，黄 ${sum("colours", "yellow")}，红 ${sum("colours", "red")}。`
+      + `联络员：已明确 ${sum("liaisons", "designated")}，逾期 ${sum("liaisons", "late")}，未明确 ${sum("liaisons", "missing")}。`;
+    $(".as-of").textContent = `数据时间 ${fmtTime(rollup.as_of)}`;
+  }
+
+  /** Large campaigns: a district picker (with each district's share of green cells); the matrix shows the chosen one. */
+  function renderDistricts() {
+    const byDistrict = new URLSearchParams(location.search).get("by") === "district"; // also on request: ?by=district
+    const large = (byDistrict || rollup.units > LARGE) && rollup.districts.length > 1;
+    $(".district-pick").hidden = !large;
+    if (!large) return null;
+    const chosen = districtFilter.value;
+    replace(districtFilter, rollup.districts.map((g) => {
+      const cells = g.colours.green + g.colours.yellow + g.colours.red || 1;
+      return h("option", { value: g.unit_id }, `${g.name || g.unit_id}（${g.units} 个单位，已通过 ${Math.round((g.colours.green / cells) * 100)}%）`);
+    }));
+    if (rollup.districts.some((g) => g.unit_id === chosen)) districtFilter.value = chosen;
+    return districtFilter.value;
+  }
+
+  async function loadMatrix(district) {
+    const path = `/campaigns/${encodeURIComponent(campaign.id)}/coverage`;
+    coverage = await api("intake", path, district ? { query: { unit_id: district } } : {});
+    renderMatrix();
   }
 
   async function load() {
     try {
-      coverage = await api("intake", `/campaigns/${encodeURIComponent(campaign.id)}/coverage`);
+      rollup = await api("intake", `/campaigns/${encodeURIComponent(campaign.id)}/coverage/rollup`);
       renderLevels();
-      renderMatrix();
       renderTotals();
+      await loadMatrix(renderDistricts());
       document.body.dataset.loaded = String(Date.now());
     } catch (error) {
       showError(error, $(".heatmap-wrap"), "覆盖情况");
@@ -128,6 +147,14 @@ Console.page("dashboard", async ({ me, root }) => {
   }
 
   levelFilter.addEventListener("change", renderMatrix);
+  districtFilter.addEventListener("change", async () => {
+    try {
+      await loadMatrix(districtFilter.value);
+      document.body.dataset.loaded = String(Date.now());
+    } catch (error) {
+      showError(error, $(".heatmap-wrap"), "覆盖情况");
+    }
+  });
   search.addEventListener("input", renderMatrix);
   $(".refresh").addEventListener("click", load);
   await load();

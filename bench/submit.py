@@ -1,0 +1,273 @@
+"""Submit benchmark: `POST /intake/submissions` at fixed offered rates, open loop, embedded and distributed.
+
+    python -m bench.submit [--mode both|embedded|distributed] [--rates 10,100,200] [--seconds 5] [--workers 1]
+
+An open-loop generator: for each offered rate R the send times are fixed in advance (one every 1/R s for
+--seconds, at least --min-requests requests), each request goes out at its time on a free keep-alive
+connection (a new one is opened when all are busy), and its latency is measured from its scheduled time, not
+from when it was sent, so a server that falls behind cannot hide its queue. Printed per rate: p50/p99/max
+latency, the achieved rate (responses per second over the run), errors, and connections used. The client is a
+minimal asyncio HTTP/1.1 client (a few µs of CPU per request, so it does not compete with the server for the
+machine's cores the way a full HTTP library would).
+
+Embedded: `python -m deploy.embedded` (what `make run` starts: all four services in one process, SQLite
+files, folder stores, in-process bus) on a temporary DATA_DIR. Distributed: the intake API
+(`python -m services.intake api`, --workers uvicorn processes via API_WORKERS) and the intake worker (outbox
+relay to RabbitMQ on a unique exchange) on a fresh PostgreSQL database. Both create one unit first; each
+submission is handed in for review (state submitted, event in the outbox), as a liaison's would be. The
+requests carry an admin token signed with the run's own key pair.
+
+Everything started is removed afterwards (processes, database, queues, exchange, temporary folder).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+import httpx
+
+from bench.common import ServiceProcess, percentile, print_table, run_cli, staff_credentials
+from deploy.processes import cluster_env, free_port, terminate, wait_healthy
+
+MAX_CONNECTIONS = 1000
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection that sends a request and reads the whole response."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    async def request(self, head: bytes, body: bytes) -> int:
+        """Send one request; return the response's status code after reading its body."""
+        self.writer.write(head + body)
+        status = int((await self.reader.readline()).split(b" ", 2)[1])
+        length, chunked = 0, False
+        while (line := await self.reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.partition(b":")
+            name = name.strip().lower()
+            if name == b"content-length":
+                length = int(value)
+            elif name == b"transfer-encoding" and b"chunked" in value.lower():
+                chunked = True
+        if chunked:
+            while (size := int((await self.reader.readline()).strip(), 16)) > 0:
+                await self.reader.readexactly(size + 2)
+            await self.reader.readline()
+        elif length:
+            await self.reader.readexactly(length)
+        return status
+
+    def close(self) -> None:
+        """Close the socket."""
+        self.writer.close()
+
+
+@dataclass
+class RateResult:
+    """What one offered rate gave."""
+
+    rate: float
+    sent: int
+    latencies: list[float] = field(default_factory=list)
+    errors: dict[str, int] = field(default_factory=dict)
+    wall: float = 0.0
+    connections: int = 0
+
+    @property
+    def achieved(self) -> float:
+        """Successful responses per second, from the first scheduled send to the last response."""
+        return len(self.latencies) / self.wall if self.wall else 0.0
+
+
+async def offer(url: str, headers: dict[str, str], make_body, *, rate: float, count: int, drain_s: float) -> RateResult:
+    """Send `count` POSTs at `rate` per second on a fixed schedule; latency from each scheduled time."""
+    parsed = urlparse(url)
+    extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    idle: list[Connection] = []
+    result = RateResult(rate=rate, sent=count)
+    opened = 0
+
+    async def one(scheduled: float, index: int) -> None:
+        nonlocal opened
+        body = make_body(index)
+        head = (f"POST {parsed.path} HTTP/1.1\r\nHost: {parsed.netloc}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n{extra}\r\n").encode()
+        conn = idle.pop() if idle else None
+        try:
+            if conn is not None and conn.reader.at_eof():  # the server closed an idle keep-alive connection
+                conn.close()
+                conn = None
+            reused = conn is not None
+            if conn is None:
+                opened += 1
+                conn = Connection(*await asyncio.open_connection(parsed.hostname, parsed.port))
+            try:
+                status = await conn.request(head, body)
+            except (IndexError, ConnectionError):
+                if not reused:
+                    raise
+                conn.close()  # closed by the server between requests: once more on a new connection
+                opened += 1
+                conn = Connection(*await asyncio.open_connection(parsed.hostname, parsed.port))
+                status = await conn.request(head, body)
+        except (OSError, ValueError, IndexError, asyncio.IncompleteReadError) as exc:
+            result.errors[type(exc).__name__] = result.errors.get(type(exc).__name__, 0) + 1
+            if conn:
+                conn.close()
+            return
+        idle.append(conn)
+        if status == 201:
+            result.latencies.append(time.monotonic() - scheduled)
+        else:
+            result.errors[str(status)] = result.errors.get(str(status), 0) + 1
+
+    loop_start = time.monotonic() + 0.05
+    tasks = []
+    for i in range(count):
+        scheduled = loop_start + i / rate
+        delay = scheduled - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(scheduled, i)))
+    done, pending = await asyncio.wait(tasks, timeout=drain_s)
+    for task in pending:
+        task.cancel()
+    if pending:
+        result.errors["unanswered"] = len(pending)
+    result.wall = time.monotonic() - loop_start if not pending else drain_s + count / rate
+    result.connections = opened
+    for conn in idle:
+        conn.close()
+    return result
+
+
+def measure(url: str, headers: dict[str, str], unit_id: str, *, rates: list[float], seconds: float,
+            min_requests: int, drain_s: float, label: str) -> list[RateResult]:
+    """Run each offered rate after a short warm-up; return the results."""
+    run = uuid.uuid4().hex[:6]
+
+    def make_body(index: int) -> bytes:
+        return json.dumps({"unit_id": unit_id, "measure_code": "M1", "title": f"压测报送{run}-{index}",
+                           "description": "压测：召开专题会议。"}, ensure_ascii=False).encode()
+
+    results = []
+    asyncio.run(offer(url, headers, make_body, rate=20, count=20, drain_s=drain_s))  # warm-up
+    for rate in rates:
+        count = max(min_requests, int(rate * seconds))
+        print(f"{label}: {count} requests at {rate:g}/s", flush=True)
+        results.append(asyncio.run(offer(url, headers, make_body, rate=rate, count=count, drain_s=count / rate + drain_s)))
+    return results
+
+
+def report(label: str, results: list[RateResult]) -> None:
+    """Print one table for a mode."""
+    ms = lambda values, p: f"{percentile(values, p) * 1000:,.1f}" if values else "-"  # noqa: E731
+    rows = [[f"{r.rate:g}", r.sent, ms(r.latencies, 50), ms(r.latencies, 99), ms(r.latencies, 100), f"{r.achieved:,.1f}",
+             ", ".join(f"{k}: {v}" for k, v in r.errors.items()) or "0", r.connections] for r in results]
+    print_table(f"{label}: POST /submissions, open loop (latency from the scheduled send time)",
+                ["offered req/s", "requests", "p50 ms", "p99 ms", "max ms", "achieved req/s", "errors", "connections"], rows)
+
+
+def create_unit(base: str, headers: dict[str, str]) -> str:
+    """Register the unit every submission belongs to."""
+    code = f"S{uuid.uuid4().hex[:8]}"
+    response = httpx.post(f"{base}/units", headers=headers, timeout=30, json={
+        "code": code, "name": "相山区信访局", "level": "county",
+        "liaison": {"name": "李明", "email": f"liaison-{code.lower()}@example.org"}})
+    response.raise_for_status()
+    return response.json()["id"]
+
+
+def run_embedded(args, stack: ExitStack, work: Path) -> list[RateResult]:
+    """Start `python -m deploy.embedded` on a temporary DATA_DIR and measure it."""
+    import subprocess
+
+    auth_env, headers = staff_credentials()
+    port = free_port()
+    env = cluster_env({**auth_env, "DATA_DIR": str(work / "embedded"), "PORT": str(port)})
+    log_path = work / "embedded.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "deploy.embedded"], env=env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    stack.callback(terminate, proc)
+    base = f"http://127.0.0.1:{port}"
+
+    def alive() -> None:
+        if proc.poll() is not None:
+            raise RuntimeError(f"embedded platform exited:\n{log_path.read_text(errors='replace')[-3000:]}")
+
+    wait_healthy(base, deadline=time.monotonic() + 90, check_alive=alive, describe=lambda: "embedded platform not healthy")
+    unit_id = create_unit(f"{base}/intake", headers)
+    return measure(f"{base}/intake/submissions", headers, unit_id, rates=args.rates, seconds=args.seconds,
+                   min_requests=args.min_requests, drain_s=args.drain_s, label="embedded")
+
+
+def run_distributed(args, stack: ExitStack, work: Path) -> list[RateResult]:
+    """Start intake's API and worker on a fresh PostgreSQL database and RabbitMQ, and measure the API."""
+    from tests.services import POSTGRES_URL, RABBITMQ_URL, delete_rabbitmq_objects, fresh_postgres_database, port_open, unique
+
+    for name, url, port in (("RabbitMQ", RABBITMQ_URL, 5672), ("PostgreSQL", POSTGRES_URL, 5432)):
+        if not port_open(url, port):
+            raise SystemExit(f"{name} is not reachable at {url}; start it (see README) or use --mode embedded")
+    run = unique("bench.submit.")
+    exchange, prefix = f"{run}.events", f"{run}."
+    stack.callback(delete_rabbitmq_objects, RABBITMQ_URL, queues=[], exchanges=[exchange])
+    database_url = stack.enter_context(fresh_postgres_database())
+    auth_env, headers = staff_credentials()
+    env = cluster_env({**auth_env, "BUS_BACKEND": "rabbitmq", "RABBITMQ_URL": RABBITMQ_URL, "BUS_EXCHANGE": exchange,
+                       "BUS_QUEUE_PREFIX": prefix, "DATABASE_URL": database_url, "DATA_DIR": str(work / "distributed"),
+                       "API_WORKERS": str(args.workers)})
+    worker = ServiceProcess("intake", "worker", env, work / "intake-worker.log")
+    api = ServiceProcess("intake", "api", env, work / "intake-api.log", port=free_port())
+    stack.callback(worker.stop)
+    stack.callback(api.stop)
+    api.start(timeout=90)
+    worker.start()
+    unit_id = create_unit(api.url, headers)
+    return measure(f"{api.url}/submissions", headers, unit_id, rates=args.rates, seconds=args.seconds,
+                   min_requests=args.min_requests, drain_s=args.drain_s,
+                   label=f"distributed (PostgreSQL, {args.workers} API worker process{'es' if args.workers > 1 else ''})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse options, run the chosen modes, print the tables, clean up."""
+    parser = argparse.ArgumentParser(prog="python -m bench.submit", description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--mode", choices=["both", "embedded", "distributed"], default="both")
+    parser.add_argument("--rates", default="10,100,200", help="offered rates in requests per second (default 10,100,200)")
+    parser.add_argument("--seconds", type=float, default=5.0, help="how long each rate is offered (default 5)")
+    parser.add_argument("--min-requests", type=int, default=100, help="at least this many requests per rate (default 100)")
+    parser.add_argument("--drain-s", type=float, default=30.0, help="wait this long past the schedule for answers (default 30)")
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes of the distributed API (default 1)")
+    args = parser.parse_args(argv)
+    args.rates = [float(r) for r in args.rates.split(",") if r.strip()]
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} cores)", flush=True)
+    tables = []
+    with ExitStack() as stack:
+        work = Path(tempfile.mkdtemp(prefix="bench-submit-"))
+        stack.callback(shutil.rmtree, work, ignore_errors=True)
+        if args.mode in ("both", "embedded"):
+            with ExitStack() as inner:
+                tables.append(("embedded (make run: one process, SQLite)", run_embedded(args, inner, work)))
+        if args.mode in ("both", "distributed"):
+            with ExitStack() as inner:
+                tables.append((f"distributed (intake API ×{args.workers} on PostgreSQL)", run_distributed(args, inner, work)))
+    for label, results in tables:
+        report(label, results)
+    print(f"\nload average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))
