@@ -83,6 +83,7 @@ class Demo:
     def __init__(self, http: TestClient, *, password: str, today: date, out: TextIO) -> None:
         self.http, self.password, self.today, self.out = http, password, today, out
         self.tokens: dict[str, str] = {}
+        self.photos: dict[int, bytes] = {}  # by seed: a `copy:` item uploads the very bytes another unit did
 
     def call(self, who: str, method: str, path: str, *, expect: int | tuple[int, ...] = (200, 201), **kwargs):
         """One API call as user who; fails loudly on an unexpected status."""
@@ -127,7 +128,7 @@ class Demo:
             body["measure_code"] = spec.measure
         submission = self.call(who, "POST", "/intake/submissions", json=body)
         for n, item in enumerate(spec.files):
-            data, name = _file(item, held_on, n)
+            data, name = _file(item, held_on, n, self.photos)
             path = f"/evidence/submissions/{submission['id']}/evidence"
             # evidence_storage learns of the submission from an event: a fresh one may answer 404 for a moment
             _until(lambda: self.http.post(path, params={"filename": name}, content=data, headers={
@@ -228,12 +229,15 @@ def _renditions_done(demo: Demo, units: dict) -> bool:
     return True
 
 
-def _file(item: str, held_on: date, n: int) -> tuple[bytes, str]:
-    """The bytes and filename of one demo file."""
+def _file(item: str, held_on: date, n: int, photos: dict[int, bytes]) -> tuple[bytes, str]:
+    """The bytes and filename of one demo file (photos remembered by seed, so a copy is the same bytes)."""
     taken = f"{held_on:%Y:%m:%d} {9 + n:02d}:30:00"
     kind, _, seed = item.partition(":")
-    if kind in ("photo", "copy"):
-        return samples.photo(int(seed), taken=f"{taken}"), f"现场照片{n + 1}.jpg"
+    if kind == "copy":
+        return photos[int(seed)], f"现场照片{n + 1}.jpg"
+    if kind == "photo":
+        photos[int(seed)] = samples.photo(int(seed), taken=taken)
+        return photos[int(seed)], f"现场照片{n + 1}.jpg"
     recorded = f"{held_on.isoformat()}T02:00:00Z"
     if kind == "video":
         return samples.video_clip(3.0, (640, 360), created=recorded), f"现场视频{n + 1}.mp4"

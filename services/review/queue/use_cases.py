@@ -180,7 +180,8 @@ def present(uow: Session, items: list[ReviewItem], *, principal: Principal, now:
             brief.flags = [code for code, on in (("outside_window", bool(e.outside_window)), ("duplicate", bool(dupes)),
                                                  ("near_duplicate", bool(nears))) if on]
             flags.update(brief.flags)
-            foreign.sort(key=lambda link: link.came_first == "this")  # what it repeats first, then who repeats it
+            # what it repeats first, then who repeats it; exact before near
+            foreign.sort(key=lambda link: (link.came_first == "this", link.match != "exact", link.other))
             if principal.is_staff:
                 if dupes:
                     view.duplicates[e.evidence_id] = dupes
