@@ -3,15 +3,31 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+# Pinned with hashes by `make lock`: the runtime set (the image) and runtime+test+lint (developers, CI).
+LOCK := requirements.lock
+DEV_LOCK := requirements-dev.lock
+# -n auto: pytest-xdist, one worker per core (every test makes its own world: ports, schemas, queues).
+XDIST ?= -n auto
 
-.PHONY: admin install run test test-fast test-console test-deps browser-deps up down bench lint clean load-campaign demo
+.PHONY: admin install lock run test test-fast test-console test-deps browser-deps secrets up up-local down bench lint format clean load-campaign demo
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(DEV_LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(PY) deploy/lockcheck.py check $(DEV_LOCK)
+	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes -r $(DEV_LOCK)
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $(STAMP)
 
-install: $(STAMP) ## create the virtualenv and install the platform with its test tools
+install: $(STAMP) ## create the virtualenv and install the platform with its test and lint tools from the lock
+
+lock: ## regenerate requirements.lock and requirements-dev.lock (with hashes) from pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m uv --version >/dev/null 2>&1 || $(PY) -m pip install --quiet 'uv>=0.5,<1'
+	$(PY) -m uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
+	  --custom-compile-command 'make lock' pyproject.toml -o $(LOCK)
+	$(PY) -m uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
+	  --custom-compile-command 'make lock' --extra test --extra lint pyproject.toml -o $(DEV_LOCK)
+	$(PY) deploy/lockcheck.py stamp $(LOCK) $(DEV_LOCK)
 
 admin: install ## create the first admin account (asks for a password)
 	$(PY) -m services.intake.identity_cli create-admin --username $(or $(ADMIN),admin)
@@ -20,7 +36,10 @@ run: install ## start the whole platform in one process on http://127.0.0.1:8000
 	$(PY) -m deploy.embedded
 
 test: install test-deps ## run every test (brings Chromium first; RabbitMQ/PostgreSQL tests skip unless REQUIRE_SERVICES=1)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(XDIST) $(PYTEST_ARGS)
+
+test-fast: install ## run the unit tier only (no servers, no browser): the loop to run while editing
+	$(PY) -m pytest -m unit $(XDIST) -q $(PYTEST_ARGS)
 
 test-console: install test-deps ## run the web console's browser tests (screenshots in artifacts/console/)
 	$(PY) -m pytest tests/console $(PYTEST_ARGS)
@@ -46,11 +65,18 @@ browser-deps: ## install Chromium and the CJK fonts with apt-get if they are mis
 	  $(APT_INSTALL) || { $(SUDO) apt-get update -q && $(APT_INSTALL); }; \
 	fi
 
-up: ## start the distributed platform with Docker
+secrets: install ## write the secret files docker-compose.yml mounts (deploy/secrets/; existing ones are kept)
+	$(PY) -m deploy.secrets
+
+up: ## start the distributed platform with Docker (run `make secrets` once before)
+	@test -f deploy/secrets/auth_private_key || { echo "no secrets yet: run make secrets first"; exit 1; }
 	docker compose up --build -d
 
 down:
 	docker compose down
+
+up-local: install ## the distributed platform without Docker: 8 processes on the local RabbitMQ/PostgreSQL (UP_ARGS="--name demo" keeps the data; Ctrl-C stops all)
+	$(PY) -m deploy.processes up $(UP_ARGS)
 
 bench: install ## print the benchmark figures (pass options as UPLOAD_ARGS="--size-mib 256" PIPELINE_ARGS="--n 50" COVERAGE_ARGS="--runs 20" ASSESSMENT_ARGS="--units 500")
 	$(PY) -m bench.upload $(UPLOAD_ARGS)
@@ -65,8 +91,15 @@ demo: install ## load an invented Huaibei campaign under way today (people, evid
 load-campaign: install ## load a campaign definition into the embedded state (CAMPAIGN=deploy/campaigns/huaibei-2020.yaml)
 	$(PY) -m services.intake.cli load $(or $(CAMPAIGN),deploy/campaigns/huaibei-2020.yaml)
 
-lint: install
-	$(PY) -m compileall -q shared services deploy tests bench
+lint: install ## ruff (lint and format check) and mypy, as pre-commit and CI run them
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+
+format: install ## apply ruff's safe fixes and formatting to FILES="a.py b.py" (the files you changed, not the tree)
+	@test -n "$(FILES)" || { echo "usage: make format FILES='path/to/changed.py ...'" >&2; exit 2; }
+	$(PY) -m ruff check --fix $(FILES)
+	$(PY) -m ruff format $(FILES)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -54,7 +54,7 @@ def print_table(title: str, headers: Sequence[str], rows: Sequence[Sequence[obje
     print(f"\n{title}")
     print(line)
     for n, row in enumerate(cells):
-        print("| " + " | ".join(c.rjust(w) if r else c.ljust(w) for c, w, r in zip(row, widths, right)) + " |")
+        print("| " + " | ".join(c.rjust(w) if r else c.ljust(w) for c, w, r in zip(row, widths, right, strict=True)) + " |")
         if n == 0:
             print(line)
     print(line, flush=True)

@@ -176,7 +176,7 @@ def main() -> int:
                      ("one street's subtree", street, sizes[street])]
             rows = []
             for name, unit_id, size in cases:
-                values = timed(lambda: coverage.coverage(loaded.campaign_id, unit_id=unit_id, ctx=ctx), args.runs)
+                values = timed(lambda unit_id=unit_id: coverage.coverage(loaded.campaign_id, unit_id=unit_id, ctx=ctx), args.runs)
                 rows.append([f"coverage use case, {name}", size, args.runs, ms(values, 50), ms(values, 95), ms(values, 100), "-"])
             for name, run in (("coverage use case, whole campaign, compact",
                                lambda: coverage.coverage(loaded.campaign_id, ctx=ctx, shape="compact")),

@@ -2,6 +2,7 @@
 
     python -m bench.pipeline [--n 200] [--concurrency 8] [--outbox-poll-s 0.5] [--poll-ms 50] [--raw-n N]
     python -m bench.pipeline --rate 5,10,20 [--seconds 20]     (open loop: fixed offered rates)
+    python -m bench.pipeline --replicas 2 [--n 100]           (scale-out: 1 replica vs 2, side by side)
 
 Starts the whole platform as separate OS processes (deploy/processes.py: an API and a worker per service) on
 RabbitMQ (a unique exchange and queue prefix for this run), PostgreSQL (a fresh database created for this run
@@ -26,6 +27,13 @@ Beside it, in the same run, raw pika on the same broker: N persistent messages p
 confirms to a fresh quorum queue (the platform's queue type) and consumed with manual acks, three times (the
 median is shown), as a yardstick; at least 5,000 messages, so connection set-up does not dominate the ratio.
 
+With --replicas N the platform runs twice, each time on a fresh database and fresh queues: once with one
+process per API and worker, once with N worker processes per service and two processes per API (the client
+sends its requests round-robin over the two). The table puts the runs side by side: throughput, CPU per
+submission, and whether the replicas ran safely together: e-mails sent twice (the same recipients and subject
+more than once at the SMTP server), events handled twice (an event recorded twice in one consumer's inbox) and
+redeliveries the inboxes absorbed (log lines of a duplicate ignored). The raw pika yardstick is skipped then.
+
 Everything is removed afterwards, also on Ctrl-C or error: processes, queues, exchange, database, bucket (the
 process logs are kept, and their folder named, when the platform itself failed).
 Needs RabbitMQ at 127.0.0.1:5672 and PostgreSQL at 127.0.0.1:5432 (TEST_RABBITMQ_URL / TEST_POSTGRES_URL).
@@ -33,13 +41,16 @@ Needs RabbitMQ at 127.0.0.1:5672 and PostgreSQL at 127.0.0.1:5432 (TEST_RABBITMQ
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
+import re
 import shutil
 import sys
 import tempfile
 import threading
 import time
 import uuid
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -116,10 +127,17 @@ class MailClock:
 class Driver:
     """The client side: per-thread HTTP clients driving intake and review."""
 
-    def __init__(self, routes: dict[str, str], headers: dict[str, str], poll_s: float, timeout: float, stop: threading.Event) -> None:
+    def __init__(self, routes: dict[str, list[str]], headers: dict[str, str], poll_s: float, timeout: float,
+                 stop: threading.Event) -> None:
         self.routes, self.poll_s, self.timeout, self.stop = routes, poll_s, timeout, stop
         self._headers = headers
         self._local = threading.local()
+        self._turn = itertools.count()
+
+    def url(self, service: str) -> str:
+        """The next replica of a service's API, round-robin (one replica: always that one)."""
+        replicas = self.routes[service]
+        return replicas[next(self._turn) % len(replicas)]
 
     @property
     def client(self) -> httpx.Client:
@@ -131,7 +149,7 @@ class Driver:
     def create_unit(self) -> dict:
         """Register the one unit all submissions belong to (an invented liaison at example.org)."""
         code = f"B{uuid.uuid4().hex[:8]}"
-        response = self.client.post(f"{self.routes['intake']}/units", json={
+        response = self.client.post(f"{self.url('intake')}/units", json={
             "code": code, "name": UNIT_NAME, "level": "county",
             "liaison": {"name": "李明", "email": f"liaison-{code.lower()}@example.org"},
         })
@@ -141,13 +159,13 @@ class Driver:
     def run_one(self, unit_id: str, title: str) -> Timing:
         """Create one submission, wait until review shows it, approve it."""
         timing = Timing(title=title, started=time.monotonic())
-        created = self.client.post(f"{self.routes['intake']}/submissions", json={
+        created = self.client.post(f"{self.url('intake')}/submissions", json={
             "unit_id": unit_id, "measure_code": "M1", "title": title, "description": "压测：召开专题会议。",
         })
         created.raise_for_status()
         submission_id = created.json()["id"]
         deadline = time.monotonic() + self.timeout
-        while (shown := self.client.get(f"{self.routes['review']}/submissions/{submission_id}")).status_code != 200:
+        while (shown := self.client.get(f"{self.url('review')}/submissions/{submission_id}")).status_code != 200:
             if shown.status_code != 404:
                 raise RuntimeError(f"review answered {shown.status_code}: {shown.text[:300]}")
             if self.stop.is_set() or time.monotonic() > deadline:
@@ -155,7 +173,7 @@ class Driver:
             timing.polls += 1
             time.sleep(self.poll_s)
         timing.queued = time.monotonic()
-        approved = self.client.post(f"{self.routes['review']}/submissions/{submission_id}/approve",
+        approved = self.client.post(f"{self.url('review')}/submissions/{submission_id}/approve",
                                     json={"reviewer": "王芳", "score": 90})
         approved.raise_for_status()
         timing.approved = time.monotonic()
@@ -166,7 +184,7 @@ def run_platform(cluster: Cluster, smtp, headers: dict[str, str], *, n: int, con
                  timeout: float) -> tuple[list[Timing], float, CpuMeter]:
     """Drive n submissions; returns their timings, the wall time from first create to last e-mail and CPU use."""
     stop = threading.Event()
-    driver = Driver(cluster.routes, headers, poll_s, timeout, stop)
+    driver = Driver(cluster.replica_routes, headers, poll_s, timeout, stop)
     unit = driver.create_unit()
     titles = [f"压测报送第{i:04d}号" for i in range(n)]
     timings: list[Timing] = []
@@ -205,7 +223,7 @@ def run_open_loop(cluster: Cluster, smtp, headers: dict[str, str], *, rates: lis
                   timeout: float) -> list[RateRun]:
     """For each offered rate, start submissions on a fixed schedule and time each from its scheduled start."""
     stop = threading.Event()
-    driver = Driver(cluster.routes, headers, poll_s, timeout, stop)
+    driver = Driver(cluster.replica_routes, headers, poll_s, timeout, stop)
     unit = driver.create_unit()
     results = []
     processes = {**{name: proc.pid for name, proc in cluster.processes.items()}, "this script (client, SMTP, moto)": os.getpid()}
@@ -431,30 +449,46 @@ def report_cpu(cpu: CpuMeter, *, n: int) -> None:
           "came and went; when it is large, the platform's figures above are lower than the platform can do.")
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Start the platform, drive it, run the raw pika yardstick, print the tables, clean up."""
-    parser = argparse.ArgumentParser(prog="python -m bench.pipeline", description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--n", type=int, default=200, help="submissions (and raw pika messages unless --raw-n) (default 200)")
-    parser.add_argument("--concurrency", type=int, default=8, help="client threads driving the submissions (default 8)")
-    parser.add_argument("--outbox-poll-s", type=float, default=0.5, help="OUTBOX_POLL_S of every service (default 0.5, the platform's default)")
-    parser.add_argument("--poll-ms", type=int, default=50, help="how often a client thread asks review whether the submission arrived (default 50)")
-    parser.add_argument("--prefetch", type=int, default=16, help="BUS_PREFETCH for the platform and the raw consumer (default 16)")
-    parser.add_argument("--raw-n", type=int, default=None, help="raw pika messages (default: --n, at least 5,000)")
-    parser.add_argument("--rate", default=None, help="open loop: offered rates in submissions/s, e.g. 5,10,20")
-    parser.add_argument("--seconds", type=float, default=20.0, help="open loop: how long each rate is offered (default 20)")
-    parser.add_argument("--raw-body-bytes", type=int, default=800, help="raw pika message size, about one event envelope (default 800)")
-    parser.add_argument("--timeout", type=float, default=300, help="give up waiting for the platform after this many seconds (default 300)")
-    args = parser.parse_args(argv)
-    args.raw_n = args.raw_n or max(args.n, 5000)
-    rates = [float(r) for r in args.rate.split(",") if r.strip()] if args.rate else None
+def safety_figures(smtp, database_url: str, logs: list[str]) -> dict[str, int]:
+    """Whether replicas ran safely together: e-mails sent twice, events handled twice, redeliveries absorbed."""
+    from sqlalchemy import create_engine, text
 
+    sent = Counter((tuple(sorted(m.rcpt_tos)), str(m.message["Subject"])) for m in smtp.messages)
+    engine = create_engine(database_url)
+    twice = 0
+    try:
+        with engine.connect() as conn:
+            for service in SERVICES:
+                twice += conn.execute(text(
+                    f'SELECT count(*) FROM (SELECT consumer, event_id FROM "{service}".inbox '
+                    "GROUP BY consumer, event_id HAVING count(*) > 1) AS d")).scalar_one()
+    finally:
+        engine.dispose()
+    absorbed = sum(len(re.findall(r"duplicate event \S+ ignored|processed concurrently elsewhere", log)) for log in logs)
+    return {"mails_twice": sum(count - 1 for count in sent.values()), "events_twice": twice, "absorbed": absorbed}
+
+
+@dataclass
+class RunResult:
+    """What one platform run measured (open loop: the per-rate runs instead of timings, wall and cpu)."""
+
+    label: str
+    processes: int
+    timings: list[Timing]
+    wall: float
+    cpu: CpuMeter | None
+    events: dict[str, tuple[int, int]]
+    stages: list[list[str]]
+    mails: int
+    safety: dict[str, int]
+    rate_runs: list[RateRun] | None = None
+
+
+def run_platform_once(args, *, label: str, workers: int, apis: int, raw: bool,
+                      rates: list[float] | None = None) -> tuple[RunResult, dict[str, float] | None]:
+    """One run on fresh queues, database, bucket and SMTP server; the raw pika yardstick afterwards if asked."""
     from tests.servers import moto_s3_server, smtp_server
-    from tests.services import POSTGRES_URL, RABBITMQ_URL, delete_rabbitmq_objects, fresh_postgres_database, port_open, unique
-
-    for name, url, port in (("RabbitMQ", RABBITMQ_URL, 5672), ("PostgreSQL", POSTGRES_URL, 5432)):
-        if not port_open(url, port):
-            print(f"{name} is not reachable at {url}; start it (see README) and run again.", file=sys.stderr)
-            return 2
+    from tests.services import RABBITMQ_URL, delete_rabbitmq_objects, fresh_postgres_database, unique
 
     run = unique("bench.")
     exchange, prefix = f"{run}.events", f"{run}."
@@ -480,17 +514,20 @@ def main(argv: list[str] | None = None) -> int:
             "MAIL_BACKEND": "smtp", "SMTP_HOST": smtp.host, "SMTP_PORT": str(smtp.port),
             "OUTBOX_POLL_S": str(args.outbox_poll_s), "DATA_DIR": str(work / "var"),
         })
-        cluster = Cluster(env=env, log_dir=work)
+        cluster = Cluster(env=env, log_dir=work, api_replicas=apis, worker_replicas=workers)
         stack.callback(cluster.stop)
-        print(f"run {run}: starting 8 processes (logs in {work})", flush=True)
-        cluster.start()
+        processes = len(SERVICES) * (apis + workers)
+        print(f"[{label}] run {run}: starting {processes} processes ({apis} per API, {workers} per worker; logs in {work})",
+              flush=True)
+        cluster.start(timeout=180)
         print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} cores)", flush=True)
+        timings, wall, cpu, rate_runs = [], 0.0, None, None
         try:
             if rates:
-                runs = run_open_loop(cluster, smtp, headers, rates=rates, seconds=args.seconds, poll_s=args.poll_ms / 1000,
-                                     timeout=args.timeout)
+                rate_runs = run_open_loop(cluster, smtp, headers, rates=rates, seconds=args.seconds,
+                                          poll_s=args.poll_ms / 1000, timeout=args.timeout)
             else:
-                print(f"driving {args.n} submissions with {args.concurrency} threads", flush=True)
+                print(f"[{label}] driving {args.n} submissions with {args.concurrency} threads", flush=True)
                 timings, wall, cpu = run_platform(cluster, smtp, headers, n=args.n, concurrency=args.concurrency,
                                                   poll_s=args.poll_ms / 1000, timeout=args.timeout)
         except Exception:
@@ -498,20 +535,94 @@ def main(argv: list[str] | None = None) -> int:
             keep_logs.append(True)
             print(f"the platform failed; its process logs are kept in {work}", file=sys.stderr)
             raise
+        time.sleep(1.0)  # let late duplicates (if any) reach the SMTP server before counting
         events, stages, mails = count_events(database_url), stage_lags(database_url), len(smtp.messages)
-        cluster.stop()  # the raw yardstick gets the machine to itself
-        print(f"raw pika: {RAW_TRIALS} × {args.raw_n} messages", flush=True)
-        trials = sorted((run_raw_pika(RABBITMQ_URL, f"{prefix}raw", n=args.raw_n, prefetch=args.prefetch,
-                                      body_size=args.raw_body_bytes) for _ in range(RAW_TRIALS)), key=lambda t: t["total_s"])
-        raw = trials[len(trials) // 2]
-    if rates:
-        report_open_loop(runs, raw, args)
-        if stages:
-            print_table("Where the time goes, all rates (from the services' outbox and delivery timestamps)",
-                        ["stage", "p50 ms", "p95 ms", "p99 ms", "max ms"], stages)
+        cluster.stop()
+        safety = safety_figures(smtp, database_url, [cluster.log(name) for name in cluster.processes])
+        result = RunResult(label, processes, timings, wall, cpu, events, stages, mails, safety, rate_runs)
+        raw_figures = None
+        if raw:  # the raw yardstick gets the machine to itself
+            print(f"raw pika: {RAW_TRIALS} × {args.raw_n} messages", flush=True)
+            trials = sorted((run_raw_pika(RABBITMQ_URL, f"{prefix}raw", n=args.raw_n, prefetch=args.prefetch,
+                                          body_size=args.raw_body_bytes) for _ in range(RAW_TRIALS)), key=lambda t: t["total_s"])
+            raw_figures = trials[len(trials) // 2]
+    return result, raw_figures
+
+
+def report_replicas(results: list[RunResult], *, n: int) -> None:
+    """The runs side by side: throughput, CPU per submission, and the safety figures."""
+    ms = lambda values, p: f"{percentile(values, p) * 1000:,.0f}"  # noqa: E731
+
+    def cpu_ms(result: RunResult, platform: bool) -> str:
+        servers = {"PostgreSQL (all backends)", "RabbitMQ"}
+        used = sum(seconds for name, seconds in result.cpu.used.items()
+                   if (name in servers) != platform and not name.startswith("this script"))
+        return f"{used / n * 1000:,.1f}"
+
+    rows = [
+        ["processes (APIs + workers)", *(r.processes for r in results)],
+        ["throughput, submissions/s", *(f"{n / r.wall:,.2f}" for r in results)],
+        ["end to end p50 ms", *(ms([t.mailed - t.started for t in r.timings], 50) for r in results)],
+        ["end to end p95 ms", *(ms([t.mailed - t.started for t in r.timings], 95) for r in results)],
+        ["CPU ms per submission, platform processes", *(cpu_ms(r, True) for r in results)],
+        ["CPU ms per submission, PostgreSQL + RabbitMQ", *(cpu_ms(r, False) for r in results)],
+        ["machine busy %", *(f"{100 * r.cpu.machine_busy:.0f}" for r in results)],
+        ["e-mails at the SMTP server", *(r.mails for r in results)],
+        ["e-mails sent twice", *(r.safety["mails_twice"] for r in results)],
+        ["events handled twice", *(r.safety["events_twice"] for r in results)],
+        ["redeliveries absorbed by the inbox", *(r.safety["absorbed"] for r in results)],
+    ]
+    print_table(f"Scale-out: {n} submissions each, create → review queue → approve → e-mail "
+                f"(the machine has {os.cpu_count()} cores, shared with whatever else runs on it)",
+                ["measure", *(r.label for r in results)], rows)
+    print("Replicas share one database and one broker: the outbox relay claims rows with SKIP LOCKED, the queue hands\n"
+          "each message to one consumer, and the inbox (primary key consumer + event id) refuses a second commit.", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Start the platform, drive it, run the raw pika yardstick (or a second, scaled-out run), print, clean up."""
+    parser = argparse.ArgumentParser(prog="python -m bench.pipeline", description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--n", type=int, default=200, help="submissions (and raw pika messages unless --raw-n) (default 200)")
+    parser.add_argument("--concurrency", type=int, default=8, help="client threads driving the submissions (default 8)")
+    parser.add_argument("--outbox-poll-s", type=float, default=0.5, help="OUTBOX_POLL_S of every service (default 0.5, the platform's default)")
+    parser.add_argument("--poll-ms", type=int, default=50, help="how often a client thread asks review whether the submission arrived (default 50)")
+    parser.add_argument("--prefetch", type=int, default=16, help="BUS_PREFETCH for the platform and the raw consumer (default 16)")
+    parser.add_argument("--raw-n", type=int, default=None, help="raw pika messages (default: --n, at least 5,000)")
+    parser.add_argument("--rate", default=None, help="open loop: offered rates in submissions/s, e.g. 5,10,20")
+    parser.add_argument("--seconds", type=float, default=20.0, help="open loop: how long each rate is offered (default 20)")
+    parser.add_argument("--raw-body-bytes", type=int, default=800, help="raw pika message size, about one event envelope (default 800)")
+    parser.add_argument("--timeout", type=float, default=300, help="give up waiting for the platform after this many seconds (default 300)")
+    parser.add_argument("--replicas", type=int, default=None,
+                        help="also run with N worker processes per service and two per API, and print both runs side by side")
+    args = parser.parse_args(argv)
+    args.raw_n = args.raw_n or max(args.n, 5000)
+    rates = [float(r) for r in args.rate.split(",") if r.strip()] if args.rate else None
+    if args.replicas is not None and args.replicas < 1:
+        parser.error("--replicas must be at least 1")
+    if args.replicas is not None and rates:
+        parser.error("--replicas compares closed-loop runs: leave out --rate")
+
+    from tests.services import POSTGRES_URL, RABBITMQ_URL, port_open
+
+    for name, url, port in (("RabbitMQ", RABBITMQ_URL, 5672), ("PostgreSQL", POSTGRES_URL, 5432)):
+        if not port_open(url, port):
+            print(f"{name} is not reachable at {url}; start it (see README) and run again.", file=sys.stderr)
+            return 2
+
+    if args.replicas is not None:
+        results = [run_platform_once(args, label="1 replica", workers=1, apis=1, raw=False)[0],
+                   run_platform_once(args, label=f"{args.replicas} workers, 2 APIs", workers=args.replicas, apis=2, raw=False)[0]]
+        report_replicas(results, n=args.n)
     else:
-        report(timings, wall, raw, events, stages, mails, args)
-        report_cpu(cpu, n=args.n)
+        result, raw = run_platform_once(args, label="platform", workers=1, apis=1, raw=True, rates=rates)
+        if rates:
+            report_open_loop(result.rate_runs, raw, args)
+            if result.stages:
+                print_table("Where the time goes, all rates (from the services' outbox and delivery timestamps)",
+                            ["stage", "p50 ms", "p95 ms", "p99 ms", "max ms"], result.stages)
+        else:
+            report(result.timings, result.wall, raw, result.events, result.stages, result.mails, args)
+            report_cpu(result.cpu, n=args.n)
     print(f"\nload average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     return 0
 

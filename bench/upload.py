@@ -23,6 +23,7 @@ and the bucket check.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import multiprocessing
 import os
@@ -153,10 +154,8 @@ class MotoProcess:
         return MotoS3(endpoint=endpoint, bucket=bucket)
 
     def __exit__(self, *exc) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self._conn.send("stop")
-        except OSError:
-            pass
         self._proc.join(timeout=15)
         if self._proc.is_alive():
             self._proc.kill()

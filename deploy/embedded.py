@@ -139,7 +139,8 @@ def main() -> None:
     except SchemaNotCurrent as outdated:
         raise SystemExit(f"无法启动：{outdated}") from None
     refuse_unusable_store(platform.contexts["evidence_storage"].blobs)
-    uvicorn.run(platform.app, host=settings.host, port=settings.port, log_level="info")
+    uvicorn.run(platform.app, host=settings.host, port=settings.port, proxy_headers=True,
+                forwarded_allow_ips=settings.forwarded_allow_ips, log_level="info")
 
 
 if __name__ == "__main__":

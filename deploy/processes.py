@@ -1,4 +1,7 @@
-"""Run the distributed platform as separate OS processes without Docker (tests, benchmarks, debugging)."""
+"""Run the distributed platform as separate OS processes without Docker (tests, benchmarks, debugging).
+
+    python -m deploy.processes up --help      (or `make up-local`): everything on this machine, Ctrl-C stops it
+"""
 from __future__ import annotations
 
 import os
@@ -7,9 +10,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping
 
 import httpx
 
@@ -26,34 +29,56 @@ def free_port() -> int:
 
 @dataclass
 class Cluster:
-    """Each service's API and worker as child processes, with their logs in a folder."""
+    """Each service's API(s) and worker(s) as child processes, with their logs in a folder.
+
+    api_replicas / worker_replicas run that many copies of each service's API and worker (scale-out on one
+    machine); the first copy keeps the plain name (intake-api), later ones are numbered (intake-api-2).
+    Each worker gets its own HEALTH_PORT.
+    """
 
     env: dict[str, str]
     log_dir: Path
+    api_replicas: int = 1
+    worker_replicas: int = 1
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
+    api_ports: dict[str, list[int]] = field(default_factory=dict)
+    health_ports: dict[str, int] = field(default_factory=dict)
+    _env_of: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def routes(self) -> dict[str, str]:
-        """Base URL of each service's API, keyed like the gateway prefixes."""
+        """Base URL of each service's (first) API, keyed like the gateway prefixes."""
         return {ROUTE_NAMES[name]: f"http://127.0.0.1:{port}" for name, port in self.ports.items()}
 
-    def start(self, timeout: float = 60.0) -> "Cluster":
+    @property
+    def replica_routes(self) -> dict[str, list[str]]:
+        """Base URLs of every API replica of each service, keyed like the gateway prefixes."""
+        return {ROUTE_NAMES[name]: [f"http://127.0.0.1:{port}" for port in ports] for name, ports in self.api_ports.items()}
+
+    def start(self, timeout: float = 60.0) -> Cluster:
         """Start every API and worker and wait until each API's /healthz answers 200."""
         for service in SERVICES:
-            self.ports[service] = free_port()
-            self._spawn(f"{service}-api", [service, "api", "--port", str(self.ports[service])])
-            self._spawn(f"{service}-worker", [service, "worker"])
+            self.api_ports[service] = [free_port() for _ in range(self.api_replicas)]
+            self.ports[service] = self.api_ports[service][0]
+            for n, port in enumerate(self.api_ports[service], start=1):
+                self._spawn(replica_name(service, "api", n), [service, "api", "--port", str(port)])
+            for n in range(1, self.worker_replicas + 1):
+                name = replica_name(service, "worker", n)
+                self.health_ports[name] = free_port()
+                self._spawn(name, [service, "worker"], {"HEALTH_PORT": str(self.health_ports[name])})
         deadline = time.monotonic() + timeout
-        for service, port in self.ports.items():
-            self._wait_healthy(service, port, deadline)
+        for service, ports in self.api_ports.items():
+            for port in ports:
+                self._wait_healthy(service, port, deadline)
         return self
 
-    def _spawn(self, name: str, args: list[str]) -> None:
+    def _spawn(self, name: str, args: list[str], extra_env: Mapping[str, str] | None = None) -> None:
+        env = self._env_of.setdefault(name, {**self.env, **(extra_env or {})})
         log = (self.log_dir / f"{name}.log").open("wb")
         self.processes[name] = subprocess.Popen(
             [sys.executable, "-m", f"services.{args[0]}", *args[1:]],
-            env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
 
     def _wait_healthy(self, service: str, port: int, deadline: float) -> None:
@@ -81,11 +106,16 @@ class Cluster:
             terminate(self.processes[key])
 
     def restart(self, name: str) -> None:
-        """Stop and start one process again with the same arguments."""
+        """Stop and start one process again with the same arguments and environment."""
         proc = self.processes[name]
         self.stop(name)
         args = proc.args[2:]
         self._spawn(name, [args[0].removeprefix("services."), *args[1:]])
+
+
+def replica_name(service: str, role: str, n: int) -> str:
+    """Process name of the n-th (1-based) replica: intake-api, intake-api-2, ..."""
+    return f"{service}-{role}" if n == 1 else f"{service}-{role}-{n}"
 
 
 def wait_healthy(url: str, *, deadline: float, check_alive: Callable[[], None], describe: Callable[[], str],
@@ -120,3 +150,14 @@ def cluster_env(overrides: Mapping[str, str]) -> dict[str, str]:
     env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
     env.update(overrides)
     return env
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m deploy.processes up ...`: the distributed platform on this machine without Docker."""
+    from deploy.local_stack import main as local_main
+
+    return local_main(argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

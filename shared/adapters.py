@@ -13,7 +13,7 @@ def make_bus(settings: Settings) -> MessageBus:
         from shared.bus.rabbitmq import RabbitMQBus
 
         return RabbitMQBus(
-            url=settings.rabbitmq_url,
+            url=settings.broker_url(),
             exchange=settings.bus_exchange,
             queue_prefix=settings.bus_queue_prefix,
             prefetch=settings.bus_prefetch,
@@ -33,7 +33,7 @@ def make_blob_store(settings: Settings) -> BlobStore:
         return S3BlobStore(
             endpoint=settings.s3_endpoint,
             access_key=settings.s3_access_key,
-            secret_key=settings.s3_secret_key,
+            secret_key=settings.s3_secret_key.get_secret_value(),
             bucket=settings.s3_bucket,
             secure=settings.s3_secure,
             region=settings.s3_region,
@@ -55,7 +55,7 @@ def make_mailer(settings: Settings) -> Mailer:
             host=settings.smtp_host,
             port=settings.smtp_port,
             username=settings.smtp_username,
-            password=settings.smtp_password,
+            password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
             starttls=settings.smtp_starttls,
             ssl=settings.smtp_ssl,
             timeout_s=settings.smtp_timeout_s,

@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Integer, MetaData, String, Table, event, insert, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from shared.auth import ADMIN, Principal, require
@@ -75,7 +76,7 @@ def guard_statements(dialect: str, table: str, schema: str | None = None) -> lis
     ]
 
 
-def _create_guards(table: Table, connection, **_kw) -> None:
+def _create_guards(table: Table, connection: Connection, **_kw: Any) -> None:
     schema = connection.schema_for_object(table) if connection.dialect.name == "postgresql" else None
     for statement in guard_statements(connection.dialect.name, table.name, schema):
         connection.exec_driver_sql(statement)

@@ -5,12 +5,13 @@ public key, without calling intake. See docs/security.md.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Literal, overload
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -18,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import and_, false, or_, true
+from sqlalchemy import SQLColumnExpression, and_, false, or_, true
 from sqlalchemy.sql.elements import ColumnElement
 
 from shared.clock import Clock, SystemClock
@@ -68,7 +69,7 @@ class KeyMaterial:
 def load_keys(settings: Settings) -> KeyMaterial:
     """Keys from AUTH_PRIVATE_KEY / AUTH_PUBLIC_KEY, else a pair generated once under DATA_DIR/auth/."""
     if settings.auth_private_key:
-        private = _load_pem(settings.auth_private_key, private=True)
+        private = _load_pem(settings.auth_private_key.get_secret_value(), private=True)
         public = private.public_key()
         if settings.auth_public_key and _raw(_load_pem(settings.auth_public_key, private=False)) != _raw(public):
             raise ValueError("AUTH_PUBLIC_KEY does not belong to AUTH_PRIVATE_KEY")
@@ -90,14 +91,22 @@ def public_pem(key: Ed25519PublicKey) -> str:
     return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode("ascii")
 
 
-def _load_pem(value: str, *, private: bool):
+@overload
+def _load_pem(value: str, *, private: Literal[True]) -> Ed25519PrivateKey: ...
+@overload
+def _load_pem(value: str, *, private: Literal[False]) -> Ed25519PublicKey: ...
+def _load_pem(value: str, *, private: bool) -> Ed25519PrivateKey | Ed25519PublicKey:
     text = value.strip()
     data = text.encode("ascii") if text.startswith("-----BEGIN") else Path(text).expanduser().read_bytes()
-    key = serialization.load_pem_private_key(data, password=None) if private else serialization.load_pem_public_key(data)
-    expected = Ed25519PrivateKey if private else Ed25519PublicKey
-    if not isinstance(key, expected):
-        raise ValueError(f"{'AUTH_PRIVATE_KEY' if private else 'AUTH_PUBLIC_KEY'} must be an Ed25519 key")
-    return key
+    if private:
+        secret = serialization.load_pem_private_key(data, password=None)
+        if isinstance(secret, Ed25519PrivateKey):
+            return secret
+    else:
+        public = serialization.load_pem_public_key(data)
+        if isinstance(public, Ed25519PublicKey):
+            return public
+    raise ValueError(f"{'AUTH_PRIVATE_KEY' if private else 'AUTH_PUBLIC_KEY'} must be an Ed25519 key")
 
 
 def _raw(key: Ed25519PublicKey) -> bytes:
@@ -118,10 +127,8 @@ def _generated_key(path: Path) -> Ed25519PrivateKey:
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(_private_pem(Ed25519PrivateKey.generate()))
-            try:
+            with contextlib.suppress(FileExistsError):
                 os.link(temp, path)
-            except FileExistsError:
-                pass
         finally:
             temp.unlink(missing_ok=True)
     return _load_pem(str(path), private=True)
@@ -221,7 +228,8 @@ def install(app: FastAPI, verifier: TokenVerifier) -> None:
     """Make an app verify bearer tokens with this verifier and give every request an id and client IP."""
     app.state.token_verifier = verifier
     app.add_middleware(RequestContextMiddleware)
-    app.add_exception_handler(RequestValidationError, validation_error)
+    # Starlette types handlers as taking any Exception; this one is only ever called with RequestValidationError.
+    app.add_exception_handler(RequestValidationError, validation_error)  # type: ignore[arg-type]
 
 
 def unauthenticated(code: str = "unauthenticated", message: str = "请先登录", message_en: str = "authentication required") -> ApiError:
@@ -305,7 +313,11 @@ def ensure_visible(principal: Principal, error: ApiError, *, unit_path: str | No
         raise error
 
 
-def visible(principal: Principal, path_column, unit_id_column=None) -> ColumnElement[bool]:
+def visible(
+    principal: Principal,
+    path_column: SQLColumnExpression[str | None],
+    unit_id_column: SQLColumnExpression[str | None] | None = None,
+) -> ColumnElement[bool]:
     """A WHERE clause keeping only rows the caller may see (for unit-scoped queries)."""
     if principal.is_staff:
         return true()

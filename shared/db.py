@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import re
+import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from sqlalchemy import create_engine, event, text
-from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.engine import Connection, CursorResult, Engine, Result, make_url
+from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
 _SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -62,7 +63,7 @@ class Database:
         with self._write_sessions() as session, session.begin():
             yield session
 
-    def health(self) -> dict:
+    def health(self) -> dict[str, Any]:
         """Whether a trivial query succeeds."""
         try:
             with self.engine.connect() as conn:
@@ -76,7 +77,7 @@ class Database:
         self.engine.dispose()
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
+def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: object) -> None:
     dbapi_connection.isolation_level = None  # let SQLAlchemy's begin event issue BEGIN itself
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -88,7 +89,7 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
-def _sqlite_begin(conn) -> None:
+def _sqlite_begin(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("sqlite_begin") == "IMMEDIATE" else "BEGIN")
 
 
@@ -97,12 +98,19 @@ class ReadSession(Session):
 
 
 @event.listens_for(ReadSession, "before_flush")
-def _refuse_flush(session: Session, _context, _instances) -> None:
+def _refuse_flush(session: Session, _context: object, _instances: object) -> None:
     if session.new or session.dirty or session.deleted:
         raise ReadOnlySession("this session is read-only (Database.session); write inside Database.transaction()")
 
 
 @event.listens_for(ReadSession, "do_orm_execute")
-def _refuse_write(state) -> None:
+def _refuse_write(state: ORMExecuteState) -> None:
     if state.is_insert or state.is_update or state.is_delete:
         raise ReadOnlySession("this session is read-only (Database.session); write inside Database.transaction()")
+
+
+def rows_affected(result: Result[Any]) -> int:
+    """How many rows an UPDATE or DELETE changed (Session.execute types every result as the generic Result)."""
+    if not isinstance(result, CursorResult):
+        raise TypeError(f"not the result of an UPDATE or DELETE: {type(result).__name__}")
+    return result.rowcount

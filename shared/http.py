@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Callable, Mapping
+from typing import Annotated, Any, Callable, Mapping
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
@@ -20,7 +20,9 @@ class ApiError(HTTPException):
     """An error whose body names a stable code, a Chinese message for users and an English one."""
 
     def __init__(self, status_code: int, code: str, message: str, message_en: str) -> None:
-        super().__init__(status_code=status_code, detail={"code": code, "message": message, "message_en": message_en})
+        # The same dict as `detail`, typed (Starlette types detail as str): code, message, message_en and any extras.
+        self.info: dict[str, Any] = {"code": code, "message": message, "message_en": message_en}
+        super().__init__(status_code=status_code, detail=self.info)
 
 
 def not_found(what: str, what_en: str, ident: str) -> ApiError:
@@ -28,7 +30,7 @@ def not_found(what: str, what_en: str, ident: str) -> ApiError:
     return ApiError(404, "not_found", f"{what}不存在：{ident}", f"{what_en} not found: {ident}")
 
 
-def health_router(checks: Mapping[str, Callable[[], dict]]) -> APIRouter:
+def health_router(checks: Mapping[str, Callable[[], dict[str, Any]]]) -> APIRouter:
     """GET /healthz reporting each adapter's state; 503 when any is not ok."""
     router = APIRouter()
 

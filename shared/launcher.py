@@ -28,7 +28,8 @@ def worker_app() -> FastAPI:
     configure_logging()
     bootstrap = importlib.import_module(f"services.{service}.bootstrap").bootstrap
     create_app = importlib.import_module(f"services.{service}.api").create_app
-    return create_app(bootstrap(Settings()))
+    app: FastAPI = create_app(bootstrap(Settings()))
+    return app
 
 
 def launch(
@@ -64,15 +65,19 @@ def launch(
         import uvicorn
 
         port = args.port or settings.port
+        # X-Forwarded-For/-Proto are believed only from FORWARDED_ALLOW_IPS (the gateway), so audit rows
+        # record the user's address rather than the gateway's.
         if settings.api_workers > 1:
             # Each worker process builds its own context from the same environment (API_WORKERS > 1).
             ctx.db.dispose()
             os.environ[_SERVICE_ENV] = service
             log.info("%s API: %d worker processes on port %d", service, settings.api_workers, port)
             uvicorn.run(f"{__name__}:worker_app", factory=True, workers=settings.api_workers, host=settings.host, port=port,
-                        root_path=settings.root_path, log_level="info")
+                        root_path=settings.root_path, log_level="info", proxy_headers=True,
+                        forwarded_allow_ips=settings.forwarded_allow_ips)
             return
-        uvicorn.run(create_app(ctx), host=settings.host, port=port, root_path=settings.root_path, log_level="info")
+        uvicorn.run(create_app(ctx), host=settings.host, port=port, root_path=settings.root_path, log_level="info",
+                    proxy_headers=True, forwarded_allow_ips=settings.forwarded_allow_ips)
         return
     bus = make_bus(settings)
     worker = ServiceWorker(ctx, bus, subscriptions, jobs(ctx))

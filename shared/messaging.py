@@ -19,6 +19,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -145,10 +146,7 @@ class Inbox:
         """Record the event for the consumer; False if it was processed before."""
         # One round trip: insert unless present. A replica racing on the same event waits for the other's
         # transaction and then finds the row (or, if that one rolled back, inserts it).
-        if session.get_bind().dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as upsert
-        else:
-            from sqlalchemy.dialects.sqlite import insert as upsert
+        upsert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
         row = dict(consumer=consumer, event_id=event.event_id, type=event.type, processed_at=datetime.now(timezone.utc))
         inserted = upsert(self._table).values(**row).on_conflict_do_nothing().returning(self._table.c.event_id)
         return session.execute(inserted).first() is not None

@@ -12,12 +12,12 @@ import tempfile
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from alembic import command
 from alembic.config import Config
 from alembic.migration import MigrationContext
-from alembic.script import ScriptDirectory
+from alembic.script import Script, ScriptDirectory
 from sqlalchemy import MetaData, inspect, text
 from sqlalchemy.engine import Connection
 
@@ -66,7 +66,10 @@ def migration_connection(db: Database) -> Iterator[Connection]:
                 conn.execute(
                     text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": f"migrate:{db.schema}"}
                 )
-                conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{db.schema}"'))
+                # CREATE SCHEMA (even IF NOT EXISTS) needs CREATE on the database; a least-privilege role that
+                # only owns its schema (deploy/postgres/service-role.sql) has none, so look first.
+                if not conn.execute(text("SELECT 1 FROM pg_namespace WHERE nspname = :s"), {"s": db.schema}).first():
+                    conn.execute(text(f'CREATE SCHEMA "{db.schema}"'))
                 conn.execute(text(f'SET LOCAL search_path TO "{db.schema}"'))
             yield conn
 
@@ -101,6 +104,8 @@ def _adopt_unversioned(db: Database, conn: Connection, service: str) -> str:
     # record that revision (nothing is changed) so the upgrade continues from there.
     script = ScriptDirectory.from_config(alembic_config(service))
     base = script.get_base()
+    if base is None:
+        raise RuntimeError(f"{service} has no migration history under {script_location(service)}")
     expected = _columns_at(service, base)
     inspector = inspect(conn)
     have = {table: {c["name"] for c in inspector.get_columns(table)} for table in inspector.get_table_names()}
@@ -163,7 +168,7 @@ def open_database(settings: Settings, service: str) -> Database:
     return db
 
 
-def pending_changes(db: Database, metadata: MetaData) -> list:
+def pending_changes(db: Database, metadata: MetaData) -> list[Any]:
     """What autogenerate would add to a new revision: differences between the models and the database."""
     from alembic.autogenerate import compare_metadata
 
@@ -176,12 +181,13 @@ def pending_changes(db: Database, metadata: MetaData) -> list:
             with warnings.catch_warnings():
                 # Expression indexes (intake's uq_units_campaign_code) cannot be reflected on SQLite: not compared.
                 warnings.filterwarnings("ignore", message=".*expression-based index")
-                return compare_metadata(context, metadata)
+                changes: list[Any] = compare_metadata(context, metadata)
+                return changes
         finally:
             conn.dialect.default_schema_name = default_schema
 
 
-def comparison_options(is_sqlite: bool) -> dict:
+def comparison_options(is_sqlite: bool) -> dict[str, Any]:
     """How autogenerate compares models and database, the same in env.py and in the tests."""
     return {
         "version_table": VERSION_TABLE,
@@ -192,11 +198,9 @@ def comparison_options(is_sqlite: bool) -> dict:
     }
 
 
-def _include_object(obj, name, type_, reflected, compare_to) -> bool:
+def _include_object(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
     # The version table is Alembic's own; expression indexes are not reflected on every backend.
-    if type_ == "table" and name == VERSION_TABLE:
-        return False
-    return True
+    return not (type_ == "table" and name == VERSION_TABLE)
 
 
 def new_revision(service: str, message: str) -> Path:
@@ -209,6 +213,8 @@ def new_revision(service: str, message: str) -> Path:
                 script = command.revision(alembic_config(service, conn), message=message, autogenerate=True)
         finally:
             db.dispose()
+    if not isinstance(script, Script):  # one head, one revision: alembic returns that revision's script
+        raise RuntimeError(f"alembic did not write exactly one revision for {service}: {script!r}")
     return Path(script.path)
 
 
@@ -216,22 +222,26 @@ def run_environment(metadata: MetaData) -> None:
     """The body of every service's migrations/env.py: run Alembic's command on the given (or configured) database."""
     from alembic import context
 
-    service = context.config.attributes.get("service")
-    conn = context.config.attributes.get("connection")
+    service = context.config.attributes.get("service")  # set by alembic_config()
+    if not isinstance(service, str):
+        raise RuntimeError("no service given: run `python -m services.<name> migrate`")
+    conn: Connection | None = context.config.attributes.get("connection")
     if conn is not None:
-        _run(context, conn, metadata)
+        _run(conn, metadata)
         return
     # The `alembic` command line itself: the service's database from the environment's settings.
     settings = Settings()
     db = Database(settings.database_url_for(service), schema=service)
     try:
         with migration_connection(db) as conn:
-            _run(context, conn, metadata)
+            _run(conn, metadata)
     finally:
         db.dispose()
 
 
-def _run(context, conn: Connection, metadata: MetaData) -> None:
+def _run(conn: Connection, metadata: MetaData) -> None:
+    from alembic import context
+
     context.configure(
         connection=conn, target_metadata=metadata, **comparison_options(conn.dialect.name == "sqlite")
     )

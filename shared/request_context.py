@@ -10,6 +10,7 @@ import uuid
 from dataclasses import dataclass
 
 from fastapi import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
@@ -25,10 +26,10 @@ class RequestInfo:
 class RequestContextMiddleware:
     """Gives every HTTP request an id (a sane incoming X-Request-ID, else a new one) and echoes it back."""
 
-    def __init__(self, app) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope, receive, send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -39,7 +40,7 @@ class RequestContextMiddleware:
             request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
             state["request_id"] = request_id
 
-        async def send_with_id(message) -> None:
+        async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"]
                 message = {**message, "headers": [*headers, (b"x-request-id", request_id.encode("latin-1"))]}

@@ -34,6 +34,13 @@ class ServiceContext:
     outbox_wakers: list[Callable[[], None]] = field(default_factory=list)
 
     @property
+    def blob_store(self) -> BlobStore:
+        """The blob store of a service built with one; a wiring error (not a user's) when it is missing."""
+        if self.blobs is None:
+            raise RuntimeError(f"service {self.name} was built without a blob store")
+        return self.blobs
+
+    @property
     def outbox(self) -> Outbox:
         """The service's outbox, to add events inside a transaction."""
         return Outbox(self.messaging.outbox)

@@ -1,18 +1,49 @@
 """Process settings, read from environment variables once by each composition root."""
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SecretsSettingsSource,
+    SettingsConfigDict,
+)
+
+SECRETS_DIR_ENV = "SECRETS_DIR"
 
 
 class Settings(BaseSettings):
-    """Every knob of the platform; defaults give the embedded mode."""
+    """Every knob of the platform; defaults give the embedded mode.
+
+    Besides environment variables, a secrets folder (env SECRETS_DIR, e.g. /run/secrets with compose or
+    Kubernetes secrets) is read: a file named like a field (s3_secret_key, database_password, ...) gives
+    its value. An environment variable wins over a file.
+    """
 
     model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments, then environment variables, then the files in SECRETS_DIR (read when Settings() is built)."""
+        secrets_dir = os.environ.get(SECRETS_DIR_ENV)
+        if not secrets_dir:
+            return init_settings, env_settings
+        if not Path(secrets_dir).is_dir():
+            raise ValueError(f"{SECRETS_DIR_ENV}={secrets_dir} is not a folder")
+        return init_settings, env_settings, SecretsSettingsSource(settings_cls, secrets_dir=secrets_dir)
 
     data_dir: Path = Field(Path("var"), description="Folder for SQLite files, blobs and mail in embedded mode")
 
@@ -21,6 +52,8 @@ class Settings(BaseSettings):
         "sqlite:///{data_dir}/{service}.db",
         description="SQLAlchemy URL; {service} and {data_dir} are filled in. PostgreSQL gives each service its own schema.",
     )
+    database_password: SecretStr | None = Field(
+        None, description="Password put into DATABASE_URL (so the URL itself holds no secret); a secrets-folder file")
 
     migrate_on_start: bool = Field(
         True, description="Upgrade each service's schema to the newest revision when a process starts; false where a "
@@ -29,6 +62,8 @@ class Settings(BaseSettings):
     # bus
     bus_backend: Literal["memory", "rabbitmq"] = "memory"
     rabbitmq_url: str = "amqp://guest:guest@127.0.0.1:5672/%2F"
+    rabbitmq_password: SecretStr | None = Field(
+        None, description="Password put into RABBITMQ_URL (so the URL itself holds no secret); a secrets-folder file")
     bus_exchange: str = "campaign.events"
     bus_queue_prefix: str = ""
     bus_prefetch: int = Field(16, ge=1, le=1000)
@@ -40,7 +75,7 @@ class Settings(BaseSettings):
     blob_dir: Path | None = None
     s3_endpoint: str = "127.0.0.1:9000"
     s3_access_key: str = "minioadmin"
-    s3_secret_key: str = "minioadmin"
+    s3_secret_key: SecretStr = SecretStr("minioadmin")
     s3_bucket: str = "campaign-evidence"
     s3_secure: bool = False
     s3_region: str = "us-east-1"
@@ -56,7 +91,7 @@ class Settings(BaseSettings):
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 25
     smtp_username: str | None = None
-    smtp_password: str | None = None
+    smtp_password: SecretStr | None = None
     smtp_starttls: bool = False
     smtp_ssl: bool = False
     smtp_timeout_s: float = 10.0
@@ -102,7 +137,8 @@ class Settings(BaseSettings):
         5.0, gt=0, le=3600, description="How often the evidence worker looks for videos awaiting a web-playable copy")
 
     # authentication (docs/security.md)
-    auth_private_key: str | None = Field(None, description="Ed25519 signing key of the identity service (intake): PEM text or a file path")
+    auth_private_key: SecretStr | None = Field(
+        None, description="Ed25519 signing key of the identity service (intake only): PEM text or a file path")
     auth_public_key: str | None = Field(None, description="Ed25519 public key every service verifies tokens with: PEM text or a file path")
     auth_issuer: str = Field("campaign-evidence", description="iss claim of issued tokens, checked on verification")
     auth_token_ttl_s: int = Field(3600, ge=60, le=7 * 24 * 3600, description="Lifetime of a bearer token from a password login")
@@ -119,6 +155,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     root_path: str = Field("", description="Prefix a gateway strips before the API (e.g. /intake), so its docs link right")
+    forwarded_allow_ips: str = Field(
+        "127.0.0.1", description="Proxies (addresses or networks, comma-separated) whose X-Forwarded-For/-Proto the APIs trust")
     api_workers: int = Field(1, ge=1, le=32, description="uvicorn worker processes of a distributed API (each with its own pool)")
 
     @field_validator("bus_retry_delays_ms", mode="before")
@@ -161,8 +199,25 @@ class Settings(BaseSettings):
         return tuple(sorted(set(value), reverse=True))
 
     def database_url_for(self, service: str) -> str:
-        """The database URL one service uses, with placeholders filled."""
-        return self.database_url.format(service=service, data_dir=self.data_dir)
+        """The database URL one service uses, with placeholders filled and DATABASE_PASSWORD put in."""
+        url = self.database_url.format(service=service, data_dir=self.data_dir)
+        if self.database_password is None:
+            return url
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).set(password=self.database_password.get_secret_value()).render_as_string(hide_password=False)
+
+    def broker_url(self) -> str:
+        """RABBITMQ_URL with RABBITMQ_PASSWORD put in."""
+        if self.rabbitmq_password is None:
+            return self.rabbitmq_url
+        from urllib.parse import quote, urlsplit, urlunsplit
+
+        parts = urlsplit(self.rabbitmq_url)
+        user = parts.username or "guest"
+        host = parts.hostname or ""
+        netloc = f"{user}:{quote(self.rabbitmq_password.get_secret_value(), safe='')}@{host}"
+        return urlunsplit(parts._replace(netloc=netloc + (f":{parts.port}" if parts.port else "")))
 
     @property
     def blob_folder(self) -> Path:

@@ -1,9 +1,57 @@
 """Fixtures shared by every test: real servers, each run in its own fresh world."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.services import RABBITMQ_URL, fresh_postgres_database, need, port_open, unique
+
+TIERS = ("unit", "integration", "browser", "fault", "fuzz")
+_TESTS = Path(__file__).parent
+# Tier by top-level folder under tests/, then by the fixtures a test uses; unmarked tests are unit tests.
+# flows/ drives the whole platform end to end (every service, its worker loops, often subprocesses).
+_FOLDER_TIERS = {"console": "browser", "faults": "fault", "fuzz": "fuzz", "flows": "integration"}
+_SERVER_FIXTURES = {"rabbitmq_url": "rabbitmq", "postgres_url": "postgres"}
+# Parameters that make a fixture ask for a server through request.getfixturevalue() (e.g. world[postgresql]).
+_SERVER_PARAMS = {"postgresql": "postgres", "postgres": "postgres", "rabbitmq": "rabbitmq"}
+
+
+def _server_markers(item: pytest.Item) -> set[str]:
+    """The server markers a test needs: from the fixtures it names and from parameters that pick a server."""
+    fixtures = set(getattr(item, "fixturenames", ()))
+    needed = {marker for fixture, marker in _SERVER_FIXTURES.items() if fixture in fixtures}
+    callspec = getattr(item, "callspec", None)
+    for value in (callspec.params.values() if callspec else ()):
+        if isinstance(value, str) and value in _SERVER_PARAMS:
+            needed.add(_SERVER_PARAMS[value])
+    return needed
+
+
+def _tier(item: pytest.Item) -> str:
+    """The one tier a collected test belongs to (see the markers in pyproject.toml)."""
+    explicit = [name for name in TIERS if item.get_closest_marker(name) is not None]
+    if explicit:
+        return explicit[0]
+    folder = Path(item.path).relative_to(_TESTS).parts[0]
+    if folder in _FOLDER_TIERS:
+        return _FOLDER_TIERS[folder]
+    if "schemathesis" in getattr(getattr(item, "module", None), "__dict__", {}):
+        return "fuzz"
+    if _server_markers(item) or any(item.get_closest_marker(m) for m in _SERVER_FIXTURES.values()):
+        return "integration"
+    return "unit"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Give every test exactly one tier marker, and the server markers its fixtures imply."""
+    for item in items:
+        tier = _tier(item)
+        if item.get_closest_marker(tier) is None:
+            item.add_marker(tier)
+        for marker in _server_markers(item):
+            if item.get_closest_marker(marker) is None:
+                item.add_marker(marker)
 
 
 @pytest.fixture

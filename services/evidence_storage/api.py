@@ -2,7 +2,7 @@
 thread, so uploads of any size stream into the store with flat memory."""
 from __future__ import annotations
 
-from typing import Callable, Literal
+from typing import Callable, Literal, TypeVar
 from urllib.parse import quote
 
 import anyio
@@ -28,7 +28,9 @@ from shared.auth import ADMIN, INSPECTOR, STAFF, UNIT, Principal, install, requi
 from shared.clock import as_utc
 from shared.http import health_router, not_found
 from shared.runtime import ServiceContext
+from shared.version import platform_version
 
+T = TypeVar("T")
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
 _UPLOAD_BODY = {"requestBody": {"required": True, "content": {
     "application/octet-stream": _BINARY,
@@ -41,7 +43,7 @@ _CHUNK_BODY = {"requestBody": {"required": True, "content": {"application/octet-
 
 def create_app(ctx: ServiceContext) -> FastAPI:
     """The evidence_storage service's FastAPI application."""
-    app = FastAPI(title="evidence_storage · 佐证资料", version="0.2.0", description=(
+    app = FastAPI(title="evidence_storage · 佐证资料", version=platform_version(), description=(
         "上传、检查、保存与下载佐证资料。Upload (streamed, resumable sessions, presigned POST to S3), inspect, keep and "
         "export evidence. Every route but /healthz needs a bearer token; a unit sees only its own subtree's evidence."))
     install(app, verifier_from_settings(ctx.settings))
@@ -141,7 +143,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         with ctx.db.session() as uow:
             evidence = uow.get(Evidence, evidence_id)
             owner = uow.get(KnownSubmission, evidence.submission_id) if evidence is not None else None
-        if owner is not None:
+        if evidence is not None and owner is not None:
             check_access(caller, not_found("佐证资料", "evidence", evidence_id), unit_path=evidence.unit_path, unit_id=evidence.unit_id)
             check_uploader(caller, owner.state)
         handlers.delete_evidence(evidence_id, ctx=ctx, caller=caller)
@@ -232,12 +234,12 @@ def create_app(ctx: ServiceContext) -> FastAPI:
 
     def session_view(session: UploadSession, form: PresignedPost | None = None) -> SessionRead:
         return SessionRead.model_validate(session).model_copy(update={
-            "min_chunk_bytes": ctx.blobs.min_compose_part,
+            "min_chunk_bytes": ctx.blob_store.min_compose_part,
             "presigned": PresignedForm(url=form.url, fields=form.fields, expires_at=form.expires_at) if form else None,
         })
 
     app.include_router(router)
-    app.include_router(health_router({"database": ctx.db.health, "blob_store": ctx.blobs.health}))
+    app.include_router(health_router({"database": ctx.db.health, "blob_store": ctx.blob_store.health}))
 
     @app.exception_handler(ClientDisconnect)
     async def client_went_away(request: Request, exc: ClientDisconnect) -> JSONResponse:
@@ -261,7 +263,7 @@ def _puller(request: Request) -> Callable[[], bytes]:
     return lambda: anyio.from_thread.run(next_chunk)
 
 
-async def _in_thread(work):
+async def _in_thread(work: Callable[[], T]) -> T:
     return await anyio.to_thread.run_sync(work)
 
 

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import zipfile
-from typing import BinaryIO, Callable
+from typing import IO, Callable
 
 from services.evidence_storage import refusals
 from services.evidence_storage.sniff import DOCX, PDF, XLSX, MediaKind
+from services.evidence_storage.streams import BlobFile
 
 MAX_ENTRIES = 10_000
 MAX_UNCOMPRESSED = 256 * 1024 * 1024
@@ -18,7 +19,7 @@ _MAIN_PARTS = {
 }
 
 
-def examine_office(source: BinaryIO) -> MediaKind:
+def examine_office(source: IO[bytes] | BlobFile) -> MediaKind:
     """DOCX or XLSX, from the central directory and [Content_Types].xml; raises a Refusal otherwise."""
     try:
         archive = zipfile.ZipFile(source)

@@ -4,7 +4,7 @@ or signed), and each download is written to the audit log."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Iterator
 
 from sqlalchemy import select
@@ -70,7 +70,7 @@ def open_served(evidence_id: str, caller: Caller, variant: str, *, ctx: ServiceC
     evidence = evidence_for(evidence_id, caller, ctx=ctx)
     served = served_object(evidence, variant, ctx=ctx)
     try:
-        chunks = ctx.blobs.read(served.key)
+        chunks = ctx.blob_store.read(served.key)
     except BlobNotFound:
         raise _object_missing() from None
     except BlobStoreUnavailable as exc:
@@ -91,7 +91,7 @@ def open_content(evidence_id: str, caller: Caller, *, ctx: ServiceContext, previ
         raise ApiError(404, "no_preview", f"该文件没有预览图（{evidence.preview_note or '文档类文件不生成预览'}）",
                        f"this file has no preview ({evidence.preview_note or 'documents have none'})")
     try:
-        chunks = ctx.blobs.read(key)
+        chunks = ctx.blob_store.read(key)
     except BlobNotFound:
         raise _object_missing() from None
     except BlobStoreUnavailable as exc:
@@ -103,13 +103,13 @@ def open_content(evidence_id: str, caller: Caller, *, ctx: ServiceContext, previ
 
 
 def presigned_download(evidence_id: str, caller: Caller, *, ctx: ServiceContext,
-                       variant: str = "original") -> tuple[Evidence, str, object]:
+                       variant: str = "original") -> tuple[Evidence, str, datetime]:
     """A short-lived URL straight to the object or its web-playable copy (S3 only), after writing the audit row."""
     evidence = evidence_for(evidence_id, caller, ctx=ctx)
     served = served_object(evidence, variant, ctx=ctx)
     ttl = ctx.settings.evidence_download_ttl_s
     try:
-        url = ctx.blobs.presigned_get_url(served.key, ttl, download_name=served.filename)
+        url = ctx.blob_store.presigned_get_url(served.key, ttl, download_name=served.filename)
     except PresignUnsupported:
         raise ApiError(501, "presign_unsupported", "当前存储（本地文件夹）不支持临时下载链接，请经接口下载 /content",
                        "the folder store has no presigned URLs; download through the API (/content)") from None

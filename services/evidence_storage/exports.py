@@ -87,7 +87,7 @@ def _stream(ctx: ServiceContext, entries: list[_Entry]) -> Iterator[bytes]:
             info.file_size = evidence.size  # lets zipfile choose ZIP64 up front for big videos
             digest = hashlib.sha256()
             try:
-                chunks = ctx.blobs.read(evidence.object_key)
+                chunks = ctx.blob_store.read(evidence.object_key)
             except BlobNotFound:
                 writer.writerow(_manifest_row(entry, "", "missing"))
                 continue
@@ -138,13 +138,16 @@ class _Sink:
     def __init__(self) -> None:
         self._parts: list[bytes] = []
 
-    def write(self, data) -> int:
+    def write(self, data: bytes, /) -> int:
         """Keep the bytes until drain()."""
         self._parts.append(bytes(data))
         return len(data)
 
     def flush(self) -> None:
         """Nothing to flush."""
+
+    def close(self) -> None:
+        """Nothing to close: the response ends with the last drain()."""
 
     def drain(self) -> Iterator[bytes]:
         """Everything written since the last call, as one chunk (none if nothing was)."""

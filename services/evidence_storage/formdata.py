@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from typing import Callable
+from typing import Callable, Literal
 from urllib.parse import unquote
 
 from python_multipart.multipart import MultipartParser, parse_options_header
@@ -44,12 +44,16 @@ class FilePart:
         return self._form._read_part(self, n)
 
 
+# What the parser's callbacks report: a part's headers, a slice of its data, its end.
+_Event = tuple[Literal["headers"], dict[bytes, bytes]] | tuple[Literal["data"], bytes] | tuple[Literal["end"], None]
+
+
 class MultipartFiles:
     """Iterates the file parts of a body pulled chunk by chunk from next_chunk (b"" at the end)."""
 
     def __init__(self, content_type: str, next_chunk: Callable[[], bytes], *, max_files: int = MAX_FILES) -> None:
         self._next_chunk = next_chunk
-        self._events: deque[tuple[str, object]] = deque()
+        self._events: deque[_Event] = deque()
         self._headers: dict[bytes, bytes] = {}
         self._field, self._value = b"", b""
         self._eof = False
@@ -77,40 +81,40 @@ class MultipartFiles:
             event = self._next_event()
             if event is None:
                 return None
-            kind, value = event
-            if kind == "headers":
-                filename = self._filename(value)
-                if filename is None:
-                    continue  # a plain form field: its data events are skipped below
-                self._files += 1
-                if self._files > self._max_files:
-                    raise bad_form(f"一次最多上传 {self._max_files} 个文件", f"at most {self._max_files} files per request")
-                self._current = FilePart(self, filename)
-                self._buffer.clear()
-                return self._current
-            if kind == "data":
-                field_bytes += len(value)
-                if field_bytes > MAX_FIELD_BYTES:
-                    raise bad_form("表单字段过大", "form field too large")
+            match event:
+                case ("headers", dict() as headers):
+                    filename = self._filename(headers)
+                    if filename is None:
+                        continue  # a plain form field: its data events are skipped below
+                    self._files += 1
+                    if self._files > self._max_files:
+                        raise bad_form(f"一次最多上传 {self._max_files} 个文件", f"at most {self._max_files} files per request")
+                    self._current = FilePart(self, filename)
+                    self._buffer.clear()
+                    return self._current
+                case ("data", bytes() as data):
+                    field_bytes += len(data)
+                    if field_bytes > MAX_FIELD_BYTES:
+                        raise bad_form("表单字段过大", "form field too large")
 
     def _read_part(self, part: FilePart, n: int) -> bytes:
         while not part.done and (n < 0 or len(self._buffer) < n):
             event = self._next_event()
             if event is None:
                 raise bad_form("文件数据不完整", "the body ended inside a file part")
-            kind, value = event
-            if kind == "data":
-                self._buffer += value
-                if n < 0:
-                    break
-            elif kind == "end":
-                part.done = True
+            match event:
+                case ("data", bytes() as data):
+                    self._buffer += data
+                    if n < 0:
+                        break
+                case ("end", _):
+                    part.done = True
         take = len(self._buffer) if n < 0 else min(n, len(self._buffer))
         data = bytes(self._buffer[:take])
         del self._buffer[:take]
         return data
 
-    def _next_event(self) -> tuple[str, object] | None:
+    def _next_event(self) -> _Event | None:
         """The next parser event, feeding the parser one slice of the body at a time."""
         while not self._events:
             if self._eof:

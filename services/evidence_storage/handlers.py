@@ -6,7 +6,7 @@ import logging
 import re
 import unicodedata
 from contextlib import contextmanager
-from typing import BinaryIO, Iterator
+from typing import Iterator
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -16,7 +16,7 @@ from services.evidence_storage.access import INSPECTION, Caller, check_access
 from services.evidence_storage.formdata import MultipartFiles, bad_form
 from services.evidence_storage.models import Evidence, EvidenceRendition, KnownCampaign, KnownSubmission, KnownUnit
 from services.evidence_storage.refusals import Refusal
-from shared.blobs.port import BlobStoreUnavailable
+from shared.blobs.port import BlobStoreUnavailable, Readable
 from shared.contracts import make_event, read_payload
 from shared.contracts.evidence import EvidenceLocked, EvidenceRejected
 from shared.contracts.intake import CampaignPublished, LiaisonDesignated, SubmissionSubmitted, SubmissionWithdrawn, UnitRegistered
@@ -32,7 +32,7 @@ _DRIVE = re.compile(r"^[A-Za-z]:")
 log = logging.getLogger(__name__)
 
 
-def store_evidence(submission_id: str, filename: str | None, stream: BinaryIO, *, ctx: ServiceContext,
+def store_evidence(submission_id: str, filename: str | None, stream: Readable, *, ctx: ServiceContext,
                    actor: str | None = None) -> Evidence:
     """One file streamed as the raw request body: receive, inspect, accept; publishes evidence.stored or .rejected."""
     submission = open_submission(ctx, submission_id)
@@ -46,7 +46,7 @@ def store_evidence(submission_id: str, filename: str | None, stream: BinaryIO, *
 def store_form(submission_id: str, form: MultipartFiles, *, ctx: ServiceContext, actor: str | None = None) -> list[Evidence]:
     """Every file of a multipart form, streamed one after another; all become evidence or none does."""
     submission = open_submission(ctx, submission_id)
-    batch: list[tuple[ingest.Received, object]] = []
+    batch: list[tuple[ingest.Received, ingest.Findings]] = []
     current: str | None = None
     try:
         with refusing(ctx, submission, lambda: current):
@@ -216,12 +216,11 @@ def track_campaign(event, *, uow: Session, ctx: ServiceContext) -> None:
 def track_unit(event, *, uow: Session, ctx: ServiceContext) -> None:
     """Keep a unit's code, name (for export folder names) and path, which its submissions and evidence follow."""
     if event.type == UnitRegistered.EVENT_TYPE:
-        data = read_payload(UnitRegistered, event)
-        unit_id, code, name = data.unit_id, data.code, data.name
+        unit = read_payload(UnitRegistered, event)
+        unit_id, code, name, path = unit.unit_id, unit.code, unit.name, unit.unit_path
     else:
-        data = read_payload(LiaisonDesignated, event)
-        unit_id, code, name = data.unit_id, data.unit_code, data.unit_name
-    path = data.unit_path
+        liaison = read_payload(LiaisonDesignated, event)
+        unit_id, code, name, path = liaison.unit_id, liaison.unit_code, liaison.unit_name, liaison.unit_path
     known = uow.get(KnownUnit, unit_id)
     if known is None:
         uow.add(KnownUnit(id=unit_id, code=code, name=name, unit_path=path))

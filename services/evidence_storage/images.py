@@ -7,7 +7,7 @@ import struct
 import warnings
 from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
-from typing import BinaryIO
+from typing import IO
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -36,7 +36,7 @@ class ImageFacts:
     thumbnail: bytes
 
 
-def examine_image(source: BinaryIO, kind: MediaKind, *, max_pixels: int, local_tz: tzinfo) -> ImageFacts:
+def examine_image(source: IO[bytes], kind: MediaKind, *, max_pixels: int, local_tz: tzinfo) -> ImageFacts:
     """Check the photo decodes whole within max_pixels; raises a Refusal otherwise."""
     _enable_heif()
     try:

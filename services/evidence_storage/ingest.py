@@ -11,7 +11,7 @@ import io
 import logging
 from dataclasses import dataclass, replace
 from datetime import date
-from typing import BinaryIO, Iterable
+from typing import Iterable
 
 from services.evidence_storage import refusals
 from services.evidence_storage.duplicates import flag_duplicates
@@ -19,7 +19,7 @@ from services.evidence_storage.inspection import Findings, check_declared, exami
 from services.evidence_storage.models import Evidence, EvidenceRendition, KnownCampaign, KnownSubmission
 from services.evidence_storage.sniff import ALLOWED_TEXT, ALLOWED_TEXT_EN, HEAD_BYTES, MediaKind, sniff
 from services.evidence_storage.streams import PrefixedLimitedReader, UploadTooLarge, read_head
-from shared.blobs.port import BlobStoreUnavailable
+from shared.blobs.port import BlobStoreUnavailable, Readable
 from shared.contracts import make_event
 from shared.contracts.evidence import EvidenceStored
 from shared.events import new_id
@@ -84,7 +84,7 @@ def sniff_or_refuse(head: bytes) -> MediaKind:
     return kind
 
 
-def receive(ctx: ServiceContext, submission: KnownSubmission, stream: BinaryIO, filename: str, *, upload_path: str) -> Received:
+def receive(ctx: ServiceContext, submission: KnownSubmission, stream: Readable, filename: str, *, upload_path: str) -> Received:
     """Sniff the first bytes, then stream the rest into the store while hashing; nothing is left on failure."""
     head = read_head(stream, HEAD_BYTES)
     kind = sniff_or_refuse(head)
@@ -92,20 +92,21 @@ def receive(ctx: ServiceContext, submission: KnownSubmission, stream: BinaryIO, 
     key = evidence_key(submission, evidence_id, kind) if kind.definitive else staging_key(evidence_id)
     limit = limit_for(ctx.settings, kind.category)
     try:
-        stored = ctx.blobs.put(key, PrefixedLimitedReader(head, stream, limit), content_type=kind.media_type)
+        stored = ctx.blob_store.put(key, PrefixedLimitedReader(head, stream, limit), content_type=kind.media_type)
     except UploadTooLarge:
         discard(ctx, [key])
         raise refusals.too_large(kind.label, limit) from None
     except BaseException:
         discard(ctx, [key])
         raise
+    assert stored.sha256 is not None  # every store hashes what put() streams through it
     return Received(evidence_id, key, kind, stored.size, stored.sha256, filename, upload_path)
 
 
 def inspect(ctx: ServiceContext, received: Received, *, declared_media_type: str | None = None) -> Findings:
     """Deep checks on the stored bytes; on refusal or failure the object is removed."""
     try:
-        findings = examine(ctx.blobs, received.key, received.kind, received.size, settings=ctx.settings)
+        findings = examine(ctx.blob_store, received.key, received.kind, received.size, settings=ctx.settings)
         check_declared(findings.kind, declared_media_type)
         return findings
     except BaseException:
@@ -126,13 +127,13 @@ def accept(ctx: ServiceContext, submission_id: str, batch: list[tuple[Received, 
         for received, findings in batch:
             target = evidence_key(submission, received.evidence_id, findings.kind)
             if received.key != target:
-                ctx.blobs.move(received.key, target)
+                ctx.blob_store.move(received.key, target)
             pending.remove(received.key)
             placed.append(target)
             preview = None
             if findings.preview:
                 preview = preview_key(submission, received.evidence_id)
-                ctx.blobs.put(preview, io.BytesIO(findings.preview), content_type="image/jpeg")
+                ctx.blob_store.put(preview, io.BytesIO(findings.preview), content_type="image/jpeg")
                 placed.append(preview)
             final.append((replace(received, key=target), findings, preview))
         rows = _record(ctx, submission_id, final, actor=actor)
@@ -194,7 +195,7 @@ def discard(ctx: ServiceContext, keys: Iterable[str]) -> None:
     """Remove objects that must not stay; a store outage is logged, not raised (a full integrity check lists leftovers)."""
     for key in keys:
         try:
-            ctx.blobs.delete(key)
+            ctx.blob_store.delete(key)
         except BlobStoreUnavailable as exc:
             log.warning("could not remove %s while the store is down: %s", key, exc)
         except Exception:  # noqa: BLE001 - clean-up must not hide the original error

@@ -48,7 +48,7 @@ def _verify(ctx: ServiceContext, key: str, size: int, sha256: str) -> dict | Non
     """What is wrong with one stored object, if anything (streamed: memory stays flat)."""
     digest, actual = hashlib.sha256(), 0
     try:
-        for chunk in ctx.blobs.read(key):
+        for chunk in ctx.blob_store.read(key):
             digest.update(chunk)
             actual += len(chunk)
     except BlobNotFound:
@@ -71,7 +71,7 @@ def _orphans(ctx: ServiceContext) -> list[dict]:
         live_ids = set(uow.scalars(live))
     found = []
     for prefix in ORPHAN_PREFIXES:
-        for key in ctx.blobs.list_keys(prefix):
+        for key in ctx.blob_store.list_keys(prefix):
             in_session = key.startswith("staging/sessions/") and key.split("/")[2] in live_ids
             if key not in known and not in_session:
                 found.append({"evidence_id": None, "object_key": key, "problem": "orphan"})

@@ -27,7 +27,7 @@ def apply_retention(ctx: ServiceContext) -> int:
             locked_at = locked_at.replace(tzinfo=timezone.utc)
         until = locked_at + timedelta(days=ctx.settings.evidence_retention_days)
         try:
-            applied = ctx.blobs.retain(evidence.object_key, until, mode=ctx.settings.evidence_retention_mode)
+            applied = ctx.blob_store.retain(evidence.object_key, until, mode=ctx.settings.evidence_retention_mode)
         except BlobStoreUnavailable as exc:
             log.warning("retention postponed, store unavailable: %s", exc)
             break

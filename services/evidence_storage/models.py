@@ -4,6 +4,7 @@ units) as learned from events."""
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Literal
 
 from sqlalchemy import JSON, BigInteger, Boolean, Date, DateTime, Float, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -101,7 +102,7 @@ class EvidenceDuplicate(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     evidence_id: Mapped[str] = mapped_column(ForeignKey("evidence.id", ondelete="CASCADE"), index=True)
     other_id: Mapped[str] = mapped_column(ForeignKey("evidence.id", ondelete="CASCADE"), index=True)
-    match: Mapped[str] = mapped_column(String(8))  # exact, near
+    match: Mapped[Literal["exact", "near"]] = mapped_column(String(8))
     distance: Mapped[int] = mapped_column(Integer)  # Hamming distance of the photo hashes; 0 for exact
 
 

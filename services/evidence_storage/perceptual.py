@@ -21,10 +21,10 @@ def _cosines() -> tuple[tuple[float, ...], ...]:
 def phash(image: Image.Image) -> int:
     """64-bit DCT hash: which low-frequency coefficients lie above their median."""
     small = image.convert("L").resize((_SIDE, _SIDE), Image.Resampling.LANCZOS)
-    pixels = list(small.getdata())
+    pixels = list(small.tobytes())  # mode "L": one byte per pixel, row by row
     rows = [pixels[y * _SIDE:(y + 1) * _SIDE] for y in range(_SIDE)]
     cos = _cosines()
-    across = [[sum(c * p for c, p in zip(cos[u], row)) for u in range(_LOW)] for row in rows]  # 32 rows x 8
+    across = [[sum(c * p for c, p in zip(cos[u], row, strict=True)) for u in range(_LOW)] for row in rows]  # 32 rows x 8
     coefficients = [sum(cos[v][y] * across[y][u] for y in range(_SIDE)) for v in range(_LOW) for u in range(_LOW)]
     threshold = median(coefficients[1:])  # the DC term says only how bright the picture is
     return _bits(value > threshold for value in coefficients)
@@ -33,7 +33,7 @@ def phash(image: Image.Image) -> int:
 def dhash(image: Image.Image) -> int:
     """64-bit difference hash: is each pixel of a 9x8 thumbnail brighter than its right neighbour."""
     small = image.convert("L").resize((9, 8), Image.Resampling.LANCZOS)
-    pixels = list(small.getdata())
+    pixels = list(small.tobytes())  # mode "L": one byte per pixel, row by row
     return _bits(pixels[y * 9 + x] > pixels[y * 9 + x + 1] for y in range(8) for x in range(8))
 
 

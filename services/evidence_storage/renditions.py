@@ -72,10 +72,10 @@ def _render(ctx: ServiceContext, ffmpeg: str, evidence: Evidence) -> bool:
     with tempfile.TemporaryDirectory(prefix="rendition-") as work:
         target = Path(work) / "web.mp4"
         try:
-            source = ffmpeg_source(ctx.blobs, evidence.object_key, Path(work), ctx.settings.evidence_rendition_timeout_s)
+            source = ffmpeg_source(ctx.blob_store, evidence.object_key, Path(work), ctx.settings.evidence_rendition_timeout_s)
             video.render_web(ffmpeg, source, target, timeout_s=ctx.settings.evidence_rendition_timeout_s)
             with target.open("rb") as handle:
-                stored = ctx.blobs.put(key, handle, content_type="video/mp4")
+                stored = ctx.blob_store.put(key, handle, content_type="video/mp4")
         except BlobStoreUnavailable as exc:
             log.warning("rendition of %s postponed, store unavailable: %s", evidence.id, exc)
             _finish(ctx, evidence.id, state="pending")
@@ -85,7 +85,7 @@ def _render(ctx: ServiceContext, ffmpeg: str, evidence: Evidence) -> bool:
         except Exception as exc:  # noqa: BLE001 - subprocess.TimeoutExpired and the like: recorded, never a crash loop
             return _failed(ctx, evidence, f"{type(exc).__name__}: {exc}")
     if not _finish(ctx, evidence.id, state="ready", object_key=key, size=stored.size, sha256=stored.sha256, note=None):
-        ctx.blobs.delete(key)  # the evidence was deleted while its copy was being made
+        ctx.blob_store.delete(key)  # the evidence was deleted while its copy was being made
         return True
     log.info("rendition of video %s (%s) ready: %s, %d bytes, sha256 %s", evidence.id, evidence.video_codec, key,
              stored.size, stored.sha256)

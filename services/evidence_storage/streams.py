@@ -2,14 +2,16 @@
 from __future__ import annotations
 
 from collections import deque
-from typing import BinaryIO, Callable
+from typing import Callable
+
+from shared.blobs.port import Readable
 
 
 class UploadTooLarge(Exception):
     """The upload passed the configured size limit."""
 
 
-def read_head(stream: BinaryIO, size: int) -> bytes:
+def read_head(stream: Readable, size: int) -> bytes:
     """Read up to size bytes, looping over short reads, so a type can be sniffed."""
     parts: list[bytes] = []
     got = 0
@@ -25,7 +27,7 @@ def read_head(stream: BinaryIO, size: int) -> bytes:
 class PrefixedLimitedReader:
     """Replays already-read head bytes, then the rest of the stream; raises past max_bytes."""
 
-    def __init__(self, head: bytes, stream: BinaryIO, max_bytes: int) -> None:
+    def __init__(self, head: bytes, stream: Readable, max_bytes: int) -> None:
         self._head, self._stream, self._max = head, stream, max_bytes
         self._seen = 0
 

@@ -16,7 +16,8 @@ import threading
 import uuid
 from collections import OrderedDict
 from datetime import timedelta
-from typing import BinaryIO
+from types import TracebackType
+from typing import Any, Literal
 
 from sqlalchemy import select, update
 
@@ -26,8 +27,9 @@ from services.evidence_storage.models import Evidence, KnownSubmission, UploadCh
 from services.evidence_storage.refusals import Refusal
 from services.evidence_storage.sniff import ALLOWED_TEXT, ALLOWED_TEXT_EN, BY_MEDIA_TYPE, HEAD_BYTES
 from services.evidence_storage.streams import PrefixedLimitedReader, UploadTooLarge, read_head
-from shared.blobs.port import BlobNotFound, BlobStoreUnavailable, PresignedPost, PresignUnsupported
+from shared.blobs.port import BlobNotFound, BlobStoreUnavailable, PresignedPost, PresignUnsupported, Readable
 from shared.clock import as_utc
+from shared.db import rows_affected
 from shared.events import new_id
 from shared.http import ApiError, not_found
 from shared.runtime import ServiceContext
@@ -111,10 +113,11 @@ def create_session(submission_id: str, *, mode: str, filename: str | None, size:
     ttl = ctx.settings.evidence_session_ttl_s
     object_key = None
     if mode == "presigned":
+        assert kind is not None  # checked above for presigned uploads
         ttl = ctx.settings.evidence_presign_ttl_s
         object_key = f"incoming/{session_id}/upload"
         try:
-            form = ctx.blobs.presigned_post(object_key, key_prefix=f"incoming/{session_id}/", content_type=kind.media_type,
+            form = ctx.blob_store.presigned_post(object_key, key_prefix=f"incoming/{session_id}/", content_type=kind.media_type,
                                             size=size, expires_s=ttl)
         except BlobStoreUnavailable as exc:
             raise refusals.store_unavailable() from exc
@@ -141,7 +144,7 @@ def get_session(session_id: str, *, ctx: ServiceContext) -> UploadSession:
     return session
 
 
-def put_chunk(session_id: str, stream: BinaryIO, *, offset: int | None, content_range: str | None,
+def put_chunk(session_id: str, stream: Readable, *, offset: int | None, content_range: str | None,
               ctx: ServiceContext) -> UploadSession:
     """Store one chunk at the session's received offset; only whole chunks count."""
     session = _open_session(session_id, ctx, mode="chunked")
@@ -156,21 +159,21 @@ def put_chunk(session_id: str, stream: BinaryIO, *, offset: int | None, content_
     kind = None
     if start == 0:
         try:
-            with _refusing_session(ctx, session, submission):
+            with (guard := _refusing_session(ctx, session, submission)):
                 head = read_head(stream, HEAD_BYTES)
                 kind = ingest.sniff_or_refuse(head)
                 limit = ingest.limit_for(ctx.settings, kind.category)
                 if session.size > limit:
                     raise refusals.too_large(kind.label, limit)
         except ApiError as exc:
-            if _is_refusal(exc):
-                _set_state(ctx, session.id, OPEN, "refused", error=exc.detail)
+            if guard.refused:
+                _set_state(ctx, session.id, OPEN, "refused", error=exc.info)
             raise
     key = ingest.staging_key(f"sessions/{session.id}/{start:015d}-{uuid.uuid4().hex[:8]}")
     running = RUNNING_HASHES.at(session.id, start)
     source = PrefixedLimitedReader(head, stream, remaining)
     try:
-        stored = ctx.blobs.put(key, _HashingStream(source, running) if running else source,
+        stored = ctx.blob_store.put(key, _HashingStream(source, running) if running else source,
                                content_type="application/octet-stream")
     except UploadTooLarge:
         ingest.discard(ctx, [key])
@@ -187,12 +190,12 @@ def put_chunk(session_id: str, stream: BinaryIO, *, offset: int | None, content_
         raise problem
     now = ctx.clock.now()
     with ctx.db.transaction() as uow:
-        claimed = uow.execute(
+        claimed = rows_affected(uow.execute(
             update(UploadSession)
             .where(UploadSession.id == session.id, UploadSession.received == start, UploadSession.state == OPEN)
             .values(received=start + stored.size, media_type=kind.media_type if kind else session.media_type,
                     expires_at=now + timedelta(seconds=ctx.settings.evidence_session_ttl_s))
-        ).rowcount
+        ))
         if claimed:
             uow.add(UploadChunk(session_id=session.id, offset=start, size=stored.size, object_key=key))
     if not claimed:  # another request stored this offset first
@@ -208,10 +211,10 @@ def complete(session_id: str, *, sha256: str | None, ctx: ServiceContext, actor:
     session = get_session(session_id, ctx=ctx)
     if session.state == "completed":
         with ctx.db.session() as uow:
-            evidence = uow.get(Evidence, session.evidence_id)
-        if evidence is None:
+            done = uow.get(Evidence, session.evidence_id)
+        if done is None:
             raise ApiError(410, "evidence_deleted", "该会话上传的佐证资料已被删除", "the evidence of this session was deleted")
-        return evidence, False
+        return done, False
     session = _open_session(session_id, ctx, mode=None)
     declared = sha256 or session.sha256
     if session.mode == "chunked" and session.received != session.size:
@@ -222,22 +225,22 @@ def complete(session_id: str, *, sha256: str | None, ctx: ServiceContext, actor:
     chunk_keys = _chunk_keys(ctx, session.id)
     key = None
     try:
-        with _refusing_session(ctx, session, submission):
+        with (guard := _refusing_session(ctx, session, submission)):
             key, received = _assemble(ctx, session, submission, chunk_keys)
             if declared and declared.lower() != received.sha256:
                 raise refusals.checksum_mismatch()
             findings = ingest.inspect(ctx, received, declared_media_type=session.media_type if session.mode == "presigned" else None)
             evidence = ingest.accept(ctx, session.submission_id, [(received, findings)], actor=actor)[0]
     except BaseException as exc:
-        refused = _is_refusal(exc)
+        refused = guard.refused and isinstance(exc, ApiError)
         try:
             if refused:  # nothing of a refused upload stays
                 _clean(ctx, session, chunk_keys, key)
             elif key and key not in chunk_keys and key != session.object_key:
-                ctx.blobs.delete(key)  # a joined copy; the chunks (or the POSTed object) stay for a retry
+                ctx.blob_store.delete(key)  # a joined copy; the chunks (or the POSTed object) stay for a retry
         except BlobStoreUnavailable as down:
             log.warning("could not clean up after session %s: %s", session.id, down)
-        _set_state(ctx, session.id, "completing", "refused" if refused else OPEN, error=exc.detail if refused else None)
+        _set_state(ctx, session.id, "completing", "refused" if refused else OPEN, error=exc.info if refused and isinstance(exc, ApiError) else None)
         raise
     _set_state(ctx, session.id, "completing", "completed", evidence_id=evidence.id)
     RUNNING_HASHES.forget(session.id)
@@ -327,7 +330,7 @@ def _chunk_problem(ctx: ServiceContext, session: UploadSession, start: int, size
                         f"incomplete chunk ({size} of {expected} bytes); resume from the received offset")
     if size == 0:
         return ApiError(400, "empty_chunk", "分片为空", "the chunk is empty")
-    minimum = ctx.blobs.min_compose_part
+    minimum = ctx.blob_store.min_compose_part
     if start + size < session.size and size < minimum:
         return ApiError(400, "chunk_too_small", f"除最后一个分片外，每个分片至少 {minimum} 字节",
                         f"every chunk but the last must be at least {minimum} bytes")
@@ -352,39 +355,40 @@ def _assemble(ctx: ServiceContext, session: UploadSession, submission: KnownSubm
     or the chunks joined inside the store, straight under the final key when the first bytes settle the kind."""
     evidence_id = new_id()
     if session.mode == "presigned":
+        assert session.object_key is not None  # a presigned session is created with its object's key
         try:
-            stored = ctx.blobs.stat(session.object_key)
+            stored = ctx.blob_store.stat(session.object_key)
         except BlobNotFound:
             raise ApiError(409, "not_uploaded", "对象存储中尚未找到上传的文件，请先按表单 POST 上传后再完成",
                            "the file is not in the store yet; POST the form first, then complete") from None
-        ingest.discard(ctx, [k for k in ctx.blobs.list_keys(f"incoming/{session.id}/") if k != session.object_key])
+        ingest.discard(ctx, [k for k in ctx.blob_store.list_keys(f"incoming/{session.id}/") if k != session.object_key])
         if stored.size != session.size:
             raise refusals.size_mismatch(session.size, stored.size)
         key = session.object_key
     else:
-        kind = ingest.sniff_or_refuse(ctx.blobs.read_range(chunk_keys[0], 0, HEAD_BYTES))
+        kind = ingest.sniff_or_refuse(ctx.blob_store.read_range(chunk_keys[0], 0, HEAD_BYTES))
         key = chunk_keys[0]
         if len(chunk_keys) > 1:
             key = (ingest.evidence_key(submission, evidence_id, kind) if kind.definitive
                    else ingest.staging_key(f"sessions/{session.id}/assembled"))
-            ctx.blobs.compose(key, chunk_keys, content_type=kind.media_type)
+            ctx.blob_store.compose(key, chunk_keys, content_type=kind.media_type)
     return key, _received(ctx, session, key, evidence_id)
 
 
 def _received(ctx: ServiceContext, session: UploadSession, key: str, evidence_id: str) -> ingest.Received:
     """Sniff and re-hash the whole stored upload (streamed; memory stays flat)."""
-    kind = ingest.sniff_or_refuse(ctx.blobs.read_range(key, 0, HEAD_BYTES))
+    kind = ingest.sniff_or_refuse(ctx.blob_store.read_range(key, 0, HEAD_BYTES))
     limit = ingest.limit_for(ctx.settings, kind.category)
     if session.size > limit:
         raise refusals.too_large(kind.label, limit)
     known = RUNNING_HASHES.whole(session.id, session.size) if session.mode == "chunked" else None
     if known is not None:  # hashed while the chunks came in; the store joined exactly those chunks in order
-        size = ctx.blobs.stat(key).size
+        size = ctx.blob_store.stat(key).size
         if size != session.size:
             raise refusals.size_mismatch(session.size, size)
         return ingest.Received(evidence_id, key, kind, size, known, session.filename, session.mode)
     digest, size = hashlib.sha256(), 0
-    for chunk in ctx.blobs.read(key):
+    for chunk in ctx.blob_store.read(key):
         digest.update(chunk)
         size += len(chunk)
     if size != session.size:
@@ -397,44 +401,43 @@ def _clean(ctx: ServiceContext, session: UploadSession, chunk_keys: list[str], k
     if session.mode == "chunked":
         keys.add(ingest.staging_key(f"sessions/{session.id}/assembled"))
     else:
-        keys |= set(ctx.blobs.list_keys(f"incoming/{session.id}/"))
+        keys |= set(ctx.blob_store.list_keys(f"incoming/{session.id}/"))
     for each in sorted(keys):
-        ctx.blobs.delete(each)
+        ctx.blob_store.delete(each)
 
 
 def _set_state(ctx: ServiceContext, session_id: str, old: str, new: str, *, evidence_id: str | None = None,
-               error: dict | None = None) -> None:
-    values = {"state": new}
+               error: dict[str, Any] | None = None) -> None:
+    values: dict[str, Any] = {"state": new}
     if evidence_id:
         values["evidence_id"] = evidence_id
     if error is not None:
         values["error"] = error
     with ctx.db.transaction() as uow:
-        changed = uow.execute(update(UploadSession).where(UploadSession.id == session_id, UploadSession.state == old)
-                              .values(**values)).rowcount
+        changed = rows_affected(uow.execute(
+            update(UploadSession).where(UploadSession.id == session_id, UploadSession.state == old).values(**values)))
     if not changed and old == OPEN:
         raise ApiError(409, "session_busy", "该上传会话正在完成中", "the session is being completed")
 
 
 class _refusing_session:
-    """Like handlers.refusing, marking the ApiError of a refusal so the session can be closed for good."""
+    """Like handlers.refusing; `refused` tells afterwards that the error was a refusal, so the session closes for good."""
 
     def __init__(self, ctx: ServiceContext, session: UploadSession, submission: KnownSubmission) -> None:
         self._ctx, self._session, self._submission = ctx, session, submission
+        self.refused = False
 
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> Literal[False]:
         if isinstance(exc, Refusal):
-            error = rejected(self._ctx, self._submission, self._session.filename, exc)
-            error.refused = True
-            raise error from None
+            self.refused = True
+            raise rejected(self._ctx, self._submission, self._session.filename, exc) from None
         if isinstance(exc, BlobStoreUnavailable):
             log.warning("blob store unavailable during upload session %s: %s", self._session.id, exc)
             raise refusals.store_unavailable() from exc
         return False
 
-
-def _is_refusal(exc: BaseException) -> bool:
-    return isinstance(exc, ApiError) and getattr(exc, "refused", False)

@@ -18,6 +18,7 @@ from services.intake.models import Campaign, CampaignChange, CampaignVersion, Re
 from shared.auth import ADMIN, INSPECTOR, REVIEWER, UNIT, Principal, require, scope_of
 from shared.http import ApiError, health_router, not_found
 from shared.runtime import ServiceContext
+from shared.version import platform_version
 
 RAW_BODY = {"requestBody": {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}, "required": True}}
 DEFINITION_BODY = {"requestBody": {"content": {
@@ -34,12 +35,12 @@ WRITERS = Depends(require(ADMIN, UNIT))
 
 def create_app(ctx: ServiceContext) -> FastAPI:
     """The intake service's FastAPI application."""
-    app = FastAPI(title="intake · 报送受理", description="活动定义、单位与联络员、报送材料、覆盖情况", version="0.2.0")
+    app = FastAPI(title="intake · 报送受理", description="活动定义、单位与联络员、报送材料、覆盖情况", version=platform_version())
     install_identity(app, ctx)  # token verification, /auth/*, /users, API keys, /audit-log (services/intake/auth_api.py)
     app.include_router(_campaign_routes(ctx))
     app.include_router(_unit_routes(ctx))
     app.include_router(_submission_routes(ctx))
-    app.include_router(health_router({"database": ctx.db.health, "blob_store": ctx.blobs.health}))
+    app.include_router(health_router({"database": ctx.db.health, "blob_store": ctx.blob_store.health}))
     return app
 
 
@@ -72,11 +73,11 @@ def _campaign_routes(ctx: ServiceContext) -> APIRouter:
         """One campaign (by id or code) with its current normalised definition."""
         with ctx.db.session() as uow:
             campaign = _campaign(uow, campaign_ref)
-            definition = queries.current_definition(uow, campaign.id)
+            definition = queries.published_definition(uow, campaign.id)
         return _campaign_view(campaign, definition.model_dump(mode="json"))
 
     @router.get("/campaigns/{campaign_ref}/versions", response_model=list[schemas.CampaignVersionRead])
-    def list_versions(campaign_ref: str, principal: Principal = ANYONE) -> list[CampaignVersion]:
+    def list_versions(campaign_ref: str, principal: Principal = ANYONE) -> list[schemas.CampaignVersionRead]:
         """Every published version of the campaign's definition, oldest first."""
         with ctx.db.session() as uow:
             campaign = _campaign(uow, campaign_ref)
@@ -154,8 +155,8 @@ def _campaign_routes(ctx: ServiceContext) -> APIRouter:
         """Download a reference material."""
         material, stream = materials.open_material(campaign_ref, code, ctx=ctx)
         return StreamingResponse(stream, media_type=material.media_type, headers={
-            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(material.filename)}",
-            "Content-Length": str(material.size), "X-Content-SHA256": material.sha256, "X-Content-Type-Options": "nosniff",
+            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(material.filename or material.code)}",
+            "Content-Length": str(material.size), "X-Content-SHA256": material.sha256 or "", "X-Content-Type-Options": "nosniff",
         })
 
     return router

@@ -69,7 +69,7 @@ class DefinitionRefused(ApiError):
         shown_en = "; ".join(i.describe_en() for i in issues[:5]) + ("..." if len(issues) > 5 else "")
         super().__init__(422, "invalid_definition", f"活动定义有 {len(issues)} 处错误：{shown}",
                          f"the campaign definition has {len(issues)} error(s): {shown_en}")
-        self.detail["errors"] = [i.as_dict() for i in issues]
+        self.info["errors"] = [i.as_dict() for i in issues]
         self.issues = issues
 
 
@@ -210,7 +210,7 @@ def _parents_first(specs: list[UnitDef]) -> list[UnitDef]:
 def _liaison_changed(spec: UnitDef, before: UnitDef | None, row: Unit) -> bool:
     # Only a liaison the definition itself changed is designated: one a unit later named through the
     # API is not overwritten by reloading an unchanged entry.
-    if before is not None and before.liaison == spec.liaison:
+    if spec.liaison is None or (before is not None and before.liaison == spec.liaison):
         return False
     current = (row.liaison_name, row.liaison_email, row.liaison_phone)
     return current != (spec.liaison.name, str(spec.liaison.email), spec.liaison.phone)

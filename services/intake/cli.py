@@ -29,6 +29,19 @@ from shared.settings import Settings
 OUTCOMES = {"attached": "已上传", "replaced": "已更新", "unchanged": "未变化"}
 
 
+def packaged_campaign(path: Path) -> Path:
+    """The path itself if it exists, else the campaign of that name shipped as package data (deploy/campaigns)."""
+    if path.exists() or len(path.parts) != 1:
+        return path
+    from importlib.resources import files
+
+    shipped = Path(str(files("deploy") / "campaigns" / path.name))
+    for candidate in (shipped, shipped.with_name(f"{path.name}.yaml")):
+        if candidate.is_file():
+            return candidate
+    return path
+
+
 def main(argv: Sequence[str] | None = None, *, ctx: ServiceContext | None = None, out: TextIO = sys.stdout,
          err: TextIO = sys.stderr) -> int:
     """Run one command; returns the process exit code (0 ok, 2 refused definition, 1 other error)."""
@@ -36,7 +49,7 @@ def main(argv: Sequence[str] | None = None, *, ctx: ServiceContext | None = None
     commands = parser.add_subparsers(dest="command", required=True)
     for name, text in (("load", "校验并加载（创建活动或发布新版本）"), ("check", "只校验，不写入")):
         command = commands.add_parser(name, help=text)
-        command.add_argument("file", type=Path, help="YAML 或 JSON 格式的活动定义")
+        command.add_argument("file", type=Path, help="YAML 或 JSON 格式的活动定义；或随平台提供的活动名（如 huaibei-2020）")
         command.add_argument("--format", choices=["yaml", "json"], default=None, help="默认按内容判断")
         if name == "load":
             command.add_argument("--actor", default=None, help="记入审计的操作人（默认：cli:<系统用户>）")
@@ -45,6 +58,7 @@ def main(argv: Sequence[str] | None = None, *, ctx: ServiceContext | None = None
     args = parser.parse_args(argv)
     if args.command == "rebuild-coverage":
         return _rebuild_coverage(args.campaign, ctx or bootstrap(Settings()), out, err)
+    args.file = packaged_campaign(args.file)
     try:
         text = args.file.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
@@ -72,7 +86,7 @@ def main(argv: Sequence[str] | None = None, *, ctx: ServiceContext | None = None
         print(result.message, file=out)
         _attach_materials(definition, args.file.parent, result.campaign_id, actor, ctx, out)
     except ApiError as exc:
-        print(f"加载失败：{exc.detail['message']}", file=err)
+        print(f"加载失败：{exc.info['message']}", file=err)
         return 1
     return 0
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -125,7 +126,8 @@ def rollup(campaign_ref: str, *, ctx: ServiceContext, unit_id: str | None = None
         campaign, definition, subtree = _in_view(uow, campaign_ref, unit_id, scope)
         rows = standings(uow, campaign.id, definition, scope=scope, subtree=subtree)
         district_ids = {_district(row.unit_path) for row in rows}
-        names = dict(uow.execute(select(Unit.id, Unit.name).where(Unit.id.in_(district_ids))).all()) if district_ids else {}
+        names = ({unit: name for unit, name in uow.execute(select(Unit.id, Unit.name).where(Unit.id.in_(district_ids)))}
+                 if district_ids else {})
     shape = _Shape(definition, now)
     levels: dict[str, dict] = {}
     districts: dict[str, dict] = {}
@@ -189,7 +191,7 @@ def matrix(campaign: Campaign, d: CampaignDefinition, rows: list[UnitStanding], 
     """Shape standings into the API's matrix with colours and totals."""
     shape = _Shape(d, now)
     topic_codes = [t.code for t in d.topics]
-    totals = {"units": len(rows), "cells": {}, "colours": {"green": 0, "yellow": 0, "red": 0}, "liaisons": {}}
+    totals: dict[str, Any] = {"units": len(rows), "cells": {}, "colours": {"green": 0, "yellow": 0, "red": 0}, "liaisons": {}}
     cell_states, cell_colours = totals["cells"], totals["colours"]
     units = []
     for row in rows:
@@ -224,7 +226,7 @@ def compact(campaign: Campaign, d: CampaignDefinition, rows: list[UnitStanding],
     s submitted, r returned, m missing), colours given once per measure and state, topics as one 0/1 per topic."""
     shape = _Shape(d, now)
     topic_codes = [t.code for t in d.topics]
-    totals = {"units": len(rows), "cells": {}, "colours": {"green": 0, "yellow": 0, "red": 0}, "liaisons": {}}
+    totals: dict[str, Any] = {"units": len(rows), "cells": {}, "colours": {"green": 0, "yellow": 0, "red": 0}, "liaisons": {}}
     cell_states, cell_colours = totals["cells"], totals["colours"]
     liaison_colours: dict[str, str] = {}
     units = []
@@ -254,9 +256,8 @@ def _heading(campaign: Campaign, d: CampaignDefinition, shape: _Shape, now: date
     return {
         "campaign_id": campaign.id, "code": campaign.code, "version": campaign.version, "as_of": now,
         "colour_rule": COLOUR_RULE.replace("red_within_days", f"{d.coverage.red_within_days} days"),
-        "measures": [{"code": m.code, "name": m.name,
-                      "deadline_code": shape.deadlines[m.code].code if shape.deadlines[m.code] else None,
-                      "due_at": shape.deadlines[m.code].due if shape.deadlines[m.code] else None} for m in d.measures],
+        "measures": [{"code": m.code, "name": m.name, "deadline_code": due.code if due else None,
+                      "due_at": due.due if due else None} for m in d.measures for due in [shape.deadlines[m.code]]],
         "topics": [{"code": t.code, "name": t.name} for t in d.topics],
     }
 

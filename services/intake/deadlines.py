@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -63,7 +64,8 @@ def missing_items(unit: UnitStanding, deadline: Deadline, d: CampaignDefinition)
             for code in codes:
                 state = unit.measures.get(code, ("missing", 0))[0]
                 if state in ("missing", "returned"):
-                    label = f"{code} {d.measure(code).name}"
+                    measure = d.measure(code)  # cross_check refuses deadlines naming unknown measures
+                    label = f"{code} {measure.name}" if measure else code
                     items.append(label + ("（已退回，待重新报送）" if state == "returned" else ""))
     return list(dict.fromkeys(items))
 
@@ -131,7 +133,7 @@ def _insert(uow):
 
 
 def _event(campaign_id: str, deadline: Deadline, lead: str, unit_id: str, missing: list[str]) -> Envelope:
-    common = dict(campaign_id=campaign_id, deadline_code=deadline.code, deadline_name=deadline.name, due_at=deadline.due,
+    common: dict[str, Any] = dict(campaign_id=campaign_id, deadline_code=deadline.code, deadline_name=deadline.name, due_at=deadline.due,
                   unit_id=unit_id, missing=missing)
     payload = DeadlineMissed(**common) if lead == MISSED else DeadlineApproaching(lead=lead, **common)
     return make_event(payload, producer=SERVICE)

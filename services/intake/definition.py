@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, EmailStr, Field, StringConstraints, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 
 CODE_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 Code = Annotated[str, StringConstraints(pattern=CODE_PATTERN)]
@@ -30,8 +31,8 @@ LongText = Annotated[str, StringConstraints(max_length=10000)]
 LEVEL_RANK = {"city": 0, "county": 1, "member": 1, "township": 2, "village": 3}
 LEVEL_NAMES = {"city": "市", "county": "县（区）", "member": "市直单位", "township": "乡镇（街道）", "village": "村（社区）"}
 Level = Literal["city", "county", "member", "township", "village"]
-EVIDENCE_KINDS = ("photo", "video", "document")
 EvidenceKind = Literal["photo", "video", "document"]
+EVIDENCE_KINDS: tuple[EvidenceKind, ...] = ("photo", "video", "document")
 REQUIREMENT_PATTERN = r"^(liaison|summary_report|measures|measure:[A-Za-z0-9_.-]{1,64})$"
 MAX_DEFINITION_BYTES = 2 * 1024 * 1024
 
@@ -408,7 +409,7 @@ _VALUE_ERRORS_ZH = {
 }
 
 
-def _from_pydantic(error: dict) -> Issue:
+def _from_pydantic(error: ErrorDetails) -> Issue:
     loc = tuple(part for part in error["loc"] if not (isinstance(part, str) and part.startswith(("function-", "constrained-"))))
     zh = _PYDANTIC_ZH.get(error["type"], "取值不正确")
     message = str(error.get("msg", ""))
@@ -538,12 +539,13 @@ def cross_check(d: CampaignDefinition) -> list[Issue]:
     issues += _check_deadlines(d)
     issues += _check_units(d)
     if d.rubric:
-        issues += _check_rubric(d)
+        issues += _check_rubric(d, d.rubric)
     return issues
 
 
 def _unique_codes(section: str, items: list) -> list[Issue]:
-    issues, seen = [], {}
+    issues: list[Issue] = []
+    seen: dict[str, int] = {}
     for index, item in enumerate(items):
         if item.code in seen:
             issues.append(Issue((section, index, "code"), f"代码 {item.code} 重复（与第 {seen[item.code] + 1} 项相同）",
@@ -596,8 +598,8 @@ def _check_units(d: CampaignDefinition) -> list[Issue]:
     return issues
 
 
-def _check_rubric(d: CampaignDefinition) -> list[Issue]:
-    rubric, issues = d.rubric, []
+def _check_rubric(d: CampaignDefinition, rubric: Rubric) -> list[Issue]:
+    issues: list[Issue] = []
     parts = rubric.measures.points + rubric.timeliness.points + rubric.inspection.points
     if abs(parts - rubric.total) > 1e-6:
         issues.append(Issue(("rubric", "total"), f"各部分分值之和（{parts:g}）不等于总分（{rubric.total:g}）",

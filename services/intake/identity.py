@@ -270,7 +270,7 @@ def exchange_api_key(key: str, *, ctx: ServiceContext, issuer: TokenIssuer,
         if row is None or row.revoked_at is not None or not _unit_active(uow, row.unit_id):
             row = None
         else:
-            unit = uow.get(Unit, row.unit_id)
+            unit = uow.get_one(Unit, row.unit_id)  # _unit_active found it
             unit_path = _unit_path(uow, row.unit_id)
             ttl = ctx.settings.auth_api_token_ttl_s
             token = issuer.issue(subject=f"apikey:{row.id}", name=f"{unit.name}（API 密钥 {row.label}）", role=UNIT,
@@ -295,8 +295,8 @@ def unit_path_of(uow: Session, unit_id: str) -> str:
     return _unit_path(uow, unit_id)
 
 
-def _unit_path(uow: Session, unit_id: str) -> str:
-    unit = uow.get(Unit, unit_id)
+def _unit_path(uow: Session, unit_id: str | None) -> str:
+    unit = uow.get(Unit, unit_id) if unit_id else None
     stored = getattr(unit, "unit_path", None) if unit is not None else None
     if stored:
         return stored

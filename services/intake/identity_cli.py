@@ -11,6 +11,7 @@ import sys
 from typing import Sequence, TextIO
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from services.intake import identity
 from services.intake.bootstrap import bootstrap
@@ -43,7 +44,7 @@ def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None, sett
         actor = Principal(id="cli", name=f"命令行 {getpass.getuser()}@{socket.gethostname()}", role=ADMIN, via="cli")
         user = identity.create_user(command, ctx=ctx, principal=actor, request=RequestInfo(request_id="cli"))
     except ApiError as exc:
-        print(f"创建失败：{exc.detail['message']}", file=sys.stderr)
+        print(f"创建失败：{exc.info['message']}", file=sys.stderr)
         return 1
     finally:
         ctx.db.dispose()
@@ -61,7 +62,7 @@ def _read_password(from_stdin: bool, stdin: TextIO) -> str | None:
     return first
 
 
-def _explain(error: dict) -> str:
+def _explain(error: ErrorDetails) -> str:
     field = ".".join(str(part) for part in error.get("loc", ())) or "输入"
     if field == "password":
         return f"密码至少 {identity.MIN_PASSWORD} 个字符"

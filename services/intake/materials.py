@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from pathlib import PurePosixPath
-from typing import BinaryIO, Iterator
+from typing import Iterator
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from services.intake import queries
 from services.intake.definition import CODE_PATTERN
 from services.intake.models import CampaignChange, ReferenceMaterial
-from shared.blobs.port import BlobStoreUnavailable
+from shared.blobs.port import BlobStoreUnavailable, Readable
 from shared.events import new_id
 from shared.http import ApiError, not_found
 from shared.runtime import ServiceContext
@@ -43,7 +43,7 @@ class _TooLarge(Exception):
 class _Limited:
     """Reads a stream, failing once more than limit bytes went through."""
 
-    def __init__(self, stream: BinaryIO, limit: int) -> None:
+    def __init__(self, stream: Readable, limit: int) -> None:
         self._stream, self._limit, self.size = stream, limit, 0
 
     def read(self, n: int = -1) -> bytes:
@@ -54,7 +54,7 @@ class _Limited:
         return data
 
 
-def attach_material(campaign_ref: str, code: str, stream: BinaryIO, *, filename: str | None, title: str | None = None,
+def attach_material(campaign_ref: str, code: str, stream: Readable, *, filename: str | None, title: str | None = None,
                     description: str | None = None, actor: str | None = None, ctx: ServiceContext) -> tuple[ReferenceMaterial, str]:
     """Store a material's file under reference/<campaign>/<code>/; the same bytes again change nothing.
 
@@ -76,27 +76,27 @@ def attach_material(campaign_ref: str, code: str, stream: BinaryIO, *, filename:
         raise ApiError(422, "title_required", "新资料需要标题（title）", "a new material needs a title")
     key = f"reference/{campaign.id}/{code}/{new_id()}{extension}"
     try:
-        stored = ctx.blobs.put(key, _Limited(stream, MAX_MATERIAL_BYTES), content_type=MEDIA_TYPES[extension])
+        stored = ctx.blob_store.put(key, _Limited(stream, MAX_MATERIAL_BYTES), content_type=MEDIA_TYPES[extension])
     except _TooLarge:
-        ctx.blobs.delete(key)
+        ctx.blob_store.delete(key)
         raise ApiError(413, "too_large", f"资料超过大小上限（{MAX_MATERIAL_BYTES} 字节）", f"material exceeds {MAX_MATERIAL_BYTES} bytes") from None
     except BlobStoreUnavailable as exc:
         raise ApiError(503, "store_unavailable", "存储服务暂时不可用，请稍后重试", "object store unavailable, retry later") from exc
     if stored.size == 0:
-        ctx.blobs.delete(key)
+        ctx.blob_store.delete(key)
         raise ApiError(400, "empty_file", "文件为空", "the file is empty")
     if current is not None and current.sha256 == stored.sha256 and current.filename == name \
             and (title is None or title == current.title) and (description is None or description == current.description):
-        ctx.blobs.delete(key)
+        ctx.blob_store.delete(key)
         return current, "unchanged"
     try:
         material, outcome, old_key = _record(campaign.id, campaign.version, code, key, name, extension, stored,
                                              title, description, actor, ctx)
     except BaseException:
-        ctx.blobs.delete(key)  # no object without its row
+        ctx.blob_store.delete(key)  # no object without its row
         raise
     if old_key and old_key != key:
-        ctx.blobs.delete(old_key)
+        ctx.blob_store.delete(old_key)
     return material, outcome
 
 
@@ -142,7 +142,7 @@ def open_material(campaign_ref: str, code: str, *, ctx: ServiceContext) -> tuple
         material = _material(uow, campaign.id, code) if campaign else None
     if material is None or not material.object_key:
         raise not_found("参考资料", "reference material", code)
-    return material, ctx.blobs.read(material.object_key)
+    return material, ctx.blob_store.read(material.object_key)
 
 
 def clean_filename(filename: str | None) -> str:

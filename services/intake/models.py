@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -13,6 +14,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     Text,
     UniqueConstraint,
     func,
@@ -217,6 +219,7 @@ class CoverageCell(Base):
     shows on the matrix, kept in the same transaction as every state change (services/intake/projection.py)."""
 
     __tablename__ = "coverage_cells"
+    __table__: ClassVar[Table]  # declarative makes a plain Table (projection.py writes it in bulk)
     campaign_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     unit_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     kind: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -230,6 +233,7 @@ class CoverageTopic(Base):
     """The topic projection: how many handed-in submissions of a unit cover a topic."""
 
     __tablename__ = "coverage_topics"
+    __table__: ClassVar[Table]
     campaign_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     unit_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     topic_code: Mapped[str] = mapped_column(String(64), primary_key=True)

@@ -13,9 +13,12 @@ import logging
 from typing import Iterable
 
 from sqlalchemy import case, delete, func, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from services.intake.models import CoverageCell, CoverageTopic, Submission, SubmissionTopic
+from shared.db import rows_affected
 
 log = logging.getLogger(__name__)
 
@@ -53,26 +56,26 @@ def topics_changed(uow: Session, submission: Submission, before: Iterable[str], 
 def rebuild(uow: Session, campaign_id: str | None = None) -> tuple[int, int]:
     """Recompute the projection from submissions (one campaign, or all); returns (cells, topic rows) written."""
     cells, topics = CoverageCell.__table__, CoverageTopic.__table__
-    cell_filter = [cells.c.campaign_id == campaign_id] if campaign_id else []
-    topic_filter = [topics.c.campaign_id == campaign_id] if campaign_id else []
+    cell_filter: list[ColumnElement[bool]] = [cells.c.campaign_id == campaign_id] if campaign_id else []
+    topic_filter: list[ColumnElement[bool]] = [topics.c.campaign_id == campaign_id] if campaign_id else []
     uow.execute(delete(cells).where(*cell_filter))
     uow.execute(delete(topics).where(*topic_filter))
     count = lambda states: func.sum(case((Submission.state.in_(states), 1), else_=0))  # noqa: E731
-    where = [Submission.campaign_id.is_not(None), Submission.state.in_(tuple(BUCKET))]
+    where: list[ColumnElement[bool]] = [Submission.campaign_id.is_not(None), Submission.state.in_(tuple(BUCKET))]
     if campaign_id:
         where.append(Submission.campaign_id == campaign_id)
     grouped = select(Submission.campaign_id, Submission.unit_id, Submission.kind, Submission.measure_code,
                      count(("approved",)), count(("submitted", "under_review")), count(("returned",))) \
         .where(*where).group_by(Submission.campaign_id, Submission.unit_id, Submission.kind, Submission.measure_code)
-    written_cells = uow.execute(insert(cells).from_select(
-        ["campaign_id", "unit_id", "kind", "measure_code", "approved", "pending", "returned"], grouped)).rowcount
-    topic_where = [SubmissionTopic.campaign_id.is_not(None), SubmissionTopic.handed_in.is_(True)]
+    written_cells = rows_affected(uow.execute(insert(cells).from_select(
+        ["campaign_id", "unit_id", "kind", "measure_code", "approved", "pending", "returned"], grouped)))
+    topic_where: list[ColumnElement[bool]] = [SubmissionTopic.campaign_id.is_not(None), SubmissionTopic.handed_in.is_(True)]
     if campaign_id:
         topic_where.append(SubmissionTopic.campaign_id == campaign_id)
     grouped_topics = select(SubmissionTopic.campaign_id, SubmissionTopic.unit_id, SubmissionTopic.topic_code, func.count()) \
         .where(*topic_where).group_by(SubmissionTopic.campaign_id, SubmissionTopic.unit_id, SubmissionTopic.topic_code)
-    written_topics = uow.execute(insert(topics).from_select(
-        ["campaign_id", "unit_id", "topic_code", "handed_in"], grouped_topics)).rowcount
+    written_topics = rows_affected(uow.execute(insert(topics).from_select(
+        ["campaign_id", "unit_id", "topic_code", "handed_in"], grouped_topics)))
     log.info("coverage projection rebuilt for %s: %s cells, %s topic rows", campaign_id or "every campaign",
              written_cells, written_topics)
     return written_cells, written_topics
@@ -92,11 +95,7 @@ def _add_topics(uow: Session, submission: Submission, codes: Iterable[str], delt
 
 def _upsert(uow: Session, table, key: dict, deltas: dict[str, int]) -> None:
     """INSERT the deltas as counts, or add them to the existing row (PostgreSQL and SQLite both say ON CONFLICT)."""
-    dialect = uow.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    dialect_insert = postgresql.insert if uow.get_bind().dialect.name == "postgresql" else sqlite.insert
     statement = dialect_insert(table).values(**key, **deltas)
     statement = statement.on_conflict_do_update(
         index_elements=list(key), set_={name: table.c[name] + statement.excluded[name] for name in deltas})

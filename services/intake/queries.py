@@ -107,6 +107,14 @@ def current_definition(uow: Session, campaign_id: str | None) -> CampaignDefinit
         select(CampaignVersion.definition).where(CampaignVersion.campaign_id == campaign_id, CampaignVersion.version == row.version)))
 
 
+def published_definition(uow: Session, campaign_id: str) -> CampaignDefinition:
+    """The current definition of a campaign that exists (loading a campaign always publishes one)."""
+    definition = current_definition(uow, campaign_id)
+    if definition is None:
+        raise LookupError(f"campaign {campaign_id} has no published definition")
+    return definition
+
+
 def campaign_versions(uow: Session, campaign_id: str) -> list[CampaignVersion]:
     """Every published version of a campaign, oldest first."""
     return list(uow.scalars(select(CampaignVersion).where(CampaignVersion.campaign_id == campaign_id).order_by(CampaignVersion.version)))

@@ -133,7 +133,7 @@ def record_decision(event: Envelope, *, uow: Session, ctx: ServiceContext) -> No
 def record_claim(event: Envelope, *, uow: Session, ctx: ServiceContext) -> None:
     """Show a claimed version as under review and a released one as submitted again (other versions and states are left alone)."""
     claimed = event.type == SubmissionClaimed.EVENT_TYPE
-    data = read_payload(SubmissionClaimed if claimed else SubmissionReleased, event)
+    data = read_payload(SubmissionClaimed, event) if claimed else read_payload(SubmissionReleased, event)
     before, after = ("submitted", "under_review") if claimed else ("under_review", "submitted")
     submission = uow.get(Submission, data.submission_id)
     if submission is None or submission.version != data.version or submission.state != before:
@@ -169,8 +169,8 @@ def present(uow: Session, submissions: list[Submission]) -> list[schemas.Submiss
         files = evidence.get(submission.id, [])
         view = schemas.SubmissionRead.model_validate(submission)
         view.evidence = [schemas.EvidenceRef.model_validate(e) for e in files]
-        measure = definitions[submission.campaign_id].measure(submission.measure_code) \
-            if definitions[submission.campaign_id] and submission.kind == "measure" else None
+        definition = definitions[submission.campaign_id]
+        measure = definition.measure(submission.measure_code) if definition and submission.kind == "measure" else None
         if measure:
             count = sum(1 for e in files if e.kind in measure.evidence.kinds)
             view.evidence_status = schemas.EvidenceStatus(required_count=measure.evidence.min_count, accepted_kinds=list(measure.evidence.kinds),

@@ -26,6 +26,7 @@ from shared.auth import ADMIN, STAFF, UNIT, Principal, install, require, verifie
 from shared.http import health_router, not_found
 from shared.request_context import request_info
 from shared.runtime import ServiceContext
+from shared.version import platform_version
 
 STATUSES = ("queued", "sending", "sent", "failed")
 READERS = (*STAFF, UNIT)
@@ -33,7 +34,7 @@ READERS = (*STAFF, UNIT)
 
 def create_app(ctx: ServiceContext) -> FastAPI:
     """The notification service's FastAPI application."""
-    app = FastAPI(title="notification · 通知", description="邮件通知、每日汇总、模板与投递记录", version="0.2.0")
+    app = FastAPI(title="notification · 通知", description="邮件通知、每日汇总、模板与投递记录", version=platform_version())
     install(app, verifier_from_settings(ctx.settings))
     app.include_router(_delivery_routes(ctx))
     app.include_router(_preference_routes(ctx))

@@ -16,7 +16,7 @@ import random
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Callable
+from typing import Any, Callable, Sequence
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -76,6 +76,8 @@ class DeliveryLoop:
     def run(self) -> int:
         """Send the e-mails that are due, batch after batch for up to one round; returns how many were sent."""
         started, sent = time.monotonic(), 0
+        if self.ctx.mailer is None:
+            raise RuntimeError("the notification worker was built without a mailer")
         with self.ctx.mailer.session() as mail:  # connects at its first message, so an idle round costs nothing
             while True:
                 room = self._room()
@@ -109,7 +111,7 @@ class DeliveryLoop:
                         .execution_options(synchronize_session=False))
         return claimed
 
-    def record(self, outcomes: list[Outcome], *, unsent: list[Claimed] = ()) -> None:
+    def record(self, outcomes: list[Outcome], *, unsent: Sequence[Claimed] = ()) -> None:
         """Store the outcomes with their events in one transaction, and give claimed rows never tried back to the queue."""
         ctx = self.ctx
         if not outcomes and not unsent:
@@ -221,6 +223,6 @@ def _fail(uow: Session, delivery: Claimed, error: str, *, ctx: ServiceContext) -
 
 def _event(delivery: Claimed, error: str | None) -> NotificationDelivered | NotificationFailed:
     """notification.delivered, or notification.failed with the reason when there is an error."""
-    common = dict(delivery_id=delivery.id, dedupe_key=delivery.dedupe_key, recipient=delivery.recipient,
+    common: dict[str, Any] = dict(delivery_id=delivery.id, dedupe_key=delivery.dedupe_key, recipient=delivery.recipient,
                   unit_id=delivery.unit_id, cause_type=delivery.event_type)
     return NotificationDelivered(**common) if error is None else NotificationFailed(reason=error, **common)

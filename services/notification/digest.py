@@ -81,6 +81,8 @@ def _assemble(uow: Session, *, audience: str, day: date, now: datetime, ctx: Ser
     mail = render_mail(uow, ctx=ctx, family=family, context=context)
     delivery = queue_mail(uow, ctx=ctx, event=None, unit_id=unit_id, recipient=recipient, mail=mail, dedupe_key=key,
                           event_type=f"digest.{family}")
+    if delivery is None:
+        return 0  # checked above, so only a race: today's is out
     uow.flush()  # a concurrent worker's digest collides here on the dedupe key
     uow.execute(update(DigestItem).where(DigestItem.id.in_([i.id for i in items])).values(delivery_id=delivery.id))
     return 1

@@ -178,17 +178,18 @@ def notify_deadline(event: Envelope, *, uow: Session, ctx: ServiceContext) -> No
     link = links(ctx.settings)
     if concerns_liaison(data.deadline_code):
         liaison = uow.get(Liaison, data.unit_id)
-        reminder = dict(kind=kind, unit_id=data.unit_id, deadline_name=data.deadline_name, due_at=as_utc(data.due_at),
-                        lead=lead, campaign_name=campaign_name, links=link)
+        reminder = functools.partial(contexts.liaison_reminder, kind=kind, unit_id=data.unit_id,
+                                     deadline_name=data.deadline_name, due_at=as_utc(data.due_at), lead=lead,
+                                     campaign_name=campaign_name, links=link)
         if liaison is not None:
             tell_liaison(uow, ctx=ctx, event=event, liaison=liaison, family="liaison_reminder", dedupe_key=key,
-                         context=contexts.liaison_reminder(unit_name=liaison.unit_name, to_office=False, **reminder))
+                         context=reminder(unit_name=liaison.unit_name, to_office=False))
             return
         settings = ctx.settings
         tell_address(uow, ctx=ctx, event=event, unit_id=data.unit_id, name=settings.notify_office_name,
                      email=settings.notify_office_email, greeting=settings.notify_office_name,
                      family="liaison_reminder", dedupe_key=f"{key}:office",
-                     context=contexts.liaison_reminder(unit_name=_unit_name(uow, data.unit_id), to_office=True, **reminder))
+                     context=reminder(unit_name=_unit_name(uow, data.unit_id), to_office=True))
         return
     liaison = liaison_of(uow, data.unit_id)
     tell_liaison(uow, ctx=ctx, event=event, liaison=liaison, family="deadline", dedupe_key=key,
@@ -237,7 +238,8 @@ def _wants_submissions(settings) -> bool:
     return bool(settings.notify_submission_receipts or settings.reviewer_emails)
 
 
-notify_submission.wanted = _wants_submissions
+# A plain function attribute that shared.runtime.wanted_subscriptions reads with getattr().
+notify_submission.wanted = _wants_submissions  # type: ignore[attr-defined]
 
 
 def _unit_name(uow: Session, unit_id: str) -> str:

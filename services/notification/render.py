@@ -20,7 +20,7 @@ from importlib import resources
 from typing import Mapping
 from zoneinfo import ZoneInfo
 
-from jinja2 import ChoiceLoader, DictLoader, FileSystemLoader, PackageLoader, StrictUndefined, select_autoescape
+from jinja2 import BaseLoader, ChoiceLoader, DictLoader, FileSystemLoader, PackageLoader, StrictUndefined, select_autoescape
 from jinja2.sandbox import SandboxedEnvironment
 
 _LINEBREAKS = re.compile(r"[\r\n\t\x00-\x1f\x7f\u2028\u2029\x85]+")
@@ -85,7 +85,7 @@ def _folder_version(folder: str | None) -> int:
 
 @lru_cache(maxsize=16)
 def _environment(options: TemplateOptions, overrides: tuple[tuple[str, str], ...], _folder: int) -> SandboxedEnvironment:
-    loaders = [DictLoader({f"{name}.j2": text for name, text in overrides})]
+    loaders: list[BaseLoader] = [DictLoader({f"{name}.j2": text for name, text in overrides})]
     if options.template_dir:
         loaders.append(FileSystemLoader(options.template_dir))
     loaders.append(PackageLoader("services.notification", "templates"))

@@ -14,6 +14,7 @@ from shared.clock import as_utc
 from shared.contracts import read_payload
 from shared.contracts.evidence import EvidenceDownloaded, EvidenceStored
 from shared.contracts.intake import CampaignPublished, LiaisonDesignated, SubmissionSubmitted, SubmissionWithdrawn, UnitRegistered
+from shared.db import rows_affected
 from shared.events import Envelope
 from shared.runtime import ServiceContext
 
@@ -144,7 +145,7 @@ def withdraw(event: Envelope, *, uow: Session, ctx: ServiceContext) -> None:
         ReviewItem.submission_id == data.submission_id, ReviewItem.version == data.version,
         ReviewItem.state == "pending",
     ).values(state="withdrawn", claimed_by=None, claimed_at=None))
-    if result.rowcount:
+    if rows_affected(result):
         timeline.append(uow, at=event.occurred_at, actor=SYSTEM, actor_role="unit", kind="submission.withdrawn",
                         subject_type="submission", subject_id=data.submission_id, unit_id=data.unit_id,
                         submission_id=data.submission_id, detail={"version": data.version})

@@ -7,8 +7,9 @@ supervision changes, liaison designations), so a score can be recomputed as of a
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import ClassVar
 
-from sqlalchemy import JSON, BigInteger, Boolean, Date, DateTime, Float, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, Date, DateTime, Float, Integer, String, Table, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.audit import append_only, audit_table
@@ -178,6 +179,7 @@ class TimelineRecord(Base):
     """One activity on a submission or unit; each record carries the hash of the one before."""
 
     __tablename__ = TIMELINE
+    __table__: ClassVar[Table]  # declarative makes a plain Table here (append_only() below takes one)
     seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     actor: Mapped[str] = mapped_column(String(100))

@@ -69,12 +69,19 @@ def measure_shares(rubric: Rubric, measures: list[dict[str, Any]]) -> dict[str, 
 class InspectionFacts(Protocol):
     """What an inspection recorded (the Inspection row, or the API body before it is stored)."""
 
-    measures_verified: list[str]
-    residents_asked: int
-    residents_aware: int
-    residents_able: int
-    staff_tested: int
-    staff_proficient: int
+    # Read-only properties, so frozen dataclasses (assessment's InspectionFact) qualify too.
+    @property
+    def measures_verified(self) -> list[str]: ...
+    @property
+    def residents_asked(self) -> int: ...
+    @property
+    def residents_aware(self) -> int: ...
+    @property
+    def residents_able(self) -> int: ...
+    @property
+    def staff_tested(self) -> int: ...
+    @property
+    def staff_proficient(self) -> int: ...
 
 
 @dataclass(frozen=True)

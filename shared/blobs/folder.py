@@ -6,10 +6,11 @@ import shutil
 import tempfile
 from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO, Iterator, Sequence
+from typing import Any, BinaryIO, Iterator, Sequence
 
 from shared.blobs.port import (
-    CHUNK, BlobExists, BlobNotFound, BlobStoreMisconfigured, HashingReader, PresignedPost, PresignUnsupported, StoredObject, check_key,
+    CHUNK, BlobExists, BlobNotFound, BlobStoreMisconfigured, HashingReader, PresignedPost, PresignUnsupported, Readable,
+    StoredObject, check_key,
 )
 
 _NO_PRESIGN = "the folder store serves bytes only through the API"
@@ -26,7 +27,7 @@ class FolderBlobStore:
     def _path(self, key: str) -> Path:
         return self._root / "objects" / check_key(key)
 
-    def put(self, key: str, stream: BinaryIO, *, content_type: str) -> StoredObject:
+    def put(self, key: str, stream: Readable, *, content_type: str) -> StoredObject:
         """Copy the stream to a temporary file, then rename it into place."""
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -83,7 +84,7 @@ class FolderBlobStore:
         path.unlink(missing_ok=True)
         path.with_name(path.name + ".meta").unlink(missing_ok=True)
 
-    def health(self) -> dict:
+    def health(self) -> dict[str, Any]:
         """Whether the root is writable, and free space."""
         self._root.mkdir(parents=True, exist_ok=True)
         usage = shutil.disk_usage(self._root)
@@ -126,7 +127,7 @@ class FolderBlobStore:
     def compose(self, key: str, sources: Sequence[str], *, content_type: str) -> StoredObject:
         """Concatenate the source files into a temporary file, hashing, then rename it into place."""
         paths = [self._path(source) for source in sources]
-        for source, path in zip(sources, paths):
+        for source, path in zip(sources, paths, strict=True):
             if not path.is_file():
                 raise BlobNotFound(source)
         stream = _Concatenated(paths)
@@ -173,7 +174,7 @@ class _Concatenated:
 
     def __init__(self, paths: list[Path]) -> None:
         self._paths = list(paths)
-        self._handle = None
+        self._handle: BinaryIO | None = None
 
     def read(self, n: int = -1) -> bytes:
         """Up to n bytes from the current file, moving on at its end."""

@@ -5,7 +5,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import BinaryIO, Iterator, Protocol, Sequence
+from typing import Any, Iterator, Protocol, Sequence
 
 CHUNK = 1024 * 1024
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-/]{0,500}$")
@@ -54,12 +54,20 @@ class PresignedPost:
     expires_at: datetime | None = None
 
 
+class Readable(Protocol):
+    """What put() needs of a stream: read(n) returning up to n bytes, b"" at the end (files, sockets, wrappers)."""
+
+    def read(self, n: int = -1, /) -> bytes:
+        """Up to n bytes (all that is left for n < 0); b"" at the end."""
+        ...
+
+
 class BlobStore(Protocol):
     """Objects by server-chosen key."""
 
     min_compose_part: int  # smallest size of every compose() source but the last
 
-    def put(self, key: str, stream: BinaryIO, *, content_type: str) -> StoredObject:
+    def put(self, key: str, stream: Readable, *, content_type: str) -> StoredObject:
         """Store the stream's bytes under key, chunk by chunk; on any error nothing is left behind."""
 
     def read(self, key: str, chunk_size: int = CHUNK) -> Iterator[bytes]:
@@ -95,7 +103,7 @@ class BlobStore(Protocol):
     def presigned_post(self, key: str, *, key_prefix: str, content_type: str, size: int, expires_s: int) -> PresignedPost:
         """A POST form for exactly one upload under key_prefix; raises PresignUnsupported."""
 
-    def health(self) -> dict:
+    def health(self) -> dict[str, Any]:
         """The adapter's state for /healthz."""
 
     def check_config(self) -> None:
@@ -122,7 +130,7 @@ def check_key(key: str) -> str:
 class HashingReader:
     """Wraps a binary stream, counting bytes and computing SHA-256 as they pass."""
 
-    def __init__(self, stream: BinaryIO) -> None:
+    def __init__(self, stream: Readable) -> None:
         self._stream = stream
         self._hash = hashlib.sha256()
         self.size = 0

@@ -4,7 +4,8 @@ from __future__ import annotations
 import os
 import re
 from datetime import datetime, timedelta, timezone
-from typing import BinaryIO, Iterator, Sequence
+from types import TracebackType
+from typing import Any, BinaryIO, Iterator, Literal, Sequence, cast
 from urllib.parse import quote
 
 import certifi
@@ -16,8 +17,8 @@ from minio.error import S3Error, ServerError
 from minio.retention import Retention
 
 from shared.blobs.port import (
-    CHUNK, BlobExists, BlobLocked, BlobNotFound, BlobStoreMisconfigured, BlobStoreUnavailable, HashingReader, PresignedPost, StoredObject,
-    check_key,
+    CHUNK, BlobExists, BlobLocked, BlobNotFound, BlobStoreMisconfigured, BlobStoreUnavailable, HashingReader,
+    PresignedPost, Readable, StoredObject, check_key,
 )
 
 MIN_PART_SIZE = 5 * 1024 * 1024
@@ -92,7 +93,9 @@ class _Translated:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> Literal[False]:
         if exc is None or not isinstance(exc, Exception):
             return False
         error = self._store._port_error(exc, self._action, self._key)
@@ -166,7 +169,7 @@ class S3BlobStore:
                         raise
         self._bucket_ready = True
 
-    def put(self, key: str, stream: BinaryIO, *, content_type: str) -> StoredObject:
+    def put(self, key: str, stream: Readable, *, content_type: str) -> StoredObject:
         """Upload the stream part by part; a failed upload is aborted, so nothing is left behind."""
         check_key(key)
         if not self._bucket_ready:
@@ -179,7 +182,7 @@ class S3BlobStore:
             self._client.put_object(
                 bucket_name=self._bucket,
                 object_name=key,
-                data=source,
+                data=cast(BinaryIO, source),  # minio annotates BinaryIO but only calls read(n)
                 length=-1,
                 part_size=self._part_size,
                 content_type=content_type,
@@ -200,7 +203,7 @@ class S3BlobStore:
             response = self._client.get_object(bucket_name=self._bucket, object_name=key)
         return self._chunks(response, key, chunk_size)
 
-    def _chunks(self, response, key: str, chunk_size: int) -> Iterator[bytes]:
+    def _chunks(self, response: urllib3.BaseHTTPResponse, key: str, chunk_size: int) -> Iterator[bytes]:
         """Stream the response body, then hand its connection back to the pool."""
         try:
             with self._translated(f"read of {key!r}"):
@@ -283,7 +286,7 @@ class S3BlobStore:
         sizes = [self.stat(source).size for source in sources]
         if any(size < MIN_PART_SIZE for size in sizes[:-1]):
             raise ValueError(f"every compose source but the last must be at least {MIN_PART_SIZE} bytes")
-        parts = [_ComposeSource(bucket_name=self._bucket, object_name=source, offset=0) for source in sources]
+        parts: list[ComposeSource] = [_ComposeSource(bucket_name=self._bucket, object_name=source, offset=0) for source in sources]
         with self._translated(f"compose of {key!r}"):
             self._client.compose_object(bucket_name=self._bucket, object_name=key, sources=parts,
                                         metadata={"Content-Type": content_type})
@@ -312,7 +315,7 @@ class S3BlobStore:
     def presigned_get_url(self, key: str, expires_s: int = 3600, *, download_name: str | None = None) -> str:
         """A URL that lets anyone holding it GET the object until it expires (signed locally, no request)."""
         check_key(key)
-        headers = None
+        headers: dict[str, str | list[str] | tuple[str]] | None = None
         if download_name:
             headers = {"response-content-disposition": f"attachment; filename*=UTF-8''{quote(download_name)}"}
         return self._signer.presigned_get_object(
@@ -355,7 +358,7 @@ class S3BlobStore:
             self._features = {"locking": locking, "versioned": versioned}
         return self._features
 
-    def health(self) -> dict:
+    def health(self) -> dict[str, Any]:
         """Whether the server answers for the bucket; never raises."""
         state = {"backend": "s3", "endpoint": self._endpoint, "bucket": self._bucket}
         problem = bucket_name_problem(self._bucket)

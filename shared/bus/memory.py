@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Any, Sequence
 
 from shared.bus.port import Handler, topic_matches
 from shared.events import Envelope
@@ -15,12 +15,15 @@ from shared.events import Envelope
 log = logging.getLogger(__name__)
 
 
+_Ready = tuple[float, int, int, bytes]  # (due, seq, attempt, body)
+
+
 @dataclass
 class _Queue:
     name: str
     patterns: tuple[str, ...]
     handler: Handler
-    ready: list = field(default_factory=list)  # heap of (due, seq, attempt, body)
+    ready: list[_Ready] = field(default_factory=list)  # a heap
     parked: list[bytes] = field(default_factory=list)
     thread: threading.Thread | None = None
 
@@ -81,7 +84,7 @@ class InMemoryBus:
             queue = self._queues.get(consumer)
             return [Envelope.from_json(body) for body in (queue.parked if queue else [])]
 
-    def health(self) -> dict:
+    def health(self) -> dict[str, Any]:
         """Queue depths and parked counts."""
         with self._cond:
             return {
@@ -96,7 +99,7 @@ class InMemoryBus:
             queue.thread = threading.Thread(target=self._deliver_loop, args=(queue,), name=f"bus-{queue.name}", daemon=True)
             queue.thread.start()
 
-    def _next(self, queue: _Queue):
+    def _next(self, queue: _Queue) -> _Ready | None:
         with self._cond:
             while self._running:
                 now = time.monotonic()

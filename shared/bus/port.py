@@ -1,7 +1,7 @@
 """The bus port: publish confirmed events, consume them with retries and a parking lot."""
 from __future__ import annotations
 
-from typing import Callable, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 from shared.events import Envelope
 
@@ -34,7 +34,7 @@ class MessageBus(Protocol):
     def parked(self, consumer: str) -> list[Envelope]:
         """Events that exhausted their retries for a consumer (peeked, not removed)."""
 
-    def health(self) -> dict:
+    def health(self) -> dict[str, Any]:
         """The adapter's state for /healthz."""
 
 

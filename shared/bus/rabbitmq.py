@@ -8,9 +8,10 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import pika
+from pika.spec import Basic
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
 from pika.exceptions import AMQPError, ChannelClosedByBroker, ConsumerCancelled, NackError, UnroutableError
 
@@ -130,17 +131,17 @@ class RabbitMQBus:
                 if method is None:
                     break
                 try:
-                    events.append(Envelope.from_json(body))
+                    events.append(Envelope.from_json(body or b""))
                 except ValueError:
-                    log.warning("unparseable message in %s (message_id=%s)", queue, _properties.message_id)
+                    log.warning("unparseable message in %s (message_id=%s)", queue, _properties and _properties.message_id)
         return events
 
-    def health(self) -> dict:
+    def health(self) -> dict[str, Any]:
         """Broker reachability, queue depths and consumer connection states; never raises."""
         with self._lock:
             subs = dict(self._subs)
             consumers = {name: c.state() for name, c in self._consumers.items()}
-        info: dict = {"backend": "rabbitmq", "ok": False, "running": self._running, "consumers": consumers}
+        info: dict[str, Any] = {"backend": "rabbitmq", "ok": False, "running": self._running, "consumers": consumers}
         try:
             connection = self._connect("health", _HEALTH_TIMEOUT_S)
             try:
@@ -316,7 +317,7 @@ class _Consumer:
         self._sub = sub
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._inflight: set[Future] = set()
+        self._inflight: set[Future[None]] = set()
         self.connected = False
         self.sessions = 0
 
@@ -340,7 +341,7 @@ class _Consumer:
             else:
                 self._thread = None
 
-    def state(self) -> dict:
+    def state(self) -> dict[str, Any]:
         """Connection state for health()."""
         return {"connected": self.connected, "sessions": self.sessions}
 
@@ -400,12 +401,28 @@ class _Consumer:
             connection.process_data_events(time_limit=_POLL_S)
         connection.process_data_events(time_limit=0)
 
-    def _on_message(self, connection, worker, channel, method, properties, body) -> None:
+    def _on_message(
+        self,
+        connection: BlockingConnection,
+        worker: ThreadPoolExecutor,
+        channel: BlockingChannel,
+        method: Basic.Deliver,
+        properties: pika.BasicProperties,
+        body: bytes,
+    ) -> None:
+        assert method.delivery_tag is not None  # a Basic.Deliver always carries its tag
         future = worker.submit(self._handle, connection, channel, method.delivery_tag, properties, body)
         self._inflight.add(future)
         future.add_done_callback(self._inflight.discard)
 
-    def _handle(self, connection, channel, delivery_tag, properties, body) -> None:
+    def _handle(
+        self,
+        connection: BlockingConnection,
+        channel: BlockingChannel,
+        delivery_tag: int,
+        properties: pika.BasicProperties,
+        body: bytes,
+    ) -> None:
         """Runs on the worker thread; the outcome is settled back on the connection thread."""
         attempt = _attempt(properties)
         try:
@@ -427,7 +444,15 @@ class _Consumer:
         except AMQPError:
             log.warning("consumer %s: connection closed before settling; the broker will redeliver", self._sub.queue)
 
-    def _settle(self, channel, delivery_tag, properties, body, outcome: str, attempt: int) -> None:
+    def _settle(
+        self,
+        channel: BlockingChannel,
+        delivery_tag: int,
+        properties: pika.BasicProperties,
+        body: bytes,
+        outcome: str,
+        attempt: int,
+    ) -> None:
         """Ack, or republish to the retry queue / parking lot and then ack (connection thread only)."""
         queue = self._sub.queue
         if outcome != "ok":
@@ -454,7 +479,8 @@ def _parking(queue: str) -> str:
 
 def _attempt(properties: pika.BasicProperties) -> int:
     try:
-        return max(1, int((properties.headers or {}).get(ATTEMPT_HEADER, 1)))
+        value = (properties.headers or {}).get(ATTEMPT_HEADER, 1)
+        return max(1, int(value)) if isinstance(value, int | str | bytes) else 1
     except (TypeError, ValueError):
         return 1
 

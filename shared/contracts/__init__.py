@@ -1,9 +1,13 @@
 """Event payload schemas, one module per producing service."""
 from __future__ import annotations
 
+from typing import TypeVar
+
 from pydantic import BaseModel
 
 from shared.events import Envelope
+
+PayloadT = TypeVar("PayloadT", bound=BaseModel)
 
 
 def make_event(payload: BaseModel, *, producer: str, cause: Envelope | None = None) -> Envelope:
@@ -15,6 +19,6 @@ def make_event(payload: BaseModel, *, producer: str, cause: Envelope | None = No
     return Envelope(type=event_type, producer=producer, payload=data)
 
 
-def read_payload(model: type[BaseModel], event: Envelope) -> BaseModel:
+def read_payload(model: type[PayloadT], event: Envelope) -> PayloadT:
     """Validate an envelope's payload against its schema (unknown fields ignored)."""
     return model.model_validate(event.payload)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -51,15 +51,15 @@ class CampaignPublished(_Payload):
     inspection_start: date | None = None
     inspection_end: date | None = None
     measures: list[MeasureInfo] = []
-    topics: list[dict] = []
+    topics: list[dict[str, Any]] = []
     deadlines: list[DeadlineInfo] = []
     definition_sha256: str = ""
     plan_url: str = ""  # absolute, or a path under PUBLIC_BASE_URL; empty: the campaign's own page
     reference_materials: list[ReferenceMaterialInfo] = []
     timezone: str = "Asia/Shanghai"
-    rubric: dict | None = None  # the definition's `rubric` section as JSON (services/intake/definition.py Rubric)
-    supervision_rules: dict = {}  # the definition's `supervision` section as JSON (SupervisionRules)
-    circular_rules: dict = {}  # the definition's `circular` section as JSON (CircularRules)
+    rubric: dict[str, Any] | None = None  # the definition's `rubric` section as JSON (services/intake/definition.py Rubric)
+    supervision_rules: dict[str, Any] = {}  # the definition's `supervision` section as JSON (SupervisionRules)
+    circular_rules: dict[str, Any] = {}  # the definition's `circular` section as JSON (CircularRules)
 
 
 class UnitRegistered(_Payload):

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from email.message import EmailMessage
 from email.policy import SMTP
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from shared.mail.port import PermanentMailError
 
@@ -37,7 +37,7 @@ class FolderMailer:
         """A batch needs no connection: the session is the mailer itself."""
         yield self
 
-    def health(self) -> dict:
+    def health(self) -> dict[str, Any]:
         """Whether the folder is writable."""
         self._folder.mkdir(parents=True, exist_ok=True)
         return {"backend": "folder", "ok": os.access(self._folder, os.W_OK), "folder": str(self._folder)}

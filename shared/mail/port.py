@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager
 from email.message import EmailMessage
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class TemporaryMailError(RuntimeError):
@@ -34,5 +34,5 @@ class Mailer(Protocol):
     def session(self) -> AbstractContextManager[MailSession]:
         """A session for a batch: one connection, reopened if it drops, closed when the block ends."""
 
-    def health(self) -> dict:
+    def health(self) -> dict[str, Any]:
         """The adapter's state for /healthz."""

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from email.message import EmailMessage
 from email.utils import getaddresses
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from shared.mail.port import PermanentMailError, ServerUnavailable, TemporaryMailError
 
@@ -129,7 +129,7 @@ class SmtpMailer:
         finally:
             session.close()
 
-    def health(self) -> dict:
+    def health(self) -> dict[str, Any]:
         """Whether the server greets, accepts the login if any, and answers NOOP; never raises."""
         state = {"backend": "smtp", "host": self._host, "port": self._port,
                  "security": "ssl" if self._ssl else "starttls" if self._starttls else "none",
@@ -213,7 +213,7 @@ class SmtpSession:
         if smtp is not None:
             self._mailer._quit(smtp)
 
-    def _transmit(self, message: EmailMessage) -> dict:
+    def _transmit(self, message: EmailMessage) -> dict[str, tuple[int, bytes]]:
         if self._smtp is not None and self._count >= self._mailer.max_per_connection:
             self.close()
         reused = self._smtp is not None
@@ -227,7 +227,7 @@ class SmtpSession:
             log.info("SMTP %s closed a reused connection (%s); sending over a new one", self._mailer.server, exc)
             return self._attempt(message)
 
-    def _attempt(self, message: EmailMessage) -> dict:
+    def _attempt(self, message: EmailMessage) -> dict[str, tuple[int, bytes]]:
         if self._smtp is None:
             self._smtp, self._count = self._mailer._connect(), 0
         smtp = self._smtp

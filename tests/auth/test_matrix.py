@@ -21,6 +21,9 @@ from tests.flows.steps import admin_token, create_unit, submit, upload, wait_evi
 from tests.helpers import JPEG_BYTES, wait_until
 from tests.review.inspection_world import seed_review_samples
 
+# The whole platform, every route for every caller: a minute or more, so not in the unit tier.
+pytestmark = pytest.mark.integration
+
 # Services whose every route is behind shared.auth.
 WIRED = ("intake", "review", "evidence_storage", "notification")
 PREFIXES = {"intake": "/intake", "review": "/review", "evidence_storage": "/evidence", "notification": "/notification"}

@@ -84,15 +84,17 @@ def backend(request) -> str:
 def bus_factory(backend: str, request):
     """Makes buses of the parametrized backend."""
     if backend == "rabbitmq":
-        return request.getfixturevalue("rabbit_bus_factory")
+        yield request.getfixturevalue("rabbit_bus_factory")
+        return
     made: list[InMemoryBus] = []
 
     def make() -> InMemoryBus:
         made.append(InMemoryBus(retry_delays_ms=DELAYS))
         return made[-1]
 
-    request.addfinalizer(lambda: [bus.stop() for bus in made])
-    return make
+    yield make
+    for bus in made:
+        bus.stop()
 
 
 @pytest.fixture

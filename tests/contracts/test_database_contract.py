@@ -76,11 +76,10 @@ def test_services_own_their_tables(database_url):
 def test_outbox_rows_commit_or_roll_back_with_the_transaction(service, bus):
     db, tables, effects = service
     outbox = Outbox(tables.outbox)
-    with pytest.raises(RuntimeError):
-        with db.transaction() as uow:
-            uow.execute(insert(effects).values(event_id="x"))
-            outbox.add(uow, _event(1))
-            raise RuntimeError("handler failed")
+    with pytest.raises(RuntimeError), db.transaction() as uow:  # noqa: PT012 - the raise is what is tested
+        uow.execute(insert(effects).values(event_id="x"))
+        outbox.add(uow, _event(1))
+        raise RuntimeError("handler failed")
     with db.session() as uow:
         assert outbox.pending(uow) == 0
         assert uow.scalar(select(func.count()).select_from(effects)) == 0

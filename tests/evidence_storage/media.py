@@ -106,10 +106,7 @@ def box_mp4(media: bytes = b"\x00" * 4096, *, moov_first: bool = True, large_mda
     """An MP4 of boxes only (no decodable frame), for the box-header parser: ftyp, then moov and mdat in either
     order (mdat optionally with a 64-bit size)."""
     movie_box = moov(**movie)
-    if large_mdat:
-        mdat = struct.pack(">I4sQ", 1, b"mdat", 16 + len(media)) + media
-    else:
-        mdat = box(b"mdat", media)
+    mdat = struct.pack(">I4sQ", 1, b"mdat", 16 + len(media)) + media if large_mdat else box(b"mdat", media)
     return ftyp() + (movie_box + mdat if moov_first else mdat + movie_box)
 
 

@@ -2,6 +2,7 @@
 restored on the same port: the object store 'going down' in the middle of an upload."""
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 
@@ -75,8 +76,6 @@ class CuttableProxy:
 
 
 def _close(sock: socket.socket) -> None:
-    try:
+    with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
     sock.close()

@@ -18,6 +18,9 @@ from tests.evidence_storage.media import BigVideo
 from tests.helpers import wait_until
 from tests.servers import free_port
 
+# A real uvicorn server and 200 MB through it: too slow for the unit tier.
+pytestmark = pytest.mark.integration
+
 SIZE = 200 * MIB
 CHUNK = 32 * MIB
 

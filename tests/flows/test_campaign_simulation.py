@@ -277,7 +277,7 @@ def test_circular_files_hold_the_figures_and_publishing_mails_them(sim):
     texts = [p.text for p in doc.paragraphs]
     assert TITLE in texts and doc.core_properties.title == TITLE
     for table, codes in zip(doc.tables[:2], (["LSQ", "XSQ", "DJQ", "SXX"],
-                                            ["GAJ", "MZJ", "ZJJ", "JTJ", "WJW", "SJJ", "JYJ", "RSJ", "ZRJ", "NYJ"])):
+                                            ["GAJ", "MZJ", "ZJJ", "JTJ", "WJW", "SJJ", "JYJ", "RSJ", "ZRJ", "NYJ"]), strict=True):
         rows = [[cell.text for cell in row.cells][:3] for row in table.rows]
         assert rows[0] == ["排名", "单位", "总分"]
         assert rows[1:] == [[str(FINAL[c].rank), names[c], f"{FINAL[c].total:.2f}"] for c in codes]

@@ -65,7 +65,7 @@ def test_a_temporary_refusal_is_retried(world, smtp):
     unit_id = world.add_unit()
     smtp.fail_next_with(451, "4.7.1 greylisted, try again", on="RCPT")
     world.publish(returned(unit_id, 1))
-    [received] = smtp.wait_for(1, timeout=30)
+    [_received] = smtp.wait_for(1, timeout=30)
     [sent] = wait_until(lambda: world.deliveries(status="sent"), what="the delivery to be sent")
     assert sent.attempts == 2 and "451" in sent.last_error and len(smtp.messages) == 1
 

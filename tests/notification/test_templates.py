@@ -125,7 +125,7 @@ def test_admin_overrides_the_layout_for_every_family(world):
     assert preview["text"].rstrip().endswith("—— 宣传月活动办公室（自动发送）")
 
 
-@pytest.mark.parametrize(("name", "text", "code"), [
+@pytest.mark.parametrize("name,text,code", [
     ("decision.subject", "{% if %}", "template_invalid"),  # syntax
     ("decision.txt", "{{ no_such_name }}", "template_invalid"),  # a name the mails do not carry
     ("decision.subject", "{{ ''.__class__.__mro__[1].__subclasses__() }}", "template_invalid"),  # the sandbox

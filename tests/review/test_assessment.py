@@ -109,7 +109,7 @@ def test_only_facts_up_to_the_moment_count(world):
     assert early["DJQ"]["lines"][7]["note"].startswith("明确联络员：尚未报送")  # due 12 March: not late yet
     assert early["GAJ"]["parts"]["timeliness"] == 0
     # 14 March: LSQ's M2 handed in, not decided; 15 March: returned; 18 March: approved
-    m2 = lambda day: next(l for l in by_code(assessment(world, as_of=day))["LSQ"]["lines"] if l["item"] == "M2")  # noqa: E731
+    m2 = lambda day: next(line for line in by_code(assessment(world, as_of=day))["LSQ"]["lines"] if line["item"] == "M2")  # noqa: E731
     assert (m2("2020-03-14")["points"], m2("2020-03-14")["note"]) == (0, "网上信访宣传角：已报送，待审核")
     assert m2("2020-03-15")["note"] == "网上信访宣传角：已退回修改，尚未审核通过"
     assert m2("2020-03-18")["points"] == 11.25

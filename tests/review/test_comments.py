@@ -36,7 +36,7 @@ def test_reviewers_admins_and_the_unit_itself_talk_on_a_submission(world):
     assert ok(world.client.get(path, params={"limit": 2, "offset": 1}, headers=world.unit_caller(world.rj)))[0]["body"] == "已补拍，稍后上传。"
     records = ok(world.client.get(f"/submissions/{sid}/timeline", headers=world.admin()))
     added = [r for r in records if r["kind"] == "comment.added"]
-    assert [(r["actor"], r["actor_role"], r["detail"]["body"]) for r in added][0] == ("赵强", "reviewer", "横幅照片看不清，能否补一张？")
+    assert (added[0]["actor"], added[0]["actor_role"], added[0]["detail"]["body"]) == ("赵强", "reviewer", "横幅照片看不清，能否补一张？")
     assert added[0]["detail"]["comment_id"] == first["id"] and len(added) == 4
     assert world.audit_actions(sid) == ["comment.added"] * 4
 

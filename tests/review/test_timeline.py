@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 from datetime import datetime, timedelta
 
 import pytest
@@ -92,7 +93,7 @@ def test_the_chain_links_every_record_to_the_one_before(world):
         chain = list(uow.scalars(select(timeline.TimelineRecord).order_by(timeline.TimelineRecord.seq)))
     assert [r.seq for r in chain] == list(range(1, len(chain) + 1))
     assert chain[0].prev_hash == GENESIS
-    assert all(later.prev_hash == earlier.hash for earlier, later in zip(chain, chain[1:]))
+    assert all(later.prev_hash == earlier.hash for earlier, later in itertools.pairwise(chain))
     verdict = ok(world.client.get("/timeline/verify", headers=world.admin()))
     assert verdict == {"ok": True, "records": len(chain), "problems": []}
     for caller in (world.reviewer(), world.inspector(), world.unit_caller(world.sx)):

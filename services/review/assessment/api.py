@@ -43,7 +43,8 @@ def router(ctx: ServiceContext) -> APIRouter:
         rows = [unit_score(u, sizes[u.level]) for _, units in result.by_level() for u in units
                 if can_see_unit(principal, u.unit_path, u.unit_id)]
         return AssessmentRead(campaign_id=campaign_id, campaign_name=result.campaign.name, as_of=result.as_of,
-                              as_of_clamped=moment.clamped, max_total=float(result.campaign.rubric.get("total", 100)), units=rows)
+                              as_of_clamped=moment.clamped, max_total=float((result.campaign.rubric or {}).get("total", 100)),
+                              units=rows)
 
     @router.get("/assessment/units/{unit_id}", response_model=UnitScore, tags=["assessment"])
     def unit_assessment(unit_id: str, campaign_id: str | None = Query(None, max_length=36),
@@ -55,9 +56,10 @@ def router(ctx: ServiceContext) -> APIRouter:
             unit = uow.get(ReviewUnit, unit_id)
         if unit is None or not can_see_unit(principal, unit.unit_path, unit.unit_id):
             raise missing
-        if not (campaign_id or unit.campaign_id):
+        campaign = campaign_id or unit.campaign_id
+        if not campaign:
             raise missing
-        result, _ = assessed(campaign_id or unit.campaign_id, as_of)
+        result, _ = assessed(campaign, as_of)
         found = result.unit(unit_id)
         if found is None:
             raise missing

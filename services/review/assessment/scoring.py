@@ -379,7 +379,8 @@ def _measure_lines(rubric: rubrics.Rubric, measures: list[dict], versions: list[
         pending = handed and (decision is None or any(v.submission_id == newest and v.version > decision.version
                                                       for v in handed))
         state = ("已报送，待审核" if pending else
-                 "已退回修改，尚未审核通过" if decision.decision == "returned" else "未通过审核（已驳回）")
+                 "已退回修改，尚未审核通过" if decision is not None and decision.decision == "returned"
+                 else "未通过审核（已驳回）")
         lines.append(Line("measures", 0.0, round2(share), "submission", newest, f"{name}：{state}", code))
     return lines, missing
 
@@ -404,12 +405,14 @@ def _timeliness_lines(rubric: rubrics.Rubric, deadlines: list[dict], unit: UnitF
     lines, findings = [], []
     for deadline in listed:
         due, name = _due(deadline), deadline.get("name") or deadline["code"]
+        met_at: datetime | None = None  # when the deadline's item was done, from source (kind, id)
+        source: tuple[str, str] = ("deadline", deadline["code"])
         if deadline["code"] == LIAISON_DEADLINE:
             met_at, source = unit.liaison_designated_at, ("liaison", unit.unit_id)
             verb = "完成"
         else:
-            first = summaries[0] if summaries else None
-            met_at, source = (first.submitted_at, ("submission", first.submission_id)) if first else (None, None)
+            if summaries:
+                met_at, source = summaries[0].submitted_at, ("submission", summaries[0].submission_id)
             verb = "报送"
         if met_at is None:
             overdue = as_of > due
@@ -469,7 +472,7 @@ def _deduction_lines(rubric: rubrics.Rubric, supervisions: list[SupervisionFact]
         taken += applied
         kind = f"{SUPERVISION_LEVELS.get(case.level, case.level)}色{SUPERVISION_METHODS.get(case.method, case.method)}督办"
         note = f"{kind}（{case.reason}），扣 {fmt(applied)} 分"
-        if applied < amount:
+        if cap is not None and applied < amount:
             note += f"（扣分上限 {fmt(cap)} 分，应扣 {fmt(amount)} 分）"
         lines.append(Line("deductions", round2(-applied) + 0.0, 0.0, "supervision", case.id, note))
     return lines

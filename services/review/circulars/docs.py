@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import json
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Sequence
 
 from docx import Document
 from docx.enum.section import WD_ORIENT
@@ -23,6 +23,7 @@ from docx.oxml.ns import qn
 from docx.shared import Cm, Pt, RGBColor
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell.cell import Cell
 from openpyxl.styles import Alignment, Font
 from openpyxl.utils import get_column_letter
 
@@ -127,10 +128,10 @@ def _table(doc, header: list[str], rows: list[list[str]], widths_cm: list[float]
     table.style = "Table Grid"
     table.alignment = WD_TABLE_ALIGNMENT.CENTER
     head, body = _cell_style(doc, "通报表头", HEADING_FONT, bold=True), _cell_style(doc, "通报表格", TABLE_FONT, bold=False)
-    for column, width in zip(table.columns, widths_cm):
+    for column, width in zip(table.columns, widths_cm, strict=True):
         column.width = Cm(width)
-    for row, values, style_id in zip(table.rows, [header] + rows, [head.style_id] + [body.style_id] * len(rows)):
-        for cell, value in zip(row.cells, values):
+    for row, values, style_id in zip(table.rows, [header] + rows, [head.style_id] + [body.style_id] * len(rows), strict=True):
+        for cell, value in zip(row.cells, values, strict=True):
             paragraph = cell.paragraphs[0]
             paragraph._p.style = style_id  # by id: the public setter looks the style up by name on every call
             paragraph.add_run(value)
@@ -238,7 +239,7 @@ def write_docx(snapshot: dict[str, Any], snapshot_sha256: str) -> bytes:
 # ---------------------------------------------------------------- .xlsx
 
 
-def _sheet(book, title: str, header: list[str], rows: list[list[Any]], widths: list[float]) -> None:
+def _sheet(book, title: str, header: list[str], rows: list[list[Any]], widths: Sequence[float]) -> None:
     # A write-only sheet streams its rows: several times faster than the normal mode on large campaigns.
     sheet = book.create_sheet(title)
     for column, width in enumerate(widths, start=1):
@@ -250,7 +251,7 @@ def _sheet(book, title: str, header: list[str], rows: list[list[Any]], widths: l
         sheet.append([_cell(sheet, value, number_format="0.00") if isinstance(value, float) else value for value in row])
 
 
-def _cell(sheet, value: Any, **style) -> WriteOnlyCell:
+def _cell(sheet, value: Any, **style) -> Cell:
     cell = WriteOnlyCell(sheet, value=value)
     for name, setting in style.items():
         setattr(cell, name, setting)

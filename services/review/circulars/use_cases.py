@@ -8,6 +8,7 @@ a draft is published once.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -31,6 +32,7 @@ from shared.blobs.port import BlobNotFound, BlobStore, BlobStoreUnavailable
 from shared.clock import as_utc
 from shared.contracts import make_event
 from shared.contracts.review import CircularPublished
+from shared.db import rows_affected
 from shared.http import ApiError, not_found
 from shared.request_context import RequestInfo
 from shared.runtime import ServiceContext
@@ -170,7 +172,7 @@ def _commended(levels, rules: dict[str, float], criticised: dict[str, list[str]]
     chosen: list[scoring.UnitResult] = []
     for _, units in levels:
         eligible = [u for u in units if u.total >= rules["commend_min_score"] and u.unit_id not in criticised]
-        picked = eligible[:rules["commend_top"]]
+        picked = eligible[: int(rules["commend_top"])]
         if picked:
             picked += [u for u in eligible[len(picked):] if u.rank == picked[-1].rank]
         chosen.extend(picked)
@@ -272,7 +274,7 @@ def publish(ctx: ServiceContext, circular_id: str, *, principal: Principal,
                            "the stored snapshot does not match its recorded SHA-256")
         changed = uow.execute(update(Circular).where(Circular.id == circular_id, Circular.state == "draft")
                               .values(state="published", published_by=principal.name, published_at=now))
-        if changed.rowcount != 1:
+        if rows_affected(changed) != 1:
             raise _already_published()
         uow.refresh(row)
         detail = {"campaign_id": row.campaign_id, "period": row.period, "revision": row.revision, "title": row.title,
@@ -326,7 +328,5 @@ def _blobs(ctx: ServiceContext) -> BlobStore:
 
 
 def _quietly_delete(blobs: BlobStore, key: str) -> None:
-    try:
+    with contextlib.suppress(Exception):  # cleanup after a failure must not hide the failure
         blobs.delete(key)
-    except Exception:  # cleanup after a failure must not hide the failure
-        pass

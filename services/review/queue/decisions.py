@@ -16,6 +16,7 @@ from services.review.models import ReviewDecision, ReviewItem
 from shared.auth import ADMIN, Principal, can_see_unit
 from shared.contracts import make_event
 from shared.contracts.review import DECISIONS
+from shared.db import rows_affected
 from shared.http import ApiError, not_found
 from shared.request_context import RequestInfo
 from shared.runtime import ServiceContext
@@ -75,7 +76,7 @@ def decide(submission_id: str, event_type: str, *, reviewer: str, version: int |
         result = uow.execute(update(ReviewItem).where(*conditions).values(
             state=state, decided_by=reviewer, decided_at=now, comment=comment, score=score,
             claimed_by=None, claimed_at=None).execution_options(synchronize_session=False))
-        if result.rowcount != 1:
+        if rows_affected(result) != 1:
             raise _refusal(uow, item, expected, ctx, now)
         uow.refresh(item)
         uow.add(ReviewDecision(submission_id=item.submission_id, unit_id=item.unit_id, campaign_id=item.campaign_id,

@@ -22,6 +22,7 @@ from shared.auth import ADMIN, Principal, can_see_unit, visible
 from shared.clock import as_utc
 from shared.contracts import make_event
 from shared.contracts.review import SubmissionClaimed, SubmissionReleased
+from shared.db import rows_affected
 from shared.http import ApiError, not_found
 from shared.request_context import RequestInfo
 from shared.runtime import ServiceContext
@@ -177,8 +178,9 @@ def present(uow: Session, items: list[ReviewItem], *, principal: Principal, now:
             foreign = [link for link in links[e.evidence_id] if _others([link.other], item.unit_id, known)]
             dupes = _others([link.other for link in foreign if link.match == "exact"], item.unit_id, known)
             nears = _others([link.other for link in foreign if link.match == "near"], item.unit_id, known)
-            brief.flags = [code for code, on in (("outside_window", bool(e.outside_window)), ("duplicate", bool(dupes)),
-                                                 ("near_duplicate", bool(nears))) if on]
+            checks: tuple[tuple[schemas.QueueFlag, bool], ...] = (
+                ("outside_window", bool(e.outside_window)), ("duplicate", bool(dupes)), ("near_duplicate", bool(nears)))
+            brief.flags = [code for code, on in checks if on]
             flags.update(brief.flags)
             # what it repeats first, then who repeats it; exact before near
             foreign.sort(key=lambda link: (link.came_first == "this", link.match != "exact", link.other))
@@ -247,7 +249,7 @@ def claim(submission_id: str, *, version: int | None, principal: Principal, ctx:
             ReviewItem.submission_id == submission_id, ReviewItem.version == item.version, ReviewItem.state == "pending",
             decisions.free_for(principal.id, cutoff),
         ).values(claimed_by=principal.id, claimed_at=now).execution_options(synchronize_session=False))
-        if result.rowcount != 1:
+        if rows_affected(result) != 1:
             uow.refresh(item)
             _expect_pending(item, version)
             raise decisions.claimed_by_other(item)
@@ -282,7 +284,7 @@ def release(submission_id: str, *, principal: Principal, ctx: ServiceContext,
             ReviewItem.submission_id == submission_id, ReviewItem.version == item.version, ReviewItem.state == "pending",
             ReviewItem.claimed_by == holder).values(claimed_by=None, claimed_at=None)
             .execution_options(synchronize_session=False))
-        if result.rowcount != 1:
+        if rows_affected(result) != 1:
             raise ApiError(409, "not_claimed", "该材料的认领已变化，请刷新后再试", "the claim changed meanwhile; reload")
         uow.refresh(item)
         _log(uow, item, principal, "submission.released", {"version": item.version, "reviewer_id": holder}, request, now)
@@ -307,7 +309,7 @@ def release_expired(ctx: ServiceContext, *, limit: int = 500) -> int:
                 ReviewItem.submission_id == item.submission_id, ReviewItem.version == item.version,
                 ReviewItem.claimed_by == holder, ReviewItem.claimed_at < cutoff,
             ).values(claimed_by=None, claimed_at=None).execution_options(synchronize_session=False))
-            if result.rowcount != 1:  # renewed or decided meanwhile
+            if rows_affected(result) != 1:  # renewed or decided meanwhile
                 continue
             released += 1
             activity.record(uow, activity.Actor(activity.SYSTEM), "submission.released", ("submission", item.submission_id),
@@ -356,7 +358,7 @@ def bulk_decide(items: list[schemas.BulkItem], event_type: str, *, principal: Pr
                                        comment=comment, score=score, ctx=ctx, principal=principal, request=request)
             outcome.ok, outcome.state = True, decided.state
         except ApiError as exc:
-            outcome.code, outcome.message = exc.detail["code"], exc.detail["message"]
+            outcome.code, outcome.message = exc.info["code"], exc.info["message"]
         except Exception:  # keep going: the caller must learn which items were decided
             log.exception("bulk %s of %s failed", event_type, entry.submission_id)
             outcome.code, outcome.message = "internal_error", "处理失败，请稍后重试"

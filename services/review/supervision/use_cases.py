@@ -23,6 +23,7 @@ from shared.clock import as_utc
 from shared.contracts import make_event, read_payload
 from shared.contracts.intake import DeadlineMissed
 from shared.contracts.review import SupervisionClosed, SupervisionEscalated, SupervisionOpened, SupervisionResponded
+from shared.db import rows_affected
 from shared.events import Envelope, new_id
 from shared.http import ApiError, not_found
 from shared.request_context import RequestInfo
@@ -129,7 +130,7 @@ def escalate(uow: Session, ctx: ServiceContext, case_id: str, *, actor: Actor) -
         Supervision.id == case.id, Supervision.state == "open", Supervision.escalations == case.escalations,
     ).values(level=level, method=method, rectify_by=now + timedelta(days=rules.rectify_days),
              escalations=case.escalations + 1))
-    if changed.rowcount != 1:
+    if rows_affected(changed) != 1:
         return None
     uow.refresh(case)
     after = f"{LEVEL_NAMES[level]}{METHOD_NAMES[method]}"
@@ -189,6 +190,7 @@ def open_manual(ctx: ServiceContext, *, campaign_id: str, unit_id: str, level: s
             raise not_found("单位", "unit", unit_id)
         case = open_case(uow, ctx, campaign_id=campaign_id, unit_id=unit.unit_id, unit_path=unit.unit_path, rule="manual", level=level, method=method,
                          reason=reason, actor=Actor.of(principal, request), rectify_by=rectify_by)
+    assert case is not None  # only cases with a rule_key can already exist
     ctx.outbox_written()
     return case
 
@@ -247,7 +249,7 @@ def _stale_returns(ctx: ServiceContext, now: datetime) -> list[tuple[ReviewItem,
     due = []
     for item in items:
         days = rules[item.campaign_id].returned_stale_days
-        if days is not None and as_utc(item.decided_at) + timedelta(days=days) <= now \
+        if days is not None and item.decided_at is not None and as_utc(item.decided_at) + timedelta(days=days) <= now \
                 and _returned_key(item) not in taken:
             due.append((item, days))
     return due
@@ -260,8 +262,8 @@ def _returned_key(item: ReviewItem) -> str:
 def _open_returned_stale(ctx: ServiceContext, item: ReviewItem, days: int, actor: Actor) -> Supervision | None:
     with ctx.db.transaction() as uow:
         current = uow.get(ReviewItem, item.submission_id)
-        if current is None or current.state != "returned" or current.version != item.version:
-            return None  # resubmitted meanwhile
+        if current is None or current.state != "returned" or current.version != item.version or not item.campaign_id:
+            return None  # resubmitted meanwhile (the query only finds items of a campaign)
         unit = uow.get(ReviewUnit, item.unit_id)
         unit_path = current.unit_path or (unit.unit_path if unit is not None else "")
         reason = f"退回修改的“{item.title}”（第 {item.version} 版）超过 {days} 天未重新报送"
