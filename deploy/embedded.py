@@ -138,7 +138,7 @@ def main() -> None:
         platform = build_platform(settings)
     except SchemaNotCurrent as outdated:
         raise SystemExit(f"无法启动：{outdated}") from None
-    refuse_unusable_store(platform.contexts["evidence_storage"].blobs)
+    refuse_unusable_store(platform.contexts["evidence_storage"].blob_store)
     uvicorn.run(platform.app, host=settings.host, port=settings.port, proxy_headers=True,
                 forwarded_allow_ips=settings.forwarded_allow_ips, log_level="info")
 

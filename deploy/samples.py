@@ -1,6 +1,7 @@
 """Sample evidence made on the spot (nothing downloaded, nothing binary committed): photos drawn with Pillow,
 video clips encoded by ffmpeg (the system's or imageio-ffmpeg's), Word documents written with python-docx.
 Used by `make demo`, the tests and the benchmarks."""
+
 from __future__ import annotations
 
 import functools
@@ -19,18 +20,44 @@ VIDEO_ENCODERS = {"h264": "libx264", "hevc": "libx265", "mpeg4": "mpeg4"}
 
 
 @functools.lru_cache(maxsize=32)
-def video_clip(seconds: float = 2.0, size: tuple[int, int] = (320, 240), *, codec: str = "h264", container: str = "mp4",
-               audio: bool = True, faststart: bool = True, created: str | None = "2020-03-14T08:30:00Z",
-               pattern: str = "testsrc2") -> bytes:
+def video_clip(
+    seconds: float = 2.0,
+    size: tuple[int, int] = (320, 240),
+    *,
+    codec: str = "h264",
+    container: str = "mp4",
+    audio: bool = True,
+    faststart: bool = True,
+    created: str | None = "2020-03-14T08:30:00Z",
+    pattern: str = "testsrc2",
+) -> bytes:
     """A short real video (moving test pattern, a tone) encoded by ffmpeg; created goes into the movie header."""
     ffmpeg = ffmpeg_exe()
     if ffmpeg is None:
         raise RuntimeError("ffmpeg is needed to make sample videos (pip install imageio-ffmpeg)")
     width, height = size
-    command = [ffmpeg, "-nostdin", "-v", "error", "-y", "-f", "lavfi",
-               "-i", f"{pattern}=duration={seconds}:size={width}x{height}:rate=12"]
+    command = [
+        ffmpeg,
+        "-nostdin",
+        "-v",
+        "error",
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+        f"{pattern}=duration={seconds}:size={width}x{height}:rate=12",
+    ]
     if audio:
-        command += ["-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}", "-c:a", "aac", "-b:a", "48k"]
+        command += [
+            "-f",
+            "lavfi",
+            "-i",
+            f"sine=frequency=440:duration={seconds}",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "48k",
+        ]
     command += ["-c:v", VIDEO_ENCODERS[codec], "-pix_fmt", "yuv420p", "-shortest"]
     if codec == "hevc":
         command += ["-tag:v", "hvc1", "-x265-params", "log-level=error"]
@@ -78,8 +105,14 @@ def scene(seed: int, size: tuple[int, int] = (800, 600), caption: str | None = N
     return Image.blend(image, noise, 0.05)
 
 
-def photo(seed: int, *, size: tuple[int, int] = (800, 600), taken: str | None = None, caption: str | None = None,
-          quality: int = 85) -> bytes:
+def photo(
+    seed: int,
+    *,
+    size: tuple[int, int] = (800, 600),
+    taken: str | None = None,
+    caption: str | None = None,
+    quality: int = 85,
+) -> bytes:
     """A JPEG of scene(seed); taken like '2020:03:15 10:30:00' becomes EXIF DateTimeOriginal."""
     exif = Image.Exif()
     if taken:

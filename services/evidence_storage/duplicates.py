@@ -2,7 +2,7 @@
 campaign. Flagged for reviewers to judge, never refused."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import or_, select
@@ -80,14 +80,14 @@ def duplicate_views(uow: Session, rows: list[Evidence], principal: Principal) ->
             other = others.get(other_id)
             # the flag sits on the later upload (flag_duplicates only looks back), so its owner came second
             came_first = "other" if flag.evidence_id == row.id else "this"
-            seen = other is not None and can_see_unit(principal, other.unit_path, other.unit_id)
-            found.append(DuplicateView(
-                evidence_id=other_id, match=flag.match, distance=flag.distance, came_first=came_first,
-                other_uploaded_at=as_utc(other.created_at) if other is not None else None,
-                other_submission_id=other.submission_id if seen else None,
-                other_unit_id=other.unit_id if seen else None,
-                other_unit_name=names.get(other.unit_id) if seen else None,
-                same_unit=other is not None and other.unit_id == row.unit_id,
-            ))
+            view = DuplicateView(evidence_id=other_id, match=flag.match, distance=flag.distance, came_first=came_first)
+            if other is not None:
+                seen = can_see_unit(principal, other.unit_path, other.unit_id)
+                view = replace(
+                    view, other_uploaded_at=as_utc(other.created_at), same_unit=other.unit_id == row.unit_id,
+                    other_submission_id=other.submission_id if seen else None,
+                    other_unit_id=other.unit_id if seen else None,
+                    other_unit_name=names.get(other.unit_id) if seen else None)
+            found.append(view)
         views[row.id] = sorted(found, key=lambda v: (v.came_first == "this", v.other_uploaded_at.timestamp() if v.other_uploaded_at else 0.0))
     return views

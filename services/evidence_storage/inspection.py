@@ -60,22 +60,22 @@ def examine(blobs: BlobStore, key: str, kind: MediaKind, size: int, *, settings:
     read = _ranged(blobs, key)
     if kind.category == "video":
         cached = BlobFile(read, size)  # box headers sit close together: one ranged read serves several
-        facts = examine_video(cached.pread, size)  # the capture time is in the movie header
+        header = examine_video(cached.pread, size)  # the capture time is in the movie header
         if cut_short(cached.pread, size):  # ffmpeg would still play the frames before the cut
             raise refusals.damaged(kind.label, "a box runs past the end of the file")
         probed, poster, poster_note = look_at_video(blobs, key, kind)
-        captured = facts.created_at
+        captured = header.created_at
         if probed is None:  # no ffmpeg: what the box headers say
-            notes = "; ".join(note for note in (facts.note, poster_note) if note) or None
+            notes = "; ".join(note for note in (header.note, poster_note) if note) or None
             return Findings(
-                kind=kind, width=facts.width, height=facts.height, duration_s=facts.duration_s,
+                kind=kind, width=header.width, height=header.height, duration_s=header.duration_s,
                 captured_at=captured.isoformat() if captured else None,
                 captured_on=captured.astimezone(local_tz).date() if captured else None,
                 preview=poster, preview_note=notes,
             )
         return Findings(
-            kind=kind, width=probed.width or facts.width, height=probed.height or facts.height,
-            duration_s=probed.duration_s if probed.duration_s is not None else facts.duration_s,
+            kind=kind, width=probed.width or header.width, height=probed.height or header.height,
+            duration_s=probed.duration_s if probed.duration_s is not None else header.duration_s,
             captured_at=captured.isoformat() if captured else None,
             captured_on=captured.astimezone(local_tz).date() if captured else None,
             preview=poster, preview_note=poster_note, video_codec=probed.video_codec, audio_codec=probed.audio_codec,

@@ -5,6 +5,7 @@ workers never make the same one), re-encodes it as H.264/AAC MP4 with ffmpeg, st
 its own SHA-256, and marks it `ready`. The original is never touched: it stays the proof, with its own hash.
 A claim older than the render timeout (a worker died) is taken over.
 """
+
 from __future__ import annotations
 
 import logging
@@ -18,6 +19,7 @@ from services.evidence_storage import video
 from services.evidence_storage.inspection import ffmpeg_source
 from services.evidence_storage.models import Evidence, EvidenceRendition
 from shared.blobs.port import BlobNotFound, BlobStoreUnavailable
+from shared.db import rows_affected
 from shared.runtime import ServiceContext
 
 MAX_ATTEMPTS = 3
@@ -49,15 +51,20 @@ def _claim(ctx: ServiceContext) -> Evidence | None:
     """Take the oldest pending (or abandoned) rendition; None when there is none."""
     now = ctx.clock.now()
     abandoned = now - timedelta(seconds=ctx.settings.evidence_rendition_timeout_s * 2)
-    claimable = or_(EvidenceRendition.state == "pending",
-                    and_(EvidenceRendition.state == "rendering", EvidenceRendition.started_at < abandoned))
+    claimable = or_(
+        EvidenceRendition.state == "pending",
+        and_(EvidenceRendition.state == "rendering", EvidenceRendition.started_at < abandoned),
+    )
     with ctx.db.session() as uow:
         candidates = list(uow.scalars(select(EvidenceRendition.evidence_id).where(claimable).limit(5)))
     for evidence_id in candidates:
         with ctx.db.transaction() as uow:
-            taken = uow.execute(update(EvidenceRendition).where(EvidenceRendition.evidence_id == evidence_id, claimable)
-                                .values(state="rendering", started_at=now, attempts=EvidenceRendition.attempts + 1))
-            if taken.rowcount != 1:
+            taken = uow.execute(
+                update(EvidenceRendition)
+                .where(EvidenceRendition.evidence_id == evidence_id, claimable)
+                .values(state="rendering", started_at=now, attempts=EvidenceRendition.attempts + 1)
+            )
+            if rows_affected(taken) != 1:
                 continue  # another worker was faster
             evidence = uow.get(Evidence, evidence_id)
             if evidence is not None:
@@ -72,7 +79,9 @@ def _render(ctx: ServiceContext, ffmpeg: str, evidence: Evidence) -> bool:
     with tempfile.TemporaryDirectory(prefix="rendition-") as work:
         target = Path(work) / "web.mp4"
         try:
-            source = ffmpeg_source(ctx.blob_store, evidence.object_key, Path(work), ctx.settings.evidence_rendition_timeout_s)
+            source = ffmpeg_source(
+                ctx.blob_store, evidence.object_key, Path(work), ctx.settings.evidence_rendition_timeout_s
+            )
             video.render_web(ffmpeg, source, target, timeout_s=ctx.settings.evidence_rendition_timeout_s)
             with target.open("rb") as handle:
                 stored = ctx.blob_store.put(key, handle, content_type="video/mp4")
@@ -82,13 +91,21 @@ def _render(ctx: ServiceContext, ffmpeg: str, evidence: Evidence) -> bool:
             return False
         except (video.VideoUndecodable, BlobNotFound, OSError, TimeoutError) as exc:
             return _failed(ctx, evidence, f"{type(exc).__name__}: {exc}")
-        except Exception as exc:  # noqa: BLE001 - subprocess.TimeoutExpired and the like: recorded, never a crash loop
+        except Exception as exc:
             return _failed(ctx, evidence, f"{type(exc).__name__}: {exc}")
-    if not _finish(ctx, evidence.id, state="ready", object_key=key, size=stored.size, sha256=stored.sha256, note=None):
+    if not _finish(
+        ctx, evidence.id, state="ready", object_key=key, size=stored.size, sha256=stored.sha256, note=None
+    ):
         ctx.blob_store.delete(key)  # the evidence was deleted while its copy was being made
         return True
-    log.info("rendition of video %s (%s) ready: %s, %d bytes, sha256 %s", evidence.id, evidence.video_codec, key,
-             stored.size, stored.sha256)
+    log.info(
+        "rendition of video %s (%s) ready: %s, %d bytes, sha256 %s",
+        evidence.id,
+        evidence.video_codec,
+        key,
+        stored.size,
+        stored.sha256,
+    )
     return True
 
 
@@ -97,7 +114,9 @@ def _failed(ctx: ServiceContext, evidence: Evidence, reason: str) -> bool:
         row = uow.get(EvidenceRendition, evidence.id)
         attempts = row.attempts if row is not None else MAX_ATTEMPTS
     final = attempts >= MAX_ATTEMPTS
-    log.error("rendition of video %s failed (attempt %d of %d): %s", evidence.id, attempts, MAX_ATTEMPTS, reason)
+    log.error(
+        "rendition of video %s failed (attempt %d of %d): %s", evidence.id, attempts, MAX_ATTEMPTS, reason
+    )
     _finish(ctx, evidence.id, state="failed" if final else "pending", note=reason[:300])
     return True
 

@@ -5,6 +5,7 @@ file ffmpeg cannot play (an MP4 without its moov box, a codec it does not know) 
 takes a JPEG frame; render_web() makes an H.264/AAC MP4 for what browsers cannot play (HEVC, MOV, MPEG-4 part 2):
 the evidence worker runs it after upload, and the original stays the proof.
 """
+
 from __future__ import annotations
 
 import functools
@@ -43,8 +44,11 @@ class VideoProbe:
 
     def web_playable(self, media_type: str) -> bool:
         """Whether browsers play the file as it is: H.264 (with AAC/MP3 or no sound) in an MP4 container."""
-        return (media_type == "video/mp4" and self.video_codec in WEB_VIDEO_CODECS
-                and (self.audio_codec is None or self.audio_codec in WEB_AUDIO_CODECS))
+        return (
+            media_type == "video/mp4"
+            and self.video_codec in WEB_VIDEO_CODECS
+            and (self.audio_codec is None or self.audio_codec in WEB_AUDIO_CODECS)
+        )
 
 
 @functools.lru_cache(maxsize=1)
@@ -64,8 +68,22 @@ def ffmpeg_exe() -> str | None:
 
 def probe(ffmpeg: str, source: str) -> VideoProbe:
     """Decode the first video frame of source (a path or URL) and read the stream facts; raises VideoUndecodable."""
-    command = [ffmpeg, "-hide_banner", "-nostdin", "-v", "info", "-i", source, "-map", "0:v:0", "-frames:v", "1",
-               "-f", "null", "-"]
+    command = [
+        ffmpeg,
+        "-hide_banner",
+        "-nostdin",
+        "-v",
+        "info",
+        "-i",
+        source,
+        "-map",
+        "0:v:0",
+        "-frames:v",
+        "1",
+        "-f",
+        "null",
+        "-",
+    ]
     try:
         done = subprocess.run(command, capture_output=True, timeout=PROBE_TIMEOUT_S)
     except subprocess.TimeoutExpired:
@@ -77,15 +95,34 @@ def probe(ffmpeg: str, source: str) -> VideoProbe:
     if done.returncode != 0 or video is None or not frames or frames[-1] < 1:
         raise VideoUndecodable(_last_words(text) or "no decodable video stream")
     audio = _AUDIO.search(found)
-    return VideoProbe(video_codec=video.group(1), width=int(video.group(2)), height=int(video.group(3)),
-                      duration_s=_duration(found), audio_codec=audio.group(1) if audio else None)
+    return VideoProbe(
+        video_codec=video.group(1),
+        width=int(video.group(2)),
+        height=int(video.group(3)),
+        duration_s=_duration(found),
+        audio_codec=audio.group(1) if audio else None,
+    )
 
 
 def poster(ffmpeg: str, source: str, target: Path, *, width: int) -> bytes | None:
     """A JPEG frame from about one second in (or the first frame of a shorter clip), width pixels wide."""
     for seek in ("1", "0"):
-        command = [ffmpeg, "-nostdin", "-v", "error", "-y", "-ss", seek, "-i", source, "-frames:v", "1",
-                   "-vf", f"scale={width}:-2", str(target)]
+        command = [
+            ffmpeg,
+            "-nostdin",
+            "-v",
+            "error",
+            "-y",
+            "-ss",
+            seek,
+            "-i",
+            source,
+            "-frames:v",
+            "1",
+            "-vf",
+            f"scale={width}:-2",
+            str(target),
+        ]
         try:
             subprocess.run(command, check=True, capture_output=True, timeout=POSTER_TIMEOUT_S)
         except (subprocess.SubprocessError, OSError) as exc:
@@ -98,13 +135,43 @@ def poster(ffmpeg: str, source: str, target: Path, *, width: int) -> bytes | Non
 
 def render_web(ffmpeg: str, source: str, target: Path, *, timeout_s: float) -> None:
     """Re-encode source as a web-playable MP4 (H.264 yuv420p, AAC, moov first) at target; raises on failure."""
-    command = [ffmpeg, "-nostdin", "-v", "error", "-y", "-i", source, "-map", "0:v:0", "-map", "0:a:0?",
-               "-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-pix_fmt", "yuv420p",
-               "-vf", "scale=trunc(iw/2)*2:trunc(ih/2)*2", "-c:a", "aac", "-b:a", "128k",
-               "-movflags", "+faststart", "-f", "mp4", str(target)]
+    command = [
+        ffmpeg,
+        "-nostdin",
+        "-v",
+        "error",
+        "-y",
+        "-i",
+        source,
+        "-map",
+        "0:v:0",
+        "-map",
+        "0:a:0?",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-crf",
+        "23",
+        "-pix_fmt",
+        "yuv420p",
+        "-vf",
+        "scale=trunc(iw/2)*2:trunc(ih/2)*2",
+        "-c:a",
+        "aac",
+        "-b:a",
+        "128k",
+        "-movflags",
+        "+faststart",
+        "-f",
+        "mp4",
+        str(target),
+    ]
     done = subprocess.run(command, capture_output=True, timeout=timeout_s)
     if done.returncode != 0 or not target.is_file() or not target.stat().st_size:
-        raise VideoUndecodable(_last_words(done.stderr.decode("utf-8", "replace")) or "ffmpeg made no rendition")
+        raise VideoUndecodable(
+            _last_words(done.stderr.decode("utf-8", "replace")) or "ffmpeg made no rendition"
+        )
 
 
 def _duration(text: str) -> float | None:
@@ -117,5 +184,7 @@ def _duration(text: str) -> float | None:
 
 def _last_words(text: str) -> str:
     """ffmpeg's last error line, without the path of the temporary file it read."""
-    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("frame=")]
+    lines = [
+        line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("frame=")
+    ]
     return re.sub(r"/[^\s:]*", "<file>", lines[-1])[:300] if lines else ""

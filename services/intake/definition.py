@@ -300,15 +300,16 @@ class CampaignDefinition(_Model):
         days, all together, and the shift recorded in `shift`."""
         step = timedelta(days=days)
 
-        def window(w: Window | None) -> Window | None:
-            return None if w is None else Window(start=w.start + step, end=w.end + step)
+        def window(w: Window) -> Window:
+            return Window(start=w.start + step, end=w.end + step)
 
         units = [u.model_copy(update={"liaison": u.liaison.model_copy(update={"designated_at": u.liaison.designated_at + step})})
                  if u.liaison and u.liaison.designated_at else u for u in self.units]
         source = self.shift.source if self.shift else self.code
         return self.model_copy(update={
             "code": code, "name": name, "units": units,
-            "windows": Windows(publicity=window(self.windows.publicity), inspection=window(self.windows.inspection)),
+            "windows": Windows(publicity=window(self.windows.publicity),
+                               inspection=window(self.windows.inspection) if self.windows.inspection else None),
             "deadlines": [d.model_copy(update={"due": d.due + step}) for d in self.deadlines],
             "shift": DateShift(days=days + (self.shift.days if self.shift else 0), source=source, note=note),
         })

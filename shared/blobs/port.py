@@ -111,7 +111,7 @@ class BlobStore(Protocol):
         BlobStoreMisconfigured saying which setting is wrong, or BlobStoreUnavailable if it cannot be reached."""
 
 
-def check_blob_store(store: BlobStore) -> dict:
+def check_blob_store(store: BlobStore) -> dict[str, Any]:
     """The configuration check as a readiness probe: {"ok": bool, "problem": str | None}; never raises."""
     try:
         store.check_config()

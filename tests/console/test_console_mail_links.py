@@ -1,4 +1,5 @@
 """A liaison taps the links in the platform's e-mails, not logged in: 登录 first, then straight to the page."""
+
 from __future__ import annotations
 
 import re
@@ -12,6 +13,7 @@ from tests.helpers import mail_parts, read_eml, wait_until
 
 def _mail_link(mail_dir: Path, subject_part: str, page_path: str, public_base: str, served: str) -> str:
     """The console link (to page_path) in the mail whose subject contains subject_part, pointed at the test server."""
+
     def found():
         for path in sorted(mail_dir.glob("*.eml")):
             message = read_eml(path)
@@ -21,6 +23,7 @@ def _mail_link(mail_dir: Path, subject_part: str, page_path: str, public_base: s
                 if match:
                     return match.group(0)
         return None
+
     link = wait_until(found, timeout=30, what=f"a mail about {subject_part} linking to /console/{page_path}")
     return served + link.removeprefix(public_base)
 
@@ -30,16 +33,38 @@ def test_mail_links_open_the_console_page_after_login(world, contexts, shots, tm
     unit = world.units["XSQ"]
     liaison = world.client_for(world.users["unit"])
     reviewer = world.client_for(world.users["reviewer"])
-    submission = liaison.post("/intake/submissions", json={"unit_id": unit["id"], "measure_code": "M3",
-                                                           "title": "制作宣传展板"}).json()
-    wait_until(lambda: liaison.post(f"/evidence/submissions/{submission['id']}/evidence", params={"filename": "展板.jpg"},
-                                    content=photo(tmp_path / "展板.jpg", seed=7).read_bytes(),
-                                    headers={"Content-Type": "application/octet-stream"}).status_code == 201,
-               what="the evidence service to take the upload")
-    wait_until(lambda: reviewer.post(f"/review/submissions/{submission['id']}/approve", json={"score": 90}).status_code == 200,
-               what="the submission to be decidable")
-    case = reviewer.post("/review/supervisions", json={"campaign_id": world.campaign_id, "unit_id": unit["id"],
-                                                       "level": "yellow", "method": "phone", "reason": "宣传横幅未按要求悬挂"})
+    submission = liaison.post(
+        "/intake/submissions", json={"unit_id": unit["id"], "measure_code": "M3", "title": "制作宣传展板"}
+    ).json()
+    wait_until(
+        lambda: (
+            liaison.post(
+                f"/evidence/submissions/{submission['id']}/evidence",
+                params={"filename": "展板.jpg"},
+                content=photo(tmp_path / "展板.jpg", seed=7).read_bytes(),
+                headers={"Content-Type": "application/octet-stream"},
+            ).status_code
+            == 201
+        ),
+        what="the evidence service to take the upload",
+    )
+    wait_until(
+        lambda: (
+            reviewer.post(f"/review/submissions/{submission['id']}/approve", json={"score": 90}).status_code
+            == 200
+        ),
+        what="the submission to be decidable",
+    )
+    case = reviewer.post(
+        "/review/supervisions",
+        json={
+            "campaign_id": world.campaign_id,
+            "unit_id": unit["id"],
+            "level": "yellow",
+            "method": "phone",
+            "reason": "宣传横幅未按要求悬挂",
+        },
+    )
     assert case.status_code == 201, case.text
 
     mail_dir = settings.mail_folder

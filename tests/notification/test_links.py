@@ -1,4 +1,5 @@
 """Every link the e-mails carry opens a page of the web console (never a JSON endpoint that needs a token)."""
+
 from __future__ import annotations
 
 import inspect
@@ -12,9 +13,18 @@ from services.notification.links import Links
 
 BASE = "https://campaign.example.org"
 EXPECTED_PAGE = {  # Links method → the console page it must open
-    "home": "home", "campaign": "campaign", "materials": "campaign", "unit": "unit", "submission": "submission",
-    "unit_submissions": "tasks", "evidence": "submission", "review_item": "queue", "review_queue": "queue",
-    "inspection": "inspection", "supervision": "supervision", "circular": "circular",
+    "home": "home",
+    "campaign": "campaign",
+    "materials": "campaign",
+    "unit": "unit",
+    "submission": "submission",
+    "unit_submissions": "tasks",
+    "evidence": "submission",
+    "review_item": "queue",
+    "review_queue": "queue",
+    "inspection": "inspection",
+    "supervision": "supervision",
+    "circular": "circular",
 }
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Iterable
+from typing import Iterable, Literal
 
 from sqlalchemy import exists, or_, select, update
 from sqlalchemy.orm import Session
@@ -110,8 +110,8 @@ def _duplicate_flagged(uow: Session, items_query, flag: str) -> set[str]:
 @dataclass(frozen=True)
 class _Link:
     other: str
-    match: str
-    came_first: str  # this, other
+    match: Literal["exact", "near"]
+    came_first: Literal["this", "other"]
 
 
 def _links_of(uow: Session, evidence_ids: list[str]) -> dict[str, list[_Link]]:
@@ -122,10 +122,11 @@ def _links_of(uow: Session, evidence_ids: list[str]) -> dict[str, list[_Link]]:
         rows = uow.scalars(select(ReviewDuplicate).where(or_(ReviewDuplicate.evidence_id.in_(chunk),
                                                              ReviewDuplicate.other_id.in_(chunk))))
         for row in rows:
+            match: Literal["exact", "near"] = "exact" if row.match == "exact" else "near"
             if row.evidence_id in found:  # this one is the later upload
-                found[row.evidence_id].append(_Link(row.other_id, row.match, "other"))
+                found[row.evidence_id].append(_Link(row.other_id, match, "other"))
             if row.other_id in found:  # a later upload repeats this one
-                found[row.other_id].append(_Link(row.evidence_id, row.match, "this"))
+                found[row.other_id].append(_Link(row.evidence_id, match, "this"))
     return found
 
 

@@ -31,7 +31,9 @@ def upgrade() -> None:
     with op.batch_alter_table("review_duplicates", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_review_duplicates_evidence_id"), ["evidence_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_review_duplicates_other_id"), ["other_id"], unique=False)
-    rows = op.get_bind().execute(sa.text("SELECT evidence_id, duplicate_of, near_duplicate_of FROM review_evidence"))
+    rows = op.get_bind().execute(
+        sa.text("SELECT evidence_id, duplicate_of, near_duplicate_of FROM review_evidence")
+    )
     made = []
     for evidence_id, exact, near in rows:
         seen: set[str] = set()
