@@ -184,7 +184,6 @@ def main() -> int:
                                lambda: coverage.rollup(loaded.campaign_id, ctx=ctx))):
                 values = timed(run, args.runs)
                 rows.append([name, args.units - 1, args.runs, ms(values, 50), ms(values, 95), ms(values, 100), "-"])
-            sizes_kib = {}
             with TestClient(create_app(ctx)) as client:
                 token = issuer_from_settings(ctx.settings).issue(subject="bench", name="基准", role=ADMIN, ttl_s=3600)
                 client.headers["Authorization"] = f"Bearer {token}"
@@ -195,7 +194,8 @@ def main() -> int:
                         ("GET …/coverage/rollup, whole campaign", f"{path}/rollup", {}, args.units - 1),
                         ("GET …/coverage?unit_id=<district> (what the console loads)", path, {"unit_id": district}, sizes[district])):
                     body = client.get(url, params=params).raise_for_status().content
-                    values = timed(lambda: client.get(url, params=params).raise_for_status(), args.http_runs)
+                    values = timed(lambda url=url, params=params: client.get(url, params=params).raise_for_status(),
+                                   args.http_runs)
                     rows.append([name, size, args.http_runs, ms(values, 50), ms(values, 95), ms(values, 100),
                                  f"{len(body) / 1024:,.0f}"])
             start = time.perf_counter()

@@ -19,6 +19,7 @@ requests carry an admin token signed with the run's own key pair.
 
 Everything started is removed afterwards (processes, database, queues, exchange, temporary folder).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -84,6 +85,7 @@ class RateResult:
     errors: dict[str, int] = field(default_factory=dict)
     wall: float = 0.0
     connections: int = 0
+    server_cpu_s: float = 0.0
 
     @property
     def achieved(self) -> float:
@@ -91,7 +93,9 @@ class RateResult:
         return len(self.latencies) / self.wall if self.wall else 0.0
 
 
-async def offer(url: str, headers: dict[str, str], make_body, *, rate: float, count: int, drain_s: float) -> RateResult:
+async def offer(
+    url: str, headers: dict[str, str], make_body, *, rate: float, count: int, drain_s: float
+) -> RateResult:
     """Send `count` POSTs at `rate` per second on a fixed schedule; latency from each scheduled time."""
     parsed = urlparse(url)
     extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
@@ -102,8 +106,10 @@ async def offer(url: str, headers: dict[str, str], make_body, *, rate: float, co
     async def one(scheduled: float, index: int) -> None:
         nonlocal opened
         body = make_body(index)
-        head = (f"POST {parsed.path} HTTP/1.1\r\nHost: {parsed.netloc}\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(body)}\r\n{extra}\r\n").encode()
+        head = (
+            f"POST {parsed.path} HTTP/1.1\r\nHost: {parsed.netloc}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n{extra}\r\n"
+        ).encode()
         conn = idle.pop() if idle else None
         try:
             if conn is not None and conn.reader.at_eof():  # the server closed an idle keep-alive connection
@@ -141,7 +147,7 @@ async def offer(url: str, headers: dict[str, str], make_body, *, rate: float, co
         if delay > 0:
             await asyncio.sleep(delay)
         tasks.append(asyncio.create_task(one(scheduled, i)))
-    done, pending = await asyncio.wait(tasks, timeout=drain_s)
+    _done, pending = await asyncio.wait(tasks, timeout=drain_s)
     for task in pending:
         task.cancel()
     if pending:
@@ -153,39 +159,111 @@ async def offer(url: str, headers: dict[str, str], make_body, *, rate: float, co
     return result
 
 
-def measure(url: str, headers: dict[str, str], unit_id: str, *, rates: list[float], seconds: float,
-            min_requests: int, drain_s: float, label: str) -> list[RateResult]:
+def cpu_seconds(pids: list[int]) -> float:
+    """CPU seconds used so far by the processes and their children (uvicorn workers)."""
+    import psutil
+
+    total = 0.0
+    for pid in pids:
+        try:
+            process = psutil.Process(pid)
+            for each in [process, *process.children(recursive=True)]:
+                times = each.cpu_times()
+                total += times.user + times.system
+        except psutil.Error:
+            continue
+    return total
+
+
+def measure(
+    url: str,
+    headers: dict[str, str],
+    unit_id: str,
+    *,
+    rates: list[float],
+    seconds: float,
+    min_requests: int,
+    drain_s: float,
+    label: str,
+    pids: list[int],
+) -> list[RateResult]:
     """Run each offered rate after a short warm-up; return the results."""
     run = uuid.uuid4().hex[:6]
 
     def make_body(index: int) -> bytes:
-        return json.dumps({"unit_id": unit_id, "measure_code": "M1", "title": f"压测报送{run}-{index}",
-                           "description": "压测：召开专题会议。"}, ensure_ascii=False).encode()
+        return json.dumps(
+            {
+                "unit_id": unit_id,
+                "measure_code": "M1",
+                "title": f"压测报送{run}-{index}",
+                "description": "压测：召开专题会议。",
+            },
+            ensure_ascii=False,
+        ).encode()
 
     results = []
     asyncio.run(offer(url, headers, make_body, rate=20, count=20, drain_s=drain_s))  # warm-up
     for rate in rates:
         count = max(min_requests, int(rate * seconds))
         print(f"{label}: {count} requests at {rate:g}/s", flush=True)
-        results.append(asyncio.run(offer(url, headers, make_body, rate=rate, count=count, drain_s=count / rate + drain_s)))
+        before = cpu_seconds(pids)
+        result = asyncio.run(
+            offer(url, headers, make_body, rate=rate, count=count, drain_s=count / rate + drain_s)
+        )
+        time.sleep(1.0)  # let the relay and the consumers finish what these requests started
+        result.server_cpu_s = cpu_seconds(pids) - before
+        results.append(result)
     return results
 
 
 def report(label: str, results: list[RateResult]) -> None:
     """Print one table for a mode."""
     ms = lambda values, p: f"{percentile(values, p) * 1000:,.1f}" if values else "-"  # noqa: E731
-    rows = [[f"{r.rate:g}", r.sent, ms(r.latencies, 50), ms(r.latencies, 99), ms(r.latencies, 100), f"{r.achieved:,.1f}",
-             ", ".join(f"{k}: {v}" for k, v in r.errors.items()) or "0", r.connections] for r in results]
-    print_table(f"{label}: POST /submissions, open loop (latency from the scheduled send time)",
-                ["offered req/s", "requests", "p50 ms", "p99 ms", "max ms", "achieved req/s", "errors", "connections"], rows)
+    rows = [
+        [
+            f"{r.rate:g}",
+            r.sent,
+            ms(r.latencies, 50),
+            ms(r.latencies, 99),
+            ms(r.latencies, 100),
+            f"{r.achieved:,.1f}",
+            ", ".join(f"{k}: {v}" for k, v in r.errors.items()) or "0",
+            r.connections,
+            f"{r.server_cpu_s / max(1, len(r.latencies)) * 1000:,.1f}",
+        ]
+        for r in results
+    ]
+    print_table(
+        f"{label}: POST /submissions, open loop (latency from the scheduled send time)",
+        [
+            "offered req/s",
+            "requests",
+            "p50 ms",
+            "p99 ms",
+            "max ms",
+            "achieved req/s",
+            "errors",
+            "connections",
+            "server CPU ms/req",
+        ],
+        rows,
+    )
 
 
 def create_unit(base: str, headers: dict[str, str]) -> str:
     """Register the unit every submission belongs to."""
     code = f"S{uuid.uuid4().hex[:8]}"
-    response = httpx.post(f"{base}/units", headers=headers, timeout=30, json={
-        "code": code, "name": "相山区信访局", "level": "county",
-        "liaison": {"name": "李明", "email": f"liaison-{code.lower()}@example.org"}})
+    response = httpx.post(
+        f"{base}/units",
+        headers=headers,
+        timeout=30,
+        json={
+            "code": code,
+            "name": "相山区信访局",
+            "level": "county",
+            "liaison": {"name": "李明", "email": f"liaison-{code.lower()}@example.org"},
+        },
+    )
     response.raise_for_status()
     return response.json()["id"]
 
@@ -199,8 +277,13 @@ def run_embedded(args, stack: ExitStack, work: Path) -> list[RateResult]:
     env = cluster_env({**auth_env, "DATA_DIR": str(work / "embedded"), "PORT": str(port)})
     log_path = work / "embedded.log"
     with log_path.open("wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "deploy.embedded"], env=env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "deploy.embedded"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     stack.callback(terminate, proc)
     base = f"http://127.0.0.1:{port}"
 
@@ -208,27 +291,59 @@ def run_embedded(args, stack: ExitStack, work: Path) -> list[RateResult]:
         if proc.poll() is not None:
             raise RuntimeError(f"embedded platform exited:\n{log_path.read_text(errors='replace')[-3000:]}")
 
-    wait_healthy(base, deadline=time.monotonic() + 90, check_alive=alive, describe=lambda: "embedded platform not healthy")
+    wait_healthy(
+        base,
+        deadline=time.monotonic() + 90,
+        check_alive=alive,
+        describe=lambda: "embedded platform not healthy",
+    )
     unit_id = create_unit(f"{base}/intake", headers)
-    return measure(f"{base}/intake/submissions", headers, unit_id, rates=args.rates, seconds=args.seconds,
-                   min_requests=args.min_requests, drain_s=args.drain_s, label="embedded")
+    return measure(
+        f"{base}/intake/submissions",
+        headers,
+        unit_id,
+        rates=args.rates,
+        seconds=args.seconds,
+        min_requests=args.min_requests,
+        drain_s=args.drain_s,
+        label="embedded",
+        pids=[proc.pid],
+    )
 
 
 def run_distributed(args, stack: ExitStack, work: Path) -> list[RateResult]:
     """Start intake's API and worker on a fresh PostgreSQL database and RabbitMQ, and measure the API."""
-    from tests.services import POSTGRES_URL, RABBITMQ_URL, delete_rabbitmq_objects, fresh_postgres_database, port_open, unique
+    from tests.services import (
+        POSTGRES_URL,
+        RABBITMQ_URL,
+        delete_rabbitmq_objects,
+        fresh_postgres_database,
+        port_open,
+        unique,
+    )
 
     for name, url, port in (("RabbitMQ", RABBITMQ_URL, 5672), ("PostgreSQL", POSTGRES_URL, 5432)):
         if not port_open(url, port):
-            raise SystemExit(f"{name} is not reachable at {url}; start it (see README) or use --mode embedded")
+            raise SystemExit(
+                f"{name} is not reachable at {url}; start it (see README) or use --mode embedded"
+            )
     run = unique("bench.submit.")
     exchange, prefix = f"{run}.events", f"{run}."
     stack.callback(delete_rabbitmq_objects, RABBITMQ_URL, queues=[], exchanges=[exchange])
     database_url = stack.enter_context(fresh_postgres_database())
     auth_env, headers = staff_credentials()
-    env = cluster_env({**auth_env, "BUS_BACKEND": "rabbitmq", "RABBITMQ_URL": RABBITMQ_URL, "BUS_EXCHANGE": exchange,
-                       "BUS_QUEUE_PREFIX": prefix, "DATABASE_URL": database_url, "DATA_DIR": str(work / "distributed"),
-                       "API_WORKERS": str(args.workers)})
+    env = cluster_env(
+        {
+            **auth_env,
+            "BUS_BACKEND": "rabbitmq",
+            "RABBITMQ_URL": RABBITMQ_URL,
+            "BUS_EXCHANGE": exchange,
+            "BUS_QUEUE_PREFIX": prefix,
+            "DATABASE_URL": database_url,
+            "DATA_DIR": str(work / "distributed"),
+            "API_WORKERS": str(args.workers),
+        }
+    )
     worker = ServiceProcess("intake", "worker", env, work / "intake-worker.log")
     api = ServiceProcess("intake", "api", env, work / "intake-api.log", port=free_port())
     stack.callback(worker.stop)
@@ -236,23 +351,47 @@ def run_distributed(args, stack: ExitStack, work: Path) -> list[RateResult]:
     api.start(timeout=90)
     worker.start()
     unit_id = create_unit(api.url, headers)
-    return measure(f"{api.url}/submissions", headers, unit_id, rates=args.rates, seconds=args.seconds,
-                   min_requests=args.min_requests, drain_s=args.drain_s,
-                   label=f"distributed (PostgreSQL, {args.workers} API worker process{'es' if args.workers > 1 else ''})")
+    return measure(
+        f"{api.url}/submissions",
+        headers,
+        unit_id,
+        rates=args.rates,
+        seconds=args.seconds,
+        min_requests=args.min_requests,
+        drain_s=args.drain_s,
+        label=f"distributed (PostgreSQL, {args.workers} API worker process{'es' if args.workers > 1 else ''})",
+        pids=[api.proc.pid, worker.proc.pid],
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parse options, run the chosen modes, print the tables, clean up."""
     parser = argparse.ArgumentParser(prog="python -m bench.submit", description=__doc__.split("\n", 1)[0])
     parser.add_argument("--mode", choices=["both", "embedded", "distributed"], default="both")
-    parser.add_argument("--rates", default="10,100,200", help="offered rates in requests per second (default 10,100,200)")
-    parser.add_argument("--seconds", type=float, default=5.0, help="how long each rate is offered (default 5)")
-    parser.add_argument("--min-requests", type=int, default=100, help="at least this many requests per rate (default 100)")
-    parser.add_argument("--drain-s", type=float, default=30.0, help="wait this long past the schedule for answers (default 30)")
-    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes of the distributed API (default 1)")
+    parser.add_argument(
+        "--rates", default="10,100,200", help="offered rates in requests per second (default 10,100,200)"
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=5.0, help="how long each rate is offered (default 5)"
+    )
+    parser.add_argument(
+        "--min-requests", type=int, default=100, help="at least this many requests per rate (default 100)"
+    )
+    parser.add_argument(
+        "--drain-s",
+        type=float,
+        default=30.0,
+        help="wait this long past the schedule for answers (default 30)",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="uvicorn worker processes of the distributed API (default 1)"
+    )
     args = parser.parse_args(argv)
     args.rates = [float(r) for r in args.rates.split(",") if r.strip()]
-    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} cores)", flush=True)
+    print(
+        f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} cores)",
+        flush=True,
+    )
     tables = []
     with ExitStack() as stack:
         work = Path(tempfile.mkdtemp(prefix="bench-submit-"))
@@ -262,7 +401,12 @@ def main(argv: list[str] | None = None) -> int:
                 tables.append(("embedded (make run: one process, SQLite)", run_embedded(args, inner, work)))
         if args.mode in ("both", "distributed"):
             with ExitStack() as inner:
-                tables.append((f"distributed (intake API ×{args.workers} on PostgreSQL)", run_distributed(args, inner, work)))
+                tables.append(
+                    (
+                        f"distributed (intake API ×{args.workers} on PostgreSQL)",
+                        run_distributed(args, inner, work),
+                    )
+                )
     for label, results in tables:
         report(label, results)
     print(f"\nload average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")

@@ -25,10 +25,11 @@ from services.review import bootstrap as review_bootstrap
 from services.review.subscriptions import SUBSCRIPTIONS as REVIEW_SUBSCRIPTIONS
 from services.review.subscriptions import jobs as review_jobs
 from shared.adapters import make_blob_store, make_bus, make_mailer
+from shared.auth import verifier_from_settings
 from shared.blobs.port import BlobStore
 from shared.bus.port import MessageBus
 from shared.clock import Clock, SystemClock
-from shared.http import health_router
+from shared.health import HealthMonitor, health_routes
 from shared.launcher import refuse_unusable_store
 from shared.mail.port import Mailer
 from shared.migrations import SchemaNotCurrent
@@ -48,10 +49,21 @@ class Platform:
     workers: list[ServiceWorker] = field(default_factory=list)
 
     def start(self) -> None:
-        """Start the workers, then the bus deliveries."""
+        """Declare every queue, then start the workers' relays and jobs, then the bus deliveries.
+
+        On the in-process bus an event routed to no queue counts as handled, so no relay may publish before
+        every consumer has subscribed.
+        """
+        for worker in self.workers:
+            worker.subscribe()
         for worker in self.workers:
             worker.start()
         self.bus.start()
+
+    def liveness(self) -> dict:
+        """Every worker's loops run and none is stuck (for /livez)."""
+        states = {worker.ctx.name: worker.liveness() for worker in self.workers}
+        return {"ok": all(state["ok"] for state in states.values()), "workers": states}
 
     def stop(self) -> None:
         """Stop deliveries, then the workers, then close databases."""
@@ -106,7 +118,10 @@ def _root_app(platform: Platform, apps: dict[str, FastAPI]) -> FastAPI:
     checks["bus"] = platform.bus.health
     checks["blob_store"] = platform.contexts["evidence_storage"].blobs.health
     checks["mailer"] = platform.contexts["notification"].mailer.health
-    root.include_router(health_router(checks))
+    settings = platform.contexts["intake"].settings
+    root.state.token_verifier = verifier_from_settings(settings)
+    root.include_router(health_routes(HealthMonitor(checks, budget_s=settings.health_probe_timeout_s),
+                                      alive=platform.liveness))
 
     @root.get("/", include_in_schema=False)
     def home() -> RedirectResponse:
@@ -118,7 +133,7 @@ def _root_app(platform: Platform, apps: dict[str, FastAPI]) -> FastAPI:
         return (
             '<!doctype html><html lang="zh-CN"><meta charset="utf-8"><title>宣传月佐证平台</title>'
             f'<h1>宣传月佐证平台</h1><p><a href="{console.PREFIX}/">网页控制台</a></p><p>各服务接口文档：</p><ul>{links}</ul>'
-            '<p><a href="/healthz">/healthz</a> 运行状态</p></html>'
+            '<p><a href="/readyz">/readyz</a> 运行状态</p></html>'
         )
 
     for name, app in apps.items():

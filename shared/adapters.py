@@ -16,6 +16,7 @@ def make_bus(settings: Settings) -> MessageBus:
             url=settings.broker_url(),
             exchange=settings.bus_exchange,
             queue_prefix=settings.bus_queue_prefix,
+            delivery_limit=settings.bus_delivery_limit,
             prefetch=settings.bus_prefetch,
             retry_delays_ms=settings.bus_retry_delays_ms,
             heartbeat_s=settings.bus_heartbeat_s,
@@ -40,6 +41,9 @@ def make_blob_store(settings: Settings) -> BlobStore:
             part_size=settings.s3_part_size,
             object_lock=settings.s3_object_lock,
             public_endpoint=settings.s3_public_endpoint,
+            connect_timeout_s=settings.s3_connect_timeout_s,
+            read_timeout_s=settings.s3_read_timeout_s,
+            retries=settings.s3_retries,
         )
     from shared.blobs.folder import FolderBlobStore
 

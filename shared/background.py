@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Callable
+import time
+from typing import Any, Callable
 
 log = logging.getLogger(__name__)
 
@@ -17,6 +18,7 @@ class BackgroundLoop:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._step_started: float | None = None  # monotonic time the running step began, None between steps
 
     def wake(self) -> None:
         """Run the next step now instead of at the end of the interval."""
@@ -35,12 +37,22 @@ class BackgroundLoop:
         if self._thread:
             self._thread.join(timeout=30)
 
+    def state(self, stall_s: float) -> dict[str, Any]:
+        """Whether the thread runs and is not stuck in one step for longer than stall_s (for /livez)."""
+        running = self._thread is not None and self._thread.is_alive()
+        started = self._step_started
+        busy_s = time.monotonic() - started if started is not None else 0.0
+        return {"ok": running and busy_s <= stall_s, "running": running, "busy_s": round(busy_s, 1)}
+
     def _loop(self) -> None:
         while not self._stop.is_set():
+            self._step_started = time.monotonic()
             try:
                 if self._step() is True:
                     continue
             except Exception:
                 log.exception("%s failed", self.name)
+            finally:
+                self._step_started = None
             self._wake.wait(self.interval_s)
             self._wake.clear()

@@ -1,10 +1,10 @@
-"""HTTP helpers shared by the service APIs: bilingual errors and the health route."""
+"""HTTP helpers shared by the service APIs: bilingual errors and UTC times (health: shared/health.py)."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Callable, Mapping
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import HTTPException, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -28,24 +28,6 @@ class ApiError(HTTPException):
 def not_found(what: str, what_en: str, ident: str) -> ApiError:
     """404 for an unknown resource."""
     return ApiError(404, "not_found", f"{what}不存在：{ident}", f"{what_en} not found: {ident}")
-
-
-def health_router(checks: Mapping[str, Callable[[], dict[str, Any]]]) -> APIRouter:
-    """GET /healthz reporting each adapter's state; 503 when any is not ok."""
-    router = APIRouter()
-
-    @router.get("/healthz", tags=["ops"])
-    def healthz() -> JSONResponse:
-        report = {}
-        for name, check in checks.items():
-            try:
-                report[name] = check()
-            except Exception as exc:  # a health check must report, not fail
-                report[name] = {"ok": False, "error": type(exc).__name__}
-        ok = all(part.get("ok") for part in report.values())
-        return JSONResponse({"ok": ok, "adapters": report}, status_code=200 if ok else 503)
-
-    return router
 
 
 async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

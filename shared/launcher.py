@@ -4,15 +4,17 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-from typing import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from fastapi import FastAPI
 
 from shared.adapters import make_bus
 from shared.blobs.port import BlobStore, BlobStoreMisconfigured, BlobStoreUnavailable
+from shared.bus.port import MessageBus
 from shared.db import Database
-from shared.migrations import SchemaNotCurrent, head_revision, new_revision, upgrade
+from shared.health import HealthMonitor, HealthServer, service_checks, worker_health_app
 from shared.messaging import EventHandler
+from shared.migrations import SchemaNotCurrent, head_revision, new_revision, upgrade
 from shared.runtime import PeriodicJob, ServiceContext, ServiceWorker, configure_logging, run_until_signalled
 from shared.settings import Settings
 
@@ -81,16 +83,28 @@ def launch(
         return
     bus = make_bus(settings)
     worker = ServiceWorker(ctx, bus, subscriptions, jobs(ctx))
+    health = worker_health_server(ctx, bus, worker) if settings.health_port else None
 
     def start() -> None:
         worker.start()
         bus.start()
+        if health is not None:
+            health.start()
 
     def stop() -> None:
+        if health is not None:
+            health.stop()
         bus.stop()
         worker.stop()
 
     run_until_signalled(start, stop)
+
+
+def worker_health_server(ctx: ServiceContext, bus: MessageBus, worker: ServiceWorker) -> HealthServer:
+    """The worker's /livez (its loops run, none stuck) and /readyz (database, store or mailer, broker) on HEALTH_PORT."""
+    monitor = HealthMonitor(service_checks(ctx, bus_check=bus.health), budget_s=ctx.settings.health_probe_timeout_s)
+    app = worker_health_app(monitor, alive=worker.liveness, settings=ctx.settings)
+    return HealthServer(app, host=ctx.settings.host, port=ctx.settings.health_port)
 
 
 def migrate(settings: Settings, service: str, *, to: str = "head", new: str | None = None) -> None:

@@ -1,10 +1,15 @@
 """Delivery guarantees: the transactional outbox with its relay, and the idempotent-consumer inbox."""
 from __future__ import annotations
 
+import functools
 import logging
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Callable, Iterable, Mapping, Sequence
+from collections import Counter
+from typing import Any, Callable, Iterable, Mapping, NoReturn, Sequence, cast
+
+from pydantic import ValidationError
 
 from sqlalchemy import (
     BigInteger,
@@ -24,7 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from shared.background import BackgroundLoop
-from shared.bus.port import MessageBus
+from shared.bus.port import MessageBus, SettlingBus, Unprocessable
 from shared.db import Database
 from shared.events import Envelope
 
@@ -88,16 +93,30 @@ class Outbox:
 
 
 class OutboxRelay:
-    """Publishes committed outbox rows with confirms and marks them sent; safe with several replicas."""
+    """Publishes committed outbox rows with confirms and marks them sent; safe with several replicas.
 
-    def __init__(self, *, db: Database, table: Table, bus: MessageBus, poll_s: float = 0.5, batch: int = 100) -> None:
+    On the in-process bus (embedded mode) a row is marked published only once every in-process consumer has
+    committed (or parked) the event, so a `kill -9` loses nothing: a restart hands the unmarked rows over again
+    and the consumers' inboxes absorb what they had already processed. A parked event stays unmarked (with
+    `last_error`) and is delivered again at the next start.
+    """
+
+    def __init__(self, *, db: Database, table: Table, bus: MessageBus, poll_s: float = 0.5, batch: int = 100,
+                 in_process: bool = False) -> None:
         self._db, self._table, self._bus = db, table, bus
         self._batch = batch
+        # One relay per outbox on the in-process bus (the embedded mode): rows are not locked while handed over.
+        self._in_process = in_process and bool(getattr(bus, "settles_in_process", False))
+        self._handed_over: set[int] = set()  # in-process: rows given to the bus and not yet marked
+        self._settled: list[tuple[int, bool]] = []
+        self._settled_lock = threading.Lock()
         # A full batch means more rows are waiting: relay again at once instead of after the poll.
         self._loop = BackgroundLoop("outbox-relay", poll_s, lambda: self.relay_once() >= self._batch)
 
     def relay_once(self) -> int:
         """Publish one batch of pending events in order; return how many were published."""
+        if self._in_process:
+            return self._hand_over_once()
         t = self._table
         published = 0
         with self._db.transaction() as session:
@@ -123,17 +142,68 @@ class OutboxRelay:
                 published += 1
         return published
 
+    def _hand_over_once(self) -> int:
+        """In-process bus: mark what the consumers settled, then hand over rows not yet handed over."""
+        self._mark_settled()
+        t = self._table
+        with self._db.session() as session:
+            rows = session.execute(
+                select(t.c.id, t.c.body).where(t.c.published_at.is_(None)).order_by(t.c.id)
+                .limit(self._batch + len(self._handed_over))
+            ).all()
+        fresh = [row for row in rows if row.id not in self._handed_over][: self._batch]
+        for row in fresh:
+            self._handed_over.add(row.id)
+            bus = cast(SettlingBus, self._bus)
+            bus.publish(Envelope.from_json(row.body), on_settled=functools.partial(self._on_settled, row.id))
+        return len(fresh)
+
+    def _on_settled(self, row_id: int, parked: bool) -> None:
+        with self._settled_lock:
+            self._settled.append((row_id, parked))
+        self._loop.wake()
+
+    def _mark_settled(self) -> None:
+        with self._settled_lock:
+            settled, self._settled = self._settled, []
+        if not settled:
+            return
+        t, now = self._table, datetime.now(timezone.utc)
+        done = [row_id for row_id, parked in settled if not parked]
+        parked = [row_id for row_id, was_parked in settled if was_parked]
+        try:
+            with self._db.transaction() as session:
+                if done:
+                    session.execute(update(t).where(t.c.id.in_(done)).values(published_at=now, attempts=t.c.attempts + 1))
+                if parked:
+                    session.execute(update(t).where(t.c.id.in_(parked)).values(
+                        attempts=t.c.attempts + 1, last_error="parked by an in-process consumer; delivered again at restart"))
+        except Exception:
+            with self._settled_lock:
+                self._settled[:0] = settled  # try again at the next step
+            raise
+        self._handed_over.difference_update(done)  # parked rows stay handed over until the process restarts
+
     def wake(self) -> None:
         """Ask the relay to look for new rows now instead of at the next poll."""
         self._loop.wake()
+
+    def loop_state(self, stall_s: float) -> dict[str, Any]:
+        """The relay thread's state for /livez."""
+        return self._loop.state(stall_s)
 
     def start(self) -> None:
         """Run the relay loop on a background thread."""
         self._loop.start()
 
     def stop(self) -> None:
-        """Stop the loop after its current batch."""
+        """Stop the loop after its current batch (in-process: and mark what was settled meanwhile)."""
         self._loop.stop()
+        if self._in_process:
+            try:
+                self._mark_settled()
+            except Exception:  # the next start delivers those rows again; the inboxes absorb them
+                log.warning("outbox relay: could not mark settled events at stop", exc_info=True)
 
 
 class Inbox:
@@ -167,12 +237,15 @@ class IdempotentConsumer:
         subscriptions: Mapping[str, Sequence[EventHandler]],
         dependencies: Mapping[str, object],
         after_commit: Iterable[Callable[[], None]] = (),
+        ignored_types: Iterable[str] = (),
     ) -> None:
         self.name = name
         self._db, self._inbox = db, inbox
         self._subscriptions = subscriptions
         self._deps = dict(dependencies)
         self._after_commit = tuple(after_commit)
+        self._ignored = frozenset(ignored_types)
+        self.unprocessable: Counter[str] = Counter()  # event type -> how many were parked as unknown or malformed
 
     @property
     def event_types(self) -> list[str]:
@@ -180,10 +253,12 @@ class IdempotentConsumer:
         return list(self._subscriptions)
 
     def __call__(self, event: Envelope) -> None:
-        """Handle an event once; a duplicate is acknowledged without effect."""
+        """Handle an event once; a duplicate is acknowledged without effect; an unknown or malformed one is parked."""
         handlers = self._subscriptions.get(event.type, ())
         if not handlers:
-            return
+            if event.type in self._ignored:
+                return
+            self._unprocessable(event, "unknown event type")
         try:
             with self._db.transaction() as session:
                 if not self._inbox.first_time(session, self.name, event):
@@ -191,6 +266,8 @@ class IdempotentConsumer:
                     return
                 for handler in handlers:
                     handler(event, uow=session, **self._deps)
+        except ValidationError as exc:  # the payload does not match its contract: retrying cannot help
+            self._unprocessable(event, f"malformed payload: {exc.error_count()} error(s): {str(exc)[:300]}")
         except IntegrityError:
             if self._already_processed(event):
                 log.info("%s: event %s processed concurrently elsewhere", self.name, event.event_id)
@@ -198,6 +275,12 @@ class IdempotentConsumer:
             raise
         for callback in self._after_commit:
             callback()
+
+    def _unprocessable(self, event: Envelope, why: str) -> NoReturn:
+        self.unprocessable[event.type] += 1
+        log.error("%s: %s, parking event %s of type %r (producer %s); %d such event(s) of this type so far",
+                  self.name, why, event.event_id, event.type, event.producer, self.unprocessable[event.type])
+        raise Unprocessable(f"{self.name}: {why}: {event.type} {event.event_id}")
 
     def _already_processed(self, event: Envelope) -> bool:
         with self._db.transaction() as session:

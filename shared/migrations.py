@@ -100,26 +100,28 @@ def upgrade(db: Database, service: str, revision: str = "head") -> str | None:
 
 
 def _adopt_unversioned(db: Database, conn: Connection, service: str) -> str:
-    # Tables made by create_all before migrations existed: if they hold everything the first revision makes,
-    # record that revision (nothing is changed) so the upgrade continues from there.
+    # Tables made by create_all before migrations existed: record the newest revision whose columns they all hold
+    # (nothing is changed), so the upgrade continues from there.
     script = ScriptDirectory.from_config(alembic_config(service))
     base = script.get_base()
     if base is None:
         raise RuntimeError(f"{service} has no migration history under {script_location(service)}")
-    expected = _columns_at(service, base)
     inspector = inspect(conn)
     have = {table: {c["name"] for c in inspector.get_columns(table)} for table in inspector.get_table_names()}
-    missing = sorted(f"{table}.{column}" for table, columns in expected.items()
-                     for column in columns - have.get(table, set()))
-    if missing:
-        raise SchemaNotCurrent(
-            f"{service} 数据库由引入迁移之前的更早版本建立，缺少列：{', '.join(missing)}；请先用 {base} 版本的表结构补齐这些列"
-            f"（docs/operations.md）。 / the {service} tables predate migrations and lack {', '.join(missing)}: add them "
-            f"as revision {base} defines them, then migrate (docs/operations.md).")
-    command.stamp(alembic_config(service, conn), base)
-    log.warning("adopted %s tables made before migrations existed as revision %s", service, base,
-                extra={"event": "schema.adopted", "to_revision": base})
-    return base
+    missing: list[str] = []
+    for candidate in [revision.revision for revision in script.walk_revisions()]:  # newest first
+        expected = _columns_at(service, candidate)
+        missing = sorted(f"{table}.{column}" for table, columns in expected.items()
+                         for column in columns - have.get(table, set()))
+        if not missing:
+            command.stamp(alembic_config(service, conn), candidate)
+            log.warning("adopted %s tables made before migrations existed as revision %s", service, candidate,
+                        extra={"event": "schema.adopted", "to_revision": candidate})
+            return candidate
+    raise SchemaNotCurrent(
+        f"{service} 数据库由引入迁移之前的更早版本建立，缺少列：{', '.join(missing)}；请先用 {base} 版本的表结构补齐这些列"
+        f"（docs/operations.md）。 / the {service} tables predate migrations and lack {', '.join(missing)}: add them "
+        f"as revision {base} defines them, then migrate (docs/operations.md).")
 
 
 def _columns_at(service: str, revision: str) -> dict[str, set[str]]:

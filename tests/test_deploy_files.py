@@ -500,6 +500,7 @@ S3_ACTIONS = {
     "set_object_retention": {"s3:PutObjectRetention"}, "get_object_lock_config": {"s3:GetBucketObjectLockConfiguration"},
     "get_bucket_versioning": {"s3:GetBucketVersioning"}, "make_bucket": set(),  # made by minio-init, not the platform
     "_list_multipart_uploads": {"s3:ListBucketMultipartUploads"},
+    "_abort_multipart_upload": {"s3:AbortMultipartUpload"},  # the evidence worker's sweeper
 }
 
 

@@ -7,7 +7,7 @@ from urllib.parse import quote
 
 import anyio
 import anyio.from_thread
-from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from sqlalchemy import select
 from starlette.requests import ClientDisconnect
@@ -26,7 +26,10 @@ from shared.audit import AuditEntry
 from shared.blobs.port import PresignedPost
 from shared.auth import ADMIN, INSPECTOR, STAFF, UNIT, Principal, install, require, verifier_from_settings
 from shared.clock import as_utc
-from shared.http import health_router, not_found
+from shared import grants as grants_module
+from shared.grants import GrantVerifier
+from shared.health import install_health
+from shared.http import not_found
 from shared.runtime import ServiceContext
 from shared.version import platform_version
 
@@ -41,6 +44,11 @@ READER = caller_of()  # any role; a unit only its own subtree's evidence
 _CHUNK_BODY = {"requestBody": {"required": True, "content": {"application/octet-stream": _BINARY}}}
 
 
+GRANT = Header(None, alias=grants_module.HEADER, description=(
+    "intake 创建报送材料时返回的 upload_grant，使刚创建的材料可立即上传 · the upload_grant from intake's create "
+    "response: lets an upload in before this service has heard of the submission"))
+
+
 def create_app(ctx: ServiceContext) -> FastAPI:
     """The evidence_storage service's FastAPI application."""
     app = FastAPI(title="evidence_storage · 佐证资料", version=platform_version(), description=(
@@ -49,11 +57,16 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     install(app, verifier_from_settings(ctx.settings))
     router = APIRouter()
 
-    def submission_visible(caller: Caller, submission_id: str) -> None:
-        """404 for a submission of a unit outside the caller's subtree (an unknown one is left to the use case);
-        403 for an inspector's upload to a unit's submission, or a unit's to an inspection."""
+    grants = GrantVerifier(ctx.settings)
+
+    def submission_visible(caller: Caller, submission_id: str, grant: str | None = None) -> None:
+        """404 for a submission of a unit outside the caller's subtree (an unknown one is left to the use case, unless
+        intake's upload grant vouches for it); 403 for an inspector's upload to a unit's submission, or a unit's to an
+        inspection."""
         with ctx.db.session() as uow:
             submission = uow.get(KnownSubmission, submission_id)
+        if submission is None and grant:
+            submission = handlers.admit_granted(ctx, submission_id, grant, grants)
         if submission is not None:
             check_access(caller, not_found("报送材料", "submission", submission_id),
                          unit_path=submission.unit_path, unit_id=submission.unit_id)
@@ -87,10 +100,10 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     @router.post("/submissions/{submission_id}/evidence", status_code=201, response_model=EvidenceRead | list[EvidenceRead],
                  tags=["upload"], openapi_extra=_UPLOAD_BODY)
     async def upload(submission_id: str, request: Request, filename: str | None = Query(None, max_length=1000),
-                     caller: Caller = Depends(UPLOADER)):
+                     caller: Caller = Depends(UPLOADER), grant: str | None = GRANT):
         """Upload as the raw body (one file, `?filename=` for display) or as multipart/form-data (several files,
         all accepted or none). Streamed to the store, never held whole in memory; the type is judged from the bytes."""
-        await _in_thread(lambda: submission_visible(caller, submission_id))
+        await _in_thread(lambda: submission_visible(caller, submission_id, grant))
         next_chunk = _puller(request)
         if request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
             content_type = request.headers["content-type"]
@@ -149,9 +162,10 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         handlers.delete_evidence(evidence_id, ctx=ctx, caller=caller)
 
     @router.post("/submissions/{submission_id}/upload-sessions", status_code=201, response_model=SessionRead, tags=["upload"])
-    def create_session(submission_id: str, body: SessionCreate, caller: Caller = Depends(UPLOADER)) -> SessionRead:
+    def create_session(submission_id: str, body: SessionCreate, caller: Caller = Depends(UPLOADER),
+                       grant: str | None = GRANT) -> SessionRead:
         """Open a resumable chunked session, or a presigned POST straight to S3 (501 on the folder store)."""
-        submission_visible(caller, submission_id)
+        submission_visible(caller, submission_id, grant)
         session, form = uploads.create_session(
             submission_id, mode=body.mode, filename=body.filename, size=body.size, sha256=body.sha256,
             content_type=body.content_type, ctx=ctx, actor=caller.actor)
@@ -239,7 +253,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         })
 
     app.include_router(router)
-    app.include_router(health_router({"database": ctx.db.health, "blob_store": ctx.blob_store.health}))
+    install_health(app, ctx)
 
     @app.exception_handler(ClientDisconnect)
     async def client_went_away(request: Request, exc: ClientDisconnect) -> JSONResponse:

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from typing import Iterator
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from services.evidence_storage import audit, ingest, refusals
@@ -21,6 +22,7 @@ from shared.contracts import make_event, read_payload
 from shared.contracts.evidence import EvidenceLocked, EvidenceRejected
 from shared.contracts.intake import CampaignPublished, LiaisonDesignated, SubmissionSubmitted, SubmissionWithdrawn, UnitRegistered
 from shared.contracts.review import DECISIONS, InspectionRecorded
+from shared.grants import GrantError, GrantVerifier
 from shared.http import ApiError, not_found
 from shared.runtime import ServiceContext
 
@@ -61,6 +63,26 @@ def store_form(submission_id: str, form: MultipartFiles, *, ctx: ServiceContext,
     except BaseException:
         ingest.discard(ctx, [received.key for received, _ in batch])
         raise
+
+
+def admit_granted(ctx: ServiceContext, submission_id: str, token: str, verifier: GrantVerifier) -> KnownSubmission | None:
+    """Learn a submission from intake's upload grant before its event arrives; None (so a 404) for a bad grant."""
+    try:
+        grant = verifier.verify(token, submission_id)
+    except GrantError as exc:
+        log.info("upload grant for %s refused: %s", submission_id, exc)
+        return None
+    try:
+        with ctx.db.transaction() as uow:
+            if uow.get(KnownSubmission, submission_id) is None:
+                uow.add(KnownSubmission(id=submission_id, unit_id=grant.unit_id, unit_path=grant.unit_path,
+                                        measure_code=grant.measure_code, version=grant.version, state="submitted",
+                                        campaign_id=grant.campaign_id))
+                log.info("submission %s admitted on intake's upload grant, ahead of its event", submission_id)
+    except IntegrityError:  # the event was consumed meanwhile
+        pass
+    with ctx.db.session() as uow:
+        return uow.get(KnownSubmission, submission_id)
 
 
 def open_submission(ctx: ServiceContext, submission_id: str) -> KnownSubmission:

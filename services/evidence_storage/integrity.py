@@ -7,13 +7,12 @@ import random
 
 from sqlalchemy import select
 
-from services.evidence_storage.models import Evidence, EvidenceRendition, IntegrityCheck, UploadChunk, UploadSession
+from services.evidence_storage.models import Evidence, IntegrityCheck
+from services.evidence_storage.sweeper import orphan_keys
 from shared.blobs.port import BlobNotFound, BlobStoreUnavailable
 from shared.events import new_id
 from shared.http import ApiError
 from shared.runtime import ServiceContext
-
-ORPHAN_PREFIXES = ("evidence/", "previews/", "staging/", "renditions/")
 
 
 def run_check(*, sample: int | None, ctx: ServiceContext) -> IntegrityCheck:
@@ -61,18 +60,5 @@ def _verify(ctx: ServiceContext, key: str, size: int, sha256: str) -> dict | Non
 
 
 def _orphans(ctx: ServiceContext) -> list[dict]:
-    """Objects under the service's prefixes that no evidence or live upload session refers to."""
-    with ctx.db.session() as uow:
-        known = set(uow.scalars(select(Evidence.object_key)))
-        known |= {key for key in uow.scalars(select(Evidence.thumbnail_key)) if key}
-        known |= {key for key in uow.scalars(select(EvidenceRendition.object_key)) if key}
-        live = select(UploadSession.id).where(UploadSession.state.in_(("open", "completing")))
-        known |= set(uow.scalars(select(UploadChunk.object_key).where(UploadChunk.session_id.in_(live))))
-        live_ids = set(uow.scalars(live))
-    found = []
-    for prefix in ORPHAN_PREFIXES:
-        for key in ctx.blob_store.list_keys(prefix):
-            in_session = key.startswith("staging/sessions/") and key.split("/")[2] in live_ids
-            if key not in known and not in_session:
-                found.append({"evidence_id": None, "object_key": key, "problem": "orphan"})
-    return found
+    """Objects under the service's prefixes that no evidence or live upload session refers to, whatever their age."""
+    return [{"evidence_id": None, "object_key": key, "problem": "orphan"} for key in orphan_keys(ctx)]

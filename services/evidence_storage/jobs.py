@@ -1,5 +1,5 @@
-"""The evidence worker's periodic jobs: store-level retention for locked evidence, expiry of upload sessions,
-web-playable copies of videos."""
+"""The evidence worker's periodic jobs: store-level retention for locked evidence, expiry of upload sessions, the
+orphan sweep, web-playable copies of videos."""
 from __future__ import annotations
 
 import logging
@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from services.evidence_storage.models import Evidence
 from services.evidence_storage.renditions import make_renditions
+from services.evidence_storage.sweeper import sweep
 from services.evidence_storage.uploads import expire_sessions
 from shared.blobs.port import BlobNotFound, BlobStoreUnavailable
 from shared.runtime import PeriodicJob, ServiceContext
@@ -51,4 +52,6 @@ def jobs(ctx: ServiceContext) -> list[PeriodicJob]:
         # the worker consumes no event for an upload: it looks for videos awaiting a web-playable copy every few seconds
         PeriodicJob("evidence-renditions", ctx.settings.evidence_rendition_poll_s, lambda: make_renditions(ctx),
                     wake_on_events=False),
+        *([PeriodicJob("evidence-orphan-sweep", ctx.settings.evidence_sweep_interval_s, lambda: sweep(ctx),
+                       wake_on_events=False)] if ctx.settings.evidence_sweep_interval_s > 0 else []),
     ]

@@ -45,7 +45,7 @@ class RunningHashes:
     entry at the right offset, and completion re-reads it as before. Bounded: the oldest entries are dropped."""
 
     def __init__(self, limit: int = 256) -> None:
-        self._entries: OrderedDict[str, tuple[int, "hashlib._Hash"]] = OrderedDict()
+        self._entries: OrderedDict[str, tuple[int, hashlib._Hash]] = OrderedDict()
         self._lock = threading.Lock()
         self._limit = limit
 
@@ -78,6 +78,19 @@ class RunningHashes:
 
 
 RUNNING_HASHES = RunningHashes()
+
+
+class _Known:
+    """A finished digest in the shape of a hash object (what a store reported while joining the chunks)."""
+
+    def __init__(self, hexdigest: str) -> None:
+        self._hex = hexdigest
+
+    def hexdigest(self) -> str:
+        return self._hex
+
+    def copy(self) -> _Known:
+        return self
 
 
 class _HashingStream:
@@ -371,7 +384,9 @@ def _assemble(ctx: ServiceContext, session: UploadSession, submission: KnownSubm
         if len(chunk_keys) > 1:
             key = (ingest.evidence_key(submission, evidence_id, kind) if kind.definitive
                    else ingest.staging_key(f"sessions/{session.id}/assembled"))
-            ctx.blob_store.compose(key, chunk_keys, content_type=kind.media_type)
+            joined = ctx.blob_store.compose(key, chunk_keys, content_type=kind.media_type)
+            if joined.sha256 and session.mode == "chunked":  # a store that hashed while joining (the folder store)
+                RUNNING_HASHES.advance(session.id, joined.size, _Known(joined.sha256))
     return key, _received(ctx, session, key, evidence_id)
 
 

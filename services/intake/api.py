@@ -16,7 +16,9 @@ from services.intake.auth_api import install_identity
 from services.intake.definition import MAX_DEFINITION_BYTES
 from services.intake.models import Campaign, CampaignChange, CampaignVersion, ReferenceMaterial, Unit
 from shared.auth import ADMIN, INSPECTOR, REVIEWER, UNIT, Principal, require, scope_of
-from shared.http import ApiError, health_router, not_found
+from shared.grants import GrantSigner, UploadGrant
+from shared.health import install_health
+from shared.http import ApiError, not_found
 from shared.runtime import ServiceContext
 from shared.version import platform_version
 
@@ -40,7 +42,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     app.include_router(_campaign_routes(ctx))
     app.include_router(_unit_routes(ctx))
     app.include_router(_submission_routes(ctx))
-    app.include_router(health_router({"database": ctx.db.health, "blob_store": ctx.blob_store.health}))
+    install_health(app, ctx)
     return app
 
 
@@ -296,9 +298,16 @@ def _unit_routes(ctx: ServiceContext) -> APIRouter:
 def _submission_routes(ctx: ServiceContext) -> APIRouter:
     router = APIRouter(tags=["submissions"])
 
+    signer = _grant_signer(ctx)
+
     def view(submission) -> schemas.SubmissionRead:
         with ctx.db.session() as uow:
-            return submissions.present(uow, [submission])[0]
+            shown = submissions.present(uow, [submission])[0]
+        if signer is None or shown.state != "submitted":
+            return shown
+        grant = UploadGrant(submission_id=shown.id, unit_id=shown.unit_id, unit_path=shown.unit_path,
+                            measure_code=shown.measure_code, version=shown.version, campaign_id=shown.campaign_id)
+        return shown.model_copy(update={"upload_grant": signer.sign(grant)})
 
     @router.post("/submissions", status_code=201, response_model=schemas.SubmissionRead)
     def create_submission(body: schemas.SubmissionCreate, request: Request, principal: Principal = WRITERS) -> schemas.SubmissionRead:
@@ -359,3 +368,11 @@ def _submission_routes(ctx: ServiceContext) -> APIRouter:
             return queries.submission_versions(uow, submission_id)
 
     return router
+
+
+def _grant_signer(ctx: ServiceContext) -> GrantSigner | None:
+    """The upload-grant signer, when this process holds the platform's private key."""
+    try:
+        return GrantSigner(ctx.settings)
+    except ValueError:
+        return None

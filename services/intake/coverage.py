@@ -126,7 +126,7 @@ def rollup(campaign_ref: str, *, ctx: ServiceContext, unit_id: str | None = None
         campaign, definition, subtree = _in_view(uow, campaign_ref, unit_id, scope)
         rows = standings(uow, campaign.id, definition, scope=scope, subtree=subtree)
         district_ids = {_district(row.unit_path) for row in rows}
-        names = ({unit: name for unit, name in uow.execute(select(Unit.id, Unit.name).where(Unit.id.in_(district_ids)))}
+        names = (dict(uow.execute(select(Unit.id, Unit.name).where(Unit.id.in_(district_ids))).tuples().all())
                  if district_ids else {})
     shape = _Shape(definition, now)
     levels: dict[str, dict] = {}

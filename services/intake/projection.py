@@ -7,10 +7,11 @@ on PostgreSQL add up instead of overwriting each other). `rebuild` recomputes bo
 (`python -m services.intake.cli rebuild-coverage`); tests/intake/test_coverage_projection.py checks that a
 rebuild equals what the changes maintained. Migration 0002 filled the tables for databases from before them.
 """
+
 from __future__ import annotations
 
 import logging
-from typing import Iterable
+from collections.abc import Iterable
 
 from sqlalchemy import case, delete, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -33,7 +34,7 @@ def state_changed(uow: Session, submission: Submission, before: str | None, afte
         return
     old, new = BUCKET.get(before or ""), BUCKET.get(after)
     if old != new:
-        deltas = {name: 0 for name in ("approved", "pending", "returned")}
+        deltas = dict.fromkeys(("approved", "pending", "returned"), 0)
         if old:
             deltas[old] -= 1
         if new:
@@ -61,29 +62,64 @@ def rebuild(uow: Session, campaign_id: str | None = None) -> tuple[int, int]:
     uow.execute(delete(cells).where(*cell_filter))
     uow.execute(delete(topics).where(*topic_filter))
     count = lambda states: func.sum(case((Submission.state.in_(states), 1), else_=0))  # noqa: E731
-    where: list[ColumnElement[bool]] = [Submission.campaign_id.is_not(None), Submission.state.in_(tuple(BUCKET))]
+    where: list[ColumnElement[bool]] = [
+        Submission.campaign_id.is_not(None),
+        Submission.state.in_(tuple(BUCKET)),
+    ]
     if campaign_id:
         where.append(Submission.campaign_id == campaign_id)
-    grouped = select(Submission.campaign_id, Submission.unit_id, Submission.kind, Submission.measure_code,
-                     count(("approved",)), count(("submitted", "under_review")), count(("returned",))) \
-        .where(*where).group_by(Submission.campaign_id, Submission.unit_id, Submission.kind, Submission.measure_code)
-    written_cells = rows_affected(uow.execute(insert(cells).from_select(
-        ["campaign_id", "unit_id", "kind", "measure_code", "approved", "pending", "returned"], grouped)))
-    topic_where: list[ColumnElement[bool]] = [SubmissionTopic.campaign_id.is_not(None), SubmissionTopic.handed_in.is_(True)]
+    grouped = (
+        select(
+            Submission.campaign_id,
+            Submission.unit_id,
+            Submission.kind,
+            Submission.measure_code,
+            count(("approved",)),
+            count(("submitted", "under_review")),
+            count(("returned",)),
+        )
+        .where(*where)
+        .group_by(Submission.campaign_id, Submission.unit_id, Submission.kind, Submission.measure_code)
+    )
+    written_cells = rows_affected(
+        uow.execute(
+            insert(cells).from_select(
+                ["campaign_id", "unit_id", "kind", "measure_code", "approved", "pending", "returned"], grouped
+            )
+        )
+    )
+    topic_where: list[ColumnElement[bool]] = [
+        SubmissionTopic.campaign_id.is_not(None),
+        SubmissionTopic.handed_in.is_(True),
+    ]
     if campaign_id:
         topic_where.append(SubmissionTopic.campaign_id == campaign_id)
-    grouped_topics = select(SubmissionTopic.campaign_id, SubmissionTopic.unit_id, SubmissionTopic.topic_code, func.count()) \
-        .where(*topic_where).group_by(SubmissionTopic.campaign_id, SubmissionTopic.unit_id, SubmissionTopic.topic_code)
-    written_topics = rows_affected(uow.execute(insert(topics).from_select(
-        ["campaign_id", "unit_id", "topic_code", "handed_in"], grouped_topics)))
-    log.info("coverage projection rebuilt for %s: %s cells, %s topic rows", campaign_id or "every campaign",
-             written_cells, written_topics)
+    grouped_topics = (
+        select(SubmissionTopic.campaign_id, SubmissionTopic.unit_id, SubmissionTopic.topic_code, func.count())
+        .where(*topic_where)
+        .group_by(SubmissionTopic.campaign_id, SubmissionTopic.unit_id, SubmissionTopic.topic_code)
+    )
+    written_topics = rows_affected(
+        uow.execute(
+            insert(topics).from_select(["campaign_id", "unit_id", "topic_code", "handed_in"], grouped_topics)
+        )
+    )
+    log.info(
+        "coverage projection rebuilt for %s: %s cells, %s topic rows",
+        campaign_id or "every campaign",
+        written_cells,
+        written_topics,
+    )
     return written_cells, written_topics
 
 
 def _add_cell(uow: Session, submission: Submission, deltas: dict[str, int]) -> None:
-    key = {"campaign_id": submission.campaign_id, "unit_id": submission.unit_id, "kind": submission.kind,
-           "measure_code": submission.measure_code or ""}
+    key = {
+        "campaign_id": submission.campaign_id,
+        "unit_id": submission.unit_id,
+        "kind": submission.kind,
+        "measure_code": submission.measure_code or "",
+    }
     _upsert(uow, CoverageCell.__table__, key, deltas)
 
 
@@ -98,5 +134,6 @@ def _upsert(uow: Session, table, key: dict, deltas: dict[str, int]) -> None:
     dialect_insert = postgresql.insert if uow.get_bind().dialect.name == "postgresql" else sqlite.insert
     statement = dialect_insert(table).values(**key, **deltas)
     statement = statement.on_conflict_do_update(
-        index_elements=list(key), set_={name: table.c[name] + statement.excluded[name] for name in deltas})
+        index_elements=list(key), set_={name: table.c[name] + statement.excluded[name] for name in deltas}
+    )
     uow.execute(statement)

@@ -140,6 +140,9 @@ class SubmissionRead(BaseModel):
     updated_at: datetime
     evidence: list[EvidenceRef] = []
     evidence_status: EvidenceStatus | None = None
+    upload_grant: str | None = Field(None, description=(
+        "已提交的材料：短期有效的上传凭据，随 X-Upload-Grant 头发给佐证服务，可立即上传 · for a handed-in submission: "
+        "a short-lived grant to send as X-Upload-Grant to evidence_storage, so an upload right after create succeeds"))
 
 
 class SubmissionVersionRead(BaseModel):

@@ -23,7 +23,8 @@ from services.notification.schemas import (
 )
 from shared import audit
 from shared.auth import ADMIN, STAFF, UNIT, Principal, install, require, verifier_from_settings
-from shared.http import health_router, not_found
+from shared.health import install_health
+from shared.http import not_found
 from shared.request_context import request_info
 from shared.runtime import ServiceContext
 from shared.version import platform_version
@@ -40,10 +41,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     app.include_router(_preference_routes(ctx))
     app.include_router(_template_routes(ctx))
     app.include_router(audit.audit_router(AUDIT, ctx.db))
-    health = {"database": ctx.db.health}
-    if ctx.mailer is not None:
-        health["mailer"] = ctx.mailer.health
-    app.include_router(health_router(health))
+    install_health(app, ctx)
     return app
 
 

@@ -13,7 +13,9 @@ from sqlalchemy.orm import Session
 from services.notification import contexts
 from services.notification.links import Links
 from services.notification.models import Delivery, DigestItem, Liaison, Preference, TemplateOverride
-from services.notification.render import RenderedMail, TemplateOptions, recipient_header, render
+from services.notification.render import (
+    RenderedMail, TemplateOptions, delivery_message_id, recipient_header, render, sender_domain,
+)
 from shared.events import Envelope, new_id
 from shared.runtime import ServiceContext
 from shared.settings import Settings
@@ -115,11 +117,12 @@ def queue_mail(uow: Session, *, ctx: ServiceContext, event: Envelope | None, uni
     key = fit_key(dedupe_key)
     if uow.scalar(select(Delivery.id).where(Delivery.dedupe_key == key)):
         return None
-    now = ctx.clock.now()
+    now, delivery_id = ctx.clock.now(), new_id()
     delivery = Delivery(
-        id=new_id(), dedupe_key=key, event_id=event.event_id if event else new_id(),
+        id=delivery_id, message_id=delivery_message_id(delivery_id, sender_domain(ctx.settings.mail_from)),
+        dedupe_key=key, event_id=event.event_id if event else new_id(),
         event_type=event_type or (event.type if event else "notification"), unit_id=unit_id, recipient=recipient,
-        subject=mail.subject, body_text=mail.text, body_html=mail.html, status="queued", attempts=0,
+        subject=mail.subject, body_text=mail.text, body_html=mail.html, status="queued", attempts=0, resends=0,
         next_attempt_at=now, created_at=now,
     )
     uow.add(delivery)

@@ -1,19 +1,25 @@
-"""The delivery loop: claim a batch of queued e-mails, send them over one mail session, record the outcomes.
+"""The delivery loop: claim a batch of queued e-mails under a lease, send them over one mail session, record each outcome.
 
-At most one e-mail per delivery row (and so per dedupe key): a batch of rows is claimed (`queued → sending`,
-one transaction, rows other workers hold are skipped) before talking to SMTP, so two workers never send
-the same row, and a worker that dies mid-batch leaves its claimed rows `sending`, never sent again.
-Temporary failures go back to `queued` with exponential backoff and jitter until NOTIFY_RETRY_FOR_S has
-passed; permanent ones end `failed` and publish notification.failed. The outcomes of a batch are recorded
-in one transaction. While the server itself is unavailable the loop stops its batch and hands the rows it
+At least once to the SMTP server, and once in all but one window. A batch of rows is claimed
+(`queued → sending`, one transaction, rows other workers hold are skipped) with a lease: this loop's owner
+name and an expiry NOTIFY_LEASE_S ahead. Each outcome is then recorded in its own transaction, so a failure
+to record one never strands another. A worker that dies (or cannot reach its database) leaves its rows
+`sending`; once the lease expires the next claim puts them back in the queue, counting a resend, and they
+are sent again with the same Message-ID. The one duplicate window: the server accepted a message ("250
+OK") and the worker died before recording it. Temporary failures go back to `queued` with exponential
+backoff and jitter until NOTIFY_RETRY_FOR_S has passed; permanent ones end `failed` and publish
+notification.failed. While the server itself is unavailable the loop stops its batch and hands the rows it
 did not try back to the queue (no retry storm); a token bucket keeps the send rate under
 SMTP_MAX_PER_MINUTE, and a batch is only as large as the tokens that come within one round.
 """
 from __future__ import annotations
 
 import logging
+import os
 import random
+import socket
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Callable, Sequence
@@ -22,10 +28,11 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from services.notification.models import Delivery
-from services.notification.render import RenderedMail, build_message, sender_domain
+from services.notification.render import RenderedMail, build_message, delivery_message_id, sender_domain
 from shared.clock import as_utc
 from shared.contracts import make_event
 from shared.contracts.notification import NotificationDelivered, NotificationFailed
+from shared.db import rows_affected
 from shared.mail.port import MailSession, PermanentMailError, ServerUnavailable, TemporaryMailError
 from shared.mail.ratelimit import TokenBucket
 from shared.runtime import ServiceContext
@@ -48,6 +55,7 @@ class Claimed:
     body_html: str
     attempts: int
     created_at: datetime
+    message_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -65,6 +73,7 @@ class DeliveryLoop:
     def __init__(self, ctx: ServiceContext, *, bucket: TokenBucket | None = None, batch: int = 20,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.ctx, self._bucket, self._batch, self._sleep = ctx, bucket, batch, sleep
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._probing = False  # the server was unavailable: claim one row a round until a send gets an answer
 
     @classmethod
@@ -95,43 +104,89 @@ class DeliveryLoop:
         return sent
 
     def claim(self, limit: int) -> list[Claimed]:
-        """Mark up to `limit` due deliveries `sending`, counting the attempt, in one transaction; skips rows others hold."""
+        """Lease up to `limit` due deliveries to this loop (`sending`, counting the attempt); skips rows others hold.
+
+        Rows whose lease expired (their worker died or lost its database) go back to the queue first, each
+        counted as a resend in the delivery log.
+        """
         if limit <= 0:
             return []
         now = self.ctx.clock.now()
         with self.ctx.db.transaction() as uow:
+            self._reclaim_expired(uow, now)
             rows = uow.scalars(select(Delivery).where(Delivery.status == "queued", Delivery.next_attempt_at <= now)
                                .order_by(Delivery.next_attempt_at, Delivery.created_at).limit(limit)
                                .with_for_update(skip_locked=True)).all()
             if not rows:
                 return []
             claimed = [_claimed(row) for row in rows]
+            expires = now + timedelta(seconds=self.ctx.settings.notify_lease_s)
             uow.execute(update(Delivery).where(Delivery.id.in_([row.id for row in rows]))
-                        .values(status="sending", attempts=Delivery.attempts + 1)
+                        .values(status="sending", attempts=Delivery.attempts + 1, lease_owner=self.owner,
+                                lease_expires_at=expires)
                         .execution_options(synchronize_session=False))
         return claimed
 
+    def _reclaim_expired(self, uow: Session, now: datetime) -> None:
+        """Put `sending` rows whose lease ran out (or that predate leases) back in the queue, counting a resend."""
+        expired = uow.execute(select(Delivery.id, Delivery.lease_owner, Delivery.resends)
+                              .where(Delivery.status == "sending",
+                                     (Delivery.lease_expires_at <= now) | Delivery.lease_expires_at.is_(None))
+                              .with_for_update(skip_locked=True)).all()
+        for delivery_id, owner, resends in expired:
+            uow.execute(update(Delivery).where(Delivery.id == delivery_id, Delivery.status == "sending")
+                        .values(status="queued", resends=Delivery.resends + 1, next_attempt_at=now,
+                                lease_owner=None, lease_expires_at=None)
+                        .execution_options(synchronize_session=False))
+            log.warning("delivery %s: the lease of %s expired; queued again (resend %d, same Message-ID)",
+                        delivery_id, owner or "an unknown worker", resends + 1)
+
     def record(self, outcomes: list[Outcome], *, unsent: Sequence[Claimed] = ()) -> None:
-        """Store the outcomes with their events in one transaction, and give claimed rows never tried back to the queue."""
-        ctx = self.ctx
-        if not outcomes and not unsent:
-            return
-        sent = [outcome.delivery for outcome in outcomes if outcome.status == "sent"]
+        """Store each outcome (with its event) in its own transaction, and give claimed rows never tried back to the queue.
+
+        A failure to record one outcome is logged and leaves that row `sending`; its lease expiry sends it again.
+        """
+        for outcome in outcomes:
+            try:
+                self._record_one(outcome)
+            except Exception:
+                log.exception("delivery %s: could not record %s; the row stays sending until its lease expires",
+                              outcome.delivery.id, outcome.status)
+        for delivery in unsent:
+            try:
+                with self.ctx.db.transaction() as uow:
+                    # Nothing was said to the server about it: undo the claim as if it never happened.
+                    uow.execute(update(Delivery).where(Delivery.id == delivery.id, Delivery.status == "sending",
+                                                       Delivery.lease_owner == self.owner)
+                                .values(status="queued", attempts=Delivery.attempts - 1, lease_owner=None,
+                                        lease_expires_at=None)
+                                .execution_options(synchronize_session=False))
+            except Exception:
+                log.exception("delivery %s: could not hand it back; its lease expiry will", delivery.id)
+        if outcomes:
+            self.ctx.outbox_written()
+
+    def _record_one(self, outcome: Outcome) -> None:
+        ctx, delivery = self.ctx, outcome.delivery
         with ctx.db.transaction() as uow:
-            if sent:  # the common case, in one statement; a sent row keeps the error of an earlier attempt, if any
-                uow.execute(update(Delivery).where(Delivery.id.in_([d.id for d in sent]))
-                            .values(status="sent", sent_at=ctx.clock.now()).execution_options(synchronize_session=False))
-                for delivery in sent:
+            if outcome.status == "sent":
+                # The server has it, whoever holds the row now: record it (a resend under way then records nothing).
+                done = rows_affected(uow.execute(
+                    update(Delivery).where(Delivery.id == delivery.id, Delivery.status.in_(("queued", "sending")))
+                    .values(status="sent", sent_at=ctx.clock.now(), lease_owner=None, lease_expires_at=None)
+                    .execution_options(synchronize_session=False)))
+                if done:
                     ctx.outbox.add(uow, make_event(_event(delivery, None), producer=SERVICE))
-            for outcome in outcomes:
-                if outcome.status != "sent":
-                    _apply(uow, outcome, ctx=ctx)
-            if unsent:
-                # Nothing was said to the server about these: undo the claim as if it never happened.
-                uow.execute(update(Delivery).where(Delivery.id.in_([d.id for d in unsent]), Delivery.status == "sending")
-                            .values(status="queued", attempts=Delivery.attempts - 1)
-                            .execution_options(synchronize_session=False))
-        ctx.outbox_written()
+                else:
+                    log.info("delivery %s: sent again after another worker had recorded it", delivery.id)
+                return
+            mine = uow.scalar(select(Delivery.id).where(Delivery.id == delivery.id, Delivery.status == "sending",
+                                                        Delivery.lease_owner == self.owner))
+            if mine is None:
+                log.warning("delivery %s: lease lost before recording %s; its new holder decides", delivery.id,
+                            outcome.status)
+                return
+            _apply(uow, outcome, ctx=ctx)
 
     def _room(self) -> int:
         """How many rows to claim: the batch, or fewer when probing a down server or the rate limit lets fewer go out."""
@@ -164,8 +219,9 @@ class DeliveryLoop:
     def _send(self, mail: MailSession, delivery: Claimed) -> Outcome:
         settings = self.ctx.settings
         try:
+            domain = sender_domain(settings.mail_from)
             message = build_message(sender=settings.mail_from, recipient=delivery.recipient, mail=_as_rendered(delivery),
-                                    message_id_domain=sender_domain(settings.mail_from))
+                                    message_id=delivery.message_id or delivery_message_id(delivery.id, domain))
         except ValueError as exc:
             return Outcome(delivery, "failed", f"invalid address: {exc}")
         try:
@@ -190,7 +246,7 @@ def backoff_s(attempts: int, *, base_s: float, max_s: float, rand: Callable[[flo
 def _claimed(row: Delivery) -> Claimed:
     return Claimed(id=row.id, dedupe_key=row.dedupe_key, event_type=row.event_type, unit_id=row.unit_id,
                    recipient=row.recipient, subject=row.subject, body_text=row.body_text, body_html=row.body_html,
-                   attempts=row.attempts + 1, created_at=row.created_at)
+                   attempts=row.attempts + 1, created_at=row.created_at, message_id=row.message_id)
 
 
 def _as_rendered(delivery: Claimed) -> RenderedMail:
@@ -210,13 +266,14 @@ def _apply(uow: Session, outcome: Outcome, *, ctx: ServiceContext) -> None:
         return
     delay = backoff_s(delivery.attempts, base_s=settings.notify_backoff_base_s, max_s=settings.notify_backoff_max_s)
     uow.execute(update(Delivery).where(Delivery.id == delivery.id).values(
-        status="queued", last_error=error[:1000], next_attempt_at=now + timedelta(seconds=delay)))
+        status="queued", last_error=error[:1000], next_attempt_at=now + timedelta(seconds=delay), lease_owner=None,
+        lease_expires_at=None))
     log.warning("delivery %s deferred %.1fs after attempt %d: %s", delivery.id, delay, delivery.attempts, error)
 
 
 def _fail(uow: Session, delivery: Claimed, error: str, *, ctx: ServiceContext) -> None:
-    uow.execute(update(Delivery).where(Delivery.id == delivery.id).values(status="failed", sent_at=None,
-                                                                          last_error=error[:1000]))
+    uow.execute(update(Delivery).where(Delivery.id == delivery.id).values(
+        status="failed", sent_at=None, last_error=error[:1000], lease_owner=None, lease_expires_at=None))
     ctx.outbox.add(uow, make_event(_event(delivery, error), producer=SERVICE))
     log.error("delivery %s failed for good: %s", delivery.id, error)
 

@@ -89,7 +89,11 @@ class DigestItem(Base):
 
 
 class Delivery(Base):
-    """One e-mail to send, at most once per dedupe key; its status is the delivery log."""
+    """One e-mail to send per dedupe key; its status is the delivery log.
+
+    A worker sending it holds a lease (`lease_owner` until `lease_expires_at`); an expired lease puts the row
+    back in the queue and counts a resend. Its Message-ID is fixed when the row is made, so every resend carries it.
+    """
 
     __tablename__ = "deliveries"
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -103,6 +107,10 @@ class Delivery(Base):
     body_html: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), index=True)  # queued, sending, sent, failed
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    message_id: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    resends: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # claims taken back from a worker whose lease expired
+    lease_owner: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True, index=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

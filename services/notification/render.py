@@ -124,14 +124,20 @@ def _local(value: datetime, zone: ZoneInfo) -> datetime:
     return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).astimezone(zone)
 
 
-def build_message(*, sender: str, recipient: str, mail: RenderedMail, message_id_domain: str = "example.org") -> EmailMessage:
+def delivery_message_id(delivery_id: str, domain: str) -> str:
+    """The one Message-ID of a delivery, the same on every resend, so a duplicate is recognisably the same mail."""
+    return f"<{delivery_id}@{domain}>"
+
+
+def build_message(*, sender: str, recipient: str, mail: RenderedMail, message_id_domain: str = "example.org",
+                  message_id: str | None = None) -> EmailMessage:
     """A multipart/alternative message with a plain-text and an HTML part, to one recipient."""
     name, address = parse_recipient(recipient)
     message = EmailMessage()
     message["Subject"] = single_line(mail.subject, 300)
     message["From"] = sender
     message["To"] = Address(display_name=single_line(name, 100), addr_spec=address)
-    message["Message-ID"] = make_msgid(domain=message_id_domain)
+    message["Message-ID"] = message_id or make_msgid(domain=message_id_domain)
     message.set_content(mail.text)
     message.add_alternative(mail.html, subtype="html")
     return message

@@ -19,6 +19,10 @@ class DeliveryRead(BaseModel):
     subject: str
     status: str
     attempts: int
+    resends: int = 0
+    message_id: str | None = None
+    lease_owner: str | None = None
+    lease_expires_at: datetime | None = None
     last_error: str | None
     created_at: datetime
     next_attempt_at: datetime

@@ -13,7 +13,7 @@ from services.review.supervision import api as supervision_api
 from services.review.timeline import api as timeline_api
 from shared import audit
 from shared.auth import install, verifier_from_settings
-from shared.http import health_router
+from shared.health import install_health
 from shared.runtime import ServiceContext
 
 
@@ -28,8 +28,5 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     app.include_router(assessment_api.router(ctx))
     app.include_router(circulars_api.router(ctx))
     app.include_router(audit.audit_router(AUDIT, ctx.db))
-    checks = {"database": ctx.db.health}
-    if ctx.blobs is not None:
-        checks["blob_store"] = ctx.blobs.health
-    app.include_router(health_router(checks))
+    install_health(app, ctx)
     return app

@@ -136,18 +136,31 @@ class FolderBlobStore:
         finally:
             stream.close()
 
-    def list_keys(self, prefix: str) -> Iterator[str]:
+    def list_keys(self, prefix: str, *, modified_before: datetime | None = None) -> Iterator[str]:
         """Walk only the folder the prefix points into."""
         root = self._root / "objects"
         base = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
         start = root / base if base else root
         if not start.is_dir():
             return iter(())
+        before = modified_before.timestamp() if modified_before else None
         return (
             key for path in sorted(start.rglob("*"))
             if path.is_file() and not path.name.endswith(".meta")
             and (key := path.relative_to(root).as_posix()).startswith(prefix)
+            and (before is None or _mtime(path) < before)
         )
+
+    def abort_unfinished_uploads(self, *, started_before: datetime) -> int:
+        """Remove temporary files of puts that never finished (their process died)."""
+        tmp_dir, removed = self._root / "tmp", 0
+        if not tmp_dir.is_dir():
+            return 0
+        for path in tmp_dir.iterdir():
+            if path.is_file() and _mtime(path) < started_before.timestamp():
+                path.unlink(missing_ok=True)
+                removed += 1
+        return removed
 
     def retain(self, key: str, until: datetime, *, mode: str = "GOVERNANCE") -> bool:
         """A plain folder has no retention; the API's own lock is the only guard."""
@@ -194,3 +207,11 @@ class _Concatenated:
         if self._handle is not None:
             self._handle.close()
             self._handle = None
+
+
+def _mtime(path: Path) -> float:
+    """Last write time of a file, or +inf if it went away meanwhile (so it is never taken for old)."""
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return float("inf")

@@ -91,8 +91,11 @@ class BlobStore(Protocol):
     def compose(self, key: str, sources: Sequence[str], *, content_type: str) -> StoredObject:
         """Join objects, in order, into a new one inside the store; the sources stay."""
 
-    def list_keys(self, prefix: str) -> Iterator[str]:
-        """Keys of the objects whose key starts with prefix."""
+    def list_keys(self, prefix: str, *, modified_before: datetime | None = None) -> Iterator[str]:
+        """Keys of the objects whose key starts with prefix (only those last written before modified_before, if given)."""
+
+    def abort_unfinished_uploads(self, *, started_before: datetime) -> int:
+        """Abort uploads started before then and never finished (S3 multipart uploads, a folder's temporary files)."""
 
     def retain(self, key: str, until: datetime, *, mode: str = "GOVERNANCE") -> bool:
         """Put the object under store-level retention until then; False when the store cannot."""

@@ -24,7 +24,9 @@ from shared.blobs.port import (
 MIN_PART_SIZE = 5 * 1024 * 1024
 MAX_COPY_SIZE = 5 * 1024**3  # largest single-request server-side copy S3 allows
 CONNECT_TIMEOUT_S = 3.0
-READ_TIMEOUT_S = 30.0
+READ_TIMEOUT_S = 10.0
+RETRIES = 1
+PROBE_TIMEOUT_S = 2.0  # the health probe's own client: one short try, never the request path's retries
 _MISSING = frozenset({"NoSuchKey", "NoSuchBucket", "NoSuchObject", "ResourceNotFound"})
 _TRANSIENT = frozenset({"ServiceUnavailable", "SlowDown", "InternalError", "RequestTimeout"})
 _NETWORK = (urllib3.exceptions.HTTPError, OSError, ServerError)
@@ -104,11 +106,15 @@ class _Translated:
         raise error from exc
 
 
-def _http_client() -> urllib3.PoolManager:
-    """A connection pool that gives up within seconds when the server is down."""
+def _http_client(connect_s: float = CONNECT_TIMEOUT_S, read_s: float = READ_TIMEOUT_S, retries: int = RETRIES,
+                 ) -> urllib3.PoolManager:
+    """A connection pool that gives up within seconds when the server is down or silent.
+
+    One request fails for good within (connect_s + read_s) x (1 + retries) plus at most 0.2 s of backoff.
+    """
     return urllib3.PoolManager(
-        timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT_S, read=READ_TIMEOUT_S),
-        retries=urllib3.Retry(total=2, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]),
+        timeout=urllib3.Timeout(connect=connect_s, read=read_s),
+        retries=urllib3.Retry(total=retries, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]),
         maxsize=10,
         cert_reqs="CERT_REQUIRED",
         ca_certs=os.environ.get("SSL_CERT_FILE") or certifi.where(),
@@ -132,6 +138,9 @@ class S3BlobStore:
         part_size: int = 8 * 1024 * 1024,
         object_lock: bool = False,
         public_endpoint: str | None = None,
+        connect_timeout_s: float = CONNECT_TIMEOUT_S,
+        read_timeout_s: float = READ_TIMEOUT_S,
+        retries: int = RETRIES,
     ) -> None:
         if part_size < MIN_PART_SIZE:
             raise ValueError(f"part_size must be at least {MIN_PART_SIZE} bytes (S3 minimum), got {part_size}")
@@ -150,8 +159,11 @@ class S3BlobStore:
             secret_key=secret_key,
             secure=secure,
             region=region,
-            http_client=_http_client(),
+            http_client=_http_client(connect_timeout_s, read_timeout_s, retries),
         )
+        probe_s = min(PROBE_TIMEOUT_S, connect_timeout_s, read_timeout_s)
+        self._probe = Minio(endpoint=endpoint, access_key=access_key, secret_key=secret_key, secure=secure,
+                            region=region, http_client=_http_client(probe_s, probe_s, 0))
         # Presigned URLs must name the host clients reach (it is part of the signature); signing is local.
         self._public_endpoint = public_endpoint or endpoint
         self._signer = self._client if not public_endpoint else Minio(
@@ -292,14 +304,34 @@ class S3BlobStore:
                                         metadata={"Content-Type": content_type})
         return StoredObject(key=key, size=sum(sizes), content_type=content_type)
 
-    def list_keys(self, prefix: str) -> Iterator[str]:
+    def list_keys(self, prefix: str, *, modified_before: datetime | None = None) -> Iterator[str]:
         """Keys under prefix, listed page by page."""
         with self._translated(f"listing of {prefix!r}"):
             if not self._client.bucket_exists(bucket_name=self._bucket):
                 return
             items = self._client.list_objects(bucket_name=self._bucket, prefix=prefix, recursive=True)
             for item in items:
-                yield item.object_name
+                if modified_before is None or (item.last_modified and item.last_modified < modified_before):
+                    yield item.object_name
+
+    def abort_unfinished_uploads(self, *, started_before: datetime) -> int:
+        """Abort multipart uploads initiated before then (their process died mid-upload; S3 keeps their parts)."""
+        aborted, key_marker, upload_marker = 0, None, None
+        with self._translated("listing of unfinished uploads"):
+            if not self._client.bucket_exists(bucket_name=self._bucket):
+                return 0
+            while True:
+                # minio has no public call for these; the private ones are pinned by minio<7.2.19 in pyproject.
+                page = self._client._list_multipart_uploads(bucket_name=self._bucket, key_marker=key_marker,
+                                                            upload_id_marker=upload_marker)
+                for upload in page.uploads:
+                    if upload.upload_id and upload.initiated_time and upload.initiated_time < started_before:
+                        self._client._abort_multipart_upload(bucket_name=self._bucket, object_name=upload.object_name,
+                                                             upload_id=upload.upload_id)
+                        aborted += 1
+                if not page.is_truncated:
+                    return aborted
+                key_marker, upload_marker = page.next_key_marker, page.next_upload_id_marker
 
     def retain(self, key: str, until: datetime, *, mode: str = "GOVERNANCE") -> bool:
         """S3 Object Lock retention on the object, when the bucket was created with Object Lock."""
@@ -359,13 +391,13 @@ class S3BlobStore:
         return self._features
 
     def health(self) -> dict[str, Any]:
-        """Whether the server answers for the bucket; never raises."""
+        """Whether the server answers for the bucket, asked with a client of its own that gives up in seconds; never raises."""
         state = {"backend": "s3", "endpoint": self._endpoint, "bucket": self._bucket}
         problem = bucket_name_problem(self._bucket)
         if problem:
             return {**state, "ok": False, "error": f"invalid bucket name: {problem}"}
         try:
-            exists = self._client.bucket_exists(bucket_name=self._bucket)
+            exists = self._probe.bucket_exists(bucket_name=self._bucket)
         except Exception as exc:  # noqa: BLE001 - health reports, it does not raise
             return {**state, "ok": False, "error": f"{type(exc).__name__}: {exc}"[:500]}
         return {**state, "ok": True, "bucket_exists": exists}

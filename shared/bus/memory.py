@@ -7,15 +7,39 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
-from shared.bus.port import Handler, topic_matches
+from shared.bus.port import Handler, Unprocessable, topic_matches
 from shared.events import Envelope
 
 log = logging.getLogger(__name__)
 
 
-_Ready = tuple[float, int, int, bytes]  # (due, seq, attempt, body)
+Settled = Callable[[bool], None]  # called with parked=True when some queue parked the event
+
+
+class _Settlement:
+    """Calls back once every queue an event was routed to has handled or parked it."""
+
+    def __init__(self, pending: int, callback: Settled) -> None:
+        self._pending, self._callback, self._lock, self._parked = pending, callback, threading.Lock(), False
+        if pending == 0:
+            callback(False)
+
+    def settle(self, *, parked: bool = False) -> None:
+        """One queue is done with the event."""
+        with self._lock:
+            self._pending -= 1
+            self._parked |= parked
+            done = self._pending == 0
+        if done:
+            try:
+                self._callback(self._parked)
+            except Exception:  # a settlement callback must not kill a delivery thread
+                log.exception("settlement callback failed")
+
+
+_Ready = tuple[float, int, int, bytes, "_Settlement | None"]  # (due, seq, attempt, body, settlement)
 
 
 @dataclass
@@ -39,13 +63,20 @@ class InMemoryBus:
         self._running = False
         self._published = 0
 
-    def publish(self, event: Envelope) -> None:
-        """Route the event to every bound queue (copies, never shared objects)."""
+    settles_in_process = True  # publish() takes on_settled: the outbox relay marks rows only once handled
+
+    def publish(self, event: Envelope, on_settled: Settled | None = None) -> None:
+        """Route the event to every bound queue (copies, never shared objects).
+
+        on_settled(parked) is called once every queue has handled (or parked) the event: the outbox relay of
+        the embedded mode marks its row published only then, so a crash before that loses nothing.
+        """
         body = event.to_json()
         with self._cond:
-            for queue in self._queues.values():
-                if any(topic_matches(p, event.type) for p in queue.patterns):
-                    heapq.heappush(queue.ready, (0.0, next(self._seq), 0, body))
+            targets = [q for q in self._queues.values() if any(topic_matches(p, event.type) for p in q.patterns)]
+            settlement = _Settlement(len(targets), on_settled) if on_settled else None
+            for queue in targets:
+                heapq.heappush(queue.ready, (0.0, next(self._seq), 0, body, settlement))
             self._published += 1
             self._cond.notify_all()
 
@@ -114,19 +145,36 @@ class InMemoryBus:
             item = self._next(queue)
             if item is None:
                 return
-            _, _, attempt, body = item
+            _, _, attempt, body, settlement = item
             try:
-                queue.handler(Envelope.from_json(body))
+                event = Envelope.from_json(body)
+            except ValueError:
+                self._park(queue, body, settlement, "received a body that is not an envelope")
+                continue
+            try:
+                queue.handler(event)
+            except Unprocessable:
+                self._park(queue, body, settlement, f"cannot process {event.event_id} ({event.type})")
             except Exception:
-                self._retry_or_park(queue, attempt, body)
-
-    def _retry_or_park(self, queue: _Queue, attempt: int, body: bytes) -> None:
-        with self._cond:
-            if attempt < len(self._delays):
-                due = time.monotonic() + self._delays[attempt] / 1000.0
-                heapq.heappush(queue.ready, (due, next(self._seq), attempt + 1, body))
-                log.warning("handler %s failed (attempt %d); retrying", queue.name, attempt + 1, exc_info=True)
+                self._retry_or_park(queue, attempt, body, settlement)
             else:
-                queue.parked.append(body)
-                log.error("handler %s failed %d times; event parked", queue.name, attempt + 1, exc_info=True)
+                if settlement:
+                    settlement.settle()
+
+    def _retry_or_park(self, queue: _Queue, attempt: int, body: bytes, settlement: _Settlement | None) -> None:
+        if attempt >= len(self._delays):
+            self._park(queue, body, settlement, f"failed {attempt + 1} times")
+            return
+        with self._cond:
+            due = time.monotonic() + self._delays[attempt] / 1000.0
+            heapq.heappush(queue.ready, (due, next(self._seq), attempt + 1, body, settlement))
+            log.warning("handler %s failed (attempt %d); retrying", queue.name, attempt + 1, exc_info=True)
             self._cond.notify_all()
+
+    def _park(self, queue: _Queue, body: bytes, settlement: _Settlement | None, why: str) -> None:
+        with self._cond:
+            queue.parked.append(body)
+            log.error("handler %s %s; event parked", queue.name, why, exc_info=True)
+            self._cond.notify_all()
+        if settlement:
+            settlement.settle(parked=True)

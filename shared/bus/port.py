@@ -12,11 +12,16 @@ class BusError(RuntimeError):
     """The bus could not accept or deliver a message."""
 
 
+class Unprocessable(Exception):
+    """Raised by a handler for an event it can never process (unknown type, malformed payload): park it at once."""
+
+
 class MessageBus(Protocol):
     """Topic-routed, at-least-once event bus.
 
     A handler that returns acknowledges the event; one that raises has it redelivered after the
-    configured retry delays, then parked, while the consumer's queue keeps flowing.
+    configured retry delays, then parked, while the consumer's queue keeps flowing. A handler that raises
+    Unprocessable has it parked at once; a body that is not an envelope is parked at once too.
     """
 
     def publish(self, event: Envelope) -> None:
@@ -36,6 +41,15 @@ class MessageBus(Protocol):
 
     def health(self) -> dict[str, Any]:
         """The adapter's state for /healthz."""
+
+
+class SettlingBus(Protocol):
+    """An in-process bus that tells when every consumer has handled (or parked) an event (InMemoryBus)."""
+
+    settles_in_process: bool
+
+    def publish(self, event: Envelope, on_settled: Callable[[bool], None] | None = None) -> None:
+        """Route the event; call on_settled(parked) once every bound queue is done with it."""
 
 
 def topic_matches(pattern: str, routing_key: str) -> bool:

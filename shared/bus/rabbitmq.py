@@ -15,7 +15,7 @@ from pika.spec import Basic
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
 from pika.exceptions import AMQPError, ChannelClosedByBroker, ConsumerCancelled, NackError, UnroutableError
 
-from shared.bus.port import BusError, Handler
+from shared.bus.port import BusError, Handler, Unprocessable
 from shared.events import Envelope
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,7 @@ class RabbitMQBus:
         retry_delays_ms: Sequence[int] = (1000, 5000, 30000),
         heartbeat_s: int = 60,
         connect_timeout_s: float = 30.0,
+        delivery_limit: int = 10,
     ) -> None:
         self._url = url
         self._exchange = exchange
@@ -57,6 +58,7 @@ class RabbitMQBus:
         self._delays = tuple(int(ms) for ms in retry_delays_ms)
         self._heartbeat_s = heartbeat_s
         self._connect_timeout_s = connect_timeout_s
+        self._delivery_limit = delivery_limit
         self._lock = threading.RLock()
         self._subs: dict[str, _Subscription] = {}
         self._consumers: dict[str, _Consumer] = {}
@@ -192,12 +194,44 @@ class RabbitMQBus:
         with self._lock:
             self._declared_exchange = True
 
+    def main_queue_arguments(self, queue: str) -> dict[str, Any]:
+        """A consumer's quorum queue: a message redelivered delivery_limit times (its consumer keeps crashing on it)
+        is dead-lettered, at least once, into the parking lot instead of being dropped."""
+        return {
+            "x-queue-type": "quorum",
+            "x-delivery-limit": self._delivery_limit,
+            "x-dead-letter-exchange": "",
+            "x-dead-letter-routing-key": _parking(queue),
+            "x-dead-letter-strategy": "at-least-once",
+            "x-overflow": "reject-publish",  # required by at-least-once dead-lettering
+        }
+
+    def _declare_main_queue(self, channel: BlockingChannel, queue: str) -> None:
+        """Declare the main queue with its dead-lettering; a queue made by an older version keeps running as it is."""
+        probe = channel.connection.channel()
+        try:
+            probe.queue_declare(queue, durable=True, arguments=self.main_queue_arguments(queue))
+        except ChannelClosedByBroker as exc:
+            if exc.reply_code != 406:
+                raise
+            # PRECONDITION_FAILED: the queue exists with other arguments (declared before dead-lettering existed).
+            # Arguments of an existing queue cannot change; a policy can add them (docs/architecture.md, upgrade).
+            log.error(
+                "queue %s exists without dead-lettering into %s or a delivery limit (%s); it keeps working, but a "
+                "message that keeps crashing its consumer is dropped after the broker's default limit. Apply the "
+                "policy from docs/architecture.md (rabbitmqctl set_policy ... dead-letter-exchange, "
+                "dead-letter-routing-key, delivery-limit) or drain and delete the queue so it is redeclared.",
+                queue, _parking(queue), exc.reply_text)
+            channel.queue_declare(queue, passive=True)
+        else:
+            probe.close()
+
     def _declare_consumer(self, channel: BlockingChannel, queue: str, patterns: Sequence[str]) -> None:
         self._declare_exchange(channel)
         quorum = {"x-queue-type": "quorum"}
         declared = [queue, _parking(queue)]
-        channel.queue_declare(queue, durable=True, arguments=quorum)
         channel.queue_declare(_parking(queue), durable=True, arguments=quorum)
+        self._declare_main_queue(channel, queue)
         for attempt in range(1, len(self._delays) + 1):
             retry = self._retry_queue(queue, attempt)
             channel.queue_declare(
@@ -433,6 +467,8 @@ class _Consumer:
             try:
                 self._sub.handler(event)
                 outcome = "ok"
+            except Unprocessable:
+                outcome = "unprocessable"
             except Exception:
                 outcome = "failed"
                 log.warning(

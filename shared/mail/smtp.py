@@ -14,6 +14,7 @@ from typing import Any, Iterator
 from shared.mail.port import PermanentMailError, ServerUnavailable, TemporaryMailError
 
 log = logging.getLogger(__name__)
+PROBE_TIMEOUT_S = 2.0  # the health probe's own budget, shorter than a send's
 
 
 def _recipients(message: EmailMessage) -> list[str]:
@@ -135,7 +136,7 @@ class SmtpMailer:
                  "security": "ssl" if self._ssl else "starttls" if self._starttls else "none",
                  "login": bool(self._username)}
         try:
-            smtp = self._connect()
+            smtp = self._connect(timeout_s=min(self._timeout_s, PROBE_TIMEOUT_S))
             try:
                 code, _ = smtp.noop()
             finally:
@@ -148,14 +149,13 @@ class SmtpMailer:
         """Verify the server's certificate against the system's CAs, or the configured CA file."""
         return ssl_module.create_default_context(cafile=self._ca_file)
 
-    def _connect(self) -> smtplib.SMTP:
-        """Open a connection, upgrade it to TLS if configured and log in."""
+    def _connect(self, timeout_s: float | None = None) -> smtplib.SMTP:
+        """Open a connection (each network wait bounded by the timeout), upgrade it to TLS if configured and log in."""
+        timeout_s = timeout_s or self._timeout_s
         if self._ssl:
-            smtp: smtplib.SMTP = smtplib.SMTP_SSL(
-                self._host, self._port, timeout=self._timeout_s, context=self._tls_context()
-            )
+            smtp: smtplib.SMTP = smtplib.SMTP_SSL(self._host, self._port, timeout=timeout_s, context=self._tls_context())
         else:
-            smtp = smtplib.SMTP(self._host, self._port, timeout=self._timeout_s)
+            smtp = smtplib.SMTP(self._host, self._port, timeout=timeout_s)
         try:
             if self._starttls:
                 smtp.starttls(context=self._tls_context())

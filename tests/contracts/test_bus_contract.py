@@ -184,6 +184,29 @@ def test_poison_event_is_parked_while_the_queue_keeps_flowing(bus):
     assert all(handler.calls(e.event_id) == 1 for e in healthy)
 
 
+def test_an_unprocessable_event_is_parked_at_once(bus):
+    """A handler raising Unprocessable (unknown type, malformed payload) parks the event without retries."""
+    from shared.bus.port import Unprocessable
+
+    strange = event(strange=True)
+    seen: list[str] = []
+
+    def handler(e: Envelope) -> None:
+        seen.append(e.event_id)
+        if e.event_id == strange.event_id:
+            raise Unprocessable("unknown")
+
+    bus.subscribe("review", ["submission.approved"], handler)
+    bus.start()
+    bus.publish(strange)
+    after = event(n=1)
+    bus.publish(after)
+    wait_until(lambda: [e.event_id for e in bus.parked("review")] == [strange.event_id])
+    wait_until(lambda: after.event_id in seen)
+    time.sleep(0.5)  # longer than every retry delay: a retry would have happened
+    assert seen.count(strange.event_id) == 1
+
+
 def test_events_published_while_stopped_are_delivered_after_restart(bus, bus_factory, backend):
     """Events published while the worker is down are delivered once it restarts."""
     first = Recorder()
@@ -311,3 +334,50 @@ def test_rabbitmq_unreachable_broker_raises_bus_error_and_reports_unhealthy():
         bus.publish(event())
     health = bus.health()
     assert health["backend"] == "rabbitmq" and health["ok"] is False and "error" in health
+
+
+@pytest.mark.rabbitmq
+def test_rabbitmq_main_queue_dead_letters_into_the_parking_lot_after_its_delivery_limit(rabbit_bus_factory, rabbitmq_url,
+                                                                                         run_name):
+    """A message whose consumer dies on it again and again (requeued without an ack) is parked, not dropped."""
+    import pika
+
+    bus = rabbit_bus_factory(delivery_limit=2)
+    bus.subscribe("review", ["submission.approved"], Recorder())  # declares the queues; the bus never consumes here
+    crashing = event(crash=True)
+    bus.publish(crashing)
+    connection = pika.BlockingConnection(pika.URLParameters(rabbitmq_url))
+    try:
+        channel = connection.channel()
+        for _ in range(10):  # a consumer that crashes before acking: the broker requeues, counting deliveries
+            method, _props, _body = channel.basic_get(f"{run_name}.review", auto_ack=False)
+            if method is None:
+                break
+            channel.basic_nack(method.delivery_tag, requeue=True)
+        arguments = channel.queue_declare(f"{run_name}.review", passive=True)
+    finally:
+        connection.close()
+    assert arguments.method.message_count == 0
+    wait_until(lambda: [e.event_id for e in bus.parked("review")] == [crashing.event_id])
+
+
+@pytest.mark.rabbitmq
+def test_rabbitmq_queue_from_an_older_version_keeps_working_without_its_new_arguments(rabbit_bus_factory, rabbitmq_url,
+                                                                                      run_name, caplog):
+    """Redeclaring an existing queue with new arguments fails with PRECONDITION_FAILED: the bus logs what to do
+    and consumes from the queue as it is."""
+    import pika
+
+    connection = pika.BlockingConnection(pika.URLParameters(rabbitmq_url))
+    try:
+        connection.channel().queue_declare(f"{run_name}.review", durable=True, arguments={"x-queue-type": "quorum"})
+    finally:
+        connection.close()
+    bus = rabbit_bus_factory()
+    received = Recorder()
+    bus.subscribe("review", ["submission.approved"], received)
+    bus.start()
+    sent = event()
+    bus.publish(sent)
+    wait_until(lambda: received.ids() == {sent.event_id})
+    assert "exists without dead-lettering" in caplog.text

@@ -7,6 +7,7 @@ import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
 
 from shared.bus.memory import InMemoryBus
+from shared.bus.port import Unprocessable
 from shared.db import Database
 from shared.events import Envelope
 from shared.messaging import IdempotentConsumer, Inbox, Outbox, OutboxRelay, messaging_tables
@@ -151,7 +152,9 @@ def test_inbox_makes_a_consumer_idempotent(service):
     event = _event(1)
     consumer(event)
     consumer(event)
-    consumer(Envelope(type="other.type", producer="x"))  # not subscribed: ignored
+    with pytest.raises(Unprocessable):  # not subscribed: parked by the bus, counted, never silently dropped
+        consumer(Envelope(type="other.type", producer="x"))
+    assert consumer.unprocessable == {"other.type": 1}
     failing = Envelope(type="test.happened", producer="x", payload={"fail": True})
     with pytest.raises(ValueError):
         consumer(failing)
@@ -192,3 +195,22 @@ def test_concurrent_duplicates_have_one_effect(service):
     with db.session() as uow:
         rows = sorted(r.event_id for r in uow.execute(select(effects.c.event_id)))
     assert rows == sorted(e.event_id for e in events)
+
+
+def test_a_consumer_ignores_only_the_types_it_says_it_ignores_and_parks_malformed_payloads(service):
+    db, tables, _ = service
+    from pydantic import BaseModel
+
+    class Happened(BaseModel):
+        n: int
+
+    def strict(event, *, uow, ctx):
+        Happened.model_validate(event.payload)
+
+    consumer = IdempotentConsumer(name="svc", db=db, inbox=Inbox(tables.inbox), subscriptions={"test.happened": [strict]},
+                                  dependencies={"ctx": None}, ignored_types=["test.ignored"])
+    consumer(Envelope(type="test.ignored", producer="x"))
+    with pytest.raises(Unprocessable):
+        consumer(Envelope(type="test.happened", producer="x", payload={"n": "not a number"}))
+    consumer(Envelope(type="test.happened", producer="x", payload={"n": 1}))
+    assert consumer.unprocessable == {"test.happened": 1}

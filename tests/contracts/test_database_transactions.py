@@ -1,4 +1,5 @@
 """Reads and writes: Database.session() reads without locking, Database.transaction() is the one way to write."""
+
 from __future__ import annotations
 
 import threading
@@ -24,7 +25,11 @@ class _Counter(_Base):
 @pytest.fixture(params=["sqlite", "postgres"])
 def db(request, tmp_path):
     """A fresh database of each kind with one counters table."""
-    url = f"sqlite:///{tmp_path}/rw.db" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    url = (
+        f"sqlite:///{tmp_path}/rw.db"
+        if request.param == "sqlite"
+        else request.getfixturevalue("postgres_url")
+    )
     database = Database(url, schema="rw_test")
     create_tables(database, _Base.metadata)
     with database.transaction() as uow:

@@ -133,7 +133,9 @@ def make_world(tmp_path, request):
         else:
             target = request.getfixturevalue("moto_s3").fresh()
             blobs = S3BlobStore(endpoint=s3_endpoint or target.endpoint, access_key=target.access_key, secret_key=target.secret_key,
-                                bucket=target.bucket, region=target.region, part_size=5 * MIB, object_lock=store == "s3-locked")
+                                bucket=target.bucket, region=target.region, part_size=5 * MIB, object_lock=store == "s3-locked",
+                                connect_timeout_s=settings.s3_connect_timeout_s, read_timeout_s=settings.s3_read_timeout_s,
+                                retries=settings.s3_retries)
         ctx = bootstrap(settings, clock=clock, blobs=blobs)
         bus = InMemoryBus(retry_delays_ms=(50, 100))
         worker = ServiceWorker(ctx, bus, SUBSCRIPTIONS, jobs(ctx))

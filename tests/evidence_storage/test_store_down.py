@@ -9,6 +9,7 @@ import pytest
 from tests.evidence_storage import media
 from tests.evidence_storage.conftest import MIB
 from tests.evidence_storage.proxy import CuttableProxy
+from tests.helpers import wait_until
 
 HAN = re.compile(r"[\u4e00-\u9fff]")
 
@@ -79,3 +80,33 @@ def test_store_down_during_a_chunk_keeps_the_session_resumable(make_world, proxy
     done = world.client.post(f"/upload-sessions/{session['id']}/complete")
     assert done.status_code == 201, done.text
     assert done.json()["sha256"] == hashlib.sha256(video).hexdigest() and world.evidence_count() == 1
+
+
+def test_a_store_that_accepts_connections_and_never_answers_gives_503_and_readyz_says_down(make_world, moto_s3):
+    """A black hole: the upload fails with store_unavailable within (connect + read timeout) x (1 + retries), and
+    the readiness probe, with its own short client and budget, answers too (bench/faults prints the times)."""
+    from tests.faults.proxy import FaultProxy
+
+    hole = FaultProxy(moto_s3.endpoint)
+    hole.set("pass")
+    try:
+        world = make_world("s3", s3_endpoint=hole.endpoint, s3_read_timeout_s=1.0, s3_retries=1,
+                           health_probe_timeout_s=1.0)
+        submission = world.submission()
+        assert world.upload(submission["id"], media.photo(1, size=(32, 32)), "warm.jpg").status_code == 201
+        assert world.client.get("/readyz", headers={"Authorization": ""}).json() == {"status": "up"}  # nothing more
+
+        hole.set("blackhole")
+        _assert_unavailable(world.upload(submission["id"], media.photo(2, size=(32, 32)), "hole.jpg"))
+        ready = world.client.get("/readyz")
+        assert ready.status_code == 503 and ready.json()["status"] == "down"
+        assert ready.json()["checks"]["blob_store"]["ok"] is False  # this client carries an admin token
+        anonymous = world.client.get("/readyz", headers={"Authorization": ""})
+        assert anonymous.status_code == 503 and anonymous.json() == {"status": "down"}
+        assert world.client.get("/livez").status_code == 200  # the process is fine; only readiness fails
+
+        hole.set("pass")
+        wait_until(lambda: world.client.get("/readyz").status_code == 200, what="readiness to come back")
+        assert world.upload(submission["id"], media.photo(2, size=(32, 32)), "hole.jpg").status_code == 201
+    finally:
+        hole.close()

@@ -1,4 +1,5 @@
 """The coverage projection: what every submission change maintains equals a rebuild from the submissions."""
+
 from __future__ import annotations
 
 import io
@@ -13,7 +14,13 @@ from services.intake.bootstrap import bootstrap
 from services.intake.models import CoverageCell, CoverageTopic
 from shared.clock import FixedClock
 from shared.contracts import make_event
-from shared.contracts.review import SubmissionApproved, SubmissionClaimed, SubmissionRejected, SubmissionReleased, SubmissionReturned
+from shared.contracts.review import (
+    SubmissionApproved,
+    SubmissionClaimed,
+    SubmissionRejected,
+    SubmissionReleased,
+    SubmissionReturned,
+)
 from shared.settings import Settings
 from tests.intake.support import BEFORE_CAMPAIGN, admin_header, handle, post, setup_campaign
 
@@ -21,21 +28,36 @@ from tests.intake.support import BEFORE_CAMPAIGN, admin_header, handle, post, se
 def projected(ctx) -> tuple[set, set]:
     """The projection's rows that count for something, as plain tuples."""
     with ctx.db.session() as uow:
-        cells = {(c.campaign_id, c.unit_id, c.kind, c.measure_code, c.approved, c.pending, c.returned)
-                 for c in uow.scalars(select(CoverageCell))
-                 if c.approved or c.pending or c.returned}
-        topics = {(t.campaign_id, t.unit_id, t.topic_code, t.handed_in) for t in uow.scalars(select(CoverageTopic)) if t.handed_in}
+        cells = {
+            (c.campaign_id, c.unit_id, c.kind, c.measure_code, c.approved, c.pending, c.returned)
+            for c in uow.scalars(select(CoverageCell))
+            if c.approved or c.pending or c.returned
+        }
+        topics = {
+            (t.campaign_id, t.unit_id, t.topic_code, t.handed_in)
+            for t in uow.scalars(select(CoverageTopic))
+            if t.handed_in
+        }
     return cells, topics
 
 
 def event(ctx, sub: dict, model, handler=submissions.record_decision, **extra) -> None:
     """Deliver a review event about the submission to intake's handler."""
     if model in (SubmissionClaimed, SubmissionReleased):
-        payload = model(submission_id=sub["id"], unit_id=sub["unit_id"], version=sub["version"], reviewer="王芳", **extra)
+        payload = model(
+            submission_id=sub["id"], unit_id=sub["unit_id"], version=sub["version"], reviewer="王芳", **extra
+        )
         handler = submissions.record_claim
     else:
-        payload = model(submission_id=sub["id"], unit_id=sub["unit_id"], measure_code=sub["measure_code"], title=sub["title"],
-                        version=sub["version"], reviewer="王芳", **extra)
+        payload = model(
+            submission_id=sub["id"],
+            unit_id=sub["unit_id"],
+            measure_code=sub["measure_code"],
+            title=sub["title"],
+            version=sub["version"],
+            reviewer="王芳",
+            **extra,
+        )
     handle(ctx, make_event(payload, producer="review"), handler)
 
 
@@ -52,7 +74,9 @@ def busy_campaign(api, ctx) -> dict:
     event(ctx, second, SubmissionRejected, comment="重复")
     returned = post(api, unit_id=d2, measure_code="M1", title="会议", topics=["T2"]).json()
     event(ctx, returned, SubmissionReturned, comment="请补充")
-    resubmitted = api.post(f"/submissions/{returned['id']}/resubmit", json={"topics": ["T1"], "description": "补充"}).json()
+    resubmitted = api.post(
+        f"/submissions/{returned['id']}/resubmit", json={"topics": ["T1"], "description": "补充"}
+    ).json()
     event(ctx, resubmitted, SubmissionApproved)
     draft = post(api, unit_id=v1, measure_code="M2", title="草稿", submit=False, topics=["T1"]).json()
     api.patch(f"/submissions/{draft['id']}", json={"topics": ["T2"]})
@@ -77,10 +101,16 @@ def test_rebuild_equals_what_the_changes_maintained(api, ctx):
     assert projected(ctx) == maintained
     assert api.get(f"/campaigns/{units['_campaign']}/coverage").json() == before
     rows = {u["code"]: u for u in before["units"]}
-    assert rows["D1"]["cells"]["M1"] == {"state": "approved", "colour": "green", "count": 1}  # the rejected one shows as nothing
+    assert rows["D1"]["cells"]["M1"] == {
+        "state": "approved",
+        "colour": "green",
+        "count": 1,
+    }  # the rejected one shows as nothing
     assert rows["D2"]["cells"]["M1"]["state"] == "approved" and rows["D2"]["good_practices"] == 2
     assert rows["V1"]["cells"]["M2"] == {"state": "submitted", "colour": "yellow", "count": 2}
-    assert rows["V1"]["topics_covered"] == ["T2"]  # the draft's edited topic counts once handed in; the returned one's not
+    assert rows["V1"]["topics_covered"] == [
+        "T2"
+    ]  # the draft's edited topic counts once handed in; the returned one's not
 
 
 def test_rebuild_command_repairs_a_damaged_projection(api, ctx):
@@ -88,9 +118,15 @@ def test_rebuild_command_repairs_a_damaged_projection(api, ctx):
     maintained = projected(ctx)
     with ctx.db.transaction() as uow:
         uow.query(CoverageCell).delete()
-        uow.add(CoverageTopic(campaign_id=units["_campaign"], unit_id=units["V1"]["id"], topic_code="T9", handed_in=3))
+        uow.add(
+            CoverageTopic(
+                campaign_id=units["_campaign"], unit_id=units["V1"]["id"], topic_code="T9", handed_in=3
+            )
+        )
     out, err = io.StringIO(), io.StringIO()
-    assert cli.main(["rebuild-coverage", "--campaign", "demo-2020"], ctx=ctx, out=out, err=err) == 0, err.getvalue()
+    assert cli.main(["rebuild-coverage", "--campaign", "demo-2020"], ctx=ctx, out=out, err=err) == 0, (
+        err.getvalue()
+    )
     assert "覆盖情况投影已重建" in out.getvalue()
     assert projected(ctx) == maintained
     assert cli.main(["rebuild-coverage", "--campaign", "nope"], ctx=ctx, out=out, err=err) == 1
@@ -123,7 +159,13 @@ def test_concurrent_changes_add_up_on_postgresql(tmp_path, postgres_url, writers
             def hand_in(n: int) -> None:
                 try:
                     for i in range(5):
-                        response = post(api, unit_id=units["D1"]["id"], measure_code="M1", title=f"会议{n}-{i}", topics=["T1"])
+                        response = post(
+                            api,
+                            unit_id=units["D1"]["id"],
+                            measure_code="M1",
+                            title=f"会议{n}-{i}",
+                            topics=["T1"],
+                        )
                         assert response.status_code == 201, response.text
                 except Exception as exc:  # asserted below
                     errors.append(exc)
@@ -135,7 +177,9 @@ def test_concurrent_changes_add_up_on_postgresql(tmp_path, postgres_url, writers
                 thread.join()
             assert errors == []
             maintained = projected(ctx)
-            assert (units["_campaign"], units["D1"]["id"], "measure", "M1", 0, writers * 5, 0) in maintained[0]
+            assert (units["_campaign"], units["D1"]["id"], "measure", "M1", 0, writers * 5, 0) in maintained[
+                0
+            ]
             with ctx.db.transaction() as uow:
                 projection.rebuild(uow)
             assert projected(ctx) == maintained
@@ -149,20 +193,38 @@ def decoded(compact: dict) -> list[dict]:
     states = compact["letters"]
     rows = []
     for values in compact["units"]:
-        row = dict(zip(compact["columns"], values))
-        rows.append({
-            "unit_id": row["unit_id"], "code": row["code"], "name": row["name"], "level": row["level"],
-            "parent_id": row["parent_id"], "unit_path": row["unit_path"],
-            "liaison": {"status": row["liaison_status"], "colour": compact["liaison_colours"][row["liaison_status"]],
-                        "name": row["liaison_name"]},
-            "cells": {code: {"state": states[letter], "colour": compact["colours"][code][letter], "count": count}
-                      for code, letter, count in zip(codes, row["cells"], row["counts"])},
-            "summary_report": {"state": states[row["summary_report"]], "colour": compact["summary_colours"][row["summary_report"]],
-                               "count": row["summary_count"]},
-            "good_practices": row["good_practices"],
-            "topics_covered": [t for t, bit in zip(topics, row["topics"]) if bit == "1"],
-            "topics_missing": [t for t, bit in zip(topics, row["topics"]) if bit == "0"],
-        })
+        row = dict(zip(compact["columns"], values, strict=True))
+        rows.append(
+            {
+                "unit_id": row["unit_id"],
+                "code": row["code"],
+                "name": row["name"],
+                "level": row["level"],
+                "parent_id": row["parent_id"],
+                "unit_path": row["unit_path"],
+                "liaison": {
+                    "status": row["liaison_status"],
+                    "colour": compact["liaison_colours"][row["liaison_status"]],
+                    "name": row["liaison_name"],
+                },
+                "cells": {
+                    code: {
+                        "state": states[letter],
+                        "colour": compact["colours"][code][letter],
+                        "count": count,
+                    }
+                    for code, letter, count in zip(codes, row["cells"], row["counts"], strict=True)
+                },
+                "summary_report": {
+                    "state": states[row["summary_report"]],
+                    "colour": compact["summary_colours"][row["summary_report"]],
+                    "count": row["summary_count"],
+                },
+                "good_practices": row["good_practices"],
+                "topics_covered": [t for t, bit in zip(topics, row["topics"], strict=True) if bit == "1"],
+                "topics_missing": [t for t, bit in zip(topics, row["topics"], strict=True) if bit == "0"],
+            }
+        )
     return rows
 
 
@@ -174,7 +236,8 @@ def test_the_compact_matrix_says_what_the_full_one_says(api, ctx):
         assert small.status_code == 200
         small = small.json()
         assert decoded(small) == full["units"] and small["totals"] == full["totals"]
-        assert {k: small[k] for k in ("campaign_id", "as_of", "measures", "topics")} == {k: full[k] for k in ("campaign_id", "as_of", "measures", "topics")}
+        same = ("campaign_id", "as_of", "measures", "topics")
+        assert {k: small[k] for k in same} == {k: full[k] for k in same}
     assert api.get(f"/campaigns/{units['_campaign']}/coverage", params={"format": "csv"}).status_code == 422
 
 
@@ -195,7 +258,11 @@ def test_rollups_add_up_the_matrix_per_level_and_district(api, ctx):
     assert {g["unit_id"]: g["units"] for g in rollup["districts"]} == expected
     assert all(name for name in by_district)
     levels = {g["level"]: g for g in rollup["levels"]}
-    approved = sum(1 for row in full["units"] for cell in row["cells"].values() if cell["state"] == "approved")
+    approved = sum(
+        1 for row in full["units"] for cell in row["cells"].values() if cell["state"] == "approved"
+    )
     assert sum(g["cells"].get("approved", 0) for g in levels.values()) == approved
-    streets = api.get(f"/campaigns/{units['_campaign']}/coverage/rollup", params={"unit_id": units["S1"]["id"]}).json()
+    streets = api.get(
+        f"/campaigns/{units['_campaign']}/coverage/rollup", params={"unit_id": units["S1"]["id"]}
+    ).json()
     assert streets["units"] == 2

@@ -21,7 +21,7 @@ def approved(unit_id: str) -> SubmissionApproved:
 def test_every_route_but_health_needs_a_token(world):
     checked = 0
     for template, operations in world.client.app.openapi()["paths"].items():  # every route, however routers nest
-        if template == "/healthz":
+        if template in ("/healthz", "/livez", "/readyz"):
             continue
         path = re.sub(r"{\w+}", "x", template)
         for method in operations:

@@ -4,10 +4,11 @@ two loops on one PostgreSQL queue (SKIP LOCKED)."""
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 from sqlalchemy import func, select
 
-from services.notification.delivery import DeliveryLoop
+from services.notification.delivery import DeliveryLoop, Outcome
 from services.notification.models import Delivery
 from shared.mail.ratelimit import TokenBucket
 from tests.helpers import wait_until
@@ -66,22 +67,46 @@ def test_while_the_server_is_down_a_round_probes_with_one_mail_and_gives_the_res
     assert len(smtp.messages) == 4
 
 
-def test_a_crash_between_claim_and_record_leaves_the_batch_sending_never_sent_again(make_world, smtp, tmp_path):
+def test_a_crash_between_claim_and_record_is_sent_again_after_the_lease_with_the_same_message_id(make_world, smtp, tmp_path):
     data_dir = tmp_path / "shared-data"
-    crashed = make_world(data_dir=data_dir, run_jobs=False)
+    crashed = make_world(data_dir=data_dir, run_jobs=False, notify_lease_s=1.0)
     queue(crashed, 3)
     claimed = DeliveryLoop.from_settings(crashed.ctx).claim(2)  # the worker dies before it records anything
     crashed.bus.stop()
 
-    restarted = make_world(data_dir=data_dir)
-    [received] = smtp.wait_for(1, timeout=30)
-    wait_until(lambda: restarted.deliveries(status="sent"), what="the unclaimed delivery to be sent")
-    for _ in range(3):
-        run_loop(restarted)
-    assert len(smtp.messages) == 1 and states(restarted) == [("sending", 1), ("sending", 1), ("sent", 1)]
-    stuck = restarted.client.get("/deliveries", params={"status": "sending"}).json()
-    assert sorted(d["id"] for d in stuck) == sorted(c.id for c in claimed)
-    assert received.message["Subject"] not in {c.subject for c in claimed}
+    restarted = make_world(data_dir=data_dir, notify_lease_s=1.0)
+    received = smtp.wait_for(3, timeout=30)  # the unclaimed one at once, the two claimed once their lease expired
+    wait_until(lambda: len(restarted.deliveries(status="sent")) == 3, what="all three recorded as sent")
+    assert len(received) == 3 and sorted(states(restarted)) == [("sent", 1), ("sent", 2), ("sent", 2)]
+    resent = {d.id: d for d in restarted.deliveries() if d.resends}
+    assert sorted(resent) == sorted(c.id for c in claimed) and all(d.resends == 1 for d in resent.values())
+    by_subject = {m.message["Subject"]: m.message["Message-ID"] for m in received}
+    for delivery in restarted.deliveries():
+        assert by_subject[delivery.subject] == delivery.message_id  # the Message-ID was fixed at queueing
+    log = {d["id"]: d for d in restarted.client.get("/deliveries").json()}
+    assert {log[c.id]["resends"] for c in claimed} == {1}
+
+
+def test_a_live_lease_is_not_taken_over(make_world, smtp):
+    world = make_world(run_jobs=False, notify_lease_s=600.0)
+    queue(world, 2)
+    first, second = DeliveryLoop.from_settings(world.ctx), DeliveryLoop.from_settings(world.ctx)
+    assert len(first.claim(1)) == 1
+    taken = second.claim(10)
+    assert len(taken) == 1 and sorted(states(world)) == [("sending", 1), ("sending", 1)]
+    assert {d.lease_owner for d in world.deliveries()} == {first.owner, second.owner}
+
+
+def test_each_outcome_is_recorded_on_its_own(make_world, smtp):
+    world = make_world(run_jobs=False)
+    queue(world, 3)
+    loop = DeliveryLoop.from_settings(world.ctx)
+    batch = loop.claim(3)
+    unrecordable = replace(batch[1], created_at=None)  # recording its deferral raises half-way through
+    loop.record([Outcome(batch[0], "sent"), Outcome(unrecordable, "deferred", "451 try later"), Outcome(batch[2], "sent")])
+    by_id = {d.id: d.status for d in world.deliveries()}
+    assert by_id[batch[0].id] == "sent" and by_id[batch[2].id] == "sent"
+    assert by_id[batch[1].id] == "sending"
 
 
 def test_a_claim_on_postgresql_skips_rows_another_worker_is_claiming(make_world, smtp, postgres_url):

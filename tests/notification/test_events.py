@@ -277,13 +277,16 @@ def test_submissions_send_no_receipt_by_default(world, smtp):
     from shared.contracts.intake import SubmissionSubmitted
 
     unit_id = world.add_unit()
-    world.publish_and_wait(SubmissionSubmitted(submission_id=SUBMISSION, unit_id=unit_id, measure_code="M1",
-                                               title="召开专题会议传达部署", version=1))
+    # Neither receipts nor reviewers' digests: the service does not even consume submission.submitted.
+    submitted = world.publish(SubmissionSubmitted(submission_id=SUBMISSION, unit_id=unit_id, measure_code="M1",
+                                                  title="召开专题会议传达部署", version=1))
     world.publish_and_wait(SubmissionApproved(submission_id=SUBMISSION, unit_id=unit_id, measure_code="M1",
                                               title="召开专题会议传达部署", version=1, reviewer="王芳"))
+    assert not world.consumed(submitted)
     [received] = smtp.wait_for(1, timeout=30)
     assert received.message["Subject"].startswith("【审核通过】")
     assert [d.event_type for d in world.deliveries()] == ["submission.approved"]
+    assert not world.consumed(submitted)
 
 
 def test_event_that_arrives_before_the_liaison_is_mailed_once_the_liaison_is_known(world, smtp):

@@ -38,7 +38,7 @@
     });
   }
 
-  async function openSession(submissionId, file, row) {
+  async function openSession(submissionId, file, row, grant) {
     const key = resumeKey(submissionId, file);
     const known = localStorage.getItem(key);
     if (known) {
@@ -53,17 +53,19 @@
       }
       localStorage.removeItem(key);
     }
+    // intake's upload grant lets evidence accept the upload before it has heard of a brand-new submission
     const session = await api("evidence", `/submissions/${encodeURIComponent(submissionId)}/upload-sessions`, {
       method: "POST", json: { mode: "chunked", filename: file.name, size: file.size },
+      headers: grant ? { "X-Upload-Grant": grant } : undefined,
     });
     localStorage.setItem(key, session.id);
     return session;
   }
 
   /** Upload one file through a resumable session, reporting progress to row; resolves with the evidence. */
-  async function uploadFile(submissionId, file, row) {
+  async function uploadFile(submissionId, file, row, grant) {
     const key = resumeKey(submissionId, file);
-    let session = await openSession(submissionId, file, row);
+    let session = await openSession(submissionId, file, row, grant);
     if (session.state !== "completed") {
       const size = file.size;
       const step = chunkBytes(session);
@@ -126,7 +128,8 @@
 
   /**
    * A drop zone with a hidden multi-file input and a list of per-file rows.
-   * options.onUploaded(evidence) after each file; options.ready: a promise that resolves once uploads are accepted.
+   * options.onUploaded(evidence) after each file; options.ready: a promise that resolves once uploads are accepted;
+   * options.grant: intake's upload_grant for the submission (uploads are then accepted at once).
    */
   function mount(where, submissionId, options = {}) {
     const input = h("input.file-input", { type: "file", multiple: true, accept: "image/*,video/*,.pdf,.docx,.xlsx,.heic,.heif", "aria-label": "选择文件" });
@@ -145,7 +148,7 @@
         queue = queue.then(() => ready).then(async () => {
           row.state("uploading", "上传中……");
           try {
-            const evidence = await uploadFile(submissionId, file, row);
+            const evidence = await uploadFile(submissionId, file, row, options.grant);
             row.progress(1, 1);
             row.state("done", "已上传");
             if (options.onUploaded) options.onUploaded(evidence);

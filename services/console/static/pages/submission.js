@@ -70,8 +70,9 @@ Console.page("submission", async ({ me, params, root, query }) => {
         clearTimeout(refresh);
         refresh = setTimeout(() => loadEvidence(true), 300);
       },
+      grant: submission.upload_grant,
     });
-    uploader.setReady(window.Uploader.whenUploadable(id, uploader.status));
+    if (!submission.upload_grant) uploader.setReady(window.Uploader.whenUploadable(id, uploader.status));
     if (query.get("new")) {
       toast("材料已提交，请上传佐证资料");
       card.scrollIntoView({ block: "start" });
