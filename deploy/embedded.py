@@ -1,4 +1,5 @@
 """Embedded composition root: every service in one process, sharing one bus (`make run`)."""
+
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
@@ -32,11 +33,17 @@ from shared.clock import Clock, SystemClock
 from shared.health import HealthMonitor, health_routes
 from shared.launcher import refuse_unusable_store
 from shared.mail.port import Mailer
+from shared.metrics import metrics_router, register_bus
 from shared.migrations import SchemaNotCurrent
 from shared.runtime import ServiceContext, ServiceWorker, configure_logging
 from shared.settings import Settings
 
-PREFIXES = {"intake": "/intake", "evidence_storage": "/evidence", "review": "/review", "notification": "/notification"}
+PREFIXES = {
+    "intake": "/intake",
+    "evidence_storage": "/evidence",
+    "review": "/review",
+    "notification": "/notification",
+}
 
 
 @dataclass
@@ -74,8 +81,14 @@ class Platform:
             ctx.db.dispose()
 
 
-def build_platform(settings: Settings, *, clock: Clock | None = None, bus: MessageBus | None = None,
-                   blobs: BlobStore | None = None, mailer: Mailer | None = None) -> Platform:
+def build_platform(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    bus: MessageBus | None = None,
+    blobs: BlobStore | None = None,
+    mailer: Mailer | None = None,
+) -> Platform:
     """Assemble all four services on one bus with adapters chosen by settings."""
     clock = clock or SystemClock()
     bus = bus or make_bus(settings)
@@ -88,18 +101,34 @@ def build_platform(settings: Settings, *, clock: Clock | None = None, bus: Messa
         "notification": notification_bootstrap.bootstrap(settings, clock=clock, mailer=mailer),
     }
     platform = Platform(app=FastAPI(), bus=bus, contexts=contexts)
+    for ctx in contexts.values():
+        ctx.bus = bus  # operator tools (/…/ops) work on the platform's own bus
+    register_bus(bus)
     platform.workers = [
         ServiceWorker(contexts["intake"], bus, INTAKE_SUBSCRIPTIONS, intake_jobs(contexts["intake"])),
-        ServiceWorker(contexts["evidence_storage"], bus, EVIDENCE_SUBSCRIPTIONS, evidence_jobs(contexts["evidence_storage"])),
+        ServiceWorker(
+            contexts["evidence_storage"],
+            bus,
+            EVIDENCE_SUBSCRIPTIONS,
+            evidence_jobs(contexts["evidence_storage"]),
+        ),
         ServiceWorker(contexts["review"], bus, REVIEW_SUBSCRIPTIONS, review_jobs(contexts["review"])),
-        ServiceWorker(contexts["notification"], bus, NOTIFICATION_SUBSCRIPTIONS, notification_jobs(contexts["notification"])),
+        ServiceWorker(
+            contexts["notification"],
+            bus,
+            NOTIFICATION_SUBSCRIPTIONS,
+            notification_jobs(contexts["notification"]),
+        ),
     ]
-    platform.app = _root_app(platform, {
-        "intake": intake_api.create_app(contexts["intake"]),
-        "evidence_storage": evidence_api.create_app(contexts["evidence_storage"]),
-        "review": review_api.create_app(contexts["review"]),
-        "notification": notification_api.create_app(contexts["notification"]),
-    })
+    platform.app = _root_app(
+        platform,
+        {
+            "intake": intake_api.create_app(contexts["intake"]),
+            "evidence_storage": evidence_api.create_app(contexts["evidence_storage"]),
+            "review": review_api.create_app(contexts["review"]),
+            "notification": notification_api.create_app(contexts["notification"]),
+        },
+    )
     return platform
 
 
@@ -112,8 +141,13 @@ def _root_app(platform: Platform, apps: dict[str, FastAPI]) -> FastAPI:
         finally:
             platform.stop()
 
-    root = FastAPI(title="宣传月佐证平台 · campaign-evidence platform", version="0.1.0", lifespan=lifespan,
-                   docs_url=None, redoc_url=None)
+    root = FastAPI(
+        title="宣传月佐证平台 · campaign-evidence platform",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
     checks = {f"database.{name}": ctx.db.health for name, ctx in platform.contexts.items()}
     checks["bus"] = platform.bus.health
     checks["blob_store"] = platform.contexts["evidence_storage"].blobs.health
@@ -122,6 +156,7 @@ def _root_app(platform: Platform, apps: dict[str, FastAPI]) -> FastAPI:
     root.state.token_verifier = verifier_from_settings(settings)
     root.include_router(health_routes(HealthMonitor(checks, budget_s=settings.health_probe_timeout_s),
                                       alive=platform.liveness))
+    root.include_router(metrics_router(settings.metrics_token.get_secret_value() if settings.metrics_token else None))
 
     @root.get("/", include_in_schema=False)
     def home() -> RedirectResponse:
@@ -129,7 +164,10 @@ def _root_app(platform: Platform, apps: dict[str, FastAPI]) -> FastAPI:
 
     @root.get("/platform", response_class=HTMLResponse, include_in_schema=False)
     def index() -> str:
-        links = "".join(f'<li><a href="{prefix}/docs">{prefix}/docs</a>（{name}）</li>' for name, prefix in PREFIXES.items())
+        links = "".join(
+            f'<li><a href="{prefix}/docs">{prefix}/docs</a>（{name}）</li>'
+            for name, prefix in PREFIXES.items()
+        )
         return (
             '<!doctype html><html lang="zh-CN"><meta charset="utf-8"><title>宣传月佐证平台</title>'
             f'<h1>宣传月佐证平台</h1><p><a href="{console.PREFIX}/">网页控制台</a></p><p>各服务接口文档：</p><ul>{links}</ul>'
@@ -146,16 +184,24 @@ def main() -> None:
     """Serve the embedded platform with uvicorn on HOST:PORT (default 127.0.0.1:8000)."""
     import uvicorn
 
-    configure_logging()
     settings = Settings()
+    configure_logging(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     try:
         platform = build_platform(settings)
     except SchemaNotCurrent as outdated:
         raise SystemExit(f"无法启动：{outdated}") from None
     refuse_unusable_store(platform.contexts["evidence_storage"].blob_store)
-    uvicorn.run(platform.app, host=settings.host, port=settings.port, proxy_headers=True,
-                forwarded_allow_ips=settings.forwarded_allow_ips, log_level="info")
+    uvicorn.run(
+        platform.app,
+        host=settings.host,
+        port=settings.port,
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
+        log_level="info",
+        log_config=None,
+        access_log=False,
+    )
 
 
 if __name__ == "__main__":

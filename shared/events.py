@@ -1,8 +1,9 @@
 """The event envelope every service publishes and consumes."""
+
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -15,7 +16,7 @@ def new_id() -> str:
 
 def utcnow() -> datetime:
     """The current time in UTC, timezone-aware."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Envelope(BaseModel):
@@ -31,17 +32,20 @@ class Envelope(BaseModel):
     correlation_id: str | None = None
     causation_id: str | None = None
     payload: dict[str, Any] = Field(default_factory=dict)
+    trace: dict[str, str] | None = (
+        None  # W3C trace context (traceparent) when tracing is on (shared/tracing.py)
+    )
 
     def to_json(self) -> bytes:
         """The wire form of the envelope."""
         return self.model_dump_json().encode("utf-8")
 
     @classmethod
-    def from_json(cls, body: bytes | str) -> "Envelope":
+    def from_json(cls, body: bytes | str) -> Envelope:
         """Parse the wire form; unknown fields are ignored."""
         return cls.model_validate_json(body)
 
-    def caused(self, type: str, producer: str, payload: dict[str, Any]) -> "Envelope":
+    def caused(self, type: str, producer: str, payload: dict[str, Any]) -> Envelope:
         """A new event caused by this one, carrying its correlation."""
         return Envelope(
             type=type,

@@ -1,4 +1,5 @@
 """The composition root of a distributed service process: `python -m services.<name> api|worker|migrate`."""
+
 from __future__ import annotations
 
 import argparse
@@ -14,6 +15,7 @@ from shared.bus.port import MessageBus
 from shared.db import Database
 from shared.health import HealthMonitor, HealthServer, service_checks, worker_health_app
 from shared.messaging import EventHandler
+from shared.metrics import metrics_router, register_bus, register_service
 from shared.migrations import SchemaNotCurrent, head_revision, new_revision, upgrade
 from shared.runtime import PeriodicJob, ServiceContext, ServiceWorker, configure_logging, run_until_signalled
 from shared.settings import Settings
@@ -27,10 +29,11 @@ def worker_app() -> FastAPI:
     import importlib
 
     service = os.environ[_SERVICE_ENV]
-    configure_logging()
+    settings = Settings()
+    configure_logging(settings, service=service, role="api")
     bootstrap = importlib.import_module(f"services.{service}.bootstrap").bootstrap
     create_app = importlib.import_module(f"services.{service}.api").create_app
-    app: FastAPI = create_app(bootstrap(Settings()))
+    app: FastAPI = create_app(bootstrap(settings))
     return app
 
 
@@ -45,15 +48,24 @@ def launch(
 ) -> None:
     """Parse the role from argv and run the service's API or worker with adapters from the environment."""
     parser = argparse.ArgumentParser(prog=f"python -m services.{service}")
-    parser.add_argument("role", choices=["api", "worker", "migrate"],
-                        help="serve the HTTP API, consume events and relay the outbox, or upgrade the database schema")
+    parser.add_argument(
+        "role",
+        choices=["api", "worker", "migrate"],
+        help="serve the HTTP API, consume events and relay the outbox, or upgrade the database schema",
+    )
     parser.add_argument("--port", type=int, default=None, help="HTTP port for the api role (default: PORT)")
-    parser.add_argument("--to", default="head", help="migrate: the revision to upgrade to (default: the newest)")
-    parser.add_argument("--new-revision", metavar="MESSAGE", default=None,
-                        help="migrate: write a new revision from the models' changes instead (developers)")
+    parser.add_argument(
+        "--to", default="head", help="migrate: the revision to upgrade to (default: the newest)"
+    )
+    parser.add_argument(
+        "--new-revision",
+        metavar="MESSAGE",
+        default=None,
+        help="migrate: write a new revision from the models' changes instead (developers)",
+    )
     args = parser.parse_args(argv)
-    configure_logging()
     settings = Settings()
+    configure_logging(settings, service=service, role=args.role)
     if args.role == "migrate":
         migrate(settings, service, to=args.to, new=args.new_revision)
         return
@@ -74,16 +86,37 @@ def launch(
             ctx.db.dispose()
             os.environ[_SERVICE_ENV] = service
             log.info("%s API: %d worker processes on port %d", service, settings.api_workers, port)
-            uvicorn.run(f"{__name__}:worker_app", factory=True, workers=settings.api_workers, host=settings.host, port=port,
-                        root_path=settings.root_path, log_level="info", proxy_headers=True,
-                        forwarded_allow_ips=settings.forwarded_allow_ips)
+            uvicorn.run(
+                f"{__name__}:worker_app",
+                factory=True,
+                workers=settings.api_workers,
+                host=settings.host,
+                port=port,
+                root_path=settings.root_path,
+                log_level="info",
+                proxy_headers=True,
+                forwarded_allow_ips=settings.forwarded_allow_ips,
+                log_config=None,
+                access_log=False,
+            )
             return
-        uvicorn.run(create_app(ctx), host=settings.host, port=port, root_path=settings.root_path, log_level="info",
-                    proxy_headers=True, forwarded_allow_ips=settings.forwarded_allow_ips)
+        uvicorn.run(
+            create_app(ctx),
+            host=settings.host,
+            port=port,
+            root_path=settings.root_path,
+            log_level="info",
+            proxy_headers=True,
+            forwarded_allow_ips=settings.forwarded_allow_ips,
+            log_config=None,
+            access_log=False,
+        )
         return
     bus = make_bus(settings)
     worker = ServiceWorker(ctx, bus, subscriptions, jobs(ctx))
     health = worker_health_server(ctx, bus, worker) if settings.health_port else None
+    register_service(ctx)  # served at /metrics by the worker's health server (HEALTH_PORT)
+    register_bus(bus)
 
     def start() -> None:
         worker.start()
@@ -104,6 +137,8 @@ def worker_health_server(ctx: ServiceContext, bus: MessageBus, worker: ServiceWo
     """The worker's /livez (its loops run, none stuck) and /readyz (database, store or mailer, broker) on HEALTH_PORT."""
     monitor = HealthMonitor(service_checks(ctx, bus_check=bus.health), budget_s=ctx.settings.health_probe_timeout_s)
     app = worker_health_app(monitor, alive=worker.liveness, settings=ctx.settings)
+    token = ctx.settings.metrics_token
+    app.include_router(metrics_router(token.get_secret_value() if token else None))  # /metrics (shared/metrics.py)
     return HealthServer(app, host=ctx.settings.host, port=ctx.settings.health_port)
 
 
@@ -111,7 +146,9 @@ def migrate(settings: Settings, service: str, *, to: str = "head", new: str | No
     """Upgrade the service's database to a revision, or autogenerate a new revision from its models."""
     if new is not None:
         path = new_revision(service, new)
-        print(f"new revision written: {path}  (read it, then test: pytest tests/operations/test_migrations.py)")
+        print(
+            f"new revision written: {path}  (read it, then test: pytest tests/operations/test_migrations.py)"
+        )
         return
     db = Database(settings.database_url_for(service), schema=service)
     try:

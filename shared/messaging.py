@@ -4,13 +4,14 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-from dataclasses import dataclass
-from datetime import datetime, timezone
+import time
 from collections import Counter
-from typing import Any, Callable, Iterable, Mapping, NoReturn, Sequence, cast
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, NoReturn, cast
 
 from pydantic import ValidationError
-
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    delete,
     insert,
     select,
     update,
@@ -30,8 +32,18 @@ from sqlalchemy.orm import Session
 
 from shared.background import BackgroundLoop
 from shared.bus.port import MessageBus, SettlingBus, Unprocessable
-from shared.db import Database
+from shared.db import Database, rows_affected
 from shared.events import Envelope
+from shared.logs import log_context
+from shared.metrics import (
+    EVENTS_CONSUMED,
+    EVENTS_DUPLICATE,
+    EVENTS_FAILED,
+    EVENTS_PUBLISHED,
+    HANDLER_DURATION,
+    PUBLISH_FAILED,
+)
+from shared.tracing import span
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +94,7 @@ class Outbox:
                 event_id=event.event_id,
                 type=event.type,
                 body=event.to_json().decode("utf-8"),
-                created_at=datetime.now(timezone.utc),
+                created_at=datetime.now(UTC),
                 attempts=0,
             )
         )
@@ -102,8 +114,9 @@ class OutboxRelay:
     """
 
     def __init__(self, *, db: Database, table: Table, bus: MessageBus, poll_s: float = 0.5, batch: int = 100,
-                 in_process: bool = False) -> None:
+                 in_process: bool = False, service: str = "") -> None:
         self._db, self._table, self._bus = db, table, bus
+        self._service = service or db.schema
         self._batch = batch
         # One relay per outbox on the in-process bus (the embedded mode): rows are not locked while handed over.
         self._in_process = in_process and bool(getattr(bus, "settles_in_process", False))
@@ -132,14 +145,17 @@ class OutboxRelay:
                     self._bus.publish(Envelope.from_json(row.body))
                 except Exception as exc:
                     log.warning("outbox relay: publish failed, will retry: %s", exc)
+                    PUBLISH_FAILED.labels(self._service).inc()
                     session.execute(
                         update(t).where(t.c.id == row.id).values(attempts=t.c.attempts + 1, last_error=str(exc)[:500])
                     )
                     break
                 session.execute(
-                    update(t).where(t.c.id == row.id).values(published_at=datetime.now(timezone.utc), attempts=t.c.attempts + 1)
+                    update(t).where(t.c.id == row.id).values(published_at=datetime.now(UTC), attempts=t.c.attempts + 1)
                 )
                 published += 1
+        if published:
+            EVENTS_PUBLISHED.labels(self._service).inc(published)
         return published
 
     def _hand_over_once(self) -> int:
@@ -168,7 +184,7 @@ class OutboxRelay:
             settled, self._settled = self._settled, []
         if not settled:
             return
-        t, now = self._table, datetime.now(timezone.utc)
+        t, now = self._table, datetime.now(UTC)
         done = [row_id for row_id, parked in settled if not parked]
         parked = [row_id for row_id, was_parked in settled if was_parked]
         try:
@@ -217,7 +233,7 @@ class Inbox:
         # One round trip: insert unless present. A replica racing on the same event waits for the other's
         # transaction and then finds the row (or, if that one rolled back, inserts it).
         upsert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-        row = dict(consumer=consumer, event_id=event.event_id, type=event.type, processed_at=datetime.now(timezone.utc))
+        row = dict(consumer=consumer, event_id=event.event_id, type=event.type, processed_at=datetime.now(UTC))
         inserted = upsert(self._table).values(**row).on_conflict_do_nothing().returning(self._table.c.event_id)
         return session.execute(inserted).first() is not None
 
@@ -255,24 +271,56 @@ class IdempotentConsumer:
     def __call__(self, event: Envelope) -> None:
         """Handle an event once; a duplicate is acknowledged without effect; an unknown or malformed one is parked."""
         handlers = self._subscriptions.get(event.type, ())
-        if not handlers:
-            if event.type in self._ignored:
-                return
-            self._unprocessable(event, "unknown event type")
-        try:
-            with self._db.transaction() as session:
-                if not self._inbox.first_time(session, self.name, event):
-                    log.info("%s: duplicate event %s ignored", self.name, event.event_id)
+        # Every log line and every event made while handling carries this event as its cause (shared/logs.py).
+        with (
+            log_context(
+                service=self.name,
+                consumer=self.name,
+                event_id=event.event_id,
+                event_type=event.type,
+                correlation_id=event.correlation_id or event.event_id,
+                causation_id=event.causation_id,
+            ),
+            span(
+                f"consume {event.type}",
+                parent=event.trace,
+                kind="consumer",
+                consumer=self.name,
+                event_id=event.event_id,
+                correlation_id=event.correlation_id,
+            ),
+        ):
+            if not handlers:
+                if event.type in self._ignored:
                     return
-                for handler in handlers:
-                    handler(event, uow=session, **self._deps)
-        except ValidationError as exc:  # the payload does not match its contract: retrying cannot help
-            self._unprocessable(event, f"malformed payload: {exc.error_count()} error(s): {str(exc)[:300]}")
-        except IntegrityError:
-            if self._already_processed(event):
-                log.info("%s: event %s processed concurrently elsewhere", self.name, event.event_id)
-                return
-            raise
+                self._unprocessable(event, "unknown event type")
+            started = time.perf_counter()
+            try:
+                with self._db.transaction() as session:
+                    if not self._inbox.first_time(session, self.name, event):
+                        log.info("%s: duplicate event %s ignored", self.name, event.event_id)
+                        EVENTS_DUPLICATE.labels(self.name, event.type).inc()
+                        return
+                    for handler in handlers:
+                        handler(event, uow=session, **self._deps)
+            except ValidationError as exc:  # the payload does not match its contract: retrying cannot help
+                EVENTS_FAILED.labels(self.name, event.type).inc()
+                self._unprocessable(event, f"malformed payload: {exc.error_count()} error(s): {str(exc)[:300]}")
+            except IntegrityError:
+                if self._already_processed(event):
+                    log.info("%s: event %s processed concurrently elsewhere", self.name, event.event_id)
+                    EVENTS_DUPLICATE.labels(self.name, event.type).inc()
+                    return
+                EVENTS_FAILED.labels(self.name, event.type).inc()
+                raise
+            except Exception:
+                EVENTS_FAILED.labels(self.name, event.type).inc()
+                log.warning("%s: handling %s failed; the bus retries or parks it", self.name, event.type,
+                            exc_info=True)
+                raise
+            HANDLER_DURATION.labels(self.name, event.type).observe(time.perf_counter() - started)
+            EVENTS_CONSUMED.labels(self.name, event.type).inc()
+            log.info("%s: handled %s", self.name, event.type)
         for callback in self._after_commit:
             callback()
 
@@ -288,3 +336,24 @@ class IdempotentConsumer:
             return session.execute(
                 select(t.c.event_id).where(t.c.consumer == self.name, t.c.event_id == event.event_id)
             ).first() is not None
+
+
+def prune_messaging(db: Database, tables: MessagingTables, *, older_than: timedelta) -> int:
+    """Delete outbox rows published, and inbox records made, longer ago than older_than; returns how many."""
+    cutoff = datetime.now(UTC) - older_than
+    with db.transaction() as session:
+        outbox = rows_affected(
+            session.execute(delete(tables.outbox).where(tables.outbox.c.published_at < cutoff))
+        )
+        inbox = rows_affected(
+            session.execute(delete(tables.inbox).where(tables.inbox.c.processed_at < cutoff))
+        )
+    if outbox or inbox:
+        log.info(
+            "pruned %d published outbox rows and %d inbox records older than %s",
+            outbox,
+            inbox,
+            older_than,
+            extra={"pruned_outbox": outbox, "pruned_inbox": inbox},
+        )
+    return outbox + inbox

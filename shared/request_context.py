@@ -3,6 +3,7 @@
 Both the token check (shared/auth.py installs the middleware) and the audit log (shared/audit.py stores
 what `request_info` returns) need this, so it lives on its own and neither imports the other for it.
 """
+
 from __future__ import annotations
 
 import re
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from fastapi import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")  # an incoming X-Request-ID is kept only if sane
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ class RequestContextMiddleware:
         request_id = state.get("request_id")  # set already when an outer app (embedded root) ran us
         if request_id is None:
             incoming = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
-            request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+            request_id = incoming if REQUEST_ID_PATTERN.match(incoming) else uuid.uuid4().hex
             state["request_id"] = request_id
 
         async def send_with_id(message: Message) -> None:

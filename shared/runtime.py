@@ -4,8 +4,10 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from shared.background import BackgroundLoop
@@ -14,8 +16,18 @@ from shared.bus.port import MessageBus
 from shared.clock import Clock
 from shared.db import Database
 from shared.events import Envelope
+from shared.logs import log_context
 from shared.mail.port import Mailer
-from shared.messaging import EventHandler, IdempotentConsumer, Inbox, MessagingTables, Outbox, OutboxRelay
+from shared.messaging import (
+    EventHandler,
+    IdempotentConsumer,
+    Inbox,
+    MessagingTables,
+    Outbox,
+    OutboxRelay,
+    prune_messaging,
+)
+from shared.metrics import JOB_DURATION, JOB_RUNS, job_succeeded
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -33,6 +45,7 @@ class ServiceContext:
     blobs: BlobStore | None = None
     mailer: Mailer | None = None
     outbox_wakers: list[Callable[[], None]] = field(default_factory=list)
+    bus: MessageBus | None = None  # the process's bus, once a worker or the embedded platform runs one
 
     @property
     def blob_store(self) -> BlobStore:
@@ -80,9 +93,14 @@ class ServiceWorker:
         jobs: Sequence[PeriodicJob] = (),
     ) -> None:
         self.ctx, self.bus = ctx, bus
+        ctx.bus = bus
         self.relay = OutboxRelay(db=ctx.db, table=ctx.messaging.outbox, bus=bus, poll_s=ctx.settings.outbox_poll_s,
-                                 in_process=True)
-        self._jobs = [(job, BackgroundLoop(f"job-{job.name}", job.interval_s, job.run)) for job in jobs]
+                                 in_process=True, service=ctx.name)
+        retention = timedelta(days=ctx.settings.retention_days)
+        prune = PeriodicJob("prune", ctx.settings.prune_interval_s,
+                            lambda: prune_messaging(ctx.db, ctx.messaging, older_than=retention), wake_on_events=False)
+        self._jobs = [(job, BackgroundLoop(f"job-{job.name}", job.interval_s, observed(ctx.name, job)))
+                      for job in (*jobs, prune)]
         ctx.outbox_wakers.append(self.relay.wake)
         self._subscribed = False
         wanted = wanted_subscriptions(subscriptions, ctx.settings)
@@ -154,7 +172,32 @@ def run_until_signalled(start: Callable[[], None], stop: Callable[[], None]) -> 
     stop()
 
 
-def configure_logging() -> None:
-    """Plain timestamped logs on stderr for every process."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("pika").setLevel(logging.WARNING)
+def observed(service: str, job: PeriodicJob) -> Callable[[], object]:
+    """A job's step that logs in the service's context and counts runs, failures and the last success."""
+
+    def step() -> object:
+        started = time.perf_counter()
+        with log_context(service=service, job=job.name):
+            try:
+                result = job.run()
+            except Exception:
+                JOB_RUNS.labels(service, job.name, "failed").inc()
+                raise
+            JOB_RUNS.labels(service, job.name, "ok").inc()
+            JOB_DURATION.labels(service, job.name).observe(time.perf_counter() - started)
+            job_succeeded(service, job.name)
+            return result
+
+    return step
+
+
+def configure_logging(
+    settings: Settings | None = None, *, service: str = "platform", role: str = "embedded"
+) -> None:
+    """Structured logs on stderr for every process (shared/logs.py; LOG_FORMAT, LOG_LEVEL), and tracing if configured."""
+    from shared.logs import configure_logging as configure
+    from shared.tracing import setup_tracing
+
+    settings = settings or Settings()
+    configure(service=service, role=role, fmt=settings.log_format, level=settings.log_level)
+    setup_tracing(service, endpoint=settings.otel_exporter_otlp_endpoint)

@@ -1,4 +1,5 @@
 """Process settings, read from environment variables once by each composition root."""
+
 from __future__ import annotations
 
 import os
@@ -45,7 +46,9 @@ class Settings(BaseSettings):
             raise ValueError(f"{SECRETS_DIR_ENV}={secrets_dir} is not a folder")
         return init_settings, env_settings, SecretsSettingsSource(settings_cls, secrets_dir=secrets_dir)
 
-    data_dir: Path = Field(Path("var"), description="Folder for SQLite files, blobs and mail in embedded mode")
+    data_dir: Path = Field(
+        Path("var"), description="Folder for SQLite files, blobs and mail in embedded mode"
+    )
 
     # database
     database_url: str = Field(
@@ -53,17 +56,23 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL; {service} and {data_dir} are filled in. PostgreSQL gives each service its own schema.",
     )
     database_password: SecretStr | None = Field(
-        None, description="Password put into DATABASE_URL (so the URL itself holds no secret); a secrets-folder file")
+        None,
+        description="Password put into DATABASE_URL (so the URL itself holds no secret); a secrets-folder file",
+    )
 
     migrate_on_start: bool = Field(
-        True, description="Upgrade each service's schema to the newest revision when a process starts; false where a "
-        "one-shot `python -m services.<name> migrate` runs first (processes then refuse an older schema)")
+        True,
+        description="Upgrade each service's schema to the newest revision when a process starts; false where a "
+        "one-shot `python -m services.<name> migrate` runs first (processes then refuse an older schema)",
+    )
 
     # bus
     bus_backend: Literal["memory", "rabbitmq"] = "memory"
     rabbitmq_url: str = "amqp://guest:guest@127.0.0.1:5672/%2F"
     rabbitmq_password: SecretStr | None = Field(
-        None, description="Password put into RABBITMQ_URL (so the URL itself holds no secret); a secrets-folder file")
+        None,
+        description="Password put into RABBITMQ_URL (so the URL itself holds no secret); a secrets-folder file",
+    )
     bus_exchange: str = "campaign.events"
     bus_queue_prefix: str = ""
     bus_prefetch: int = Field(16, ge=1, le=1000)
@@ -106,13 +115,24 @@ class Settings(BaseSettings):
     smtp_max_per_minute: int = Field(0, ge=0, description="Send-rate limit per SMTP server and worker; 0 = unlimited")
 
     # notification
-    public_base_url: str = Field("http://127.0.0.1:8000", description="Where links in e-mails point (the gateway)")
-    notify_office_email: str = Field("campaign-office@example.org", description="Campaign office mailbox for reminders no liaison can receive")
+    public_base_url: str = Field(
+        "http://127.0.0.1:8000", description="Where links in e-mails point (the gateway)"
+    )
+    notify_office_email: str = Field(
+        "campaign-office@example.org",
+        description="Campaign office mailbox for reminders no liaison can receive",
+    )
     notify_office_name: str = Field("宣传月活动办公室", description="Signature under every e-mail")
-    notify_template_dir: Path | None = Field(None, description="Folder of template overrides searched before the packaged ones")
-    notify_submission_receipts: bool = Field(False, description="Mail the liaison a receipt for every submission")
+    notify_template_dir: Path | None = Field(
+        None, description="Folder of template overrides searched before the packaged ones"
+    )
+    notify_submission_receipts: bool = Field(
+        False, description="Mail the liaison a receipt for every submission"
+    )
     reviewer_emails: Annotated[tuple[str, ...], NoDecode] = ()
-    notify_digest_hour: int = Field(18, ge=0, le=23, description="Hour of the day (in NOTIFY_TIMEZONE) when daily digests go out")
+    notify_digest_hour: int = Field(
+        18, ge=0, le=23, description="Hour of the day (in NOTIFY_TIMEZONE) when daily digests go out"
+    )
     notify_timezone: str = "Asia/Shanghai"
     notify_poll_s: float = Field(2.0, gt=0, description="How often the delivery loop looks for due e-mails")
     notify_backoff_base_s: float = Field(2.0, gt=0)
@@ -123,10 +143,16 @@ class Settings(BaseSettings):
         "to the queue (the worker is presumed dead). Must exceed a batch's sending time (batch x SMTP_TIMEOUT_S)")
 
     # intake: deadline watcher
-    deadline_watch_interval_s: float = Field(300.0, gt=0, description="How often the intake worker looks at deadlines")
+    deadline_watch_interval_s: float = Field(
+        300.0, gt=0, description="How often the intake worker looks at deadlines"
+    )
     deadline_lead_times: Annotated[tuple[timedelta, ...], NoDecode] = Field(
-        (timedelta(days=3), timedelta(days=1)), description="ISO-8601 durations before a deadline when deadline.approaching fires")
-    deadline_missed_within: timedelta = Field(timedelta(days=7), description="deadline.missed fires only this long after the deadline")
+        (timedelta(days=3), timedelta(days=1)),
+        description="ISO-8601 durations before a deadline when deadline.approaching fires",
+    )
+    deadline_missed_within: timedelta = Field(
+        timedelta(days=7), description="deadline.missed fires only this long after the deadline"
+    )
 
     # evidence limits
     evidence_max_bytes: int = Field(2 * 1024**3, ge=1, description="Largest evidence file of any kind")
@@ -141,26 +167,52 @@ class Settings(BaseSettings):
                                              "and unfinished multipart uploads; 0 = never")
     evidence_session_ttl_s: int = Field(24 * 3600, ge=60, description="How long an unfinished upload session is kept")
     evidence_presign_ttl_s: int = Field(900, ge=60, le=7 * 24 * 3600)
-    evidence_download_ttl_s: int = Field(300, ge=10, le=7 * 24 * 3600, description="Lifetime of a presigned download URL")
-    evidence_retention_days: int = Field(5 * 365, ge=1, description="Store-level retention of approved evidence")
+    evidence_download_ttl_s: int = Field(
+        300, ge=10, le=7 * 24 * 3600, description="Lifetime of a presigned download URL"
+    )
+    evidence_retention_days: int = Field(
+        5 * 365, ge=1, description="Store-level retention of approved evidence"
+    )
     evidence_retention_mode: Literal["GOVERNANCE", "COMPLIANCE"] = "GOVERNANCE"
-    evidence_timezone: str = Field("Asia/Shanghai", description="Local time of capture dates compared with campaign windows")
+    evidence_timezone: str = Field(
+        "Asia/Shanghai", description="Local time of capture dates compared with campaign windows"
+    )
     evidence_rendition_timeout_s: int = Field(
-        3600, ge=10, le=24 * 3600, description="Longest the worker spends making one web-playable copy of a video")
+        3600, ge=10, le=24 * 3600, description="Longest the worker spends making one web-playable copy of a video"
+    )
     evidence_rendition_poll_s: float = Field(
-        5.0, gt=0, le=3600, description="How often the evidence worker looks for videos awaiting a web-playable copy")
+        5.0, gt=0, le=3600, description="How often the evidence worker looks for videos awaiting a web-playable copy"
+    )
 
     # authentication (docs/security.md)
     auth_private_key: SecretStr | None = Field(
-        None, description="Ed25519 signing key of the identity service (intake only): PEM text or a file path")
-    auth_public_key: str | None = Field(None, description="Ed25519 public key every service verifies tokens with: PEM text or a file path")
-    auth_issuer: str = Field("campaign-evidence", description="iss claim of issued tokens, checked on verification")
-    auth_token_ttl_s: int = Field(3600, ge=60, le=7 * 24 * 3600, description="Lifetime of a bearer token from a password login")
-    auth_api_token_ttl_s: int = Field(900, ge=60, le=24 * 3600, description="Lifetime of a bearer token exchanged for an API key")
+        None, description="Ed25519 signing key of the identity service (intake only): PEM text or a file path"
+    )
+    auth_public_key: str | None = Field(
+        None, description="Ed25519 public key every service verifies tokens with: PEM text or a file path"
+    )
+    auth_issuer: str = Field(
+        "campaign-evidence", description="iss claim of issued tokens, checked on verification"
+    )
+    auth_token_ttl_s: int = Field(
+        3600, ge=60, le=7 * 24 * 3600, description="Lifetime of a bearer token from a password login"
+    )
+    auth_api_token_ttl_s: int = Field(
+        900, ge=60, le=24 * 3600, description="Lifetime of a bearer token exchanged for an API key"
+    )
 
     # review
-    review_claim_ttl_s: int = Field(1800, ge=60, le=7 * 24 * 3600, description="How long a reviewer's claim on a submission holds before others may take it over")
-    supervision_rules_interval_s: float = Field(300.0, ge=0, description="How often the review worker runs the supervision rules and escalation; 0 = never (only POST /review/supervisions/run-rules)")
+    review_claim_ttl_s: int = Field(
+        1800,
+        ge=60,
+        le=7 * 24 * 3600,
+        description="How long a reviewer's claim on a submission holds before others may take it over",
+    )
+    supervision_rules_interval_s: float = Field(
+        300.0,
+        ge=0,
+        description="How often the review worker runs the supervision rules and escalation; 0 = never (only POST /review/supervisions/run-rules)",
+    )
 
     # outbox relay
     outbox_poll_s: float = Field(0.5, gt=0)
@@ -170,13 +222,41 @@ class Settings(BaseSettings):
     health_probe_timeout_s: float = Field(2.0, gt=0, le=30, description="Budget of one readiness check of all adapters")
     health_stall_s: float = Field(900.0, gt=0, description="A worker loop busy in one step longer than this fails /livez")
 
+    # operations (docs/operations.md)
+    log_format: Literal["auto", "json", "text"] = Field(
+        "auto",
+        description="json: one JSON object per line; text: for a "
+        "developer's terminal; auto: text on a terminal, else json",
+    )
+    log_level: str = "INFO"
+    metrics_token: SecretStr | None = Field(
+        None, description="If set, GET /metrics wants `Authorization: Bearer <token>`"
+    )
+    otel_exporter_otlp_endpoint: str | None = Field(
+        None,
+        description="Turns on OpenTelemetry tracing to this OTLP/HTTP endpoint (needs the otel extra); the "
+        "SDK reads the other standard OTEL_* variables itself",
+    )
+    retention_days: int = Field(
+        30, ge=1, description="Published outbox rows and inbox records older than this are pruned"
+    )
+    prune_interval_s: float = Field(
+        3600.0, gt=0, description="How often each worker prunes its outbox and inbox"
+    )
+
     # http
     host: str = "127.0.0.1"
     port: int = 8000
-    root_path: str = Field("", description="Prefix a gateway strips before the API (e.g. /intake), so its docs link right")
+    root_path: str = Field(
+        "", description="Prefix a gateway strips before the API (e.g. /intake), so its docs link right"
+    )
     forwarded_allow_ips: str = Field(
-        "127.0.0.1", description="Proxies (addresses or networks, comma-separated) whose X-Forwarded-For/-Proto the APIs trust")
-    api_workers: int = Field(1, ge=1, le=32, description="uvicorn worker processes of a distributed API (each with its own pool)")
+        "127.0.0.1",
+        description="Proxies (addresses or networks, comma-separated) whose X-Forwarded-For/-Proto the APIs trust",
+    )
+    api_workers: int = Field(
+        1, ge=1, le=32, description="uvicorn worker processes of a distributed API (each with its own pool)"
+    )
 
     @field_validator("bus_retry_delays_ms", mode="before")
     @classmethod
@@ -224,7 +304,11 @@ class Settings(BaseSettings):
             return url
         from sqlalchemy.engine import make_url
 
-        return make_url(url).set(password=self.database_password.get_secret_value()).render_as_string(hide_password=False)
+        return (
+            make_url(url)
+            .set(password=self.database_password.get_secret_value())
+            .render_as_string(hide_password=False)
+        )
 
     def broker_url(self) -> str:
         """RABBITMQ_URL with RABBITMQ_PASSWORD put in."""

@@ -71,7 +71,17 @@ def test_up_starts_eight_processes_prints_where_they_listen_and_ctrl_c_stops_the
         apis = dict(re.findall(r"^\s+(\w+)-api\s+(http://127\.0\.0\.1:\d+)\s", output, re.MULTILINE))
         assert sorted(apis) == sorted(SERVICES), output
         for service, url in apis.items():
-            assert httpx.get(f"{url}/healthz", timeout=10).status_code == 200, service
+            assert httpx.get(f"{url}/readyz", timeout=10).status_code == 200, service
+        workers = dict(
+            re.findall(
+                r"^\s+(\w+)-worker\s+pid \d+, health (http://127\.0\.0\.1:\d+)/livez", output, re.MULTILINE
+            )
+        )
+        assert sorted(workers) == sorted(SERVICES), output
+        for service, url in workers.items():
+            assert httpx.get(f"{url}/livez", timeout=10).status_code == 200, (
+                f"{service} worker's health server"
+            )
         assert re.search(r"^\s+PostgreSQL .* database " + run, output, re.MULTILINE)
         assert re.search(r"^\s+S3 .*moto", output, re.MULTILINE) and re.search(
             r"^\s+SMTP .*local sink", output, re.MULTILINE

@@ -1,8 +1,10 @@
 """Evidence HTTP API: a thin router over the use cases. Request bodies are pulled chunk by chunk from a worker
 thread, so uploads of any size stream into the store with flat memory."""
+
 from __future__ import annotations
 
-from typing import Callable, Literal, TypeVar
+from collections.abc import Callable
+from typing import Literal, TypeVar
 from urllib.parse import quote
 
 import anyio
@@ -22,24 +24,35 @@ from services.evidence_storage.schemas import (
     PresignedForm, RenditionRead, SessionCreate, SessionRead,
 )
 from services.evidence_storage.streams import ChunkPullReader
-from shared.audit import AuditEntry
-from shared.blobs.port import PresignedPost
-from shared.auth import ADMIN, INSPECTOR, STAFF, UNIT, Principal, install, require, verifier_from_settings
-from shared.clock import as_utc
 from shared import grants as grants_module
+from shared.audit import AuditEntry
+from shared.auth import ADMIN, INSPECTOR, STAFF, UNIT, Principal, install, require, verifier_from_settings
+from shared.blobs.port import PresignedPost
+from shared.clock import as_utc
 from shared.grants import GrantVerifier
 from shared.health import install_health
 from shared.http import not_found
+from shared.observe import observe
+from shared.ops import ops_router
 from shared.runtime import ServiceContext
 from shared.version import platform_version
 
 T = TypeVar("T")
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
-_UPLOAD_BODY = {"requestBody": {"required": True, "content": {
-    "application/octet-stream": _BINARY,
-    "multipart/form-data": {"schema": {"type": "object", "properties": {"files": {"type": "array", "items": _BINARY}}}},
-}}}
-UPLOADER = caller_of(ADMIN, UNIT, INSPECTOR)  # uploads, sessions, deletions: the unit, an inspector (inspections only), an admin
+_UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/octet-stream": _BINARY,
+            "multipart/form-data": {
+                "schema": {"type": "object", "properties": {"files": {"type": "array", "items": _BINARY}}}
+            },
+        },
+    }
+}
+UPLOADER = caller_of(
+    ADMIN, UNIT, INSPECTOR
+)  # uploads, sessions, deletions: the unit, an inspector (inspections only), an admin
 READER = caller_of()  # any role; a unit only its own subtree's evidence
 _CHUNK_BODY = {"requestBody": {"required": True, "content": {"application/octet-stream": _BINARY}}}
 
@@ -51,10 +64,17 @@ GRANT = Header(None, alias=grants_module.HEADER, description=(
 
 def create_app(ctx: ServiceContext) -> FastAPI:
     """The evidence_storage service's FastAPI application."""
-    app = FastAPI(title="evidence_storage · 佐证资料", version=platform_version(), description=(
-        "上传、检查、保存与下载佐证资料。Upload (streamed, resumable sessions, presigned POST to S3), inspect, keep and "
-        "export evidence. Every route but /healthz needs a bearer token; a unit sees only its own subtree's evidence."))
+    app = FastAPI(
+        title="evidence_storage · 佐证资料",
+        version=platform_version(),
+        description=(
+            "上传、检查、保存与下载佐证资料。Upload (streamed, resumable sessions, presigned POST to S3), inspect, keep and "
+            "export evidence. Every route but /healthz needs a bearer token; a unit sees only its own subtree's evidence."
+        ),
+    )
     install(app, verifier_from_settings(ctx.settings))
+    observe(app, ctx)  # request ids in logs, access lines, HTTP metrics, /metrics (shared/observe.py)
+    app.include_router(ops_router(ctx, AUDIT))  # /ops: parking lot, outbox errors, lag (admins)
     router = APIRouter()
 
     grants = GrantVerifier(ctx.settings)
@@ -68,8 +88,12 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         if submission is None and grant:
             submission = handlers.admit_granted(ctx, submission_id, grant, grants)
         if submission is not None:
-            check_access(caller, not_found("报送材料", "submission", submission_id),
-                         unit_path=submission.unit_path, unit_id=submission.unit_id)
+            check_access(
+                caller,
+                not_found("报送材料", "submission", submission_id),
+                unit_path=submission.unit_path,
+                unit_id=submission.unit_id,
+            )
             check_uploader(caller, submission.state)
 
     def session_visible(caller: Caller, session_id: str) -> None:
@@ -78,8 +102,12 @@ def create_app(ctx: ServiceContext) -> FastAPI:
             session = uow.get(UploadSession, session_id)
             submission = uow.get(KnownSubmission, session.submission_id) if session is not None else None
         if session is not None:
-            check_access(caller, not_found("上传会话", "upload session", session_id),
-                         unit_path=submission.unit_path if submission else None, unit_id=session.unit_id)
+            check_access(
+                caller,
+                not_found("上传会话", "upload session", session_id),
+                unit_path=submission.unit_path if submission else None,
+                unit_id=session.unit_id,
+            )
             check_uploader(caller, submission.state if submission else None)
 
     def view(evidence: Evidence, caller: Caller) -> EvidenceRead:
@@ -140,7 +168,9 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     def preview(evidence_id: str, caller: Caller = Depends(READER)) -> StreamingResponse:
         """The thumbnail (photo) or poster frame (video) as JPEG (written to the audit log)."""
         _, chunks = downloads.open_content(evidence_id, caller, ctx=ctx, preview=True)
-        return StreamingResponse(chunks, media_type="image/jpeg", headers={"X-Content-Type-Options": "nosniff"})
+        return StreamingResponse(
+            chunks, media_type="image/jpeg", headers={"X-Content-Type-Options": "nosniff"}
+        )
 
     @router.post("/evidence/{evidence_id}/download-url", response_model=DownloadUrl, tags=["download"])
     def download_url(evidence_id: str, variant: Literal["original", "web"] = Query("original"),
@@ -157,7 +187,12 @@ def create_app(ctx: ServiceContext) -> FastAPI:
             evidence = uow.get(Evidence, evidence_id)
             owner = uow.get(KnownSubmission, evidence.submission_id) if evidence is not None else None
         if evidence is not None and owner is not None:
-            check_access(caller, not_found("佐证资料", "evidence", evidence_id), unit_path=evidence.unit_path, unit_id=evidence.unit_id)
+            check_access(
+                caller,
+                not_found("佐证资料", "evidence", evidence_id),
+                unit_path=evidence.unit_path,
+                unit_id=evidence.unit_id,
+            )
             check_uploader(caller, owner.state)
         handlers.delete_evidence(evidence_id, ctx=ctx, caller=caller)
 
@@ -167,8 +202,15 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         """Open a resumable chunked session, or a presigned POST straight to S3 (501 on the folder store)."""
         submission_visible(caller, submission_id, grant)
         session, form = uploads.create_session(
-            submission_id, mode=body.mode, filename=body.filename, size=body.size, sha256=body.sha256,
-            content_type=body.content_type, ctx=ctx, actor=caller.actor)
+            submission_id,
+            mode=body.mode,
+            filename=body.filename,
+            size=body.size,
+            sha256=body.sha256,
+            content_type=body.content_type,
+            ctx=ctx,
+            actor=caller.actor,
+        )
         return session_view(session, form)
 
     @router.get("/upload-sessions/{session_id}", response_model=SessionRead, tags=["upload"])
@@ -182,25 +224,52 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         """The received offset in the Upload-Offset header."""
         session_visible(caller, session_id)
         session = uploads.get_session(session_id, ctx=ctx)
-        return Response(headers={"Upload-Offset": str(session.received), "Upload-Length": str(session.size),
-                                 "Cache-Control": "no-store"})
+        return Response(
+            headers={
+                "Upload-Offset": str(session.received),
+                "Upload-Length": str(session.size),
+                "Cache-Control": "no-store",
+            }
+        )
 
-    @router.put("/upload-sessions/{session_id}", response_model=SessionRead, tags=["upload"], openapi_extra=_CHUNK_BODY)
-    async def put_chunk(session_id: str, request: Request, offset: int | None = Query(None, ge=0),
-                        caller: Caller = Depends(UPLOADER)) -> SessionRead:
+    @router.put(
+        "/upload-sessions/{session_id}",
+        response_model=SessionRead,
+        tags=["upload"],
+        openapi_extra=_CHUNK_BODY,
+    )
+    async def put_chunk(
+        session_id: str,
+        request: Request,
+        offset: int | None = Query(None, ge=0),
+        caller: Caller = Depends(UPLOADER),
+    ) -> SessionRead:
         """Send the next chunk, starting at the received offset (`?offset=` or `Content-Range: bytes a-b/size`)."""
         await _in_thread(lambda: session_visible(caller, session_id))
         content_range = request.headers.get("content-range")
         reader = ChunkPullReader(_puller(request))
-        session = await _in_thread(lambda: uploads.put_chunk(session_id, reader, offset=offset, content_range=content_range, ctx=ctx))
+        session = await _in_thread(
+            lambda: uploads.put_chunk(session_id, reader, offset=offset, content_range=content_range, ctx=ctx)
+        )
         return session_view(session)
 
-    @router.post("/upload-sessions/{session_id}/complete", response_model=EvidenceRead, status_code=201, tags=["upload"])
-    def complete(session_id: str, response: Response, body: CompleteRequest | None = None,
-                 caller: Caller = Depends(UPLOADER)) -> EvidenceRead:
+    @router.post(
+        "/upload-sessions/{session_id}/complete",
+        response_model=EvidenceRead,
+        status_code=201,
+        tags=["upload"],
+    )
+    def complete(
+        session_id: str,
+        response: Response,
+        body: CompleteRequest | None = None,
+        caller: Caller = Depends(UPLOADER),
+    ) -> EvidenceRead:
         """Check the whole upload (size, type from its bytes, SHA-256) and make it evidence; repeating it is harmless."""
         session_visible(caller, session_id)
-        evidence, created = uploads.complete(session_id, sha256=body.sha256 if body else None, ctx=ctx, actor=caller.actor)
+        evidence, created = uploads.complete(
+            session_id, sha256=body.sha256 if body else None, ctx=ctx, actor=caller.actor
+        )
         if not created:
             response.status_code = 200
         return view(evidence, caller)
@@ -221,25 +290,50 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         """A campaign's approved evidence as a ZIP (unit/measure/file + manifest.csv), streamed as it is made."""
         return _zip_response(*exports.export_zip(campaign_id=campaign_id, caller=caller, ctx=ctx))
 
-    @router.post("/integrity-checks", response_model=IntegrityRead, status_code=201, tags=["ops"])
-    def check_integrity(body: IntegrityRequest | None = None, _admin: Principal = Depends(require(ADMIN))) -> IntegrityCheck:
-        """Re-hash stored objects (all, or a random sample) and report mismatches, missing and orphan objects."""
-        return integrity.run_check(sample=body.sample if body else None, ctx=ctx)
+    @router.post("/integrity-checks", response_model=IntegrityRead, status_code=202, tags=["ops"])
+    def check_integrity(
+        body: IntegrityRequest | None = None, _admin: Principal = Depends(require(ADMIN))
+    ) -> IntegrityCheck:
+        """Queue a re-hash of stored objects (all, or a random sample); the evidence worker runs it and
+        GET /integrity-checks/{id} shows its progress (checked of total) and mismatches, missing and orphan objects."""
+        return integrity.request_check(sample=body.sample if body else None, ctx=ctx)
+
+    @router.get("/integrity-checks/{check_id}", response_model=IntegrityRead, tags=["ops"])
+    def integrity_check(check_id: str, _admin: Principal = Depends(require(ADMIN))) -> IntegrityCheck:
+        """One integrity check: its state (queued, running, done, failed), progress and findings so far."""
+        with ctx.db.session() as uow:
+            found = uow.get(IntegrityCheck, check_id)
+        if found is None:
+            raise not_found("完整性检查", "integrity check", check_id)
+        return found
 
     @router.get("/integrity-checks", response_model=list[IntegrityRead], tags=["ops"])
-    def integrity_history(limit: int = Query(20, ge=1, le=200), _admin: Principal = Depends(require(ADMIN))) -> list[IntegrityCheck]:
+    def integrity_history(
+        limit: int = Query(20, ge=1, le=200), _admin: Principal = Depends(require(ADMIN))
+    ) -> list[IntegrityCheck]:
         """The latest integrity-check runs."""
         with ctx.db.session() as uow:
-            return list(uow.scalars(select(IntegrityCheck).order_by(IntegrityCheck.started_at.desc()).limit(limit)))
+            return list(
+                uow.scalars(select(IntegrityCheck).order_by(IntegrityCheck.started_at.desc()).limit(limit))
+            )
 
     @router.get("/audit-log", response_model=list[AuditEntry], tags=["ops"])
-    def audit_log(evidence_id: str | None = None, action: str | None = None, actor: str | None = None,
-                  actor_id: str | None = None, limit: int = Query(100, ge=1, le=1000),
-                  _admin: Principal = Depends(require(ADMIN))) -> list[AuditEntry]:
+    def audit_log(
+        evidence_id: str | None = None,
+        action: str | None = None,
+        actor: str | None = None,
+        actor_id: str | None = None,
+        limit: int = Query(100, ge=1, le=1000),
+        _admin: Principal = Depends(require(ADMIN)),
+    ) -> list[AuditEntry]:
         """Who downloaded, exported or deleted which evidence, newest first; admins only (actor: name, actor_id: id)."""
         query = select(AUDIT).order_by(AUDIT.c.id.desc()).limit(limit)
-        for column, value in (("resource_id", evidence_id), ("action", action), ("actor_name", actor),
-                              ("actor_id", actor_id)):
+        for column, value in (
+            ("resource_id", evidence_id),
+            ("action", action),
+            ("actor_name", actor),
+            ("actor_id", actor_id),
+        ):
             if value is not None:
                 query = query.where(AUDIT.c[column] == value)
         with ctx.db.session() as uow:
@@ -247,19 +341,30 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         return [AuditEntry.model_validate({**row, "at": as_utc(row["at"])}) for row in rows]
 
     def session_view(session: UploadSession, form: PresignedPost | None = None) -> SessionRead:
-        return SessionRead.model_validate(session).model_copy(update={
-            "min_chunk_bytes": ctx.blob_store.min_compose_part,
-            "presigned": PresignedForm(url=form.url, fields=form.fields, expires_at=form.expires_at) if form else None,
-        })
+        return SessionRead.model_validate(session).model_copy(
+            update={
+                "min_chunk_bytes": ctx.blob_store.min_compose_part,
+                "presigned": PresignedForm(url=form.url, fields=form.fields, expires_at=form.expires_at)
+                if form
+                else None,
+            }
+        )
 
     app.include_router(router)
     install_health(app, ctx)
 
     @app.exception_handler(ClientDisconnect)
     async def client_went_away(request: Request, exc: ClientDisconnect) -> JSONResponse:
-        return JSONResponse(status_code=400, content={"detail": {
-            "code": "upload_interrupted", "message": "上传连接中断，未保存；分片上传可从已接收位置续传",
-            "message_en": "the upload connection was cut; nothing was saved (a chunked session can resume)"}})
+        return JSONResponse(
+            status_code=400,
+            content={
+                "detail": {
+                    "code": "upload_interrupted",
+                    "message": "上传连接中断，未保存；分片上传可从已接收位置续传",
+                    "message_en": "the upload connection was cut; nothing was saved (a chunked session can resume)",
+                }
+            },
+        )
 
     return app
 
@@ -282,6 +387,8 @@ async def _in_thread(work: Callable[[], T]) -> T:
 
 
 def _zip_response(name: str, chunks) -> StreamingResponse:
-    return StreamingResponse(chunks, media_type="application/zip",
-                             headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}"})
-
+    return StreamingResponse(
+        chunks,
+        media_type="application/zip",
+        headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}"},
+    )

@@ -5,13 +5,14 @@ final key, store the preview, write the rows and the event in one transaction) o
 Streamed uploads whose kind the first bytes settle go straight to their final key, so a 2 GB video is written
 once; DOCX/XLSX, resumable and presigned uploads pass through a staging key and a server-side move.
 """
+
 from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import date
-from typing import Iterable
 
 from services.evidence_storage import refusals
 from services.evidence_storage.duplicates import flag_duplicates
@@ -23,6 +24,7 @@ from shared.blobs.port import BlobStoreUnavailable, Readable
 from shared.contracts import make_event
 from shared.contracts.evidence import EvidenceStored
 from shared.events import new_id
+from shared.metrics import UPLOAD_BYTES, UPLOADS
 from shared.runtime import ServiceContext
 from shared.settings import Settings
 
@@ -84,7 +86,9 @@ def sniff_or_refuse(head: bytes) -> MediaKind:
     return kind
 
 
-def receive(ctx: ServiceContext, submission: KnownSubmission, stream: Readable, filename: str, *, upload_path: str) -> Received:
+def receive(
+    ctx: ServiceContext, submission: KnownSubmission, stream: Readable, filename: str, *, upload_path: str
+) -> Received:
     """Sniff the first bytes, then stream the rest into the store while hashing; nothing is left on failure."""
     head = read_head(stream, HEAD_BYTES)
     kind = sniff_or_refuse(head)
@@ -92,12 +96,16 @@ def receive(ctx: ServiceContext, submission: KnownSubmission, stream: Readable, 
     key = evidence_key(submission, evidence_id, kind) if kind.definitive else staging_key(evidence_id)
     limit = limit_for(ctx.settings, kind.category)
     try:
-        stored = ctx.blob_store.put(key, PrefixedLimitedReader(head, stream, limit), content_type=kind.media_type)
+        stored = ctx.blob_store.put(
+            key, PrefixedLimitedReader(head, stream, limit), content_type=kind.media_type
+        )
     except UploadTooLarge:
         discard(ctx, [key])
+        UPLOADS.labels("refused").inc()
         raise refusals.too_large(kind.label, limit) from None
     except BaseException:
         discard(ctx, [key])
+        UPLOADS.labels("failed").inc()
         raise
     assert stored.sha256 is not None  # every store hashes what put() streams through it
     return Received(evidence_id, key, kind, stored.size, stored.sha256, filename, upload_path)
@@ -111,10 +119,14 @@ def inspect(ctx: ServiceContext, received: Received, *, declared_media_type: str
         return findings
     except BaseException:
         discard(ctx, [received.key])
+        UPLOADS.labels("refused").inc()
+        UPLOAD_BYTES.labels("refused").inc(received.size)
         raise
 
 
-def accept(ctx: ServiceContext, submission_id: str, batch: list[tuple[Received, Findings]], *, actor: str | None) -> list[Evidence]:
+def accept(
+    ctx: ServiceContext, submission_id: str, batch: list[tuple[Received, Findings]], *, actor: str | None
+) -> list[Evidence]:
     """Make every received file of the batch evidence, or none of them; publishes evidence.stored for each."""
     placed: list[str] = []
     pending = [received.key for received, _ in batch]
@@ -139,8 +151,12 @@ def accept(ctx: ServiceContext, submission_id: str, batch: list[tuple[Received, 
         rows = _record(ctx, submission_id, final, actor=actor)
     except BaseException:
         discard(ctx, pending + placed)
+        UPLOADS.labels("failed").inc(len(batch))
+        UPLOAD_BYTES.labels("failed").inc(sum(received.size for received, _ in batch))
         raise
     ctx.outbox_written()
+    UPLOADS.labels("stored").inc(len(batch))
+    UPLOAD_BYTES.labels("stored").inc(sum(received.size for received, _ in batch))
     return rows
 
 
@@ -155,31 +171,64 @@ def _record(ctx: ServiceContext, submission_id: str, batch, *, actor: str | None
         campaign = uow.get(KnownCampaign, submission.campaign_id) if submission.campaign_id else None
         for received, findings, preview in batch:
             evidence = Evidence(
-                id=received.evidence_id, submission_id=submission.id, unit_id=submission.unit_id, unit_path=submission.unit_path,
-                campaign_id=submission.campaign_id, measure_code=submission.measure_code, object_key=received.key,
-                filename=received.filename, media_type=findings.kind.media_type, category=findings.kind.category,
-                size=received.size, sha256=received.sha256, width=findings.width, height=findings.height,
-                duration_s=findings.duration_s, captured_at=findings.captured_at, captured_on=findings.captured_on,
-                gps_lat=findings.gps_lat, gps_lon=findings.gps_lon,
-                outside_window=outside_window(findings.captured_on, campaign), phash=findings.phash,
-                thumbnail_key=preview, preview_note=findings.preview_note, upload_path=received.upload_path,
-                uploaded_by=actor, locked=False, retention="none", created_at=now,
-                video_codec=findings.video_codec, audio_codec=findings.audio_codec,
+                id=received.evidence_id,
+                submission_id=submission.id,
+                unit_id=submission.unit_id,
+                unit_path=submission.unit_path,
+                campaign_id=submission.campaign_id,
+                measure_code=submission.measure_code,
+                object_key=received.key,
+                filename=received.filename,
+                media_type=findings.kind.media_type,
+                category=findings.kind.category,
+                size=received.size,
+                sha256=received.sha256,
+                width=findings.width,
+                height=findings.height,
+                duration_s=findings.duration_s,
+                captured_at=findings.captured_at,
+                captured_on=findings.captured_on,
+                gps_lat=findings.gps_lat,
+                gps_lon=findings.gps_lon,
+                outside_window=outside_window(findings.captured_on, campaign),
+                phash=findings.phash,
+                thumbnail_key=preview,
+                preview_note=findings.preview_note,
+                upload_path=received.upload_path,
+                uploaded_by=actor,
+                locked=False,
+                retention="none",
+                created_at=now,
+                video_codec=findings.video_codec,
+                audio_codec=findings.audio_codec,
             )
             uow.add(evidence)
             uow.flush()
             if findings.needs_rendition:  # made by the worker (services/evidence_storage/renditions.py)
                 uow.add(EvidenceRendition(evidence_id=evidence.id, state="pending"))
             flags = flag_duplicates(uow, evidence, near_bits=ctx.settings.evidence_near_duplicate_bits)
-            ctx.outbox.add(uow, make_event(EvidenceStored(
-                evidence_id=evidence.id, submission_id=submission.id, unit_id=submission.unit_id,
-                object_key=evidence.object_key, media_type=evidence.media_type, size=evidence.size,
-                sha256=evidence.sha256, filename=evidence.filename, category=evidence.category,
-                captured_at=evidence.captured_at, outside_window=evidence.outside_window,
-                duplicate_of=[flag.other_id for flag in flags if flag.match == "exact"],
-                near_duplicate_of=[flag.other_id for flag in flags if flag.match == "near"],
-                upload_path=evidence.upload_path,
-            ), producer=SERVICE))
+            ctx.outbox.add(
+                uow,
+                make_event(
+                    EvidenceStored(
+                        evidence_id=evidence.id,
+                        submission_id=submission.id,
+                        unit_id=submission.unit_id,
+                        object_key=evidence.object_key,
+                        media_type=evidence.media_type,
+                        size=evidence.size,
+                        sha256=evidence.sha256,
+                        filename=evidence.filename,
+                        category=evidence.category,
+                        captured_at=evidence.captured_at,
+                        outside_window=evidence.outside_window,
+                        duplicate_of=[flag.other_id for flag in flags if flag.match == "exact"],
+                        near_duplicate_of=[flag.other_id for flag in flags if flag.match == "near"],
+                        upload_path=evidence.upload_path,
+                    ),
+                    producer=SERVICE,
+                ),
+            )
             rows.append(evidence)
     return rows
 
@@ -198,5 +247,5 @@ def discard(ctx: ServiceContext, keys: Iterable[str]) -> None:
             ctx.blob_store.delete(key)
         except BlobStoreUnavailable as exc:
             log.warning("could not remove %s while the store is down: %s", key, exc)
-        except Exception:  # noqa: BLE001 - clean-up must not hide the original error
+        except Exception:
             log.exception("could not remove %s", key)

@@ -3,10 +3,11 @@ orphan sweep, web-playable copies of videos."""
 from __future__ import annotations
 
 import logging
-from datetime import timedelta, timezone
+from datetime import UTC, timedelta
 
 from sqlalchemy import select
 
+from services.evidence_storage.integrity import run_queued
 from services.evidence_storage.models import Evidence
 from services.evidence_storage.renditions import make_renditions
 from services.evidence_storage.sweeper import sweep
@@ -15,6 +16,7 @@ from shared.blobs.port import BlobNotFound, BlobStoreUnavailable
 from shared.runtime import PeriodicJob, ServiceContext
 
 log = logging.getLogger(__name__)
+INTEGRITY_POLL_S = 2.0  # how soon a requested integrity check starts
 
 
 def apply_retention(ctx: ServiceContext) -> int:
@@ -25,10 +27,12 @@ def apply_retention(ctx: ServiceContext) -> int:
     for evidence in pending:
         locked_at = evidence.locked_at or ctx.clock.now()
         if locked_at.tzinfo is None:
-            locked_at = locked_at.replace(tzinfo=timezone.utc)
+            locked_at = locked_at.replace(tzinfo=UTC)
         until = locked_at + timedelta(days=ctx.settings.evidence_retention_days)
         try:
-            applied = ctx.blob_store.retain(evidence.object_key, until, mode=ctx.settings.evidence_retention_mode)
+            applied = ctx.blob_store.retain(
+                evidence.object_key, until, mode=ctx.settings.evidence_retention_mode
+            )
         except BlobStoreUnavailable as exc:
             log.warning("retention postponed, store unavailable: %s", exc)
             break
@@ -47,11 +51,14 @@ def apply_retention(ctx: ServiceContext) -> int:
 def jobs(ctx: ServiceContext) -> list[PeriodicJob]:
     """The jobs a worker of this service runs: retention also right after an approval locked evidence."""
     return [
-        PeriodicJob("evidence-retention", 30.0, lambda: apply_retention(ctx), wake_on_events=("submission.approved",)),
+        PeriodicJob(
+            "evidence-retention", 30.0, lambda: apply_retention(ctx), wake_on_events=("submission.approved",)
+        ),
         PeriodicJob("evidence-upload-sessions", 300.0, lambda: expire_sessions(ctx), wake_on_events=False),
         # the worker consumes no event for an upload: it looks for videos awaiting a web-playable copy every few seconds
         PeriodicJob("evidence-renditions", ctx.settings.evidence_rendition_poll_s, lambda: make_renditions(ctx),
                     wake_on_events=False),
         *([PeriodicJob("evidence-orphan-sweep", ctx.settings.evidence_sweep_interval_s, lambda: sweep(ctx),
                        wake_on_events=False)] if ctx.settings.evidence_sweep_interval_s > 0 else []),
+        PeriodicJob("evidence-integrity-checks", INTEGRITY_POLL_S, lambda: run_queued(ctx), wake_on_events=False),
     ]

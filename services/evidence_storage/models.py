@@ -1,12 +1,25 @@
 """Evidence tables: stored files and their findings, upload sessions, integrity checks, the shared
 append-only audit log, and the slices of other services' data this one keeps (submissions, campaigns,
 units) as learned from events."""
+
 from __future__ import annotations
 
 from datetime import date, datetime
 from typing import Literal
 
-from sqlalchemy import JSON, BigInteger, Boolean, Date, DateTime, Float, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.audit import audit_table
@@ -27,7 +40,9 @@ class KnownSubmission(Base):
     __tablename__ = "known_submissions"
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     unit_id: Mapped[str] = mapped_column(String(36), index=True)
-    unit_path: Mapped[str] = mapped_column(String(1000), default="", index=True)  # kept current from unit.registered
+    unit_path: Mapped[str] = mapped_column(
+        String(1000), default="", index=True
+    )  # kept current from unit.registered
     measure_code: Mapped[str] = mapped_column(String(64))
     version: Mapped[int] = mapped_column(Integer)
     state: Mapped[str] = mapped_column(String(32))
@@ -75,8 +90,12 @@ class Evidence(Base):
     width: Mapped[int | None] = mapped_column(Integer, default=None)
     height: Mapped[int | None] = mapped_column(Integer, default=None)
     duration_s: Mapped[float | None] = mapped_column(Float, default=None)
-    captured_at: Mapped[str | None] = mapped_column(String(40), default=None)  # as recorded in the file (ISO 8601)
-    captured_on: Mapped[date | None] = mapped_column(Date, default=None)  # local date, compared with the window
+    captured_at: Mapped[str | None] = mapped_column(
+        String(40), default=None
+    )  # as recorded in the file (ISO 8601)
+    captured_on: Mapped[date | None] = mapped_column(
+        Date, default=None
+    )  # local date, compared with the window
     gps_lat: Mapped[float | None] = mapped_column(Float, default=None)
     gps_lon: Mapped[float | None] = mapped_column(Float, default=None)
     outside_window: Mapped[bool | None] = mapped_column(Boolean, default=None)  # None: unknown
@@ -133,10 +152,16 @@ class UploadSession(Base):
     filename: Mapped[str] = mapped_column(String(200))
     size: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str | None] = mapped_column(String(64), default=None)  # declared by the client, checked
-    media_type: Mapped[str | None] = mapped_column(String(100), default=None)  # declared (presigned) or sniffed
+    media_type: Mapped[str | None] = mapped_column(
+        String(100), default=None
+    )  # declared (presigned) or sniffed
     received: Mapped[int] = mapped_column(BigInteger, default=0)
-    object_key: Mapped[str | None] = mapped_column(String(512), default=None)  # presigned: where the client POSTs
-    state: Mapped[str] = mapped_column(String(16), index=True)  # open, completing, completed, refused, aborted, expired
+    object_key: Mapped[str | None] = mapped_column(
+        String(512), default=None
+    )  # presigned: where the client POSTs
+    state: Mapped[str] = mapped_column(
+        String(16), index=True
+    )  # open, completing, completed, refused, aborted, expired
     evidence_id: Mapped[str | None] = mapped_column(String(36), default=None)
     error: Mapped[dict | None] = mapped_column(JSON, default=None)
     created_by: Mapped[str | None] = mapped_column(String(200), default=None)
@@ -161,9 +186,16 @@ class IntegrityCheck(Base):
 
     __tablename__ = "integrity_checks"
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))  # when it was requested
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
     requested: Mapped[str] = mapped_column(String(16))  # all, or the sample size
-    checked: Mapped[int] = mapped_column(Integer, default=0)
+    checked: Mapped[int] = mapped_column(Integer, default=0)  # objects re-hashed so far
     ok: Mapped[int] = mapped_column(Integer, default=0)
     problems: Mapped[list] = mapped_column(JSON, default=list)
+    # queued → running (the evidence worker's job, progress in checked/total) → done, or failed with the error
+    state: Mapped[str] = mapped_column(String(16), default="queued", server_default="done", index=True)
+    total: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    error: Mapped[str | None] = mapped_column(Text, nullable=True, default=None)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True, default=None
+    )

@@ -1,4 +1,5 @@
 """Evidence API models."""
+
 from __future__ import annotations
 
 from datetime import date
@@ -55,11 +56,15 @@ class EvidenceRead(BaseModel):
     width: int | None = None
     height: int | None = None
     duration_s: float | None = None
-    captured_at: str | None = Field(None, description="Capture time as recorded in the file (EXIF, or the video's header)")
+    captured_at: str | None = Field(
+        None, description="Capture time as recorded in the file (EXIF, or the video's header)"
+    )
     captured_on: date | None = None
     gps_lat: float | None = None
     gps_lon: float | None = None
-    outside_window: bool | None = Field(None, description="Captured outside the campaign's publicity window (None: unknown)")
+    outside_window: bool | None = Field(
+        None, description="Captured outside the campaign's publicity window (None: unknown)"
+    )
     has_preview: bool = False
     preview_note: str | None = Field(None, description="Why there is no preview, e.g. ffmpeg not available")
     video_codec: str | None = Field(None, description="The video's codec as ffmpeg names it (h264, hevc, mpeg4...)")
@@ -71,7 +76,9 @@ class EvidenceRead(BaseModel):
     uploaded_by: str | None = None
     locked: bool
     locked_at: UtcDateTime | None = None
-    retention: str = Field(description="Store-level retention: none, pending, applied, unsupported (the API refuses deletion regardless)")
+    retention: str = Field(
+        description="Store-level retention: none, pending, applied, unsupported (the API refuses deletion regardless)"
+    )
     retained_until: UtcDateTime | None = None
     duplicates: list[DuplicateRead] = []
     created_at: UtcDateTime
@@ -83,8 +90,12 @@ class SessionCreate(BaseModel):
     mode: Literal["chunked", "presigned"] = "chunked"
     filename: str | None = Field(None, max_length=1000)
     size: int = Field(gt=0, description="Exact size of the whole file in bytes")
-    sha256: str | None = Field(None, pattern=r"^[0-9a-fA-F]{64}$", description="If given, checked on completion")
-    content_type: str | None = Field(None, max_length=200, description="Required for presigned: the file's media type")
+    sha256: str | None = Field(
+        None, pattern=r"^[0-9a-fA-F]{64}$", description="If given, checked on completion"
+    )
+    content_type: str | None = Field(
+        None, max_length=200, description="Required for presigned: the file's media type"
+    )
 
 
 class PresignedForm(BaseModel):
@@ -141,6 +152,9 @@ class IntegrityRead(BaseModel):
     started_at: UtcDateTime
     finished_at: UtcDateTime | None
     requested: str
-    checked: int
+    state: str  # queued, running, done, failed
+    checked: int  # done so far, of total
+    total: int
     ok: int
     problems: list[dict]
+    error: str | None

@@ -1,21 +1,32 @@
 """The one place that builds the notification service's adapters from settings."""
+
 from __future__ import annotations
 
+from services.notification.delivery import deliveries_probe
 from services.notification.models import MESSAGING
 from shared.adapters import make_mailer
 from shared.clock import Clock, SystemClock
-from shared.migrations import open_database
 from shared.mail.port import Mailer
+from shared.metrics import register_service
+from shared.migrations import open_database
 from shared.runtime import ServiceContext
 from shared.settings import Settings
 
 SERVICE = "notification"
 
 
-def bootstrap(settings: Settings, *, clock: Clock | None = None, mailer: Mailer | None = None) -> ServiceContext:
+def bootstrap(
+    settings: Settings, *, clock: Clock | None = None, mailer: Mailer | None = None
+) -> ServiceContext:
     """Open the notification database and mailer and assemble the context."""
     db = open_database(settings, SERVICE)
-    return ServiceContext(
-        name=SERVICE, settings=settings, db=db, clock=clock or SystemClock(), messaging=MESSAGING,
+    ctx = ServiceContext(
+        name=SERVICE,
+        settings=settings,
+        db=db,
+        clock=clock or SystemClock(),
+        messaging=MESSAGING,
         mailer=mailer or make_mailer(settings),
     )
+    register_service(ctx, deliveries_probe)  # deliveries by status and the oldest queued, on /metrics
+    return ctx

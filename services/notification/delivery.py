@@ -20,9 +20,10 @@ import random
 import socket
 import time
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -35,6 +36,7 @@ from shared.contracts.notification import NotificationDelivered, NotificationFai
 from shared.db import rows_affected
 from shared.mail.port import MailSession, PermanentMailError, ServerUnavailable, TemporaryMailError
 from shared.mail.ratelimit import TokenBucket
+from shared.metrics import MAILS
 from shared.runtime import ServiceContext
 
 SERVICE = "notification"
@@ -77,7 +79,7 @@ class DeliveryLoop:
         self._probing = False  # the server was unavailable: claim one row a round until a send gets an answer
 
     @classmethod
-    def from_settings(cls, ctx: ServiceContext) -> "DeliveryLoop":
+    def from_settings(cls, ctx: ServiceContext) -> DeliveryLoop:
         """A loop with the rate limit SMTP_MAX_PER_MINUTE (none when 0)."""
         per_minute = ctx.settings.smtp_max_per_minute
         return cls(ctx, bucket=TokenBucket(per_minute) if per_minute else None)
@@ -146,6 +148,8 @@ class DeliveryLoop:
 
         A failure to record one outcome is logged and leaves that row `sending`; its lease expiry sends it again.
         """
+        for outcome in outcomes:
+            MAILS.labels(outcome.status).inc()
         for outcome in outcomes:
             try:
                 self._record_one(outcome)
@@ -283,3 +287,26 @@ def _event(delivery: Claimed, error: str | None) -> NotificationDelivered | Noti
     common: dict[str, Any] = dict(delivery_id=delivery.id, dedupe_key=delivery.dedupe_key, recipient=delivery.recipient,
                   unit_id=delivery.unit_id, cause_type=delivery.event_type)
     return NotificationDelivered(**common) if error is None else NotificationFailed(reason=error, **common)
+
+
+def deliveries_probe(ctx: ServiceContext):
+    """Metrics read at scrape time: deliveries by status, and the age of the oldest one still queued."""
+    from sqlalchemy import func, select
+
+    from shared.metrics import age_s
+
+    with ctx.db.session() as uow:
+        rows = uow.execute(select(Delivery.status, func.count()).group_by(Delivery.status)).tuples()
+        counts: dict[str, int] = dict(rows.all())
+        oldest = uow.execute(
+            select(func.min(Delivery.created_at)).where(Delivery.status == "queued")
+        ).scalar()
+    for status in sorted({"queued", "sending", "sent", "failed", *counts}):
+        yield "cep_deliveries", "E-mail deliveries by status", ("status",), (status,), counts.get(status, 0)
+    yield (
+        "cep_deliveries_oldest_queued_age_seconds",
+        "Age of the oldest e-mail still queued (0: none)",
+        (),
+        (),
+        age_s(oldest),
+    )

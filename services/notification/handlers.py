@@ -1,9 +1,10 @@
 """Notification event handlers: learn units, liaisons and campaigns; tell each liaison once per notice."""
+
 from __future__ import annotations
 
 import functools
 import logging
-from typing import Callable
+from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -31,6 +32,7 @@ from shared.contracts.intake import (
     SubmissionSubmitted,
     UnitRegistered,
 )
+from shared.contracts.notification import NotificationFailed
 from shared.contracts.review import (
     DECISIONS,
     CircularPublished,
@@ -61,18 +63,33 @@ def held_until_liaison(handler: Handler) -> Handler:
             handler(event, uow=uow, ctx=ctx)
         except LiaisonUnknown as missing:  # raised before anything is written
             if uow.get(HeldNotice, (event.event_id, handler.__name__)) is None:
-                uow.add(HeldNotice(event_id=event.event_id, handler=handler.__name__, unit_id=str(missing.args[0]),
-                                   envelope=event.model_dump(mode="json"), held_at=ctx.clock.now()))
-                log.info("no liaison yet for unit %s: %s held until one is named", missing.args[0], event.type)
+                uow.add(
+                    HeldNotice(
+                        event_id=event.event_id,
+                        handler=handler.__name__,
+                        unit_id=str(missing.args[0]),
+                        envelope=event.model_dump(mode="json"),
+                        held_at=ctx.clock.now(),
+                    )
+                )
+                log.info(
+                    "no liaison yet for unit %s: %s held until one is named", missing.args[0], event.type
+                )
 
     return wrapped
 
 
 def _tell_held(uow: Session, ctx: ServiceContext, unit_id: str) -> None:
-    for held in uow.scalars(select(HeldNotice).where(HeldNotice.unit_id == unit_id).order_by(HeldNotice.held_at)).all():
+    for held in uow.scalars(
+        select(HeldNotice).where(HeldNotice.unit_id == unit_id).order_by(HeldNotice.held_at)
+    ).all():
         _HOLDING[held.handler](Envelope.model_validate(held.envelope), uow=uow, ctx=ctx)
         uow.delete(held)
-SUPERVISIONS = {model.EVENT_TYPE: model for model in (SupervisionOpened, SupervisionEscalated, SupervisionClosed)}
+
+
+SUPERVISIONS = {
+    model.EVENT_TYPE: model for model in (SupervisionOpened, SupervisionEscalated, SupervisionClosed)
+}
 DEADLINES = {model.EVENT_TYPE: model for model in (DeadlineApproaching, DeadlineMissed)}
 
 
@@ -90,21 +107,37 @@ def remember_liaison(event: Envelope, *, uow: Session, ctx: ServiceContext) -> N
     data = read_payload(LiaisonDesignated, event)
     liaison = uow.get(Liaison, data.unit_id)
     if liaison is None:
-        liaison = Liaison(unit_id=data.unit_id, unit_name=data.unit_name, name=data.liaison_name, email=data.liaison_email)
+        liaison = Liaison(
+            unit_id=data.unit_id, unit_name=data.unit_name, name=data.liaison_name, email=data.liaison_email
+        )
         uow.add(liaison)
     else:
         liaison.unit_name, liaison.name, liaison.email = data.unit_name, data.liaison_name, data.liaison_email
     unit = uow.get(KnownUnit, data.unit_id)
     if unit is None:  # the designation came first: enough of the unit to scope its delivery log
-        uow.add(KnownUnit(unit_id=data.unit_id, code=data.unit_code, name=data.unit_name, level="", unit_path=data.unit_path))
+        uow.add(
+            KnownUnit(
+                unit_id=data.unit_id,
+                code=data.unit_code,
+                name=data.unit_name,
+                level="",
+                unit_path=data.unit_path,
+            )
+        )
     elif data.unit_path:
         unit.unit_path = data.unit_path
     uow.flush()
     today = ctx.clock.now().astimezone(ZoneInfo(ctx.settings.notify_timezone)).date()
     for campaign in uow.scalars(select(KnownCampaign).where(KnownCampaign.publicity_end >= today)):
-        published = Envelope(event_id=campaign.event_id, type=CampaignPublished.EVENT_TYPE, producer="intake",
-                             payload=campaign.payload)
-        _tell_campaign(uow, ctx=ctx, event=published, data=read_payload(CampaignPublished, published), liaison=liaison)
+        published = Envelope(
+            event_id=campaign.event_id,
+            type=CampaignPublished.EVENT_TYPE,
+            producer="intake",
+            payload=campaign.payload,
+        )
+        _tell_campaign(
+            uow, ctx=ctx, event=published, data=read_payload(CampaignPublished, published), liaison=liaison
+        )
     _tell_held(uow, ctx, data.unit_id)
 
 
@@ -122,10 +155,19 @@ def notify_campaign(event: Envelope, *, uow: Session, ctx: ServiceContext) -> No
         _tell_campaign(uow, ctx=ctx, event=event, data=data, liaison=liaison)
 
 
-def _tell_campaign(uow: Session, *, ctx: ServiceContext, event: Envelope, data: CampaignPublished, liaison: Liaison) -> None:
+def _tell_campaign(
+    uow: Session, *, ctx: ServiceContext, event: Envelope, data: CampaignPublished, liaison: Liaison
+) -> None:
     context = contexts.campaign_published(data, unit_name=liaison.unit_name, links=links(ctx.settings))
-    tell_liaison(uow, ctx=ctx, event=event, liaison=liaison, family="campaign_published", context=context,
-                 dedupe_key=f"campaign.published:{data.campaign_id}:v{data.version}:{liaison.unit_id}")
+    tell_liaison(
+        uow,
+        ctx=ctx,
+        event=event,
+        liaison=liaison,
+        family="campaign_published",
+        context=context,
+        dedupe_key=f"campaign.published:{data.campaign_id}:v{data.version}:{liaison.unit_id}",
+    )
 
 
 def notify_submission(event: Envelope, *, uow: Session, ctx: ServiceContext) -> None:
@@ -133,16 +175,32 @@ def notify_submission(event: Envelope, *, uow: Session, ctx: ServiceContext) -> 
     data = read_payload(SubmissionSubmitted, event)
     link = links(ctx.settings)
     liaison = uow.get(Liaison, data.unit_id)
-    if ctx.settings.notify_submission_receipts and liaison is not None:  # no liaison yet: no receipt, still the digest
-        tell_liaison(uow, ctx=ctx, event=event, liaison=liaison, family="submission_received",
-                     context=contexts.submission_received(data, unit_name=liaison.unit_name, links=link),
-                     dedupe_key=f"submission.submitted:{data.submission_id}:v{data.version}")
+    if (
+        ctx.settings.notify_submission_receipts and liaison is not None
+    ):  # no liaison yet: no receipt, still the digest
+        tell_liaison(
+            uow,
+            ctx=ctx,
+            event=event,
+            liaison=liaison,
+            family="submission_received",
+            context=contexts.submission_received(data, unit_name=liaison.unit_name, links=link),
+            dedupe_key=f"submission.submitted:{data.submission_id}:v{data.version}",
+        )
     what = data.measure_code if data.kind == "measure" else label(SUBMISSION_KINDS, data.kind)
     line = f"{_unit_name(uow, data.unit_id)}：{data.title}（{what}，第{data.version}版）"
     for address in ctx.settings.reviewer_emails:
-        keep_for_digest(uow, ctx=ctx, event=event, audience=f"reviewer:{address}", unit_id=data.unit_id, subject=line,
-                        body_text="", link=link.review_item(data.submission_id),
-                        dedupe_key=f"reviewer:{address}|submission.submitted:{data.submission_id}:v{data.version}")
+        keep_for_digest(
+            uow,
+            ctx=ctx,
+            event=event,
+            audience=f"reviewer:{address}",
+            unit_id=data.unit_id,
+            subject=line,
+            body_text="",
+            link=link.review_item(data.submission_id),
+            dedupe_key=f"reviewer:{address}|submission.submitted:{data.submission_id}:v{data.version}",
+        )
 
 
 @held_until_liaison
@@ -150,9 +208,15 @@ def notify_evidence_rejected(event: Envelope, *, uow: Session, ctx: ServiceConte
     """Tell the liaison that an upload was refused, and why."""
     data = read_payload(EvidenceRejected, event)
     liaison = liaison_of(uow, data.unit_id)
-    tell_liaison(uow, ctx=ctx, event=event, liaison=liaison, family="evidence_rejected",
-                 context=contexts.evidence_rejected(data, unit_name=liaison.unit_name, links=links(ctx.settings)),
-                 dedupe_key=f"evidence.rejected:{event.event_id}")
+    tell_liaison(
+        uow,
+        ctx=ctx,
+        event=event,
+        liaison=liaison,
+        family="evidence_rejected",
+        context=contexts.evidence_rejected(data, unit_name=liaison.unit_name, links=links(ctx.settings)),
+        dedupe_key=f"evidence.rejected:{event.event_id}",
+    )
 
 
 @held_until_liaison
@@ -161,9 +225,15 @@ def notify_decision(event: Envelope, *, uow: Session, ctx: ServiceContext) -> No
     decision = read_payload(DECISIONS[event.type], event)
     liaison = liaison_of(uow, decision.unit_id)
     kind = event.type.split(".", 1)[1]
-    tell_liaison(uow, ctx=ctx, event=event, liaison=liaison, family="decision",
-                 context=contexts.decision(kind, decision, unit_name=liaison.unit_name, links=links(ctx.settings)),
-                 dedupe_key=f"{event.type}:{decision.submission_id}:v{decision.version}")
+    tell_liaison(
+        uow,
+        ctx=ctx,
+        event=event,
+        liaison=liaison,
+        family="decision",
+        context=contexts.decision(kind, decision, unit_name=liaison.unit_name, links=links(ctx.settings)),
+        dedupe_key=f"{event.type}:{decision.submission_id}:v{decision.version}",
+    )
 
 
 @held_until_liaison
@@ -172,28 +242,61 @@ def notify_deadline(event: Envelope, *, uow: Session, ctx: ServiceContext) -> No
     data = read_payload(DEADLINES[event.type], event)
     kind = event.type.split(".", 1)[1]
     lead = getattr(data, "lead", "")
-    key = f"{event.type}:{data.campaign_id}:{data.deadline_code}:{data.unit_id}" + (f":{lead}" if lead else "")
+    key = f"{event.type}:{data.campaign_id}:{data.deadline_code}:{data.unit_id}" + (
+        f":{lead}" if lead else ""
+    )
     campaign = uow.get(KnownCampaign, data.campaign_id)
     campaign_name = campaign.name if campaign else ""
     link = links(ctx.settings)
     if concerns_liaison(data.deadline_code):
         liaison = uow.get(Liaison, data.unit_id)
-        reminder = functools.partial(contexts.liaison_reminder, kind=kind, unit_id=data.unit_id,
-                                     deadline_name=data.deadline_name, due_at=as_utc(data.due_at), lead=lead,
-                                     campaign_name=campaign_name, links=link)
+        reminder = functools.partial(
+            contexts.liaison_reminder,
+            kind=kind,
+            unit_id=data.unit_id,
+            deadline_name=data.deadline_name,
+            due_at=as_utc(data.due_at),
+            lead=lead,
+            campaign_name=campaign_name,
+            links=link,
+        )
         if liaison is not None:
-            tell_liaison(uow, ctx=ctx, event=event, liaison=liaison, family="liaison_reminder", dedupe_key=key,
-                         context=reminder(unit_name=liaison.unit_name, to_office=False))
+            tell_liaison(
+                uow,
+                ctx=ctx,
+                event=event,
+                liaison=liaison,
+                family="liaison_reminder",
+                dedupe_key=key,
+                context=reminder(unit_name=liaison.unit_name, to_office=False),
+            )
             return
         settings = ctx.settings
-        tell_address(uow, ctx=ctx, event=event, unit_id=data.unit_id, name=settings.notify_office_name,
-                     email=settings.notify_office_email, greeting=settings.notify_office_name,
-                     family="liaison_reminder", dedupe_key=f"{key}:office",
-                     context=reminder(unit_name=_unit_name(uow, data.unit_id), to_office=True))
+        tell_address(
+            uow,
+            ctx=ctx,
+            event=event,
+            unit_id=data.unit_id,
+            name=settings.notify_office_name,
+            email=settings.notify_office_email,
+            greeting=settings.notify_office_name,
+            family="liaison_reminder",
+            dedupe_key=f"{key}:office",
+            context=reminder(unit_name=_unit_name(uow, data.unit_id), to_office=True),
+        )
         return
     liaison = liaison_of(uow, data.unit_id)
-    tell_liaison(uow, ctx=ctx, event=event, liaison=liaison, family="deadline", dedupe_key=key,
-                 context=contexts.deadline(kind, data, unit_name=liaison.unit_name, campaign_name=campaign_name, links=link))
+    tell_liaison(
+        uow,
+        ctx=ctx,
+        event=event,
+        liaison=liaison,
+        family="deadline",
+        dedupe_key=key,
+        context=contexts.deadline(
+            kind, data, unit_name=liaison.unit_name, campaign_name=campaign_name, links=link
+        ),
+    )
 
 
 def concerns_liaison(deadline_code: str) -> bool:
@@ -206,9 +309,15 @@ def notify_inspection(event: Envelope, *, uow: Session, ctx: ServiceContext) -> 
     """Tell the liaison what an inspection of the unit found."""
     data = read_payload(InspectionRecorded, event)
     liaison = liaison_of(uow, data.unit_id)
-    tell_liaison(uow, ctx=ctx, event=event, liaison=liaison, family="inspection_recorded",
-                 context=contexts.inspection_recorded(data, unit_name=liaison.unit_name, links=links(ctx.settings)),
-                 dedupe_key=f"inspection.recorded:{data.inspection_id}")
+    tell_liaison(
+        uow,
+        ctx=ctx,
+        event=event,
+        liaison=liaison,
+        family="inspection_recorded",
+        context=contexts.inspection_recorded(data, unit_name=liaison.unit_name, links=links(ctx.settings)),
+        dedupe_key=f"inspection.recorded:{data.inspection_id}",
+    )
 
 
 @held_until_liaison
@@ -218,8 +327,15 @@ def notify_supervision(event: Envelope, *, uow: Session, ctx: ServiceContext) ->
     kind = event.type.split(".", 1)[1]
     liaison = liaison_of(uow, data.unit_id)
     key = f"{event.type}:{data.supervision_id}" + (f":{data.level}" if kind == "escalated" else "")
-    tell_liaison(uow, ctx=ctx, event=event, liaison=liaison, family="supervision", dedupe_key=key,
-                 context=contexts.supervision(kind, data, unit_name=liaison.unit_name, links=links(ctx.settings)))
+    tell_liaison(
+        uow,
+        ctx=ctx,
+        event=event,
+        liaison=liaison,
+        family="supervision",
+        dedupe_key=key,
+        context=contexts.supervision(kind, data, unit_name=liaison.unit_name, links=links(ctx.settings)),
+    )
 
 
 def notify_circular(event: Envelope, *, uow: Session, ctx: ServiceContext) -> None:
@@ -227,10 +343,21 @@ def notify_circular(event: Envelope, *, uow: Session, ctx: ServiceContext) -> No
     data = read_payload(CircularPublished, event)
     campaign = uow.get(KnownCampaign, data.campaign_id)
     for liaison in uow.scalars(select(Liaison).order_by(Liaison.unit_id)):
-        context = contexts.circular_published(data, unit_name=liaison.unit_name,
-                                              campaign_name=campaign.name if campaign else "", links=links(ctx.settings))
-        tell_liaison(uow, ctx=ctx, event=event, liaison=liaison, family="circular_published", context=context,
-                     dedupe_key=f"circular.published:{data.circular_id}:{liaison.unit_id}")
+        context = contexts.circular_published(
+            data,
+            unit_name=liaison.unit_name,
+            campaign_name=campaign.name if campaign else "",
+            links=links(ctx.settings),
+        )
+        tell_liaison(
+            uow,
+            ctx=ctx,
+            event=event,
+            liaison=liaison,
+            family="circular_published",
+            context=context,
+            dedupe_key=f"circular.published:{data.circular_id}:{liaison.unit_id}",
+        )
 
 
 def _wants_submissions(settings) -> bool:
@@ -249,3 +376,32 @@ def _unit_name(uow: Session, unit_id: str) -> str:
     liaison = uow.get(Liaison, unit_id)
     return liaison.unit_name if liaison is not None else unit_id
 
+
+def notify_delivery_failed(event: Envelope, *, uow: Session, ctx: ServiceContext) -> None:
+    """An e-mail failed for good: tell the campaign office, at most once per liaison (address) and day."""
+    data = read_payload(NotificationFailed, event)
+    settings = ctx.settings
+    if settings.notify_office_email.lower() in data.recipient.lower():
+        log.error("a mail to the campaign office itself failed for good: %s", data.reason)
+        return  # telling the office that mail to the office fails would fail too
+    day = ctx.clock.now().astimezone(ZoneInfo(settings.notify_timezone)).date().isoformat()
+    unit_name = _unit_name(uow, data.unit_id) if data.unit_id else ""
+    # unit_id None: the notice is the office's, not part of the unit's own delivery log.
+    tell_address(
+        uow,
+        ctx=ctx,
+        event=event,
+        unit_id=None,
+        name=settings.notify_office_name,
+        email=settings.notify_office_email,
+        greeting=settings.notify_office_name,
+        family="delivery_failed",
+        dedupe_key=f"notification.failed:{data.recipient.lower()}:{day}",
+        context=contexts.delivery_failed(
+            recipient=data.recipient,
+            reason=data.reason,
+            unit_id=data.unit_id,
+            unit_name=unit_name,
+            links=links(ctx.settings),
+        ),
+    )

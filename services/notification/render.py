@@ -5,29 +5,48 @@ Each kind of e-mail is a template family `<family>` with three parts, `<family>.
 `_layout.html`. A part is looked up, first found wins, in: the admin's overrides stored in the
 database, the folder NOTIFY_TEMPLATE_DIR, then the packaged `templates/` folder.
 """
+
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import default as default_policy
 from email.utils import make_msgid
 from functools import lru_cache
 from importlib import resources
-from typing import Mapping
 from zoneinfo import ZoneInfo
 
-from jinja2 import BaseLoader, ChoiceLoader, DictLoader, FileSystemLoader, PackageLoader, StrictUndefined, select_autoescape
+from jinja2 import (
+    BaseLoader,
+    ChoiceLoader,
+    DictLoader,
+    FileSystemLoader,
+    PackageLoader,
+    StrictUndefined,
+    select_autoescape,
+)
 from jinja2.sandbox import SandboxedEnvironment
 
 _LINEBREAKS = re.compile(r"[\r\n\t\x00-\x1f\x7f\u2028\u2029\x85]+")
 
 FAMILIES = (
-    "campaign_published", "liaison_reminder", "submission_received", "evidence_rejected", "decision",
-    "deadline", "supervision", "inspection_recorded", "circular_published", "digest", "reviewer_digest",
+    "campaign_published",
+    "liaison_reminder",
+    "submission_received",
+    "evidence_rejected",
+    "decision",
+    "deadline",
+    "supervision",
+    "inspection_recorded",
+    "circular_published",
+    "digest",
+    "reviewer_digest",
+    "delivery_failed",
 )
 PARTS = ("subject", "txt", "html")
 LAYOUTS = ("_layout.txt", "_layout.html")
@@ -62,13 +81,24 @@ def single_line(value: str, limit: int = 250) -> str:
 
 def packaged_source(name: str) -> str:
     """The text of a packaged template part."""
-    return resources.files("services.notification").joinpath("templates", f"{name}.j2").read_text(encoding="utf-8")
+    return (
+        resources.files("services.notification")
+        .joinpath("templates", f"{name}.j2")
+        .read_text(encoding="utf-8")
+    )
 
 
-def render(family: str, context: Mapping[str, object], *, options: TemplateOptions,
-           overrides: Mapping[str, str] | None = None) -> RenderedMail:
+def render(
+    family: str,
+    context: Mapping[str, object],
+    *,
+    options: TemplateOptions,
+    overrides: Mapping[str, str] | None = None,
+) -> RenderedMail:
     """Render <family>.subject/.txt/.html with the context; raises jinja2 errors for a broken template."""
-    env = _environment(options, tuple(sorted((overrides or {}).items())), _folder_version(options.template_dir))
+    env = _environment(
+        options, tuple(sorted((overrides or {}).items())), _folder_version(options.template_dir)
+    )
     subject = single_line(env.get_template(f"{family}.subject.j2").render(**context))
     text = env.get_template(f"{family}.txt.j2").render(subject=subject, **context)
     html = env.get_template(f"{family}.html.j2").render(subject=subject, **context)
@@ -84,7 +114,9 @@ def _folder_version(folder: str | None) -> int:
 
 
 @lru_cache(maxsize=16)
-def _environment(options: TemplateOptions, overrides: tuple[tuple[str, str], ...], _folder: int) -> SandboxedEnvironment:
+def _environment(
+    options: TemplateOptions, overrides: tuple[tuple[str, str], ...], _folder: int
+) -> SandboxedEnvironment:
     loaders: list[BaseLoader] = [DictLoader({f"{name}.j2": text for name, text in overrides})]
     if options.template_dir:
         loaders.append(FileSystemLoader(options.template_dir))
@@ -121,7 +153,7 @@ def _cn_datetime(value: datetime | None, zone: ZoneInfo) -> str:
 
 
 def _local(value: datetime, zone: ZoneInfo) -> datetime:
-    return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).astimezone(zone)
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(zone)
 
 
 def delivery_message_id(delivery_id: str, domain: str) -> str:
@@ -159,7 +191,12 @@ def parse_recipient(recipient: str) -> tuple[str, str]:
     except Exception as exc:  # the header parser raises IndexError and friends on some malformed input
         raise ValueError(f"invalid recipient: {recipient!r}") from exc
     # The parser is lenient (it keeps what it can); only a recipient that reads back exactly is valid.
-    if len(addresses) != 1 or not addresses[0].username or not addresses[0].domain or str(addresses[0]) != recipient:
+    if (
+        len(addresses) != 1
+        or not addresses[0].username
+        or not addresses[0].domain
+        or str(addresses[0]) != recipient
+    ):
         raise ValueError(f"invalid recipient: {recipient!r}")
     return addresses[0].display_name, addresses[0].addr_spec
 

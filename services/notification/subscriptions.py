@@ -1,4 +1,5 @@
 """Which events the notification service consumes, and the handlers for each; and its periodic jobs."""
+
 from __future__ import annotations
 
 from services.notification import digest, handlers
@@ -21,6 +22,7 @@ SUBSCRIPTIONS = {
     "supervision.escalated": [handlers.notify_supervision],
     "supervision.closed": [handlers.notify_supervision],
     "circular.published": [handlers.notify_circular],
+    "notification.failed": [handlers.notify_delivery_failed],
 }
 
 DIGEST_CHECK_S = 60.0
@@ -32,5 +34,7 @@ def jobs(ctx: ServiceContext) -> list[PeriodicJob]:
     loop = DeliveryLoop.from_settings(ctx)
     return [
         PeriodicJob("deliver-mail", ctx.settings.notify_poll_s, loop.run),
-        PeriodicJob("daily-digest", DIGEST_CHECK_S, lambda: digest.assemble_due(ctx=ctx), wake_on_events=False),
+        PeriodicJob(
+            "daily-digest", DIGEST_CHECK_S, lambda: digest.assemble_due(ctx=ctx), wake_on_events=False
+        ),
     ]

@@ -1,5 +1,6 @@
 """Review HTTP API: one app composing the sub-domains' routers (queue and decisions, timeline, inspections,
 supervision, assessment, circulars), the audit log and health."""
+
 from __future__ import annotations
 
 from fastapi import FastAPI
@@ -14,13 +15,19 @@ from services.review.timeline import api as timeline_api
 from shared import audit
 from shared.auth import install, verifier_from_settings
 from shared.health import install_health
+from shared.observe import observe
+from shared.ops import ops_router
 from shared.runtime import ServiceContext
 
 
 def create_app(ctx: ServiceContext) -> FastAPI:
     """The review service's FastAPI application."""
-    app = FastAPI(title="review · 审核", description="审核队列、时间线、检查、督办、考核与通报", version="0.2.0")
+    app = FastAPI(
+        title="review · 审核", description="审核队列、时间线、检查、督办、考核与通报", version="0.2.0"
+    )
     install(app, verifier_from_settings(ctx.settings))
+    observe(app, ctx)  # request ids in logs, access lines, HTTP metrics, /metrics (shared/observe.py)
+    app.include_router(ops_router(ctx, AUDIT))  # /ops: parking lot, outbox errors, lag (admins)
     app.include_router(queue_api.router(ctx))
     app.include_router(timeline_api.router(ctx))
     app.include_router(inspections_api.router(ctx))

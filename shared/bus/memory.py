@@ -4,13 +4,16 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
+import sys
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
-from shared.bus.port import Handler, Unprocessable, topic_matches
+from shared.bus.port import Handler, ParkedMessage, Unprocessable, parked_message, topic_matches
 from shared.events import Envelope
+from shared.metrics import EVENTS_PARKED, EVENTS_RETRIED, event_type_of
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +52,7 @@ class _Queue:
     handler: Handler
     ready: list[_Ready] = field(default_factory=list)  # a heap
     parked: list[bytes] = field(default_factory=list)
+    park_notes: dict[int, tuple[int, str | None]] = field(default_factory=dict)  # id(body) -> attempts, error
     thread: threading.Thread | None = None
 
 
@@ -115,6 +119,50 @@ class InMemoryBus:
             queue = self._queues.get(consumer)
             return [Envelope.from_json(body) for body in (queue.parked if queue else [])]
 
+    def queue_state(self, consumer: str) -> dict[str, int]:
+        """Waiting and parked messages of a consumer."""
+        with self._cond:
+            queue = self._queues.get(consumer)
+            return {"ready": len(queue.ready) if queue else 0, "parked": len(queue.parked) if queue else 0}
+
+    def parked_messages(self, consumer: str, limit: int = 100) -> list[ParkedMessage]:
+        """The consumer's parked messages with attempts and error, oldest first."""
+        with self._cond:
+            queue = self._queues.get(consumer)
+            return [] if queue is None else [self._describe(queue, body) for body in queue.parked[:limit]]
+
+    def replay_parked(self, consumer: str, message_id: str | None = None) -> int:
+        """Deliver parked messages (one, or all) again from attempt one."""
+        with self._cond:
+            queue = self._queues.get(consumer)
+            if queue is None:
+                return 0
+            chosen = self._take_parked(queue, message_id)
+            for body in chosen:
+                heapq.heappush(queue.ready, (0.0, next(self._seq), 0, body, None))
+            self._cond.notify_all()
+        return len(chosen)
+
+    def purge_parked(self, consumer: str, message_id: str | None = None) -> list[ParkedMessage]:
+        """Drop parked messages (one, or all); returns them."""
+        with self._cond:
+            queue = self._queues.get(consumer)
+            if queue is None:
+                return []
+            described = {id(body): self._describe(queue, body) for body in queue.parked}
+            return [described[id(body)] for body in self._take_parked(queue, message_id)]
+
+    def _describe(self, queue: _Queue, body: bytes) -> ParkedMessage:
+        attempts, error = queue.park_notes.get(id(body), (0, None))
+        return parked_message(body, message_id=None, attempts=attempts, error=error)
+
+    def _take_parked(self, queue: _Queue, message_id: str | None) -> list[bytes]:
+        chosen = [b for b in queue.parked if message_id is None or self._describe(queue, b).message_id == message_id]
+        queue.parked = [b for b in queue.parked if not any(b is c for c in chosen)]
+        for body in chosen:
+            queue.park_notes.pop(id(body), None)
+        return chosen
+
     def health(self) -> dict[str, Any]:
         """Queue depths and parked counts."""
         with self._cond:
@@ -169,12 +217,17 @@ class InMemoryBus:
             due = time.monotonic() + self._delays[attempt] / 1000.0
             heapq.heappush(queue.ready, (due, next(self._seq), attempt + 1, body, settlement))
             log.warning("handler %s failed (attempt %d); retrying", queue.name, attempt + 1, exc_info=True)
+            EVENTS_RETRIED.labels(queue.name, event_type_of(body)).inc()
             self._cond.notify_all()
 
     def _park(self, queue: _Queue, body: bytes, settlement: _Settlement | None, why: str) -> None:
         with self._cond:
             queue.parked.append(body)
+            error = sys.exc_info()[1]
+            attempts = 1 + len(self._delays) if why.startswith("failed") else 1
+            queue.park_notes[id(body)] = (attempts, f"{type(error).__name__}: {error}"[:500] if error else why)
             log.error("handler %s %s; event parked", queue.name, why, exc_info=True)
+            EVENTS_PARKED.labels(queue.name, event_type_of(body)).inc()
             self._cond.notify_all()
         if settlement:
             settlement.settle(parked=True)

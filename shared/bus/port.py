@@ -1,7 +1,11 @@
 """The bus port: publish confirmed events, consume them with retries and a parking lot."""
 from __future__ import annotations
 
-from typing import Any, Callable, Protocol, Sequence
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from shared.events import Envelope
 
@@ -14,6 +18,17 @@ class BusError(RuntimeError):
 
 class Unprocessable(Exception):
     """Raised by a handler for an event it can never process (unknown type, malformed payload): park it at once."""
+
+
+@dataclass(frozen=True)
+class ParkedMessage:
+    """A message in a consumer's parking lot, as an operator sees it."""
+
+    message_id: str
+    type: str
+    attempts: int
+    error: str | None
+    body: str  # the wire form as text (cut at 64 KiB)
 
 
 class MessageBus(Protocol):
@@ -42,6 +57,18 @@ class MessageBus(Protocol):
     def health(self) -> dict[str, Any]:
         """The adapter's state for /healthz."""
 
+    def queue_state(self, consumer: str) -> dict[str, int]:
+        """{"ready": waiting messages (consumer lag), "parked": parked messages} of a consumer's queues."""
+
+    def parked_messages(self, consumer: str, limit: int = 100) -> list[ParkedMessage]:
+        """The parking lot's messages with their error and attempts, oldest first (peeked, not removed)."""
+
+    def replay_parked(self, consumer: str, message_id: str | None = None) -> int:
+        """Move one parked message (or all) back to the consumer's queue with the attempt count reset."""
+
+    def purge_parked(self, consumer: str, message_id: str | None = None) -> list[ParkedMessage]:
+        """Remove one parked message (or all) for good; returns what was removed (the caller audits it)."""
+
 
 class SettlingBus(Protocol):
     """An in-process bus that tells when every consumer has handled (or parked) an event (InMemoryBus)."""
@@ -66,3 +93,20 @@ def _match(pattern: list[str], words: list[str]) -> bool:
     if not words:
         return False
     return (head == "*" or head == words[0]) and _match(rest, words[1:])
+
+
+def parked_message(body: bytes, *, message_id: str | None, attempts: int, error: str | None) -> ParkedMessage:
+    """A ParkedMessage from a message's wire form (its type and id read from the envelope when it is one)."""
+    try:
+        envelope = json.loads(body)
+        event_type, event_id = str(envelope.get("type", "?")), envelope.get("event_id")
+    except (ValueError, AttributeError):
+        event_type, event_id = "unreadable", None
+    ident = message_id or event_id or hashlib.sha256(body).hexdigest()[:32]
+    return ParkedMessage(
+        message_id=str(ident),
+        type=event_type,
+        attempts=attempts,
+        error=error,
+        body=body[:65536].decode("utf-8", "replace"),
+    )

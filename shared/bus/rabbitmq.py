@@ -5,22 +5,25 @@ import functools
 import logging
 import threading
 import time
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import pika
-from pika.spec import Basic
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
 from pika.exceptions import AMQPError, ChannelClosedByBroker, ConsumerCancelled, NackError, UnroutableError
+from pika.spec import Basic
 
-from shared.bus.port import BusError, Handler, Unprocessable
+from shared.bus.port import BusError, Handler, ParkedMessage, Unprocessable, parked_message
 from shared.events import Envelope
+from shared.metrics import EVENTS_PARKED, EVENTS_RETRIED, event_type_of
 
 log = logging.getLogger(__name__)
 
 ATTEMPT_HEADER = "x-attempt"  # 1 on first delivery, +1 for each retry
+ERROR_HEADER = "x-error"  # why the last attempt failed, on parked messages
 _TRANSIENT = (AMQPError, OSError)
 _POLL_S = 0.2
 _BACKOFF_START_S, _BACKOFF_MAX_S = 0.5, 5.0
@@ -138,6 +141,92 @@ class RabbitMQBus:
                     log.warning("unparseable message in %s (message_id=%s)", queue, _properties and _properties.message_id)
         return events
 
+    def queue_state(self, consumer: str) -> dict[str, int]:
+        """Waiting and parked messages of a consumer's queues (0 for queues not declared yet)."""
+        queue = self._queue(consumer)
+        state: dict[str, int] = {}
+        for key, name in (("ready", queue), ("parked", _parking(queue))):
+            with self._admin_channel(f"depth of {name}") as channel:
+                try:
+                    state[key] = channel.queue_declare(name, passive=True).method.message_count
+                except ChannelClosedByBroker as exc:
+                    if exc.reply_code != 404:
+                        raise
+                    state[key] = 0
+        return state
+
+    def parked_messages(self, consumer: str, limit: int = 100) -> list[ParkedMessage]:
+        """The consumer's parked messages with attempts and error, oldest first (peeked: returned on close)."""
+        return [note for note, _tag in self._walk_parked(consumer, limit=limit, keep=lambda _note: False)]
+
+    def replay_parked(self, consumer: str, message_id: str | None = None) -> int:
+        """Republish parked messages (one, or all) to the consumer's own queue with x-attempt 1."""
+        queue = self._queue(consumer)
+
+        def replay(
+            channel: BlockingChannel, note: ParkedMessage, body: bytes, properties: pika.BasicProperties
+        ) -> None:
+            headers = {
+                k: v for k, v in (properties.headers or {}).items() if k not in (ERROR_HEADER, "x-death")
+            }
+            channel.basic_publish(
+                "",
+                queue,
+                body,
+                pika.BasicProperties(
+                    content_type=properties.content_type or "application/json",
+                    delivery_mode=2,
+                    message_id=properties.message_id,
+                    headers={**headers, ATTEMPT_HEADER: 1},
+                ),
+                mandatory=True,
+            )
+
+        return len(self._walk_parked(consumer, keep=_chosen(message_id), act=replay))
+
+    def purge_parked(self, consumer: str, message_id: str | None = None) -> list[ParkedMessage]:
+        """Acknowledge (drop) parked messages, one or all; returns them."""
+        return [
+            note for note, _tag in self._walk_parked(consumer, keep=_chosen(message_id), act=lambda *_: None)
+        ]
+
+    def _walk_parked(
+        self,
+        consumer: str,
+        *,
+        keep: Callable[[ParkedMessage], bool],
+        act: Callable[[BlockingChannel, ParkedMessage, bytes, pika.BasicProperties], None] | None = None,
+        limit: int = _MAX_PEEK,
+    ) -> list[tuple[ParkedMessage, int]]:
+        """Get parked messages unacknowledged; act on (and ack) those `keep` picks; the rest return on close."""
+        queue = _parking(self._queue(consumer))
+        picked: list[tuple[ParkedMessage, int]] = []
+        seen: list[tuple[ParkedMessage, int]] = []
+        with self._admin_channel(f"parking lot {queue}") as channel:
+            channel.confirm_delivery()
+            for _ in range(limit):
+                try:
+                    method, properties, body = channel.basic_get(queue, auto_ack=False)
+                except ChannelClosedByBroker as exc:
+                    if exc.reply_code == 404:  # never subscribed: nothing parked
+                        return []
+                    raise
+                if method is None or properties is None or body is None or method.delivery_tag is None:
+                    break
+                headers = properties.headers or {}
+                note = parked_message(
+                    body,
+                    message_id=properties.message_id,
+                    attempts=_attempt(properties),
+                    error=_text(headers.get(ERROR_HEADER)),
+                )
+                seen.append((note, method.delivery_tag))
+                if act is not None and keep(note):
+                    act(channel, note, body, properties)
+                    channel.basic_ack(method.delivery_tag)
+                    picked.append((note, method.delivery_tag))
+        return picked if act is not None else seen
+
     def health(self) -> dict[str, Any]:
         """Broker reachability, queue depths and consumer connection states; never raises."""
         with self._lock:
@@ -180,7 +269,7 @@ class RabbitMQBus:
     def _queue(self, consumer: str) -> str:
         return f"{self._prefix}{consumer}"
 
-    def _consumer(self, name: str) -> "_Consumer":
+    def _consumer(self, name: str) -> _Consumer:
         consumer = self._consumers.get(name)
         if consumer is None:
             consumer = self._consumers[name] = _Consumer(self, self._subs[name])
@@ -287,7 +376,7 @@ class RabbitMQBus:
         finally:
             _close_quietly(connection)
 
-    def _publisher(self) -> "_Publisher":
+    def _publisher(self) -> _Publisher:
         publisher = getattr(self._local, "publisher", None)
         if publisher is None:
             publisher = self._local.publisher = _Publisher(self)
@@ -459,6 +548,7 @@ class _Consumer:
     ) -> None:
         """Runs on the worker thread; the outcome is settled back on the connection thread."""
         attempt = _attempt(properties)
+        error = None
         try:
             event = Envelope.from_json(body)
         except ValueError:
@@ -467,14 +557,14 @@ class _Consumer:
             try:
                 self._sub.handler(event)
                 outcome = "ok"
-            except Unprocessable:
-                outcome = "unprocessable"
-            except Exception:
-                outcome = "failed"
+            except Unprocessable as exc:
+                outcome, error = "unprocessable", f"{exc}"[:500]
+            except Exception as exc:
+                outcome, error = "failed", f"{type(exc).__name__}: {exc}"[:500]
                 log.warning(
                     "handler %s failed on %s (attempt %d)", self._sub.queue, event.event_id, attempt, exc_info=True
                 )
-        settle = functools.partial(self._settle, channel, delivery_tag, properties, body, outcome, attempt)
+        settle = functools.partial(self._settle, channel, delivery_tag, properties, body, outcome, attempt, error)
         try:
             connection.add_callback_threadsafe(settle)
         except AMQPError:
@@ -488,6 +578,7 @@ class _Consumer:
         body: bytes,
         outcome: str,
         attempt: int,
+        error: str | None = None,
     ) -> None:
         """Ack, or republish to the retry queue / parking lot and then ack (connection thread only)."""
         queue = self._sub.queue
@@ -495,18 +586,30 @@ class _Consumer:
             if outcome == "failed" and attempt <= len(self._bus._delays):
                 target, next_attempt = self._bus._retry_queue(queue, attempt), attempt + 1
                 log.info("retrying %s on %s via %s", properties.message_id, queue, target)
+                EVENTS_RETRIED.labels(queue, event_type_of(body)).inc()
             else:
                 target, next_attempt = _parking(queue), attempt
                 log.error("parking %s on %s (%s after %d attempts)", properties.message_id, queue, outcome, attempt)
+                EVENTS_PARKED.labels(queue, event_type_of(body)).inc()
             copy = pika.BasicProperties(
                 content_type=properties.content_type or "application/json",
                 delivery_mode=2,
                 message_id=properties.message_id,
-                headers={**(properties.headers or {}), ATTEMPT_HEADER: next_attempt},
+                headers={**(properties.headers or {}), ATTEMPT_HEADER: next_attempt, ERROR_HEADER: error or outcome},
             )
             # mandatory: a missing retry/parking queue raises, the session restarts and redeclares it.
             channel.basic_publish("", target, body, copy, mandatory=True)
         channel.basic_ack(delivery_tag)
+
+
+def _chosen(message_id: str | None) -> Callable[[ParkedMessage], bool]:
+    return lambda note: message_id is None or note.message_id == message_id
+
+
+def _text(value: object) -> str | None:
+    if value is None:
+        return None
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 def _parking(queue: str) -> str:

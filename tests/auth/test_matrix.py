@@ -4,6 +4,7 @@ Routes are enumerated from the apps themselves, so a new endpoint is checked the
 answer anonymous callers with 401 (unless listed as public), never answer 5xx, and never hand a unit
 another unit's data. A path parameter the matrix does not know yet fails the test until a sample is added.
 """
+
 from __future__ import annotations
 
 import re
@@ -14,8 +15,8 @@ from fastapi.routing import APIRoute
 from starlette.routing import Mount
 
 from services.intake import identity
-from shared.auth import ADMIN, INSPECTOR, REVIEWER, UNIT, issuer_from_settings
 from services.notification.models import Delivery
+from shared.auth import ADMIN, INSPECTOR, REVIEWER, UNIT, issuer_from_settings
 from tests.auth.support import bearer
 from tests.flows.steps import admin_token, create_unit, submit, upload, wait_evidence_ready, wait_review_item
 from tests.helpers import JPEG_BYTES, wait_until
@@ -27,7 +28,8 @@ pytestmark = pytest.mark.integration
 # Services whose every route is behind shared.auth.
 WIRED = ("intake", "review", "evidence_storage", "notification")
 PREFIXES = {"intake": "/intake", "review": "/review", "evidence_storage": "/evidence", "notification": "/notification"}
-PUBLIC = {"/healthz", "/livez", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/auth/login", "/auth/token"}
+PUBLIC = {"/healthz", "/livez", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/auth/login", "/auth/token",
+          "/metrics"}  # /metrics: anonymous unless METRICS_TOKEN is set (docs/operations.md)
 UNIT_OWNED = {"unit_id", "submission_id", "key_id", "evidence_id", "session_id", "delivery_id", "inspection_id", "supervision_id"}  # path parameters naming one unit's resource
 CAMPAIGN_FILE = Path(__file__).resolve().parents[2] / "deploy" / "campaigns" / "huaibei-2020.yaml"
 SAMPLE_BODIES = {
@@ -37,12 +39,20 @@ SAMPLE_BODIES = {
     ("POST", "/submissions/{submission_id}/claim"): {"version": 1},
     ("POST", "/submissions/{submission_id}/assign"): {"reviewer": "me"},
     ("POST", "/submissions/{submission_id}/comments"): {"body": "请补充现场照片"},
-    ("POST", "/bulk/approve"): {"items": [{"submission_id": "00000000-0000-0000-0000-000000000000", "version": 1}]},
-    ("POST", "/bulk/return"): {"items": [{"submission_id": "00000000-0000-0000-0000-000000000000", "version": 1}],
-                               "comment": "请补充横幅照片"},
+    ("POST", "/bulk/approve"): {
+        "items": [{"submission_id": "00000000-0000-0000-0000-000000000000", "version": 1}]
+    },
+    ("POST", "/bulk/return"): {
+        "items": [{"submission_id": "00000000-0000-0000-0000-000000000000", "version": 1}],
+        "comment": "请补充横幅照片",
+    },
     ("POST", "/units/{unit_id}/api-keys"): {"label": "上传脚本"},
     ("POST", "/auth/login"): {"username": "nobody", "password": "wrong password"},
-    ("POST", "/submissions/{submission_id}/upload-sessions"): {"mode": "chunked", "filename": "横幅.jpg", "size": 1024},
+    ("POST", "/submissions/{submission_id}/upload-sessions"): {
+        "mode": "chunked",
+        "filename": "横幅.jpg",
+        "size": 1024,
+    },
     ("PUT", "/units/{unit_id}/preferences"): {"digest": True},
     ("PUT", "/templates/{name}"): {"text": "【审核结果】{{ unit_name }}：{{ title }}"},
     ("POST", "/supervisions/{supervision_id}/respond"): {"response": "已完成整改"},
@@ -50,7 +60,14 @@ SAMPLE_BODIES = {
 }
 # Deliberate 5xx answers of the embedded platform's folder store: no presigned URLs there (501, documented).
 FOLDER_STORE_501 = {("POST", "/evidence/{evidence_id}/download-url")}
-CALLERS = ("foreign_unit", "anonymous", "inspector", "reviewer", "own_unit", "admin")  # the foreign unit goes first,
+CALLERS = (
+    "foreign_unit",
+    "anonymous",
+    "inspector",
+    "reviewer",
+    "own_unit",
+    "admin",
+)  # the foreign unit goes first,
 # before any other caller's request changes the resource
 
 
@@ -60,46 +77,87 @@ def world(platform):
     intake = platform.contexts["intake"]
     admin = bearer(admin_token(intake))
     client = platform.client
-    own, foreign = (create_unit(client_with(client, admin), name=name) for name in ("相山区信访局", "濉溪县信访局"))
+    own, foreign = (
+        create_unit(client_with(client, admin), name=name) for name in ("相山区信访局", "濉溪县信访局")
+    )
     own_submission = submit(client_with(client, admin), own["id"])
     submit(client_with(client, admin), foreign["id"], title="濉溪县宣传横幅")
     wait_review_item(client_with(client, admin), own_submission["id"])
-    key = identity.create_api_key(own["id"], identity.ApiKeyCreate(label="脚本"), ctx=intake,
-                                  principal=_admin_principal())
+    key = identity.create_api_key(
+        own["id"], identity.ApiKeyCreate(label="脚本"), ctx=intake, principal=_admin_principal()
+    )
     issuer = issuer_from_settings(intake.settings)
     with intake.db.session() as uow:
         paths = {unit["id"]: identity.unit_path_of(uow, unit["id"]) for unit in (own, foreign)}
 
     def unit_token(unit: dict) -> dict:
-        return bearer(issuer.issue(subject=f"liaison-{unit['id']}", name="李明", role=UNIT, ttl_s=600,
-                                   unit_id=unit["id"], unit_path=paths[unit["id"]]))
+        return bearer(
+            issuer.issue(
+                subject=f"liaison-{unit['id']}",
+                name="李明",
+                role=UNIT,
+                ttl_s=600,
+                unit_id=unit["id"],
+                unit_path=paths[unit["id"]],
+            )
+        )
 
     tokens = {
-        "admin": admin, "anonymous": {},
+        "admin": admin,
+        "anonymous": {},
         "reviewer": bearer(issuer.issue(subject="r1", name="赵强", role=REVIEWER, ttl_s=600)),
         "inspector": bearer(issuer.issue(subject="i1", name="孙丽", role=INSPECTOR, ttl_s=600)),
-        "own_unit": unit_token(own), "foreign_unit": unit_token(foreign),
+        "own_unit": unit_token(own),
+        "foreign_unit": unit_token(foreign),
     }
-    loaded = client.post("/intake/campaigns", content=CAMPAIGN_FILE.read_bytes(), headers={"Content-Type": "application/yaml"})
+    loaded = client.post(
+        "/intake/campaigns", content=CAMPAIGN_FILE.read_bytes(), headers={"Content-Type": "application/yaml"}
+    )
     assert loaded.status_code == 201, loaded.text
     staff = client_with(client, admin)
     wait_evidence_ready(staff, own_submission["id"])
     stored = upload(staff, own_submission["id"], JPEG_BYTES, "会议.jpg")
     assert stored.status_code == 201, stored.text
-    opened = staff.post(f"/evidence/submissions/{own_submission['id']}/upload-sessions",
-                        json={"mode": "chunked", "filename": "横幅.jpg", "size": 1024})
+    opened = staff.post(
+        f"/evidence/submissions/{own_submission['id']}/upload-sessions",
+        json={"mode": "chunked", "filename": "横幅.jpg", "size": 1024},
+    )
     assert opened.status_code == 201, opened.text
-    delivery_id = wait_until(lambda: _delivery_of(platform, own["id"]), timeout=15, what="a delivery to the own unit")
-    samples = {"unit_id": own["id"], "submission_id": own_submission["id"], "key_id": key.id,
-               "campaign_ref": "huaibei-2020", "version": "1", "code": "A1", "evidence_id": stored.json()["id"],
-               "session_id": opened.json()["id"], "campaign_id": loaded.json()["campaign_id"], "delivery_id": delivery_id,
-               "name": "decision.subject", "family": "decision"}
+    delivery_id = wait_until(
+        lambda: _delivery_of(platform, own["id"]), timeout=15, what="a delivery to the own unit"
+    )
+    samples = {
+        "unit_id": own["id"],
+        "submission_id": own_submission["id"],
+        "key_id": key.id,
+        "campaign_ref": "huaibei-2020",
+        "version": "1",
+        "code": "A1",
+        "evidence_id": stored.json()["id"],
+        "session_id": opened.json()["id"],
+        "campaign_id": loaded.json()["campaign_id"],
+        "delivery_id": delivery_id,
+        "name": "decision.subject",
+        "family": "decision",
+        "message_id": "no-such-parked-message",
+        "check_id": "no-such-integrity-check",
+    }
     samples.update(seed_review_samples(staff, samples["campaign_id"], own["id"]))
-    circular = staff.post("/review/circulars", json={"campaign_id": samples["campaign_id"], "period": "2020-Q1"})
+    circular = staff.post(
+        "/review/circulars", json={"campaign_id": samples["campaign_id"], "period": "2020-Q1"}
+    )
     assert circular.status_code == 201, circular.text
     samples.update({"circular_id": circular.json()["id"], "file_kind": "docx"})
-    own_ids = {own["id"], own_submission["id"], key.id, samples["evidence_id"], samples["session_id"], delivery_id,
-               samples["inspection_id"], samples["supervision_id"]}
+    own_ids = {
+        own["id"],
+        own_submission["id"],
+        key.id,
+        samples["evidence_id"],
+        samples["session_id"],
+        delivery_id,
+        samples["inspection_id"],
+        samples["supervision_id"],
+    }
     return {"tokens": tokens, "samples": samples, "own_ids": own_ids}
 
 
@@ -138,7 +196,9 @@ def flat_routes(routes):
         from fastapi.routing import iter_route_contexts
     except ImportError:  # older FastAPI copies included routes into the app's own list
         return [(route.path, getattr(route, "methods", None), route) for route in routes]
-    return [(context.path, context.methods, context.original_route) for context in iter_route_contexts(routes)]
+    return [
+        (context.path, context.methods, context.original_route) for context in iter_route_contexts(routes)
+    ]
 
 
 def test_every_route_for_every_caller(platform, world):
@@ -148,23 +208,32 @@ def test_every_route_for_every_caller(platform, world):
         for prefix, method, template, route in routes_of(platform, service):
             names = re.findall(r"{(\w+)(?::\w+)?}", template)
             unknown = [name for name in names if name not in world["samples"]]
-            assert not unknown, f"add a sample value for {unknown} ({method} {prefix}{template}) to the matrix"
+            assert not unknown, (
+                f"add a sample value for {unknown} ({method} {prefix}{template}) to the matrix"
+            )
             path = re.sub(r"{(\w+)(?::\w+)?}", lambda m: world["samples"][m.group(1)], template)
             params = {}
             if isinstance(route, APIRoute):
-                params = {p.name: world["samples"][p.name] for p in route.dependant.query_params if p.name in world["samples"]}
+                params = {
+                    p.name: world["samples"][p.name]
+                    for p in route.dependant.query_params
+                    if p.name in world["samples"]
+                }
             body = SAMPLE_BODIES.get((method, template), {}) if method in {"POST", "PUT", "PATCH"} else None
             for caller in CALLERS:
                 client.headers.pop("Authorization", None)
-                response = client.request(method, prefix + path, params=params, json=body,
-                                          headers=world["tokens"][caller])
+                response = client.request(
+                    method, prefix + path, params=params, json=body, headers=world["tokens"][caller]
+                )
                 where = f"{caller}: {method} {prefix}{path} -> {response.status_code} {response.text[:300]}"
                 allowed_501 = response.status_code == 501 and (method, template) in FOLDER_STORE_501
                 assert response.status_code < 500 or allowed_501, where
                 if caller == "anonymous" and template not in PUBLIC:
                     assert response.status_code == 401, where
                 if caller == "foreign_unit" and 200 <= response.status_code < 300:
-                    assert not UNIT_OWNED & set(names), f"a foreign unit reached another unit's resource: {where}"
+                    assert not UNIT_OWNED & set(names), (
+                        f"a foreign unit reached another unit's resource: {where}"
+                    )
                     leaked = [ident for ident in world["own_ids"] if ident in response.text]
                     assert not leaked, f"a foreign unit saw another unit's data: {where}"
                 checked += 1
@@ -179,11 +248,18 @@ def test_units_read_their_own_items_and_cannot_decide(platform, world):
     assert client.get(f"/review/submissions/{submission_id}", headers=own).status_code == 200
     assert [i["submission_id"] for i in client.get("/review/queue", headers=own).json()] == [submission_id]
     assert client.get("/review/queue", headers=foreign).json() != [] and all(
-        i["submission_id"] != submission_id for i in client.get("/review/queue", headers=foreign).json())
+        i["submission_id"] != submission_id for i in client.get("/review/queue", headers=foreign).json()
+    )
     assert client.get(f"/review/submissions/{submission_id}", headers=foreign).status_code == 404
-    assert client.post(f"/review/submissions/{submission_id}/approve", json={}, headers=own).status_code == 403
-    assert client.post(f"/review/submissions/{submission_id}/approve", json={},
-                       headers=world["tokens"]["inspector"]).status_code == 403
+    assert (
+        client.post(f"/review/submissions/{submission_id}/approve", json={}, headers=own).status_code == 403
+    )
+    assert (
+        client.post(
+            f"/review/submissions/{submission_id}/approve", json={}, headers=world["tokens"]["inspector"]
+        ).status_code
+        == 403
+    )
 
 
 def test_decisions_are_audited_under_the_logged_in_reviewer(platform, world):
@@ -191,12 +267,18 @@ def test_decisions_are_audited_under_the_logged_in_reviewer(platform, world):
     client.headers.pop("Authorization", None)
     submission_id = world["samples"]["submission_id"]
     reviewer = world["tokens"]["reviewer"]
-    decided = client.post(f"/review/submissions/{submission_id}/approve", json={"reviewer": "冒名者", "score": 91},
-                          headers={**reviewer, "X-Request-ID": "matrix-1"})
+    decided = client.post(
+        f"/review/submissions/{submission_id}/approve",
+        json={"reviewer": "冒名者", "score": 91},
+        headers={**reviewer, "X-Request-ID": "matrix-1"},
+    )
     assert decided.status_code == 200 and decided.json()["decided_by"] == "赵强"
-    entries = client.get("/review/audit-log", params={"resource_type": "submission"}, headers=world["tokens"]["admin"]).json()
-    assert [(e["action"], e["actor_id"], e["resource_id"], e["request_id"], e["detail"]["score"]) for e in entries] == \
-        [("submission.approved", "r1", submission_id, "matrix-1", 91)]
+    entries = client.get(
+        "/review/audit-log", params={"resource_type": "submission"}, headers=world["tokens"]["admin"]
+    ).json()
+    assert [
+        (e["action"], e["actor_id"], e["resource_id"], e["request_id"], e["detail"]["score"]) for e in entries
+    ] == [("submission.approved", "r1", submission_id, "matrix-1", 91)]
     assert entries[0]["client_ip"]
 
 
@@ -209,7 +291,10 @@ def test_intake_confines_units_to_their_subtree(platform, world):
     assert client.get(f"/intake/submissions/{submission_id}", headers=own).status_code == 200
     assert [s["id"] for s in client.get("/intake/submissions", headers=own).json()] == [submission_id]
     assert client.get(f"/intake/units/{unit_id}", headers=foreign).status_code == 404
-    assert submission_id not in client.get("/intake/submissions", params={"unit_id": unit_id}, headers=foreign).text
+    assert (
+        submission_id
+        not in client.get("/intake/submissions", params={"unit_id": unit_id}, headers=foreign).text
+    )
     new = {"unit_id": unit_id, "measure_code": "M2", "title": "设置网上信访宣传角"}
     assert client.post("/intake/submissions", json=new, headers=foreign).status_code == 404
     assert client.post("/intake/submissions", json=new, headers=reviewer).status_code == 403

@@ -1,11 +1,12 @@
 """The MessageBus contract: every adapter (in-process and RabbitMQ) must pass the same suite."""
+
 from __future__ import annotations
 
 import shutil
 import subprocess
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 
@@ -63,7 +64,9 @@ def rabbit_bus_factory(rabbitmq_url: str, run_name: str):
 
     def make(**options) -> RabbitMQBus:
         options = {"retry_delays_ms": DELAYS, **options}
-        bus = RabbitMQBus(url=rabbitmq_url, exchange=f"{run_name}.events", queue_prefix=f"{run_name}.", **options)
+        bus = RabbitMQBus(
+            url=rabbitmq_url, exchange=f"{run_name}.events", queue_prefix=f"{run_name}.", **options
+        )
         made.append(bus)
         return bus
 
@@ -249,7 +252,10 @@ def _close_connections_named(fragment: str) -> int:
         pytest.skip("rabbitmqctl is not on PATH (broker not local)")
     listing = subprocess.run(
         ["rabbitmqctl", "-q", "list_connections", "pid", "client_properties", "--no-table-headers"],
-        capture_output=True, text=True, check=True, timeout=30,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
     ).stdout
     pids = [line.split("\t")[0] for line in listing.splitlines() if fragment in line]
     for pid in pids:
@@ -334,6 +340,37 @@ def test_rabbitmq_unreachable_broker_raises_bus_error_and_reports_unhealthy():
         bus.publish(event())
     health = bus.health()
     assert health["backend"] == "rabbitmq" and health["ok"] is False and "error" in health
+
+
+def test_parked_messages_are_listed_with_their_error_replayed_and_purged(bus):
+    """An operator sees why an event was parked, replays it from attempt one (it then succeeds), and purges another."""
+    healed = threading.Event()
+    recorder = Recorder(fail=lambda e, n: e.payload.get("poison") == "forever" or not healed.is_set())
+    bus.subscribe("review", ["submission.*"], recorder)
+    bus.start()
+    fixable, hopeless = event(poison="until-fixed"), event(poison="forever")
+    bus.publish(fixable)
+    bus.publish(hopeless)
+    wait_until(lambda: bus.queue_state("review")["parked"] == 2)
+    parked = {m.message_id: m for m in bus.parked_messages("review")}
+    assert set(parked) == {fixable.event_id, hopeless.event_id}
+    assert parked[fixable.event_id].type == "submission.approved"
+    assert parked[fixable.event_id].attempts == 1 + len(DELAYS)
+    assert "induced failure" in parked[fixable.event_id].error
+    assert fixable.event_id in parked[fixable.event_id].body
+    assert bus.queue_state("review")["parked"] == 2  # listing removed nothing
+
+    healed.set()
+    calls = recorder.calls(fixable.event_id)
+    assert bus.replay_parked("review", fixable.event_id) == 1
+    wait_until(lambda: recorder.calls(fixable.event_id) == calls + 1)
+    wait_until(lambda: bus.queue_state("review") == {"ready": 0, "parked": 1})
+    assert [m.message_id for m in bus.parked_messages("review")] == [hopeless.event_id]
+
+    purged = bus.purge_parked("review", hopeless.event_id)
+    assert [m.message_id for m in purged] == [hopeless.event_id]
+    assert bus.parked_messages("review") == [] and bus.queue_state("review")["parked"] == 0
+    assert bus.replay_parked("review") == 0 and bus.purge_parked("nobody") == []
 
 
 @pytest.mark.rabbitmq

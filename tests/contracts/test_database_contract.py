@@ -1,7 +1,9 @@
 """Database port contract: outbox, relay and inbox behave the same on SQLite and PostgreSQL."""
+
 from __future__ import annotations
 
 import threading
+from datetime import UTC
 
 import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
@@ -26,7 +28,12 @@ def database_url(request, tmp_path):
 def _service_tables():
     metadata = MetaData()
     tables = messaging_tables(metadata)
-    effects = Table("effects", metadata, Column("id", Integer, primary_key=True, autoincrement=True), Column("event_id", String(36)))
+    effects = Table(
+        "effects",
+        metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("event_id", String(36)),
+    )
     return metadata, tables, effects
 
 
@@ -114,7 +121,9 @@ def test_relay_keeps_order_and_retries_after_publish_failure(service, bus):
     relay = OutboxRelay(db=db, table=tables.outbox, bus=FlakyBus())
     assert relay.relay_once() == 2
     with db.session() as uow:
-        row = uow.execute(select(tables.outbox).where(tables.outbox.c.published_at.is_(None)).order_by(tables.outbox.c.id)).first()
+        row = uow.execute(
+            select(tables.outbox).where(tables.outbox.c.published_at.is_(None)).order_by(tables.outbox.c.id)
+        ).first()
         assert row.event_id == events[2].event_id and "broker went away" in row.last_error
     assert relay.relay_once() == 3
     wait_until(lambda: len(bus.received) == 5)
@@ -147,8 +156,13 @@ def test_inbox_makes_a_consumer_idempotent(service):
         if event.payload.get("fail"):
             raise ValueError("boom")
 
-    consumer = IdempotentConsumer(name="svc", db=db, inbox=Inbox(tables.inbox),
-                                  subscriptions={"test.happened": [record]}, dependencies={"ctx": None})
+    consumer = IdempotentConsumer(
+        name="svc",
+        db=db,
+        inbox=Inbox(tables.inbox),
+        subscriptions={"test.happened": [record]},
+        dependencies={"ctx": None},
+    )
     event = _event(1)
     consumer(event)
     consumer(event)
@@ -173,8 +187,16 @@ def test_concurrent_duplicates_have_one_effect(service):
     def record(event, *, uow, ctx):
         uow.execute(insert(effects).values(event_id=event.event_id))
 
-    consumers = [IdempotentConsumer(name="svc", db=db, inbox=Inbox(tables.inbox),
-                                    subscriptions={"test.happened": [record]}, dependencies={"ctx": None}) for _ in range(2)]
+    consumers = [
+        IdempotentConsumer(
+            name="svc",
+            db=db,
+            inbox=Inbox(tables.inbox),
+            subscriptions={"test.happened": [record]},
+            dependencies={"ctx": None},
+        )
+        for _ in range(2)
+    ]
     events = [_event(n) for n in range(20)]
     errors = []
 
@@ -195,6 +217,52 @@ def test_concurrent_duplicates_have_one_effect(service):
     with db.session() as uow:
         rows = sorted(r.event_id for r in uow.execute(select(effects.c.event_id)))
     assert rows == sorted(e.event_id for e in events)
+
+
+def test_published_outbox_rows_and_old_inbox_records_are_pruned(service):
+    from datetime import datetime, timedelta
+
+    from sqlalchemy import update
+
+    from shared.messaging import prune_messaging
+
+    db, tables, _effects = service
+    old, recent, unpublished = _event(1), _event(2), _event(3)
+    long_ago = datetime.now(UTC) - timedelta(days=40)
+    with db.transaction() as uow:
+        for event in (old, recent, unpublished):
+            Outbox(tables.outbox).add(uow, event)
+            Inbox(tables.inbox).first_time(uow, "review", event)
+        uow.execute(
+            update(tables.outbox)
+            .where(tables.outbox.c.event_id.in_([old.event_id, unpublished.event_id]))
+            .values(created_at=long_ago)
+        )
+        uow.execute(
+            update(tables.outbox)
+            .where(tables.outbox.c.event_id == old.event_id)
+            .values(published_at=long_ago)
+        )
+        uow.execute(
+            update(tables.outbox)
+            .where(tables.outbox.c.event_id == recent.event_id)
+            .values(published_at=datetime.now(UTC))
+        )
+        uow.execute(
+            update(tables.inbox).where(tables.inbox.c.event_id == old.event_id).values(processed_at=long_ago)
+        )
+
+    assert prune_messaging(db, tables, older_than=timedelta(days=30)) == 2
+    with db.session() as uow:
+        assert sorted(uow.scalars(select(tables.outbox.c.event_id))) == sorted(
+            [recent.event_id, unpublished.event_id]
+        )
+        assert sorted(uow.scalars(select(tables.inbox.c.event_id))) == sorted(
+            [recent.event_id, unpublished.event_id]
+        )
+    assert (
+        prune_messaging(db, tables, older_than=timedelta(days=30)) == 0
+    )  # an unpublished row is never pruned
 
 
 def test_a_consumer_ignores_only_the_types_it_says_it_ignores_and_parks_malformed_payloads(service):

@@ -1,9 +1,10 @@
 """Delivery: retries with backoff while SMTP is down and nothing lost, permanent failures stop at once,
 at most one e-mail per dedupe key across redeliveries and restarts, and the send-rate limit."""
+
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import update
 
@@ -17,8 +18,15 @@ from tests.notification.conftest import run_loop
 
 def returned(unit_id: str, n: int, *, submission_id: str | None = None) -> SubmissionReturned:
     """A return of a submission of the unit, numbered in its title."""
-    return SubmissionReturned(submission_id=submission_id or str(uuid.uuid4()), unit_id=unit_id, measure_code="M5",
-                              title=f"宣传横幅{n}", version=1, reviewer="王芳", comment="请补充照片")
+    return SubmissionReturned(
+        submission_id=submission_id or str(uuid.uuid4()),
+        unit_id=unit_id,
+        measure_code="M5",
+        title=f"宣传横幅{n}",
+        version=1,
+        reviewer="王芳",
+        comment="请补充照片",
+    )
 
 
 def observed(world, event_type: str) -> list:
@@ -32,14 +40,26 @@ def test_smtp_down_for_a_while_then_up_every_mail_delivered_once(world, smtp):
     for n in range(5):
         world.publish(returned(unit_id, n))
     # every e-mail is tried and deferred more than once while the server is down
-    wait_until(lambda: len(world.deliveries()) == 5 and all(d.attempts >= 2 and d.status == "queued" for d in world.deliveries()),
-               timeout=30, what="every delivery to be retried while SMTP is down")
+    wait_until(
+        lambda: (
+            len(world.deliveries()) == 5
+            and all(d.attempts >= 2 and d.status == "queued" for d in world.deliveries())
+        ),
+        timeout=30,
+        what="every delivery to be retried while SMTP is down",
+    )
     assert all("unreachable" in d.last_error for d in world.deliveries())
     smtp.start()
-    wait_until(lambda: len(world.deliveries(status="sent")) == 5, timeout=30, what="all five to be sent once SMTP is back")
+    wait_until(
+        lambda: len(world.deliveries(status="sent")) == 5,
+        timeout=30,
+        what="all five to be sent once SMTP is back",
+    )
     subjects = sorted(m.message["Subject"] for m in smtp.messages)
     assert subjects == sorted(f"【退回修改】相山区信访局：宣传横幅{n}" for n in range(5))
-    wait_until(lambda: len(observed(world, "notification.delivered")) == 5, what="notification.delivered for each")
+    wait_until(
+        lambda: len(observed(world, "notification.delivered")) == 5, what="notification.delivered for each"
+    )
     assert len(smtp.messages) == 5 and observed(world, "notification.failed") == []
 
 
@@ -54,11 +74,14 @@ def test_a_permanent_failure_is_failed_at_once_and_the_queue_flows_on(world, smt
     assert event.payload["unit_id"] == unit_id and event.payload["cause_type"] == "submission.returned"
 
     world.publish(returned(unit_id, 2))
-    [received] = smtp.wait_for(1, timeout=30)
-    assert received.message["Subject"] == "【退回修改】相山区信访局：宣传横幅2"
-    wait_until(lambda: world.deliveries(status="sent"), what="the second delivery to be sent")
+    received = smtp.wait_for(
+        2, timeout=30
+    )  # the second mail, and the campaign office's notice of the failure
+    assert "【退回修改】相山区信访局：宣传横幅2" in {m.message["Subject"] for m in received}
+    returns = {"event_type": "submission.returned"}
+    wait_until(lambda: world.deliveries(status="sent", **returns), what="the second delivery to be sent")
     # the loop has gone round many times since: the failed one was never tried again
-    assert [(d.status, d.attempts) for d in world.deliveries()] == [("failed", 1), ("sent", 1)]
+    assert [(d.status, d.attempts) for d in world.deliveries(**returns)] == [("failed", 1), ("sent", 1)]
 
 
 def test_a_temporary_refusal_is_retried(world, smtp):
@@ -79,8 +102,10 @@ def test_while_the_server_is_down_one_probe_per_round_not_one_per_mail(make_worl
     assert run_loop(world) == 0
     assert sorted(d.attempts for d in world.deliveries()) == [0, 0, 0, 1]
     smtp.start()
-    wait_until(lambda: run_loop(world) is not None and len(world.deliveries(status="sent")) == 4,
-               what="the loop to send all four once the server is back")
+    wait_until(
+        lambda: run_loop(world) is not None and len(world.deliveries(status="sent")) == 4,
+        what="the loop to send all four once the server is back",
+    )
     assert len(smtp.messages) == 4
 
 
@@ -92,7 +117,11 @@ def test_the_send_rate_is_limited_per_server(make_world, smtp):
     now = [1000.0]
     loop = DeliveryLoop(world.ctx, bucket=TokenBucket(2, monotonic=lambda: now[0]))
     assert loop.run() == 1  # one token; the next comes in 30 s, longer than a round: stop, claim nothing
-    assert sorted((d.status, d.attempts) for d in world.deliveries()) == [("queued", 0), ("queued", 0), ("sent", 1)]
+    assert sorted((d.status, d.attempts) for d in world.deliveries()) == [
+        ("queued", 0),
+        ("queued", 0),
+        ("sent", 1),
+    ]
     now[0] += 30
     assert loop.run() == 1
     now[0] += 60
@@ -105,11 +134,11 @@ def test_temporary_failures_give_up_after_the_retry_window(make_world, smtp, clo
     world.publish_and_wait(returned(world.add_unit(), 1))
     smtp.stop()
     run_loop(world)
-    [delivery] = world.deliveries()
+    [delivery] = world.deliveries(event_type="submission.returned")
     assert (delivery.status, delivery.attempts) == ("queued", 1)
     clock.advance(timedelta(hours=1))
     run_loop(world)
-    [delivery] = world.deliveries()
+    [delivery] = world.deliveries(event_type="submission.returned")  # (the office's notice of it may follow)
     assert delivery.status == "failed" and delivery.last_error.startswith("gave up after 2 attempts")
     wait_until(lambda: observed(world, "notification.failed"), what="notification.failed")
 
@@ -126,12 +155,16 @@ def test_one_mail_per_dedupe_key_across_redeliveries_and_a_worker_restart(make_w
 
     restarted = make_world(data_dir=data_dir)
     restarted.publish(event)  # redelivered after the restart
-    restarted.publish(returned(unit_id, 1, submission_id=event.payload["submission_id"]))  # same notice, new event id
+    restarted.publish(
+        returned(unit_id, 1, submission_id=event.payload["submission_id"])
+    )  # same notice, new event id
     restarted.publish(returned(unit_id, 2))  # a new notice, consumed after the two above
     wait_until(lambda: len(smtp.messages) == 2, what="the new notice's mail")
     wait_until(lambda: len(restarted.deliveries(status="sent")) == 2, what="both deliveries to be sent")
     assert sorted(m.message["Subject"] for m in smtp.messages) == [
-        "【退回修改】相山区信访局：宣传横幅1", "【退回修改】相山区信访局：宣传横幅2"]
+        "【退回修改】相山区信访局：宣传横幅1",
+        "【退回修改】相山区信访局：宣传横幅2",
+    ]
 
 
 def test_a_delivery_caught_mid_send_by_a_crash_waits_for_its_lease_then_is_sent_again(make_world, smtp, tmp_path):
@@ -139,7 +172,7 @@ def test_a_delivery_caught_mid_send_by_a_crash_waits_for_its_lease_then_is_sent_
     crashed = make_world(data_dir=data_dir, run_jobs=False)
     unit_id = crashed.add_unit()
     crashed.publish_and_wait(returned(unit_id, 1))
-    lease_ends = datetime.now(timezone.utc) + timedelta(minutes=10)
+    lease_ends = datetime.now(UTC) + timedelta(minutes=10)
     with crashed.ctx.db.transaction() as uow:  # claimed, then the worker died before recording the outcome
         uow.execute(update(Delivery).values(status="sending", attempts=1, lease_owner="dead-worker",
                                             lease_expires_at=lease_ends))
@@ -155,7 +188,7 @@ def test_a_delivery_caught_mid_send_by_a_crash_waits_for_its_lease_then_is_sent_
     assert stuck["subject"].endswith("宣传横幅1") and stuck["lease_owner"] == "dead-worker"
 
     with restarted.ctx.db.transaction() as uow:  # ... until the lease runs out
-        uow.execute(update(Delivery).where(Delivery.id == stuck["id"]).values(lease_expires_at=datetime.now(timezone.utc)))
+        uow.execute(update(Delivery).where(Delivery.id == stuck["id"]).values(lease_expires_at=datetime.now(UTC)))
     resent = smtp.wait_for(2, timeout=30)[1]
     assert resent.message["Subject"].endswith("宣传横幅1") and resent.message["Message-ID"] == stuck["message_id"]
     wait_until(lambda: len(restarted.deliveries(status="sent")) == 2, what="the resend to be recorded")
@@ -182,3 +215,33 @@ def test_token_bucket_refills_at_its_rate():
     assert bucket.try_take() is True and bucket.try_take() is False
     now[0] += 100
     assert [bucket.try_take() for _ in range(3)] == [True, True, False]  # never more than the burst
+
+
+def test_a_failed_mail_is_told_to_the_office_once_per_liaison_and_day(make_world, smtp, clock):
+    world = make_world(clock=clock)
+    unit_id = world.add_unit(
+        email="li.ming@example.org\r\nBcc: x@example.org"
+    )  # every mail to it fails for good
+    for n in (1, 2):  # two mails to the same liaison fail on one day
+        world.publish(returned(unit_id, n))
+        wait_until(lambda n=n: len(world.deliveries(status="failed")) == n, what=f"mail {n} to fail")
+    [office] = wait_until(
+        lambda: world.deliveries(event_type="notification.failed", status="sent"),
+        what="the campaign office to be told",
+    )
+    assert "campaign-office@example.org" in office.recipient and office.unit_id is None
+    assert office.subject.startswith("【邮件未送达】相山区信访局：李明")
+    assert (
+        "invalid address" in office.body_text and "/notification/deliveries?status=failed" in office.body_text
+    )
+    wait_until(lambda: len(observed(world, "notification.failed")) == 2, what="both failures published")
+    wait_until(
+        lambda: all(world.consumed(e) for e in observed(world, "notification.failed")), what="both handled"
+    )
+    assert len(world.deliveries(event_type="notification.failed")) == 1  # not one per failure
+
+    clock.advance(timedelta(days=1))  # the next day the office hears of this liaison again
+    world.publish(returned(unit_id, 3))
+    wait_until(
+        lambda: len(world.deliveries(event_type="notification.failed")) == 2, what="the next day's notice"
+    )

@@ -1,5 +1,6 @@
 """Templates: every family renders in Chinese with both parts; rendering is safe (no header injection,
 user text escaped in HTML); admins override templates from a folder or through the API, checked first."""
+
 from __future__ import annotations
 
 import uuid
@@ -17,31 +18,55 @@ from tests.notification.conftest import PUBLIC
 
 def approved(unit_id: str, *, title: str = "召开专题会议传达部署", version: int = 1) -> SubmissionApproved:
     """An approval of a submission of the unit (a fresh one unless told)."""
-    return SubmissionApproved(submission_id=str(uuid.uuid4()), unit_id=unit_id, measure_code="M1", title=title,
-                              version=version, reviewer="王芳", score=90)
+    return SubmissionApproved(
+        submission_id=str(uuid.uuid4()),
+        unit_id=unit_id,
+        measure_code="M1",
+        title=title,
+        version=version,
+        reviewer="王芳",
+        score=90,
+    )
 
 
 @pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("in_digest", [False, True])
 def test_every_family_renders_chinese_text_and_html(family, in_digest):
-    context = {**sample_context(family, links=Links(PUBLIC), office="宣传月活动办公室"), "in_digest": in_digest}
+    context = {
+        **sample_context(family, links=Links(PUBLIC), office="宣传月活动办公室"),
+        "in_digest": in_digest,
+    }
     mail = render(family, context, options=TemplateOptions())
     assert mail.subject and "\n" not in mail.subject and mail.subject.startswith("【")
-    assert ("此邮件由系统自动发送" in mail.text) is not in_digest  # a digest item carries no greeting or signature
-    assert mail.html.startswith("<!doctype html>") and "</html>" in mail.html and "宣传月活动办公室" in mail.html
+    assert (
+        "此邮件由系统自动发送" in mail.text
+    ) is not in_digest  # a digest item carries no greeting or signature
+    assert (
+        mail.html.startswith("<!doctype html>") and "</html>" in mail.html and "宣传月活动办公室" in mail.html
+    )
     assert PUBLIC in mail.text and f'href="{PUBLIC}' in mail.html
 
 
 def test_names_and_titles_cannot_inject_headers(world, smtp):
     unit_id = str(uuid.uuid4())
-    world.publish_and_wait(LiaisonDesignated(unit_id=unit_id, unit_code="X1", unit_name="相山区信访局\r\nBcc: evil@example.org",
-                                             liaison_name="李明\r\nBcc: evil@example.org", liaison_email="li.ming@example.org"))
+    world.publish_and_wait(
+        LiaisonDesignated(
+            unit_id=unit_id,
+            unit_code="X1",
+            unit_name="相山区信访局\r\nBcc: evil@example.org",
+            liaison_name="李明\r\nBcc: evil@example.org",
+            liaison_email="li.ming@example.org",
+        )
+    )
     world.publish(approved(unit_id, title="横幅\r\nBcc: evil@example.org\r\n\r\n伪造正文"))
     [received] = smtp.wait_for(1, timeout=30)
     assert received.rcpt_tos == ["li.ming@example.org"]
     message = received.message
     assert message["Bcc"] is None
-    assert message["Subject"] == "【审核通过】相山区信访局 Bcc: evil@example.org：横幅 Bcc: evil@example.org 伪造正文"
+    assert (
+        message["Subject"]
+        == "【审核通过】相山区信访局 Bcc: evil@example.org：横幅 Bcc: evil@example.org 伪造正文"
+    )
     [to] = message["To"].addresses
     assert (to.display_name, to.addr_spec) == ("李明 Bcc: evil@example.org", "li.ming@example.org")
     header_block = received.raw.split(b"\r\n\r\n", 1)[0].decode("ascii")
@@ -50,21 +75,39 @@ def test_names_and_titles_cannot_inject_headers(world, smtp):
 
 def test_an_address_with_a_line_break_fails_without_reaching_the_server(world, smtp):
     unit_id = str(uuid.uuid4())
-    world.publish_and_wait(LiaisonDesignated(unit_id=unit_id, unit_code="X1", unit_name="相山区信访局", liaison_name="李明",
-                                             liaison_email="li.ming@example.org\r\nBcc: evil@example.org"))
+    world.publish_and_wait(
+        LiaisonDesignated(
+            unit_id=unit_id,
+            unit_code="X1",
+            unit_name="相山区信访局",
+            liaison_name="李明",
+            liaison_email="li.ming@example.org\r\nBcc: evil@example.org",
+        )
+    )
     world.publish(approved(unit_id))
     [failed] = wait_until(lambda: world.deliveries(status="failed"), what="the delivery to fail")
     assert failed.attempts == 1 and failed.last_error.startswith("invalid address")
-    event = wait_until(lambda: [e for e in world.observed if e.type == "notification.failed"], what="notification.failed")[0]
+    event = wait_until(
+        lambda: [e for e in world.observed if e.type == "notification.failed"], what="notification.failed"
+    )[0]
     assert event.payload["delivery_id"] == failed.id and event.payload["reason"].startswith("invalid address")
-    assert smtp.messages == []
+    # only the campaign office's notice of the failure may reach the server, never the injected address
+    assert all(m.rcpt_tos == ["campaign-office@example.org"] for m in smtp.messages)
 
 
 def test_user_text_is_escaped_in_html_and_kept_in_text(world, smtp):
     unit_id = world.add_unit("杜集区<信访局>")
-    world.publish(SubmissionReturned(submission_id=str(uuid.uuid4()), unit_id=unit_id, measure_code="M1",
-                                     title='横幅 "A&B"', version=1, reviewer="王芳",
-                                     comment="<script>alert('x')</script>请补充<b>照片</b>"))
+    world.publish(
+        SubmissionReturned(
+            submission_id=str(uuid.uuid4()),
+            unit_id=unit_id,
+            measure_code="M1",
+            title='横幅 "A&B"',
+            version=1,
+            reviewer="王芳",
+            comment="<script>alert('x')</script>请补充<b>照片</b>",
+        )
+    )
     [received] = smtp.wait_for(1, timeout=30)
     text, html = mail_parts(received.message)
     assert "审核意见：<script>alert('x')</script>请补充<b>照片</b>" in text
@@ -75,7 +118,9 @@ def test_user_text_is_escaped_in_html_and_kept_in_text(world, smtp):
 def test_a_folder_override_is_used_before_the_packaged_template(make_world, smtp, tmp_path):
     folder = tmp_path / "templates"
     folder.mkdir()
-    (folder / "decision.subject.j2").write_text("【审核结果】{{ unit_name }}：{{ title }}（{{ score }}分）\n", encoding="utf-8")
+    (folder / "decision.subject.j2").write_text(
+        "【审核结果】{{ unit_name }}：{{ title }}（{{ score }}分）\n", encoding="utf-8"
+    )
     world = make_world(notify_template_dir=folder)
     world.publish(approved(world.add_unit()))
     [received] = smtp.wait_for(1, timeout=30)
@@ -105,17 +150,25 @@ def test_admin_overrides_a_template_through_the_api(world, smtp):
     assert saved.status_code == 200, saved.text
     assert saved.json()["source"] == "database" and saved.json()["text"] == text
     assert "【审核通过】" in saved.json()["default_text"]
-    assert client.get("/templates/decision/preview").json()["subject"] == "【审核结果通知】示例区信访局：召开专题会议传达部署"
+    assert (
+        client.get("/templates/decision/preview").json()["subject"]
+        == "【审核结果通知】示例区信访局：召开专题会议传达部署"
+    )
 
     unit_id = world.add_unit()
     world.publish(approved(unit_id))
-    assert smtp.wait_for(1, timeout=30)[0].message["Subject"] == "【审核结果通知】相山区信访局：召开专题会议传达部署"
+    assert (
+        smtp.wait_for(1, timeout=30)[0].message["Subject"]
+        == "【审核结果通知】相山区信访局：召开专题会议传达部署"
+    )
 
     assert client.delete("/templates/decision.subject").status_code == 204
     assert client.get("/templates/decision.subject").json()["source"] == "package"
     assert client.delete("/templates/decision.subject").status_code == 404
     world.publish(approved(unit_id, version=2))
-    assert smtp.wait_for(2, timeout=30)[1].message["Subject"] == "【审核通过】相山区信访局：召开专题会议传达部署"
+    assert (
+        smtp.wait_for(2, timeout=30)[1].message["Subject"] == "【审核通过】相山区信访局：召开专题会议传达部署"
+    )
 
 
 def test_admin_overrides_the_layout_for_every_family(world):
@@ -125,15 +178,26 @@ def test_admin_overrides_the_layout_for_every_family(world):
     assert preview["text"].rstrip().endswith("—— 宣传月活动办公室（自动发送）")
 
 
-@pytest.mark.parametrize("name,text,code", [
-    ("decision.subject", "{% if %}", "template_invalid"),  # syntax
-    ("decision.txt", "{{ no_such_name }}", "template_invalid"),  # a name the mails do not carry
-    ("decision.subject", "{{ ''.__class__.__mro__[1].__subclasses__() }}", "template_invalid"),  # the sandbox
-    ("decision.subject", "{% if false %}x{% endif %}", "template_invalid"),  # empty subject
-    ("_layout.html", "{% block body %}{% endblock %}{{ missing }}", "template_invalid"),  # layouts are checked with every family
-    ("decision.html", "<p>{{ comment|safe }}</p>", "template_unsafe"),
-    ("decision.html", "{% autoescape false %}<p>{{ comment }}</p>{% endautoescape %}", "template_unsafe"),
-])
+@pytest.mark.parametrize(
+    "name,text,code",
+    [
+        ("decision.subject", "{% if %}", "template_invalid"),  # syntax
+        ("decision.txt", "{{ no_such_name }}", "template_invalid"),  # a name the mails do not carry
+        (
+            "decision.subject",
+            "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+            "template_invalid",
+        ),  # the sandbox
+        ("decision.subject", "{% if false %}x{% endif %}", "template_invalid"),  # empty subject
+        (
+            "_layout.html",
+            "{% block body %}{% endblock %}{{ missing }}",
+            "template_invalid",
+        ),  # layouts are checked with every family
+        ("decision.html", "<p>{{ comment|safe }}</p>", "template_unsafe"),
+        ("decision.html", "{% autoescape false %}<p>{{ comment }}</p>{% endautoescape %}", "template_unsafe"),
+    ],
+)
 def test_a_template_that_fails_is_refused_and_nothing_is_saved(world, name, text, code):
     response = world.client.put(f"/templates/{name}", json={"text": text})
     assert response.status_code == 422, response.text
@@ -157,7 +221,9 @@ def test_a_file_dropped_into_the_folder_later_is_used_without_a_restart(make_wor
     world = make_world(notify_template_dir=folder)
     unit_id = world.add_unit()
     world.publish(approved(unit_id))
-    assert smtp.wait_for(1, timeout=30)[0].message["Subject"] == "【审核通过】相山区信访局：召开专题会议传达部署"
+    assert (
+        smtp.wait_for(1, timeout=30)[0].message["Subject"] == "【审核通过】相山区信访局：召开专题会议传达部署"
+    )
     (folder / "decision.subject.j2").write_text("【审核结果】{{ title }}", encoding="utf-8")
     world.publish(approved(unit_id, version=2))
     assert smtp.wait_for(2, timeout=30)[1].message["Subject"] == "【审核结果】召开专题会议传达部署"

@@ -1,0 +1,91 @@
+"""Operator tools of the notification service: put failed or stuck e-mails back in the queue (audited)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, Field
+from sqlalchemy import and_, or_, select, update
+
+from services.notification.models import AUDIT, Delivery
+from shared import audit
+from shared.auth import ADMIN, Principal, require
+from shared.request_context import RequestInfo, request_info
+from shared.runtime import ServiceContext
+
+
+class Requeue(BaseModel):
+    """Which deliveries to send again: the given ids, else every failed one and every one stuck in `sending`."""
+
+    delivery_ids: list[str] | None = Field(None, max_length=1000)
+    stuck_minutes: int = Field(
+        15, ge=1, le=7 * 24 * 60, description="`sending` for longer than this counts as stuck"
+    )
+    reason: str = Field(min_length=3, max_length=500)
+
+
+def requeue(
+    ctx: ServiceContext,
+    *,
+    delivery_ids: list[str] | None,
+    stuck_for: timedelta,
+    reason: str,
+    principal: Principal,
+    request: RequestInfo | None = None,
+) -> list[str]:
+    """Queue failed deliveries, and `sending` ones due longer ago than stuck_for, to go out now; returns their ids.
+
+    A stuck `sending` row may have reached the server before a crash: its Message-ID stays the same, so a
+    receiving system can tell a repeat, but a person may still see the e-mail twice.
+    """
+    now = ctx.clock.now()
+    with ctx.db.transaction() as uow:
+        query = select(Delivery.id).where(
+            or_(
+                Delivery.status == "failed",
+                and_(Delivery.status == "sending", Delivery.next_attempt_at < now - stuck_for),
+            )
+        )
+        if delivery_ids is not None:
+            query = query.where(Delivery.id.in_(delivery_ids))
+        ids = list(uow.scalars(query.order_by(Delivery.created_at)))
+        if ids:
+            uow.execute(
+                update(Delivery)
+                .where(Delivery.id.in_(ids))
+                .values(status="queued", next_attempt_at=now, sent_at=None)
+                .execution_options(synchronize_session=False)
+            )
+        audit.record(
+            uow,
+            AUDIT,
+            principal=principal,
+            action="delivery.requeued",
+            resource=("delivery", None),
+            detail={"delivery_ids": ids, "reason": reason},
+            request=request,
+        )
+    return ids
+
+
+def operations_router(ctx: ServiceContext) -> APIRouter:
+    """POST /ops/deliveries/requeue for admins."""
+    router = APIRouter(prefix="/ops", tags=["ops"])
+
+    @router.post("/deliveries/requeue")
+    def requeue_deliveries(
+        body: Requeue, request: Request, principal: Principal = Depends(require(ADMIN))
+    ) -> dict:
+        """Send failed (and stuck) e-mails again now; audited with the reason."""
+        ids = requeue(
+            ctx,
+            delivery_ids=body.delivery_ids,
+            stuck_for=timedelta(minutes=body.stuck_minutes),
+            reason=body.reason,
+            principal=principal,
+            request=request_info(request),
+        )
+        return {"requeued": ids}
+
+    return router
