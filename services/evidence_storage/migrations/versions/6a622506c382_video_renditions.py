@@ -1,7 +1,7 @@
 """Video codecs on evidence (from the ffmpeg probe) and web-playable renditions made by the evidence worker.
 
 Revision ID: 6a622506c382
-Revises: 0001
+Revises: 0002
 Create Date: 2026-12-02 06:46:32.077424
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "6a622506c382"
-down_revision = "0001"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
