@@ -648,23 +648,12 @@ def test_stateful_services_keep_data_in_named_volumes(compose, services):
         assert sources and sources <= declared, f"{name} keeps {data_dir} in no named volume"
 
 
-# Interim, until they are merged: files that another issue (#14, operations) delivers.
-PENDING_ELSEWHERE = {"./deploy/prometheus/prometheus.yml", "./deploy/prometheus/alerts.yml", "./deploy/grafana/provisioning",
-                     "./deploy/grafana/dashboards"}
-
-
 def test_mounted_files_exist(services):
-    pending = []
     for name, spec in services.items():
         for volume in spec.get("volumes") or []:
             source = str(volume).split(":")[0]
             if source.startswith("./"):
-                if source in PENDING_ELSEWHERE and not (ROOT / source).exists():
-                    pending.append(source)
-                    continue
                 assert (ROOT / source).exists(), f"{name} mounts {source}, which does not exist"
-    if pending:
-        pytest.skip(f"not merged yet (issue #14): {', '.join(pending)}")
 
 
 # ---------------------------------------------------------------- gateway
@@ -798,8 +787,6 @@ def test_dockerignore_keeps_the_context_small_but_not_the_code():
 def test_prometheus_scrapes_every_api_and_worker_where_they_serve_metrics(services, app_containers):
     prometheus = services["prometheus"]
     mounts = dict(tuple(str(volume).split(":")[:2]) for volume in prometheus["volumes"])
-    if not (ROOT / mounts_source(mounts, "/etc/prometheus/prometheus.yml")).exists():
-        pytest.skip("deploy/prometheus/prometheus.yml (issue #14) is not merged yet")
     config = yaml.safe_load((ROOT / mounts_source(mounts, "/etc/prometheus/prometheus.yml")).read_text(encoding="utf-8"))
     for rule_file in config.get("rule_files") or []:
         assert (ROOT / mounts_source(mounts, rule_file)).is_file(), f"Prometheus would miss {rule_file}"
