@@ -29,12 +29,10 @@ import multiprocessing
 import os
 import random
 import signal
-import struct
 import tempfile
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -42,28 +40,19 @@ import httpx
 
 from bench.common import MIB, RssSampler, ServiceProcess, idle_rss, print_table, run_cli, staff_credentials
 from deploy.processes import cluster_env, free_port
+from deploy.samples import free_box, video_clip
 
 BLOCK = MIB
 ROTATE_STEP = 40503  # odd and unrelated to BLOCK, so every MiB starts at a different offset of the block
 # 2020-03-09 10:00 Beijing time, in seconds since 1904-01-01 UTC (the MP4 epoch)
-CREATED_1904 = int((datetime(2020, 3, 9, 2, 0, tzinfo=timezone.utc) - datetime(1904, 1, 1, tzinfo=timezone.utc)).total_seconds())
-
-
-def _box(kind: bytes, payload: bytes) -> bytes:
-    return struct.pack(">I4s", 8 + len(payload), kind) + payload
-
-
-def mp4_header(total_size: int, duration_s: int = 600) -> bytes:
-    """ftyp + moov (a version-0 mvhd: creation time, duration) + the header of an mdat box filling the rest."""
-    ftyp = _box(b"ftyp", b"mp42" + b"\x00\x00\x00\x00" + b"mp42isom")
-    matrix = struct.pack(">9I", 0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000)
-    mvhd = _box(b"mvhd", b"\x00\x00\x00\x00" + struct.pack(">IIII", CREATED_1904, CREATED_1904, 1000, duration_s * 1000)
-                + struct.pack(">IH", 0x10000, 0x100) + bytes(10) + matrix + bytes(24) + struct.pack(">I", 2))
-    head = ftyp + _box(b"moov", mvhd)
-    mdat_size = total_size - len(head)
-    if mdat_size < 16:
-        raise ValueError(f"an MP4 file needs more than {len(head) + 16} bytes")
-    return head + struct.pack(">I4sQ", 1, b"mdat", mdat_size)  # 64-bit size: the media data may pass 4 GiB
+def mp4_header(total_size: int) -> bytes:
+    """A real (ffmpeg-made) clip plus the header of a 'free' box filling the rest: the evidence service probes
+    every video with ffmpeg and refuses what it cannot decode, so the benchmark's bytes must be a playable MP4."""
+    clip = video_clip(2.0, (320, 240), created="2020-03-09T02:00:00Z")
+    rest = total_size - len(clip)
+    if rest < 16:
+        raise ValueError(f"an MP4 file here needs more than {len(clip) + 16} bytes")
+    return clip + (free_box(rest - 8) if rest <= 0xFFFFFFFF else free_box(rest - 16))
 
 
 class PatternSource:

@@ -32,6 +32,7 @@ from shared.blobs.port import BlobStore
 from shared.bus.port import MessageBus
 from shared.clock import Clock, SystemClock
 from shared.health import HealthMonitor, health_routes
+from shared.launcher import refuse_unusable_store
 from shared.mail.port import Mailer
 from shared.metrics import metrics_router, register_bus
 from shared.migrations import SchemaNotCurrent
@@ -196,6 +197,7 @@ def main() -> None:
         platform = build_platform(settings)
     except SchemaNotCurrent as outdated:
         raise SystemExit(f"无法启动：{outdated}") from None
+    refuse_unusable_store(platform.contexts["evidence_storage"].blob_store)
     uvicorn.run(
         platform.app,
         host=settings.host,

@@ -177,6 +177,12 @@ class Settings(BaseSettings):
     evidence_timezone: str = Field(
         "Asia/Shanghai", description="Local time of capture dates compared with campaign windows"
     )
+    evidence_rendition_timeout_s: int = Field(
+        3600, ge=10, le=24 * 3600, description="Longest the worker spends making one web-playable copy of a video"
+    )
+    evidence_rendition_poll_s: float = Field(
+        5.0, gt=0, le=3600, description="How often the evidence worker looks for videos awaiting a web-playable copy"
+    )
 
     # authentication (docs/security.md)
     auth_private_key: SecretStr | None = Field(

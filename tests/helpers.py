@@ -25,6 +25,14 @@ PNG_BYTES = bytes.fromhex(
 )
 # ftyp, an (empty) movie box and the media data: the smallest MP4 whose boxes nest and that has a moov.
 MP4_BYTES = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + b"\x00\x00\x00\x08moov" + b"\x00\x00\x03\xf0mdat" + bytes(1000)
+
+
+def mp4_bytes() -> bytes:
+    """A one-second H.264/AAC MP4 made by ffmpeg (evidence_storage refuses a video ffmpeg cannot decode)."""
+    from deploy.samples import video_clip
+
+    return video_clip(1.0, (160, 120))
+
 PDF_BYTES = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\ntrailer\n<<>>\n%%EOF\n"
 
 

@@ -4,7 +4,7 @@ thread, so uploads of any size stream into the store with flat memory."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Literal, TypeVar
 from urllib.parse import quote
 
 import anyio
@@ -16,19 +16,12 @@ from starlette.requests import ClientDisconnect
 
 from services.evidence_storage import downloads, exports, handlers, ingest, integrity, refusals, uploads
 from services.evidence_storage.access import Caller, caller_of, check_access, check_uploader
-from services.evidence_storage.duplicates import duplicates_of
+from services.evidence_storage.duplicates import duplicate_views
 from services.evidence_storage.formdata import MAX_FILES, MultipartFiles
-from services.evidence_storage.models import AUDIT, Evidence, IntegrityCheck, KnownSubmission, UploadSession
+from services.evidence_storage.models import AUDIT, Evidence, EvidenceRendition, IntegrityCheck, KnownSubmission, UploadSession
 from services.evidence_storage.schemas import (
-    CompleteRequest,
-    DownloadUrl,
-    DuplicateRead,
-    EvidenceRead,
-    IntegrityRead,
-    IntegrityRequest,
-    PresignedForm,
-    SessionCreate,
-    SessionRead,
+    CompleteRequest, DownloadUrl, DuplicateRead, EvidenceRead, IntegrityRead, IntegrityRequest,
+    PresignedForm, RenditionRead, SessionCreate, SessionRead,
 )
 from services.evidence_storage.streams import ChunkPullReader
 from shared import grants as grants_module
@@ -120,24 +113,20 @@ def create_app(ctx: ServiceContext) -> FastAPI:
             )
             check_uploader(caller, submission.state if submission else None)
 
-    def view(evidence: Evidence) -> EvidenceRead:
-        return views([evidence])[0]
+    def view(evidence: Evidence, caller: Caller) -> EvidenceRead:
+        return views([evidence], caller)[0]
 
-    def views(rows: list[Evidence]) -> list[EvidenceRead]:
+    def views(rows: list[Evidence], caller: Caller) -> list[EvidenceRead]:
         with ctx.db.session() as uow:
-            flags = duplicates_of(uow, [row.id for row in rows])
-        return [
-            EvidenceRead.model_validate(row).model_copy(
-                update={
-                    "has_preview": row.thumbnail_key is not None,
-                    "duplicates": [
-                        DuplicateRead(evidence_id=other, match=flag.match, distance=flag.distance)
-                        for flag, other in flags[row.id]
-                    ],
-                }
-            )
-            for row in rows
-        ]
+            flags = duplicate_views(uow, rows, caller.principal)
+            videos = [row.id for row in rows if row.category == "video"]
+            copies = {c.evidence_id: RenditionRead.model_validate(c) for c in uow.scalars(
+                select(EvidenceRendition).where(EvidenceRendition.evidence_id.in_(videos)))} if videos else {}
+        return [EvidenceRead.model_validate(row).model_copy(update={
+            "has_preview": row.thumbnail_key is not None,
+            "duplicates": [DuplicateRead.model_validate(found) for found in flags[row.id]],
+            "rendition": copies.get(row.id),
+        }) for row in rows]
 
     @router.post("/submissions/{submission_id}/evidence", status_code=201, response_model=EvidenceRead | list[EvidenceRead],
                  tags=["upload"], openapi_extra=_UPLOAD_BODY)
@@ -151,43 +140,34 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         next_chunk = _puller(request)
         if multipart:
             content_type = request.headers["content-type"]
-            rows = await _in_thread(
-                lambda: handlers.store_form(
-                    submission_id, MultipartFiles(content_type, next_chunk), ctx=ctx, actor=caller.actor
-                )
-            )
-            return views(rows)
-        row = await _in_thread(
-            lambda: handlers.store_evidence(
-                submission_id, filename, ChunkPullReader(next_chunk), ctx=ctx, actor=caller.actor
-            )
-        )
-        return view(row)
+            rows = await _in_thread(lambda: handlers.store_form(
+                submission_id, MultipartFiles(content_type, next_chunk), ctx=ctx, actor=caller.actor))
+            return views(rows, caller)
+        row = await _in_thread(lambda: handlers.store_evidence(
+            submission_id, filename, ChunkPullReader(next_chunk), ctx=ctx, actor=caller.actor))
+        return view(row, caller)
 
     @router.get("/submissions/{submission_id}/evidence", response_model=list[EvidenceRead], tags=["evidence"])
     def list_evidence(submission_id: str, caller: Caller = Depends(READER)) -> list[EvidenceRead]:
         """The evidence files of one submission, with duplicate flags (404 until this service has heard of it)."""
-        return views(downloads.list_for_submission(submission_id, caller, ctx=ctx))
+        return views(downloads.list_for_submission(submission_id, caller, ctx=ctx), caller)
 
     @router.get("/evidence/{evidence_id}", response_model=EvidenceRead, tags=["evidence"])
     def get_evidence(evidence_id: str, caller: Caller = Depends(READER)) -> EvidenceRead:
         """Metadata of one evidence file: checksum, type, dimensions, capture time and place, duplicates, lock."""
-        return view(downloads.evidence_for(evidence_id, caller, ctx=ctx))
+        return view(downloads.evidence_for(evidence_id, caller, ctx=ctx), caller)
 
     @router.get("/evidence/{evidence_id}/content", tags=["download"])
-    def download(evidence_id: str, caller: Caller = Depends(READER)) -> StreamingResponse:
-        """Stream the stored bytes (written to the audit log)."""
-        evidence, chunks = downloads.open_content(evidence_id, caller, ctx=ctx)
-        return StreamingResponse(
-            chunks,
-            media_type=evidence.media_type,
-            headers={
-                "Content-Disposition": f"attachment; filename*=UTF-8''{quote(evidence.filename)}",
-                "Content-Length": str(evidence.size),
-                "X-Content-SHA256": evidence.sha256,
-                "X-Content-Type-Options": "nosniff",
-            },
-        )
+    def download(evidence_id: str, variant: Literal["original", "web"] = Query(
+                     "original", description="web: a video's web-playable copy when one is ready, else the original"),
+                 caller: Caller = Depends(READER)) -> StreamingResponse:
+        """Stream the stored bytes (written to the audit log); X-Evidence-Variant says which object answered."""
+        served, chunks = downloads.open_served(evidence_id, caller, variant, ctx=ctx)
+        return StreamingResponse(chunks, media_type=served.media_type, headers={
+            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(served.filename)}",
+            "Content-Length": str(served.size), "X-Content-SHA256": served.sha256,
+            "X-Content-Type-Options": "nosniff", "X-Evidence-Variant": served.variant,
+        })
 
     @router.get("/evidence/{evidence_id}/preview", tags=["download"])
     def preview(evidence_id: str, caller: Caller = Depends(READER)) -> StreamingResponse:
@@ -198,9 +178,11 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         )
 
     @router.post("/evidence/{evidence_id}/download-url", response_model=DownloadUrl, tags=["download"])
-    def download_url(evidence_id: str, caller: Caller = Depends(READER)) -> DownloadUrl:
-        """A short-lived presigned URL straight to the object (S3 only; written to the audit log)."""
-        _, url, expires_at = downloads.presigned_download(evidence_id, caller, ctx=ctx)
+    def download_url(evidence_id: str, variant: Literal["original", "web"] = Query("original"),
+                     caller: Caller = Depends(READER)) -> DownloadUrl:
+        """A short-lived presigned URL straight to the object, or (variant=web) a video's web-playable copy when
+        one is ready (S3 only; written to the audit log)."""
+        _, url, expires_at = downloads.presigned_download(evidence_id, caller, ctx=ctx, variant=variant)
         return DownloadUrl(url=url, expires_at=expires_at)
 
     @router.delete("/evidence/{evidence_id}", status_code=204, tags=["evidence"])
@@ -295,7 +277,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         )
         if not created:
             response.status_code = 200
-        return view(evidence)
+        return view(evidence, caller)
 
     @router.delete("/upload-sessions/{session_id}", status_code=204, tags=["upload"])
     def abort_session(session_id: str, caller: Caller = Depends(UPLOADER)) -> None:

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from services.evidence_storage import audit, ingest, refusals
 from services.evidence_storage.access import INSPECTION, Caller, check_access
 from services.evidence_storage.formdata import MultipartFiles, bad_form
-from services.evidence_storage.models import Evidence, KnownCampaign, KnownSubmission, KnownUnit
+from services.evidence_storage.models import Evidence, EvidenceRendition, KnownCampaign, KnownSubmission, KnownUnit
 from services.evidence_storage.refusals import Refusal
 from shared.blobs.port import BlobStoreUnavailable, Readable
 from shared.contracts import make_event, read_payload
@@ -157,6 +157,11 @@ def delete_evidence(evidence_id: str, *, ctx: ServiceContext, caller: Caller) ->
             raise ApiError(409, "evidence_locked", "该佐证资料已作为考核凭证锁定，不能删除或覆盖",
                            "evidence is locked as assessment proof; it cannot be deleted or overwritten")
         keys = [evidence.object_key, *([evidence.thumbnail_key] if evidence.thumbnail_key else [])]
+        rendition = uow.get(EvidenceRendition, evidence_id)
+        if rendition is not None:
+            keys += [rendition.object_key] if rendition.object_key else []
+            uow.delete(rendition)
+            uow.flush()  # before the evidence row, whose deletion cascades to it
         audit.record(uow, ctx, caller, "delete", evidence=evidence, detail=evidence.filename)
         uow.delete(evidence)
     ingest.discard(ctx, keys)

@@ -127,6 +127,22 @@ def _strict_level(read: Callable[[int, int], bytes], start: int, end: int, budge
     return seen
 
 
+def cut_short(read: Callable[[int, int], bytes], size: int) -> bool:
+    """Whether a top-level box claims to run past the end of the file: a recording or upload cut off midway."""
+    end = 0
+    for box in boxes(read, 0, size):
+        end = box.end
+    if end >= size:
+        return False
+    head = read(end, 16)
+    if len(head) < 8:
+        return False
+    claimed, kind = struct.unpack(">I4s", head[:8])
+    if claimed == 1 and len(head) == 16:
+        claimed = struct.unpack(">Q", head[8:16])[0]
+    return kind.isascii() and kind.decode("ascii").isprintable() and end + claimed > size
+
+
 def examine_video(read: Callable[[int, int], bytes], size: int) -> VideoFacts:
     """Duration, frame size and creation time of an MP4/MOV file; never raises on odd files."""
     moov = next((box for box in boxes(read, 0, size) if box.type == b"moov"), None)

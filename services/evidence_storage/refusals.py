@@ -54,6 +54,12 @@ def damaged(label: str, detail: str = "") -> Refusal:
                    f"the {label} file is damaged or incomplete (possibly truncated){suffix}")
 
 
+def undecodable_video(label: str, detail: str) -> Refusal:
+    """A video in which ffmpeg finds no frame it can decode (no movie header, unknown codec, cut short)."""
+    return Refusal(422, "video_undecodable", f"{label} 视频无法解码（没有可播放的画面，可能文件不完整或编码不受支持），请重新上传",
+                   f"the {label} video cannot be decoded (no playable frame; incomplete file or unsupported codec): {detail}")
+
+
 def too_many_pixels(width: int | None, height: int | None, limit: int) -> Refusal:
     """An image whose declared pixel count would flood memory when decoded."""
     size, size_en = (f"（{width}×{height}）", f" ({width}x{height})") if width and height else ("", "")

@@ -14,7 +14,7 @@ import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import date, datetime, time, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from typing import Annotated, Any, Callable, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -221,6 +221,15 @@ class CoverageRule(_Model):
     red_within_days: int = Field(3, ge=0, le=365)
 
 
+class DateShift(_Model):
+    """Every date of a definition moved by the same number of days, recorded on the campaign: how `make demo`
+    runs an old plan as if it were under way today."""
+
+    days: int = Field(ge=-36500, le=36500)
+    source: Code  # the code of the definition the dates come from
+    note: LongText = ""
+
+
 class CampaignDefinition(_Model):
     """A whole campaign: the document an office loads to run it."""
 
@@ -239,6 +248,7 @@ class CampaignDefinition(_Model):
     coverage: CoverageRule = Field(default_factory=CoverageRule)
     supervision: SupervisionRules = Field(default_factory=SupervisionRules)
     circular: CircularRules = Field(default_factory=CircularRules)
+    shift: DateShift | None = None  # set when every date was moved from another definition's (see shifted())
 
     @field_validator("timezone")
     @classmethod
@@ -284,6 +294,25 @@ class CampaignDefinition(_Model):
     def in_publicity_window(self, day: date) -> bool:
         """Whether a day falls inside the publicity window."""
         return self.windows.publicity.start <= day <= self.windows.publicity.end
+
+    def shifted(self, days: int, *, code: str, name: str, note: str = "") -> "CampaignDefinition":
+        """A copy under a new code and name with every date (windows, deadlines, liaison designations) moved by
+        days, all together, and the shift recorded in `shift`."""
+        step = timedelta(days=days)
+
+        def window(w: Window) -> Window:
+            return Window(start=w.start + step, end=w.end + step)
+
+        units = [u.model_copy(update={"liaison": u.liaison.model_copy(update={"designated_at": u.liaison.designated_at + step})})
+                 if u.liaison and u.liaison.designated_at else u for u in self.units]
+        source = self.shift.source if self.shift else self.code
+        return self.model_copy(update={
+            "code": code, "name": name, "units": units,
+            "windows": Windows(publicity=window(self.windows.publicity),
+                               inspection=window(self.windows.inspection) if self.windows.inspection else None),
+            "deadlines": [d.model_copy(update={"due": d.due + step}) for d in self.deadlines],
+            "shift": DateShift(days=days + (self.shift.days if self.shift else 0), source=source, note=note),
+        })
 
 
 def _utc(value: datetime, zone: ZoneInfo) -> datetime:

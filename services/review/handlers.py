@@ -6,7 +6,9 @@ from datetime import datetime
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from services.review.models import Inspection, ReviewCampaign, ReviewEvidence, ReviewItem, ReviewUnit, ReviewVersion
+from services.review.models import (
+    Inspection, ReviewCampaign, ReviewDuplicate, ReviewEvidence, ReviewItem, ReviewUnit, ReviewVersion,
+)
 from services.review.timeline import chain as timeline
 from shared.clock import as_utc
 from shared.contracts import read_payload
@@ -112,6 +114,12 @@ def attach_evidence(event: Envelope, *, uow: Session, ctx: ServiceContext) -> No
         captured_at=data.captured_at, outside_window=data.outside_window, duplicate_of=list(data.duplicate_of),
         near_duplicate_of=list(data.near_duplicate_of),
     ))
+    linked: set[str] = set()
+    for match, others in (("exact", data.duplicate_of), ("near", data.near_duplicate_of)):
+        for other in dict.fromkeys(others):  # the earlier file shows the link too (services/review/queue/use_cases.py)
+            if other not in linked:
+                linked.add(other)
+                uow.add(ReviewDuplicate(evidence_id=data.evidence_id, other_id=other, match=match))
     inspection = uow.get(Inspection, data.submission_id) is not None  # an inspector's photo of an inspection
     timeline.append(uow, at=event.occurred_at, actor=SYSTEM, kind="evidence.stored",
                     subject_type="inspection" if inspection else "submission", subject_id=data.submission_id,

@@ -123,6 +123,21 @@ class ReviewEvidence(Base):
     near_duplicate_of: Mapped[list] = mapped_column(JSON, default=list)  # evidence ids of near-identical photos
 
 
+class ReviewDuplicate(Base):
+    """A duplicate link between two evidence files, from the later one's evidence.stored: which repeats which.
+
+    Kept as rows (not only the later file's JSON lists) so the earlier file shows the flag too, whichever of the
+    two events arrived first.
+    """
+
+    __tablename__ = "review_duplicates"
+    __table_args__ = (UniqueConstraint("evidence_id", "other_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    evidence_id: Mapped[str] = mapped_column(String(36), index=True)  # the later upload, the copy
+    other_id: Mapped[str] = mapped_column(String(36), index=True)  # the earlier one it repeats
+    match: Mapped[str] = mapped_column(String(8))  # exact, near
+
+
 class ReviewDecision(Base):
     """Every decision ever taken, in order: the facts the assessment counts as of a date."""
 

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any, BinaryIO, Iterator, Sequence
 
 from shared.blobs.port import (
-    CHUNK, BlobExists, BlobNotFound, HashingReader, PresignedPost, PresignUnsupported, Readable, StoredObject,
-    check_key,
+    CHUNK, BlobExists, BlobNotFound, BlobStoreMisconfigured, HashingReader, PresignedPost, PresignUnsupported, Readable,
+    StoredObject, check_key,
 )
 
 _NO_PRESIGN = "the folder store serves bytes only through the API"
@@ -89,6 +89,17 @@ class FolderBlobStore:
         self._root.mkdir(parents=True, exist_ok=True)
         usage = shutil.disk_usage(self._root)
         return {"backend": "folder", "ok": os.access(self._root, os.W_OK), "root": str(self._root), "free_bytes": usage.free}
+
+    def check_config(self) -> None:
+        """The root folder can be created and written to (a file is written and removed)."""
+        try:
+            self._root.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=self._root, prefix=".probe-"):
+                pass
+        except OSError as exc:
+            raise BlobStoreMisconfigured(
+                f"BLOB_DIR {str(self._root)!r} is not a writable folder ({exc.strerror or exc}); "
+                f"对象存储目录不可写，请检查 BLOB_DIR / DATA_DIR") from None
 
     def read_range(self, key: str, offset: int, length: int) -> bytes:
         """Seek and read; fewer bytes at the end of the file."""

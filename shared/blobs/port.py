@@ -19,6 +19,10 @@ class BlobStoreUnavailable(RuntimeError):
     """The store could not be reached; the caller may retry later."""
 
 
+class BlobStoreMisconfigured(RuntimeError):
+    """The store's settings cannot work (bad bucket name, credentials refused, folder not writable): fix them and restart."""
+
+
 class BlobExists(FileExistsError):
     """The target key already holds an object; a move never overwrites."""
 
@@ -104,6 +108,19 @@ class BlobStore(Protocol):
 
     def health(self) -> dict[str, Any]:
         """The adapter's state for /healthz."""
+
+    def check_config(self) -> None:
+        """Verify the store works as configured (bucket valid and usable, folder writable): raises
+        BlobStoreMisconfigured saying which setting is wrong, or BlobStoreUnavailable if it cannot be reached."""
+
+
+def check_blob_store(store: BlobStore) -> dict[str, Any]:
+    """The configuration check as a readiness probe: {"ok": bool, "problem": str | None}; never raises."""
+    try:
+        store.check_config()
+    except (BlobStoreMisconfigured, BlobStoreUnavailable) as exc:
+        return {"ok": False, "problem": str(exc)}
+    return {"ok": True, "problem": None}
 
 
 def check_key(key: str) -> str:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 from datetime import datetime, timedelta, timezone
 from types import TracebackType
 from typing import Any, BinaryIO, Iterator, Literal, Sequence, cast
@@ -16,8 +17,8 @@ from minio.error import S3Error, ServerError
 from minio.retention import Retention
 
 from shared.blobs.port import (
-    CHUNK, BlobExists, BlobLocked, BlobNotFound, BlobStoreUnavailable, HashingReader, PresignedPost, Readable,
-    StoredObject, check_key,
+    CHUNK, BlobExists, BlobLocked, BlobNotFound, BlobStoreMisconfigured, BlobStoreUnavailable, HashingReader,
+    PresignedPost, Readable, StoredObject, check_key,
 )
 
 MIN_PART_SIZE = 5 * 1024 * 1024
@@ -29,6 +30,19 @@ PROBE_TIMEOUT_S = 2.0  # the health probe's own client: one short try, never the
 _MISSING = frozenset({"NoSuchKey", "NoSuchBucket", "NoSuchObject", "ResourceNotFound"})
 _TRANSIENT = frozenset({"ServiceUnavailable", "SlowDown", "InternalError", "RequestTimeout"})
 _NETWORK = (urllib3.exceptions.HTTPError, OSError, ServerError)
+_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_REFUSED = frozenset({"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AllAccessDisabled", "InvalidBucketName"})
+
+
+def bucket_name_problem(name: str) -> str | None:
+    """Why name is not a valid S3 bucket name (AWS naming rules), or None if it is."""
+    if not _BUCKET_NAME.match(name):
+        return "3 to 63 characters, only lowercase letters, digits, dots and hyphens, beginning and ending with a letter or digit"
+    if ".." in name or ".-" in name or "-." in name:
+        return "no two adjacent dots, and no dot next to a hyphen"
+    if re.fullmatch(r"\d+\.\d+\.\d+\.\d+", name):
+        return "not formatted as an IP address"
+    return None
 
 
 class _WholeReads:
@@ -379,11 +393,32 @@ class S3BlobStore:
     def health(self) -> dict[str, Any]:
         """Whether the server answers for the bucket, asked with a client of its own that gives up in seconds; never raises."""
         state = {"backend": "s3", "endpoint": self._endpoint, "bucket": self._bucket}
+        problem = bucket_name_problem(self._bucket)
+        if problem:
+            return {**state, "ok": False, "error": f"invalid bucket name: {problem}"}
         try:
             exists = self._probe.bucket_exists(bucket_name=self._bucket)
         except Exception as exc:  # noqa: BLE001 - health reports, it does not raise
             return {**state, "ok": False, "error": f"{type(exc).__name__}: {exc}"[:500]}
         return {**state, "ok": True, "bucket_exists": exists}
+
+    def check_config(self) -> None:
+        """The bucket name is valid, the credentials are accepted and the bucket exists or can be created."""
+        problem = bucket_name_problem(self._bucket)
+        if problem:
+            raise BlobStoreMisconfigured(f"S3_BUCKET {self._bucket!r} is not a valid bucket name: {problem} "
+                                         f"（存储桶名称不合法，请修改 S3_BUCKET）")
+        try:
+            self.ensure_bucket()
+        except BlobStoreUnavailable:
+            raise
+        except S3Error as exc:
+            hint = ("check S3_ACCESS_KEY / S3_SECRET_KEY and the key's rights on the bucket（请检查对象存储的访问密钥与权限）"
+                    if exc.code in _REFUSED else "（对象存储拒绝了该存储桶，请检查 S3_BUCKET、S3_REGION）")
+            raise BlobStoreMisconfigured(
+                f"S3 at {self._endpoint} refused bucket {self._bucket!r}: {exc.code}: {exc.message}; {hint}") from None
+        except ValueError as exc:  # minio's own argument checks
+            raise BlobStoreMisconfigured(f"S3 settings rejected: {exc}（对象存储配置有误）") from None
 
     def _translated(self, action: str, key: str | None = None) -> _Translated:
         """Raise the port's exceptions instead of minio's and urllib3's."""

@@ -7,7 +7,7 @@ import re
 from playwright.sync_api import expect
 
 from tests.console.support import DESKTOP, PASSWORD, PHONE, login, photo, reload_until
-from tests.helpers import MP4_BYTES, wait_until
+from tests.helpers import mp4_bytes, wait_until
 
 UNIT_NAV = ["活动看板", "我的任务", "报送材料", "我的报送", "督办通知"]
 REVIEWER_NAV = ["活动看板", "审核队列", "督办", "考核排名"]
@@ -132,7 +132,7 @@ def test_keyboard_review_and_bulk_approve(world, contexts, shots, tmp_path):
     assert (approved["state"], approved["score"], approved["decided_by"]) == ("approved", 88, "赵强")
     assert (rejected["state"], rejected["comment"]) == ("rejected", "与宣传月无关")
 
-    video = (("宣传角.mp4", MP4_BYTES),)
+    video = (("宣传角.mp4", mp4_bytes()),)
     more = [submission_with_photo(world, code, f"措施 {code} 落实情况", photo(tmp_path / f"{code}.jpg", seed=n),
                                   extra=video if code == "M2" else ())["id"] for n, code in enumerate(("M2", "M5", "M7"))]
     reload_until(page, lambda p: p.locator(".queue-row").count() == 3, what="three more items in the queue")

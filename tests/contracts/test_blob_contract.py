@@ -10,8 +10,10 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from shared.blobs.folder import FolderBlobStore
-from shared.blobs.port import BlobExists, BlobLocked, BlobNotFound, BlobStoreUnavailable, PresignUnsupported
-from shared.blobs.s3 import S3BlobStore
+from shared.blobs.port import (
+    BlobExists, BlobLocked, BlobNotFound, BlobStoreMisconfigured, BlobStoreUnavailable, PresignUnsupported, check_blob_store,
+)
+from shared.blobs.s3 import S3BlobStore, bucket_name_problem
 from tests.servers import free_port
 
 MiB = 1024 * 1024
@@ -162,6 +164,42 @@ def test_health_is_ok(store):
     health = store.health()
     assert health["ok"] is True
     assert health["backend"] in ("folder", "s3")
+
+
+def test_config_check_passes_on_a_working_store(store):
+    store.check_config()  # creates the bucket (S3) or the folder, as the first write would
+    assert check_blob_store(store) == {"ok": True, "problem": None}
+    stored = store.put("probe/after-check.txt", io.BytesIO(b"ok"), content_type="text/plain")
+    assert stored.size == 2
+
+
+@pytest.mark.parametrize("bucket", ["Campaign_Evidence", "ab", "-evidence", "evidence..files", "192.168.1.1", "x" * 64])
+def test_config_check_names_an_invalid_bucket_before_any_request(bucket):
+    # nothing listens on this port: the name alone is refused, without waiting for the network
+    store = S3BlobStore(endpoint=f"127.0.0.1:{free_port()}", access_key="k", secret_key="s", bucket=bucket, part_size=PART)
+    with pytest.raises(BlobStoreMisconfigured, match="S3_BUCKET") as refused:
+        store.check_config()
+    assert bucket in str(refused.value) and "存储桶名称不合法" in str(refused.value)
+    assert store.health()["ok"] is False and "invalid bucket name" in store.health()["error"]
+    assert check_blob_store(store)["ok"] is False
+
+
+def test_valid_bucket_names_pass_the_name_rule():
+    assert [bucket_name_problem(name) for name in ("campaign-evidence", "abc", "a.b-c", "x" * 63)] == [None] * 4
+
+
+def test_config_check_on_an_unreachable_store_says_unavailable():
+    store = S3BlobStore(endpoint=f"127.0.0.1:{free_port()}", access_key="k", secret_key="s", bucket="evidence", part_size=PART)
+    with pytest.raises(BlobStoreUnavailable, match="127.0.0.1"):
+        store.check_config()
+    assert "unavailable" in check_blob_store(store)["problem"]
+
+
+def test_config_check_refuses_a_folder_that_cannot_be_written(tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the store's root should be")
+    with pytest.raises(BlobStoreMisconfigured, match="BLOB_DIR"):
+        FolderBlobStore(blocker / "blobs").check_config()
 
 
 def test_s3_down_is_reported_quickly():

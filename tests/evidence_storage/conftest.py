@@ -107,9 +107,10 @@ class World:
         with self.ctx.db.session() as uow:
             return uow.scalar(select(func.count()).select_from(Evidence))
 
-    def stored_keys(self) -> list[str]:
-        """Every object in the store."""
-        return sorted(key for prefix in ("evidence/", "previews/", "staging/", "incoming/") for key in self.ctx.blobs.list_keys(prefix))
+    def stored_keys(self, extra: tuple[str, ...] = ()) -> list[str]:
+        """Every object in the store (under extra prefixes too)."""
+        prefixes = ("evidence/", "previews/", "staging/", "incoming/", *extra)
+        return sorted(key for prefix in prefixes for key in self.ctx.blobs.list_keys(prefix))
 
     def events(self, event_type: str) -> list[dict]:
         """Payloads of the events of a type this service wrote to its outbox."""

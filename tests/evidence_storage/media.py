@@ -11,6 +11,8 @@ from typing import Iterator
 
 from PIL import Image, ImageDraw, ImageOps
 
+from deploy.samples import free_box, video_clip
+
 MIB = 1024 * 1024
 
 
@@ -94,20 +96,28 @@ def moov(*, timescale: int = 1000, duration: int = 83_250, width: int = 1920, he
     return box(b"moov", box(b"mvhd", mvhd) + sound + video)
 
 
-def mp4(media: bytes = b"\x00" * 4096, *, moov_first: bool = True, large_mdat: bool = False, **movie) -> bytes:
-    """A small MP4 file: ftyp, then moov and mdat in either order (mdat optionally with a 64-bit size)."""
+def mp4(extra: bytes = b"", *, moov_first: bool = True, **clip) -> bytes:
+    """A real MP4 made by ffmpeg (moov before or after the media data), then extra bytes in a trailing 'free' box."""
+    data = video_clip(faststart=moov_first, **clip)
+    return data + free_box(len(extra)) + extra if extra else data
+
+
+def box_mp4(media: bytes = b"\x00" * 4096, *, moov_first: bool = True, large_mdat: bool = False, **movie) -> bytes:
+    """An MP4 of boxes only (no decodable frame), for the box-header parser: ftyp, then moov and mdat in either
+    order (mdat optionally with a 64-bit size)."""
     movie_box = moov(**movie)
     mdat = struct.pack(">I4sQ", 1, b"mdat", 16 + len(media)) + media if large_mdat else box(b"mdat", media)
     return ftyp() + (movie_box + mdat if moov_first else mdat + movie_box)
 
 
 class BigVideo:
-    """A deterministic MP4 of any size, generated 1 MiB at a time (moov after the media data, as cameras write)."""
+    """A deterministic, playable MP4 of any size, generated 1 MiB at a time: a real clip (moov after the media data,
+    as cameras write), then a 'free' box of random bytes up to the size."""
 
     def __init__(self, size: int, seed: int = 2020) -> None:
         self.size, self.seed = size, seed
-        self._head, self._tail = ftyp(), moov(duration=600_000)
-        self._media = size - len(self._head) - 8 - len(self._tail)
+        self._head = video_clip(2.0, (320, 240), faststart=False)
+        self._media = size - len(self._head) - 8
         digest = hashlib.sha256()
         for piece in self._pieces():
             digest.update(piece)
@@ -130,13 +140,12 @@ class BigVideo:
 
     def _pieces(self) -> Iterator[bytes]:
         rng = random.Random(self.seed)
-        yield self._head + struct.pack(">I4s", 8 + self._media, b"mdat")
+        yield self._head + free_box(self._media)
         left = self._media
         while left:
             take = min(MIB, left)
             yield rng.randbytes(take)
             left -= take
-        yield self._tail
 
 
 # --- documents ----------------------------------------------------------------------------------------------

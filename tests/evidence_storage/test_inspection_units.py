@@ -40,7 +40,7 @@ def test_box_walker_stops_at_malformed_or_lying_boxes():
 
 
 def test_mvhd_with_unknown_duration_and_no_creation_time():
-    data = media.mp4(bytes(100), duration=0xFFFFFFFF, created=0)
+    data = media.box_mp4(bytes(100), duration=0xFFFFFFFF, created=0)
     facts = examine_video(reader(data), len(data))
     assert facts.duration_s is None and facts.created_at is None and facts.width == 1920
     assert "no usable duration" in facts.note

@@ -9,6 +9,7 @@ from datetime import date
 import pytest
 from PIL import Image
 
+from services.evidence_storage import video
 from shared.contracts.intake import CampaignPublished
 from tests.evidence_storage import media
 from tests.helpers import PDF_BYTES, wait_until
@@ -73,31 +74,79 @@ def test_heic_png_webp_are_decoded(world):
     assert heic["captured_at"] == "2020-03-20T16:00:00"
 
 
-@pytest.mark.parametrize("moov_first, large_mdat, version", [(True, False, 0), (False, True, 1)],
-                         ids=["moov-first", "moov-last-64bit-mdat-v1"])
-def test_video_duration_and_frame_size_from_the_box_headers(world, moov_first, large_mdat, version):
-    submission = world.submission()
-    data = media.mp4(bytes(300_000), moov_first=moov_first, large_mdat=large_mdat, version=version,
-                     timescale=600, duration=600 * 95 + 300, width=1280, height=720, created=3_667_000_000)
+@pytest.mark.parametrize("moov_first", [True, False], ids=["moov-first", "moov-last"])
+def test_video_is_probed_by_ffmpeg_with_a_poster_frame(world, moov_first):
+    campaign = world.campaign(date(2020, 3, 9), date(2020, 3, 31))
+    submission = world.submission(campaign_id=campaign)
+    data = media.mp4(bytes(300_000), moov_first=moov_first, seconds=3.0, size=(320, 240), created="2020-03-14T02:00:00Z")
     response = world.upload(submission["id"], data, "巡回宣讲.mp4")
     assert response.status_code == 201, response.text
     evidence = response.json()
     assert (evidence["media_type"], evidence["category"]) == ("video/mp4", "video")
-    assert evidence["duration_s"] == 95.5 and (evidence["width"], evidence["height"]) == (1280, 720)
-    assert evidence["captured_at"].startswith("2020-03-14T")  # 3,667,000,000 s after 1904-01-01 UTC
-    assert "ffmpeg not available" in evidence["preview_note"] and evidence["has_preview"] is False
+    assert evidence["duration_s"] == pytest.approx(3.0, abs=0.1) and (evidence["width"], evidence["height"]) == (320, 240)
+    assert (evidence["video_codec"], evidence["audio_codec"]) == ("h264", "aac")
+    assert evidence["captured_at"].startswith("2020-03-14T02:00") and evidence["outside_window"] is False
+    assert evidence["has_preview"] is True and evidence["preview_note"] is None
+    assert evidence["rendition"] is None  # H.264/AAC in MP4 plays in browsers as it is
+    poster = world.client.get(f"/evidence/{evidence['id']}/preview")
+    assert poster.status_code == 200 and Image.open(io.BytesIO(poster.content)).format == "JPEG"
 
 
-def test_quicktime_and_unreadable_video_headers(world):
+def test_a_video_ffmpeg_cannot_decode_is_refused(world):
     submission = world.submission()
-    mov = media.ftyp(b"qt  ", (b"qt  ",)) + media.moov(duration=2000) + media.box(b"mdat", bytes(1000))
-    evidence = world.upload(submission["id"], mov, "clip.mov").json()
-    assert evidence["media_type"] == "video/quicktime" and evidence["duration_s"] == 2.0
-    headerless = media.ftyp() + media.box(b"moov", b"") + media.box(b"mdat", bytes(1000))  # a moov without mvhd
-    evidence = world.upload(submission["id"], headerless, "camera.mp4").json()
-    assert evidence["duration_s"] is None and "movie header" in evidence["preview_note"]
-    garbage = media.ftyp() + bytes(range(256)) * 40  # boxes that do not fit: refused (tests/evidence_storage/test_attack_corpus.py)
-    assert world.upload(submission["id"], garbage, "camera.mp4").json()["code"] == "damaged_file"
+    no_moov = media.ftyp() + media.box(b"mdat", bytes(range(256)) * 40)  # no movie header at all
+    boxes_only = media.box_mp4(bytes(4000))  # headers that promise a video, but no frame in the media data
+    for data, name in ((no_moov, "camera.mp4"), (boxes_only, "empty.mp4")):
+        response = world.upload(submission["id"], data, name)
+        assert response.status_code == 422, (name, response.text)
+        assert response.json()["code"] == "video_undecodable"
+    clip = media.mp4(seconds=2.0)
+    cut = world.upload(submission["id"], clip[: len(clip) * 2 // 3], "cut.mp4")  # cut off midway: the first frames play
+    assert cut.status_code == 422 and cut.json()["code"] == "damaged_file"
+    assert world.evidence_count() == 0 and world.stored_keys() == []
+    assert [e["reason_code"] for e in world.events("evidence.rejected")] == ["video_undecodable"] * 2 + ["damaged_file"]
+
+
+@pytest.mark.parametrize("store", ["folder", "s3"])
+def test_a_video_browsers_cannot_play_gets_a_web_playable_copy(make_world, store):
+    world = make_world(store, evidence_rendition_poll_s=0.2)
+    submission = world.submission()
+    hevc = media.mp4(seconds=2.0, size=(320, 240), codec="hevc", container="mov")
+    response = world.upload(submission["id"], hevc, "手机拍摄.mov")
+    assert response.status_code == 201, response.text
+    evidence = response.json()
+    assert (evidence["media_type"], evidence["video_codec"], evidence["has_preview"]) == ("video/quicktime", "hevc", True)
+    assert evidence["rendition"]["state"] in ("pending", "rendering", "ready")
+
+    def ready():
+        found = world.client.get(f"/evidence/{evidence['id']}").json()["rendition"]
+        return found if found["state"] in ("ready", "failed") else None
+    rendition = wait_until(ready, timeout=120, what="the worker to make the web-playable copy")
+    assert rendition["state"] == "ready" and rendition["media_type"] == "video/mp4"
+
+    web = world.client.get(f"/evidence/{evidence['id']}/content", params={"variant": "web"})
+    assert web.status_code == 200 and web.headers["X-Evidence-Variant"] == "web"
+    assert hashlib.sha256(web.content).hexdigest() == rendition["sha256"] == web.headers["X-Content-SHA256"]
+    assert len(web.content) == rendition["size"] and web.content[4:8] == b"ftyp"
+    probed = video.probe(video.ffmpeg_exe(), _saved(world, web.content))
+    assert (probed.video_codec, probed.width, probed.height) == ("h264", 320, 240) and probed.web_playable("video/mp4")
+
+    # the original stays the proof, byte for byte, with its own hash
+    original = world.client.get(f"/evidence/{evidence['id']}/content")
+    assert original.headers["X-Evidence-Variant"] == "original" and original.content == hevc
+    assert world.client.get(f"/evidence/{evidence['id']}").json()["sha256"] == hashlib.sha256(hevc).hexdigest()
+    # a playable video asked for its web variant is served as it is
+    plain = world.upload(submission["id"], media.mp4(seconds=1.0), "宣讲.mp4").json()
+    assert world.client.get(f"/evidence/{plain['id']}/content", params={"variant": "web"}).headers["X-Evidence-Variant"] == "original"
+    # deleting the evidence removes its copy too
+    assert world.client.delete(f"/evidence/{evidence['id']}").status_code == 204
+    assert not [key for key in world.stored_keys(extra=("renditions/",)) if evidence["id"] in key]
+
+
+def _saved(world, data: bytes) -> str:
+    path = world.ctx.settings.data_dir / "probe.mp4"
+    path.write_bytes(data)
+    return str(path)
 
 
 def test_documents_are_typed_from_their_contents(world):

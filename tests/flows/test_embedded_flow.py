@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from services.evidence_storage.models import Evidence
 from shared.events import Envelope
 from tests.flows.steps import create_unit, submit, upload, wait_evidence_ready, wait_review_item
-from tests.helpers import JPEG_BYTES, MP4_BYTES, PDF_BYTES, PNG_BYTES, mail_parts, read_eml, wait_until
+from tests.helpers import JPEG_BYTES, PDF_BYTES, PNG_BYTES, mail_parts, mp4_bytes, read_eml, wait_until
 
 
 def test_unit_submission_upload_approve_email(platform, client):
@@ -77,7 +77,7 @@ def test_allowed_types_are_sniffed_from_bytes(client):
     unit = create_unit(client)
     submission = submit(client, unit["id"])
     wait_evidence_ready(client, submission["id"])
-    for data, name, expected in ((PNG_BYTES, "a.bin", "image/png"), (MP4_BYTES, "clip", "video/mp4"), (PDF_BYTES, "r.pdf", "application/pdf")):
+    for data, name, expected in ((PNG_BYTES, "a.bin", "image/png"), (mp4_bytes(), "clip", "video/mp4"), (PDF_BYTES, "r.pdf", "application/pdf")):
         response = upload(client, submission["id"], data, name, content_type="text/plain")
         assert response.status_code == 201, response.text
         assert response.json()["media_type"] == expected

@@ -52,7 +52,7 @@ def test_a_unit_on_digest_gets_one_mail_a_day_with_every_notice(make_world, smtp
     assert text.count("李明同志：") == 1 and text.count("此邮件由系统自动发送") == 1
     for line in ("1. 【退回修改】相山区信访局：悬挂宣传横幅（2020年3月12日 08:00）", "2. 【督办通知】相山区信访局：蓝色电话督办",
                  "3. 【佐证资料未接收】相山区信访局：a.txt", "审核意见：请补充<现场>照片",
-                 f"本单位报送情况：{PUBLIC}/intake/submissions?unit_id={on_digest}"):
+                 f"本单位报送情况：{PUBLIC}/console/tasks"):
         assert line in text
     assert "请补充&lt;现场&gt;照片" in html and "<现场>" not in html
 
@@ -104,8 +104,8 @@ def test_reviewers_get_a_daily_digest_of_new_submissions(make_world, smtp, clock
         assert "1. 相山区信访局：召开专题会议传达部署（M1，第1版）" in text
         assert "2. 相山区信访局：召开专题会议传达部署（M1，第2版）" in text
         assert "3. 相山区信访局：宣传月活动总结（活动总结，第1版）" in text
-        assert f'href="{PUBLIC}/review/submissions/{first.submission_id}"' in html
-        assert f"审核队列：{PUBLIC}/review/queue" in text
+        assert f'href="{PUBLIC}/console/queue#{first.submission_id}"' in html
+        assert f"审核队列：{PUBLIC}/console/queue" in text
     assert all(d.unit_id is None for d in world.deliveries())  # nothing went to the liaison
 
 

@@ -64,24 +64,24 @@ CASES = {
         lambda: campaign(),
         "【活动通知】网上信访宣传月",
         ["市信访局发布了“网上信访宣传月”活动方案", "M5 悬挂宣传横幅", "活动总结报送：2020年4月5日 18:00前",
-         f"活动方案：{PUBLIC}/intake/campaigns/{CAMPAIGN}",
+         f"活动方案：{PUBLIC}/console/campaigns/{CAMPAIGN}",
          f"附件1：网上信访宣传标语参考资料：{PUBLIC}/files/a1.pdf",
-         f"附件2：网上信访宣传单参考资料之一：{PUBLIC}/intake/campaigns/{CAMPAIGN}/materials"],
-        [f'href="{PUBLIC}/intake/campaigns/{CAMPAIGN}"', f'href="{PUBLIC}/files/a1.pdf"'],
+         f"附件2：网上信访宣传单参考资料之一：{PUBLIC}/console/campaigns/{CAMPAIGN}#materials"],
+        [f'href="{PUBLIC}/console/campaigns/{CAMPAIGN}"', f'href="{PUBLIC}/files/a1.pdf"'],
     ),
     "evidence.rejected": (
         lambda: EvidenceRejected(submission_id=SUBMISSION, unit_id="{unit}", filename="横幅.jpg",
                                  reason_code="unsupported_media_type", reason="不支持的文件类型"),
         f"【佐证资料未接收】{UNIT}：横幅.jpg",
         ["贵单位上传的佐证资料“横幅.jpg”未被接收", "原因：不支持的文件类型",
-         f"{PUBLIC}/evidence/submissions/{SUBMISSION}/evidence"],
-        ["未被接收", f'href="{PUBLIC}/evidence/submissions/{SUBMISSION}/evidence"'],
+         f"{PUBLIC}/console/submissions/{SUBMISSION}#upload"],
+        ["未被接收", f'href="{PUBLIC}/console/submissions/{SUBMISSION}#upload"'],
     ),
     "submission.approved": (
         lambda: decision(SubmissionApproved, score=95),
         f"【审核通过】{UNIT}：悬挂宣传横幅",
         ["已审核通过，得分 95", "审核人：王芳"],
-        ["已审核通过", f'href="{PUBLIC}/intake/submissions/{SUBMISSION}"'],
+        ["已审核通过", f'href="{PUBLIC}/console/submissions/{SUBMISSION}"'],
     ),
     "submission.returned": (
         lambda: decision(SubmissionReturned, comment="请补充横幅现场照片"),
@@ -100,8 +100,8 @@ CASES = {
                                     due_at=DUE, unit_id="{unit}", missing=["活动总结（含视频或照片）", "M7 巡回宣讲"],
                                     lead="P3D"),
         f"【截止提醒】{UNIT}：活动总结报送将于2020年4月5日 18:00截止",
-        ["（还有3天）", "· 活动总结（含视频或照片）", "· M7 巡回宣讲", f"报送入口：{PUBLIC}/intake/submissions?unit_id="],
-        ["<li>M7 巡回宣讲</li>", f'href="{PUBLIC}/intake/submissions?unit_id='],
+        ["（还有3天）", "· 活动总结（含视频或照片）", "· M7 巡回宣讲", f"报送入口：{PUBLIC}/console/tasks"],
+        ["<li>M7 巡回宣讲</li>", f'href="{PUBLIC}/console/tasks'],
     ),
     "deadline.missed": (
         lambda: DeadlineMissed(campaign_id=CAMPAIGN, deadline_code="summary", deadline_name="活动总结报送",
@@ -114,7 +114,7 @@ CASES = {
         lambda: supervision(SupervisionOpened, "yellow"),
         f"【督办通知】{UNIT}：黄色约谈督办",
         ["被列为黄色督办对象，督办方式：约谈督办", "督办事由：宣传工作不重视，横幅未悬挂", "整改期限：2020年4月5日 18:00前"],
-        [f'href="{PUBLIC}/review/supervisions/sv-1"'],
+        [f'href="{PUBLIC}/console/supervisions/sv-1"'],
     ),
     "supervision.escalated": (
         lambda: supervision(SupervisionEscalated, "red"),
@@ -135,15 +135,15 @@ CASES = {
         f"【检查情况】{UNIT}：2020年3月23日实地检查",
         ["钱进于2020年3月23日对贵单位", "已核实的宣传措施：M1、M2", "抽查群众 20 人，知晓网上渠道 15 人，会使用 9 人",
          "检查发现：宣传角资料齐全"],
-        [f'href="{PUBLIC}/review/inspections/in-1"'],
+        [f'href="{PUBLIC}/console/inspections/in-1"'],
     ),
     "circular.published": (
         lambda: CircularPublished(circular_id="c-1", campaign_id=CAMPAIGN, period="2020Q1",
                                   title="第一季度网上信访工作情况通报", docx_key="c/q1.docx", xlsx_key="c/q1.xlsx",
                                   snapshot_sha256="0" * 64),
         "【通报】第一季度网上信访工作情况通报",
-        ["“第一季度网上信访工作情况通报”（2020Q1）已印发", f"{PUBLIC}/review/circulars/c-1"],
-        [f'href="{PUBLIC}/review/circulars/c-1"'],
+        ["“第一季度网上信访工作情况通报”（2020Q1）已印发", f"{PUBLIC}/console/circulars/c-1"],
+        [f'href="{PUBLIC}/console/circulars/c-1"'],
     ),
 }
 
@@ -246,7 +246,7 @@ def test_liaison_reminder_goes_to_the_office_for_a_unit_without_liaison(make_wor
                         "【联络员未明确】烈山区信访局：明确联络员已逾期"]
     text, html = mail_parts(received[0].message)
     assert text.startswith("宣传月办公室：") and "烈山区信访局尚未明确联络员" in text and "（提前1天提醒）" in text
-    assert f'href="{PUBLIC}/intake/units/{unit_id}"' in html
+    assert f'href="{PUBLIC}/console/units/{unit_id}"' in html
     assert all(d.unit_id == unit_id for d in world.deliveries())
 
 
@@ -269,7 +269,7 @@ def test_submission_receipt_is_sent_when_enabled(make_world, smtp):
     [received] = smtp.wait_for(1, timeout=30)
     assert received.message["Subject"] == "【材料已收到】相山区信访局：召开专题会议传达部署"
     text, html = mail_parts(received.message)
-    assert "（宣传措施材料，宣传措施 M1，第 2 版）" in text and f"{PUBLIC}/intake/submissions/{SUBMISSION}" in text
+    assert "（宣传措施材料，宣传措施 M1，第 2 版）" in text and f"{PUBLIC}/console/submissions/{SUBMISSION}" in text
     assert "将尽快安排审核" in html
 
 

@@ -144,8 +144,11 @@ def test_as_of_accepts_a_date_or_a_datetime_in_campaign_time(world):
     naive = assessment(world, as_of="2020-03-26T09:59:59")  # Beijing time, before the escalation at 10:00
     assert by_code(naive)["SXX"]["parts"]["deductions"] == 12
     assert by_code(assessment(world, as_of="2020-03-26T10:00:00"))["SXX"]["parts"]["deductions"] == 15
-    assert assessment(world)["as_of"] == "2020-04-20T02:00:00Z"
+    assert assessment(world)["as_of"] == "2020-04-20T02:00:00Z" and assessment(world)["as_of_clamped"] is False
     assert assessment(world, as_of="2021-01-01")["as_of"] == "2020-04-20T02:00:00Z"  # no further than now
+    today = assessment(world, as_of="2020-04-20")  # today's date: its end is still ahead, so now
+    assert (today["as_of"], today["as_of_clamped"]) == ("2020-04-20T02:00:00Z", True)
+    assert day["as_of_clamped"] is False
     bad = world.client.get("/assessment", params={"campaign_id": world.campaign_id, "as_of": "昨天"},
                            headers=world.reviewer())
     assert bad.status_code == 422 and "as_of 格式不正确" in bad.json()["message"]

@@ -2,6 +2,8 @@
 revisions, verification, publishing once, and who may see what."""
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
 import hashlib
 import io
 import json
@@ -165,9 +167,17 @@ def test_defaults_revisions_and_the_same_moment_later(world):
     assert (titled["period"], titled["revision"], titled["title"]) == ("2020-03", 1, "三月份宣传月工作通报")
     listed = ok(world.client.get("/circulars", params={"campaign_id": world.campaign_id}, headers=world.reviewer()))
     assert [(c["period"], c["revision"]) for c in listed] == [("2020-03", 1), ("2020-Q1", 2), ("2020-Q1", 1)]
-    future = world.client.post("/circulars", json={"campaign_id": world.campaign_id, "period": "2020-Q2"},
-                               headers=world.admin())
-    assert error(future, 422)["code"] == "as_of_in_future"
+    # the one as_of rule (as GET /assessment): a moment after now means now
+    now = world.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ")
+    today_local = world.clock.now().astimezone(ZoneInfo("Asia/Shanghai")).date().isoformat()
+    running = make(world, period="2020-Q2")  # the period is under way: as of now
+    today = make(world, period="2020-04", as_of=today_local)  # today's date: its end is still ahead
+    assessed = ok(world.client.get("/assessment", params={"campaign_id": world.campaign_id, "as_of": today_local},
+                                   headers=world.admin()))
+    assert running["as_of"] == today["as_of"] == assessed["as_of"] == now and assessed["as_of_clamped"] is True
+    not_begun = world.client.post("/circulars", json={"campaign_id": world.campaign_id, "period": "2020-Q3"},
+                                  headers=world.admin())
+    assert error(not_begun, 422)["code"] == "period_not_started"
     bad = world.client.post("/circulars", json={"campaign_id": world.campaign_id, "period": "第一季度"},
                             headers=world.admin())
     assert error(bad, 422)["code"] == "invalid_period"
@@ -210,11 +220,11 @@ def test_publishing_happens_once_with_its_event_timeline_and_audit(world):
     assert [(r.kind, r.subject_id, r.actor, r.detail["revision"]) for r in records] == \
         [("circular.published", circular["id"], "王芳", 1)]
     assert actions == ["circular.created", "circular.published"]
-    # the link the notification e-mail carries is this route
+    # the link the notification e-mail carries opens the console's page of this circular, which reads this route
     link = Links("http://example.org").circular(circular["id"])
-    assert link == f"http://example.org/review/circulars/{circular['id']}"
-    assert ok(world.client.get(link.removeprefix("http://example.org/review"), headers=world.unit_caller("DJQ")))["id"] \
-        == circular["id"]
+    assert link == f"http://example.org/console/circulars/{circular['id']}"
+    route = link.replace("http://example.org/console", "")
+    assert ok(world.client.get(route, headers=world.unit_caller("DJQ")))["id"] == circular["id"]
 
 
 def test_who_may_make_publish_and_read_circulars(world):

@@ -1,6 +1,8 @@
 """The review queue: filters, flags, age, unit-subtree scoping, assignment and approval scores."""
 from __future__ import annotations
 
+import json
+
 from datetime import timedelta
 
 import pytest
@@ -62,8 +64,9 @@ def test_flags_outside_window_and_duplicates_of_another_units_evidence(world):
     def flagged(flag: str, headers=None) -> list[str]:
         return ids(ok(world.client.get("/queue", params={"flag": flag}, headers=headers or world.reviewer())))
 
-    assert flagged("duplicate") == [copied, from_elsewhere]
-    assert flagged("near_duplicate") == [similar]
+    # both sides are flagged: the original (reached first, the queue being oldest-first) as well as the copies
+    assert flagged("duplicate") == [xs_meeting, copied, from_elsewhere]
+    assert flagged("near_duplicate") == [xs_meeting, similar]
     assert flagged("outside_window") == [held_outside, shot_outside]
     by_id = {i["submission_id"]: i for i in ok(world.client.get("/queue", headers=world.reviewer()))}
     assert by_id[copied]["flags"] == ["duplicate"] and by_id[copied]["duplicates"] == {copy: [world.xs]}
@@ -71,7 +74,16 @@ def test_flags_outside_window_and_duplicates_of_another_units_evidence(world):
     assert by_id[copied]["evidence"][0]["duplicate_of"] == [original]
     assert by_id[from_elsewhere]["duplicates"] == {unknown: ["unknown:e-not-known-here"]}
     assert by_id[similar]["flags"] == ["near_duplicate"] and by_id[similar]["near_duplicates"] == {near: [world.xs]}
-    assert by_id[own_repeat]["flags"] == [] and by_id[xs_meeting]["flags"] == []
+    assert by_id[own_repeat]["flags"] == []
+    # the original says it came first and who repeated it; the copy says the other came first, and whose it is
+    assert by_id[xs_meeting]["flags"] == ["duplicate", "near_duplicate"]
+    assert by_id[xs_meeting]["duplicates"] == {original: [world.sx]}
+    assert by_id[xs_meeting]["near_duplicates"] == {original: [world.sx]}
+    assert [(d["came_first"], d["match"], d["evidence_id"], d["unit_id"], d["submission_id"])
+            for d in by_id[xs_meeting]["evidence"][0]["duplicates"]] == [
+        ("this", "exact", copy, world.sx, copied), ("this", "near", near, world.sx, similar)]
+    assert [(d["came_first"], d["evidence_id"], d["unit_id"], d["submission_id"])
+            for d in by_id[copied]["evidence"][0]["duplicates"]] == [("other", original, world.xs, xs_meeting)]
     assert by_id[held_outside]["flags"] == ["outside_window"] and by_id[held_outside]["outside_window"] is True
     assert by_id[shot_outside]["flags"] == ["outside_window"]
     assert [e["flags"] for e in by_id[shot_outside]["evidence"]] == [["outside_window"]]
@@ -81,6 +93,12 @@ def test_flags_outside_window_and_duplicates_of_another_units_evidence(world):
     assert flagged("duplicate", sx) == [copied]
     mine = ok(world.client.get(f"/submissions/{copied}", headers=sx))
     assert mine["flags"] == ["duplicate"] and mine["duplicates"] == {} and mine["evidence"][0]["duplicate_of"] == []
+    assert mine["evidence"][0]["duplicates"] == [
+        {"match": "exact", "came_first": "other", "evidence_id": None, "unit_id": None, "submission_id": None}]
+    theirs = ok(world.client.get(f"/submissions/{xs_meeting}", headers=world.unit_caller(world.xs)))
+    assert theirs["flags"] == ["duplicate", "near_duplicate"]  # the copied unit sees it too, without the copier
+    assert {d["came_first"] for d in theirs["evidence"][0]["duplicates"]} == {"this"}
+    assert world.sx not in json.dumps(theirs)
     assert world.xs not in world.client.get("/queue", headers=sx).text
     # flags combine with the other filters
     assert ids(ok(world.client.get("/queue", params={"flag": "duplicate", "unit_id": world.rj},

@@ -466,19 +466,24 @@
     return previews.get(evidenceId);
   }
 
-  async function contentUrl(evidenceId) {
-    const response = await api("evidence", `/evidence/${encodeURIComponent(evidenceId)}/content`, { raw: true });
+  async function contentUrl(evidenceId, variant) {
+    const response = await api("evidence", `/evidence/${encodeURIComponent(evidenceId)}/content`,
+      { raw: true, query: variant ? { variant } : undefined });
     return URL.createObjectURL(await response.blob());
   }
 
-  /** Where a video can play from: a presigned store URL, or (folder store) the bytes fetched with the token. */
+  /**
+   * Where a video can play from: a presigned store URL, or (folder store) the bytes fetched with the token.
+   * variant=web: the H.264 copy the evidence worker made of a video browsers cannot play, once it is ready.
+   */
   async function videoSource(evidence) {
     try {
-      const signed = await api("evidence", `/evidence/${encodeURIComponent(evidence.evidence_id)}/download-url`, { method: "POST" });
+      const signed = await api("evidence", `/evidence/${encodeURIComponent(evidence.evidence_id)}/download-url`,
+        { method: "POST", query: { variant: "web" } });
       return signed.url;
     } catch (error) {
       if (!(error instanceof ApiFailure) || (error.status !== 501 && error.status !== 503)) throw error;
-      return contentUrl(evidence.evidence_id);
+      return contentUrl(evidence.evidence_id, "web");
     }
   }
 

@@ -52,7 +52,8 @@ class AssessmentRead(BaseModel):
 
     campaign_id: str
     campaign_name: str
-    as_of: datetime
+    as_of: datetime = Field(description="the moment used: the requested one, or now if that lies in the future")
+    as_of_clamped: bool = Field(False, description="the requested moment lay after now, so now was used")
     max_total: float
     units: list[UnitScore]
 

@@ -496,6 +496,26 @@ def _bonus_lines(rubric: rubrics.Rubric, decisions: list[DecisionFact], latest: 
 # ---------------------------------------------------------------- moments
 
 
+@dataclass(frozen=True)
+class AsOf:
+    """The moment an assessment or circular is computed at, and whether the asked-for moment was pulled back to now."""
+
+    at: datetime  # UTC
+    clamped: bool = False
+
+
+def resolve_as_of(text: str | None, zone: ZoneInfo, now: datetime, *, default: datetime | None = None) -> AsOf:
+    """The one `as_of` rule of the assessment and of circulars (docs/assessment-circulars.md).
+
+    A date means the end of that day in the campaign's time zone; a datetime without an offset is campaign time;
+    nothing means `default` (else now). A moment after now means now: the facts known so far, since later ones
+    cannot be known yet (and deadlines between now and then are not missed yet). Both answer the moment used.
+    """
+    wanted = parse_as_of(text, zone, now) if text and text.strip() else (as_utc(default) if default else as_utc(now))
+    current = as_utc(now)
+    return AsOf(current, True) if wanted > current else AsOf(wanted, False)
+
+
 def parse_as_of(text: str | None, zone: ZoneInfo, now: datetime) -> datetime:
     """A moment from an ISO date (the end of that day, campaign time) or datetime (no offset: campaign time); None: now."""
     if text is None or not text.strip():

@@ -61,6 +61,7 @@ class Period:
     name: str  # Chinese, e.g. 第一季度
     year: int
     end: date
+    start: date
 
 
 def parse_period(code: str) -> Period:
@@ -71,15 +72,15 @@ def parse_period(code: str) -> Period:
                        f"the period's year must lie between {MIN_YEAR} and {MAX_YEAR}")
     if m := re.fullmatch(r"(\d{4})-Q([1-4])", text):
         year, quarter = int(m[1]), int(m[2])
-        return Period(text, _QUARTERS[quarter], year, _month_end(year, quarter * 3))
+        return Period(text, _QUARTERS[quarter], year, _month_end(year, quarter * 3), date(year, quarter * 3 - 2, 1))
     if m := re.fullmatch(r"(\d{4})-H([12])", text):
         year, half = int(m[1]), int(m[2])
-        return Period(text, _HALVES[half], year, _month_end(year, half * 6))
+        return Period(text, _HALVES[half], year, _month_end(year, half * 6), date(year, half * 6 - 5, 1))
     if m := re.fullmatch(r"(\d{4})-(0[1-9]|1[0-2])", text):
         year, month = int(m[1]), int(m[2])
-        return Period(text, f"{month}月份", year, _month_end(year, month))
+        return Period(text, f"{month}月份", year, _month_end(year, month), date(year, month, 1))
     if m := re.fullmatch(r"(\d{4})", text):
-        return Period(text, "年度", int(m[1]), date(int(m[1]), 12, 31))
+        return Period(text, "年度", int(m[1]), date(int(m[1]), 12, 31), date(int(m[1]), 1, 1))
     raise ApiError(422, "invalid_period", "期别格式不正确，应为 2020-Q1、2020-H1、2020-03 或 2020",
                    "period must look like 2020-Q1, 2020-H1, 2020-03 or 2020")
 
@@ -208,10 +209,12 @@ def create(ctx: ServiceContext, *, campaign_id: str, period: str, as_of: str | N
     now = ctx.clock.now()
     with ctx.db.session() as uow:
         campaign = scoring.load_campaign(uow, campaign_id)
-    moment = scoring.parse_as_of(as_of, campaign.zone, now) if as_of else scoring.end_of_day(spec.end, campaign.zone)
-    if moment > as_utc(now):
-        raise ApiError(422, "as_of_in_future", "统计截止时间晚于当前时间：通报只能根据已发生的事实生成",
-                       "as_of is in the future; a circular freezes facts that already happened")
+    if spec.start > as_utc(now).astimezone(campaign.zone).date():
+        raise ApiError(422, "period_not_started", f"{spec.code} 尚未开始，不能生成通报",
+                       f"the period {spec.code} has not begun; there is nothing to report yet")
+    # the one as_of rule (as GET /assessment): a moment after now means now, the facts known so far
+    resolved = scoring.resolve_as_of(as_of, campaign.zone, now, default=scoring.end_of_day(spec.end, campaign.zone))
+    moment = resolved.at
     with ctx.db.session() as uow:
         result = scoring.compute(uow, campaign_id, moment)
     written: list[str] = []

@@ -14,6 +14,17 @@ SubmissionKind = Literal["measure", "summary_report", "good_practice"]
 BULK_LIMIT = 200
 
 
+class DuplicateLink(BaseModel):
+    """Another evidence file this one repeats, or that repeats it, and which of the two came first."""
+
+    match: Literal["exact", "near"]
+    came_first: Literal["this", "other"] = Field(
+        description="'other': this file repeats an earlier one (the copy); 'this': a later upload repeats this one")
+    evidence_id: str | None = Field(None, description="the other file (staff only)")
+    unit_id: str | None = Field(None, description="the other file's unit (staff only; None when not known here)")
+    submission_id: str | None = Field(None, description="the other file's submission (staff only)")
+
+
 class EvidenceBrief(BaseModel):
     """Evidence as listed on a review item, with its flags."""
 
@@ -28,7 +39,9 @@ class EvidenceBrief(BaseModel):
     outside_window: bool | None = None
     duplicate_of: list[str] = Field([], description="evidence ids with the same bytes (staff only)")
     near_duplicate_of: list[str] = Field([], description="evidence ids of near-identical photos (staff only)")
-    flags: list[QueueFlag] = Field([], description="outside_window; duplicate / near_duplicate of another unit's evidence")
+    flags: list[QueueFlag] = Field([], description="outside_window; duplicate / near_duplicate of (or by) another unit's evidence")
+    duplicates: list[DuplicateLink] = Field(
+        [], description="links to other units' files in both directions, earliest first (a unit sees only match and order)")
 
 
 class ReviewItemRead(BaseModel):
@@ -58,7 +71,8 @@ class ReviewItemRead(BaseModel):
     score: float | None
     flags: list[QueueFlag] = []
     duplicates: dict[str, list[str]] = Field(
-        {}, description="evidence id → other unit ids with the same bytes ('unknown:<evidence id>' when that evidence is not known here); staff only")
+        {}, description="evidence id → other unit ids with the same bytes, whether they copied it or it copied them "
+        "('unknown:<evidence id>' when that evidence is not known here); staff only")
     near_duplicates: dict[str, list[str]] = Field({}, description="as duplicates, for near-identical photos")
     evidence: list[EvidenceBrief] = []
 

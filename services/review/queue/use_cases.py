@@ -9,13 +9,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Iterable
+from typing import Iterable, Literal
 
-from sqlalchemy import exists, func, or_, select, update
+from sqlalchemy import exists, or_, select, update
 from sqlalchemy.orm import Session
 
 from services.review import activity
-from services.review.models import AUDIT, ReviewEvidence, ReviewItem
+from services.review.models import AUDIT, ReviewDuplicate, ReviewEvidence, ReviewItem
 from services.review.queue import decisions, schemas
 from shared import audit
 from shared.auth import ADMIN, Principal, can_see_unit, visible
@@ -96,32 +96,56 @@ def list_queue(filters: QueueFilter, *, principal: Principal, ctx: ServiceContex
 
 
 def _duplicate_flagged(uow: Session, items_query, flag: str) -> set[str]:
-    """Ids of the matching items that have evidence duplicating another unit's (or an unknown) evidence."""
-    column = ReviewEvidence.duplicate_of if flag == "duplicate" else ReviewEvidence.near_duplicate_of
+    """Ids of the matching items with evidence that repeats, or is repeated by, another unit's (or unknown) evidence."""
+    match = "exact" if flag == "duplicate" else "near"
     candidates = items_query.with_only_columns(ReviewItem.submission_id, ReviewItem.unit_id).subquery()
-    rows = uow.execute(select(ReviewEvidence.evidence_id, candidates.c.submission_id, candidates.c.unit_id, column)
-                       .join(candidates, candidates.c.submission_id == ReviewEvidence.submission_id)
-                       .where(func.json_array_length(column) > 0)).all()
-    units = _units_of(uow, (ref for row in rows for ref in row[3] or ()))
-    return {row[1] for row in rows if _others(row[3], row[2], units)}
+    rows = uow.execute(select(ReviewEvidence.evidence_id, candidates.c.submission_id, candidates.c.unit_id)
+                       .join(candidates, candidates.c.submission_id == ReviewEvidence.submission_id)).all()
+    links = _links_of(uow, [row[0] for row in rows])
+    known = _known_evidence(uow, (link.other for found in links.values() for link in found))
+    return {submission for evidence_id, submission, unit in rows
+            if _others([link.other for link in links[evidence_id] if link.match == match], unit, known)}
 
 
-def _units_of(uow: Session, evidence_ids: Iterable[str]) -> dict[str, str]:
-    """The unit of each known evidence id (unknown ids are left out)."""
-    wanted = sorted(set(evidence_ids))
-    found: dict[str, str] = {}
-    for start in range(0, len(wanted), 500):
-        chunk = wanted[start:start + 500]
-        found.update(uow.execute(select(ReviewEvidence.evidence_id, ReviewEvidence.unit_id)
-                                 .where(ReviewEvidence.evidence_id.in_(chunk))).tuples().all())
+@dataclass(frozen=True)
+class _Link:
+    other: str
+    match: Literal["exact", "near"]
+    came_first: Literal["this", "other"]
+
+
+def _links_of(uow: Session, evidence_ids: list[str]) -> dict[str, list[_Link]]:
+    """Each evidence's duplicate links in both directions: the files it repeats and the files that repeat it."""
+    found: dict[str, list[_Link]] = {evidence_id: [] for evidence_id in evidence_ids}
+    for start in range(0, len(evidence_ids), 500):
+        chunk = evidence_ids[start:start + 500]
+        rows = uow.scalars(select(ReviewDuplicate).where(or_(ReviewDuplicate.evidence_id.in_(chunk),
+                                                             ReviewDuplicate.other_id.in_(chunk))))
+        for row in rows:
+            match: Literal["exact", "near"] = "exact" if row.match == "exact" else "near"
+            if row.evidence_id in found:  # this one is the later upload
+                found[row.evidence_id].append(_Link(row.other_id, match, "other"))
+            if row.other_id in found:  # a later upload repeats this one
+                found[row.other_id].append(_Link(row.evidence_id, match, "this"))
     return found
 
 
-def _others(refs: list[str] | None, own_unit: str, units: dict[str, str]) -> list[str]:
+def _known_evidence(uow: Session, evidence_ids: Iterable[str]) -> dict[str, tuple[str, str]]:
+    """(unit id, submission id) of each evidence id known here (unknown ids are left out)."""
+    wanted = sorted(set(evidence_ids))
+    found: dict[str, tuple[str, str]] = {}
+    for start in range(0, len(wanted), 500):
+        rows = uow.execute(select(ReviewEvidence.evidence_id, ReviewEvidence.unit_id, ReviewEvidence.submission_id)
+                           .where(ReviewEvidence.evidence_id.in_(wanted[start:start + 500])))
+        found.update({evidence_id: (unit, submission) for evidence_id, unit, submission in rows})
+    return found
+
+
+def _others(refs: list[str] | None, own_unit: str, known: dict[str, tuple[str, str]]) -> list[str]:
     """Other units behind duplicate references: unit ids, or 'unknown:<evidence id>' for evidence not known here."""
     out: list[str] = []
     for ref in refs or ():
-        unit = units.get(ref)
+        unit = known[ref][0] if ref in known else None
         other = f"{UNKNOWN}{ref}" if not unit else (unit if unit != own_unit else None)
         if other and other not in out:
             out.append(other)
@@ -137,8 +161,8 @@ def present(uow: Session, items: list[ReviewItem], *, principal: Principal, now:
         for row in uow.scalars(select(ReviewEvidence).where(ReviewEvidence.submission_id.in_(ids[start:start + 500]))
                                .order_by(ReviewEvidence.evidence_id)):
             evidence[row.submission_id].append(row)
-    units = _units_of(uow, (ref for rows in evidence.values() for e in rows
-                            for ref in [*(e.duplicate_of or ()), *(e.near_duplicate_of or ())]))
+    links = _links_of(uow, [e.evidence_id for rows in evidence.values() for e in rows])
+    known = _known_evidence(uow, (link.other for found in links.values() for link in found))
     ttl = now - cutoff
     out = []
     for item in items:
@@ -151,19 +175,28 @@ def present(uow: Session, items: list[ReviewItem], *, principal: Principal, now:
         flags: set[str] = {"outside_window"} if item.outside_window else set()
         for e in evidence[item.submission_id]:
             brief = schemas.EvidenceBrief.model_validate(e)
-            dupes = _others(e.duplicate_of, item.unit_id, units)
-            nears = _others(e.near_duplicate_of, item.unit_id, units)
+            # both directions: the copy names the original's unit, the original the copy's; a unit's own repeat is no flag
+            foreign = [link for link in links[e.evidence_id] if _others([link.other], item.unit_id, known)]
+            dupes = _others([link.other for link in foreign if link.match == "exact"], item.unit_id, known)
+            nears = _others([link.other for link in foreign if link.match == "near"], item.unit_id, known)
             checks: tuple[tuple[schemas.QueueFlag, bool], ...] = (
                 ("outside_window", bool(e.outside_window)), ("duplicate", bool(dupes)), ("near_duplicate", bool(nears)))
             brief.flags = [code for code, on in checks if on]
             flags.update(brief.flags)
+            # what it repeats first, then who repeats it; exact before near
+            foreign.sort(key=lambda link: (link.came_first == "this", link.match != "exact", link.other))
             if principal.is_staff:
                 if dupes:
                     view.duplicates[e.evidence_id] = dupes
                 if nears:
                     view.near_duplicates[e.evidence_id] = nears
-            else:  # a unit learns that its photo repeats another's, not whose
+                brief.duplicates = [schemas.DuplicateLink(
+                    match=link.match, came_first=link.came_first, evidence_id=link.other,
+                    unit_id=known[link.other][0] if link.other in known else None,
+                    submission_id=known[link.other][1] if link.other in known else None) for link in foreign]
+            else:  # a unit learns that its photo repeats another's (or is repeated), and which came first, not whose
                 brief.duplicate_of, brief.near_duplicate_of = [], []
+                brief.duplicates = [schemas.DuplicateLink(match=link.match, came_first=link.came_first) for link in foreign]
             view.evidence.append(brief)
         view.flags = [code for code in ("outside_window", "duplicate", "near_duplicate") if code in flags]
         out.append(view)
