@@ -160,9 +160,14 @@ def _root_app(platform: Platform, apps: dict[str, FastAPI]) -> FastAPI:
     checks["mailer"] = platform.contexts["notification"].mailer.health
     settings = platform.contexts["intake"].settings
     root.state.token_verifier = verifier_from_settings(settings)
-    root.include_router(health_routes(HealthMonitor(checks, budget_s=settings.health_probe_timeout_s),
-                                      alive=platform.liveness))
-    root.include_router(metrics_router(settings.metrics_token.get_secret_value() if settings.metrics_token else None))
+    root.include_router(
+        health_routes(
+            HealthMonitor(checks, budget_s=settings.health_probe_timeout_s), alive=platform.liveness
+        )
+    )
+    root.include_router(
+        metrics_router(settings.metrics_token.get_secret_value() if settings.metrics_token else None)
+    )
 
     @root.get("/", include_in_schema=False)
     def home() -> RedirectResponse:

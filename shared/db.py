@@ -1,4 +1,5 @@
 """The database port: an engine and sessions for one service, SQLite or PostgreSQL (schema: shared/migrations.py)."""
+
 from __future__ import annotations
 
 import re
@@ -94,7 +95,9 @@ def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: object) -> No
 
 
 def _sqlite_begin(conn: Connection) -> None:
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("sqlite_begin") == "IMMEDIATE" else "BEGIN")
+    conn.exec_driver_sql(
+        "BEGIN IMMEDIATE" if conn.get_execution_options().get("sqlite_begin") == "IMMEDIATE" else "BEGIN"
+    )
 
 
 class ReadSession(Session):
@@ -104,13 +107,17 @@ class ReadSession(Session):
 @event.listens_for(ReadSession, "before_flush")
 def _refuse_flush(session: Session, _context: object, _instances: object) -> None:
     if session.new or session.dirty or session.deleted:
-        raise ReadOnlySession("this session is read-only (Database.session); write inside Database.transaction()")
+        raise ReadOnlySession(
+            "this session is read-only (Database.session); write inside Database.transaction()"
+        )
 
 
 @event.listens_for(ReadSession, "do_orm_execute")
 def _refuse_write(state: ORMExecuteState) -> None:
     if state.is_insert or state.is_update or state.is_delete:
-        raise ReadOnlySession("this session is read-only (Database.session); write inside Database.transaction()")
+        raise ReadOnlySession(
+            "this session is read-only (Database.session); write inside Database.transaction()"
+        )
 
 
 def rows_affected(result: Result[Any]) -> int:

@@ -1,5 +1,6 @@
 """HTTP helpers shared by the service APIs: bilingual errors (answered as shared/problems.py envelopes) and UTC
 times (health: shared/health.py)."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -26,5 +27,3 @@ class ApiError(HTTPException):
 def not_found(what: str, what_en: str, ident: str) -> ApiError:
     """404 for an unknown resource."""
     return ApiError(404, "not_found", f"{what}不存在：{ident}", f"{what_en} not found: {ident}")
-
-

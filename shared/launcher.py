@@ -135,10 +135,14 @@ def launch(
 
 def worker_health_server(ctx: ServiceContext, bus: MessageBus, worker: ServiceWorker) -> HealthServer:
     """The worker's /livez (its loops run, none stuck) and /readyz (database, store or mailer, broker) on HEALTH_PORT."""
-    monitor = HealthMonitor(service_checks(ctx, bus_check=bus.health), budget_s=ctx.settings.health_probe_timeout_s)
+    monitor = HealthMonitor(
+        service_checks(ctx, bus_check=bus.health), budget_s=ctx.settings.health_probe_timeout_s
+    )
     app = worker_health_app(monitor, alive=worker.liveness, settings=ctx.settings)
     token = ctx.settings.metrics_token
-    app.include_router(metrics_router(token.get_secret_value() if token else None))  # /metrics (shared/metrics.py)
+    app.include_router(
+        metrics_router(token.get_secret_value() if token else None)
+    )  # /metrics (shared/metrics.py)
     return HealthServer(app, host=ctx.settings.host, port=ctx.settings.health_port)
 
 

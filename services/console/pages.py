@@ -1,4 +1,5 @@
 """The console's pages: path, template, title, who may open each, and which appear in the navigation."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -34,7 +35,9 @@ PAGES: tuple[Page, ...] = (
     Page("campaign", "/campaigns/{campaign_id}", "活动方案", script="campaign"),
     Page("unit", "/units/{unit_id}", "单位详情", script="unit"),
     Page("queue", "/queue", "审核队列", roles=(ADMIN, REVIEWER), nav_roles=(ADMIN, REVIEWER), script="queue"),
-    Page("inspections", "/inspections", "检查", roles=STAFF, nav_roles=(ADMIN, INSPECTOR), script="inspections"),
+    Page(
+        "inspections", "/inspections", "检查", roles=STAFF, nav_roles=(ADMIN, INSPECTOR), script="inspections"
+    ),
     Page("inspection", "/inspections/{inspection_id}", "检查记录", script="inspection"),
     Page("supervisions", "/supervisions", "督办", roles=STAFF, nav_roles=STAFF, script="supervisions"),
     Page("supervision", "/supervisions/{supervision_id}", "督办详情", script="supervision"),

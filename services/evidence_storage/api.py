@@ -18,10 +18,25 @@ from services.evidence_storage import downloads, exports, handlers, ingest, inte
 from services.evidence_storage.access import Caller, caller_of, check_access, check_uploader
 from services.evidence_storage.duplicates import duplicate_views
 from services.evidence_storage.formdata import MAX_FILES, MultipartFiles
-from services.evidence_storage.models import AUDIT, Evidence, EvidenceRendition, IntegrityCheck, KnownSubmission, UploadSession
+from services.evidence_storage.models import (
+    AUDIT,
+    Evidence,
+    EvidenceRendition,
+    IntegrityCheck,
+    KnownSubmission,
+    UploadSession,
+)
 from services.evidence_storage.schemas import (
-    CompleteRequest, DownloadUrl, DuplicateRead, EvidenceRead, IntegrityRead, IntegrityRequest,
-    PresignedForm, RenditionRead, SessionCreate, SessionRead,
+    CompleteRequest,
+    DownloadUrl,
+    DuplicateRead,
+    EvidenceRead,
+    IntegrityRead,
+    IntegrityRequest,
+    PresignedForm,
+    RenditionRead,
+    SessionCreate,
+    SessionRead,
 )
 from services.evidence_storage.streams import ChunkPullReader
 from shared import grants as grants_module
@@ -60,9 +75,14 @@ _CHUNK_BODY = {"requestBody": {"required": True, "content": {"application/octet-
 MULTIPART_OVERHEAD = 64 * 1024  # room for multipart boundaries and part headers around the files
 
 
-GRANT = Header(None, alias=grants_module.HEADER, description=(
-    "intake 创建报送材料时返回的 upload_grant，使刚创建的材料可立即上传 · the upload_grant from intake's create "
-    "response: lets an upload in before this service has heard of the submission"))
+GRANT = Header(
+    None,
+    alias=grants_module.HEADER,
+    description=(
+        "intake 创建报送材料时返回的 upload_grant，使刚创建的材料可立即上传 · the upload_grant from intake's create "
+        "response: lets an upload in before this service has heard of the submission"
+    ),
+)
 
 
 def create_app(ctx: ServiceContext) -> FastAPI:
@@ -120,31 +140,62 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         with ctx.db.session() as uow:
             flags = duplicate_views(uow, rows, caller.principal)
             videos = [row.id for row in rows if row.category == "video"]
-            copies = {c.evidence_id: RenditionRead.model_validate(c) for c in uow.scalars(
-                select(EvidenceRendition).where(EvidenceRendition.evidence_id.in_(videos)))} if videos else {}
-        return [EvidenceRead.model_validate(row).model_copy(update={
-            "has_preview": row.thumbnail_key is not None,
-            "duplicates": [DuplicateRead.model_validate(found) for found in flags[row.id]],
-            "rendition": copies.get(row.id),
-        }) for row in rows]
+            copies = (
+                {
+                    c.evidence_id: RenditionRead.model_validate(c)
+                    for c in uow.scalars(
+                        select(EvidenceRendition).where(EvidenceRendition.evidence_id.in_(videos))
+                    )
+                }
+                if videos
+                else {}
+            )
+        return [
+            EvidenceRead.model_validate(row).model_copy(
+                update={
+                    "has_preview": row.thumbnail_key is not None,
+                    "duplicates": [DuplicateRead.model_validate(found) for found in flags[row.id]],
+                    "rendition": copies.get(row.id),
+                }
+            )
+            for row in rows
+        ]
 
-    @router.post("/submissions/{submission_id}/evidence", status_code=201, response_model=EvidenceRead | list[EvidenceRead],
-                 tags=["upload"], openapi_extra=_UPLOAD_BODY)
-    async def upload(submission_id: str, request: Request, filename: str | None = Query(None, max_length=1000),
-                     caller: Caller = Depends(UPLOADER), grant: str | None = GRANT):
+    @router.post(
+        "/submissions/{submission_id}/evidence",
+        status_code=201,
+        response_model=EvidenceRead | list[EvidenceRead],
+        tags=["upload"],
+        openapi_extra=_UPLOAD_BODY,
+    )
+    async def upload(
+        submission_id: str,
+        request: Request,
+        filename: str | None = Query(None, max_length=1000),
+        caller: Caller = Depends(UPLOADER),
+        grant: str | None = GRANT,
+    ):
         """Upload as the raw body (one file, `?filename=` for display) or as multipart/form-data (several files,
         all accepted or none). Streamed to the store, never held whole in memory; the type is judged from the bytes."""
         multipart = request.headers.get("content-type", "").lower().startswith("multipart/form-data")
-        _refuse_declared_over_limit(request, ingest.largest_limit(ctx.settings) * (MAX_FILES if multipart else 1))
+        _refuse_declared_over_limit(
+            request, ingest.largest_limit(ctx.settings) * (MAX_FILES if multipart else 1)
+        )
         await _in_thread(lambda: submission_visible(caller, submission_id, grant))
         next_chunk = _puller(request)
         if multipart:
             content_type = request.headers["content-type"]
-            rows = await _in_thread(lambda: handlers.store_form(
-                submission_id, MultipartFiles(content_type, next_chunk), ctx=ctx, actor=caller.actor))
+            rows = await _in_thread(
+                lambda: handlers.store_form(
+                    submission_id, MultipartFiles(content_type, next_chunk), ctx=ctx, actor=caller.actor
+                )
+            )
             return views(rows, caller)
-        row = await _in_thread(lambda: handlers.store_evidence(
-            submission_id, filename, ChunkPullReader(next_chunk), ctx=ctx, actor=caller.actor))
+        row = await _in_thread(
+            lambda: handlers.store_evidence(
+                submission_id, filename, ChunkPullReader(next_chunk), ctx=ctx, actor=caller.actor
+            )
+        )
         return view(row, caller)
 
     @router.get("/submissions/{submission_id}/evidence", response_model=list[EvidenceRead], tags=["evidence"])
@@ -158,16 +209,26 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         return view(downloads.evidence_for(evidence_id, caller, ctx=ctx), caller)
 
     @router.get("/evidence/{evidence_id}/content", tags=["download"])
-    def download(evidence_id: str, variant: Literal["original", "web"] = Query(
-                     "original", description="web: a video's web-playable copy when one is ready, else the original"),
-                 caller: Caller = Depends(READER)) -> StreamingResponse:
+    def download(
+        evidence_id: str,
+        variant: Literal["original", "web"] = Query(
+            "original", description="web: a video's web-playable copy when one is ready, else the original"
+        ),
+        caller: Caller = Depends(READER),
+    ) -> StreamingResponse:
         """Stream the stored bytes (written to the audit log); X-Evidence-Variant says which object answered."""
         served, chunks = downloads.open_served(evidence_id, caller, variant, ctx=ctx)
-        return StreamingResponse(chunks, media_type=served.media_type, headers={
-            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(served.filename)}",
-            "Content-Length": str(served.size), "X-Content-SHA256": served.sha256,
-            "X-Content-Type-Options": "nosniff", "X-Evidence-Variant": served.variant,
-        })
+        return StreamingResponse(
+            chunks,
+            media_type=served.media_type,
+            headers={
+                "Content-Disposition": f"attachment; filename*=UTF-8''{quote(served.filename)}",
+                "Content-Length": str(served.size),
+                "X-Content-SHA256": served.sha256,
+                "X-Content-Type-Options": "nosniff",
+                "X-Evidence-Variant": served.variant,
+            },
+        )
 
     @router.get("/evidence/{evidence_id}/preview", tags=["download"])
     def preview(evidence_id: str, caller: Caller = Depends(READER)) -> StreamingResponse:
@@ -178,8 +239,11 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         )
 
     @router.post("/evidence/{evidence_id}/download-url", response_model=DownloadUrl, tags=["download"])
-    def download_url(evidence_id: str, variant: Literal["original", "web"] = Query("original"),
-                     caller: Caller = Depends(READER)) -> DownloadUrl:
+    def download_url(
+        evidence_id: str,
+        variant: Literal["original", "web"] = Query("original"),
+        caller: Caller = Depends(READER),
+    ) -> DownloadUrl:
         """A short-lived presigned URL straight to the object, or (variant=web) a video's web-playable copy when
         one is ready (S3 only; written to the audit log)."""
         _, url, expires_at = downloads.presigned_download(evidence_id, caller, ctx=ctx, variant=variant)
@@ -201,9 +265,15 @@ def create_app(ctx: ServiceContext) -> FastAPI:
             check_uploader(caller, owner.state)
         handlers.delete_evidence(evidence_id, ctx=ctx, caller=caller)
 
-    @router.post("/submissions/{submission_id}/upload-sessions", status_code=201, response_model=SessionRead, tags=["upload"])
-    def create_session(submission_id: str, body: SessionCreate, caller: Caller = Depends(UPLOADER),
-                       grant: str | None = GRANT) -> SessionRead:
+    @router.post(
+        "/submissions/{submission_id}/upload-sessions",
+        status_code=201,
+        response_model=SessionRead,
+        tags=["upload"],
+    )
+    def create_session(
+        submission_id: str, body: SessionCreate, caller: Caller = Depends(UPLOADER), grant: str | None = GRANT
+    ) -> SessionRead:
         """Open a resumable chunked session, or a presigned POST straight to S3 (501 on the folder store)."""
         submission_visible(caller, submission_id, grant)
         session, form = uploads.create_session(

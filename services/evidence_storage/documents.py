@@ -1,10 +1,12 @@
 """Document inspection: DOCX/XLSX judged from the ZIP central directory (never extracted), PDF from its ends."""
+
 from __future__ import annotations
 
 import re
 import zipfile
 import zlib
-from typing import IO, Callable
+from collections.abc import Callable
+from typing import IO
 
 from services.evidence_storage import refusals
 from services.evidence_storage.sniff import DOCX, PDF, XLSX, MediaKind
@@ -54,7 +56,9 @@ def _check_expansion(entries: list[zipfile.ZipInfo]) -> None:
         raise refusals.zip_bomb(f"{total} bytes uncompressed (limit {MAX_UNCOMPRESSED})")
     for entry in entries:
         if entry.file_size > RATIO_FLOOR and entry.file_size > MAX_RATIO * max(entry.compress_size, 1):
-            raise refusals.zip_bomb(f"part {entry.filename!r} expands {entry.file_size // max(entry.compress_size, 1)}-fold")
+            raise refusals.zip_bomb(
+                f"part {entry.filename!r} expands {entry.file_size // max(entry.compress_size, 1)}-fold"
+            )
 
 
 def _content_types(archive: zipfile.ZipFile, names: set[str]) -> bytes:
@@ -114,10 +118,10 @@ def _object_streams(data: bytes):
     """The raw bytes of each Flate-compressed object stream (/Type /ObjStm)."""
     for match in _OBJSTM.finditer(data):
         begin = data.find(b"stream", match.end(), match.end() + 4096)
-        if begin < 0 or b"/FlateDecode" not in data[max(0, match.start() - 1024):begin]:
+        if begin < 0 or b"/FlateDecode" not in data[max(0, match.start() - 1024) : begin]:
             continue
         begin += len(b"stream")
-        begin += 2 if data[begin:begin + 2] == b"\r\n" else 1
+        begin += 2 if data[begin : begin + 2] == b"\r\n" else 1
         end = data.find(b"endstream", begin)
         if end > begin:
             yield data[begin:end]

@@ -1,5 +1,6 @@
 """Deep inspection of a stored upload before it becomes evidence: is it whole and what it claims, and what
 does it say about itself (size in pixels, duration, capture time and place)."""
+
 from __future__ import annotations
 
 import logging
@@ -55,10 +56,19 @@ def examine(blobs: BlobStore, key: str, kind: MediaKind, size: int, *, settings:
             spool.seek(0)
             check_no_trailing_data(spool.read(), kind)  # a photo is at most EVIDENCE_PHOTO_MAX_BYTES
             spool.seek(0)
-            facts = examine_image(spool, kind, max_pixels=settings.evidence_max_image_pixels, local_tz=local_tz)
+            facts = examine_image(
+                spool, kind, max_pixels=settings.evidence_max_image_pixels, local_tz=local_tz
+            )
         return Findings(
-            kind=kind, width=facts.width, height=facts.height, captured_at=facts.captured_at, captured_on=facts.captured_on,
-            gps_lat=facts.gps_lat, gps_lon=facts.gps_lon, phash=facts.phash, preview=facts.thumbnail,
+            kind=kind,
+            width=facts.width,
+            height=facts.height,
+            captured_at=facts.captured_at,
+            captured_on=facts.captured_on,
+            gps_lat=facts.gps_lat,
+            gps_lon=facts.gps_lon,
+            phash=facts.phash,
+            preview=facts.thumbnail,
         )
     read = _ranged(blobs, key)
     if kind.category == "video":
@@ -66,7 +76,11 @@ def examine(blobs: BlobStore, key: str, kind: MediaKind, size: int, *, settings:
         try:
             check_structure(cached.pread, size)
         except StructureError as exc:
-            refusal = refusals.unplayable_video(kind.label) if exc.unplayable else refusals.malformed_boxes(kind.label, str(exc))
+            refusal = (
+                refusals.unplayable_video(kind.label)
+                if exc.unplayable
+                else refusals.malformed_boxes(kind.label, str(exc))
+            )
             raise refusal from exc
         header = examine_video(cached.pread, size)  # the capture time is in the movie header
         if cut_short(cached.pread, size):  # ffmpeg would still play the frames before the cut
@@ -76,17 +90,26 @@ def examine(blobs: BlobStore, key: str, kind: MediaKind, size: int, *, settings:
         if probed is None:  # no ffmpeg: what the box headers say
             notes = "; ".join(note for note in (header.note, poster_note) if note) or None
             return Findings(
-                kind=kind, width=header.width, height=header.height, duration_s=header.duration_s,
+                kind=kind,
+                width=header.width,
+                height=header.height,
+                duration_s=header.duration_s,
                 captured_at=captured.isoformat() if captured else None,
                 captured_on=captured.astimezone(local_tz).date() if captured else None,
-                preview=poster, preview_note=notes,
+                preview=poster,
+                preview_note=notes,
             )
         return Findings(
-            kind=kind, width=probed.width or header.width, height=probed.height or header.height,
+            kind=kind,
+            width=probed.width or header.width,
+            height=probed.height or header.height,
             duration_s=probed.duration_s if probed.duration_s is not None else header.duration_s,
             captured_at=captured.isoformat() if captured else None,
             captured_on=captured.astimezone(local_tz).date() if captured else None,
-            preview=poster, preview_note=poster_note, video_codec=probed.video_codec, audio_codec=probed.audio_codec,
+            preview=poster,
+            preview_note=poster_note,
+            video_codec=probed.video_codec,
+            audio_codec=probed.audio_codec,
             needs_rendition=not probed.web_playable(kind.media_type),
         )
     if kind is PDF:
@@ -98,7 +121,9 @@ def examine(blobs: BlobStore, key: str, kind: MediaKind, size: int, *, settings:
         source.close()
 
 
-def look_at_video(blobs: BlobStore, key: str, kind: MediaKind) -> tuple[video.VideoProbe | None, bytes | None, str | None]:
+def look_at_video(
+    blobs: BlobStore, key: str, kind: MediaKind
+) -> tuple[video.VideoProbe | None, bytes | None, str | None]:
     """Probe the video with ffmpeg (refusing what it cannot decode) and take a poster frame: (probe, poster, note)."""
     ffmpeg = video.ffmpeg_exe()
     if ffmpeg is None:
@@ -129,6 +154,7 @@ def ffmpeg_source(blobs: BlobStore, key: str, work: Path, ttl_s: int) -> str:
 def _ranged(blobs: BlobStore, key: str):
     def read(offset: int, length: int) -> bytes:
         return blobs.read_range(key, offset, length)
+
     return read
 
 

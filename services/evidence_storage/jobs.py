@@ -1,5 +1,6 @@
 """The evidence worker's periodic jobs: store-level retention for locked evidence, expiry of upload sessions, the
 orphan sweep, web-playable copies of videos."""
+
 from __future__ import annotations
 
 import logging
@@ -56,9 +57,25 @@ def jobs(ctx: ServiceContext) -> list[PeriodicJob]:
         ),
         PeriodicJob("evidence-upload-sessions", 300.0, lambda: expire_sessions(ctx), wake_on_events=False),
         # the worker consumes no event for an upload: it looks for videos awaiting a web-playable copy every few seconds
-        PeriodicJob("evidence-renditions", ctx.settings.evidence_rendition_poll_s, lambda: make_renditions(ctx),
-                    wake_on_events=False),
-        *([PeriodicJob("evidence-orphan-sweep", ctx.settings.evidence_sweep_interval_s, lambda: sweep(ctx),
-                       wake_on_events=False)] if ctx.settings.evidence_sweep_interval_s > 0 else []),
-        PeriodicJob("evidence-integrity-checks", INTEGRITY_POLL_S, lambda: run_queued(ctx), wake_on_events=False),
+        PeriodicJob(
+            "evidence-renditions",
+            ctx.settings.evidence_rendition_poll_s,
+            lambda: make_renditions(ctx),
+            wake_on_events=False,
+        ),
+        *(
+            [
+                PeriodicJob(
+                    "evidence-orphan-sweep",
+                    ctx.settings.evidence_sweep_interval_s,
+                    lambda: sweep(ctx),
+                    wake_on_events=False,
+                )
+            ]
+            if ctx.settings.evidence_sweep_interval_s > 0
+            else []
+        ),
+        PeriodicJob(
+            "evidence-integrity-checks", INTEGRITY_POLL_S, lambda: run_queued(ctx), wake_on_events=False
+        ),
     ]

@@ -102,7 +102,9 @@ class Evidence(Base):
     phash: Mapped[str | None] = mapped_column(String(16), index=True, default=None)
     thumbnail_key: Mapped[str | None] = mapped_column(String(512), default=None)
     preview_note: Mapped[str | None] = mapped_column(String(300), default=None)
-    video_codec: Mapped[str | None] = mapped_column(String(32), default=None)  # as ffmpeg names it: h264, hevc...
+    video_codec: Mapped[str | None] = mapped_column(
+        String(32), default=None
+    )  # as ffmpeg names it: h264, hevc...
     audio_codec: Mapped[str | None] = mapped_column(String(32), default=None)
     upload_path: Mapped[str] = mapped_column(String(16), default="stream")
     uploaded_by: Mapped[str | None] = mapped_column(String(200), default=None)

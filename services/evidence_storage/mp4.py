@@ -3,18 +3,31 @@
 Only box headers and a few small boxes are read, by offset, so a 2 GB video costs a handful of small reads
 wherever its `moov` box sits (before or after the media data).
 """
+
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 
 MAX_BOXES = 4096  # per level: a file that claims more is not walked further
-_EPOCH_1904 = datetime(1904, 1, 1, tzinfo=timezone.utc)
+_EPOCH_1904 = datetime(1904, 1, 1, tzinfo=UTC)
 _CONTAINERS = {b"mdia"}
 # Boxes that hold only boxes, walked by check_structure (udta/meta are not: their layouts vary by writer).
-STRICT_CONTAINERS = {b"moov", b"trak", b"mdia", b"minf", b"stbl", b"edts", b"dinf", b"mvex", b"moof", b"traf", b"mfra"}
+STRICT_CONTAINERS = {
+    b"moov",
+    b"trak",
+    b"mdia",
+    b"minf",
+    b"stbl",
+    b"edts",
+    b"dinf",
+    b"mvex",
+    b"moof",
+    b"traf",
+    b"mfra",
+}
 MAX_STRICT_BOXES = 50_000
 
 
@@ -93,7 +106,9 @@ class StructureError(Exception):
         self.unplayable = unplayable
 
 
-def _strict_level(read: Callable[[int, int], bytes], start: int, end: int, budget: list[int], *, top: bool) -> set[bytes]:
+def _strict_level(
+    read: Callable[[int, int], bytes], start: int, end: int, budget: list[int], *, top: bool
+) -> set[bytes]:
     """The box types laid between start and end; every box fits, the last ends exactly at end."""
     seen: set[bytes] = set()
     pos = start
@@ -116,10 +131,14 @@ def _strict_level(read: Callable[[int, int], bytes], start: int, end: int, budge
             box_size, header = struct.unpack(">Q", head[8:16])[0], 16
         elif box_size == 0:
             if not top:
-                raise StructureError(f"box {kind!r} at offset {pos} claims to run to the end of the file inside a container")
+                raise StructureError(
+                    f"box {kind!r} at offset {pos} claims to run to the end of the file inside a container"
+                )
             box_size = end - pos
         if box_size < header or box_size > end - pos:
-            raise StructureError(f"box {kind!r} at offset {pos} has size {box_size}, which does not fit in {end - pos} bytes")
+            raise StructureError(
+                f"box {kind!r} at offset {pos} has size {box_size}, which does not fit in {end - pos} bytes"
+            )
         seen.add(kind)
         if kind in STRICT_CONTAINERS:
             _strict_level(read, pos + header, pos + box_size, budget, top=False)
@@ -200,5 +219,5 @@ def _video_track_size(read: Callable[[int, int], bytes], trak: Box) -> tuple[int
     end = 96 if tkhd[0] == 1 else 84
     if len(tkhd) < end:
         return None, None
-    width, height = struct.unpack(">II", tkhd[end - 8:end])
+    width, height = struct.unpack(">II", tkhd[end - 8 : end])
     return (width >> 16) or None, (height >> 16) or None

@@ -20,9 +20,12 @@ class DuplicateRead(BaseModel):
     distance: int = Field(description="Hamming distance of the photo hashes (0 for exact)")
     came_first: Literal["this", "other"] = Field(
         description="Which of the two was stored first: 'other' means this file repeats an earlier one (the copy); "
-        "'this' means a later upload repeats this one (this is the original)")
+        "'this' means a later upload repeats this one (this is the original)"
+    )
     other_uploaded_at: UtcDateTime | None = Field(None, description="When the other file was stored")
-    other_unit_id: str | None = Field(None, description="The other file's unit (omitted when the caller may not see it)")
+    other_unit_id: str | None = Field(
+        None, description="The other file's unit (omitted when the caller may not see it)"
+    )
     other_unit_name: str | None = None
     other_submission_id: str | None = None
     same_unit: bool = Field(False, description="Both files belong to the same unit")
@@ -35,7 +38,9 @@ class RenditionRead(BaseModel):
     state: Literal["pending", "rendering", "ready", "failed"]
     media_type: str = "video/mp4"
     size: int | None = None
-    sha256: str | None = Field(None, description="SHA-256 of the copy (the original's is the evidence's sha256)")
+    sha256: str | None = Field(
+        None, description="SHA-256 of the copy (the original's is the evidence's sha256)"
+    )
     note: str | None = Field(None, description="Why making the copy failed")
     finished_at: UtcDateTime | None = None
 
@@ -68,11 +73,15 @@ class EvidenceRead(BaseModel):
     )
     has_preview: bool = False
     preview_note: str | None = Field(None, description="Why there is no preview, e.g. ffmpeg not available")
-    video_codec: str | None = Field(None, description="The video's codec as ffmpeg names it (h264, hevc, mpeg4...)")
+    video_codec: str | None = Field(
+        None, description="The video's codec as ffmpeg names it (h264, hevc, mpeg4...)"
+    )
     audio_codec: str | None = None
     rendition: RenditionRead | None = Field(
-        None, description="A video browsers cannot play gets a web-playable copy made by the worker: "
-        "`/content?variant=web` serves it once ready")
+        None,
+        description="A video browsers cannot play gets a web-playable copy made by the worker: "
+        "`/content?variant=web` serves it once ready",
+    )
     upload_path: str
     uploaded_by: str | None = None
     locked: bool

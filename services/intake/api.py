@@ -128,7 +128,9 @@ def _campaign_routes(ctx: ServiceContext) -> APIRouter:
             ]
 
     @router.get("/campaigns/{campaign_ref}/versions/{version}", response_model=schemas.CampaignVersionRead)
-    def get_version(campaign_ref: str, version: Version, principal: Principal = ANYONE) -> schemas.CampaignVersionRead:
+    def get_version(
+        campaign_ref: str, version: Version, principal: Principal = ANYONE
+    ) -> schemas.CampaignVersionRead:
         """One version with the definition text exactly as it was loaded (staff only: for a unit it is omitted)."""
         with ctx.db.session() as uow:
             campaign = _campaign(uow, campaign_ref)
@@ -265,9 +267,15 @@ def _redacted(uow, definition: dict, campaign_id: str, scope: str | None) -> dic
     """The definition as a unit may see it: liaison contact data only for units in its own subtree."""
     if scope is None:
         return definition
-    own = {unit.code for unit in queries.list_units(uow, scope=scope, campaign_id=campaign_id, include_inactive=True,
-                                                    limit=100_000, offset=0)}
-    units = [unit if unit.get("code") in own else {**unit, "liaison": None} for unit in definition.get("units", [])]
+    own = {
+        unit.code
+        for unit in queries.list_units(
+            uow, scope=scope, campaign_id=campaign_id, include_inactive=True, limit=100_000, offset=0
+        )
+    }
+    units = [
+        unit if unit.get("code") in own else {**unit, "liaison": None} for unit in definition.get("units", [])
+    ]
     return {**definition, "units": units}
 
 
@@ -434,8 +442,14 @@ def _submission_routes(ctx: ServiceContext) -> APIRouter:
             shown = submissions.present(uow, [submission])[0]
         if signer is None or shown.state != "submitted":
             return shown
-        grant = UploadGrant(submission_id=shown.id, unit_id=shown.unit_id, unit_path=shown.unit_path,
-                            measure_code=shown.measure_code, version=shown.version, campaign_id=shown.campaign_id)
+        grant = UploadGrant(
+            submission_id=shown.id,
+            unit_id=shown.unit_id,
+            unit_path=shown.unit_path,
+            measure_code=shown.measure_code,
+            version=shown.version,
+            campaign_id=shown.campaign_id,
+        )
         return shown.model_copy(update={"upload_grant": signer.sign(grant)})
 
     @router.post("/submissions", status_code=201, response_model=schemas.SubmissionRead)

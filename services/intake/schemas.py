@@ -1,4 +1,5 @@
 """Intake API models (pydantic), kept apart from the ORM."""
+
 from __future__ import annotations
 
 from datetime import date, datetime
@@ -11,7 +12,9 @@ from shared.http import UtcDateTime
 
 UnitLevel = Literal["city", "county", "township", "village", "member"]
 SubmissionKind = Literal["measure", "summary_report", "good_practice"]
-SubmissionState = Literal["draft", "submitted", "under_review", "approved", "returned", "rejected", "withdrawn"]
+SubmissionState = Literal[
+    "draft", "submitted", "under_review", "approved", "returned", "rejected", "withdrawn"
+]
 
 
 class LiaisonIn(BaseModel):
@@ -141,9 +144,13 @@ class SubmissionRead(BaseModel):
     updated_at: UtcDateTime
     evidence: list[EvidenceRef] = []
     evidence_status: EvidenceStatus | None = None
-    upload_grant: str | None = Field(None, description=(
-        "已提交的材料：短期有效的上传凭据，随 X-Upload-Grant 头发给佐证服务，可立即上传 · for a handed-in submission: "
-        "a short-lived grant to send as X-Upload-Grant to evidence_storage, so an upload right after create succeeds"))
+    upload_grant: str | None = Field(
+        None,
+        description=(
+            "已提交的材料：短期有效的上传凭据，随 X-Upload-Grant 头发给佐证服务，可立即上传 · for a handed-in submission: "
+            "a short-lived grant to send as X-Upload-Grant to evidence_storage, so an upload right after create succeeds"
+        ),
+    )
 
 
 class SubmissionVersionRead(BaseModel):

@@ -106,7 +106,7 @@ def short_filename(filename: str | None, limit: int = FILENAME_IN_SUBJECT) -> st
     """An uploader's filename made safe to show in a subject: control and direction characters removed, shortened."""
     text = _UNSAFE.sub(" ", filename or "").strip() or "（无文件名）"
     text = " ".join(text.split())
-    return text if len(text) <= limit else text[:limit - 1] + "…"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def evidence_rejected(data: EvidenceRejected, *, unit_name: str, links: Links) -> dict:

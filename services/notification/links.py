@@ -4,6 +4,7 @@ Every link opens a console page (never a JSON endpoint that needs a bearer token
 goes to 登录 first and then straight to the page (the console's `next`). The console lives under /console both in
 embedded mode and behind the gateway.
 """
+
 from __future__ import annotations
 
 from urllib.parse import quote

@@ -188,8 +188,18 @@ _FAMILY = {
     "evidence_rejected_digest": lambda links: contexts.evidence_rejected_digest(
         unit_name="示例区信访局",
         items=[
-            {"filename": "会议照片.jpg", "reason_text": "不支持的文件类型", "link": links.evidence(_SUBMISSION), "created_at": _DUE},
-            {"filename": "横幅.png", "reason_text": "文件已损坏或不完整", "link": links.evidence(_SUBMISSION), "created_at": _DUE},
+            {
+                "filename": "会议照片.jpg",
+                "reason_text": "不支持的文件类型",
+                "link": links.evidence(_SUBMISSION),
+                "created_at": _DUE,
+            },
+            {
+                "filename": "横幅.png",
+                "reason_text": "文件已损坏或不完整",
+                "link": links.evidence(_SUBMISSION),
+                "created_at": _DUE,
+            },
         ],
     ),
 }

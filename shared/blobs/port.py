@@ -1,11 +1,13 @@
 """The blob store port: streamed puts with a SHA-256, streamed reads, no whole file in memory."""
+
 from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Iterator, Protocol, Sequence
+from typing import Any, Protocol
 
 CHUNK = 1024 * 1024
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-/]{0,500}$")
@@ -103,7 +105,9 @@ class BlobStore(Protocol):
     def presigned_get_url(self, key: str, expires_s: int = 3600, *, download_name: str | None = None) -> str:
         """A URL that lets its holder GET the object until it expires; raises PresignUnsupported."""
 
-    def presigned_post(self, key: str, *, key_prefix: str, content_type: str, size: int, expires_s: int) -> PresignedPost:
+    def presigned_post(
+        self, key: str, *, key_prefix: str, content_type: str, size: int, expires_s: int
+    ) -> PresignedPost:
         """A POST form for exactly one upload under key_prefix; raises PresignUnsupported."""
 
     def health(self) -> dict[str, Any]:

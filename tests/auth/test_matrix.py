@@ -29,10 +29,34 @@ pytestmark = pytest.mark.integration
 
 # Services whose every route is behind shared.auth.
 WIRED = ("intake", "review", "evidence_storage", "notification")
-PREFIXES = {"intake": "/intake", "review": "/review", "evidence_storage": "/evidence", "notification": "/notification"}
-PUBLIC = {"/healthz", "/livez", "/readyz", "/openapi.json", "/docs", "/docs-assets/{name}", "/redoc", "/auth/login",
-          "/auth/token", "/metrics"}  # /metrics: anonymous unless METRICS_TOKEN is set (docs/operations.md)
-UNIT_OWNED = {"unit_id", "submission_id", "key_id", "evidence_id", "session_id", "delivery_id", "inspection_id", "supervision_id"}  # path parameters naming one unit's resource
+PREFIXES = {
+    "intake": "/intake",
+    "review": "/review",
+    "evidence_storage": "/evidence",
+    "notification": "/notification",
+}
+PUBLIC = {
+    "/healthz",
+    "/livez",
+    "/readyz",
+    "/openapi.json",
+    "/docs",
+    "/docs-assets/{name}",
+    "/redoc",
+    "/auth/login",
+    "/auth/token",
+    "/metrics",
+}  # /metrics: anonymous unless METRICS_TOKEN is set (docs/operations.md)
+UNIT_OWNED = {
+    "unit_id",
+    "submission_id",
+    "key_id",
+    "evidence_id",
+    "session_id",
+    "delivery_id",
+    "inspection_id",
+    "supervision_id",
+}  # path parameters naming one unit's resource
 CAMPAIGN_FILE = Path(__file__).resolve().parents[2] / "deploy" / "campaigns" / "huaibei-2020.yaml"
 SAMPLE_BODIES = {
     ("POST", "/submissions/{submission_id}/approve"): {"score": 90},
@@ -315,8 +339,11 @@ def test_a_unit_sees_only_its_own_subtrees_liaison_contact_data_in_campaign_defi
     with intake.db.session() as uow:
         xsq = uow.scalar(select(Unit).where(Unit.code == "XSQ"))
         xsq_path = identity.unit_path_of(uow, xsq.id)
-    liaison = bearer(issuer_from_settings(intake.settings).issue(
-        subject="liaison-xsq", name="李明", role=UNIT, ttl_s=600, unit_id=xsq.id, unit_path=xsq_path))
+    liaison = bearer(
+        issuer_from_settings(intake.settings).issue(
+            subject="liaison-xsq", name="李明", role=UNIT, ttl_s=600, unit_id=xsq.id, unit_path=xsq_path
+        )
+    )
     emails = {"li.ming@example.org", "wang.jing@example.org", "chen.gang@example.org"}
     admin_view = client.get("/intake/campaigns/huaibei-2020", headers=world["tokens"]["admin"]).text
     assert all(email in admin_view for email in emails)
@@ -333,5 +360,7 @@ def test_a_unit_sees_only_its_own_subtrees_liaison_contact_data_in_campaign_defi
         assert not [email for email in emails if email in version.text]
     version = client.get("/intake/campaigns/huaibei-2020/versions/1", headers=liaison).json()
     assert version["source_text"] is None
-    assert "li.ming@example.org" in client.get("/intake/campaigns/huaibei-2020/versions/1",
-                                               headers=world["tokens"]["reviewer"]).text
+    assert (
+        "li.ming@example.org"
+        in client.get("/intake/campaigns/huaibei-2020/versions/1", headers=world["tokens"]["reviewer"]).text
+    )

@@ -1,9 +1,15 @@
 """A malformed request body is refused with a 4xx from every service, never a 500."""
+
 from __future__ import annotations
 
 import pytest
 
-ROUTES = ["/intake/units", "/intake/auth/login", "/review/submissions/s1/approve", "/evidence/upload-sessions/x/complete"]
+ROUTES = [
+    "/intake/units",
+    "/intake/auth/login",
+    "/review/submissions/s1/approve",
+    "/evidence/upload-sessions/x/complete",
+]
 
 
 @pytest.mark.parametrize("path", ROUTES)
@@ -18,7 +24,9 @@ def test_json_that_does_not_parse_gets_422_with_a_chinese_message(client, path):
 
 @pytest.mark.parametrize("path", ROUTES)
 def test_bytes_that_are_not_utf8_are_refused_without_a_server_error(client, path):
-    response = client.post(path, content=b'{"title": "\xff\xfe\xfa"}', headers={"Content-Type": "application/json"})
+    response = client.post(
+        path, content=b'{"title": "\xff\xfe\xfa"}', headers={"Content-Type": "application/json"}
+    )
     assert response.status_code in (400, 422), response.text
 
 

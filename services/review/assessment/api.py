@@ -3,6 +3,7 @@
 Staff read every unit's score; a unit reads only its own subtree's rows (ranks are still counted over
 the whole level).
 """
+
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Query
@@ -18,8 +19,10 @@ from shared.runtime import ServiceContext
 READERS = (ADMIN, REVIEWER, INSPECTOR, UNIT)
 
 
-AS_OF_RULE = ("ISO date (the end of that day, campaign time) or datetime (no offset: campaign time); default now. "
-              "A moment after now means now (as_of_clamped says so); POST /circulars follows the same rule")
+AS_OF_RULE = (
+    "ISO date (the end of that day, campaign time) or datetime (no offset: campaign time); default now. "
+    "A moment after now means now (as_of_clamped says so); POST /circulars follows the same rule"
+)
 
 
 def router(ctx: ServiceContext) -> APIRouter:
@@ -34,22 +37,36 @@ def router(ctx: ServiceContext) -> APIRouter:
             return scoring.compute(uow, campaign_id, moment.at), moment
 
     @router.get("/assessment", response_model=AssessmentRead, tags=["assessment"])
-    def assessment(campaign_id: str = Query(..., max_length=36),
-                   as_of: str | None = Query(None, max_length=40, description=AS_OF_RULE),
-                   principal: Principal = Depends(require(*READERS))) -> AssessmentRead:
+    def assessment(
+        campaign_id: str = Query(..., max_length=36),
+        as_of: str | None = Query(None, max_length=40, description=AS_OF_RULE),
+        principal: Principal = Depends(require(*READERS)),
+    ) -> AssessmentRead:
         """Every participating unit's score and rank within its level, as of a moment (考核得分)."""
         result, moment = assessed(campaign_id, as_of)
         sizes = level_sizes(result)
-        rows = [unit_score(u, sizes[u.level]) for _, units in result.by_level() for u in units
-                if can_see_unit(principal, u.unit_path, u.unit_id)]
-        return AssessmentRead(campaign_id=campaign_id, campaign_name=result.campaign.name, as_of=result.as_of,
-                              as_of_clamped=moment.clamped, max_total=float((result.campaign.rubric or {}).get("total", 100)),
-                              units=rows)
+        rows = [
+            unit_score(u, sizes[u.level])
+            for _, units in result.by_level()
+            for u in units
+            if can_see_unit(principal, u.unit_path, u.unit_id)
+        ]
+        return AssessmentRead(
+            campaign_id=campaign_id,
+            campaign_name=result.campaign.name,
+            as_of=result.as_of,
+            as_of_clamped=moment.clamped,
+            max_total=float((result.campaign.rubric or {}).get("total", 100)),
+            units=rows,
+        )
 
     @router.get("/assessment/units/{unit_id}", response_model=UnitScore, tags=["assessment"])
-    def unit_assessment(unit_id: str, campaign_id: str | None = Query(None, max_length=36),
-                        as_of: str | None = Query(None, max_length=40, description=AS_OF_RULE),
-                        principal: Principal = Depends(require(*READERS))) -> UnitScore:
+    def unit_assessment(
+        unit_id: str,
+        campaign_id: str | None = Query(None, max_length=36),
+        as_of: str | None = Query(None, max_length=40, description=AS_OF_RULE),
+        principal: Principal = Depends(require(*READERS)),
+    ) -> UnitScore:
         """One unit's score with every line behind it, as of a moment."""
         missing = not_found("参加考核的单位", "assessed unit", unit_id)
         with ctx.db.session() as uow:
