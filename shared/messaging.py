@@ -41,6 +41,7 @@ from shared.metrics import (
     EVENTS_DUPLICATE,
     EVENTS_FAILED,
     EVENTS_PUBLISHED,
+    EVENTS_UNPROCESSABLE,
     HANDLER_DURATION,
     PUBLISH_FAILED,
 )
@@ -364,6 +365,7 @@ class IdempotentConsumer:
 
     def _unprocessable(self, event: Envelope, why: str) -> NoReturn:
         self.unprocessable[event.type] += 1
+        EVENTS_UNPROCESSABLE.labels(self.name, event.type[:128]).inc()
         log.error(
             "%s: %s, parking event %s of type %r (producer %s); %d such event(s) of this type so far",
             self.name,

@@ -55,6 +55,18 @@ PUBLISH_FAILED = Counter("cep_outbox_publish_failed", "Outbox publish attempts t
 UPLOADS = Counter("cep_uploads", "Evidence uploads finished, by outcome", ["outcome"])
 UPLOAD_BYTES = Counter("cep_upload_bytes", "Bytes of finished evidence uploads, by outcome", ["outcome"])
 MAILS = Counter("cep_mails", "E-mail delivery attempts, by outcome", ["outcome"])
+MAIL_LEASES_EXPIRED = Counter(
+    "cep_mail_leases_expired",
+    "Deliveries put back in the queue because their worker's lease ran out (resends)",
+)
+EVENTS_UNPROCESSABLE = Counter(
+    "cep_events_unprocessable",
+    "Events of an unknown type or with a malformed payload, parked",
+    ["consumer", "type"],
+)
+ORPHANS_SWEPT = Counter(
+    "cep_orphans_swept", "Objects without a row removed, and unfinished multipart uploads aborted", ["kind"]
+)
 JOB_RUNS = Counter("cep_job_runs", "Periodic job runs, by outcome", ["service", "job", "outcome"])
 JOB_DURATION = Histogram(
     "cep_job_duration_seconds",

@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from services.evidence_storage.models import Evidence, EvidenceRendition, UploadChunk, UploadSession
 from shared.blobs.port import BlobLocked, BlobStoreUnavailable
+from shared.metrics import ORPHANS_SWEPT
 from shared.runtime import ServiceContext
 
 PREFIXES = ("evidence/", "previews/", "staging/", "incoming/", "renditions/")
@@ -69,6 +70,8 @@ def sweep(ctx: ServiceContext) -> dict[str, int]:
         )
     except BlobStoreUnavailable as exc:
         log.warning("orphan sweep postponed, store unavailable: %s", exc)
+    ORPHANS_SWEPT.labels("object").inc(removed)
+    ORPHANS_SWEPT.labels("multipart_upload").inc(aborted)
     if aborted:
         log.warning("aborted %d unfinished multipart upload(s) older than %.0fs", aborted, grace_s)
     return {"removed": removed, "aborted_uploads": aborted}

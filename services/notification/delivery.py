@@ -37,7 +37,7 @@ from shared.contracts.notification import NotificationDelivered, NotificationFai
 from shared.db import rows_affected
 from shared.mail.port import MailSession, PermanentMailError, ServerUnavailable, TemporaryMailError
 from shared.mail.ratelimit import TokenBucket
-from shared.metrics import MAILS
+from shared.metrics import MAIL_LEASES_EXPIRED, MAILS
 from shared.runtime import ServiceContext
 
 SERVICE = "notification"
@@ -176,6 +176,7 @@ class DeliveryLoop:
                 )
                 .execution_options(synchronize_session=False)
             )
+            MAIL_LEASES_EXPIRED.inc()
             log.warning(
                 "delivery %s: the lease of %s expired; queued again (resend %d, same Message-ID)",
                 delivery_id,

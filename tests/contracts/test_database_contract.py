@@ -6,6 +6,7 @@ import threading
 from datetime import UTC
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
 
 from shared.bus.memory import InMemoryBus
@@ -166,9 +167,12 @@ def test_inbox_makes_a_consumer_idempotent(service):
     event = _event(1)
     consumer(event)
     consumer(event)
+    labels = {"consumer": "svc", "type": "other.type"}
+    exported_before = REGISTRY.get_sample_value("cep_events_unprocessable_total", labels) or 0.0
     with pytest.raises(Unprocessable):  # not subscribed: parked by the bus, counted, never silently dropped
         consumer(Envelope(type="other.type", producer="x"))
     assert consumer.unprocessable == {"other.type": 1}
+    assert REGISTRY.get_sample_value("cep_events_unprocessable_total", labels) == exported_before + 1
     failing = Envelope(type="test.happened", producer="x", payload={"fail": True})
     with pytest.raises(ValueError):
         consumer(failing)

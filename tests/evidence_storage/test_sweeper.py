@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 
+from prometheus_client import REGISTRY
+
 from services.evidence_storage.sweeper import sweep
 from tests.evidence_storage import media
 from tests.evidence_storage.test_integrity import finished
@@ -45,7 +47,9 @@ def test_orphans_older_than_the_grace_period_are_swept_and_nothing_else(make_wor
     leftovers = _leave_behind(world, submission)
     assert _orphans(world) == leftovers  # the live session's chunk is not an orphan
 
+    swept_before = REGISTRY.get_sample_value("cep_orphans_swept_total", {"kind": "object"}) or 0.0
     assert sweep(world.ctx) == {"removed": 3, "aborted_uploads": 0}
+    assert REGISTRY.get_sample_value("cep_orphans_swept_total", {"kind": "object"}) == swept_before + 3
     assert _orphans(world) == []
     check = finished(world)
     assert check["problems"] == [] and check["checked"] == 1

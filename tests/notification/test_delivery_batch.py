@@ -7,6 +7,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
+from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 
 from services.notification.delivery import DeliveryLoop, Outcome
@@ -83,6 +84,7 @@ def test_a_crash_between_claim_and_record_is_sent_again_after_the_lease_with_the
     make_world, smtp, tmp_path
 ):
     data_dir = tmp_path / "shared-data"
+    expired_before = REGISTRY.get_sample_value("cep_mail_leases_expired_total") or 0.0
     crashed = make_world(data_dir=data_dir, run_jobs=False, notify_lease_s=1.0)
     queue(crashed, 3)
     claimed = DeliveryLoop.from_settings(crashed.ctx).claim(2)  # the worker dies before it records anything
@@ -101,6 +103,9 @@ def test_a_crash_between_claim_and_record_is_sent_again_after_the_lease_with_the
         assert by_subject[delivery.subject] == delivery.message_id  # the Message-ID was fixed at queueing
     log = {d["id"]: d for d in restarted.client.get("/deliveries").json()}
     assert {log[c.id]["resends"] for c in claimed} == {1}
+    assert (
+        REGISTRY.get_sample_value("cep_mail_leases_expired_total") == expired_before + 2
+    )  # the alertable count
 
 
 def test_a_live_lease_is_not_taken_over(make_world, smtp):
