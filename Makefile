@@ -11,7 +11,7 @@ DEV_LOCK := requirements-dev.lock
 FAST_XDIST ?= -n auto
 XDIST ?=
 
-.PHONY: admin install lock run test test-fast test-console browser-deps secrets up up-local down bench lint format clean load-campaign
+.PHONY: admin install lock run test test-fast test-console test-deps browser-deps secrets up up-local down bench lint format clean load-campaign demo
 
 $(STAMP): pyproject.toml $(DEV_LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,14 +37,22 @@ admin: install ## create the first admin account (asks for a password)
 run: install ## start the whole platform in one process on http://127.0.0.1:8000
 	$(PY) -m deploy.embedded
 
-test: install ## run every test (RabbitMQ/PostgreSQL tests skip unless REQUIRE_SERVICES=1)
+test: install test-deps ## run every test (brings Chromium first; RabbitMQ/PostgreSQL tests skip unless REQUIRE_SERVICES=1)
 	$(PY) -m pytest $(XDIST) $(PYTEST_ARGS)
 
 test-fast: install ## run the unit tier only (no servers, no browser): the loop to run while editing
 	$(PY) -m pytest -m unit $(FAST_XDIST) -q $(PYTEST_ARGS)
 
-test-console: install ## run the web console's browser tests (screenshots in artifacts/console/)
+test-console: install test-deps ## run the web console's browser tests (screenshots in artifacts/console/)
 	$(PY) -m pytest tests/console $(PYTEST_ARGS)
+
+# What the tests need beyond the virtualenv: Chromium and CJK fonts for the console's browser tests (ffmpeg
+# comes with the imageio-ffmpeg wheel). A machine where apt-get cannot run still tests everything else:
+# the browser tests then skip, saying why. SKIP_BROWSER_DEPS=1 skips the attempt.
+test-deps:
+	@if [ -n "$(SKIP_BROWSER_DEPS)" ]; then echo "SKIP_BROWSER_DEPS set: not installing Chromium"; \
+	else $(MAKE) --no-print-directory browser-deps || \
+	  echo "warning: could not install Chromium and fonts-noto-cjk (needs apt-get as root or sudo): the console's browser tests will skip"; fi
 
 # The console's browser tests drive Debian's Chromium (never `playwright install`) and need CJK fonts.
 CHROMIUM ?= /usr/bin/chromium
@@ -77,6 +85,10 @@ bench: install ## print the benchmark figures (pass options as UPLOAD_ARGS="--si
 	$(PY) -m bench.pipeline $(PIPELINE_ARGS)
 	$(PY) -m bench.coverage $(COVERAGE_ARGS)
 	$(PY) -m bench.assessment $(ASSESSMENT_ARGS)
+
+demo: install ## load an invented Huaibei campaign under way today (people, evidence, decisions; example.org), then serve it
+	$(PY) -m deploy.demo
+	$(PY) -m deploy.embedded
 
 load-campaign: install ## load a campaign definition into the embedded state (CAMPAIGN=deploy/campaigns/huaibei-2020.yaml)
 	$(PY) -m services.intake.cli load $(or $(CAMPAIGN),deploy/campaigns/huaibei-2020.yaml)

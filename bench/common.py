@@ -1,4 +1,5 @@
 """Helpers shared by the benchmark scripts: tables, percentiles, one service process, RSS sampling."""
+
 from __future__ import annotations
 
 import math
@@ -7,10 +8,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
-
 
 from deploy.processes import terminate, wait_healthy
 
@@ -19,6 +19,7 @@ MIB = 1024 * 1024
 
 def run_cli(main: Callable[[], int]) -> int:
     """Run a script's main; SIGTERM acts like Ctrl-C, and either ends with exit code 130 after cleaning up."""
+
     def _raise(*_):
         raise KeyboardInterrupt("SIGTERM")
 
@@ -26,7 +27,10 @@ def run_cli(main: Callable[[], int]) -> int:
     try:
         return main()
     except KeyboardInterrupt:
-        print("\ninterrupted: the processes, queues, database and files this run started were removed", file=sys.stderr)
+        print(
+            "\ninterrupted: the processes, queues, database and files this run started were removed",
+            file=sys.stderr,
+        )
         return 130
 
 
@@ -54,7 +58,11 @@ def print_table(title: str, headers: Sequence[str], rows: Sequence[Sequence[obje
     print(f"\n{title}")
     print(line)
     for n, row in enumerate(cells):
-        print("| " + " | ".join(c.rjust(w) if r else c.ljust(w) for c, w, r in zip(row, widths, right, strict=True)) + " |")
+        print(
+            "| "
+            + " | ".join(c.rjust(w) if r else c.ljust(w) for c, w, r in zip(row, widths, right, strict=True))
+            + " |"
+        )
         if n == 0:
             print(line)
     print(line, flush=True)
@@ -89,13 +97,15 @@ class ServiceProcess:
     port: int | None = None
     proc: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 60.0) -> "ServiceProcess":
+    def start(self, timeout: float = 60.0) -> ServiceProcess:
         """Start the process; for the api role, wait until /healthz answers 200."""
         args = [sys.executable, "-m", f"services.{self.service}", self.role]
         if self.port is not None:
             args += ["--port", str(self.port)]
         with self.log_path.open("wb") as log:
-            self.proc = subprocess.Popen(args, env=dict(self.env), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            self.proc = subprocess.Popen(
+                args, env=dict(self.env), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         if self.role == "api":
             self._wait_healthy(timeout)
         return self
@@ -108,10 +118,17 @@ class ServiceProcess:
     def _wait_healthy(self, timeout: float) -> None:
         def check_alive() -> None:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.service} {self.role} exited with {self.proc.returncode}:\n{self.log()[-3000:]}")
+                raise RuntimeError(
+                    f"{self.service} {self.role} exited with {self.proc.returncode}:\n{self.log()[-3000:]}"
+                )
 
-        wait_healthy(self.url, deadline=time.monotonic() + timeout, check_alive=check_alive, interval=0.1,
-                     describe=lambda: f"{self.service} API not healthy in time:\n{self.log()[-3000:]}")
+        wait_healthy(
+            self.url,
+            deadline=time.monotonic() + timeout,
+            check_alive=check_alive,
+            interval=0.1,
+            describe=lambda: f"{self.service} API not healthy in time:\n{self.log()[-3000:]}",
+        )
 
     def log(self) -> str:
         """What the process has printed so far."""
@@ -134,7 +151,7 @@ class RssSampler:
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
-    def __enter__(self) -> "RssSampler":
+    def __enter__(self) -> RssSampler:
         import psutil
 
         process = psutil.Process(self.pid)
@@ -188,7 +205,7 @@ class CpuMeter:
             return None
         return times.user + times.system + times.children_user + times.children_system
 
-    def start(self) -> "CpuMeter":
+    def start(self) -> CpuMeter:
         """Take the first snapshot."""
         import psutil
 
@@ -217,10 +234,14 @@ class CpuMeter:
         for label, executable in self._servers.items():
             before = self._server_before[label]
             # a process born during the run counts whole; one that ended during it is missed
-            self.used[label] = sum(seconds - before.get(pid, 0.0) for pid, seconds in self._by_name(executable).items())
+            self.used[label] = sum(
+                seconds - before.get(pid, 0.0) for pid, seconds in self._by_name(executable).items()
+            )
         now = psutil.cpu_times()
         total = sum(now) - sum(self._machine)
-        idle = (now.idle + getattr(now, "iowait", 0.0)) - (self._machine.idle + getattr(self._machine, "iowait", 0.0))
+        idle = (now.idle + getattr(now, "iowait", 0.0)) - (
+            self._machine.idle + getattr(self._machine, "iowait", 0.0)
+        )
         self.machine_busy = 1 - idle / total if total > 0 else 0.0
         self.machine_seconds = total - idle
 

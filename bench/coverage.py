@@ -19,6 +19,7 @@ runs after one warm-up:
 
 Needs PostgreSQL at 127.0.0.1:5432 (TEST_POSTGRES_URL).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,7 +30,7 @@ import random
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
@@ -38,9 +39,16 @@ from bench.common import percentile, print_table, run_cli
 
 MEASURES = [f"M{n}" for n in range(1, 8)]
 TOPICS = [f"T{n}" for n in range(1, 7)]
-STATES = ["approved"] * 40 + ["submitted"] * 25 + ["returned"] * 10 + ["rejected"] * 5 + ["withdrawn"] * 5 + ["draft"] * 15
+STATES = (
+    ["approved"] * 40
+    + ["submitted"] * 25
+    + ["returned"] * 10
+    + ["rejected"] * 5
+    + ["withdrawn"] * 5
+    + ["draft"] * 15
+)
 KINDS = ["measure"] * 90 + ["summary_report"] * 5 + ["good_practice"] * 5
-AS_OF = datetime(2020, 4, 3, 4, tzinfo=timezone.utc)  # two days before the summary deadline
+AS_OF = datetime(2020, 4, 3, 4, tzinfo=UTC)  # two days before the summary deadline
 
 
 def definition(units: int) -> str:
@@ -51,13 +59,29 @@ def definition(units: int) -> str:
     tree += [{"code": d, "name": f"第{d}区", "level": "county", "parent": "C"} for d in districts]
     tree += [{"code": s, "name": f"{s}街道", "level": "township", "parent": s.split("S")[0]} for s in streets]
     for n in range(units - len(tree)):
-        tree.append({"code": f"V{n}", "name": f"第{n}社区", "level": "village", "parent": streets[n % len(streets)],
-                     **({"liaison": {"name": f"联络员{n}", "email": f"v{n}@example.org"}} if n % 3 else {})})
+        tree.append(
+            {
+                "code": f"V{n}",
+                "name": f"第{n}社区",
+                "level": "village",
+                "parent": streets[n % len(streets)],
+                **({"liaison": {"name": f"联络员{n}", "email": f"v{n}@example.org"}} if n % 3 else {}),
+            }
+        )
     data = {
-        "code": "bench-coverage", "name": "覆盖情况基准活动", "organiser": "基准办公室",
+        "code": "bench-coverage",
+        "name": "覆盖情况基准活动",
+        "organiser": "基准办公室",
         "windows": {"publicity": {"start": "2020-03-09", "end": "2020-03-31"}},
-        "deadlines": [{"code": "liaison", "name": "联络员", "due": "2020-03-12", "requires": ["liaison"]},
-                      {"code": "summary", "name": "总结", "due": "2020-04-05", "requires": ["summary_report", "measures"]}],
+        "deadlines": [
+            {"code": "liaison", "name": "联络员", "due": "2020-03-12", "requires": ["liaison"]},
+            {
+                "code": "summary",
+                "name": "总结",
+                "due": "2020-04-05",
+                "requires": ["summary_report", "measures"],
+            },
+        ],
         "measures": [{"code": m, "name": f"措施{m}"} for m in MEASURES],
         "topics": [{"code": t, "name": f"重点{t}"} for t in TOPICS],
         "units": tree,
@@ -72,8 +96,12 @@ def bulk_load(ctx, campaign_id: str, count: int, rng: random.Random) -> None:
     from services.intake.models import Unit
 
     with ctx.db.session() as uow:
-        units = uow.execute(select(Unit.id, Unit.unit_path).where(Unit.campaign_id == campaign_id, Unit.participates.is_(True))).all()
-    now = datetime(2020, 3, 20, tzinfo=timezone.utc).isoformat()
+        units = uow.execute(
+            select(Unit.id, Unit.unit_path).where(
+                Unit.campaign_id == campaign_id, Unit.participates.is_(True)
+            )
+        ).all()
+    now = datetime(2020, 3, 20, tzinfo=UTC).isoformat()
     subs, topics = io.StringIO(), io.StringIO()
     for n in range(count):
         unit_id, path = units[n % len(units)] if n < len(units) else rng.choice(units)
@@ -82,19 +110,46 @@ def bulk_load(ctx, campaign_id: str, count: int, rng: random.Random) -> None:
         chosen = rng.sample(TOPICS, rng.randint(0, 3))
         sid = f"b{n:035d}"
         measure = rng.choice(MEASURES) if kind == "measure" else ""
-        subs.write("\t".join([sid, campaign_id, unit_id, path, kind, measure, f"材料{n}", "", "", "0", json.dumps(chosen),
-                              "f", "f", state, "1", now, now, now]) + "\n")
+        subs.write(
+            "\t".join(
+                [
+                    sid,
+                    campaign_id,
+                    unit_id,
+                    path,
+                    kind,
+                    measure,
+                    f"材料{n}",
+                    "",
+                    "",
+                    "0",
+                    json.dumps(chosen),
+                    "f",
+                    "f",
+                    state,
+                    "1",
+                    now,
+                    now,
+                    now,
+                ]
+            )
+            + "\n"
+        )
         handed_in = "t" if state in ("submitted", "under_review", "approved") else "f"
         for topic in chosen:
             topics.write(f"{sid}\t{topic}\t{campaign_id}\t{unit_id}\t{handed_in}\n")
-    columns = ("id, campaign_id, unit_id, unit_path, kind, measure_code, title, description, place, participants, topics, "
-               "outside_window, late, state, version, submitted_at, created_at, updated_at")
+    columns = (
+        "id, campaign_id, unit_id, unit_path, kind, measure_code, title, description, place, participants, topics, "
+        "outside_window, late, state, version, submitted_at, created_at, updated_at"
+    )
     with ctx.db.engine.connect() as conn:
         raw = conn.connection.driver_connection
         with raw.cursor() as cursor:
             with cursor.copy(f'COPY "{ctx.db.schema}".submissions ({columns}) FROM STDIN') as copy:
                 copy.write(subs.getvalue())
-            with cursor.copy(f'COPY "{ctx.db.schema}".submission_topics (submission_id, topic_code, campaign_id, unit_id, handed_in) FROM STDIN') as copy:
+            with cursor.copy(
+                f'COPY "{ctx.db.schema}".submission_topics (submission_id, topic_code, campaign_id, unit_id, handed_in) FROM STDIN'
+            ) as copy:
                 copy.write(topics.getvalue())
         raw.commit()
     with ctx.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
@@ -129,7 +184,9 @@ def timed(fn, runs: int) -> list[float]:
 
 def main() -> int:
     """Build the data set, time the queries, print the figures."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--units", type=int, default=5000)
     parser.add_argument("--submissions", type=int, default=200_000)
     parser.add_argument("--runs", type=int, default=50)
@@ -168,36 +225,94 @@ def main() -> int:
             rebuild_projection(ctx)
             rebuild_s = time.perf_counter() - start
             with ctx.db.session() as uow:
-                district = uow.scalar(select(Unit.id).where(Unit.campaign_id == loaded.campaign_id, Unit.code == "D3"))
-                street = uow.scalar(select(Unit.id).where(Unit.campaign_id == loaded.campaign_id, Unit.code == "D3S4"))
-                sizes = {uid: uow.scalar(select(func.count()).select_from(Unit).where(
-                    Unit.unit_path.startswith(uow.get(Unit, uid).unit_path))) for uid in (district, street)}
-            cases = [("whole campaign", None, args.units - 1), ("one district's subtree", district, sizes[district]),
-                     ("one street's subtree", street, sizes[street])]
+                district = uow.scalar(
+                    select(Unit.id).where(Unit.campaign_id == loaded.campaign_id, Unit.code == "D3")
+                )
+                street = uow.scalar(
+                    select(Unit.id).where(Unit.campaign_id == loaded.campaign_id, Unit.code == "D3S4")
+                )
+                sizes = {
+                    uid: uow.scalar(
+                        select(func.count())
+                        .select_from(Unit)
+                        .where(Unit.unit_path.startswith(uow.get(Unit, uid).unit_path))
+                    )
+                    for uid in (district, street)
+                }
+            cases = [
+                ("whole campaign", None, args.units - 1),
+                ("one district's subtree", district, sizes[district]),
+                ("one street's subtree", street, sizes[street]),
+            ]
             rows = []
             for name, unit_id, size in cases:
-                values = timed(lambda unit_id=unit_id: coverage.coverage(loaded.campaign_id, unit_id=unit_id, ctx=ctx), args.runs)
-                rows.append([f"coverage use case, {name}", size, args.runs, ms(values, 50), ms(values, 95), ms(values, 100), "-"])
-            for name, run in (("coverage use case, whole campaign, compact",
-                               lambda: coverage.coverage(loaded.campaign_id, ctx=ctx, shape="compact")),
-                              ("rollup use case (levels and districts), whole campaign",
-                               lambda: coverage.rollup(loaded.campaign_id, ctx=ctx))):
+                values = timed(
+                    lambda unit_id=unit_id: coverage.coverage(loaded.campaign_id, unit_id=unit_id, ctx=ctx),
+                    args.runs,
+                )
+                rows.append(
+                    [
+                        f"coverage use case, {name}",
+                        size,
+                        args.runs,
+                        ms(values, 50),
+                        ms(values, 95),
+                        ms(values, 100),
+                        "-",
+                    ]
+                )
+            for name, run in (
+                (
+                    "coverage use case, whole campaign, compact",
+                    lambda: coverage.coverage(loaded.campaign_id, ctx=ctx, shape="compact"),
+                ),
+                (
+                    "rollup use case (levels and districts), whole campaign",
+                    lambda: coverage.rollup(loaded.campaign_id, ctx=ctx),
+                ),
+            ):
                 values = timed(run, args.runs)
-                rows.append([name, args.units - 1, args.runs, ms(values, 50), ms(values, 95), ms(values, 100), "-"])
+                rows.append(
+                    [name, args.units - 1, args.runs, ms(values, 50), ms(values, 95), ms(values, 100), "-"]
+                )
             with TestClient(create_app(ctx)) as client:
-                token = issuer_from_settings(ctx.settings).issue(subject="bench", name="基准", role=ADMIN, ttl_s=3600)
+                token = issuer_from_settings(ctx.settings).issue(
+                    subject="bench", name="基准", role=ADMIN, ttl_s=3600
+                )
                 client.headers["Authorization"] = f"Bearer {token}"
                 path = f"/campaigns/{loaded.campaign_id}/coverage"
                 for name, url, params, size in (
-                        ("GET …/coverage in process (JSON), whole campaign", path, {}, args.units - 1),
-                        ("GET …/coverage?format=compact, whole campaign", path, {"format": "compact"}, args.units - 1),
-                        ("GET …/coverage/rollup, whole campaign", f"{path}/rollup", {}, args.units - 1),
-                        ("GET …/coverage?unit_id=<district> (what the console loads)", path, {"unit_id": district}, sizes[district])):
+                    ("GET …/coverage in process (JSON), whole campaign", path, {}, args.units - 1),
+                    (
+                        "GET …/coverage?format=compact, whole campaign",
+                        path,
+                        {"format": "compact"},
+                        args.units - 1,
+                    ),
+                    ("GET …/coverage/rollup, whole campaign", f"{path}/rollup", {}, args.units - 1),
+                    (
+                        "GET …/coverage?unit_id=<district> (what the console loads)",
+                        path,
+                        {"unit_id": district},
+                        sizes[district],
+                    ),
+                ):
                     body = client.get(url, params=params).raise_for_status().content
-                    values = timed(lambda url=url, params=params: client.get(url, params=params).raise_for_status(),
-                                   args.http_runs)
-                    rows.append([name, size, args.http_runs, ms(values, 50), ms(values, 95), ms(values, 100),
-                                 f"{len(body) / 1024:,.0f}"])
+                    values = timed(
+                        lambda url=url, params=params: client.get(url, params=params).raise_for_status(),
+                        args.http_runs,
+                    )
+                    rows.append(
+                        [
+                            name,
+                            size,
+                            args.http_runs,
+                            ms(values, 50),
+                            ms(values, 95),
+                            ms(values, 100),
+                            f"{len(body) / 1024:,.0f}",
+                        ]
+                    )
             start = time.perf_counter()
             fired = deadlines.watch_deadlines(ctx=ctx)
             first_s = time.perf_counter() - start
@@ -206,16 +321,42 @@ def main() -> int:
             second_s = time.perf_counter() - start
         finally:
             ctx.db.dispose()
-    print_table(f"Coverage matrix on PostgreSQL: {args.units:,} units, {args.submissions:,} submissions, 7 measures, 6 topics",
-                ["query", "units in view", "runs", "p50 ms", "p95 ms", "max ms", "body KiB"], rows)
-    print_table("Set-up and the deadline watcher", ["step", "seconds", "note"], [
-        ["load the definition (use case: units, liaisons, events)", f"{load_s:,.2f}", f"{args.units:,} units"],
-        ["COPY submissions and topics, VACUUM ANALYZE", f"{copy_s:,.2f}", f"{args.submissions:,} submissions"],
-        ["rebuild the coverage projection from them (cli rebuild-coverage)", f"{rebuild_s:,.2f}", "cells and topic counters"],
-        ["deadline watcher, first pass", f"{first_s:,.2f}", f"{fired:,} alerts written with their events"],
-        ["deadline watcher, second pass", f"{second_s:,.2f}", f"{again:,} alerts (each fires once)"],
-    ])
-    print(f"\nload average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} cores)", flush=True)
+    print_table(
+        f"Coverage matrix on PostgreSQL: {args.units:,} units, {args.submissions:,} submissions, 7 measures, 6 topics",
+        ["query", "units in view", "runs", "p50 ms", "p95 ms", "max ms", "body KiB"],
+        rows,
+    )
+    print_table(
+        "Set-up and the deadline watcher",
+        ["step", "seconds", "note"],
+        [
+            [
+                "load the definition (use case: units, liaisons, events)",
+                f"{load_s:,.2f}",
+                f"{args.units:,} units",
+            ],
+            [
+                "COPY submissions and topics, VACUUM ANALYZE",
+                f"{copy_s:,.2f}",
+                f"{args.submissions:,} submissions",
+            ],
+            [
+                "rebuild the coverage projection from them (cli rebuild-coverage)",
+                f"{rebuild_s:,.2f}",
+                "cells and topic counters",
+            ],
+            [
+                "deadline watcher, first pass",
+                f"{first_s:,.2f}",
+                f"{fired:,} alerts written with their events",
+            ],
+            ["deadline watcher, second pass", f"{second_s:,.2f}", f"{again:,} alerts (each fires once)"],
+        ],
+    )
+    print(
+        f"\nload average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} cores)",
+        flush=True,
+    )
     return 0
 
 

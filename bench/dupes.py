@@ -17,6 +17,7 @@ images with any wrong flag) for unrelated and look-alike photos, and the same fi
 the perceptual hashes the service stored, to show the trade-off. Synthetic photos are easier to tell apart than
 real ones; treat the false-positive figures as a lower bound.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -92,13 +93,27 @@ def generate(bases: int, unrelated: int, seed: int) -> list[Photo]:
     for n in range(bases):
         original = scene(seed * 1000 + n)
         photos.append(Photo(f"base{n}.jpg", n, "original", jpeg(original)))
-        photos += [Photo(f"base{n}-{i}.jpg", n, how, altered(original, how)) for i, how in enumerate(ALTERATIONS)]
-        photos.append(Photo(f"lookalike{n}.jpg", None, "look-alike", jpeg(scene(seed * 1000 + n, layout_seed=seed * 7919 + n))))
-    photos += [Photo(f"other{n}.jpg", None, "unrelated", jpeg(scene(seed * 1000 + 500_000 + n))) for n in range(unrelated)]
+        photos += [
+            Photo(f"base{n}-{i}.jpg", n, how, altered(original, how)) for i, how in enumerate(ALTERATIONS)
+        ]
+        photos.append(
+            Photo(
+                f"lookalike{n}.jpg",
+                None,
+                "look-alike",
+                jpeg(scene(seed * 1000 + n, layout_seed=seed * 7919 + n)),
+            )
+        )
+    photos += [
+        Photo(f"other{n}.jpg", None, "unrelated", jpeg(scene(seed * 1000 + 500_000 + n)))
+        for n in range(unrelated)
+    ]
     return photos
 
 
-def upload_all(photos: list[Photo], work: Path, threshold: int | None) -> tuple[dict[str, str], dict[str, str], set[frozenset]]:
+def upload_all(
+    photos: list[Photo], work: Path, threshold: int | None
+) -> tuple[dict[str, str], dict[str, str], set[frozenset]]:
     """Upload through the evidence API; returns (name → evidence id, evidence id → stored hash, flagged id pairs)."""
     from fastapi.testclient import TestClient
     from sqlalchemy import select
@@ -115,8 +130,16 @@ def upload_all(photos: list[Photo], work: Path, threshold: int | None) -> tuple[
     ctx = bootstrap(Settings(data_dir=work, **overrides))
     submissions = []
     for unit in range(8):  # copies land in other units' submissions too: detection is across units
-        event = make_event(SubmissionSubmitted(submission_id=f"bench-sub-{unit}", unit_id=f"bench-unit-{unit}",
-                                               measure_code="M5", title="宣传横幅", version=1), producer="bench")
+        event = make_event(
+            SubmissionSubmitted(
+                submission_id=f"bench-sub-{unit}",
+                unit_id=f"bench-unit-{unit}",
+                measure_code="M5",
+                title="宣传横幅",
+                version=1,
+            ),
+            producer="bench",
+        )
         with ctx.db.transaction() as uow:
             handlers.track_submission(event, uow=uow, ctx=ctx)  # as the worker would on intake's event
         submissions.append(f"bench-sub-{unit}")
@@ -125,14 +148,22 @@ def upload_all(photos: list[Photo], work: Path, threshold: int | None) -> tuple[
     random.Random(1).shuffle(order)  # copies arrive before and after their originals
     with TestClient(create_app(ctx)) as client:
         for n, photo in enumerate(order):
-            response = client.post(f"/submissions/{submissions[n % len(submissions)]}/evidence", params={"filename": photo.name},
-                                   content=photo.data, headers={"Content-Type": "application/octet-stream"})
+            response = client.post(
+                f"/submissions/{submissions[n % len(submissions)]}/evidence",
+                params={"filename": photo.name},
+                content=photo.data,
+                headers={"Content-Type": "application/octet-stream"},
+            )
             if response.status_code != 201:
-                raise RuntimeError(f"upload of {photo.name} failed: {response.status_code} {response.text[:300]}")
+                raise RuntimeError(
+                    f"upload of {photo.name} failed: {response.status_code} {response.text[:300]}"
+                )
             ids[photo.name] = response.json()["id"]
     with ctx.db.session() as uow:
         hashes = dict(uow.execute(select(Evidence.id, Evidence.phash)).all())
-        flagged = {frozenset((flag.evidence_id, flag.other_id)) for flag in uow.scalars(select(EvidenceDuplicate))}
+        flagged = {
+            frozenset((flag.evidence_id, flag.other_id)) for flag in uow.scalars(select(EvidenceDuplicate))
+        }
     ctx.db.dispose()
     return ids, hashes, flagged
 
@@ -165,7 +196,9 @@ def figures(photos: list[Photo], ids: dict[str, str], is_flagged) -> dict[str, t
 def main() -> int:
     """Generate, upload, and print recall and false-positive rates."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--bases", type=int, default=40, help="original photos (each gets four altered copies)")
+    parser.add_argument(
+        "--bases", type=int, default=40, help="original photos (each gets four altered copies)"
+    )
     parser.add_argument("--unrelated", type=int, default=60, help="photos of other scenes")
     parser.add_argument("--seed", type=int, default=2020)
     parser.add_argument("--threshold", type=int, default=None, help="override EVIDENCE_NEAR_DUPLICATE_BITS")
@@ -182,31 +215,59 @@ def main() -> int:
         started = time.perf_counter()
         ids, hashes, flagged = upload_all(photos, Path(work), args.threshold)
         uploaded = time.perf_counter() - started
-    print(f"{len(photos)} photos ({args.bases} originals x 4 alterations, {args.bases} look-alikes, {args.unrelated} unrelated), "
-          f"generated in {generated:.1f} s, uploaded through the evidence API in {uploaded:.1f} s "
-          f"({1000 * uploaded / len(photos):.0f} ms per photo, inspection and thumbnail included)")
+    print(
+        f"{len(photos)} photos ({args.bases} originals x 4 alterations, {args.bases} look-alikes, {args.unrelated} unrelated), "
+        f"generated in {generated:.1f} s, uploaded through the evidence API in {uploaded:.1f} s "
+        f"({1000 * uploaded / len(photos):.0f} ms per photo, inspection and thumbnail included)"
+    )
 
     measured = figures(photos, ids, lambda a, b: frozenset((a, b)) in flagged)
-    print_table(f"What the service flagged (perceptual-hash distance <= {threshold} of 64 bits)", ["measure", "rate", "count"],
-                [(("recall: " if key in ALTERATIONS else "false positives: ") + key, f"{100 * hits / total:.1f} %", f"{hits}/{total}")
-                 for key, (hits, total) in measured.items()])
+    print_table(
+        f"What the service flagged (perceptual-hash distance <= {threshold} of 64 bits)",
+        ["measure", "rate", "count"],
+        [
+            (
+                ("recall: " if key in ALTERATIONS else "false positives: ") + key,
+                f"{100 * hits / total:.1f} %",
+                f"{hits}/{total}",
+            )
+            for key, (hits, total) in measured.items()
+        ],
+    )
 
     def within(limit: int):
-        return lambda a, b: (hashes[a] is not None and hashes[b] is not None
-                             and perceptual.distance(perceptual.from_hex(hashes[a]), perceptual.from_hex(hashes[b])) <= limit)
+        return lambda a, b: (
+            hashes[a] is not None
+            and hashes[b] is not None
+            and perceptual.distance(perceptual.from_hex(hashes[a]), perceptual.from_hex(hashes[b])) <= limit
+        )
+
     rows = []
     for limit in range(0, 21, 2):
         sweep = figures(photos, ids, within(limit))
         recall = sum(sweep[how][0] for how in ALTERATIONS) / sum(sweep[how][1] for how in ALTERATIONS)
-        rows.append((limit, *(f"{100 * sweep[how][0] / sweep[how][1]:.0f} %" for how in ALTERATIONS), f"{100 * recall:.1f} %",
-                     f"{100 * sweep['unrelated pairs'][0] / sweep['unrelated pairs'][1]:.3f} %",
-                     f"{100 * sweep['look-alike pairs'][0] / sweep['look-alike pairs'][1]:.3f} %"))
-    print_table("Threshold sweep over the stored hashes (pairs of different pictures flagged = false-positive rate)",
-                ["bits", *ALTERATIONS, "recall", "FP unrelated", "FP look-alike"], rows)
-    distances = sorted(perceptual.distance(perceptual.from_hex(hashes[a]), perceptual.from_hex(hashes[b]))
-                       for a, b in combinations([ids[p.name] for p in photos if p.role in ("original", "unrelated")], 2))
-    print(f"distance between different pictures: min {distances[0]}, 1st percentile {distances[len(distances) // 100]}, "
-          f"median {distances[len(distances) // 2]}")
+        rows.append(
+            (
+                limit,
+                *(f"{100 * sweep[how][0] / sweep[how][1]:.0f} %" for how in ALTERATIONS),
+                f"{100 * recall:.1f} %",
+                f"{100 * sweep['unrelated pairs'][0] / sweep['unrelated pairs'][1]:.3f} %",
+                f"{100 * sweep['look-alike pairs'][0] / sweep['look-alike pairs'][1]:.3f} %",
+            )
+        )
+    print_table(
+        "Threshold sweep over the stored hashes (pairs of different pictures flagged = false-positive rate)",
+        ["bits", *ALTERATIONS, "recall", "FP unrelated", "FP look-alike"],
+        rows,
+    )
+    distances = sorted(
+        perceptual.distance(perceptual.from_hex(hashes[a]), perceptual.from_hex(hashes[b]))
+        for a, b in combinations([ids[p.name] for p in photos if p.role in ("original", "unrelated")], 2)
+    )
+    print(
+        f"distance between different pictures: min {distances[0]}, 1st percentile {distances[len(distances) // 100]}, "
+        f"median {distances[len(distances) // 2]}"
+    )
     return 0
 
 

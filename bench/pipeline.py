@@ -38,6 +38,7 @@ Everything is removed afterwards, also on Ctrl-C or error: processes, queues, ex
 process logs are kept, and their folder named, when the platform itself failed).
 Needs RabbitMQ at 127.0.0.1:5672 and PostgreSQL at 127.0.0.1:5432 (TEST_RABBITMQ_URL / TEST_POSTGRES_URL).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -88,7 +89,7 @@ class MailClock:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="mail-clock", daemon=True)
 
-    def __enter__(self) -> "MailClock":
+    def __enter__(self) -> MailClock:
         self._thread.start()
         return self
 
@@ -110,7 +111,9 @@ class MailClock:
 
     def approval_of(self, title: str) -> float | None:
         """When the approval e-mail about the submission with this (unique) title arrived, if it did."""
-        found = [at for subject, at in list(self.arrivals.items()) if APPROVED in subject and title in subject]
+        found = [
+            at for subject, at in list(self.arrivals.items()) if APPROVED in subject and title in subject
+        ]
         return min(found) if found else None
 
     def wait_for_approvals(self, titles: list[str], timeout: float) -> None:
@@ -120,15 +123,23 @@ class MailClock:
         while waiting:
             waiting = [title for title in waiting if self.approval_of(title) is None]
             if waiting and time.monotonic() > deadline:
-                raise RuntimeError(f"{len(waiting)} of {len(titles)} approval e-mails did not arrive within {timeout:.0f}s")
+                raise RuntimeError(
+                    f"{len(waiting)} of {len(titles)} approval e-mails did not arrive within {timeout:.0f}s"
+                )
             time.sleep(0.05)
 
 
 class Driver:
     """The client side: per-thread HTTP clients driving intake and review."""
 
-    def __init__(self, routes: dict[str, list[str]], headers: dict[str, str], poll_s: float, timeout: float,
-                 stop: threading.Event) -> None:
+    def __init__(
+        self,
+        routes: dict[str, list[str]],
+        headers: dict[str, str],
+        poll_s: float,
+        timeout: float,
+        stop: threading.Event,
+    ) -> None:
         self.routes, self.poll_s, self.timeout, self.stop = routes, poll_s, timeout, stop
         self._headers = headers
         self._local = threading.local()
@@ -149,47 +160,77 @@ class Driver:
     def create_unit(self) -> dict:
         """Register the one unit all submissions belong to (an invented liaison at example.org)."""
         code = f"B{uuid.uuid4().hex[:8]}"
-        response = self.client.post(f"{self.url('intake')}/units", json={
-            "code": code, "name": UNIT_NAME, "level": "county",
-            "liaison": {"name": "李明", "email": f"liaison-{code.lower()}@example.org"},
-        })
+        response = self.client.post(
+            f"{self.url('intake')}/units",
+            json={
+                "code": code,
+                "name": UNIT_NAME,
+                "level": "county",
+                "liaison": {"name": "李明", "email": f"liaison-{code.lower()}@example.org"},
+            },
+        )
         response.raise_for_status()
         return response.json()
 
     def run_one(self, unit_id: str, title: str) -> Timing:
         """Create one submission, wait until review shows it, approve it."""
         timing = Timing(title=title, started=time.monotonic())
-        created = self.client.post(f"{self.url('intake')}/submissions", json={
-            "unit_id": unit_id, "measure_code": "M1", "title": title, "description": "压测：召开专题会议。",
-        })
+        created = self.client.post(
+            f"{self.url('intake')}/submissions",
+            json={
+                "unit_id": unit_id,
+                "measure_code": "M1",
+                "title": title,
+                "description": "压测：召开专题会议。",
+            },
+        )
         created.raise_for_status()
         submission_id = created.json()["id"]
         deadline = time.monotonic() + self.timeout
-        while (shown := self.client.get(f"{self.url('review')}/submissions/{submission_id}")).status_code != 200:
+        while (
+            shown := self.client.get(f"{self.url('review')}/submissions/{submission_id}")
+        ).status_code != 200:
             if shown.status_code != 404:
                 raise RuntimeError(f"review answered {shown.status_code}: {shown.text[:300]}")
             if self.stop.is_set() or time.monotonic() > deadline:
-                raise RuntimeError(f"review did not show submission {submission_id} within {self.timeout:.0f}s")
+                raise RuntimeError(
+                    f"review did not show submission {submission_id} within {self.timeout:.0f}s"
+                )
             timing.polls += 1
             time.sleep(self.poll_s)
         timing.queued = time.monotonic()
-        approved = self.client.post(f"{self.url('review')}/submissions/{submission_id}/approve",
-                                    json={"reviewer": "王芳", "score": 90})
+        approved = self.client.post(
+            f"{self.url('review')}/submissions/{submission_id}/approve",
+            json={"reviewer": "王芳", "score": 90},
+        )
         approved.raise_for_status()
         timing.approved = time.monotonic()
         return timing
 
 
-def run_platform(cluster: Cluster, smtp, headers: dict[str, str], *, n: int, concurrency: int, poll_s: float,
-                 timeout: float) -> tuple[list[Timing], float, CpuMeter]:
+def run_platform(
+    cluster: Cluster,
+    smtp,
+    headers: dict[str, str],
+    *,
+    n: int,
+    concurrency: int,
+    poll_s: float,
+    timeout: float,
+) -> tuple[list[Timing], float, CpuMeter]:
     """Drive n submissions; returns their timings, the wall time from first create to last e-mail and CPU use."""
     stop = threading.Event()
     driver = Driver(cluster.replica_routes, headers, poll_s, timeout, stop)
     unit = driver.create_unit()
     titles = [f"压测报送第{i:04d}号" for i in range(n)]
     timings: list[Timing] = []
-    cpu = CpuMeter({**{name: proc.pid for name, proc in cluster.processes.items()}, "this script (client, SMTP, moto)": os.getpid()},
-                   {"PostgreSQL (all backends)": "postgres", "RabbitMQ": "beam.smp"})
+    cpu = CpuMeter(
+        {
+            **{name: proc.pid for name, proc in cluster.processes.items()},
+            "this script (client, SMTP, moto)": os.getpid(),
+        },
+        {"PostgreSQL (all backends)": "postgres", "RabbitMQ": "beam.smp"},
+    )
     with MailClock(smtp) as mail:
         cpu.start()
         pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="driver")
@@ -219,22 +260,39 @@ class RateRun:
     failures: int
 
 
-def run_open_loop(cluster: Cluster, smtp, headers: dict[str, str], *, rates: list[float], seconds: float, poll_s: float,
-                  timeout: float) -> list[RateRun]:
+def run_open_loop(
+    cluster: Cluster,
+    smtp,
+    headers: dict[str, str],
+    *,
+    rates: list[float],
+    seconds: float,
+    poll_s: float,
+    timeout: float,
+) -> list[RateRun]:
     """For each offered rate, start submissions on a fixed schedule and time each from its scheduled start."""
     stop = threading.Event()
     driver = Driver(cluster.replica_routes, headers, poll_s, timeout, stop)
     unit = driver.create_unit()
     results = []
-    processes = {**{name: proc.pid for name, proc in cluster.processes.items()}, "this script (client, SMTP, moto)": os.getpid()}
+    processes = {
+        **{name: proc.pid for name, proc in cluster.processes.items()},
+        "this script (client, SMTP, moto)": os.getpid(),
+    }
     with MailClock(smtp) as mail:
         for rate in rates:
             count = max(1, int(rate * seconds))
             titles = [f"开环{rate:g}报送第{i:04d}号" for i in range(count)]
-            print(f"offering {rate:g} submissions/s for {count / rate:.0f} s ({count} submissions)", flush=True)
-            cpu = CpuMeter(processes, {"PostgreSQL (all backends)": "postgres", "RabbitMQ": "beam.smp"}).start()
+            print(
+                f"offering {rate:g} submissions/s for {count / rate:.0f} s ({count} submissions)", flush=True
+            )
+            cpu = CpuMeter(
+                processes, {"PostgreSQL (all backends)": "postgres", "RabbitMQ": "beam.smp"}
+            ).start()
             # Enough threads that a slow platform never delays a scheduled start (each thread waits on its own).
-            pool = ThreadPoolExecutor(max_workers=min(256, max(16, int(rate * 10))), thread_name_prefix="open-loop")
+            pool = ThreadPoolExecutor(
+                max_workers=min(256, max(16, int(rate * 10))), thread_name_prefix="open-loop"
+            )
             started = time.monotonic() + 0.1
             futures = []
 
@@ -272,29 +330,84 @@ def report_open_loop(runs: list[RateRun], raw: dict[str, float], args) -> None:
     for run in runs:
         latency = [t.mailed - t.started for t in run.timings]
         to_queue = [t.queued - t.started for t in run.timings]
-        rows.append([f"{run.rate:g}", len(run.timings) + run.failures, ms(latency, 50), ms(latency, 99), ms(latency, 100),
-                     ms(to_queue, 50), ms(to_queue, 99), f"{len(run.timings) / run.wall:,.1f}" if run.wall else "-",
-                     run.failures, f"{100 * run.cpu.machine_busy:.0f}%"])
-    print_table("Platform, open loop: create → review queue → approve → e-mail at SMTP, latency from the scheduled start "
-                f"(OUTBOX_POLL_S={args.outbox_poll_s}, review polled every {args.poll_ms} ms)",
-                ["offered subm/s", "submissions", "p50 ms", "p99 ms", "max ms", "to queue p50", "to queue p99",
-                 "achieved subm/s", "failed", "machine busy"], rows)
-    names = sorted({name for run in runs for name in run.cpu.used}, key=lambda name: -sum(r.cpu.used.get(name, 0) for r in runs))
-    cpu_rows = [[name, *[f"{run.cpu.used.get(name, 0.0) / max(1, len(run.timings)) * 1000:,.1f}" for run in runs]] for name in names]
-    cpu_rows.append(["all of the platform's processes and servers",
-                     *[f"{sum(v for k, v in run.cpu.used.items() if not k.startswith('this script')) / max(1, len(run.timings)) * 1000:,.1f}"
-                       for run in runs]])
-    print_table("CPU ms per submission, per process, at each offered rate", ["process", *[f"{r.rate:g}/s" for r in runs]], cpu_rows)
-    print_table("Raw pika yardstick (same broker)", ["path", "messages", "seconds", "messages/s"], [
-        ["publish (confirmed), median of 3", args.raw_n, f"{raw['publish_s']:,.2f}", f"{args.raw_n / raw['publish_s']:,.0f}"],
-        ["publish → consume (acked), median of 3", args.raw_n, f"{raw['total_s']:,.2f}", f"{args.raw_n / raw['total_s']:,.0f}"]])
+        rows.append(
+            [
+                f"{run.rate:g}",
+                len(run.timings) + run.failures,
+                ms(latency, 50),
+                ms(latency, 99),
+                ms(latency, 100),
+                ms(to_queue, 50),
+                ms(to_queue, 99),
+                f"{len(run.timings) / run.wall:,.1f}" if run.wall else "-",
+                run.failures,
+                f"{100 * run.cpu.machine_busy:.0f}%",
+            ]
+        )
+    print_table(
+        "Platform, open loop: create → review queue → approve → e-mail at SMTP, latency from the scheduled start "
+        f"(OUTBOX_POLL_S={args.outbox_poll_s}, review polled every {args.poll_ms} ms)",
+        [
+            "offered subm/s",
+            "submissions",
+            "p50 ms",
+            "p99 ms",
+            "max ms",
+            "to queue p50",
+            "to queue p99",
+            "achieved subm/s",
+            "failed",
+            "machine busy",
+        ],
+        rows,
+    )
+    names = sorted(
+        {name for run in runs for name in run.cpu.used},
+        key=lambda name: -sum(r.cpu.used.get(name, 0) for r in runs),
+    )
+    cpu_rows = [
+        [name, *[f"{run.cpu.used.get(name, 0.0) / max(1, len(run.timings)) * 1000:,.1f}" for run in runs]]
+        for name in names
+    ]
+    cpu_rows.append(
+        [
+            "all of the platform's processes and servers",
+            *[
+                f"{sum(v for k, v in run.cpu.used.items() if not k.startswith('this script')) / max(1, len(run.timings)) * 1000:,.1f}"
+                for run in runs
+            ],
+        ]
+    )
+    print_table(
+        "CPU ms per submission, per process, at each offered rate",
+        ["process", *[f"{r.rate:g}/s" for r in runs]],
+        cpu_rows,
+    )
+    print_table(
+        "Raw pika yardstick (same broker)",
+        ["path", "messages", "seconds", "messages/s"],
+        [
+            [
+                "publish (confirmed), median of 3",
+                args.raw_n,
+                f"{raw['publish_s']:,.2f}",
+                f"{args.raw_n / raw['publish_s']:,.0f}",
+            ],
+            [
+                "publish → consume (acked), median of 3",
+                args.raw_n,
+                f"{raw['total_s']:,.2f}",
+                f"{args.raw_n / raw['total_s']:,.0f}",
+            ],
+        ],
+    )
 
 
 def run_raw_pika(url: str, queue: str, *, n: int, prefetch: int, body_size: int) -> dict[str, float]:
     """Publish n persistent confirmed messages to a fresh quorum queue while a consumer acks them one by one."""
     import pika
 
-    body = (b'{"type":"bench.raw","payload":"' + b"x" * body_size)[:body_size - 2] + b'"}'
+    body = (b'{"type":"bench.raw","payload":"' + b"x" * body_size)[: body_size - 2] + b'"}'
     params = pika.URLParameters(url)
     publisher = pika.BlockingConnection(params)
     consumer_conn = pika.BlockingConnection(params)
@@ -379,21 +492,30 @@ def stage_lags(database_url: str) -> list[list[str]]:
         with engine.connect() as conn:
             approvals = conn.execute(text(STAGES_SQL)).all()
             submits = [row[0] for row in conn.execute(text(SUBMIT_SQL)).all()]
-    except Exception as exc:  # noqa: BLE001 - a diagnostic only; the tables belong to the services
+    except Exception as exc:
         print(f"(stage breakdown unavailable: {type(exc).__name__})")
         return []
     finally:
         engine.dispose()
     ms = lambda values, p: f"{percentile([float(v) for v in values], p) * 1000:,.0f}" if values else "-"  # noqa: E731
-    rows = [["intake outbox: submit committed → published", submits],
-            ["review outbox: approve committed → published", [r.relay for r in approvals]],
-            ["notification: published → delivery queued", [r.consume for r in approvals]],
-            ["notification: delivery queued → sent", [r.send for r in approvals]]]
+    rows = [
+        ["intake outbox: submit committed → published", submits],
+        ["review outbox: approve committed → published", [r.relay for r in approvals]],
+        ["notification: published → delivery queued", [r.consume for r in approvals]],
+        ["notification: delivery queued → sent", [r.send for r in approvals]],
+    ]
     return [[name, ms(values, 50), ms(values, 95), ms(values, 99), ms(values, 100)] for name, values in rows]
 
 
-def report(timings: list[Timing], wall: float, raw: dict[str, float], events: dict[str, tuple[int, int]],
-           stages: list[list[str]], mails: int, args) -> None:
+def report(
+    timings: list[Timing],
+    wall: float,
+    raw: dict[str, float],
+    events: dict[str, tuple[int, int]],
+    stages: list[list[str]],
+    mails: int,
+    args,
+) -> None:
     """Print the figures."""
     n = len(timings)
     latency = [t.mailed - t.started for t in timings]
@@ -404,13 +526,36 @@ def report(timings: list[Timing], wall: float, raw: dict[str, float], events: di
         f"Platform: {n} submissions, create → review queue → approve → e-mail at SMTP "
         f"({args.concurrency} client threads, OUTBOX_POLL_S={args.outbox_poll_s}, review polled every {args.poll_ms} ms)",
         ["measure", "p50 ms", "p95 ms", "p99 ms", "max ms"],
-        [["end to end (create → e-mail)", ms(latency, 50), ms(latency, 95), ms(latency, 99), ms(latency, 100)],
-         ["create → shown in review queue", ms(to_queue, 50), ms(to_queue, 95), ms(to_queue, 99), ms(to_queue, 100)],
-         ["approve returned → e-mail", ms(to_mail, 50), ms(to_mail, 95), ms(to_mail, 99), ms(to_mail, 100)]],
+        [
+            [
+                "end to end (create → e-mail)",
+                ms(latency, 50),
+                ms(latency, 95),
+                ms(latency, 99),
+                ms(latency, 100),
+            ],
+            [
+                "create → shown in review queue",
+                ms(to_queue, 50),
+                ms(to_queue, 95),
+                ms(to_queue, 99),
+                ms(to_queue, 100),
+            ],
+            [
+                "approve returned → e-mail",
+                ms(to_mail, 50),
+                ms(to_mail, 95),
+                ms(to_mail, 99),
+                ms(to_mail, 100),
+            ],
+        ],
     )
     if stages:
-        print_table("Where the time goes (from the services' outbox and delivery timestamps)",
-                    ["stage", "p50 ms", "p95 ms", "p99 ms", "max ms"], stages)
+        print_table(
+            "Where the time goes (from the services' outbox and delivery timestamps)",
+            ["stage", "p50 ms", "p95 ms", "p99 ms", "max ms"],
+            stages,
+        )
     published = sum(out for out, _ in events.values())
     consumed = sum(inbox for _, inbox in events.values())
     raw_rate = args.raw_n / raw["total_s"]
@@ -418,35 +563,72 @@ def report(timings: list[Timing], wall: float, raw: dict[str, float], events: di
     print_table(
         "Throughput",
         ["path", "items", "seconds", "items/s", "note"],
-        [["platform, end to end", n, f"{wall:,.2f}", f"{platform_rate:,.1f}",
-          f"{published / n:.1f} events published, {consumed / n:.1f} consumed, {mails / n:.1f} e-mails per submission"],
-         ["raw pika publish (confirmed), median of 3", args.raw_n, f"{raw['publish_s']:,.2f}", f"{args.raw_n / raw['publish_s']:,.0f}",
-          "persistent, one confirm per message"],
-         ["raw pika publish → consume (acked), median of 3", args.raw_n, f"{raw['total_s']:,.2f}", f"{raw_rate:,.0f}",
-          f"quorum queue, prefetch {args.prefetch}"]],
+        [
+            [
+                "platform, end to end",
+                n,
+                f"{wall:,.2f}",
+                f"{platform_rate:,.1f}",
+                f"{published / n:.1f} events published, {consumed / n:.1f} consumed, {mails / n:.1f} e-mails per submission",
+            ],
+            [
+                "raw pika publish (confirmed), median of 3",
+                args.raw_n,
+                f"{raw['publish_s']:,.2f}",
+                f"{args.raw_n / raw['publish_s']:,.0f}",
+                "persistent, one confirm per message",
+            ],
+            [
+                "raw pika publish → consume (acked), median of 3",
+                args.raw_n,
+                f"{raw['total_s']:,.2f}",
+                f"{raw_rate:,.0f}",
+                f"quorum queue, prefetch {args.prefetch}",
+            ],
+        ],
     )
-    print_table("Ratio", ["comparison", "ratio"], [
-        ["platform submissions/s ÷ raw pika messages/s", f"{platform_rate / raw_rate:.4f}"],
-        ["platform events published/s ÷ raw pika messages/s", f"{published / wall / raw_rate:.4f}"],
-    ])
-    print("\nPer service (events published via outbox, events consumed via inbox): "
-          + ", ".join(f"{s} {o}/{i}" for s, (o, i) in events.items())
-          + f"\nReview was asked {sum(t.polls for t in timings) / n:.1f} times per submission before it showed it (404s)."
-          + "\nThe client sends an admin token minted with the run's own key pair (no user accounts needed).", flush=True)
+    print_table(
+        "Ratio",
+        ["comparison", "ratio"],
+        [
+            ["platform submissions/s ÷ raw pika messages/s", f"{platform_rate / raw_rate:.4f}"],
+            ["platform events published/s ÷ raw pika messages/s", f"{published / wall / raw_rate:.4f}"],
+        ],
+    )
+    print(
+        "\nPer service (events published via outbox, events consumed via inbox): "
+        + ", ".join(f"{s} {o}/{i}" for s, (o, i) in events.items())
+        + f"\nReview was asked {sum(t.polls for t in timings) / n:.1f} times per submission before it showed it (404s)."
+        + "\nThe client sends an admin token minted with the run's own key pair (no user accounts needed).",
+        flush=True,
+    )
 
 
 def report_cpu(cpu: CpuMeter, *, n: int) -> None:
     """Print who used the machine's CPU while the submissions ran."""
     known = sum(cpu.used.values())
-    rows = [[name, f"{seconds:,.1f}", f"{seconds / n * 1000:,.1f}", f"{100 * seconds / cpu.machine_seconds:.0f}"]
-            for name, seconds in sorted(cpu.used.items(), key=lambda item: -item[1])]
+    rows = [
+        [name, f"{seconds:,.1f}", f"{seconds / n * 1000:,.1f}", f"{100 * seconds / cpu.machine_seconds:.0f}"]
+        for name, seconds in sorted(cpu.used.items(), key=lambda item: -item[1])
+    ]
     other = max(cpu.machine_seconds - known, 0.0)
-    rows.append(["everything else on the machine", f"{other:,.1f}", f"{other / n * 1000:,.1f}",
-                 f"{100 * other / cpu.machine_seconds:.0f}"])
-    print_table(f"CPU while the submissions ran: the machine ({os.cpu_count()} cores) was {100 * cpu.machine_busy:.0f}% busy",
-                ["process", "CPU s", "CPU ms per submission", "% of used"], rows)
-    print("'everything else' is work this run did not start (e.g. other test runs on the machine) plus processes that\n"
-          "came and went; when it is large, the platform's figures above are lower than the platform can do.")
+    rows.append(
+        [
+            "everything else on the machine",
+            f"{other:,.1f}",
+            f"{other / n * 1000:,.1f}",
+            f"{100 * other / cpu.machine_seconds:.0f}",
+        ]
+    )
+    print_table(
+        f"CPU while the submissions ran: the machine ({os.cpu_count()} cores) was {100 * cpu.machine_busy:.0f}% busy",
+        ["process", "CPU s", "CPU ms per submission", "% of used"],
+        rows,
+    )
+    print(
+        "'everything else' is work this run did not start (e.g. other test runs on the machine) plus processes that\n"
+        "came and went; when it is large, the platform's figures above are lower than the platform can do."
+    )
 
 
 def safety_figures(smtp, database_url: str, logs: list[str]) -> dict[str, int]:
@@ -459,13 +641,22 @@ def safety_figures(smtp, database_url: str, logs: list[str]) -> dict[str, int]:
     try:
         with engine.connect() as conn:
             for service in SERVICES:
-                twice += conn.execute(text(
-                    f'SELECT count(*) FROM (SELECT consumer, event_id FROM "{service}".inbox '
-                    "GROUP BY consumer, event_id HAVING count(*) > 1) AS d")).scalar_one()
+                twice += conn.execute(
+                    text(
+                        f'SELECT count(*) FROM (SELECT consumer, event_id FROM "{service}".inbox '
+                        "GROUP BY consumer, event_id HAVING count(*) > 1) AS d"
+                    )
+                ).scalar_one()
     finally:
         engine.dispose()
-    absorbed = sum(len(re.findall(r"duplicate event \S+ ignored|processed concurrently elsewhere", log)) for log in logs)
-    return {"mails_twice": sum(count - 1 for count in sent.values()), "events_twice": twice, "absorbed": absorbed}
+    absorbed = sum(
+        len(re.findall(r"duplicate event \S+ ignored|processed concurrently elsewhere", log)) for log in logs
+    )
+    return {
+        "mails_twice": sum(count - 1 for count in sent.values()),
+        "events_twice": twice,
+        "absorbed": absorbed,
+    }
 
 
 @dataclass
@@ -484,16 +675,20 @@ class RunResult:
     rate_runs: list[RateRun] | None = None
 
 
-def run_platform_once(args, *, label: str, workers: int, apis: int, raw: bool,
-                      rates: list[float] | None = None) -> tuple[RunResult, dict[str, float] | None]:
+def run_platform_once(
+    args, *, label: str, workers: int, apis: int, raw: bool, rates: list[float] | None = None
+) -> tuple[RunResult, dict[str, float] | None]:
     """One run on fresh queues, database, bucket and SMTP server; the raw pika yardstick afterwards if asked."""
     from tests.servers import moto_s3_server, smtp_server
     from tests.services import RABBITMQ_URL, delete_rabbitmq_objects, fresh_postgres_database, unique
 
     run = unique("bench.")
     exchange, prefix = f"{run}.events", f"{run}."
-    queues = [f"{prefix}{s}{suffix}" for s in SERVICES
-              for suffix in ("", ".parking", *(f".retry.{d}" for d in RETRY_DELAYS_MS))] + [f"{prefix}raw"]
+    queues = [
+        f"{prefix}{s}{suffix}"
+        for s in SERVICES
+        for suffix in ("", ".parking", *(f".retry.{d}" for d in RETRY_DELAYS_MS))
+    ] + [f"{prefix}raw"]
     with ExitStack() as stack:
         stack.callback(delete_rabbitmq_objects, RABBITMQ_URL, queues=queues, exchanges=[exchange])
         database_url = stack.enter_context(fresh_postgres_database())
@@ -504,32 +699,64 @@ def run_platform_once(args, *, label: str, workers: int, apis: int, raw: bool,
         keep_logs = []  # set when the platform failed, so its logs can be read
         stack.callback(lambda: keep_logs or shutil.rmtree(work, ignore_errors=True))
         auth_env, headers = staff_credentials()
-        env = cluster_env({
-            **auth_env,
-            "BUS_BACKEND": "rabbitmq", "RABBITMQ_URL": RABBITMQ_URL, "BUS_EXCHANGE": exchange, "BUS_QUEUE_PREFIX": prefix,
-            "BUS_RETRY_DELAYS_MS": ",".join(map(str, RETRY_DELAYS_MS)), "BUS_PREFETCH": str(args.prefetch),
-            "DATABASE_URL": database_url,
-            "BLOB_BACKEND": "s3", "S3_ENDPOINT": s3.endpoint, "S3_ACCESS_KEY": s3.access_key,
-            "S3_SECRET_KEY": s3.secret_key, "S3_BUCKET": s3.bucket, "S3_REGION": s3.region,
-            "MAIL_BACKEND": "smtp", "SMTP_HOST": smtp.host, "SMTP_PORT": str(smtp.port),
-            "OUTBOX_POLL_S": str(args.outbox_poll_s), "DATA_DIR": str(work / "var"),
-        })
+        env = cluster_env(
+            {
+                **auth_env,
+                "BUS_BACKEND": "rabbitmq",
+                "RABBITMQ_URL": RABBITMQ_URL,
+                "BUS_EXCHANGE": exchange,
+                "BUS_QUEUE_PREFIX": prefix,
+                "BUS_RETRY_DELAYS_MS": ",".join(map(str, RETRY_DELAYS_MS)),
+                "BUS_PREFETCH": str(args.prefetch),
+                "DATABASE_URL": database_url,
+                "BLOB_BACKEND": "s3",
+                "S3_ENDPOINT": s3.endpoint,
+                "S3_ACCESS_KEY": s3.access_key,
+                "S3_SECRET_KEY": s3.secret_key,
+                "S3_BUCKET": s3.bucket,
+                "S3_REGION": s3.region,
+                "MAIL_BACKEND": "smtp",
+                "SMTP_HOST": smtp.host,
+                "SMTP_PORT": str(smtp.port),
+                "OUTBOX_POLL_S": str(args.outbox_poll_s),
+                "DATA_DIR": str(work / "var"),
+            }
+        )
         cluster = Cluster(env=env, log_dir=work, api_replicas=apis, worker_replicas=workers)
         stack.callback(cluster.stop)
         processes = len(SERVICES) * (apis + workers)
-        print(f"[{label}] run {run}: starting {processes} processes ({apis} per API, {workers} per worker; logs in {work})",
-              flush=True)
+        print(
+            f"[{label}] run {run}: starting {processes} processes ({apis} per API, {workers} per worker; logs in {work})",
+            flush=True,
+        )
         cluster.start(timeout=180)
-        print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} cores)", flush=True)
+        print(
+            f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} cores)",
+            flush=True,
+        )
         timings, wall, cpu, rate_runs = [], 0.0, None, None
         try:
             if rates:
-                rate_runs = run_open_loop(cluster, smtp, headers, rates=rates, seconds=args.seconds,
-                                          poll_s=args.poll_ms / 1000, timeout=args.timeout)
+                rate_runs = run_open_loop(
+                    cluster,
+                    smtp,
+                    headers,
+                    rates=rates,
+                    seconds=args.seconds,
+                    poll_s=args.poll_ms / 1000,
+                    timeout=args.timeout,
+                )
             else:
                 print(f"[{label}] driving {args.n} submissions with {args.concurrency} threads", flush=True)
-                timings, wall, cpu = run_platform(cluster, smtp, headers, n=args.n, concurrency=args.concurrency,
-                                                  poll_s=args.poll_ms / 1000, timeout=args.timeout)
+                timings, wall, cpu = run_platform(
+                    cluster,
+                    smtp,
+                    headers,
+                    n=args.n,
+                    concurrency=args.concurrency,
+                    poll_s=args.poll_ms / 1000,
+                    timeout=args.timeout,
+                )
         except Exception:
             cluster.stop()
             keep_logs.append(True)
@@ -543,8 +770,19 @@ def run_platform_once(args, *, label: str, workers: int, apis: int, raw: bool,
         raw_figures = None
         if raw:  # the raw yardstick gets the machine to itself
             print(f"raw pika: {RAW_TRIALS} × {args.raw_n} messages", flush=True)
-            trials = sorted((run_raw_pika(RABBITMQ_URL, f"{prefix}raw", n=args.raw_n, prefetch=args.prefetch,
-                                          body_size=args.raw_body_bytes) for _ in range(RAW_TRIALS)), key=lambda t: t["total_s"])
+            trials = sorted(
+                (
+                    run_raw_pika(
+                        RABBITMQ_URL,
+                        f"{prefix}raw",
+                        n=args.raw_n,
+                        prefetch=args.prefetch,
+                        body_size=args.raw_body_bytes,
+                    )
+                    for _ in range(RAW_TRIALS)
+                ),
+                key=lambda t: t["total_s"],
+            )
             raw_figures = trials[len(trials) // 2]
     return result, raw_figures
 
@@ -555,8 +793,11 @@ def report_replicas(results: list[RunResult], *, n: int) -> None:
 
     def cpu_ms(result: RunResult, platform: bool) -> str:
         servers = {"PostgreSQL (all backends)", "RabbitMQ"}
-        used = sum(seconds for name, seconds in result.cpu.used.items()
-                   if (name in servers) != platform and not name.startswith("this script"))
+        used = sum(
+            seconds
+            for name, seconds in result.cpu.used.items()
+            if (name in servers) != platform and not name.startswith("this script")
+        )
         return f"{used / n * 1000:,.1f}"
 
     rows = [
@@ -572,28 +813,73 @@ def report_replicas(results: list[RunResult], *, n: int) -> None:
         ["events handled twice", *(r.safety["events_twice"] for r in results)],
         ["redeliveries absorbed by the inbox", *(r.safety["absorbed"] for r in results)],
     ]
-    print_table(f"Scale-out: {n} submissions each, create → review queue → approve → e-mail "
-                f"(the machine has {os.cpu_count()} cores, shared with whatever else runs on it)",
-                ["measure", *(r.label for r in results)], rows)
-    print("Replicas share one database and one broker: the outbox relay claims rows with SKIP LOCKED, the queue hands\n"
-          "each message to one consumer, and the inbox (primary key consumer + event id) refuses a second commit.", flush=True)
+    print_table(
+        f"Scale-out: {n} submissions each, create → review queue → approve → e-mail "
+        f"(the machine has {os.cpu_count()} cores, shared with whatever else runs on it)",
+        ["measure", *(r.label for r in results)],
+        rows,
+    )
+    print(
+        "Replicas share one database and one broker: the outbox relay claims rows with SKIP LOCKED, the queue hands\n"
+        "each message to one consumer, and the inbox (primary key consumer + event id) refuses a second commit.",
+        flush=True,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     """Start the platform, drive it, run the raw pika yardstick (or a second, scaled-out run), print, clean up."""
     parser = argparse.ArgumentParser(prog="python -m bench.pipeline", description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--n", type=int, default=200, help="submissions (and raw pika messages unless --raw-n) (default 200)")
-    parser.add_argument("--concurrency", type=int, default=8, help="client threads driving the submissions (default 8)")
-    parser.add_argument("--outbox-poll-s", type=float, default=0.5, help="OUTBOX_POLL_S of every service (default 0.5, the platform's default)")
-    parser.add_argument("--poll-ms", type=int, default=50, help="how often a client thread asks review whether the submission arrived (default 50)")
-    parser.add_argument("--prefetch", type=int, default=16, help="BUS_PREFETCH for the platform and the raw consumer (default 16)")
-    parser.add_argument("--raw-n", type=int, default=None, help="raw pika messages (default: --n, at least 5,000)")
-    parser.add_argument("--rate", default=None, help="open loop: offered rates in submissions/s, e.g. 5,10,20")
-    parser.add_argument("--seconds", type=float, default=20.0, help="open loop: how long each rate is offered (default 20)")
-    parser.add_argument("--raw-body-bytes", type=int, default=800, help="raw pika message size, about one event envelope (default 800)")
-    parser.add_argument("--timeout", type=float, default=300, help="give up waiting for the platform after this many seconds (default 300)")
-    parser.add_argument("--replicas", type=int, default=None,
-                        help="also run with N worker processes per service and two per API, and print both runs side by side")
+    parser.add_argument(
+        "--n", type=int, default=200, help="submissions (and raw pika messages unless --raw-n) (default 200)"
+    )
+    parser.add_argument(
+        "--concurrency", type=int, default=8, help="client threads driving the submissions (default 8)"
+    )
+    parser.add_argument(
+        "--outbox-poll-s",
+        type=float,
+        default=0.5,
+        help="OUTBOX_POLL_S of every service (default 0.5, the platform's default)",
+    )
+    parser.add_argument(
+        "--poll-ms",
+        type=int,
+        default=50,
+        help="how often a client thread asks review whether the submission arrived (default 50)",
+    )
+    parser.add_argument(
+        "--prefetch",
+        type=int,
+        default=16,
+        help="BUS_PREFETCH for the platform and the raw consumer (default 16)",
+    )
+    parser.add_argument(
+        "--raw-n", type=int, default=None, help="raw pika messages (default: --n, at least 5,000)"
+    )
+    parser.add_argument(
+        "--rate", default=None, help="open loop: offered rates in submissions/s, e.g. 5,10,20"
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=20.0, help="open loop: how long each rate is offered (default 20)"
+    )
+    parser.add_argument(
+        "--raw-body-bytes",
+        type=int,
+        default=800,
+        help="raw pika message size, about one event envelope (default 800)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=300,
+        help="give up waiting for the platform after this many seconds (default 300)",
+    )
+    parser.add_argument(
+        "--replicas",
+        type=int,
+        default=None,
+        help="also run with N worker processes per service and two per API, and print both runs side by side",
+    )
     args = parser.parse_args(argv)
     args.raw_n = args.raw_n or max(args.n, 5000)
     rates = [float(r) for r in args.rate.split(",") if r.strip()] if args.rate else None
@@ -610,16 +896,23 @@ def main(argv: list[str] | None = None) -> int:
             return 2
 
     if args.replicas is not None:
-        results = [run_platform_once(args, label="1 replica", workers=1, apis=1, raw=False)[0],
-                   run_platform_once(args, label=f"{args.replicas} workers, 2 APIs", workers=args.replicas, apis=2, raw=False)[0]]
+        results = [
+            run_platform_once(args, label="1 replica", workers=1, apis=1, raw=False)[0],
+            run_platform_once(
+                args, label=f"{args.replicas} workers, 2 APIs", workers=args.replicas, apis=2, raw=False
+            )[0],
+        ]
         report_replicas(results, n=args.n)
     else:
         result, raw = run_platform_once(args, label="platform", workers=1, apis=1, raw=True, rates=rates)
         if rates:
             report_open_loop(result.rate_runs, raw, args)
             if result.stages:
-                print_table("Where the time goes, all rates (from the services' outbox and delivery timestamps)",
-                            ["stage", "p50 ms", "p95 ms", "p99 ms", "max ms"], result.stages)
+                print_table(
+                    "Where the time goes, all rates (from the services' outbox and delivery timestamps)",
+                    ["stage", "p50 ms", "p95 ms", "p99 ms", "max ms"],
+                    result.stages,
+                )
         else:
             report(result.timings, result.wall, raw, result.events, result.stages, result.mails, args)
             report_cpu(result.cpu, n=args.n)

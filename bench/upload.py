@@ -20,6 +20,7 @@ requests carry an admin token signed with the run's own key pair (AUTH_* in the 
 small warm-up upload precedes each measured one, so the idle baseline already includes lazily imported code
 and the bucket check.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,41 +30,32 @@ import multiprocessing
 import os
 import random
 import signal
-import struct
 import tempfile
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterator
 
 import httpx
 
 from bench.common import MIB, RssSampler, ServiceProcess, idle_rss, print_table, run_cli, staff_credentials
 from deploy.processes import cluster_env, free_port
+from deploy.samples import free_box, video_clip
 
 BLOCK = MIB
 ROTATE_STEP = 40503  # odd and unrelated to BLOCK, so every MiB starts at a different offset of the block
+
+
 # 2020-03-09 10:00 Beijing time, in seconds since 1904-01-01 UTC (the MP4 epoch)
-CREATED_1904 = int((datetime(2020, 3, 9, 2, 0, tzinfo=timezone.utc) - datetime(1904, 1, 1, tzinfo=timezone.utc)).total_seconds())
-
-
-def _box(kind: bytes, payload: bytes) -> bytes:
-    return struct.pack(">I4s", 8 + len(payload), kind) + payload
-
-
-def mp4_header(total_size: int, duration_s: int = 600) -> bytes:
-    """ftyp + moov (a version-0 mvhd: creation time, duration) + the header of an mdat box filling the rest."""
-    ftyp = _box(b"ftyp", b"mp42" + b"\x00\x00\x00\x00" + b"mp42isom")
-    matrix = struct.pack(">9I", 0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000)
-    mvhd = _box(b"mvhd", b"\x00\x00\x00\x00" + struct.pack(">IIII", CREATED_1904, CREATED_1904, 1000, duration_s * 1000)
-                + struct.pack(">IH", 0x10000, 0x100) + bytes(10) + matrix + bytes(24) + struct.pack(">I", 2))
-    head = ftyp + _box(b"moov", mvhd)
-    mdat_size = total_size - len(head)
-    if mdat_size < 16:
-        raise ValueError(f"an MP4 file needs more than {len(head) + 16} bytes")
-    return head + struct.pack(">I4sQ", 1, b"mdat", mdat_size)  # 64-bit size: the media data may pass 4 GiB
+def mp4_header(total_size: int) -> bytes:
+    """A real (ffmpeg-made) clip plus the header of a 'free' box filling the rest: the evidence service probes
+    every video with ffmpeg and refuses what it cannot decode, so the benchmark's bytes must be a playable MP4."""
+    clip = video_clip(2.0, (320, 240), created="2020-03-09T02:00:00Z")
+    rest = total_size - len(clip)
+    if rest < 16:
+        raise ValueError(f"an MP4 file here needs more than {len(clip) + 16} bytes")
+    return clip + (free_box(rest - 8) if rest <= 0xFFFFFFFF else free_box(rest - 16))
 
 
 class PatternSource:
@@ -83,14 +75,14 @@ class PatternSource:
         while sent < self.size:
             stamp = self._header if index == 0 else index.to_bytes(8, "big")
             offset = (index * ROTATE_STEP) % BLOCK
-            chunk = b"".join((stamp, self._doubled[offset + len(stamp): offset + BLOCK]))[: self.size - sent]
+            chunk = b"".join((stamp, self._doubled[offset + len(stamp) : offset + BLOCK]))[: self.size - sent]
             digest.update(chunk)
             sent += len(chunk)
             index += 1
             yield chunk
         self.sha256 = digest.hexdigest()
 
-    def reader(self) -> "ChunkReader":
+    def reader(self) -> ChunkReader:
         """The same bytes as a file-like object whose read(n) returns n bytes until the end."""
         return ChunkReader(self.chunks())
 
@@ -142,7 +134,9 @@ def _moto_child(conn) -> None:
     """Child process body: run tests/servers.py's moto server until the parent says stop."""
     from tests.servers import moto_s3_server
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops this child after cleanup
+    signal.signal(
+        signal.SIGINT, signal.SIG_IGN
+    )  # Ctrl-C reaches the parent, which stops this child after cleanup
 
     with moto_s3_server() as s3:
         conn.send((s3.endpoint, s3.bucket))
@@ -192,7 +186,11 @@ def insert_known_submission(database_url: str) -> tuple[str, str]:
     engine = create_engine(database_url)
     try:
         with Session(engine) as session, session.begin():
-            session.add(KnownSubmission(id=submission_id, unit_id=unit_id, measure_code="M1", version=1, state="submitted"))
+            session.add(
+                KnownSubmission(
+                    id=submission_id, unit_id=unit_id, measure_code="M1", version=1, state="submitted"
+                )
+            )
     finally:
         engine.dispose()
     return unit_id, submission_id
@@ -202,20 +200,34 @@ def api_upload(api: ServiceProcess, submission_id: str, body, filename: str, hea
     """POST one raw body to the evidence API; returns the created evidence."""
     with httpx.Client(timeout=httpx.Timeout(600, connect=10)) as client:
         response = client.post(
-            f"{api.url}/submissions/{submission_id}/evidence", params={"filename": filename},
-            content=body, headers={**headers, "Content-Type": "application/octet-stream"},
+            f"{api.url}/submissions/{submission_id}/evidence",
+            params={"filename": filename},
+            content=body,
+            headers={**headers, "Content-Type": "application/octet-stream"},
         )
     if response.status_code != 201:
-        raise RuntimeError(f"upload failed with {response.status_code}: {response.text[:500]}\n{api.log()[-3000:]}")
+        raise RuntimeError(
+            f"upload failed with {response.status_code}: {response.text[:500]}\n{api.log()[-3000:]}"
+        )
     return response.json()
 
 
-def session_upload(api: ServiceProcess, submission_id: str, body, filename: str, headers: dict[str, str],
-                   size: int, chunk: int = 32 * MIB) -> dict:
+def session_upload(
+    api: ServiceProcess,
+    submission_id: str,
+    body,
+    filename: str,
+    headers: dict[str, str],
+    size: int,
+    chunk: int = 32 * MIB,
+) -> dict:
     """Upload through a resumable session: create, PUT chunks at their offsets, complete."""
     with httpx.Client(timeout=httpx.Timeout(600, connect=10)) as client:
-        created = client.post(f"{api.url}/submissions/{submission_id}/upload-sessions", headers=headers,
-                              json={"mode": "chunked", "filename": filename, "size": size})
+        created = client.post(
+            f"{api.url}/submissions/{submission_id}/upload-sessions",
+            headers=headers,
+            json={"mode": "chunked", "filename": filename, "size": size},
+        )
         if created.status_code != 201:
             raise RuntimeError(f"session create failed with {created.status_code}: {created.text[:500]}")
         session_id, offset, pending = created.json()["id"], 0, bytearray()
@@ -223,10 +235,16 @@ def session_upload(api: ServiceProcess, submission_id: str, body, filename: str,
             pending += piece
             while len(pending) >= chunk or (not piece and pending):
                 data, pending = bytes(pending[:chunk]), pending[chunk:]
-                response = client.put(f"{api.url}/upload-sessions/{session_id}", params={"offset": offset}, content=data,
-                                      headers={**headers, "Content-Type": "application/octet-stream"})
+                response = client.put(
+                    f"{api.url}/upload-sessions/{session_id}",
+                    params={"offset": offset},
+                    content=data,
+                    headers={**headers, "Content-Type": "application/octet-stream"},
+                )
                 if response.status_code != 200:
-                    raise RuntimeError(f"chunk at {offset} failed with {response.status_code}: {response.text[:500]}")
+                    raise RuntimeError(
+                        f"chunk at {offset} failed with {response.status_code}: {response.text[:500]}"
+                    )
                 offset += len(data)
         done = client.post(f"{api.url}/upload-sessions/{session_id}/complete", headers=headers)
     if done.status_code != 201:
@@ -234,35 +252,58 @@ def session_upload(api: ServiceProcess, submission_id: str, body, filename: str,
     return done.json()
 
 
-def multipart_upload(api: ServiceProcess, submission_id: str, body, filename: str, headers: dict[str, str],
-                     size: int) -> dict:
+def multipart_upload(
+    api: ServiceProcess, submission_id: str, body, filename: str, headers: dict[str, str], size: int
+) -> dict:
     """Upload as a streamed multipart/form-data body with one file part."""
     boundary = uuid.uuid4().hex
 
     def form():
-        yield (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"{filename}\"\r\n"
-               f"Content-Type: application/octet-stream\r\n\r\n").encode()
+        yield (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{filename}"\r\n'
+            f"Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
         yield from body
         yield f"\r\n--{boundary}--\r\n".encode()
 
     with httpx.Client(timeout=httpx.Timeout(600, connect=10)) as client:
-        response = client.post(f"{api.url}/submissions/{submission_id}/evidence", content=form(),
-                               headers={**headers, "Content-Type": f"multipart/form-data; boundary={boundary}"})
+        response = client.post(
+            f"{api.url}/submissions/{submission_id}/evidence",
+            content=form(),
+            headers={**headers, "Content-Type": f"multipart/form-data; boundary={boundary}"},
+        )
     if response.status_code != 201:
-        raise RuntimeError(f"multipart upload failed with {response.status_code}: {response.text[:500]}\n{api.log()[-3000:]}")
+        raise RuntimeError(
+            f"multipart upload failed with {response.status_code}: {response.text[:500]}\n{api.log()[-3000:]}"
+        )
     created = response.json()
     return created[0] if isinstance(created, list) else created
 
 
-def measure_api(name: str, size: int, env: dict[str, str], work: Path, sample_s: float,
-                read_back: Callable[[dict], str], path: str = "raw") -> Result:
+def measure_api(
+    name: str,
+    size: int,
+    env: dict[str, str],
+    work: Path,
+    sample_s: float,
+    read_back: Callable[[dict], str],
+    path: str = "raw",
+) -> Result:
     """Start the evidence API with env, warm it up, stream size bytes through it while sampling RSS."""
     work.mkdir(parents=True, exist_ok=True)
     database_url = f"sqlite:///{work}/evidence_storage.db"
     auth_env, headers = staff_credentials()
     limit = str(size + 64 * MIB)
-    env = cluster_env({**env, **auth_env, "DATABASE_URL": database_url, "DATA_DIR": str(work),
-                       "EVIDENCE_MAX_BYTES": limit, "EVIDENCE_VIDEO_MAX_BYTES": limit})
+    env = cluster_env(
+        {
+            **env,
+            **auth_env,
+            "DATABASE_URL": database_url,
+            "DATA_DIR": str(work),
+            "EVIDENCE_MAX_BYTES": limit,
+            "EVIDENCE_VIDEO_MAX_BYTES": limit,
+        }
+    )
     api = ServiceProcess("evidence_storage", "api", env, work / "evidence-api.log", port=free_port())
     try:
         api.start()
@@ -281,7 +322,9 @@ def measure_api(name: str, size: int, env: dict[str, str], work: Path, sample_s:
             seconds = time.perf_counter() - started
         after = idle_rss(api.proc.pid)
         if evidence["sha256"] != source.sha256 or evidence["size"] != size:
-            raise RuntimeError(f"API reported {evidence['size']} bytes, sha256 {evidence['sha256']}; expected {size}, {source.sha256}")
+            raise RuntimeError(
+                f"API reported {evidence['size']} bytes, sha256 {evidence['sha256']}; expected {size}, {source.sha256}"
+            )
         stored = read_back(evidence)
     finally:
         api.stop()
@@ -294,8 +337,14 @@ def measure_raw_s3(s3, size: int, part_size: int) -> Result:
     key = f"raw/{uuid.uuid4()}.mp4"
     source = PatternSource(size)
     started = time.perf_counter()
-    client.put_object(bucket_name=s3.bucket, object_name=key, data=source.reader(), length=-1,
-                      part_size=part_size, content_type="video/mp4")
+    client.put_object(
+        bucket_name=s3.bucket,
+        object_name=key,
+        data=source.reader(),
+        length=-1,
+        part_size=part_size,
+        content_type="video/mp4",
+    )
     seconds = time.perf_counter() - started
     stored = read_s3(s3, key)
     return Result("raw minio put_object → S3 (moto)", seconds, size, source.sha256, stored)
@@ -334,7 +383,9 @@ def read_s3(s3, key: str) -> str:
 def s3_evidence_key(s3, evidence: dict) -> str:
     """The object key the API stored an evidence file under (found by listing its submission's prefix)."""
     prefix = f"evidence/{evidence['unit_id']}/{evidence['submission_id']}/{evidence['id']}"
-    keys = [o.object_name for o in s3.client().list_objects(bucket_name=s3.bucket, prefix=prefix, recursive=True)]
+    keys = [
+        o.object_name for o in s3.client().list_objects(bucket_name=s3.bucket, prefix=prefix, recursive=True)
+    ]
     if len(keys) != 1:
         raise RuntimeError(f"expected one object under {prefix}, found {keys}")
     return keys[0]
@@ -359,30 +410,58 @@ def report(results: list[Result], size: int, part_size: int) -> None:
     """Print the figures."""
     mib = lambda n: f"{n / MIB:,.1f}" if n is not None else "-"  # noqa: E731
     rows = [
-        [r.name, f"{r.size / MIB:,.0f}", f"{r.seconds:,.2f}", f"{r.mib_s:,.1f}", mib(r.rss_baseline), mib(r.rss_peak),
-         mib(r.rss_peak - r.rss_baseline) if r.rss_peak is not None else "-", mib(r.rss_after),
-         "sha256 ok" if r.sha_ok else "SHA256 MISMATCH"]
+        [
+            r.name,
+            f"{r.size / MIB:,.0f}",
+            f"{r.seconds:,.2f}",
+            f"{r.mib_s:,.1f}",
+            mib(r.rss_baseline),
+            mib(r.rss_peak),
+            mib(r.rss_peak - r.rss_baseline) if r.rss_peak is not None else "-",
+            mib(r.rss_after),
+            "sha256 ok" if r.sha_ok else "SHA256 MISMATCH",
+        ]
         for r in results
     ]
     print_table(
         f"Evidence upload, {size / MIB:,.0f} MiB as a well-formed MP4 with incompressible media data, S3 part size {part_size / MIB:g} MiB",
-        ["path", "MiB", "seconds", "MiB/s", "API RSS idle MiB", "peak MiB", "growth MiB", "after MiB", "check"],
+        [
+            "path",
+            "MiB",
+            "seconds",
+            "MiB/s",
+            "API RSS idle MiB",
+            "peak MiB",
+            "growth MiB",
+            "after MiB",
+            "check",
+        ],
         rows,
     )
     by_name = {r.name: r for r in results}
     ratios = [
-        ["API → S3 / raw minio → S3", f"{by_name['evidence API → S3 (moto)'].mib_s / by_name['raw minio put_object → S3 (moto)'].mib_s:.2f}"],
-        ["API → folder / raw file write", f"{by_name['evidence API → folder store'].mib_s / by_name['raw file write + fsync'].mib_s:.2f}"],
+        [
+            "API → S3 / raw minio → S3",
+            f"{by_name['evidence API → S3 (moto)'].mib_s / by_name['raw minio put_object → S3 (moto)'].mib_s:.2f}",
+        ],
+        [
+            "API → folder / raw file write",
+            f"{by_name['evidence API → folder store'].mib_s / by_name['raw file write + fsync'].mib_s:.2f}",
+        ],
     ]
     print_table("Throughput ratios (1.00 = as fast as the raw path)", ["comparison", "ratio"], ratios)
-    print("\nNotes: the submission was made known to the API by inserting its KnownSubmission row directly into the API's\n"
-          "SQLite database (no intake service or bus in this benchmark). RSS is sampled from the API process only;\n"
-          "'growth' is peak minus the idle median after one small warm-up upload; 'after' is the idle median once the\n"
-          "upload returned. Every stored object was read back from its store and hashed. moto keeps objects in\n"
-          "memory and temporary files and joins all parts in memory on completion, so both S3 rows measure moto as\n"
-          "much as the client; compare them with each other, not with a real S3 or MinIO.")
-    print(f"Machine: {os.cpu_count()} cores, 1-minute load average {os.getloadavg()[0]:.1f} when the run ended "
-          "(other work on the machine makes every figure slower).")
+    print(
+        "\nNotes: the submission was made known to the API by inserting its KnownSubmission row directly into the API's\n"
+        "SQLite database (no intake service or bus in this benchmark). RSS is sampled from the API process only;\n"
+        "'growth' is peak minus the idle median after one small warm-up upload; 'after' is the idle median once the\n"
+        "upload returned. Every stored object was read back from its store and hashed. moto keeps objects in\n"
+        "memory and temporary files and joins all parts in memory on completion, so both S3 rows measure moto as\n"
+        "much as the client; compare them with each other, not with a real S3 or MinIO."
+    )
+    print(
+        f"Machine: {os.cpu_count()} cores, 1-minute load average {os.getloadavg()[0]:.1f} when the run ended "
+        "(other work on the machine makes every figure slower)."
+    )
     if all(r.sha_ok for r in results):
         print("sha256 ok")
 
@@ -390,11 +469,21 @@ def report(results: list[Result], size: int, part_size: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the three measurements and print the table."""
     parser = argparse.ArgumentParser(prog="python -m bench.upload", description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--size-mib", type=int, default=1024, help="size of the uploaded file in MiB (default 1024)")
-    parser.add_argument("--part-mib", type=int, default=8, help="S3 multipart part size in MiB for API and raw (default 8, as S3_PART_SIZE)")
+    parser.add_argument(
+        "--size-mib", type=int, default=1024, help="size of the uploaded file in MiB (default 1024)"
+    )
+    parser.add_argument(
+        "--part-mib",
+        type=int,
+        default=8,
+        help="S3 multipart part size in MiB for API and raw (default 8, as S3_PART_SIZE)",
+    )
     parser.add_argument("--sample-ms", type=int, default=50, help="RSS sampling interval in ms (default 50)")
-    parser.add_argument("--extra-paths", default="session,multipart",
-                        help="other upload paths to measure beside the raw body: session, multipart (comma-separated; '' for none)")
+    parser.add_argument(
+        "--extra-paths",
+        default="session,multipart",
+        help="other upload paths to measure beside the raw body: session, multipart (comma-separated; '' for none)",
+    )
     args = parser.parse_args(argv)
     args.extra_paths = [p for p in args.extra_paths.split(",") if p.strip()]
     size, part_size = args.size_mib * MIB, args.part_mib * MIB
@@ -403,18 +492,40 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         print(f"moto S3 at {s3.endpoint}, bucket {s3.bucket}; work folder {work}", flush=True)
         try:
-            s3_env = {"BLOB_BACKEND": "s3", "S3_ENDPOINT": s3.endpoint, "S3_ACCESS_KEY": s3.access_key,
-                      "S3_SECRET_KEY": s3.secret_key, "S3_BUCKET": s3.bucket, "S3_REGION": s3.region,
-                      "S3_PART_SIZE": str(part_size)}
-            results.append(measure_api("evidence API → S3 (moto)", size, s3_env, work / "api-s3", args.sample_ms / 1000,
-                                       lambda ev: read_s3(s3, s3_evidence_key(s3, ev))))
+            s3_env = {
+                "BLOB_BACKEND": "s3",
+                "S3_ENDPOINT": s3.endpoint,
+                "S3_ACCESS_KEY": s3.access_key,
+                "S3_SECRET_KEY": s3.secret_key,
+                "S3_BUCKET": s3.bucket,
+                "S3_REGION": s3.region,
+                "S3_PART_SIZE": str(part_size),
+            }
+            results.append(
+                measure_api(
+                    "evidence API → S3 (moto)",
+                    size,
+                    s3_env,
+                    work / "api-s3",
+                    args.sample_ms / 1000,
+                    lambda ev: read_s3(s3, s3_evidence_key(s3, ev)),
+                )
+            )
             print(f"  done: {results[-1].name}", flush=True)
             results.append(measure_raw_s3(s3, size, part_size))
             print(f"  done: {results[-1].name}", flush=True)
             blob_dir = work / "api-folder" / "blobs"
             folder_env = {"BLOB_BACKEND": "folder", "BLOB_DIR": str(blob_dir)}
-            results.append(measure_api("evidence API → folder store", size, folder_env, work / "api-folder", args.sample_ms / 1000,
-                                       lambda ev: hash_file(folder_evidence_path(blob_dir, ev))))
+            results.append(
+                measure_api(
+                    "evidence API → folder store",
+                    size,
+                    folder_env,
+                    work / "api-folder",
+                    args.sample_ms / 1000,
+                    lambda ev: hash_file(folder_evidence_path(blob_dir, ev)),
+                )
+            )
             print(f"  done: {results[-1].name}", flush=True)
             results.append(measure_raw_file(work / "raw-file", size))
             print(f"  done: {results[-1].name}", flush=True)
@@ -428,8 +539,17 @@ def main(argv: list[str] | None = None) -> int:
                         blobs = folder / "blobs"
                         store_env = {**folder_env, "BLOB_DIR": str(blobs)}
                         reader = (lambda b: lambda ev: hash_file(folder_evidence_path(b, ev)))(blobs)
-                    results.append(measure_api(f"evidence API ({path}) → {store}", size, store_env, folder,
-                                               args.sample_ms / 1000, reader, path=path))
+                    results.append(
+                        measure_api(
+                            f"evidence API ({path}) → {store}",
+                            size,
+                            store_env,
+                            folder,
+                            args.sample_ms / 1000,
+                            reader,
+                            path=path,
+                        )
+                    )
                     print(f"  done: {results[-1].name}", flush=True)
         finally:
             s3.remove_bucket()

@@ -25,15 +25,19 @@ from services.review import api as review_api
 from services.review import bootstrap as review_bootstrap
 from services.review.subscriptions import SUBSCRIPTIONS as REVIEW_SUBSCRIPTIONS
 from services.review.subscriptions import jobs as review_jobs
+from shared import docs, problems
 from shared.adapters import make_blob_store, make_bus, make_mailer
 from shared.auth import verifier_from_settings
 from shared.blobs.port import BlobStore
 from shared.bus.port import MessageBus
 from shared.clock import Clock, SystemClock
 from shared.health import HealthMonitor, health_routes
+from shared.launcher import refuse_unusable_store
 from shared.mail.port import Mailer
 from shared.metrics import metrics_router, register_bus
 from shared.migrations import SchemaNotCurrent
+from shared.private import private_folder
+from shared.request_context import RequestContextMiddleware
 from shared.runtime import ServiceContext, ServiceWorker, configure_logging
 from shared.settings import Settings
 
@@ -147,15 +151,23 @@ def _root_app(platform: Platform, apps: dict[str, FastAPI]) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
+    problems.install(root)
+    docs.install(root)
+    root.add_middleware(RequestContextMiddleware)
     checks = {f"database.{name}": ctx.db.health for name, ctx in platform.contexts.items()}
     checks["bus"] = platform.bus.health
     checks["blob_store"] = platform.contexts["evidence_storage"].blobs.health
     checks["mailer"] = platform.contexts["notification"].mailer.health
     settings = platform.contexts["intake"].settings
     root.state.token_verifier = verifier_from_settings(settings)
-    root.include_router(health_routes(HealthMonitor(checks, budget_s=settings.health_probe_timeout_s),
-                                      alive=platform.liveness))
-    root.include_router(metrics_router(settings.metrics_token.get_secret_value() if settings.metrics_token else None))
+    root.include_router(
+        health_routes(
+            HealthMonitor(checks, budget_s=settings.health_probe_timeout_s), alive=platform.liveness
+        )
+    )
+    root.include_router(
+        metrics_router(settings.metrics_token.get_secret_value() if settings.metrics_token else None)
+    )
 
     @root.get("/", include_in_schema=False)
     def home() -> RedirectResponse:
@@ -185,11 +197,12 @@ def main() -> None:
 
     settings = Settings()
     configure_logging(settings)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_folder(settings.data_dir)
     try:
         platform = build_platform(settings)
     except SchemaNotCurrent as outdated:
         raise SystemExit(f"无法启动：{outdated}") from None
+    refuse_unusable_store(platform.contexts["evidence_storage"].blob_store)
     uvicorn.run(
         platform.app,
         host=settings.host,

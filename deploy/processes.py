@@ -1,7 +1,8 @@
 """Run the distributed platform as separate OS processes without Docker (tests, benchmarks, debugging).
 
-    python -m deploy.processes up --help      (or `make up-local`): everything on this machine, Ctrl-C stops it
+python -m deploy.processes up --help      (or `make up-local`): everything on this machine, Ctrl-C stops it
 """
+
 from __future__ import annotations
 
 import os
@@ -17,7 +18,12 @@ from pathlib import Path
 import httpx
 
 SERVICES = ("intake", "evidence_storage", "review", "notification")
-ROUTE_NAMES = {"intake": "intake", "evidence_storage": "evidence", "review": "review", "notification": "notification"}
+ROUTE_NAMES = {
+    "intake": "intake",
+    "evidence_storage": "evidence",
+    "review": "review",
+    "notification": "notification",
+}
 
 
 def free_port() -> int:
@@ -54,7 +60,10 @@ class Cluster:
     @property
     def replica_routes(self) -> dict[str, list[str]]:
         """Base URLs of every API replica of each service, keyed like the gateway prefixes."""
-        return {ROUTE_NAMES[name]: [f"http://127.0.0.1:{port}" for port in ports] for name, ports in self.api_ports.items()}
+        return {
+            ROUTE_NAMES[name]: [f"http://127.0.0.1:{port}" for port in ports]
+            for name, ports in self.api_ports.items()
+        }
 
     def start(self, timeout: float = 60.0) -> Cluster:
         """Start every API and worker and wait until each API's /healthz answers 200."""
@@ -79,7 +88,10 @@ class Cluster:
         log = (self.log_dir / f"{name}.log").open("wb")
         self.processes[name] = subprocess.Popen(
             [sys.executable, "-m", f"services.{args[0]}", *args[1:]],
-            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
     def _wait_healthy(self, service: str, port: int, deadline: float) -> None:
@@ -88,8 +100,12 @@ class Cluster:
                 if proc.poll() is not None:
                     raise RuntimeError(f"{name} exited with {proc.returncode}:\n{self.log(name)[-3000:]}")
 
-        wait_healthy(f"http://127.0.0.1:{port}", deadline=deadline, check_alive=check_alive,
-                     describe=lambda: f"{service} API not healthy in time:\n{self.log(service + '-api')[-3000:]}")
+        wait_healthy(
+            f"http://127.0.0.1:{port}",
+            deadline=deadline,
+            check_alive=check_alive,
+            describe=lambda: f"{service} API not healthy in time:\n{self.log(service + '-api')[-3000:]}",
+        )
 
     def log(self, name: str) -> str:
         """What one process has printed so far."""
@@ -119,8 +135,14 @@ def replica_name(service: str, role: str, n: int) -> str:
     return f"{service}-{role}" if n == 1 else f"{service}-{role}-{n}"
 
 
-def wait_healthy(url: str, *, deadline: float, check_alive: Callable[[], None], describe: Callable[[], str],
-                 interval: float = 0.2) -> None:
+def wait_healthy(
+    url: str,
+    *,
+    deadline: float,
+    check_alive: Callable[[], None],
+    describe: Callable[[], str],
+    interval: float = 0.2,
+) -> None:
     """Poll <url>/healthz until it answers 200; check_alive raises if a process died; RuntimeError at the deadline."""
     while True:
         check_alive()

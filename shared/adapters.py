@@ -1,4 +1,5 @@
 """Pick each port's adapter from settings; called only by composition roots."""
+
 from __future__ import annotations
 
 from shared.blobs.port import BlobStore

@@ -4,18 +4,33 @@ Rows are written by `record` inside the same transaction as the change they desc
 and its audit entry commit or roll back together. There is no update or delete API, and the table
 gets database triggers refusing UPDATE and DELETE (and TRUNCATE on PostgreSQL).
 """
+
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Integer, MetaData, String, Table, event, insert, select
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    event,
+    insert,
+    select,
+)
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from shared.auth import ADMIN, Principal, require
+from shared.bounds import Limit, Offset
 from shared.clock import as_utc
 from shared.db import Database
 from shared.request_context import RequestInfo
@@ -85,20 +100,35 @@ def _create_guards(table: Table, connection: Connection, **_kw: Any) -> None:
 # ---------------------------------------------------------------- writing and reading
 
 
-def record(uow: Session, table: Table, *, principal: Principal | None, action: str, resource: tuple[str, str | None],
-           detail: dict[str, Any] | None = None, request: RequestInfo | None = None, at: datetime | None = None) -> None:
+def record(
+    uow: Session,
+    table: Table,
+    *,
+    principal: Principal | None,
+    action: str,
+    resource: tuple[str, str | None],
+    detail: dict[str, Any] | None = None,
+    request: RequestInfo | None = None,
+    at: datetime | None = None,
+) -> None:
     """Append one audit entry inside the caller's transaction (principal None: an anonymous caller)."""
     resource_type, resource_id = resource
     request = request or RequestInfo()
-    uow.execute(insert(table).values(
-        at=at or datetime.now(timezone.utc),
-        actor_id=principal.id if principal else None,
-        actor_name=principal.name if principal else None,
-        actor_role=principal.role if principal else None,
-        actor_unit_id=principal.unit_id if principal else None,
-        action=action, resource_type=resource_type, resource_id=resource_id,
-        detail=detail or {}, client_ip=request.client_ip, request_id=request.request_id,
-    ))
+    uow.execute(
+        insert(table).values(
+            at=at or datetime.now(UTC),
+            actor_id=principal.id if principal else None,
+            actor_name=principal.name if principal else None,
+            actor_role=principal.role if principal else None,
+            actor_unit_id=principal.unit_id if principal else None,
+            action=action,
+            resource_type=resource_type,
+            resource_id=resource_id,
+            detail=detail or {},
+            client_ip=request.client_ip,
+            request_id=request.request_id,
+        )
+    )
 
 
 class AuditEntry(BaseModel):
@@ -125,14 +155,22 @@ def audit_router(table: Table, db: Database) -> APIRouter:
 
     @router.get("/audit-log", response_model=list[AuditEntry], tags=["audit"])
     def audit_log(
-        action: str | None = None, resource_type: str | None = None, resource_id: str | None = None,
-        actor_id: str | None = None, limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0),
+        action: str | None = None,
+        resource_type: str | None = None,
+        resource_id: str | None = None,
+        actor_id: str | None = None,
+        limit: Limit = 100,
+        offset: Offset = 0,
         _admin: Principal = Depends(require(ADMIN)),
     ) -> list[AuditEntry]:
         """The audit log (审计日志), newest first; admins only."""
         query = select(table).order_by(table.c.id.desc()).limit(limit).offset(offset)
-        for column, value in (("action", action), ("resource_type", resource_type),
-                              ("resource_id", resource_id), ("actor_id", actor_id)):
+        for column, value in (
+            ("action", action),
+            ("resource_type", resource_type),
+            ("resource_id", resource_id),
+            ("actor_id", actor_id),
+        ):
             if value is not None:
                 query = query.where(table.c[column] == value)
         with db.session() as uow:
@@ -140,4 +178,3 @@ def audit_router(table: Table, db: Database) -> APIRouter:
         return [AuditEntry.model_validate({**row, "at": as_utc(row["at"])}) for row in rows]
 
     return router
-

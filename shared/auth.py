@@ -3,27 +3,29 @@
 Only the identity side (intake) holds the signing key; every service verifies tokens itself with the
 public key, without calling intake. See docs/security.md.
 """
+
 from __future__ import annotations
 
 import contextlib
 import os
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Callable, Literal, overload
+from typing import Literal, overload
 
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from fastapi import Depends, FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import SQLColumnExpression, and_, false, or_, true
 from sqlalchemy.sql.elements import ColumnElement
 
+from shared import docs, problems
 from shared.clock import Clock, SystemClock
-from shared.http import ApiError, validation_error
+from shared.http import ApiError
 from shared.request_context import RequestContextMiddleware
 from shared.settings import Settings
 
@@ -71,7 +73,9 @@ def load_keys(settings: Settings) -> KeyMaterial:
     if settings.auth_private_key:
         private = _load_pem(settings.auth_private_key.get_secret_value(), private=True)
         public = private.public_key()
-        if settings.auth_public_key and _raw(_load_pem(settings.auth_public_key, private=False)) != _raw(public):
+        if settings.auth_public_key and _raw(_load_pem(settings.auth_public_key, private=False)) != _raw(
+            public
+        ):
             raise ValueError("AUTH_PUBLIC_KEY does not belong to AUTH_PRIVATE_KEY")
         return KeyMaterial(public_key=public, private_key=private)
     if settings.auth_public_key:
@@ -88,7 +92,9 @@ def generate_key_pair() -> tuple[str, str]:
 
 def public_pem(key: Ed25519PublicKey) -> str:
     """A public key as PEM text."""
-    return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode("ascii")
+    return key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode("ascii")
 
 
 @overload
@@ -114,7 +120,9 @@ def _raw(key: Ed25519PublicKey) -> bytes:
 
 
 def _private_pem(key: Ed25519PrivateKey) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 def _generated_key(path: Path) -> Ed25519PrivateKey:
@@ -143,8 +151,18 @@ class TokenIssuer:
     def __init__(self, private_key: Ed25519PrivateKey, *, issuer: str, clock: Clock | None = None) -> None:
         self._key, self._issuer, self._clock = private_key, issuer, clock or SystemClock()
 
-    def issue(self, *, subject: str, name: str, role: str, ttl_s: int, unit_id: str | None = None,
-              unit_path: str | None = None, via: str = "password", key_id: str | None = None) -> str:
+    def issue(
+        self,
+        *,
+        subject: str,
+        name: str,
+        role: str,
+        ttl_s: int,
+        unit_id: str | None = None,
+        unit_path: str | None = None,
+        via: str = "password",
+        key_id: str | None = None,
+    ) -> str:
         """A signed token for a principal, valid for ttl_s seconds from now."""
         if role not in ROLES:
             raise ValueError(f"unknown role: {role!r}")
@@ -152,9 +170,15 @@ class TokenIssuer:
             raise ValueError("a unit token needs unit_id and unit_path")
         now = self._clock.now()
         claims = {
-            "iss": self._issuer, "sub": subject, "name": name, "role": role,
-            "unit_id": unit_id, "unit_path": unit_path, "via": via,
-            "iat": int(now.timestamp()), "exp": int((now + timedelta(seconds=ttl_s)).timestamp()),
+            "iss": self._issuer,
+            "sub": subject,
+            "name": name,
+            "role": role,
+            "unit_id": unit_id,
+            "unit_path": unit_path,
+            "via": via,
+            "iat": int(now.timestamp()),
+            "exp": int((now + timedelta(seconds=ttl_s)).timestamp()),
             "jti": uuid.uuid4().hex,
         }
         if key_id:
@@ -177,9 +201,16 @@ class TokenVerifier:
         try:
             # exp/iat are checked below against our clock, so tests can move time instead of sleeping.
             claims = jwt.decode(
-                token, self._key, algorithms=[ALGORITHM], issuer=self._issuer,
-                options={"require": ["iss", "sub", "role", "exp", "iat", "jti"], "verify_exp": False,
-                         "verify_iat": False, "verify_nbf": False},
+                token,
+                self._key,
+                algorithms=[ALGORITHM],
+                issuer=self._issuer,
+                options={
+                    "require": ["iss", "sub", "role", "exp", "iat", "jti"],
+                    "verify_exp": False,
+                    "verify_iat": False,
+                    "verify_nbf": False,
+                },
             )
         except jwt.PyJWTError as exc:
             raise TokenError(str(exc)) from None
@@ -195,12 +226,19 @@ class TokenVerifier:
         if role not in ROLES:
             raise TokenError(f"unknown role {role!r}")
         unit_path = claims.get("unit_path") or None
-        if role == UNIT and not (claims.get("unit_id") and unit_path and unit_path.startswith("/") and unit_path.endswith("/")):
+        if role == UNIT and not (
+            claims.get("unit_id") and unit_path and unit_path.startswith("/") and unit_path.endswith("/")
+        ):
             raise TokenError("unit token without a unit path")
         return Principal(
-            id=str(claims["sub"]), name=str(claims.get("name") or claims["sub"]), role=role,
-            unit_id=claims.get("unit_id") or None, unit_path=unit_path, token_id=str(claims["jti"]),
-            expires_at=datetime.fromtimestamp(exp, timezone.utc), via=str(claims.get("via") or "password"),
+            id=str(claims["sub"]),
+            name=str(claims.get("name") or claims["sub"]),
+            role=role,
+            unit_id=claims.get("unit_id") or None,
+            unit_path=unit_path,
+            token_id=str(claims["jti"]),
+            expires_at=datetime.fromtimestamp(exp, UTC),
+            via=str(claims.get("via") or "password"),
         )
 
 
@@ -208,7 +246,9 @@ def issuer_from_settings(settings: Settings, *, clock: Clock | None = None) -> T
     """The token issuer of the identity service; fails when only a public key is configured."""
     keys = load_keys(settings)
     if keys.private_key is None:
-        raise ValueError("the identity service needs AUTH_PRIVATE_KEY to sign tokens (only AUTH_PUBLIC_KEY is set)")
+        raise ValueError(
+            "the identity service needs AUTH_PRIVATE_KEY to sign tokens (only AUTH_PUBLIC_KEY is set)"
+        )
     return TokenIssuer(keys.private_key, issuer=settings.auth_issuer, clock=clock)
 
 
@@ -219,20 +259,28 @@ def verifier_from_settings(settings: Settings, *, clock: Clock | None = None) ->
 
 # ---------------------------------------------------------------- FastAPI dependencies
 
-_bearer = HTTPBearer(auto_error=False, description="登录或兑换 API 密钥得到的令牌 · token from /intake/auth/login or /intake/auth/token")
-_api_key = APIKeyHeader(name="X-API-Key", auto_error=False,
-                        description="单位 API 密钥，仅用于 /intake/auth/token 兑换令牌 · unit API key, exchanged at /intake/auth/token")
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="登录或兑换 API 密钥得到的令牌 · token from /intake/auth/login or /intake/auth/token",
+)
+_api_key = APIKeyHeader(
+    name="X-API-Key",
+    auto_error=False,
+    description="单位 API 密钥，仅用于 /intake/auth/token 兑换令牌 · unit API key, exchanged at /intake/auth/token",
+)
 
 
 def install(app: FastAPI, verifier: TokenVerifier) -> None:
-    """Make an app verify bearer tokens with this verifier and give every request an id and client IP."""
+    """Make an app verify bearer tokens, give every request an id and client IP, and answer errors as problems."""
     app.state.token_verifier = verifier
+    problems.install(app)  # first, so its catch-all sits inside the request-id middleware
+    docs.install(app)  # self-hosted Swagger UI / ReDoc, CSP on HTML pages
     app.add_middleware(RequestContextMiddleware)
-    # Starlette types handlers as taking any Exception; this one is only ever called with RequestValidationError.
-    app.add_exception_handler(RequestValidationError, validation_error)  # type: ignore[arg-type]
 
 
-def unauthenticated(code: str = "unauthenticated", message: str = "请先登录", message_en: str = "authentication required") -> ApiError:
+def unauthenticated(
+    code: str = "unauthenticated", message: str = "请先登录", message_en: str = "authentication required"
+) -> ApiError:
     """401 with a bilingual body and a WWW-Authenticate challenge."""
     error = ApiError(401, code, message, message_en)
     error.headers = {"WWW-Authenticate": "Bearer"}
@@ -255,13 +303,18 @@ def current_principal(
         raise RuntimeError("shared.auth.install(app, verifier) was not called for this app")
     if bearer is None:
         if api_key:
-            raise unauthenticated("api_key_needs_exchange", "API 密钥须先在 /intake/auth/token 兑换为令牌",
-                                  "exchange the API key for a token at /intake/auth/token first")
+            raise unauthenticated(
+                "api_key_needs_exchange",
+                "API 密钥须先在 /intake/auth/token 兑换为令牌",
+                "exchange the API key for a token at /intake/auth/token first",
+            )
         raise unauthenticated()
     try:
         principal = verifier.verify(bearer.credentials)
     except TokenError:
-        raise unauthenticated("invalid_token", "登录凭据无效或已过期，请重新登录", "token invalid or expired; log in again") from None
+        raise unauthenticated(
+            "invalid_token", "登录凭据无效或已过期，请重新登录", "token invalid or expired; log in again"
+        ) from None
     request.state.principal = principal
     return principal
 
@@ -307,7 +360,9 @@ def can_see_unit(principal: Principal, unit_path: str | None, unit_id: str | Non
     return unit_id is not None and unit_id == principal.unit_id
 
 
-def ensure_visible(principal: Principal, error: ApiError, *, unit_path: str | None, unit_id: str | None = None) -> None:
+def ensure_visible(
+    principal: Principal, error: ApiError, *, unit_path: str | None, unit_id: str | None = None
+) -> None:
     """Raise error (a 404, so existence is not revealed) unless the caller may see that unit's data."""
     if not can_see_unit(principal, unit_path, unit_id):
         raise error
@@ -325,5 +380,7 @@ def visible(
         return false()
     clause = path_column.startswith(principal.unit_path, autoescape=True)
     if unit_id_column is not None and principal.unit_id:
-        clause = or_(clause, and_(or_(path_column.is_(None), path_column == ""), unit_id_column == principal.unit_id))
+        clause = or_(
+            clause, and_(or_(path_column.is_(None), path_column == ""), unit_id_column == principal.unit_id)
+        )
     return clause

@@ -1,10 +1,12 @@
 """A background loop: the thread behind the outbox relay and every periodic job."""
+
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,5 @@
 """The database port: an engine and sessions for one service, SQLite or PostgreSQL (schema: shared/migrations.py)."""
+
 from __future__ import annotations
 
 import re
@@ -11,6 +12,8 @@ from typing import Any
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Connection, CursorResult, Engine, Result, make_url
 from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
+
+from shared.private import private_file, private_folder
 
 _SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -43,7 +46,8 @@ class Database:
         if self.is_sqlite:
             database = self.url.database
             if database and database != ":memory:":
-                Path(database).parent.mkdir(parents=True, exist_ok=True)
+                private_folder(Path(database).parent)
+                private_file(Path(database))  # SQLite gives its -wal and -shm files the database file's mode
             engine = create_engine(self.url, connect_args={"check_same_thread": False, "timeout": 30})
             event.listen(engine, "connect", _sqlite_pragmas)
             event.listen(engine, "begin", _sqlite_begin)
@@ -91,7 +95,9 @@ def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: object) -> No
 
 
 def _sqlite_begin(conn: Connection) -> None:
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("sqlite_begin") == "IMMEDIATE" else "BEGIN")
+    conn.exec_driver_sql(
+        "BEGIN IMMEDIATE" if conn.get_execution_options().get("sqlite_begin") == "IMMEDIATE" else "BEGIN"
+    )
 
 
 class ReadSession(Session):
@@ -101,13 +107,17 @@ class ReadSession(Session):
 @event.listens_for(ReadSession, "before_flush")
 def _refuse_flush(session: Session, _context: object, _instances: object) -> None:
     if session.new or session.dirty or session.deleted:
-        raise ReadOnlySession("this session is read-only (Database.session); write inside Database.transaction()")
+        raise ReadOnlySession(
+            "this session is read-only (Database.session); write inside Database.transaction()"
+        )
 
 
 @event.listens_for(ReadSession, "do_orm_execute")
 def _refuse_write(state: ORMExecuteState) -> None:
     if state.is_insert or state.is_update or state.is_delete:
-        raise ReadOnlySession("this session is read-only (Database.session); write inside Database.transaction()")
+        raise ReadOnlySession(
+            "this session is read-only (Database.session); write inside Database.transaction()"
+        )
 
 
 def rows_affected(result: Result[Any]) -> int:

@@ -1,13 +1,12 @@
-"""HTTP helpers shared by the service APIs: bilingual errors and UTC times (health: shared/health.py)."""
+"""HTTP helpers shared by the service APIs: bilingual errors (answered as shared/problems.py envelopes) and UTC
+times (health: shared/health.py)."""
+
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import HTTPException, Request
-from fastapi.encoders import jsonable_encoder
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi import HTTPException
 from pydantic import AfterValidator
 
 from shared.clock import as_utc
@@ -28,11 +27,3 @@ class ApiError(HTTPException):
 def not_found(what: str, what_en: str, ident: str) -> ApiError:
     """404 for an unknown resource."""
     return ApiError(404, "not_found", f"{what}不存在：{ident}", f"{what_en} not found: {ident}")
-
-
-async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
-    """422 with FastAPI's error list and a Chinese message; undecodable bytes in a bad body are shown, not a 500."""
-    detail = jsonable_encoder(exc.errors(), custom_encoder={bytes: lambda raw: raw.decode("utf-8", "replace")})
-    return JSONResponse(status_code=422, content={
-        "detail": detail, "code": "invalid_request", "message": "请求内容不符合要求，请按 detail 中列出的字段修改后重试",
-        "message_en": "the request does not match the expected shape; see detail"})

@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from fastapi import FastAPI
 
 from shared.adapters import make_bus
+from shared.blobs.port import BlobStore, BlobStoreMisconfigured, BlobStoreUnavailable
 from shared.bus.port import MessageBus
 from shared.db import Database
 from shared.health import HealthMonitor, HealthServer, service_checks, worker_health_app
@@ -72,6 +73,8 @@ def launch(
         ctx = bootstrap(settings)
     except SchemaNotCurrent as outdated:
         raise SystemExit(f"无法启动：{outdated}") from None
+    if ctx.blobs is not None:
+        refuse_unusable_store(ctx.blobs)
     if args.role == "api":
         import uvicorn
 
@@ -132,10 +135,14 @@ def launch(
 
 def worker_health_server(ctx: ServiceContext, bus: MessageBus, worker: ServiceWorker) -> HealthServer:
     """The worker's /livez (its loops run, none stuck) and /readyz (database, store or mailer, broker) on HEALTH_PORT."""
-    monitor = HealthMonitor(service_checks(ctx, bus_check=bus.health), budget_s=ctx.settings.health_probe_timeout_s)
+    monitor = HealthMonitor(
+        service_checks(ctx, bus_check=bus.health), budget_s=ctx.settings.health_probe_timeout_s
+    )
     app = worker_health_app(monitor, alive=worker.liveness, settings=ctx.settings)
     token = ctx.settings.metrics_token
-    app.include_router(metrics_router(token.get_secret_value() if token else None))  # /metrics (shared/metrics.py)
+    app.include_router(
+        metrics_router(token.get_secret_value() if token else None)
+    )  # /metrics (shared/metrics.py)
     return HealthServer(app, host=ctx.settings.host, port=ctx.settings.health_port)
 
 
@@ -153,3 +160,13 @@ def migrate(settings: Settings, service: str, *, to: str = "head", new: str | No
     finally:
         db.dispose()
     print(f"{service}: database at revision {at} (code head {head_revision(service)})")
+
+
+def refuse_unusable_store(blobs: BlobStore) -> None:
+    """Exit with a clear message when the blob store's settings cannot work, instead of failing the first write."""
+    try:
+        blobs.check_config()
+    except (BlobStoreMisconfigured, BlobStoreUnavailable) as exc:
+        log.error("blob store check failed, not starting: %s", exc)
+        raise SystemExit(f"无法启动：对象存储不可用 (blob store unusable): {exc}") from None
+    log.info("blob store checked: %s", {k: v for k, v in blobs.health().items() if k != "free_bytes"})

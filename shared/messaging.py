@@ -1,4 +1,5 @@
 """Delivery guarantees: the transactional outbox with its relay, and the idempotent-consumer inbox."""
+
 from __future__ import annotations
 
 import functools
@@ -101,7 +102,9 @@ class Outbox:
 
     def pending(self, session: Session) -> int:
         """How many events wait to be published."""
-        return len(session.execute(select(self._table.c.id).where(self._table.c.published_at.is_(None))).all())
+        return len(
+            session.execute(select(self._table.c.id).where(self._table.c.published_at.is_(None))).all()
+        )
 
 
 class OutboxRelay:
@@ -113,8 +116,17 @@ class OutboxRelay:
     `last_error`) and is delivered again at the next start.
     """
 
-    def __init__(self, *, db: Database, table: Table, bus: MessageBus, poll_s: float = 0.5, batch: int = 100,
-                 in_process: bool = False, service: str = "") -> None:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        table: Table,
+        bus: MessageBus,
+        poll_s: float = 0.5,
+        batch: int = 100,
+        in_process: bool = False,
+        service: str = "",
+    ) -> None:
         self._db, self._table, self._bus = db, table, bus
         self._service = service or db.schema
         self._batch = batch
@@ -147,11 +159,15 @@ class OutboxRelay:
                     log.warning("outbox relay: publish failed, will retry: %s", exc)
                     PUBLISH_FAILED.labels(self._service).inc()
                     session.execute(
-                        update(t).where(t.c.id == row.id).values(attempts=t.c.attempts + 1, last_error=str(exc)[:500])
+                        update(t)
+                        .where(t.c.id == row.id)
+                        .values(attempts=t.c.attempts + 1, last_error=str(exc)[:500])
                     )
                     break
                 session.execute(
-                    update(t).where(t.c.id == row.id).values(published_at=datetime.now(UTC), attempts=t.c.attempts + 1)
+                    update(t)
+                    .where(t.c.id == row.id)
+                    .values(published_at=datetime.now(UTC), attempts=t.c.attempts + 1)
                 )
                 published += 1
         if published:
@@ -164,7 +180,9 @@ class OutboxRelay:
         t = self._table
         with self._db.session() as session:
             rows = session.execute(
-                select(t.c.id, t.c.body).where(t.c.published_at.is_(None)).order_by(t.c.id)
+                select(t.c.id, t.c.body)
+                .where(t.c.published_at.is_(None))
+                .order_by(t.c.id)
                 .limit(self._batch + len(self._handed_over))
             ).all()
         fresh = [row for row in rows if row.id not in self._handed_over][: self._batch]
@@ -190,10 +208,18 @@ class OutboxRelay:
         try:
             with self._db.transaction() as session:
                 if done:
-                    session.execute(update(t).where(t.c.id.in_(done)).values(published_at=now, attempts=t.c.attempts + 1))
+                    session.execute(
+                        update(t).where(t.c.id.in_(done)).values(published_at=now, attempts=t.c.attempts + 1)
+                    )
                 if parked:
-                    session.execute(update(t).where(t.c.id.in_(parked)).values(
-                        attempts=t.c.attempts + 1, last_error="parked by an in-process consumer; delivered again at restart"))
+                    session.execute(
+                        update(t)
+                        .where(t.c.id.in_(parked))
+                        .values(
+                            attempts=t.c.attempts + 1,
+                            last_error="parked by an in-process consumer; delivered again at restart",
+                        )
+                    )
         except Exception:
             with self._settled_lock:
                 self._settled[:0] = settled  # try again at the next step
@@ -233,8 +259,12 @@ class Inbox:
         # One round trip: insert unless present. A replica racing on the same event waits for the other's
         # transaction and then finds the row (or, if that one rolled back, inserts it).
         upsert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-        row = dict(consumer=consumer, event_id=event.event_id, type=event.type, processed_at=datetime.now(UTC))
-        inserted = upsert(self._table).values(**row).on_conflict_do_nothing().returning(self._table.c.event_id)
+        row = dict(
+            consumer=consumer, event_id=event.event_id, type=event.type, processed_at=datetime.now(UTC)
+        )
+        inserted = (
+            upsert(self._table).values(**row).on_conflict_do_nothing().returning(self._table.c.event_id)
+        )
         return session.execute(inserted).first() is not None
 
 
@@ -261,7 +291,9 @@ class IdempotentConsumer:
         self._deps = dict(dependencies)
         self._after_commit = tuple(after_commit)
         self._ignored = frozenset(ignored_types)
-        self.unprocessable: Counter[str] = Counter()  # event type -> how many were parked as unknown or malformed
+        self.unprocessable: Counter[str] = (
+            Counter()
+        )  # event type -> how many were parked as unknown or malformed
 
     @property
     def event_types(self) -> list[str]:
@@ -305,7 +337,9 @@ class IdempotentConsumer:
                         handler(event, uow=session, **self._deps)
             except ValidationError as exc:  # the payload does not match its contract: retrying cannot help
                 EVENTS_FAILED.labels(self.name, event.type).inc()
-                self._unprocessable(event, f"malformed payload: {exc.error_count()} error(s): {str(exc)[:300]}")
+                self._unprocessable(
+                    event, f"malformed payload: {exc.error_count()} error(s): {str(exc)[:300]}"
+                )
             except IntegrityError:
                 if self._already_processed(event):
                     log.info("%s: event %s processed concurrently elsewhere", self.name, event.event_id)
@@ -315,8 +349,12 @@ class IdempotentConsumer:
                 raise
             except Exception:
                 EVENTS_FAILED.labels(self.name, event.type).inc()
-                log.warning("%s: handling %s failed; the bus retries or parks it", self.name, event.type,
-                            exc_info=True)
+                log.warning(
+                    "%s: handling %s failed; the bus retries or parks it",
+                    self.name,
+                    event.type,
+                    exc_info=True,
+                )
                 raise
             HANDLER_DURATION.labels(self.name, event.type).observe(time.perf_counter() - started)
             EVENTS_CONSUMED.labels(self.name, event.type).inc()
@@ -326,16 +364,26 @@ class IdempotentConsumer:
 
     def _unprocessable(self, event: Envelope, why: str) -> NoReturn:
         self.unprocessable[event.type] += 1
-        log.error("%s: %s, parking event %s of type %r (producer %s); %d such event(s) of this type so far",
-                  self.name, why, event.event_id, event.type, event.producer, self.unprocessable[event.type])
+        log.error(
+            "%s: %s, parking event %s of type %r (producer %s); %d such event(s) of this type so far",
+            self.name,
+            why,
+            event.event_id,
+            event.type,
+            event.producer,
+            self.unprocessable[event.type],
+        )
         raise Unprocessable(f"{self.name}: {why}: {event.type} {event.event_id}")
 
     def _already_processed(self, event: Envelope) -> bool:
         with self._db.transaction() as session:
             t = self._inbox._table
-            return session.execute(
-                select(t.c.event_id).where(t.c.consumer == self.name, t.c.event_id == event.event_id)
-            ).first() is not None
+            return (
+                session.execute(
+                    select(t.c.event_id).where(t.c.consumer == self.name, t.c.event_id == event.event_id)
+                ).first()
+                is not None
+            )
 
 
 def prune_messaging(db: Database, tables: MessagingTables, *, older_than: timedelta) -> int:

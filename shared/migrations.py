@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 import tempfile
 import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -68,7 +69,9 @@ def migration_connection(db: Database) -> Iterator[Connection]:
                 )
                 # CREATE SCHEMA (even IF NOT EXISTS) needs CREATE on the database; a least-privilege role that
                 # only owns its schema (deploy/postgres/service-role.sql) has none, so look first.
-                if not conn.execute(text("SELECT 1 FROM pg_namespace WHERE nspname = :s"), {"s": db.schema}).first():
+                if not conn.execute(
+                    text("SELECT 1 FROM pg_namespace WHERE nspname = :s"), {"s": db.schema}
+                ).first():
                     conn.execute(text(f'CREATE SCHEMA "{db.schema}"'))
                 conn.execute(text(f'SET LOCAL search_path TO "{db.schema}"'))
             yield conn
@@ -83,7 +86,9 @@ def current_revision(db: Database) -> str | None:
 def upgrade(db: Database, service: str, revision: str = "head") -> str | None:
     """Upgrade one service's database to a revision (default the newest); returns the revision it is at."""
     with migration_connection(db) as conn:
-        before = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE}).get_current_revision()
+        before = MigrationContext.configure(
+            conn, opts={"version_table": VERSION_TABLE}
+        ).get_current_revision()
         if before is None and inspect(conn).has_table("outbox"):
             before = _adopt_unversioned(db, conn, service)
         command.upgrade(alembic_config(service, conn), revision)
@@ -111,17 +116,25 @@ def _adopt_unversioned(db: Database, conn: Connection, service: str) -> str:
     missing: list[str] = []
     for candidate in [revision.revision for revision in script.walk_revisions()]:  # newest first
         expected = _columns_at(service, candidate)
-        missing = sorted(f"{table}.{column}" for table, columns in expected.items()
-                         for column in columns - have.get(table, set()))
+        missing = sorted(
+            f"{table}.{column}"
+            for table, columns in expected.items()
+            for column in columns - have.get(table, set())
+        )
         if not missing:
             command.stamp(alembic_config(service, conn), candidate)
-            log.warning("adopted %s tables made before migrations existed as revision %s", service, candidate,
-                        extra={"event": "schema.adopted", "to_revision": candidate})
+            log.warning(
+                "adopted %s tables made before migrations existed as revision %s",
+                service,
+                candidate,
+                extra={"event": "schema.adopted", "to_revision": candidate},
+            )
             return candidate
     raise SchemaNotCurrent(
         f"{service} 数据库由引入迁移之前的更早版本建立，缺少列：{', '.join(missing)}；请先用 {base} 版本的表结构补齐这些列"
         f"（docs/operations.md）。 / the {service} tables predate migrations and lack {', '.join(missing)}: add them "
-        f"as revision {base} defines them, then migrate (docs/operations.md).")
+        f"as revision {base} defines them, then migrate (docs/operations.md)."
+    )
 
 
 def _columns_at(service: str, revision: str) -> dict[str, set[str]]:
@@ -132,8 +145,11 @@ def _columns_at(service: str, revision: str) -> dict[str, set[str]]:
             with migration_connection(db) as conn:
                 command.upgrade(alembic_config(service, conn), revision)
                 inspector = inspect(conn)
-                return {table: {c["name"] for c in inspector.get_columns(table)}
-                        for table in inspector.get_table_names() if table != VERSION_TABLE}
+                return {
+                    table: {c["name"] for c in inspector.get_columns(table)}
+                    for table in inspector.get_table_names()
+                    if table != VERSION_TABLE
+                }
         finally:
             db.dispose()
 

@@ -1,4 +1,5 @@
 """What one service needs at run time, and the worker loop that drives its consumers and relay."""
+
 from __future__ import annotations
 
 import logging
@@ -94,13 +95,25 @@ class ServiceWorker:
     ) -> None:
         self.ctx, self.bus = ctx, bus
         ctx.bus = bus
-        self.relay = OutboxRelay(db=ctx.db, table=ctx.messaging.outbox, bus=bus, poll_s=ctx.settings.outbox_poll_s,
-                                 in_process=True, service=ctx.name)
+        self.relay = OutboxRelay(
+            db=ctx.db,
+            table=ctx.messaging.outbox,
+            bus=bus,
+            poll_s=ctx.settings.outbox_poll_s,
+            in_process=True,
+            service=ctx.name,
+        )
         retention = timedelta(days=ctx.settings.retention_days)
-        prune = PeriodicJob("prune", ctx.settings.prune_interval_s,
-                            lambda: prune_messaging(ctx.db, ctx.messaging, older_than=retention), wake_on_events=False)
-        self._jobs = [(job, BackgroundLoop(f"job-{job.name}", job.interval_s, observed(ctx.name, job)))
-                      for job in (*jobs, prune)]
+        prune = PeriodicJob(
+            "prune",
+            ctx.settings.prune_interval_s,
+            lambda: prune_messaging(ctx.db, ctx.messaging, older_than=retention),
+            wake_on_events=False,
+        )
+        self._jobs = [
+            (job, BackgroundLoop(f"job-{job.name}", job.interval_s, observed(ctx.name, job)))
+            for job in (*jobs, prune)
+        ]
         ctx.outbox_wakers.append(self.relay.wake)
         self._subscribed = False
         wanted = wanted_subscriptions(subscriptions, ctx.settings)
@@ -138,8 +151,10 @@ class ServiceWorker:
     def liveness(self) -> dict[str, Any]:
         """Whether the relay and every job loop run and none is stuck in one step (HEALTH_STALL_S)."""
         stall_s = self.ctx.settings.health_stall_s
-        loops = {"outbox-relay": self.relay.loop_state(stall_s),
-                 **{f"job-{job.name}": loop.state(stall_s) for job, loop in self._jobs}}
+        loops = {
+            "outbox-relay": self.relay.loop_state(stall_s),
+            **{f"job-{job.name}": loop.state(stall_s) for job, loop in self._jobs},
+        }
         return {"ok": all(state["ok"] for state in loops.values()), "loops": loops}
 
     def stop(self) -> None:
@@ -149,11 +164,15 @@ class ServiceWorker:
         self.relay.stop()
 
 
-def wanted_subscriptions(subscriptions: Mapping[str, Sequence[EventHandler]], settings: Settings) -> dict[str, list[EventHandler]]:
+def wanted_subscriptions(
+    subscriptions: Mapping[str, Sequence[EventHandler]], settings: Settings
+) -> dict[str, list[EventHandler]]:
     """The subscriptions without handlers that say (by a `wanted(settings)` attribute) they have nothing to do with
     these settings, so the service does not even bind those events: no delivery, no inbox row, no transaction."""
-    kept = {event_type: [h for h in handlers if getattr(h, "wanted", lambda _settings: True)(settings)]
-            for event_type, handlers in subscriptions.items()}
+    kept = {
+        event_type: [h for h in handlers if getattr(h, "wanted", lambda _settings: True)(settings)]
+        for event_type, handlers in subscriptions.items()
+    }
     skipped = sorted(event_type for event_type, handlers in kept.items() if not handlers)
     if skipped:
         log.info("not consuming %s: no handler has work for them with these settings", ", ".join(skipped))

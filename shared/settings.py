@@ -79,8 +79,12 @@ class Settings(BaseSettings):
     bus_retry_delays_ms: Annotated[tuple[int, ...], NoDecode] = (1000, 5000, 30000)
     bus_heartbeat_s: int = Field(60, ge=0)
     bus_delivery_limit: int = Field(
-        10, ge=1, le=1000, description="x-delivery-limit of each main queue: deliveries before RabbitMQ dead-letters a "
-        "message that keeps crashing its consumer into the parking lot")
+        10,
+        ge=1,
+        le=1000,
+        description="x-delivery-limit of each main queue: deliveries before RabbitMQ dead-letters a "
+        "message that keeps crashing its consumer into the parking lot",
+    )
 
     # blob store
     blob_backend: Literal["folder", "s3"] = "folder"
@@ -93,12 +97,24 @@ class Settings(BaseSettings):
     s3_region: str = "us-east-1"
     # The API holds about five parts while streaming one to S3 (~40 MB at 8 MiB); 10,000 parts still allow 80 GiB.
     s3_part_size: int = Field(8 * 1024 * 1024, ge=5 * 1024 * 1024)
-    s3_object_lock: bool = Field(False, description="Create the bucket with S3 Object Lock, so approved evidence gets store-level retention")
-    s3_public_endpoint: str | None = Field(None, description="host:port clients use for presigned URLs, if not S3_ENDPOINT")
+    s3_object_lock: bool = Field(
+        False,
+        description="Create the bucket with S3 Object Lock, so approved evidence gets store-level retention",
+    )
+    s3_public_endpoint: str | None = Field(
+        None, description="host:port clients use for presigned URLs, if not S3_ENDPOINT"
+    )
     s3_connect_timeout_s: float = Field(3.0, gt=0, description="Seconds to open a connection to S3")
-    s3_read_timeout_s: float = Field(10.0, gt=0, description="Seconds S3 may stay silent on an open connection")
-    s3_retries: int = Field(1, ge=0, le=10, description="Retries of a failed S3 request; a request fails for good "
-                            "within (connect + read timeout) x (1 + retries)")
+    s3_read_timeout_s: float = Field(
+        10.0, gt=0, description="Seconds S3 may stay silent on an open connection"
+    )
+    s3_retries: int = Field(
+        1,
+        ge=0,
+        le=10,
+        description="Retries of a failed S3 request; a request fails for good "
+        "within (connect + read timeout) x (1 + retries)",
+    )
 
     # mail
     mail_backend: Literal["folder", "smtp"] = "folder"
@@ -111,8 +127,12 @@ class Settings(BaseSettings):
     smtp_starttls: bool = False
     smtp_ssl: bool = False
     smtp_timeout_s: float = Field(10.0, gt=0, description="Seconds to connect to SMTP, and per reply from it")
-    smtp_tls_ca_file: Path | None = Field(None, description="CA bundle to trust for STARTTLS/SSL (an internal relay's own CA)")
-    smtp_max_per_minute: int = Field(0, ge=0, description="Send-rate limit per SMTP server and worker; 0 = unlimited")
+    smtp_tls_ca_file: Path | None = Field(
+        None, description="CA bundle to trust for STARTTLS/SSL (an internal relay's own CA)"
+    )
+    smtp_max_per_minute: int = Field(
+        0, ge=0, description="Send-rate limit per SMTP server and worker; 0 = unlimited"
+    )
 
     # notification
     public_base_url: str = Field(
@@ -137,10 +157,15 @@ class Settings(BaseSettings):
     notify_poll_s: float = Field(2.0, gt=0, description="How often the delivery loop looks for due e-mails")
     notify_backoff_base_s: float = Field(2.0, gt=0)
     notify_backoff_max_s: float = Field(600.0, gt=0)
-    notify_retry_for_s: float = Field(172800.0, gt=0, description="Give up on temporary failures after this long")
+    notify_retry_for_s: float = Field(
+        172800.0, gt=0, description="Give up on temporary failures after this long"
+    )
     notify_lease_s: float = Field(
-        300.0, gt=0, description="How long a worker's claim on a batch of e-mails holds; a claim older than this goes back "
-        "to the queue (the worker is presumed dead). Must exceed a batch's sending time (batch x SMTP_TIMEOUT_S)")
+        300.0,
+        gt=0,
+        description="How long a worker's claim on a batch of e-mails holds; a claim older than this goes back "
+        "to the queue (the worker is presumed dead). Must exceed a batch's sending time (batch x SMTP_TIMEOUT_S)",
+    )
 
     # intake: deadline watcher
     deadline_watch_interval_s: float = Field(
@@ -159,13 +184,26 @@ class Settings(BaseSettings):
     evidence_photo_max_bytes: int = Field(30 * 1024**2, ge=1)
     evidence_video_max_bytes: int = Field(2 * 1024**3, ge=1)
     evidence_document_max_bytes: int = Field(50 * 1024**2, ge=1)
-    evidence_max_image_pixels: int = Field(64_000_000, ge=1, description="Pixel-flood guard: width x height of a photo")
-    evidence_near_duplicate_bits: int = Field(10, ge=0, le=64, description="Perceptual-hash distance at or below which photos are flagged")
+    evidence_max_image_pixels: int = Field(
+        64_000_000, ge=1, description="Pixel-flood guard: width x height of a photo"
+    )
+    evidence_near_duplicate_bits: int = Field(
+        10, ge=0, le=64, description="Perceptual-hash distance at or below which photos are flagged"
+    )
     evidence_orphan_grace_s: float = Field(
-        3600.0, ge=0, description="Age after which a stored object no evidence row or live session refers to is removed")
-    evidence_sweep_interval_s: float = Field(600.0, ge=0, description="How often the evidence worker sweeps orphan objects "
-                                             "and unfinished multipart uploads; 0 = never")
-    evidence_session_ttl_s: int = Field(24 * 3600, ge=60, description="How long an unfinished upload session is kept")
+        3600.0,
+        ge=0,
+        description="Age after which a stored object no evidence row or live session refers to is removed",
+    )
+    evidence_sweep_interval_s: float = Field(
+        600.0,
+        ge=0,
+        description="How often the evidence worker sweeps orphan objects "
+        "and unfinished multipart uploads; 0 = never",
+    )
+    evidence_session_ttl_s: int = Field(
+        24 * 3600, ge=60, description="How long an unfinished upload session is kept"
+    )
     evidence_presign_ttl_s: int = Field(900, ge=60, le=7 * 24 * 3600)
     evidence_download_ttl_s: int = Field(
         300, ge=10, le=7 * 24 * 3600, description="Lifetime of a presigned download URL"
@@ -176,6 +214,18 @@ class Settings(BaseSettings):
     evidence_retention_mode: Literal["GOVERNANCE", "COMPLIANCE"] = "GOVERNANCE"
     evidence_timezone: str = Field(
         "Asia/Shanghai", description="Local time of capture dates compared with campaign windows"
+    )
+    evidence_rendition_timeout_s: int = Field(
+        3600,
+        ge=10,
+        le=24 * 3600,
+        description="Longest the worker spends making one web-playable copy of a video",
+    )
+    evidence_rendition_poll_s: float = Field(
+        5.0,
+        gt=0,
+        le=3600,
+        description="How often the evidence worker looks for videos awaiting a web-playable copy",
     )
 
     # authentication (docs/security.md)
@@ -193,6 +243,29 @@ class Settings(BaseSettings):
     )
     auth_api_token_ttl_s: int = Field(
         900, ge=60, le=24 * 3600, description="Lifetime of a bearer token exchanged for an API key"
+    )
+    auth_free_failures: int = Field(
+        3, ge=1, le=100, description="Wrong passwords per username before login back-off starts"
+    )
+    auth_ip_free_failures: int = Field(
+        20, ge=1, le=10_000, description="Failed logins per client address before back-off starts"
+    )
+    auth_backoff_base_s: float = Field(
+        1.0, gt=0, le=3600, description="First login back-off; doubles with each further failure"
+    )
+    auth_backoff_max_s: float = Field(900.0, gt=0, le=86400, description="Longest login back-off")
+    auth_lockout_failures: int = Field(
+        10, ge=2, le=1000, description="Wrong passwords in a row that lock a username"
+    )
+    auth_lockout_s: float = Field(
+        900.0, gt=0, le=7 * 86400, description="How long a lockout lasts (an admin may lift it sooner)"
+    )
+    auth_failure_window_s: float = Field(3600.0, gt=0, description="Failures older than this are forgotten")
+    auth_max_concurrent_hashes: int = Field(
+        2, ge=1, le=64, description="Password hashes (64 MiB each) computed at once"
+    )
+    auth_hash_wait_s: float = Field(
+        10.0, gt=0, le=300, description="How long a login waits for a hashing slot before 503"
     )
 
     # review
@@ -212,9 +285,15 @@ class Settings(BaseSettings):
     outbox_poll_s: float = Field(0.5, gt=0)
 
     # health (shared/health.py)
-    health_port: int = Field(0, ge=0, le=65535, description="Port of a worker's /livez, /readyz (and /metrics) server; 0 = none")
-    health_probe_timeout_s: float = Field(2.0, gt=0, le=30, description="Budget of one readiness check of all adapters")
-    health_stall_s: float = Field(900.0, gt=0, description="A worker loop busy in one step longer than this fails /livez")
+    health_port: int = Field(
+        0, ge=0, le=65535, description="Port of a worker's /livez, /readyz (and /metrics) server; 0 = none"
+    )
+    health_probe_timeout_s: float = Field(
+        2.0, gt=0, le=30, description="Budget of one readiness check of all adapters"
+    )
+    health_stall_s: float = Field(
+        900.0, gt=0, description="A worker loop busy in one step longer than this fails /livez"
+    )
 
     # operations (docs/operations.md)
     log_format: Literal["auto", "json", "text"] = Field(

@@ -1,4 +1,5 @@
 """Fixtures shared by every test: real servers, each run in its own fresh world."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,7 +23,7 @@ def _server_markers(item: pytest.Item) -> set[str]:
     fixtures = set(getattr(item, "fixturenames", ()))
     needed = {marker for fixture, marker in _SERVER_FIXTURES.items() if fixture in fixtures}
     callspec = getattr(item, "callspec", None)
-    for value in (callspec.params.values() if callspec else ()):
+    for value in callspec.params.values() if callspec else ():
         if isinstance(value, str) and value in _SERVER_PARAMS:
             needed.add(_SERVER_PARAMS[value])
     return needed

@@ -1,12 +1,14 @@
 """Small helpers for tests: waiting on eventual effects, sample files, parsing e-mail."""
+
 from __future__ import annotations
 
 import email
 import time
+from collections.abc import Callable
 from email.message import EmailMessage
 from email.policy import default
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 T = TypeVar("T")
 
@@ -23,11 +25,28 @@ PNG_BYTES = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000010000000100802000000909168360000001d4944415478da63646068106060201eb1300830900446358c"
     "6a183a1a001e0a029e8c6927060000000049454e44ae426082"
 )
-MP4_BYTES = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + bytes(1000)
+# ftyp, an (empty) movie box and the media data: the smallest MP4 whose boxes nest and that has a moov.
+MP4_BYTES = (
+    b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom"
+    + b"\x00\x00\x00\x08moov"
+    + b"\x00\x00\x03\xf0mdat"
+    + bytes(1000)
+)
+
+
+def mp4_bytes() -> bytes:
+    """A one-second H.264/AAC MP4 made by ffmpeg (evidence_storage refuses a video ffmpeg cannot decode)."""
+    from deploy.samples import video_clip
+
+    return video_clip(1.0, (160, 120))
+
+
 PDF_BYTES = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\ntrailer\n<<>>\n%%EOF\n"
 
 
-def wait_until(predicate: Callable[[], T], timeout: float = 15.0, interval: float = 0.05, what: str = "condition") -> T:
+def wait_until(
+    predicate: Callable[[], T], timeout: float = 15.0, interval: float = 0.05, what: str = "condition"
+) -> T:
     """Poll until predicate returns something truthy; fail with a clear message at the deadline."""
     deadline = time.monotonic() + timeout
     while True:

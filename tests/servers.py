@@ -1,4 +1,5 @@
 """Real servers run inside the test process: S3 (moto) and SMTP (aiosmtpd), on free local ports."""
+
 from __future__ import annotations
 
 import email
@@ -8,10 +9,11 @@ import socket
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from email.message import EmailMessage
-from typing import Iterator, Literal
+from typing import Literal
 
 from tests.services import unique
 
@@ -43,7 +45,13 @@ class MotoS3:
         """A plain minio client for checking what the server holds (no AWS settings read from the machine)."""
         from minio import Minio
 
-        return Minio(endpoint=self.endpoint, access_key=self.access_key, secret_key=self.secret_key, secure=False, region=self.region)
+        return Minio(
+            endpoint=self.endpoint,
+            access_key=self.access_key,
+            secret_key=self.secret_key,
+            secure=False,
+            region=self.region,
+        )
 
     def pending_uploads(self) -> list[str]:
         """Keys of multipart uploads in the bucket neither completed nor aborted."""
@@ -95,7 +103,7 @@ class _Handler:
     def __init__(self, server: SmtpServer) -> None:
         self._server = server
 
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options) -> str:  # noqa: N802 - aiosmtpd's name
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options) -> str:
         """Accept the recipient unless a refusal is queued."""
         failure = self._server._take_failure("RCPT")
         if failure:
@@ -103,7 +111,7 @@ class _Handler:
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 - aiosmtpd's name
+    async def handle_DATA(self, server, session, envelope) -> str:
         """Keep the message unless a refusal is queued."""
         failure = self._server._take_failure("DATA")
         if failure:
@@ -140,7 +148,9 @@ class SmtpServer:
             self._controller.stop()
             self._controller = None
 
-    def fail_next_with(self, code: int, text: str, *, times: int = 1, on: Literal["RCPT", "DATA"] = "RCPT") -> None:
+    def fail_next_with(
+        self, code: int, text: str, *, times: int = 1, on: Literal["RCPT", "DATA"] = "RCPT"
+    ) -> None:
         """Make the next `times` replies to RCPT (or DATA) be `code text`, e.g. 451 try later, 550 no such user."""
         with self._changed:
             self._failures.extend([(on, f"{code} {text}")] * times)
@@ -152,7 +162,9 @@ class SmtpServer:
             while len(self.messages) < count:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise AssertionError(f"expected {count} messages within {timeout}s, got {len(self.messages)}")
+                    raise AssertionError(
+                        f"expected {count} messages within {timeout}s, got {len(self.messages)}"
+                    )
                 self._changed.wait(left)
             return list(self.messages)
 

@@ -1,11 +1,12 @@
 """Finding the real servers tests need: skip when absent, fail when REQUIRE_SERVICES=1."""
+
 from __future__ import annotations
 
 import os
 import socket
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 from urllib.parse import urlparse
 
 import pytest
@@ -18,7 +19,9 @@ def port_open(url: str, default_port: int) -> bool:
     """Whether something listens at the URL's host and port."""
     parsed = urlparse(url.replace("postgresql+psycopg", "postgresql"))
     try:
-        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or default_port), timeout=2):
+        with socket.create_connection(
+            (parsed.hostname or "127.0.0.1", parsed.port or default_port), timeout=2
+        ):
             return True
     except OSError:
         return False

@@ -2,6 +2,7 @@
 .dockerignore, the PostgreSQL/MinIO/RabbitMQ set-up files, deploy/secrets.py) against the code: no Docker
 needed (none runs where the tests run), each check reads the files and compares them with the packages, the
 launcher's roles and the Settings fields they must agree with."""
+
 from __future__ import annotations
 
 import fnmatch
@@ -30,7 +31,9 @@ DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 NGINX_CONF = ROOT / "deploy" / "gateway" / "nginx.conf"
 DOCKERIGNORE = ROOT / ".dockerignore"
 ROLES = {"api", "worker", "migrate"}
-FRONTS = {"console"}  # the web console: pages only, no worker or adapters (checked in tests/console/test_console_deploy.py)
+FRONTS = {
+    "console"
+}  # the web console: pages only, no worker or adapters (checked in tests/console/test_console_deploy.py)
 COPIED = ("pyproject.toml", "requirements.lock", "shared", "services", "deploy")
 INFRA_PORTS = {15672, 9001, 8025, 9090, 3000}  # RabbitMQ, MinIO and Mailpit consoles, Prometheus, Grafana
 GATEWAY_PORT = 8000
@@ -50,7 +53,9 @@ class _StrictLoader(yaml.SafeLoader):
                     continue
                 key = self.construct_object(key_node, deep=True)
                 if key in seen:
-                    raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key!r}", key_node.start_mark
+                    )
                 seen.add(key)
         return super().construct_mapping(node, deep=deep)
 
@@ -142,7 +147,9 @@ IMAGE_PIN = re.compile(r"^(?P<name>[a-z0-9./-]+):(?P<tag>[\w.-]+)@sha256:[0-9a-f
 
 # A small nginx configuration parser: (directive, args, children) trees.
 
-_NGINX_TOKEN = re.compile(r"""\s*(?:(\#[^\n]*)|("(?:\\.|[^"\\])*"|'(?:\\.|[^'\\])*')|([{};])|([^\s{};"'#][^\s{};]*))""")
+_NGINX_TOKEN = re.compile(
+    r"""\s*(?:(\#[^\n]*)|("(?:\\.|[^"\\])*"|'(?:\\.|[^'\\])*')|([{};])|([^\s{};"'#][^\s{};]*))"""
+)
 
 
 def parse_nginx(text: str) -> list[tuple[str, list[str], list]]:
@@ -152,7 +159,7 @@ def parse_nginx(text: str) -> list[tuple[str, list[str], list]]:
         match = _NGINX_TOKEN.match(text, pos)
         if not match or match.end() == pos:
             if text[pos:].strip():
-                raise ValueError(f"cannot tokenize nginx.conf at {text[pos:pos + 40]!r}")
+                raise ValueError(f"cannot tokenize nginx.conf at {text[pos : pos + 40]!r}")
             break
         pos = match.end()
         comment, quoted, punct, word = match.groups()
@@ -240,7 +247,7 @@ def upstream_path(loc: list, prefix: str, request: str) -> str:
         return re.sub(r"\$(\d)", lambda m: match.group(int(m.group(1))), replacement)
     uri = urlsplit(only(loc, "proxy_pass")[1][0]).path
     assert uri, "proxy_pass without a URI keeps the prefix"
-    return uri + request[len(prefix):]
+    return uri + request[len(prefix) :]
 
 
 def seconds(value: str) -> int:
@@ -273,7 +280,9 @@ def test_every_service_command_names_a_runnable_package_and_role(app_containers,
     assert app_containers, "no `python -m services.X` command in docker-compose.yml"
     launcher = (ROOT / "shared" / "launcher.py").read_text(encoding="utf-8")
     for name, (package, role, extra) in app_containers.items():
-        assert (ROOT / "services" / package / "__main__.py").is_file(), f"{name}: services/{package}/__main__.py missing"
+        assert (ROOT / "services" / package / "__main__.py").is_file(), (
+            f"{name}: services/{package}/__main__.py missing"
+        )
         assert importlib.util.find_spec(f"services.{package}.__main__") is not None, name
         assert role in ROLES, f"{name}: role {role!r} not in {ROLES}"
         assert f'"{role}"' in launcher, f"{name}: shared/launcher.py offers no role {role!r}"
@@ -298,7 +307,9 @@ def test_compose_service_names_are_valid_hostnames(services):
 
 
 def test_migrations_run_once_before_the_service_starts(compose, services, app_containers):
-    assert settings_from(compose["x-platform-env"]).migrate_on_start is False, "the one-shots migrate; the rest only check"
+    assert settings_from(compose["x-platform-env"]).migrate_on_start is False, (
+        "the one-shots migrate; the rest only check"
+    )
     migrations = {package: name for name, (package, role, _) in app_containers.items() if role == "migrate"}
     for name, (package, role, _) in app_containers.items():
         if role == "migrate":
@@ -306,7 +317,8 @@ def test_migrations_run_once_before_the_service_starts(compose, services, app_co
             assert depends_on(services[name]) == {"postgres": "service_healthy"}
             continue
         assert depends_on(services[name]).get(migrations[package]) == "service_completed_successfully", (
-            f"{name} must start after {migrations[package]} completed")
+            f"{name} must start after {migrations[package]} completed"
+        )
 
 
 # ---------------------------------------------------------------- compose: images
@@ -326,17 +338,24 @@ def test_every_image_is_pinned_by_tag_and_digest(services):
 
 def test_images_are_current_and_from_where_they_still_exist(services):
     minio = services["minio"]["image"]
-    assert minio.startswith("quay.io/minio/minio:RELEASE."), "minio/minio is gone from Docker Hub: use quay.io/minio"
+    assert minio.startswith("quay.io/minio/minio:RELEASE."), (
+        "minio/minio is gone from Docker Hub: use quay.io/minio"
+    )
     assert services["minio-init"]["image"].startswith("quay.io/minio/mc:RELEASE.")
     rabbit = IMAGE_PIN.match(services["rabbitmq"]["image"])
-    assert rabbit["name"] == "rabbitmq" and int(rabbit["tag"].split(".")[0]) >= 4, "RabbitMQ 3.13 is out of support"
+    assert rabbit["name"] == "rabbitmq" and int(rabbit["tag"].split(".")[0]) >= 4, (
+        "RabbitMQ 3.13 is out of support"
+    )
     assert IMAGE_PIN.match(services["mailpit"]["image"])["tag"].startswith("v")
 
 
 def test_deployment_doc_lists_every_pinned_image():
     doc = (ROOT / "docs" / "deployment.md").read_text(encoding="utf-8")
-    compose_images = {spec["image"] for spec in yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))["services"].values()
-                      if "build" not in spec}
+    compose_images = {
+        spec["image"]
+        for spec in yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))["services"].values()
+        if "build" not in spec
+    }
     for image in compose_images | {dockerfile_instructions()[0][1]}:
         assert image in doc, f"docs/deployment.md does not list {image}"
 
@@ -380,9 +399,13 @@ def test_make_secrets_writes_each_file_once_and_privately(tmp_path):
     written = deploy_secrets.write_secrets(tmp_path)
     assert set(written) == set(deploy_secrets.secret_files()) | {"auth_private_key", "auth_public_key"}
     before = {path.name: path.read_text() for path in tmp_path.iterdir()}
-    assert deploy_secrets.write_secrets(tmp_path) == [] and before == {p.name: p.read_text() for p in tmp_path.iterdir()}
+    assert deploy_secrets.write_secrets(tmp_path) == [] and before == {
+        p.name: p.read_text() for p in tmp_path.iterdir()
+    }
     assert tmp_path.stat().st_mode & 0o777 == 0o700, "no other host user may enter the secrets folder"
-    assert all(path.stat().st_mode & 0o777 == 0o644 for path in tmp_path.iterdir()), "containers read them as their own user"
+    assert all(path.stat().st_mode & 0o777 == 0o644 for path in tmp_path.iterdir()), (
+        "containers read them as their own user"
+    )
     conf = dict(line.split(" = ", 1) for line in (tmp_path / "rabbitmq_conf").read_text().splitlines())
     assert conf["default_pass"] == (tmp_path / "rabbitmq_password").read_text()
 
@@ -393,10 +416,14 @@ def test_secret_targets_are_settings_fields_read_as_secret_strings(services, app
             assert not target.startswith("/"), f"{name}: app secrets go to SECRETS_DIR (/run/secrets)"
             field = Settings.model_fields.get(target)
             assert field is not None, f"{name}: secret {target} is no settings field"
-            assert target == "auth_public_key" or "SecretStr" in str(field.annotation), f"{target} must be a SecretStr"
+            assert target == "auth_public_key" or "SecretStr" in str(field.annotation), (
+                f"{target} must be a SecretStr"
+            )
 
 
-def test_each_process_gets_its_own_database_password_and_only_intakes_api_the_signing_key(services, app_containers):
+def test_each_process_gets_its_own_database_password_and_only_intakes_api_the_signing_key(
+    services, app_containers
+):
     for name, (package, role, _) in app_containers.items():
         targets = secret_targets(services[name])
         assert targets.get("database_password") == f"db_password_{package}", name
@@ -408,7 +435,9 @@ def test_each_process_gets_its_own_database_password_and_only_intakes_api_the_si
         bootstrap = (ROOT / "services" / package / "bootstrap.py").read_text(encoding="utf-8")
         if role != "migrate" and ("make_blob_store" in bootstrap or package == "intake"):
             assert "s3_secret_key" in targets, f"{name} uses the blob store"
-    console = [spec for spec in services.values() if service_command(spec) and service_command(spec)[0] in FRONTS]
+    console = [
+        spec for spec in services.values() if service_command(spec) and service_command(spec)[0] in FRONTS
+    ]
     assert all(not spec.get("secrets") for spec in console), "the console holds no secrets"
 
 
@@ -419,16 +448,37 @@ def test_process_settings_validate_with_their_secrets(compose, services, app_con
     for name, (package, role, _) in app_containers.items():
         env = environment(services[name])
         assert {key: env.get(key) for key in platform} == platform, f"{name} does not use the platform env"
-        fake = {target: f"secret-{target}" for target in secret_targets(services[name]) if not target.startswith("auth_")}
+        fake = {
+            target: f"secret-{target}"
+            for target in secret_targets(services[name])
+            if not target.startswith("auth_")
+        }
         settings = settings_from(env, fake)
-        assert (settings.bus_backend, settings.blob_backend, settings.mail_backend) == ("rabbitmq", "s3", "smtp")
+        assert (settings.bus_backend, settings.blob_backend, settings.mail_backend) == (
+            "rabbitmq",
+            "s3",
+            "smtp",
+        )
         database = make_url(settings.database_url_for(package))
-        assert database.drivername == "postgresql+psycopg" and database.host == "postgres" and database.port == 5432
-        assert (database.username, database.password, database.database) == (package, "secret-database_password", pg_env["POSTGRES_DB"])
+        assert (
+            database.drivername == "postgresql+psycopg"
+            and database.host == "postgres"
+            and database.port == 5432
+        )
+        assert (database.username, database.password, database.database) == (
+            package,
+            "secret-database_password",
+            pg_env["POSTGRES_DB"],
+        )
         if role == "migrate":
             continue
         broker = urlsplit(settings.broker_url())
-        assert (broker.hostname, broker.port, broker.username, broker.password) == ("rabbitmq", 5672, rabbit_user, "secret-rabbitmq_password")
+        assert (broker.hostname, broker.port, broker.username, broker.password) == (
+            "rabbitmq",
+            5672,
+            rabbit_user,
+            "secret-rabbitmq_password",
+        )
         assert broker.path == f"/{deploy_secrets.RABBITMQ_VHOST}", "the platform has its own vhost"
         if role == "api":
             assert settings.root_path == PREFIXES[package], f"{name}: ROOT_PATH must be its gateway prefix"
@@ -446,7 +496,9 @@ def test_settings_point_browsers_and_mail_links_at_the_gateway(compose, services
     store_host, store_port = settings.s3_endpoint.split(":")
     assert proxy_target(loc) == (store_host, int(store_port))
     assert not find(loc, "rewrite"), "path-style bucket URLs must reach the store unchanged (they are signed)"
-    assert only(loc, "client_max_body_size")[1] == ["0"] and only(loc, "proxy_request_buffering")[1] == ["off"]
+    assert only(loc, "client_max_body_size")[1] == ["0"] and only(loc, "proxy_request_buffering")[1] == [
+        "off"
+    ]
     location(nginx_server, f"/{settings.s3_bucket}", "=")  # presigned POST goes to the bare bucket URL
 
 
@@ -460,7 +512,11 @@ def test_apis_trust_forwarded_headers_from_the_gateway_only(compose, services, a
         networks = services[name].get("networks") or []
         assert ("edge" in networks) == (role == "api"), f"{name}: only APIs sit on the gateway's network"
     launcher = (ROOT / "shared" / "launcher.py").read_text(encoding="utf-8")
-    assert launcher.count("forwarded_allow_ips=settings.forwarded_allow_ips") == launcher.count("uvicorn.run(") == 2
+    assert (
+        launcher.count("forwarded_allow_ips=settings.forwarded_allow_ips")
+        == launcher.count("uvicorn.run(")
+        == 2
+    )
 
 
 # ---------------------------------------------------------------- compose: least privilege
@@ -475,7 +531,9 @@ def test_postgres_has_a_role_per_service_made_from_its_secret(services):
     script = ROOT / mounts_source(mounts, "/docker-entrypoint-initdb.d/10-service-roles.sh")
     text = script.read_text(encoding="utf-8")
     loop = re.search(r"for service in ([\w ]+); do", text)
-    assert loop and loop.group(1).split() == list(SERVICES), "the init script must make a role for every service"
+    assert loop and loop.group(1).split() == list(SERVICES), (
+        "the init script must make a role for every service"
+    )
     sql_path = re.search(r"-f (\S+)", text).group(1)
     assert (ROOT / mounts_source(mounts, sql_path)).is_file()
     assert "/run/secrets/db_password_$service" in text
@@ -493,12 +551,18 @@ def bucket_policy() -> dict:
 
 # The S3 calls shared/blobs/s3.py makes (minio SDK method) and the policy actions each needs.
 S3_ACTIONS = {
-    "bucket_exists": {"s3:ListBucket"}, "put_object": {"s3:PutObject", "s3:AbortMultipartUpload"},
-    "get_object": {"s3:GetObject"}, "stat_object": {"s3:GetObject"},
-    "remove_object": {"s3:DeleteObject", "s3:DeleteObjectVersion"}, "list_objects": {"s3:ListBucket", "s3:ListBucketVersions"},
-    "copy_object": {"s3:GetObject", "s3:PutObject"}, "compose_object": {"s3:GetObject", "s3:PutObject", "s3:ListMultipartUploadParts"},
-    "set_object_retention": {"s3:PutObjectRetention"}, "get_object_lock_config": {"s3:GetBucketObjectLockConfiguration"},
-    "get_bucket_versioning": {"s3:GetBucketVersioning"}, "make_bucket": set(),  # made by minio-init, not the platform
+    "bucket_exists": {"s3:ListBucket"},
+    "put_object": {"s3:PutObject", "s3:AbortMultipartUpload"},
+    "get_object": {"s3:GetObject"},
+    "stat_object": {"s3:GetObject"},
+    "remove_object": {"s3:DeleteObject", "s3:DeleteObjectVersion"},
+    "list_objects": {"s3:ListBucket", "s3:ListBucketVersions"},
+    "copy_object": {"s3:GetObject", "s3:PutObject"},
+    "compose_object": {"s3:GetObject", "s3:PutObject", "s3:ListMultipartUploadParts"},
+    "set_object_retention": {"s3:PutObjectRetention"},
+    "get_object_lock_config": {"s3:GetBucketObjectLockConfiguration"},
+    "get_bucket_versioning": {"s3:GetBucketVersioning"},
+    "make_bucket": set(),  # made by minio-init, not the platform
     "_list_multipart_uploads": {"s3:ListBucketMultipartUploads"},
     "_abort_multipart_upload": {"s3:AbortMultipartUpload"},  # the evidence worker's sweeper
 }
@@ -509,20 +573,37 @@ def test_minio_user_policy_reaches_the_bucket_only_and_covers_every_call(compose
     init = services["minio-init"]
     env = environment(init)
     assert (env["S3_ACCESS_KEY"], env["S3_BUCKET"]) == (platform["S3_ACCESS_KEY"], platform["S3_BUCKET"])
-    assert env["MINIO_ROOT_USER"] == environment(services["minio"])["MINIO_ROOT_USER"] != platform["S3_ACCESS_KEY"]
+    assert (
+        env["MINIO_ROOT_USER"]
+        == environment(services["minio"])["MINIO_ROOT_USER"]
+        != platform["S3_ACCESS_KEY"]
+    )
     assert environment(services["minio"])["MINIO_ROOT_PASSWORD_FILE"] == "/run/secrets/minio_root_password"
     statements = bucket_policy()["Statement"]
     resources = {resource for statement in statements for resource in statement["Resource"]}
     assert resources == {f"arn:aws:s3:::{platform['S3_BUCKET']}", f"arn:aws:s3:::{platform['S3_BUCKET']}/*"}
-    allowed = {action for statement in statements if statement["Effect"] == "Allow" for action in statement["Action"]}
+    allowed = {
+        action for statement in statements if statement["Effect"] == "Allow" for action in statement["Action"]
+    }
     assert not any("*" in action or action.startswith("admin:") for action in allowed)
-    calls = set(re.findall(r"self\._client\.(\w+)\(", (ROOT / "shared" / "blobs" / "s3.py").read_text(encoding="utf-8")))
+    calls = set(
+        re.findall(
+            r"self\._client\.(\w+)\(", (ROOT / "shared" / "blobs" / "s3.py").read_text(encoding="utf-8")
+        )
+    )
     unknown = calls - set(S3_ACTIONS)
-    assert not unknown, f"shared/blobs/s3.py makes S3 calls this test does not map to policy actions: {unknown}"
+    assert not unknown, (
+        f"shared/blobs/s3.py makes S3 calls this test does not map to policy actions: {unknown}"
+    )
     needed = set().union(*(S3_ACTIONS[call] for call in calls))
     assert needed <= allowed, f"the platform's MinIO user lacks {needed - allowed}"
     script = (ROOT / "deploy" / "minio" / "minio-init.sh").read_text(encoding="utf-8")
-    for command in ("mc mb --ignore-existing", "mc admin policy create", "mc admin user add", "mc admin policy attach"):
+    for command in (
+        "mc mb --ignore-existing",
+        "mc admin policy create",
+        "mc admin user add",
+        "mc admin policy attach",
+    ):
         assert command in script
 
 
@@ -537,7 +618,11 @@ def test_rabbitmq_has_the_platforms_user_and_vhost_and_no_guest(services):
 
 
 def test_app_containers_run_unprivileged(services, app_containers):
-    fronts = [name for name, spec in services.items() if service_command(spec) and service_command(spec)[0] in FRONTS]
+    fronts = [
+        name
+        for name, spec in services.items()
+        if service_command(spec) and service_command(spec)[0] in FRONTS
+    ]
     for name in [*app_containers, *fronts]:
         spec = services[name]
         assert spec["user"] == "10001:10001" and spec["read_only"] is True, name
@@ -554,9 +639,13 @@ def test_depends_on_targets_exist_and_healthy_ones_have_healthchecks(services):
             assert condition in {"service_started", "service_healthy", "service_completed_successfully"}
             if condition == "service_healthy":
                 check = services[target].get("healthcheck") or {}
-                assert check.get("test") and not check.get("disable"), f"{target} has no healthcheck ({name} waits on it)"
+                assert check.get("test") and not check.get("disable"), (
+                    f"{target} has no healthcheck ({name} waits on it)"
+                )
             if condition == "service_completed_successfully":
-                assert services[target].get("restart") == "no", f"{target} must be one-shot ({name} waits for it to finish)"
+                assert services[target].get("restart") == "no", (
+                    f"{target} must be one-shot ({name} waits for it to finish)"
+                )
 
 
 def test_processes_wait_for_the_adapters_their_bootstrap_builds(services, app_containers):
@@ -575,9 +664,13 @@ def test_processes_wait_for_the_adapters_their_bootstrap_builds(services, app_co
         healthy = {target for target, condition in deps.items() if condition == "service_healthy"}
         assert needs <= healthy, f"{name} should wait for {sorted(needs - healthy)}"
         if "minio" in needs:
-            assert deps.get("minio-init") == "service_completed_successfully", f"{name} needs the bucket and its user"
+            assert deps.get("minio-init") == "service_completed_successfully", (
+                f"{name} needs the bucket and its user"
+            )
     # the derivation above is not vacuous: these bootstraps do build those adapters
-    assert "make_blob_store" in (ROOT / "services" / "evidence_storage" / "bootstrap.py").read_text(encoding="utf-8")
+    assert "make_blob_store" in (ROOT / "services" / "evidence_storage" / "bootstrap.py").read_text(
+        encoding="utf-8"
+    )
     assert "make_mailer" in (ROOT / "services" / "notification" / "bootstrap.py").read_text(encoding="utf-8")
 
 
@@ -602,13 +695,17 @@ def test_apis_are_checked_for_readiness_and_workers_on_their_health_port(service
             assert (url.port, url.path) == (api_port(extra), "/readyz"), name
         else:
             port = environment(services[name]).get("HEALTH_PORT")
-            assert port and (url.port, url.path) == (int(port), "/livez"), f"{name}: check /livez on HEALTH_PORT"
+            assert port and (url.port, url.path) == (int(port), "/livez"), (
+                f"{name}: check /livez on HEALTH_PORT"
+            )
 
 
 def test_stop_grace_period_outlasts_the_drain(services, app_containers):
     for name, (_package, role, _) in app_containers.items():
         if role != "migrate":
-            assert seconds(services[name]["stop_grace_period"]) > WORKER_DRAIN_S, f"{name} would be killed mid-drain"
+            assert seconds(services[name]["stop_grace_period"]) > WORKER_DRAIN_S, (
+                f"{name} would be killed mid-drain"
+            )
 
 
 def test_every_long_running_service_has_cpu_and_memory_limits(services):
@@ -635,13 +732,19 @@ def test_only_the_gateway_publishes_on_every_interface(services, app_containers)
     assert set().union(*published.values()) == INFRA_PORTS
     for name in published:
         assert all(str(entry).startswith("127.0.0.1:") for entry in services[name]["ports"]), (
-            f"{name}'s console is for the operator on the host only")
+            f"{name}'s console is for the operator on the host only"
+        )
 
 
 def test_stateful_services_keep_data_in_named_volumes(compose, services):
     declared = set(compose.get("volumes") or {})
-    data_dirs = {"rabbitmq": "/var/lib/rabbitmq", "minio": "/data", "postgres": "/var/lib/postgresql/data",
-                 "prometheus": "/prometheus", "grafana": "/var/lib/grafana"}
+    data_dirs = {
+        "rabbitmq": "/var/lib/rabbitmq",
+        "minio": "/data",
+        "postgres": "/var/lib/postgresql/data",
+        "prometheus": "/prometheus",
+        "grafana": "/var/lib/grafana",
+    }
     for name, data_dir in data_dirs.items():
         mounts = [str(volume).split(":") for volume in services[name].get("volumes") or []]
         sources = {source for source, target, *_ in mounts if target == data_dir}
@@ -669,12 +772,16 @@ def test_gateway_mounts_the_nginx_conf_and_publishes_its_listen_port(services, n
 
 
 @pytest.mark.parametrize("package", SERVICES)
-def test_gateway_routes_each_prefix_to_its_api_stripping_the_prefix(package, nginx_server, services, app_containers):
+def test_gateway_routes_each_prefix_to_its_api_stripping_the_prefix(
+    package, nginx_server, services, app_containers
+):
     prefix = PREFIXES[package]
     loc = location(nginx_server, prefix + "/")
     host, port = proxy_target(loc)
     assert host in services, f"{prefix}/ proxies to {host}, which is no compose service"
-    assert app_containers.get(host, (None, None, []))[:2] == (package, "api"), f"{prefix}/ goes to {host}, not {package}'s API"
+    assert app_containers.get(host, (None, None, []))[:2] == (package, "api"), (
+        f"{prefix}/ goes to {host}, not {package}'s API"
+    )
     assert port == api_port(app_containers[host][2])
     assert upstream_path(loc, prefix, f"{prefix}/docs") == "/docs"
     assert upstream_path(loc, prefix, f"{prefix}/") == "/"
@@ -704,14 +811,22 @@ def test_gateway_answers_its_own_healthz(nginx_server):
 def test_dockerfile_copies_the_code_and_installs_the_project():
     instructions = dockerfile_instructions()
     assert instructions[0][0] == "FROM" and instructions[0][1].startswith("python:3.11")
-    copies = [(i, [Path(src).as_posix() for src in args.split()[:-1] if not src.startswith("--")])
-              for i, (op, args) in enumerate(instructions) if op == "COPY"]
+    copies = [
+        (i, [Path(src).as_posix() for src in args.split()[:-1] if not src.startswith("--")])
+        for i, (op, args) in enumerate(instructions)
+        if op == "COPY"
+    ]
     copied = {src for _, sources in copies for src in sources}
     assert set(COPIED) <= copied, f"the image lacks {set(COPIED) - copied}"
     last_copy = max(i for i, sources in copies if set(sources) & set(COPIED))
-    installs = [args for i, (op, args) in enumerate(instructions) if op == "RUN" and i > last_copy
-                and re.search(r"pip install (--[\w-]+ )*\.(\s|$)", args)]
-    assert installs and all("--no-deps" in args for args in installs), "the code installs after the lock, with --no-deps"
+    installs = [
+        args
+        for i, (op, args) in enumerate(instructions)
+        if op == "RUN" and i > last_copy and re.search(r"pip install (--[\w-]+ )*\.(\s|$)", args)
+    ]
+    assert installs and all("--no-deps" in args for args in installs), (
+        "the code installs after the lock, with --no-deps"
+    )
     for op, args in instructions:
         if op == "RUN":
             assert "[test]" not in args and "pip install -e" not in args and "--editable" not in args
@@ -724,7 +839,9 @@ def test_dockerfile_copies_the_code_and_installs_the_project():
 def test_dockerfile_installs_dependencies_from_the_lock_with_hashes_and_ffmpeg():
     instructions = dockerfile_instructions()
     runs = [args for op, args in instructions if op == "RUN"]
-    assert any(re.search(r"apt-get install .*\bffmpeg\b", args) for args in runs), "video evidence needs ffmpeg"
+    assert any(re.search(r"apt-get install .*\bffmpeg\b", args) for args in runs), (
+        "video evidence needs ffmpeg"
+    )
     assert any("rm -rf /var/lib/apt/lists" in args for args in runs if "apt-get" in args)
     lock_installs = [args for args in runs if "pip install" in args and "-r requirements.lock" in args]
     assert lock_installs and all("--require-hashes" in args for args in lock_installs)
@@ -733,9 +850,15 @@ def test_dockerfile_installs_dependencies_from_the_lock_with_hashes_and_ffmpeg()
     lock = (ROOT / "requirements.lock").read_text(encoding="utf-8")
     pinned = re.findall(r"^([A-Za-z0-9_.-]+)==\S+ \\$", lock, re.MULTILINE)
     assert pinned and "--hash=sha256:" in lock
-    declared = {re.split(r"[<>=!\[ ;]", dep, maxsplit=1)[0].lower().replace("_", "-")
-                for dep in tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["dependencies"]}
-    assert declared <= {name.lower().replace("_", "-") for name in pinned}, "requirements.lock lags pyproject.toml"
+    declared = {
+        re.split(r"[<>=!\[ ;]", dep, maxsplit=1)[0].lower().replace("_", "-")
+        for dep in tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"][
+            "dependencies"
+        ]
+    }
+    assert declared <= {name.lower().replace("_", "-") for name in pinned}, (
+        "requirements.lock lags pyproject.toml"
+    )
 
 
 def test_pyproject_installs_every_copied_package_with_its_data():
@@ -749,13 +872,15 @@ def test_pyproject_installs_every_copied_package_with_its_data():
         for path in (ROOT / package).rglob("*"):
             if path.is_file() and path.suffix not in {".py", ".pyc"} and "__pycache__" not in path.parts:
                 assert any(fnmatch.fnmatch(path.name, pattern) for pattern in data_patterns), (
-                    f"{path.relative_to(ROOT)} would be missing from the image")
+                    f"{path.relative_to(ROOT)} would be missing from the image"
+                )
     campaign_files = [path for path in (ROOT / "deploy" / "campaigns").rglob("*") if path.is_file()]
     assert campaign_files
     for path in campaign_files:
         relative = path.relative_to(ROOT / "deploy").as_posix()
         assert any(fnmatch.fnmatch(relative, pattern) for pattern in package_data["deploy"]), (
-            f"deploy/{relative} would be missing from the image: the campaign could not be loaded there")
+            f"deploy/{relative} would be missing from the image: the campaign could not be loaded there"
+        )
 
 
 def test_the_bundled_campaign_is_found_by_name_where_the_repository_is_absent(tmp_path, monkeypatch):
@@ -769,8 +894,11 @@ def test_the_bundled_campaign_is_found_by_name_where_the_repository_is_absent(tm
 
 
 def test_dockerignore_keeps_the_context_small_but_not_the_code():
-    patterns = [line.strip() for line in DOCKERIGNORE.read_text(encoding="utf-8").splitlines()
-                if line.strip() and not line.startswith("#")]
+    patterns = [
+        line.strip()
+        for line in DOCKERIGNORE.read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     for required in (".venv", "var", ".git", "tests", "bench", "test-artifacts", "deploy/secrets"):
         assert required in patterns, f".dockerignore should exclude {required}"
     assert "**/__pycache__" in patterns
@@ -778,7 +906,9 @@ def test_dockerignore_keeps_the_context_small_but_not_the_code():
         parts = path.split("/")
         prefixes = ["/".join(parts[: n + 1]) for n in range(len(parts))]
         for pattern in patterns:
-            assert not any(fnmatch.fnmatch(prefix, pattern) for prefix in prefixes), f"{pattern!r} drops {path}"
+            assert not any(fnmatch.fnmatch(prefix, pattern) for prefix in prefixes), (
+                f"{pattern!r} drops {path}"
+            )
 
 
 # ---------------------------------------------------------------- monitoring
@@ -787,11 +917,17 @@ def test_dockerignore_keeps_the_context_small_but_not_the_code():
 def test_prometheus_scrapes_every_api_and_worker_where_they_serve_metrics(services, app_containers):
     prometheus = services["prometheus"]
     mounts = dict(tuple(str(volume).split(":")[:2]) for volume in prometheus["volumes"])
-    config = yaml.safe_load((ROOT / mounts_source(mounts, "/etc/prometheus/prometheus.yml")).read_text(encoding="utf-8"))
+    config = yaml.safe_load(
+        (ROOT / mounts_source(mounts, "/etc/prometheus/prometheus.yml")).read_text(encoding="utf-8")
+    )
     for rule_file in config.get("rule_files") or []:
         assert (ROOT / mounts_source(mounts, rule_file)).is_file(), f"Prometheus would miss {rule_file}"
-    targets = {target for job in config["scrape_configs"] for static in job.get("static_configs", [])
-               for target in static["targets"]}
+    targets = {
+        target
+        for job in config["scrape_configs"]
+        for static in job.get("static_configs", [])
+        for target in static["targets"]
+    }
     expected = set()
     for name, (_package, role, extra) in app_containers.items():
         if role == "api":
@@ -799,4 +935,6 @@ def test_prometheus_scrapes_every_api_and_worker_where_they_serve_metrics(servic
         elif role == "worker":
             expected.add(f"{name}:{environment(services[name])['HEALTH_PORT']}")
     assert expected <= targets, f"not scraped: {sorted(expected - targets)}"
-    assert set(services["prometheus"]["networks"]) & set(services["intake-api"]["networks"]), "Prometheus cannot reach the APIs"
+    assert set(services["prometheus"]["networks"]) & set(services["intake-api"]["networks"]), (
+        "Prometheus cannot reach the APIs"
+    )

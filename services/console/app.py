@@ -4,12 +4,13 @@ The pages carry no data: the browser logs in at intake, keeps the token in sessi
 services' APIs under their prefixes (same origin: the embedded app or the gateway), so the console needs
 no database, no token key and no access rule of its own.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
@@ -17,14 +18,22 @@ from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from services.console.pages import HOME_BY_ROLE, PAGES, ROLE_NAMES, Page
+from shared import problems
 
 PREFIX = "/console"  # where the console is mounted (embedded) or routed (gateway)
-API_PREFIXES = {"intake": "/intake", "evidence": "/evidence", "review": "/review", "notification": "/notification"}
+API_PREFIXES = {
+    "intake": "/intake",
+    "evidence": "/evidence",
+    "review": "/review",
+    "notification": "/notification",
+}
 HERE = Path(__file__).resolve().parent
 # Scripts only from our own origin; previews are blob: URLs; a video may play from a presigned store URL.
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
-       "media-src 'self' blob: http: https:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
-       "form-action 'self'; object-src 'none'")
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
+    "media-src 'self' blob: http: https:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
+    "form-action 'self'; object-src 'none'"
+)
 
 
 def create_app(*, api_prefixes: Mapping[str, str] | None = None) -> FastAPI:
@@ -34,6 +43,7 @@ def create_app(*, api_prefixes: Mapping[str, str] | None = None) -> FastAPI:
     version = _static_version()
     api = json.dumps(dict(api_prefixes or API_PREFIXES), ensure_ascii=False)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    problems.install(app)  # its own CSP middleware below covers every answer, error pages included
 
     @app.middleware("http")
     async def headers(request: Request, call_next):
@@ -42,15 +52,24 @@ def create_app(*, api_prefixes: Mapping[str, str] | None = None) -> FastAPI:
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "same-origin")
         if request.url.path.endswith((".js", ".css")):
-            response.headers["Cache-Control"] = "public, max-age=86400" if "v" in request.query_params else "no-cache"
+            response.headers["Cache-Control"] = (
+                "public, max-age=86400" if "v" in request.query_params else "no-cache"
+            )
         return response
 
     def render(page: Page, request: Request, params: dict[str, str]) -> HTMLResponse:
         root = request.scope.get("root_path", "").rstrip("/")
         html = env.get_template(page.template).render(
-            page=page, pages=PAGES, params=params, root=root, api=api, roles=" ".join(page.roles),
-            static=lambda name: f"{root}/static/{name}?v={version}", role_names=ROLE_NAMES,
-            homes=json.dumps(HOME_BY_ROLE))
+            page=page,
+            pages=PAGES,
+            params=params,
+            root=root,
+            api=api,
+            roles=" ".join(page.roles),
+            static=lambda name: f"{root}/static/{name}?v={version}",
+            role_names=ROLE_NAMES,
+            homes=json.dumps(HOME_BY_ROLE),
+        )
         return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
     for page in PAGES:

@@ -1,4 +1,5 @@
 """The console's pages: path, template, title, who may open each, and which appear in the navigation."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -31,11 +32,17 @@ PAGES: tuple[Page, ...] = (
     Page("home", "/", "首页", script="home"),
     Page("login", "/login", "登录", roles=(), script="login"),
     Page("dashboard", "/dashboard", "活动看板", nav_roles=EVERYONE, script="dashboard"),
+    Page("campaign", "/campaigns/{campaign_id}", "活动方案", script="campaign"),
     Page("unit", "/units/{unit_id}", "单位详情", script="unit"),
     Page("queue", "/queue", "审核队列", roles=(ADMIN, REVIEWER), nav_roles=(ADMIN, REVIEWER), script="queue"),
-    Page("inspections", "/inspections", "检查", roles=STAFF, nav_roles=(ADMIN, INSPECTOR), script="inspections"),
+    Page(
+        "inspections", "/inspections", "检查", roles=STAFF, nav_roles=(ADMIN, INSPECTOR), script="inspections"
+    ),
+    Page("inspection", "/inspections/{inspection_id}", "检查记录", script="inspection"),
     Page("supervisions", "/supervisions", "督办", roles=STAFF, nav_roles=STAFF, script="supervisions"),
+    Page("supervision", "/supervisions/{supervision_id}", "督办详情", script="supervision"),
     Page("assessment", "/assessment", "考核排名", roles=STAFF, nav_roles=STAFF, script="assessment"),
+    Page("circular", "/circulars/{circular_id}", "通报", script="circular"),
     Page("tasks", "/tasks", "我的任务", roles=(UNIT,), nav_roles=(UNIT,), script="tasks"),
     Page("submit", "/submit", "报送材料", roles=(UNIT,), nav_roles=(UNIT,), script="submit"),
     Page("submissions", "/submissions", "我的报送", roles=(UNIT,), nav_roles=(UNIT,), script="submissions"),

@@ -1,10 +1,11 @@
 """Who is calling, and whether they may see a unit's evidence: the one place every upload, download, listing
 and export asks. The caller is the verified bearer-token principal (shared/auth.py); a unit sees only its own
 subtree's evidence, staff see every unit's (docs/security.md)."""
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from fastapi import Depends, Request
 
@@ -12,7 +13,9 @@ from shared.auth import ADMIN, INSPECTOR, Principal, ensure_visible, forbidden, 
 from shared.http import ApiError
 from shared.request_context import request_info
 
-INSPECTION = "inspection"  # state of a KnownSubmission that is an inspection's photo folder (from inspection.recorded)
+INSPECTION = (
+    "inspection"  # state of a KnownSubmission that is an inspection's photo folder (from inspection.recorded)
+)
 
 
 @dataclass(frozen=True)
@@ -41,7 +44,9 @@ def caller_of(*roles: str) -> Callable[..., Caller]:
     return dependency
 
 
-def check_access(caller: Caller, missing: ApiError, *, unit_path: str | None, unit_id: str | None = None) -> None:
+def check_access(
+    caller: Caller, missing: ApiError, *, unit_path: str | None, unit_id: str | None = None
+) -> None:
     """Raise missing (a 404, so existence is not revealed) unless the caller may see that unit's evidence."""
     ensure_visible(caller.principal, missing, unit_path=unit_path, unit_id=unit_id)
 

@@ -4,7 +4,7 @@ thread, so uploads of any size stream into the store with flat memory."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Literal, TypeVar
 from urllib.parse import quote
 
 import anyio
@@ -14,11 +14,18 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from sqlalchemy import select
 from starlette.requests import ClientDisconnect
 
-from services.evidence_storage import downloads, exports, handlers, integrity, uploads
+from services.evidence_storage import downloads, exports, handlers, ingest, integrity, refusals, uploads
 from services.evidence_storage.access import Caller, caller_of, check_access, check_uploader
-from services.evidence_storage.duplicates import duplicates_of
-from services.evidence_storage.formdata import MultipartFiles
-from services.evidence_storage.models import AUDIT, Evidence, IntegrityCheck, KnownSubmission, UploadSession
+from services.evidence_storage.duplicates import duplicate_views
+from services.evidence_storage.formdata import MAX_FILES, MultipartFiles
+from services.evidence_storage.models import (
+    AUDIT,
+    Evidence,
+    EvidenceRendition,
+    IntegrityCheck,
+    KnownSubmission,
+    UploadSession,
+)
 from services.evidence_storage.schemas import (
     CompleteRequest,
     DownloadUrl,
@@ -27,6 +34,7 @@ from services.evidence_storage.schemas import (
     IntegrityRead,
     IntegrityRequest,
     PresignedForm,
+    RenditionRead,
     SessionCreate,
     SessionRead,
 )
@@ -35,12 +43,14 @@ from shared import grants as grants_module
 from shared.audit import AuditEntry
 from shared.auth import ADMIN, INSPECTOR, STAFF, UNIT, Principal, install, require, verifier_from_settings
 from shared.blobs.port import PresignedPost
+from shared.bounds import MAX_BYTES, Limit
 from shared.clock import as_utc
 from shared.grants import GrantVerifier
 from shared.health import install_health
 from shared.http import not_found
 from shared.observe import observe
 from shared.ops import ops_router
+from shared.problems import problem_response
 from shared.runtime import ServiceContext
 from shared.version import platform_version
 
@@ -62,11 +72,17 @@ UPLOADER = caller_of(
 )  # uploads, sessions, deletions: the unit, an inspector (inspections only), an admin
 READER = caller_of()  # any role; a unit only its own subtree's evidence
 _CHUNK_BODY = {"requestBody": {"required": True, "content": {"application/octet-stream": _BINARY}}}
+MULTIPART_OVERHEAD = 64 * 1024  # room for multipart boundaries and part headers around the files
 
 
-GRANT = Header(None, alias=grants_module.HEADER, description=(
-    "intake 创建报送材料时返回的 upload_grant，使刚创建的材料可立即上传 · the upload_grant from intake's create "
-    "response: lets an upload in before this service has heard of the submission"))
+GRANT = Header(
+    None,
+    alias=grants_module.HEADER,
+    description=(
+        "intake 创建报送材料时返回的 upload_grant，使刚创建的材料可立即上传 · the upload_grant from intake's create "
+        "response: lets an upload in before this service has heard of the submission"
+    ),
+)
 
 
 def create_app(ctx: ServiceContext) -> FastAPI:
@@ -117,70 +133,100 @@ def create_app(ctx: ServiceContext) -> FastAPI:
             )
             check_uploader(caller, submission.state if submission else None)
 
-    def view(evidence: Evidence) -> EvidenceRead:
-        return views([evidence])[0]
+    def view(evidence: Evidence, caller: Caller) -> EvidenceRead:
+        return views([evidence], caller)[0]
 
-    def views(rows: list[Evidence]) -> list[EvidenceRead]:
+    def views(rows: list[Evidence], caller: Caller) -> list[EvidenceRead]:
         with ctx.db.session() as uow:
-            flags = duplicates_of(uow, [row.id for row in rows])
+            flags = duplicate_views(uow, rows, caller.principal)
+            videos = [row.id for row in rows if row.category == "video"]
+            copies = (
+                {
+                    c.evidence_id: RenditionRead.model_validate(c)
+                    for c in uow.scalars(
+                        select(EvidenceRendition).where(EvidenceRendition.evidence_id.in_(videos))
+                    )
+                }
+                if videos
+                else {}
+            )
         return [
             EvidenceRead.model_validate(row).model_copy(
                 update={
                     "has_preview": row.thumbnail_key is not None,
-                    "duplicates": [
-                        DuplicateRead(evidence_id=other, match=flag.match, distance=flag.distance)
-                        for flag, other in flags[row.id]
-                    ],
+                    "duplicates": [DuplicateRead.model_validate(found) for found in flags[row.id]],
+                    "rendition": copies.get(row.id),
                 }
             )
             for row in rows
         ]
 
-    @router.post("/submissions/{submission_id}/evidence", status_code=201, response_model=EvidenceRead | list[EvidenceRead],
-                 tags=["upload"], openapi_extra=_UPLOAD_BODY)
-    async def upload(submission_id: str, request: Request, filename: str | None = Query(None, max_length=1000),
-                     caller: Caller = Depends(UPLOADER), grant: str | None = GRANT):
+    @router.post(
+        "/submissions/{submission_id}/evidence",
+        status_code=201,
+        response_model=EvidenceRead | list[EvidenceRead],
+        tags=["upload"],
+        openapi_extra=_UPLOAD_BODY,
+    )
+    async def upload(
+        submission_id: str,
+        request: Request,
+        filename: str | None = Query(None, max_length=1000),
+        caller: Caller = Depends(UPLOADER),
+        grant: str | None = GRANT,
+    ):
         """Upload as the raw body (one file, `?filename=` for display) or as multipart/form-data (several files,
         all accepted or none). Streamed to the store, never held whole in memory; the type is judged from the bytes."""
+        multipart = request.headers.get("content-type", "").lower().startswith("multipart/form-data")
+        _refuse_declared_over_limit(
+            request, ingest.largest_limit(ctx.settings) * (MAX_FILES if multipart else 1)
+        )
         await _in_thread(lambda: submission_visible(caller, submission_id, grant))
         next_chunk = _puller(request)
-        if request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
+        if multipart:
             content_type = request.headers["content-type"]
             rows = await _in_thread(
                 lambda: handlers.store_form(
                     submission_id, MultipartFiles(content_type, next_chunk), ctx=ctx, actor=caller.actor
                 )
             )
-            return views(rows)
+            return views(rows, caller)
         row = await _in_thread(
             lambda: handlers.store_evidence(
                 submission_id, filename, ChunkPullReader(next_chunk), ctx=ctx, actor=caller.actor
             )
         )
-        return view(row)
+        return view(row, caller)
 
     @router.get("/submissions/{submission_id}/evidence", response_model=list[EvidenceRead], tags=["evidence"])
     def list_evidence(submission_id: str, caller: Caller = Depends(READER)) -> list[EvidenceRead]:
         """The evidence files of one submission, with duplicate flags (404 until this service has heard of it)."""
-        return views(downloads.list_for_submission(submission_id, caller, ctx=ctx))
+        return views(downloads.list_for_submission(submission_id, caller, ctx=ctx), caller)
 
     @router.get("/evidence/{evidence_id}", response_model=EvidenceRead, tags=["evidence"])
     def get_evidence(evidence_id: str, caller: Caller = Depends(READER)) -> EvidenceRead:
         """Metadata of one evidence file: checksum, type, dimensions, capture time and place, duplicates, lock."""
-        return view(downloads.evidence_for(evidence_id, caller, ctx=ctx))
+        return view(downloads.evidence_for(evidence_id, caller, ctx=ctx), caller)
 
     @router.get("/evidence/{evidence_id}/content", tags=["download"])
-    def download(evidence_id: str, caller: Caller = Depends(READER)) -> StreamingResponse:
-        """Stream the stored bytes (written to the audit log)."""
-        evidence, chunks = downloads.open_content(evidence_id, caller, ctx=ctx)
+    def download(
+        evidence_id: str,
+        variant: Literal["original", "web"] = Query(
+            "original", description="web: a video's web-playable copy when one is ready, else the original"
+        ),
+        caller: Caller = Depends(READER),
+    ) -> StreamingResponse:
+        """Stream the stored bytes (written to the audit log); X-Evidence-Variant says which object answered."""
+        served, chunks = downloads.open_served(evidence_id, caller, variant, ctx=ctx)
         return StreamingResponse(
             chunks,
-            media_type=evidence.media_type,
+            media_type=served.media_type,
             headers={
-                "Content-Disposition": f"attachment; filename*=UTF-8''{quote(evidence.filename)}",
-                "Content-Length": str(evidence.size),
-                "X-Content-SHA256": evidence.sha256,
+                "Content-Disposition": f"attachment; filename*=UTF-8''{quote(served.filename)}",
+                "Content-Length": str(served.size),
+                "X-Content-SHA256": served.sha256,
                 "X-Content-Type-Options": "nosniff",
+                "X-Evidence-Variant": served.variant,
             },
         )
 
@@ -193,9 +239,14 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         )
 
     @router.post("/evidence/{evidence_id}/download-url", response_model=DownloadUrl, tags=["download"])
-    def download_url(evidence_id: str, caller: Caller = Depends(READER)) -> DownloadUrl:
-        """A short-lived presigned URL straight to the object (S3 only; written to the audit log)."""
-        _, url, expires_at = downloads.presigned_download(evidence_id, caller, ctx=ctx)
+    def download_url(
+        evidence_id: str,
+        variant: Literal["original", "web"] = Query("original"),
+        caller: Caller = Depends(READER),
+    ) -> DownloadUrl:
+        """A short-lived presigned URL straight to the object, or (variant=web) a video's web-playable copy when
+        one is ready (S3 only; written to the audit log)."""
+        _, url, expires_at = downloads.presigned_download(evidence_id, caller, ctx=ctx, variant=variant)
         return DownloadUrl(url=url, expires_at=expires_at)
 
     @router.delete("/evidence/{evidence_id}", status_code=204, tags=["evidence"])
@@ -214,9 +265,15 @@ def create_app(ctx: ServiceContext) -> FastAPI:
             check_uploader(caller, owner.state)
         handlers.delete_evidence(evidence_id, ctx=ctx, caller=caller)
 
-    @router.post("/submissions/{submission_id}/upload-sessions", status_code=201, response_model=SessionRead, tags=["upload"])
-    def create_session(submission_id: str, body: SessionCreate, caller: Caller = Depends(UPLOADER),
-                       grant: str | None = GRANT) -> SessionRead:
+    @router.post(
+        "/submissions/{submission_id}/upload-sessions",
+        status_code=201,
+        response_model=SessionRead,
+        tags=["upload"],
+    )
+    def create_session(
+        submission_id: str, body: SessionCreate, caller: Caller = Depends(UPLOADER), grant: str | None = GRANT
+    ) -> SessionRead:
         """Open a resumable chunked session, or a presigned POST straight to S3 (501 on the folder store)."""
         submission_visible(caller, submission_id, grant)
         session, form = uploads.create_session(
@@ -259,7 +316,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     async def put_chunk(
         session_id: str,
         request: Request,
-        offset: int | None = Query(None, ge=0),
+        offset: int | None = Query(None, ge=0, le=MAX_BYTES),
         caller: Caller = Depends(UPLOADER),
     ) -> SessionRead:
         """Send the next chunk, starting at the received offset (`?offset=` or `Content-Range: bytes a-b/size`)."""
@@ -290,7 +347,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         )
         if not created:
             response.status_code = 200
-        return view(evidence)
+        return view(evidence, caller)
 
     @router.delete("/upload-sessions/{session_id}", status_code=204, tags=["upload"])
     def abort_session(session_id: str, caller: Caller = Depends(UPLOADER)) -> None:
@@ -341,7 +398,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         action: str | None = None,
         actor: str | None = None,
         actor_id: str | None = None,
-        limit: int = Query(100, ge=1, le=1000),
+        limit: Limit = 100,
         _admin: Principal = Depends(require(ADMIN)),
     ) -> list[AuditEntry]:
         """Who downloaded, exported or deleted which evidence, newest first; admins only (actor: name, actor_id: id)."""
@@ -373,18 +430,22 @@ def create_app(ctx: ServiceContext) -> FastAPI:
 
     @app.exception_handler(ClientDisconnect)
     async def client_went_away(request: Request, exc: ClientDisconnect) -> JSONResponse:
-        return JSONResponse(
-            status_code=400,
-            content={
-                "detail": {
-                    "code": "upload_interrupted",
-                    "message": "上传连接中断，未保存；分片上传可从已接收位置续传",
-                    "message_en": "the upload connection was cut; nothing was saved (a chunked session can resume)",
-                }
-            },
+        return problem_response(
+            request,
+            400,
+            "upload_interrupted",
+            "上传连接中断，未保存；分片上传可从已接收位置续传",
+            "the upload connection was cut; nothing was saved (a chunked session can resume)",
         )
 
     return app
+
+
+def _refuse_declared_over_limit(request: Request, limit: int) -> None:
+    """413 at once when the declared Content-Length is past the limit: not one byte of the body is read."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit + MULTIPART_OVERHEAD:
+        raise refusals.too_large("", limit).as_api_error()
 
 
 def _puller(request: Request) -> Callable[[], bytes]:

@@ -1,5 +1,6 @@
 """Audit rows for evidence: one per download, presigned URL, preview, export entry and deletion, in the
 service's append-only `audit_log` (shared/audit.py), under the verified principal of the request."""
+
 from __future__ import annotations
 
 from sqlalchemy import insert
@@ -14,8 +15,17 @@ from shared.runtime import ServiceContext
 TIMELINE_ACTIONS = ("download", "download_url", "export")  # what the review timeline shows (not thumbnails)
 
 
-def record(uow: Session, ctx: ServiceContext, caller: Caller, action: str, *, evidence: Evidence | None = None,
-           unit_id: str | None = None, campaign_id: str | None = None, detail: str | None = None) -> None:
+def record(
+    uow: Session,
+    ctx: ServiceContext,
+    caller: Caller,
+    action: str,
+    *,
+    evidence: Evidence | None = None,
+    unit_id: str | None = None,
+    campaign_id: str | None = None,
+    detail: str | None = None,
+) -> None:
     """Append an audit row (UTC time, actor, client address) in the caller's transaction."""
     facts = {
         "unit_id": evidence.unit_id if evidence else unit_id,
@@ -26,16 +36,35 @@ def record(uow: Session, ctx: ServiceContext, caller: Caller, action: str, *, ev
     if detail:
         facts["note"] = detail
     principal = caller.principal
-    uow.execute(insert(AUDIT).values(
-        at=ctx.clock.now(), actor_id=principal.id, actor_name=principal.name, actor_role=principal.role,
-        actor_unit_id=principal.unit_id, action=f"evidence.{action}", resource_type="evidence",
-        resource_id=evidence.id if evidence else None,
-        detail={key: value for key, value in facts.items() if value is not None}, client_ip=caller.client_ip,
-        request_id=caller.request_id,
-    ))
-    if evidence is not None and action in TIMELINE_ACTIONS:
-        ctx.outbox.add(uow, make_event(EvidenceDownloaded(
-            evidence_id=evidence.id, submission_id=evidence.submission_id, unit_id=evidence.unit_id,
-            filename=evidence.filename, actor=principal.name, actor_role=principal.role, action=action,
+    uow.execute(
+        insert(AUDIT).values(
             at=ctx.clock.now(),
-        ), producer="evidence_storage"))
+            actor_id=principal.id,
+            actor_name=principal.name,
+            actor_role=principal.role,
+            actor_unit_id=principal.unit_id,
+            action=f"evidence.{action}",
+            resource_type="evidence",
+            resource_id=evidence.id if evidence else None,
+            detail={key: value for key, value in facts.items() if value is not None},
+            client_ip=caller.client_ip,
+            request_id=caller.request_id,
+        )
+    )
+    if evidence is not None and action in TIMELINE_ACTIONS:
+        ctx.outbox.add(
+            uow,
+            make_event(
+                EvidenceDownloaded(
+                    evidence_id=evidence.id,
+                    submission_id=evidence.submission_id,
+                    unit_id=evidence.unit_id,
+                    filename=evidence.filename,
+                    actor=principal.name,
+                    actor_role=principal.role,
+                    action=action,
+                    at=ctx.clock.now(),
+                ),
+                producer="evidence_storage",
+            ),
+        )

@@ -1,4 +1,5 @@
 """The one place that builds the evidence_storage service's adapters from settings."""
+
 from __future__ import annotations
 
 from services.evidence_storage.models import MESSAGING
@@ -12,10 +13,16 @@ from shared.settings import Settings
 SERVICE = "evidence_storage"
 
 
-def bootstrap(settings: Settings, *, clock: Clock | None = None, blobs: BlobStore | None = None) -> ServiceContext:
+def bootstrap(
+    settings: Settings, *, clock: Clock | None = None, blobs: BlobStore | None = None
+) -> ServiceContext:
     """Open the evidence database and blob store and assemble the context."""
     db = open_database(settings, SERVICE)
     return ServiceContext(
-        name=SERVICE, settings=settings, db=db, clock=clock or SystemClock(), messaging=MESSAGING,
+        name=SERVICE,
+        settings=settings,
+        db=db,
+        clock=clock or SystemClock(),
+        messaging=MESSAGING,
         blobs=blobs or make_blob_store(settings),
     )

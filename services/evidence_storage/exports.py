@@ -1,6 +1,7 @@
 """Export of approved (locked) evidence as a ZIP streamed while it is made: unit/measure/file, with a CSV
 manifest of SHA-256 per file. Entries are stored (photos and videos do not compress) and written with data
 descriptors, so nothing is built whole in memory or on disk and memory stays at about one chunk."""
+
 from __future__ import annotations
 
 import csv
@@ -8,8 +9,8 @@ import hashlib
 import io
 import re
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 from sqlalchemy import select
 
@@ -25,8 +26,21 @@ from shared.runtime import ServiceContext
 
 MANIFEST = "manifest.csv"
 MANIFEST_COLUMNS = [
-    "path", "sha256", "size", "verified", "evidence_id", "unit_id", "unit_code", "unit_name", "submission_id",
-    "measure_code", "media_type", "original_filename", "captured_at", "outside_window", "duplicates",
+    "path",
+    "sha256",
+    "size",
+    "verified",
+    "evidence_id",
+    "unit_id",
+    "unit_code",
+    "unit_name",
+    "submission_id",
+    "measure_code",
+    "media_type",
+    "original_filename",
+    "captured_at",
+    "outside_window",
+    "duplicates",
 ]
 _UNSAFE = re.compile(r'[\\/:*?"<>|\x00-\x1f]+')
 
@@ -39,26 +53,44 @@ class _Entry:
     duplicates: str
 
 
-def export_zip(*, caller: Caller, ctx: ServiceContext, unit_id: str | None = None,
-               campaign_id: str | None = None) -> tuple[str, Iterator[bytes]]:
+def export_zip(
+    *, caller: Caller, ctx: ServiceContext, unit_id: str | None = None, campaign_id: str | None = None
+) -> tuple[str, Iterator[bytes]]:
     """(download name, ZIP chunks) of a unit's or a campaign's approved evidence; each file is audited."""
     with ctx.db.transaction() as uow:
         if unit_id:
             _ensure_unit_visible(uow, caller, unit_id)
-        query = select(Evidence).where(Evidence.locked.is_(True), visible(caller.principal, Evidence.unit_path, Evidence.unit_id))
-        query = query.where(Evidence.unit_id == unit_id) if unit_id else query.where(Evidence.campaign_id == campaign_id)
+        query = select(Evidence).where(
+            Evidence.locked.is_(True), visible(caller.principal, Evidence.unit_path, Evidence.unit_id)
+        )
+        query = (
+            query.where(Evidence.unit_id == unit_id)
+            if unit_id
+            else query.where(Evidence.campaign_id == campaign_id)
+        )
         rows = list(uow.scalars(query.order_by(Evidence.unit_id, Evidence.measure_code, Evidence.created_at)))
         if not rows:
-            raise ApiError(404, "nothing_to_export", "没有已审核通过（已锁定）的佐证资料可导出",
-                           "there is no approved (locked) evidence to export")
-        units = {unit.id: unit for unit in uow.scalars(select(KnownUnit).where(KnownUnit.id.in_({row.unit_id for row in rows})))}
+            raise ApiError(
+                404,
+                "nothing_to_export",
+                "没有已审核通过（已锁定）的佐证资料可导出",
+                "there is no approved (locked) evidence to export",
+            )
+        units = {
+            unit.id: unit
+            for unit in uow.scalars(select(KnownUnit).where(KnownUnit.id.in_({row.unit_id for row in rows})))
+        }
         flags = duplicates_of(uow, [row.id for row in rows])
         scope = f"unit {unit_id}" if unit_id else f"campaign {campaign_id}"
         for row in rows:
             audit.record(uow, ctx, caller, "export", evidence=row, detail=scope)
     entries = [
-        _Entry(row, _path(row, units.get(row.unit_id)), units.get(row.unit_id),
-               " ".join(f"{flag.match}:{other}" for flag, other in flags[row.id]))
+        _Entry(
+            row,
+            _path(row, units.get(row.unit_id)),
+            units.get(row.unit_id),
+            " ".join(f"{flag.match}:{other}" for flag, other in flags[row.id]),
+        )
         for row in rows
     ]
     name = f"evidence-{'unit-' + _folder_name(unit_id, units.get(unit_id)) if unit_id else 'campaign-' + str(campaign_id)}.zip"
@@ -70,7 +102,9 @@ def _ensure_unit_visible(uow, caller: Caller, unit_id: str) -> None:
     unit = uow.get(KnownUnit, unit_id)
     path = unit.unit_path if unit is not None else None
     if not path:
-        path = uow.scalar(select(Evidence.unit_path).where(Evidence.unit_id == unit_id, Evidence.unit_path != "").limit(1))
+        path = uow.scalar(
+            select(Evidence.unit_path).where(Evidence.unit_id == unit_id, Evidence.unit_path != "").limit(1)
+        )
     check_access(caller, not_found("单位", "unit", unit_id), unit_path=path, unit_id=unit_id)
 
 
@@ -106,10 +140,21 @@ def _stream(ctx: ServiceContext, entries: list[_Entry]) -> Iterator[bytes]:
 def _manifest_row(entry: _Entry, path: str, verified: str) -> list:
     evidence, unit = entry.evidence, entry.unit
     return [
-        path, evidence.sha256, evidence.size, verified, evidence.id, evidence.unit_id, unit.code if unit else "",
-        unit.name if unit else "", evidence.submission_id, evidence.measure_code or "", evidence.media_type,
-        evidence.filename, evidence.captured_at or "",
-        "" if evidence.outside_window is None else ("yes" if evidence.outside_window else "no"), entry.duplicates,
+        path,
+        evidence.sha256,
+        evidence.size,
+        verified,
+        evidence.id,
+        evidence.unit_id,
+        unit.code if unit else "",
+        unit.name if unit else "",
+        evidence.submission_id,
+        evidence.measure_code or "",
+        evidence.media_type,
+        evidence.filename,
+        evidence.captured_at or "",
+        "" if evidence.outside_window is None else ("yes" if evidence.outside_window else "no"),
+        entry.duplicates,
     ]
 
 

@@ -1,10 +1,12 @@
 """A pull-style reader of multipart/form-data bodies: file parts are handed out one at a time as readable
 streams, the body is parsed as it arrives, and at most one slice of it is held in memory."""
+
 from __future__ import annotations
 
 import re
 from collections import deque
-from typing import Callable, Literal
+from collections.abc import Callable
+from typing import Literal
 from urllib.parse import unquote
 
 from python_multipart.multipart import MultipartParser, parse_options_header
@@ -19,7 +21,9 @@ _EXTENDED_FILENAME = re.compile(r"filename\*\s*=\s*([A-Za-z0-9_-]*)'[^']*'([^;\s
 
 def bad_form(message: str, message_en: str) -> ApiError:
     """400 for a body that is not usable multipart/form-data."""
-    return ApiError(400, "bad_multipart", f"表单数据格式错误：{message}", f"malformed multipart/form-data: {message_en}")
+    return ApiError(
+        400, "bad_multipart", f"表单数据格式错误：{message}", f"malformed multipart/form-data: {message_en}"
+    )
 
 
 def boundary_of(content_type: str) -> bytes:
@@ -45,13 +49,19 @@ class FilePart:
 
 
 # What the parser's callbacks report: a part's headers, a slice of its data, its end.
-_Event = tuple[Literal["headers"], dict[bytes, bytes]] | tuple[Literal["data"], bytes] | tuple[Literal["end"], None]
+_Event = (
+    tuple[Literal["headers"], dict[bytes, bytes]]
+    | tuple[Literal["data"], bytes]
+    | tuple[Literal["end"], None]
+)
 
 
 class MultipartFiles:
     """Iterates the file parts of a body pulled chunk by chunk from next_chunk (b"" at the end)."""
 
-    def __init__(self, content_type: str, next_chunk: Callable[[], bytes], *, max_files: int = MAX_FILES) -> None:
+    def __init__(
+        self, content_type: str, next_chunk: Callable[[], bytes], *, max_files: int = MAX_FILES
+    ) -> None:
         self._next_chunk = next_chunk
         self._events: deque[_Event] = deque()
         self._headers: dict[bytes, bytes] = {}
@@ -61,15 +71,20 @@ class MultipartFiles:
         self._buffer = bytearray()
         self._files = 0
         self._max_files = max_files
-        self._parser = MultipartParser(boundary_of(content_type), callbacks={
-            "on_part_begin": self._on_part_begin,
-            "on_header_field": lambda data, start, end: self._extend_field(data[start:end]),
-            "on_header_value": lambda data, start, end: self._extend_value(data[start:end]),
-            "on_header_end": self._on_header_end,
-            "on_headers_finished": self._on_headers_finished,
-            "on_part_data": lambda data, start, end: self._events.append(("data", bytes(data[start:end]))),
-            "on_part_end": lambda: self._events.append(("end", None)),
-        })
+        self._parser = MultipartParser(
+            boundary_of(content_type),
+            callbacks={
+                "on_part_begin": self._on_part_begin,
+                "on_header_field": lambda data, start, end: self._extend_field(data[start:end]),
+                "on_header_value": lambda data, start, end: self._extend_value(data[start:end]),
+                "on_header_end": self._on_header_end,
+                "on_headers_finished": self._on_headers_finished,
+                "on_part_data": lambda data, start, end: self._events.append(
+                    ("data", bytes(data[start:end]))
+                ),
+                "on_part_end": lambda: self._events.append(("end", None)),
+            },
+        )
 
     def next_file(self) -> FilePart | None:
         """The next part that carries a file (form fields are skipped), or None at the end of the body."""
@@ -88,7 +103,10 @@ class MultipartFiles:
                         continue  # a plain form field: its data events are skipped below
                     self._files += 1
                     if self._files > self._max_files:
-                        raise bad_form(f"一次最多上传 {self._max_files} 个文件", f"at most {self._max_files} files per request")
+                        raise bad_form(
+                            f"一次最多上传 {self._max_files} 个文件",
+                            f"at most {self._max_files} files per request",
+                        )
                     self._current = FilePart(self, filename)
                     self._buffer.clear()
                     return self._current
@@ -126,7 +144,7 @@ class MultipartFiles:
                 continue
             try:
                 for start in range(0, len(chunk), FEED_SLICE):
-                    self._parser.write(chunk[start:start + FEED_SLICE])
+                    self._parser.write(chunk[start : start + FEED_SLICE])
             except Exception as exc:  # python-multipart raises its own error types for malformed bodies
                 raise bad_form("无法解析", str(exc)[:200]) from exc
         return self._events.popleft()

@@ -1,12 +1,13 @@
 """Evidence use cases: streamed uploads (raw body or multipart form), deletion, and the event handlers that
 keep this service's view of submissions, campaigns and units, and lock approved proof."""
+
 from __future__ import annotations
 
 import logging
 import re
 import unicodedata
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -15,12 +16,24 @@ from sqlalchemy.orm import Session
 from services.evidence_storage import audit, ingest, refusals
 from services.evidence_storage.access import INSPECTION, Caller, check_access
 from services.evidence_storage.formdata import MultipartFiles, bad_form
-from services.evidence_storage.models import Evidence, KnownCampaign, KnownSubmission, KnownUnit
+from services.evidence_storage.models import (
+    Evidence,
+    EvidenceRendition,
+    KnownCampaign,
+    KnownSubmission,
+    KnownUnit,
+)
 from services.evidence_storage.refusals import Refusal
 from shared.blobs.port import BlobStoreUnavailable, Readable
 from shared.contracts import make_event, read_payload
 from shared.contracts.evidence import EvidenceLocked, EvidenceRejected
-from shared.contracts.intake import CampaignPublished, LiaisonDesignated, SubmissionSubmitted, SubmissionWithdrawn, UnitRegistered
+from shared.contracts.intake import (
+    CampaignPublished,
+    LiaisonDesignated,
+    SubmissionSubmitted,
+    SubmissionWithdrawn,
+    UnitRegistered,
+)
 from shared.contracts.review import DECISIONS, InspectionRecorded
 from shared.grants import GrantError, GrantVerifier
 from shared.http import ApiError, not_found
@@ -34,8 +47,14 @@ _DRIVE = re.compile(r"^[A-Za-z]:")
 log = logging.getLogger(__name__)
 
 
-def store_evidence(submission_id: str, filename: str | None, stream: Readable, *, ctx: ServiceContext,
-                   actor: str | None = None) -> Evidence:
+def store_evidence(
+    submission_id: str,
+    filename: str | None,
+    stream: Readable,
+    *,
+    ctx: ServiceContext,
+    actor: str | None = None,
+) -> Evidence:
     """One file streamed as the raw request body: receive, inspect, accept; publishes evidence.stored or .rejected."""
     submission = open_submission(ctx, submission_id)
     with refusing(ctx, submission, filename):
@@ -45,7 +64,9 @@ def store_evidence(submission_id: str, filename: str | None, stream: Readable, *
         return ingest.accept(ctx, submission.id, [(received, findings)], actor=actor)[0]
 
 
-def store_form(submission_id: str, form: MultipartFiles, *, ctx: ServiceContext, actor: str | None = None) -> list[Evidence]:
+def store_form(
+    submission_id: str, form: MultipartFiles, *, ctx: ServiceContext, actor: str | None = None
+) -> list[Evidence]:
     """Every file of a multipart form, streamed one after another; all become evidence or none does."""
     submission = open_submission(ctx, submission_id)
     batch: list[tuple[ingest.Received, ingest.Findings]] = []
@@ -65,7 +86,9 @@ def store_form(submission_id: str, form: MultipartFiles, *, ctx: ServiceContext,
         raise
 
 
-def admit_granted(ctx: ServiceContext, submission_id: str, token: str, verifier: GrantVerifier) -> KnownSubmission | None:
+def admit_granted(
+    ctx: ServiceContext, submission_id: str, token: str, verifier: GrantVerifier
+) -> KnownSubmission | None:
     """Learn a submission from intake's upload grant before its event arrives; None (so a 404) for a bad grant."""
     try:
         grant = verifier.verify(token, submission_id)
@@ -75,9 +98,17 @@ def admit_granted(ctx: ServiceContext, submission_id: str, token: str, verifier:
     try:
         with ctx.db.transaction() as uow:
             if uow.get(KnownSubmission, submission_id) is None:
-                uow.add(KnownSubmission(id=submission_id, unit_id=grant.unit_id, unit_path=grant.unit_path,
-                                        measure_code=grant.measure_code, version=grant.version, state="submitted",
-                                        campaign_id=grant.campaign_id))
+                uow.add(
+                    KnownSubmission(
+                        id=submission_id,
+                        unit_id=grant.unit_id,
+                        unit_path=grant.unit_path,
+                        measure_code=grant.measure_code,
+                        version=grant.version,
+                        state="submitted",
+                        campaign_id=grant.campaign_id,
+                    )
+                )
                 log.info("submission %s admitted on intake's upload grant, ahead of its event", submission_id)
     except IntegrityError:  # the event was consumed meanwhile
         pass
@@ -109,14 +140,25 @@ def refusing(ctx: ServiceContext, submission: KnownSubmission, filename) -> Iter
         raise refusals.store_unavailable() from exc
 
 
-def rejected(ctx: ServiceContext, submission: KnownSubmission, filename: str | None, refusal: Refusal) -> ApiError:
+def rejected(
+    ctx: ServiceContext, submission: KnownSubmission, filename: str | None, refusal: Refusal
+) -> ApiError:
     """Publish evidence.rejected for a refused upload and return its HTTP error."""
     shown = _display_only(filename)
     with ctx.db.transaction() as uow:
-        ctx.outbox.add(uow, make_event(EvidenceRejected(
-            submission_id=submission.id, unit_id=submission.unit_id, filename=shown, reason_code=refusal.code,
-            reason=refusal.message,
-        ), producer=SERVICE))
+        ctx.outbox.add(
+            uow,
+            make_event(
+                EvidenceRejected(
+                    submission_id=submission.id,
+                    unit_id=submission.unit_id,
+                    filename=shown,
+                    reason_code=refusal.code,
+                    reason=refusal.message,
+                ),
+                producer=SERVICE,
+            ),
+        )
     ctx.outbox_written()
     return refusal.as_api_error()
 
@@ -125,9 +167,13 @@ def clean_filename(filename: str | None) -> str:
     """The display-only name of an upload: refused if it is a path or hides characters, else tidied and capped."""
     name = unicodedata.normalize("NFC", filename or "")
     if "/" in name or "\\" in name or _DRIVE.match(name) or name.strip() in (".", ".."):
-        raise refusals.invalid_filename("不能包含路径（如 / \\ ..）", "it must not contain a path (/, \\, ..)")
+        raise refusals.invalid_filename(
+            "不能包含路径（如 / \\ ..）", "it must not contain a path (/, \\, ..)"
+        )
     if any(unicodedata.category(ch) == "Cc" or ch in _BIDI_CONTROLS for ch in name):
-        raise refusals.invalid_filename("不能包含控制字符或方向控制符", "it must not contain control or bidi characters")
+        raise refusals.invalid_filename(
+            "不能包含控制字符或方向控制符", "it must not contain control or bidi characters"
+        )
     return _display_only(name)
 
 
@@ -142,7 +188,7 @@ def _display_only(filename: str | None) -> str:
         return name
     stem, dot, extension = name.rpartition(".")
     if dot and 0 < len(extension) <= 16:
-        return stem[:MAX_FILENAME - len(extension) - 1] + "." + extension
+        return stem[: MAX_FILENAME - len(extension) - 1] + "." + extension
     return name[:MAX_FILENAME]
 
 
@@ -152,11 +198,25 @@ def delete_evidence(evidence_id: str, *, ctx: ServiceContext, caller: Caller) ->
         evidence = uow.get(Evidence, evidence_id, with_for_update=True)
         if evidence is None:
             raise not_found("佐证资料", "evidence", evidence_id)
-        check_access(caller, not_found("佐证资料", "evidence", evidence_id), unit_path=evidence.unit_path, unit_id=evidence.unit_id)
+        check_access(
+            caller,
+            not_found("佐证资料", "evidence", evidence_id),
+            unit_path=evidence.unit_path,
+            unit_id=evidence.unit_id,
+        )
         if evidence.locked:
-            raise ApiError(409, "evidence_locked", "该佐证资料已作为考核凭证锁定，不能删除或覆盖",
-                           "evidence is locked as assessment proof; it cannot be deleted or overwritten")
+            raise ApiError(
+                409,
+                "evidence_locked",
+                "该佐证资料已作为考核凭证锁定，不能删除或覆盖",
+                "evidence is locked as assessment proof; it cannot be deleted or overwritten",
+            )
         keys = [evidence.object_key, *([evidence.thumbnail_key] if evidence.thumbnail_key else [])]
+        rendition = uow.get(EvidenceRendition, evidence_id)
+        if rendition is not None:
+            keys += [rendition.object_key] if rendition.object_key else []
+            uow.delete(rendition)
+            uow.flush()  # before the evidence row, whose deletion cascades to it
         audit.record(uow, ctx, caller, "delete", evidence=evidence, detail=evidence.filename)
         uow.delete(evidence)
     ingest.discard(ctx, keys)
@@ -170,8 +230,17 @@ def track_submission(event, *, uow: Session, ctx: ServiceContext) -> None:
     data = read_payload(SubmissionSubmitted, event)
     known = uow.get(KnownSubmission, data.submission_id)
     if known is None:
-        uow.add(KnownSubmission(id=data.submission_id, unit_id=data.unit_id, unit_path=data.unit_path, measure_code=data.measure_code,
-                                version=data.version, state="submitted", campaign_id=data.campaign_id))
+        uow.add(
+            KnownSubmission(
+                id=data.submission_id,
+                unit_id=data.unit_id,
+                unit_path=data.unit_path,
+                measure_code=data.measure_code,
+                version=data.version,
+                state="submitted",
+                campaign_id=data.campaign_id,
+            )
+        )
     elif data.version >= known.version:
         known.version, known.state = data.version, "submitted"
         known.measure_code = data.measure_code
@@ -184,8 +253,17 @@ def track_inspection(event, *, uow: Session, ctx: ServiceContext) -> None:
     data = read_payload(InspectionRecorded, event)
     if uow.get(KnownSubmission, data.inspection_id) is None:
         unit = uow.get(KnownUnit, data.unit_id)
-        uow.add(KnownSubmission(id=data.inspection_id, unit_id=data.unit_id, unit_path=unit.unit_path if unit else "",
-                                measure_code=INSPECTION, version=1, state=INSPECTION, campaign_id=data.campaign_id))
+        uow.add(
+            KnownSubmission(
+                id=data.inspection_id,
+                unit_id=data.unit_id,
+                unit_path=unit.unit_path if unit else "",
+                measure_code=INSPECTION,
+                version=1,
+                state=INSPECTION,
+                campaign_id=data.campaign_id,
+            )
+        )
 
 
 def track_withdrawal(event, *, uow: Session, ctx: ServiceContext) -> None:
@@ -206,12 +284,20 @@ def track_decision(event, *, uow: Session, ctx: ServiceContext) -> None:
     if event.type != "submission.approved":
         return
     now = ctx.clock.now()
-    for evidence in uow.scalars(select(Evidence).where(Evidence.submission_id == known.id, Evidence.locked.is_(False))):
+    for evidence in uow.scalars(
+        select(Evidence).where(Evidence.submission_id == known.id, Evidence.locked.is_(False))
+    ):
         evidence.locked, evidence.locked_at, evidence.retention = True, now, "pending"
-        ctx.outbox.add(uow, make_event(
-            EvidenceLocked(evidence_id=evidence.id, submission_id=known.id, object_key=evidence.object_key),
-            producer=SERVICE, cause=event,
-        ))
+        ctx.outbox.add(
+            uow,
+            make_event(
+                EvidenceLocked(
+                    evidence_id=evidence.id, submission_id=known.id, object_key=evidence.object_key
+                ),
+                producer=SERVICE,
+                cause=event,
+            ),
+        )
 
 
 def track_campaign(event, *, uow: Session, ctx: ServiceContext) -> None:
@@ -226,7 +312,9 @@ def track_campaign(event, *, uow: Session, ctx: ServiceContext) -> None:
     known.code, known.name, known.version = data.code, data.name, data.version
     known.publicity_start, known.publicity_end = data.publicity_start, data.publicity_end
     uow.flush()
-    for evidence in uow.scalars(select(Evidence).where(Evidence.campaign_id == known.id, Evidence.captured_on.is_not(None))):
+    for evidence in uow.scalars(
+        select(Evidence).where(Evidence.campaign_id == known.id, Evidence.captured_on.is_not(None))
+    ):
         evidence.outside_window = ingest.outside_window(evidence.captured_on, known)
 
 
@@ -246,4 +334,6 @@ def track_unit(event, *, uow: Session, ctx: ServiceContext) -> None:
         known.unit_path = path or known.unit_path
     if path:  # a unit moved in the tree: its rows follow, so the subtree rule sees them where it is now
         for model in (KnownSubmission, Evidence):
-            uow.execute(update(model).where(model.unit_id == unit_id, model.unit_path != path).values(unit_path=path))
+            uow.execute(
+                update(model).where(model.unit_id == unit_id, model.unit_path != path).values(unit_path=path)
+            )

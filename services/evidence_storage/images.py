@@ -1,5 +1,6 @@
 """Photo inspection with Pillow: decodes within a pixel budget, reads EXIF capture time and GPS, makes a
 thumbnail and a perceptual hash. A file Pillow cannot decode completely is refused as damaged."""
+
 from __future__ import annotations
 
 import io
@@ -41,7 +42,9 @@ def examine_image(source: IO[bytes], kind: MediaKind, *, max_pixels: int, local_
     _enable_heif()
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own, lower limit applies below
+            warnings.simplefilter(
+                "ignore", Image.DecompressionBombWarning
+            )  # our own, lower limit applies below
             image = Image.open(source, formats=[_PIL_FORMATS[kind]])
     except Image.DecompressionBombError as exc:
         raise refusals.too_many_pixels(None, None, max_pixels) from exc
@@ -55,20 +58,30 @@ def examine_image(source: IO[bytes], kind: MediaKind, *, max_pixels: int, local_
             raise refusals.too_many_pixels(width, height, max_pixels)
         exif = _exif(image)
         if kind is JPEG:
-            image.draft("RGB", (THUMBNAIL_PX, THUMBNAIL_PX))  # decode at 1/2..1/8 scale: all the data, less memory
+            image.draft(
+                "RGB", (THUMBNAIL_PX, THUMBNAIL_PX)
+            )  # decode at 1/2..1/8 scale: all the data, less memory
         try:
             image.load()
         except (Image.DecompressionBombError, *_DECODE_ERRORS) as exc:
             raise refusals.damaged(kind.label, str(exc)) from exc
         if exif is not None:
             ImageOps.exif_transpose(image, in_place=True)
-        image.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX))  # in place: the full-size pixels are not needed any more
+        image.thumbnail(
+            (THUMBNAIL_PX, THUMBNAIL_PX)
+        )  # in place: the full-size pixels are not needed any more
         small = image if image.mode == "RGB" else image.convert("RGB")
         captured_at, captured_on = _capture_time(exif, local_tz)
         lat, lon = _gps(exif)
         return ImageFacts(
-            width=width, height=height, captured_at=captured_at, captured_on=captured_on, gps_lat=lat, gps_lon=lon,
-            phash=perceptual.to_hex(perceptual.phash(small)), thumbnail=_jpeg(small),
+            width=width,
+            height=height,
+            captured_at=captured_at,
+            captured_on=captured_on,
+            gps_lat=lat,
+            gps_lon=lon,
+            phash=perceptual.to_hex(perceptual.phash(small)),
+            thumbnail=_jpeg(small),
         )
 
 

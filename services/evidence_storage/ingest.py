@@ -17,7 +17,7 @@ from datetime import date
 from services.evidence_storage import refusals
 from services.evidence_storage.duplicates import flag_duplicates
 from services.evidence_storage.inspection import Findings, check_declared, examine
-from services.evidence_storage.models import Evidence, KnownCampaign, KnownSubmission
+from services.evidence_storage.models import Evidence, EvidenceRendition, KnownCampaign, KnownSubmission
 from services.evidence_storage.sniff import ALLOWED_TEXT, ALLOWED_TEXT_EN, HEAD_BYTES, MediaKind, sniff
 from services.evidence_storage.streams import PrefixedLimitedReader, UploadTooLarge, read_head
 from shared.blobs.port import BlobStoreUnavailable, Readable
@@ -199,9 +199,13 @@ def _record(ctx: ServiceContext, submission_id: str, batch, *, actor: str | None
                 locked=False,
                 retention="none",
                 created_at=now,
+                video_codec=findings.video_codec,
+                audio_codec=findings.audio_codec,
             )
             uow.add(evidence)
             uow.flush()
+            if findings.needs_rendition:  # made by the worker (services/evidence_storage/renditions.py)
+                uow.add(EvidenceRendition(evidence_id=evidence.id, state="pending"))
             flags = flag_duplicates(uow, evidence, near_bits=ctx.settings.evidence_near_duplicate_bits)
             ctx.outbox.add(
                 uow,

@@ -1,28 +1,28 @@
 """Deep inspection of a stored upload before it becomes evidence: is it whole and what it claims, and what
 does it say about itself (size in pixels, duration, capture time and place)."""
+
 from __future__ import annotations
 
 import logging
-import shutil
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from services.evidence_storage import refusals
+from services.evidence_storage import refusals, video
 from services.evidence_storage.documents import examine_office, examine_pdf
 from services.evidence_storage.images import THUMBNAIL_PX, examine_image
-from services.evidence_storage.mp4 import examine_video
+from services.evidence_storage.mp4 import StructureError, check_structure, cut_short, examine_video
 from services.evidence_storage.sniff import PDF, MediaKind
 from services.evidence_storage.streams import BlobFile
+from services.evidence_storage.trailing import check_no_trailing_data
 from shared.blobs.port import BlobStore, PresignUnsupported
 from shared.settings import Settings
 
 SPOOL_IN_MEMORY = 1024 * 1024
-POSTER_TIMEOUT_S = 60
-NO_FFMPEG = "ffmpeg not available: no poster frame (未安装 ffmpeg，无视频封面)"
+NO_FFMPEG = "ffmpeg not available: no probe or poster frame (未找到 ffmpeg，未检查视频、无封面)"
+NO_POSTER = "ffmpeg could not take a frame: no poster (无法截取视频封面)"
 log = logging.getLogger(__name__)
 
 
@@ -41,6 +41,9 @@ class Findings:
     phash: str | None = None
     preview: bytes | None = None  # a JPEG thumbnail (photo) or poster frame (video)
     preview_note: str | None = None
+    video_codec: str | None = None
+    audio_codec: str | None = None
+    needs_rendition: bool = False  # a video browsers cannot play as it is: the worker makes an H.264/AAC copy
 
 
 def examine(blobs: BlobStore, key: str, kind: MediaKind, size: int, *, settings: Settings) -> Findings:
@@ -51,26 +54,66 @@ def examine(blobs: BlobStore, key: str, kind: MediaKind, size: int, *, settings:
             for chunk in blobs.read(key):
                 spool.write(chunk)
             spool.seek(0)
-            facts = examine_image(spool, kind, max_pixels=settings.evidence_max_image_pixels, local_tz=local_tz)
+            check_no_trailing_data(spool.read(), kind)  # a photo is at most EVIDENCE_PHOTO_MAX_BYTES
+            spool.seek(0)
+            facts = examine_image(
+                spool, kind, max_pixels=settings.evidence_max_image_pixels, local_tz=local_tz
+            )
         return Findings(
-            kind=kind, width=facts.width, height=facts.height, captured_at=facts.captured_at, captured_on=facts.captured_on,
-            gps_lat=facts.gps_lat, gps_lon=facts.gps_lon, phash=facts.phash, preview=facts.thumbnail,
+            kind=kind,
+            width=facts.width,
+            height=facts.height,
+            captured_at=facts.captured_at,
+            captured_on=facts.captured_on,
+            gps_lat=facts.gps_lat,
+            gps_lon=facts.gps_lon,
+            phash=facts.phash,
+            preview=facts.thumbnail,
         )
     read = _ranged(blobs, key)
     if kind.category == "video":
         cached = BlobFile(read, size)  # box headers sit close together: one ranged read serves several
-        video = examine_video(cached.pread, size)
-        poster, poster_note = video_poster(blobs, key)
-        notes = "; ".join(note for note in (video.note, poster_note) if note) or None
-        captured = video.created_at
+        try:
+            check_structure(cached.pread, size)
+        except StructureError as exc:
+            refusal = (
+                refusals.unplayable_video(kind.label)
+                if exc.unplayable
+                else refusals.malformed_boxes(kind.label, str(exc))
+            )
+            raise refusal from exc
+        header = examine_video(cached.pread, size)  # the capture time is in the movie header
+        if cut_short(cached.pread, size):  # ffmpeg would still play the frames before the cut
+            raise refusals.damaged(kind.label, "a box runs past the end of the file")
+        probed, poster, poster_note = look_at_video(blobs, key, kind)
+        captured = header.created_at
+        if probed is None:  # no ffmpeg: what the box headers say
+            notes = "; ".join(note for note in (header.note, poster_note) if note) or None
+            return Findings(
+                kind=kind,
+                width=header.width,
+                height=header.height,
+                duration_s=header.duration_s,
+                captured_at=captured.isoformat() if captured else None,
+                captured_on=captured.astimezone(local_tz).date() if captured else None,
+                preview=poster,
+                preview_note=notes,
+            )
         return Findings(
-            kind=kind, width=video.width, height=video.height, duration_s=video.duration_s,
+            kind=kind,
+            width=probed.width or header.width,
+            height=probed.height or header.height,
+            duration_s=probed.duration_s if probed.duration_s is not None else header.duration_s,
             captured_at=captured.isoformat() if captured else None,
             captured_on=captured.astimezone(local_tz).date() if captured else None,
-            preview=poster, preview_note=notes,
+            preview=poster,
+            preview_note=poster_note,
+            video_codec=probed.video_codec,
+            audio_codec=probed.audio_codec,
+            needs_rendition=not probed.web_playable(kind.media_type),
         )
     if kind is PDF:
-        return Findings(kind=examine_pdf(read, size))
+        return Findings(kind=examine_pdf(read, size))  # also refuses JavaScript and launch actions
     source = BlobFile(read, size)
     try:
         return Findings(kind=examine_office(source))
@@ -78,36 +121,40 @@ def examine(blobs: BlobStore, key: str, kind: MediaKind, size: int, *, settings:
         source.close()
 
 
-def video_poster(blobs: BlobStore, key: str) -> tuple[bytes | None, str | None]:
-    """A JPEG frame from about one second in, where ffmpeg is installed; otherwise a note saying why not."""
-    ffmpeg = shutil.which("ffmpeg")
+def look_at_video(
+    blobs: BlobStore, key: str, kind: MediaKind
+) -> tuple[video.VideoProbe | None, bytes | None, str | None]:
+    """Probe the video with ffmpeg (refusing what it cannot decode) and take a poster frame: (probe, poster, note)."""
+    ffmpeg = video.ffmpeg_exe()
     if ffmpeg is None:
-        return None, NO_FFMPEG
-    with tempfile.TemporaryDirectory(prefix="poster-") as work:
+        return None, None, NO_FFMPEG
+    with tempfile.TemporaryDirectory(prefix="video-") as work:
+        source = ffmpeg_source(blobs, key, Path(work), video.POSTER_TIMEOUT_S * 2)
         try:
-            source = blobs.presigned_get_url(key, POSTER_TIMEOUT_S * 2)  # ffmpeg range-reads what it needs
-        except PresignUnsupported:
-            source = str(Path(work) / "video")
-            with open(source, "wb") as out:
-                for chunk in blobs.read(key):
-                    out.write(chunk)
-        target = Path(work) / "poster.jpg"
-        for seek in ("1", "0"):  # a clip shorter than a second has no frame at 1 s
-            command = [ffmpeg, "-nostdin", "-v", "error", "-y", "-ss", seek, "-i", source, "-frames:v", "1",
-                       "-vf", f"scale={THUMBNAIL_PX}:-2", str(target)]
-            try:
-                subprocess.run(command, check=True, capture_output=True, timeout=POSTER_TIMEOUT_S)
-            except (subprocess.SubprocessError, OSError) as exc:
-                log.info("ffmpeg found no poster frame at %ss of %s: %s", seek, key, exc)
-                continue
-            if target.is_file() and target.stat().st_size:
-                return target.read_bytes(), None
-    return None, "ffmpeg could not decode a frame: no poster (视频无法解码，无封面)"
+            probed = video.probe(ffmpeg, source)
+        except video.VideoUndecodable as exc:
+            log.info("video %s refused, ffmpeg cannot decode it: %s", key, exc)
+            raise refusals.undecodable_video(kind.label, str(exc)) from None
+        poster = video.poster(ffmpeg, source, Path(work) / "poster.jpg", width=THUMBNAIL_PX)
+    return probed, poster, None if poster else NO_POSTER
+
+
+def ffmpeg_source(blobs: BlobStore, key: str, work: Path, ttl_s: int) -> str:
+    """What ffmpeg reads the object from: a presigned URL (it range-reads what it needs) or a local copy in work."""
+    try:
+        return blobs.presigned_get_url(key, ttl_s)
+    except PresignUnsupported:
+        source = work / "source"
+        with open(source, "wb") as out:
+            for chunk in blobs.read(key):
+                out.write(chunk)
+        return str(source)
 
 
 def _ranged(blobs: BlobStore, key: str):
     def read(offset: int, length: int) -> bytes:
         return blobs.read_range(key, offset, length)
+
     return read
 
 

@@ -1,5 +1,6 @@
 """The evidence worker's periodic jobs: store-level retention for locked evidence, expiry of upload sessions, the
-orphan sweep."""
+orphan sweep, web-playable copies of videos."""
+
 from __future__ import annotations
 
 import logging
@@ -9,6 +10,7 @@ from sqlalchemy import select
 
 from services.evidence_storage.integrity import run_queued
 from services.evidence_storage.models import Evidence
+from services.evidence_storage.renditions import make_renditions
 from services.evidence_storage.sweeper import sweep
 from services.evidence_storage.uploads import expire_sessions
 from shared.blobs.port import BlobNotFound, BlobStoreUnavailable
@@ -54,7 +56,26 @@ def jobs(ctx: ServiceContext) -> list[PeriodicJob]:
             "evidence-retention", 30.0, lambda: apply_retention(ctx), wake_on_events=("submission.approved",)
         ),
         PeriodicJob("evidence-upload-sessions", 300.0, lambda: expire_sessions(ctx), wake_on_events=False),
-        *([PeriodicJob("evidence-orphan-sweep", ctx.settings.evidence_sweep_interval_s, lambda: sweep(ctx),
-                       wake_on_events=False)] if ctx.settings.evidence_sweep_interval_s > 0 else []),
-        PeriodicJob("evidence-integrity-checks", INTEGRITY_POLL_S, lambda: run_queued(ctx), wake_on_events=False),
+        # the worker consumes no event for an upload: it looks for videos awaiting a web-playable copy every few seconds
+        PeriodicJob(
+            "evidence-renditions",
+            ctx.settings.evidence_rendition_poll_s,
+            lambda: make_renditions(ctx),
+            wake_on_events=False,
+        ),
+        *(
+            [
+                PeriodicJob(
+                    "evidence-orphan-sweep",
+                    ctx.settings.evidence_sweep_interval_s,
+                    lambda: sweep(ctx),
+                    wake_on_events=False,
+                )
+            ]
+            if ctx.settings.evidence_sweep_interval_s > 0
+            else []
+        ),
+        PeriodicJob(
+            "evidence-integrity-checks", INTEGRITY_POLL_S, lambda: run_queued(ctx), wake_on_events=False
+        ),
     ]

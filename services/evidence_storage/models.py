@@ -102,6 +102,10 @@ class Evidence(Base):
     phash: Mapped[str | None] = mapped_column(String(16), index=True, default=None)
     thumbnail_key: Mapped[str | None] = mapped_column(String(512), default=None)
     preview_note: Mapped[str | None] = mapped_column(String(300), default=None)
+    video_codec: Mapped[str | None] = mapped_column(
+        String(32), default=None
+    )  # as ffmpeg names it: h264, hevc...
+    audio_codec: Mapped[str | None] = mapped_column(String(32), default=None)
     upload_path: Mapped[str] = mapped_column(String(16), default="stream")
     uploaded_by: Mapped[str | None] = mapped_column(String(200), default=None)
     locked: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -121,6 +125,22 @@ class EvidenceDuplicate(Base):
     other_id: Mapped[str] = mapped_column(ForeignKey("evidence.id", ondelete="CASCADE"), index=True)
     match: Mapped[Literal["exact", "near"]] = mapped_column(String(8))
     distance: Mapped[int] = mapped_column(Integer)  # Hamming distance of the photo hashes; 0 for exact
+
+
+class EvidenceRendition(Base):
+    """A web-playable H.264/AAC copy of a video browsers cannot play as uploaded; the original stays the proof."""
+
+    __tablename__ = "evidence_renditions"
+    evidence_id: Mapped[str] = mapped_column(ForeignKey("evidence.id", ondelete="CASCADE"), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16), index=True)  # pending, rendering, ready, failed
+    object_key: Mapped[str | None] = mapped_column(String(512), default=None)
+    media_type: Mapped[str] = mapped_column(String(100), default="video/mp4")
+    size: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    note: Mapped[str | None] = mapped_column(String(300), default=None)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
 
 
 class UploadSession(Base):

@@ -1,4 +1,5 @@
 """Perceptual hashes of photos: near-identical pictures (resized, recompressed, lightly cropped) hash close."""
+
 from __future__ import annotations
 
 import math
@@ -15,17 +16,23 @@ _LOW = 8
 @cache
 def _cosines() -> tuple[tuple[float, ...], ...]:
     """cos((2x+1)uπ/2N) for the low frequencies u and every sample x."""
-    return tuple(tuple(math.cos((2 * x + 1) * u * math.pi / (2 * _SIDE)) for x in range(_SIDE)) for u in range(_LOW))
+    return tuple(
+        tuple(math.cos((2 * x + 1) * u * math.pi / (2 * _SIDE)) for x in range(_SIDE)) for u in range(_LOW)
+    )
 
 
 def phash(image: Image.Image) -> int:
     """64-bit DCT hash: which low-frequency coefficients lie above their median."""
     small = image.convert("L").resize((_SIDE, _SIDE), Image.Resampling.LANCZOS)
     pixels = list(small.tobytes())  # mode "L": one byte per pixel, row by row
-    rows = [pixels[y * _SIDE:(y + 1) * _SIDE] for y in range(_SIDE)]
+    rows = [pixels[y * _SIDE : (y + 1) * _SIDE] for y in range(_SIDE)]
     cos = _cosines()
-    across = [[sum(c * p for c, p in zip(cos[u], row, strict=True)) for u in range(_LOW)] for row in rows]  # 32 rows x 8
-    coefficients = [sum(cos[v][y] * across[y][u] for y in range(_SIDE)) for v in range(_LOW) for u in range(_LOW)]
+    across = [
+        [sum(c * p for c, p in zip(cos[u], row, strict=True)) for u in range(_LOW)] for row in rows
+    ]  # 32 rows x 8
+    coefficients = [
+        sum(cos[v][y] * across[y][u] for y in range(_SIDE)) for v in range(_LOW) for u in range(_LOW)
+    ]
     threshold = median(coefficients[1:])  # the DC term says only how bright the picture is
     return _bits(value > threshold for value in coefficients)
 

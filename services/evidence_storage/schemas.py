@@ -7,15 +7,42 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.bounds import MAX_BYTES, MAX_INT32
 from shared.http import UtcDateTime
 
 
 class DuplicateRead(BaseModel):
     """Another evidence file this one repeats (or that repeats it): exact bytes, or a near-identical photo."""
 
+    model_config = ConfigDict(from_attributes=True)
     evidence_id: str
     match: Literal["exact", "near"]
     distance: int = Field(description="Hamming distance of the photo hashes (0 for exact)")
+    came_first: Literal["this", "other"] = Field(
+        description="Which of the two was stored first: 'other' means this file repeats an earlier one (the copy); "
+        "'this' means a later upload repeats this one (this is the original)"
+    )
+    other_uploaded_at: UtcDateTime | None = Field(None, description="When the other file was stored")
+    other_unit_id: str | None = Field(
+        None, description="The other file's unit (omitted when the caller may not see it)"
+    )
+    other_unit_name: str | None = None
+    other_submission_id: str | None = None
+    same_unit: bool = Field(False, description="Both files belong to the same unit")
+
+
+class RenditionRead(BaseModel):
+    """The web-playable H.264/AAC copy of a video browsers cannot play as uploaded (the original stays the proof)."""
+
+    model_config = ConfigDict(from_attributes=True)
+    state: Literal["pending", "rendering", "ready", "failed"]
+    media_type: str = "video/mp4"
+    size: int | None = None
+    sha256: str | None = Field(
+        None, description="SHA-256 of the copy (the original's is the evidence's sha256)"
+    )
+    note: str | None = Field(None, description="Why making the copy failed")
+    finished_at: UtcDateTime | None = None
 
 
 class EvidenceRead(BaseModel):
@@ -46,6 +73,15 @@ class EvidenceRead(BaseModel):
     )
     has_preview: bool = False
     preview_note: str | None = Field(None, description="Why there is no preview, e.g. ffmpeg not available")
+    video_codec: str | None = Field(
+        None, description="The video's codec as ffmpeg names it (h264, hevc, mpeg4...)"
+    )
+    audio_codec: str | None = None
+    rendition: RenditionRead | None = Field(
+        None,
+        description="A video browsers cannot play gets a web-playable copy made by the worker: "
+        "`/content?variant=web` serves it once ready",
+    )
     upload_path: str
     uploaded_by: str | None = None
     locked: bool
@@ -63,7 +99,7 @@ class SessionCreate(BaseModel):
 
     mode: Literal["chunked", "presigned"] = "chunked"
     filename: str | None = Field(None, max_length=1000)
-    size: int = Field(gt=0, description="Exact size of the whole file in bytes")
+    size: int = Field(gt=0, le=MAX_BYTES, description="Exact size of the whole file in bytes")
     sha256: str | None = Field(
         None, pattern=r"^[0-9a-fA-F]{64}$", description="If given, checked on completion"
     )
@@ -115,7 +151,7 @@ class DownloadUrl(BaseModel):
 class IntegrityRequest(BaseModel):
     """Check every object (sample omitted) or a random sample of them."""
 
-    sample: int | None = Field(None, ge=1)
+    sample: int | None = Field(None, ge=1, le=MAX_INT32)
 
 
 class IntegrityRead(BaseModel):

@@ -1,4 +1,5 @@
 """Tell a file's type from its first bytes, never from its name or declared Content-Type."""
+
 from __future__ import annotations
 
 import struct
@@ -26,8 +27,12 @@ HEIF = MediaKind("image/heif", ".heif", "photo", "HEIF")
 MP4 = MediaKind("video/mp4", ".mp4", "video", "MP4")
 MOV = MediaKind("video/quicktime", ".mov", "video", "MOV")
 PDF = MediaKind("application/pdf", ".pdf", "document", "PDF")
-DOCX = MediaKind("application/vnd.openxmlformats-officedocument.wordprocessingml.document", ".docx", "document", "DOCX")
-XLSX = MediaKind("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", ".xlsx", "document", "XLSX")
+DOCX = MediaKind(
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document", ".docx", "document", "DOCX"
+)
+XLSX = MediaKind(
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", ".xlsx", "document", "XLSX"
+)
 OFFICE_ZIP = MediaKind("application/zip", ".zip", "document", "DOCX/XLSX", definitive=False)
 
 ALLOWED = (JPEG, PNG, WEBP, HEIC, HEIF, MP4, MOV, PDF, DOCX, XLSX)
@@ -39,8 +44,24 @@ _HEVC_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx"}
 _HEIF_BRANDS = {b"mif1", b"msf1"}
 _AVIF_BRANDS = {b"avif", b"avis"}
 _MP4_BRANDS = {
-    b"isom", b"iso2", b"iso3", b"iso4", b"iso5", b"iso6", b"mp41", b"mp42", b"mp71", b"avc1", b"M4V ",
-    b"M4VH", b"M4VP", b"dash", b"MSNV", b"XAVC", b"mmp4", b"f4v ",
+    b"isom",
+    b"iso2",
+    b"iso3",
+    b"iso4",
+    b"iso5",
+    b"iso6",
+    b"mp41",
+    b"mp42",
+    b"mp71",
+    b"avc1",
+    b"M4V ",
+    b"M4VH",
+    b"M4VP",
+    b"dash",
+    b"MSNV",
+    b"XAVC",
+    b"mmp4",
+    b"f4v ",
 }
 
 
@@ -68,7 +89,7 @@ def _iso_media(head: bytes) -> MediaKind | None:
     box_size = struct.unpack(">I", head[:4])[0]
     end = min(len(head), box_size if box_size >= 16 else 16)
     major = head[8:12]
-    brands = {major} | {head[i:i + 4] for i in range(16, end - 3, 4)}
+    brands = {major} | {head[i : i + 4] for i in range(16, end - 3, 4)}
     if brands & _HEVC_BRANDS:
         return HEIC
     if brands & _AVIF_BRANDS:

@@ -1,8 +1,9 @@
 """Blocking file-like readers used while streaming an upload into the blob store."""
+
 from __future__ import annotations
 
 from collections import deque
-from typing import Callable
+from collections.abc import Callable
 
 from shared.blobs.port import Readable
 
@@ -35,7 +36,7 @@ class PrefixedLimitedReader:
         """Read up to n bytes (n < 0: one chunk of the underlying stream)."""
         if self._head:
             data = self._head if n < 0 else self._head[:n]
-            self._head = self._head[len(data):]
+            self._head = self._head[len(data) :]
         else:
             data = self._stream.read(n if n >= 0 else 1024 * 1024)
         self._seen += len(data)
@@ -124,7 +125,7 @@ class BlobFile:
             block = self._block(index)
             if not block:
                 break
-            take = block[within:within + end - self._pos]
+            take = block[within : within + end - self._pos]
             parts.append(take)
             self._pos += len(take)
         return b"".join(parts)

@@ -1,4 +1,5 @@
 """Which events the evidence_storage service consumes, and the handlers for each."""
+
 from __future__ import annotations
 
 from services.evidence_storage import handlers

@@ -14,11 +14,11 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from services.evidence_storage.models import Evidence, UploadChunk, UploadSession
+from services.evidence_storage.models import Evidence, EvidenceRendition, UploadChunk, UploadSession
 from shared.blobs.port import BlobLocked, BlobStoreUnavailable
 from shared.runtime import ServiceContext
 
-PREFIXES = ("evidence/", "previews/", "staging/", "incoming/")
+PREFIXES = ("evidence/", "previews/", "staging/", "incoming/", "renditions/")
 LIVE_SESSION_STATES = ("open", "completing")
 log = logging.getLogger(__name__)
 
@@ -28,6 +28,9 @@ def orphan_keys(ctx: ServiceContext, *, older_than_s: float | None = None) -> It
     with ctx.db.session() as uow:
         known = set(uow.scalars(select(Evidence.object_key)))
         known |= {key for key in uow.scalars(select(Evidence.thumbnail_key)) if key}
+        known |= {
+            key for key in uow.scalars(select(EvidenceRendition.object_key)) if key
+        }  # web-playable copies
         live = select(UploadSession.id).where(UploadSession.state.in_(LIVE_SESSION_STATES))
         known |= set(uow.scalars(select(UploadChunk.object_key).where(UploadChunk.session_id.in_(live))))
         live_ids = set(uow.scalars(live))

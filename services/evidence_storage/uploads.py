@@ -7,6 +7,7 @@ joined object is read back to hash it only when another process took some of the
 the client POSTs the form to S3 → complete (the object is checked: there, the declared size, the declared type
 judged from its bytes, the SHA-256 if declared). Unfinished sessions expire and their objects are removed.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -105,8 +106,17 @@ class _HashingStream:
         return data
 
 
-def create_session(submission_id: str, *, mode: str, filename: str | None, size: int, sha256: str | None,
-                   content_type: str | None, ctx: ServiceContext, actor: str | None) -> tuple[UploadSession, PresignedPost | None]:
+def create_session(
+    submission_id: str,
+    *,
+    mode: str,
+    filename: str | None,
+    size: int,
+    sha256: str | None,
+    content_type: str | None,
+    ctx: ServiceContext,
+    actor: str | None,
+) -> tuple[UploadSession, PresignedPost | None]:
     """Open a chunked or presigned upload session for a submission."""
     submission = open_submission(ctx, submission_id)
     with refusing(ctx, submission, filename):
@@ -130,18 +140,37 @@ def create_session(submission_id: str, *, mode: str, filename: str | None, size:
         ttl = ctx.settings.evidence_presign_ttl_s
         object_key = f"incoming/{session_id}/upload"
         try:
-            form = ctx.blob_store.presigned_post(object_key, key_prefix=f"incoming/{session_id}/", content_type=kind.media_type,
-                                            size=size, expires_s=ttl)
+            form = ctx.blob_store.presigned_post(
+                object_key,
+                key_prefix=f"incoming/{session_id}/",
+                content_type=kind.media_type,
+                size=size,
+                expires_s=ttl,
+            )
         except BlobStoreUnavailable as exc:
             raise refusals.store_unavailable() from exc
         except PresignUnsupported:
-            raise ApiError(501, "presign_unsupported",
-                           "当前存储（本地文件夹）不支持直传对象存储，请改用分片上传会话（mode=chunked）或直接经接口上传",
-                           "the folder store cannot take direct (presigned) uploads; use a chunked session or upload through the API") from None
+            raise ApiError(
+                501,
+                "presign_unsupported",
+                "当前存储（本地文件夹）不支持直传对象存储，请改用分片上传会话（mode=chunked）或直接经接口上传",
+                "the folder store cannot take direct (presigned) uploads; use a chunked session or upload through the API",
+            ) from None
     session = UploadSession(
-        id=session_id, mode=mode, submission_id=submission.id, unit_id=submission.unit_id, filename=display, size=size,
-        sha256=sha256, media_type=kind.media_type if kind else None, received=0, object_key=object_key, state=OPEN,
-        created_by=actor, created_at=now, expires_at=now + timedelta(seconds=ttl),
+        id=session_id,
+        mode=mode,
+        submission_id=submission.id,
+        unit_id=submission.unit_id,
+        filename=display,
+        size=size,
+        sha256=sha256,
+        media_type=kind.media_type if kind else None,
+        received=0,
+        object_key=object_key,
+        state=OPEN,
+        created_by=actor,
+        created_at=now,
+        expires_at=now + timedelta(seconds=ttl),
     )
     with ctx.db.transaction() as uow:
         uow.add(session)
@@ -157,8 +186,9 @@ def get_session(session_id: str, *, ctx: ServiceContext) -> UploadSession:
     return session
 
 
-def put_chunk(session_id: str, stream: Readable, *, offset: int | None, content_range: str | None,
-              ctx: ServiceContext) -> UploadSession:
+def put_chunk(
+    session_id: str, stream: Readable, *, offset: int | None, content_range: str | None, ctx: ServiceContext
+) -> UploadSession:
     """Store one chunk at the session's received offset; only whole chunks count."""
     session = _open_session(session_id, ctx, mode="chunked")
     start, expected = _chunk_position(offset, content_range, session)
@@ -166,7 +196,12 @@ def put_chunk(session_id: str, stream: Readable, *, offset: int | None, content_
         raise _offset_error(session)
     remaining = session.size - session.received
     if remaining <= 0:
-        raise ApiError(409, "upload_complete", "已收到全部数据，请调用 complete 完成上传", "all bytes received; call complete")
+        raise ApiError(
+            409,
+            "upload_complete",
+            "已收到全部数据，请调用 complete 完成上传",
+            "all bytes received; call complete",
+        )
     submission = _submission(ctx, session)
     head = b""
     kind = None
@@ -186,11 +221,16 @@ def put_chunk(session_id: str, stream: Readable, *, offset: int | None, content_
     running = RUNNING_HASHES.at(session.id, start)
     source = PrefixedLimitedReader(head, stream, remaining)
     try:
-        stored = ctx.blob_store.put(key, _HashingStream(source, running) if running else source,
-                               content_type="application/octet-stream")
+        stored = ctx.blob_store.put(
+            key,
+            _HashingStream(source, running) if running else source,
+            content_type="application/octet-stream",
+        )
     except UploadTooLarge:
         ingest.discard(ctx, [key])
-        raise ApiError(413, "chunk_past_end", "分片超出了声明的文件大小", "the chunk goes past the declared file size") from None
+        raise ApiError(
+            413, "chunk_past_end", "分片超出了声明的文件大小", "the chunk goes past the declared file size"
+        ) from None
     except BlobStoreUnavailable as exc:
         ingest.discard(ctx, [key])
         raise refusals.store_unavailable() from exc
@@ -203,12 +243,21 @@ def put_chunk(session_id: str, stream: Readable, *, offset: int | None, content_
         raise problem
     now = ctx.clock.now()
     with ctx.db.transaction() as uow:
-        claimed = rows_affected(uow.execute(
-            update(UploadSession)
-            .where(UploadSession.id == session.id, UploadSession.received == start, UploadSession.state == OPEN)
-            .values(received=start + stored.size, media_type=kind.media_type if kind else session.media_type,
-                    expires_at=now + timedelta(seconds=ctx.settings.evidence_session_ttl_s))
-        ))
+        claimed = rows_affected(
+            uow.execute(
+                update(UploadSession)
+                .where(
+                    UploadSession.id == session.id,
+                    UploadSession.received == start,
+                    UploadSession.state == OPEN,
+                )
+                .values(
+                    received=start + stored.size,
+                    media_type=kind.media_type if kind else session.media_type,
+                    expires_at=now + timedelta(seconds=ctx.settings.evidence_session_ttl_s),
+                )
+            )
+        )
         if claimed:
             uow.add(UploadChunk(session_id=session.id, offset=start, size=stored.size, object_key=key))
     if not claimed:  # another request stored this offset first
@@ -219,20 +268,31 @@ def put_chunk(session_id: str, stream: Readable, *, offset: int | None, content_
     return get_session(session_id, ctx=ctx)
 
 
-def complete(session_id: str, *, sha256: str | None, ctx: ServiceContext, actor: str | None) -> tuple[Evidence, bool]:
+def complete(
+    session_id: str, *, sha256: str | None, ctx: ServiceContext, actor: str | None
+) -> tuple[Evidence, bool]:
     """Turn a finished session into evidence; returns (evidence, created now). Completing twice is harmless."""
     session = get_session(session_id, ctx=ctx)
     if session.state == "completed":
         with ctx.db.session() as uow:
             done = uow.get(Evidence, session.evidence_id)
         if done is None:
-            raise ApiError(410, "evidence_deleted", "该会话上传的佐证资料已被删除", "the evidence of this session was deleted")
+            raise ApiError(
+                410,
+                "evidence_deleted",
+                "该会话上传的佐证资料已被删除",
+                "the evidence of this session was deleted",
+            )
         return done, False
     session = _open_session(session_id, ctx, mode=None)
     declared = sha256 or session.sha256
     if session.mode == "chunked" and session.received != session.size:
-        raise ApiError(409, "upload_incomplete", f"尚未收到全部数据（已收到 {session.received}/{session.size} 字节）",
-                       f"not all bytes received yet ({session.received} of {session.size})")
+        raise ApiError(
+            409,
+            "upload_incomplete",
+            f"尚未收到全部数据（已收到 {session.received}/{session.size} 字节）",
+            f"not all bytes received yet ({session.received} of {session.size})",
+        )
     _set_state(ctx, session.id, OPEN, "completing")
     submission = _submission(ctx, session)
     chunk_keys = _chunk_keys(ctx, session.id)
@@ -242,7 +302,9 @@ def complete(session_id: str, *, sha256: str | None, ctx: ServiceContext, actor:
             key, received = _assemble(ctx, session, submission, chunk_keys)
             if declared and declared.lower() != received.sha256:
                 raise refusals.checksum_mismatch()
-            findings = ingest.inspect(ctx, received, declared_media_type=session.media_type if session.mode == "presigned" else None)
+            findings = ingest.inspect(
+                ctx, received, declared_media_type=session.media_type if session.mode == "presigned" else None
+            )
             evidence = ingest.accept(ctx, session.submission_id, [(received, findings)], actor=actor)[0]
     except BaseException as exc:
         refused = guard.refused and isinstance(exc, ApiError)
@@ -250,10 +312,18 @@ def complete(session_id: str, *, sha256: str | None, ctx: ServiceContext, actor:
             if refused:  # nothing of a refused upload stays
                 _clean(ctx, session, chunk_keys, key)
             elif key and key not in chunk_keys and key != session.object_key:
-                ctx.blob_store.delete(key)  # a joined copy; the chunks (or the POSTed object) stay for a retry
+                ctx.blob_store.delete(
+                    key
+                )  # a joined copy; the chunks (or the POSTed object) stay for a retry
         except BlobStoreUnavailable as down:
             log.warning("could not clean up after session %s: %s", session.id, down)
-        _set_state(ctx, session.id, "completing", "refused" if refused else OPEN, error=exc.info if refused and isinstance(exc, ApiError) else None)
+        _set_state(
+            ctx,
+            session.id,
+            "completing",
+            "refused" if refused else OPEN,
+            error=exc.info if refused and isinstance(exc, ApiError) else None,
+        )
         raise
     _set_state(ctx, session.id, "completing", "completed", evidence_id=evidence.id)
     RUNNING_HASHES.forget(session.id)
@@ -265,30 +335,46 @@ def abort(session_id: str, *, ctx: ServiceContext) -> None:
     """Give up a session and remove what it stored."""
     session = get_session(session_id, ctx=ctx)
     if session.state in ("completing", "completed"):
-        raise ApiError(409, "session_closed", "该上传会话已完成或正在完成，不能取消", "the session is completed or completing")
+        raise ApiError(
+            409,
+            "session_closed",
+            "该上传会话已完成或正在完成，不能取消",
+            "the session is completed or completing",
+        )
     try:
         _clean(ctx, session, _chunk_keys(ctx, session.id), None)
     except BlobStoreUnavailable as exc:
         raise refusals.store_unavailable() from exc
     with ctx.db.transaction() as uow:
-        uow.execute(update(UploadSession).where(UploadSession.id == session.id, UploadSession.state == session.state)
-                    .values(state="aborted"))
+        uow.execute(
+            update(UploadSession)
+            .where(UploadSession.id == session.id, UploadSession.state == session.state)
+            .values(state="aborted")
+        )
 
 
 def expire_sessions(ctx: ServiceContext) -> int:
     """Remove the objects of sessions past their expiry and mark them expired; returns how many."""
     now = ctx.clock.now()
     with ctx.db.session() as uow:
-        stale = list(uow.scalars(select(UploadSession).where(UploadSession.state.in_((OPEN, "completing")),
-                                                             UploadSession.expires_at < now)))
+        stale = list(
+            uow.scalars(
+                select(UploadSession).where(
+                    UploadSession.state.in_((OPEN, "completing")), UploadSession.expires_at < now
+                )
+            )
+        )
     for session in stale:
         try:
             _clean(ctx, session, _chunk_keys(ctx, session.id), None)
         except BlobStoreUnavailable:
             continue  # next round
         with ctx.db.transaction() as uow:
-            uow.execute(update(UploadSession).where(UploadSession.id == session.id, UploadSession.state == session.state)
-                        .values(state="expired"))
+            uow.execute(
+                update(UploadSession)
+                .where(UploadSession.id == session.id, UploadSession.state == session.state)
+                .values(state="expired")
+            )
     return len(stale)
 
 
@@ -298,14 +384,28 @@ def expire_sessions(ctx: ServiceContext) -> int:
 def _open_session(session_id: str, ctx: ServiceContext, *, mode: str | None) -> UploadSession:
     session = get_session(session_id, ctx=ctx)
     if mode and session.mode != mode:
-        raise ApiError(409, "wrong_mode", "该上传会话不接受分片（直传会话请直接 POST 到对象存储）",
-                       "this session takes no chunks (a presigned session is POSTed straight to the store)")
+        raise ApiError(
+            409,
+            "wrong_mode",
+            "该上传会话不接受分片（直传会话请直接 POST 到对象存储）",
+            "this session takes no chunks (a presigned session is POSTed straight to the store)",
+        )
     if session.state in ("completing",):
         raise ApiError(409, "session_busy", "该上传会话正在完成中", "the session is being completed")
     if session.state != OPEN:
-        raise ApiError(410, f"session_{session.state}", f"该上传会话已结束（{session.state}）", f"the upload session is {session.state}")
+        raise ApiError(
+            410,
+            f"session_{session.state}",
+            f"该上传会话已结束（{session.state}）",
+            f"the upload session is {session.state}",
+        )
     if ctx.clock.now() > as_utc(session.expires_at):
-        raise ApiError(410, "session_expired", "该上传会话已过期，请重新创建", "the upload session has expired; create a new one")
+        raise ApiError(
+            410,
+            "session_expired",
+            "该上传会话已过期，请重新创建",
+            "the upload session has expired; create a new one",
+        )
     return session
 
 
@@ -317,53 +417,94 @@ def _submission(ctx: ServiceContext, session: UploadSession) -> KnownSubmission:
     return submission
 
 
-def _chunk_position(offset: int | None, content_range: str | None, session: UploadSession) -> tuple[int, int | None]:
+def _chunk_position(
+    offset: int | None, content_range: str | None, session: UploadSession
+) -> tuple[int, int | None]:
     """Where the chunk starts and, with Content-Range, how long it says it is."""
     if content_range:
         match = _CONTENT_RANGE.match(content_range.strip())
         if not match:
-            raise ApiError(400, "bad_content_range", "Content-Range 格式应为 bytes 起-止/总长",
-                           "Content-Range must look like: bytes start-end/total")
+            raise ApiError(
+                400,
+                "bad_content_range",
+                "Content-Range 格式应为 bytes 起-止/总长",
+                "Content-Range must look like: bytes start-end/total",
+            )
         first, last, total = int(match.group(1)), int(match.group(2)), match.group(3)
         if last < first or (total != "*" and int(total) != session.size):
-            raise ApiError(400, "bad_content_range", "Content-Range 与会话声明的大小不符", "Content-Range does not fit the declared size")
+            raise ApiError(
+                400,
+                "bad_content_range",
+                "Content-Range 与会话声明的大小不符",
+                "Content-Range does not fit the declared size",
+            )
         if offset is not None and offset != first:
-            raise ApiError(400, "bad_content_range", "offset 与 Content-Range 不一致", "offset and Content-Range disagree")
+            raise ApiError(
+                400,
+                "bad_content_range",
+                "offset 与 Content-Range 不一致",
+                "offset and Content-Range disagree",
+            )
         return first, last - first + 1
     if offset is None:
-        raise ApiError(400, "offset_required", "请给出分片起始位置（?offset= 或 Content-Range）",
-                       "give the chunk's start (?offset= or Content-Range)")
+        raise ApiError(
+            400,
+            "offset_required",
+            "请给出分片起始位置（?offset= 或 Content-Range）",
+            "give the chunk's start (?offset= or Content-Range)",
+        )
     return offset, None
 
 
-def _chunk_problem(ctx: ServiceContext, session: UploadSession, start: int, size: int, expected: int | None) -> ApiError | None:
+def _chunk_problem(
+    ctx: ServiceContext, session: UploadSession, start: int, size: int, expected: int | None
+) -> ApiError | None:
     """Why a stored chunk cannot count, if it cannot."""
     if expected is not None and size != expected:
-        return ApiError(400, "chunk_incomplete", f"分片不完整（收到 {size} 字节，应为 {expected} 字节），请从已接收位置续传",
-                        f"incomplete chunk ({size} of {expected} bytes); resume from the received offset")
+        return ApiError(
+            400,
+            "chunk_incomplete",
+            f"分片不完整（收到 {size} 字节，应为 {expected} 字节），请从已接收位置续传",
+            f"incomplete chunk ({size} of {expected} bytes); resume from the received offset",
+        )
     if size == 0:
         return ApiError(400, "empty_chunk", "分片为空", "the chunk is empty")
     minimum = ctx.blob_store.min_compose_part
     if start + size < session.size and size < minimum:
-        return ApiError(400, "chunk_too_small", f"除最后一个分片外，每个分片至少 {minimum} 字节",
-                        f"every chunk but the last must be at least {minimum} bytes")
+        return ApiError(
+            400,
+            "chunk_too_small",
+            f"除最后一个分片外，每个分片至少 {minimum} 字节",
+            f"every chunk but the last must be at least {minimum} bytes",
+        )
     return None
 
 
 def _offset_error(session: UploadSession) -> ApiError:
-    error = ApiError(409, "offset_mismatch", f"分片起始位置不符：服务器已接收 {session.received} 字节，请从该位置续传",
-                     f"chunk offset mismatch: the server has {session.received} bytes; resume from there")
+    error = ApiError(
+        409,
+        "offset_mismatch",
+        f"分片起始位置不符：服务器已接收 {session.received} 字节，请从该位置续传",
+        f"chunk offset mismatch: the server has {session.received} bytes; resume from there",
+    )
     error.headers = {"Upload-Offset": str(session.received)}
     return error
 
 
 def _chunk_keys(ctx: ServiceContext, session_id: str) -> list[str]:
     with ctx.db.session() as uow:
-        return list(uow.scalars(select(UploadChunk.object_key).where(UploadChunk.session_id == session_id).order_by(UploadChunk.offset)))
+        return list(
+            uow.scalars(
+                select(UploadChunk.object_key)
+                .where(UploadChunk.session_id == session_id)
+                .order_by(UploadChunk.offset)
+            )
+        )
 
 
-def _assemble(ctx: ServiceContext, session: UploadSession, submission: KnownSubmission,
-              chunk_keys: list[str]) -> tuple[str, ingest.Received]:
+def _assemble(
+    ctx: ServiceContext, session: UploadSession, submission: KnownSubmission, chunk_keys: list[str]
+) -> tuple[str, ingest.Received]:
     """The whole upload in one object, sniffed and re-hashed: the presigned object (stray extra keys removed),
     or the chunks joined inside the store, straight under the final key when the first bytes settle the kind."""
     evidence_id = new_id()
@@ -372,9 +513,15 @@ def _assemble(ctx: ServiceContext, session: UploadSession, submission: KnownSubm
         try:
             stored = ctx.blob_store.stat(session.object_key)
         except BlobNotFound:
-            raise ApiError(409, "not_uploaded", "对象存储中尚未找到上传的文件，请先按表单 POST 上传后再完成",
-                           "the file is not in the store yet; POST the form first, then complete") from None
-        ingest.discard(ctx, [k for k in ctx.blob_store.list_keys(f"incoming/{session.id}/") if k != session.object_key])
+            raise ApiError(
+                409,
+                "not_uploaded",
+                "对象存储中尚未找到上传的文件，请先按表单 POST 上传后再完成",
+                "the file is not in the store yet; POST the form first, then complete",
+            ) from None
+        ingest.discard(
+            ctx, [k for k in ctx.blob_store.list_keys(f"incoming/{session.id}/") if k != session.object_key]
+        )
         if stored.size != session.size:
             raise refusals.size_mismatch(session.size, stored.size)
         key = session.object_key
@@ -382,10 +529,15 @@ def _assemble(ctx: ServiceContext, session: UploadSession, submission: KnownSubm
         kind = ingest.sniff_or_refuse(ctx.blob_store.read_range(chunk_keys[0], 0, HEAD_BYTES))
         key = chunk_keys[0]
         if len(chunk_keys) > 1:
-            key = (ingest.evidence_key(submission, evidence_id, kind) if kind.definitive
-                   else ingest.staging_key(f"sessions/{session.id}/assembled"))
+            key = (
+                ingest.evidence_key(submission, evidence_id, kind)
+                if kind.definitive
+                else ingest.staging_key(f"sessions/{session.id}/assembled")
+            )
             joined = ctx.blob_store.compose(key, chunk_keys, content_type=kind.media_type)
-            if joined.sha256 and session.mode == "chunked":  # a store that hashed while joining (the folder store)
+            if (
+                joined.sha256 and session.mode == "chunked"
+            ):  # a store that hashed while joining (the folder store)
                 RUNNING_HASHES.advance(session.id, joined.size, _Known(joined.sha256))
     return key, _received(ctx, session, key, evidence_id)
 
@@ -421,16 +573,28 @@ def _clean(ctx: ServiceContext, session: UploadSession, chunk_keys: list[str], k
         ctx.blob_store.delete(each)
 
 
-def _set_state(ctx: ServiceContext, session_id: str, old: str, new: str, *, evidence_id: str | None = None,
-               error: dict[str, Any] | None = None) -> None:
+def _set_state(
+    ctx: ServiceContext,
+    session_id: str,
+    old: str,
+    new: str,
+    *,
+    evidence_id: str | None = None,
+    error: dict[str, Any] | None = None,
+) -> None:
     values: dict[str, Any] = {"state": new}
     if evidence_id:
         values["evidence_id"] = evidence_id
     if error is not None:
         values["error"] = error
     with ctx.db.transaction() as uow:
-        changed = rows_affected(uow.execute(
-            update(UploadSession).where(UploadSession.id == session_id, UploadSession.state == old).values(**values)))
+        changed = rows_affected(
+            uow.execute(
+                update(UploadSession)
+                .where(UploadSession.id == session_id, UploadSession.state == old)
+                .values(**values)
+            )
+        )
     if not changed and old == OPEN:
         raise ApiError(409, "session_busy", "该上传会话正在完成中", "the session is being completed")
 
@@ -455,4 +619,3 @@ class _refusing_session:
             log.warning("blob store unavailable during upload session %s: %s", self._session.id, exc)
             raise refusals.store_unavailable() from exc
         return False
-

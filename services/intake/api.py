@@ -18,6 +18,7 @@ from services.intake.auth_api import install_identity
 from services.intake.definition import MAX_DEFINITION_BYTES
 from services.intake.models import Campaign, CampaignChange, CampaignVersion, ReferenceMaterial, Unit
 from shared.auth import ADMIN, INSPECTOR, REVIEWER, UNIT, Principal, require, scope_of
+from shared.bounds import LargeLimit, Limit, Offset, Version
 from shared.grants import GrantSigner, UploadGrant
 from shared.health import install_health
 from shared.http import ApiError, not_found
@@ -107,8 +108,8 @@ def _campaign_routes(ctx: ServiceContext) -> APIRouter:
         """One campaign (by id or code) with its current normalised definition."""
         with ctx.db.session() as uow:
             campaign = _campaign(uow, campaign_ref)
-            definition = queries.published_definition(uow, campaign.id)
-        return _campaign_view(campaign, definition.model_dump(mode="json"))
+            definition = queries.published_definition(uow, campaign.id).model_dump(mode="json")
+            return _campaign_view(campaign, _redacted(uow, definition, campaign.id, scope_of(principal)))
 
     @router.get("/campaigns/{campaign_ref}/versions", response_model=list[schemas.CampaignVersionRead])
     def list_versions(campaign_ref: str, principal: Principal = ANYONE) -> list[schemas.CampaignVersionRead]:
@@ -127,14 +128,18 @@ def _campaign_routes(ctx: ServiceContext) -> APIRouter:
             ]
 
     @router.get("/campaigns/{campaign_ref}/versions/{version}", response_model=schemas.CampaignVersionRead)
-    def get_version(campaign_ref: str, version: int, principal: Principal = ANYONE) -> CampaignVersion:
-        """One version with the definition text exactly as it was loaded."""
+    def get_version(
+        campaign_ref: str, version: Version, principal: Principal = ANYONE
+    ) -> schemas.CampaignVersionRead:
+        """One version with the definition text exactly as it was loaded (staff only: for a unit it is omitted)."""
         with ctx.db.session() as uow:
             campaign = _campaign(uow, campaign_ref)
             row = uow.get(CampaignVersion, (campaign.id, version))
         if row is None:
             raise not_found("活动版本", "campaign version", f"{campaign_ref} v{version}")
-        return row
+        shown = schemas.CampaignVersionRead.model_validate(row)
+        # The text as loaded names every unit's liaison: a unit gets the redacted definition from GET /campaigns/{ref}.
+        return shown if scope_of(principal) is None else shown.model_copy(update={"source_text": None})
 
     @router.get("/campaigns/{campaign_ref}/changes", response_model=list[schemas.CampaignChangeRead])
     def list_changes(campaign_ref: str, principal: Principal = STAFF) -> list[CampaignChange]:
@@ -177,8 +182,8 @@ def _campaign_routes(ctx: ServiceContext) -> APIRouter:
         campaign_ref: str,
         subtree_of: str | None = Query(None, description="a unit id: only its subtree"),
         include_inactive: bool = False,
-        limit: int = Query(1000, ge=1, le=10000),
-        offset: int = Query(0, ge=0),
+        limit: LargeLimit = 1000,
+        offset: Offset = 0,
         principal: Principal = ANYONE,
     ) -> list[Unit]:
         """The campaign's unit tree, parents before children."""
@@ -256,6 +261,22 @@ def _campaign(uow, ref: str) -> Campaign:
     if campaign is None:
         raise not_found("活动", "campaign", ref)
     return campaign
+
+
+def _redacted(uow, definition: dict, campaign_id: str, scope: str | None) -> dict:
+    """The definition as a unit may see it: liaison contact data only for units in its own subtree."""
+    if scope is None:
+        return definition
+    own = {
+        unit.code
+        for unit in queries.list_units(
+            uow, scope=scope, campaign_id=campaign_id, include_inactive=True, limit=100_000, offset=0
+        )
+    }
+    units = [
+        unit if unit.get("code") in own else {**unit, "liaison": None} for unit in definition.get("units", [])
+    ]
+    return {**definition, "units": units}
 
 
 def _campaign_view(campaign: Campaign, definition: dict | None = None) -> dict:
@@ -362,8 +383,8 @@ def _unit_routes(ctx: ServiceContext) -> APIRouter:
         campaign_id: str | None = None,
         subtree_of: str | None = Query(None, description="a unit id: only its subtree"),
         include_inactive: bool = False,
-        limit: int = Query(100, ge=1, le=1000),
-        offset: int = Query(0, ge=0),
+        limit: Limit = 100,
+        offset: Offset = 0,
         principal: Principal = ANYONE,
     ) -> list[Unit]:
         """List units, parents before children."""
@@ -421,8 +442,14 @@ def _submission_routes(ctx: ServiceContext) -> APIRouter:
             shown = submissions.present(uow, [submission])[0]
         if signer is None or shown.state != "submitted":
             return shown
-        grant = UploadGrant(submission_id=shown.id, unit_id=shown.unit_id, unit_path=shown.unit_path,
-                            measure_code=shown.measure_code, version=shown.version, campaign_id=shown.campaign_id)
+        grant = UploadGrant(
+            submission_id=shown.id,
+            unit_id=shown.unit_id,
+            unit_path=shown.unit_path,
+            measure_code=shown.measure_code,
+            version=shown.version,
+            campaign_id=shown.campaign_id,
+        )
         return shown.model_copy(update={"upload_grant": signer.sign(grant)})
 
     @router.post("/submissions", status_code=201, response_model=schemas.SubmissionRead)
@@ -444,8 +471,8 @@ def _submission_routes(ctx: ServiceContext) -> APIRouter:
         kind: schemas.SubmissionKind | None = None,
         measure_code: str | None = None,
         state: schemas.SubmissionState | None = None,
-        limit: int = Query(100, ge=1, le=1000),
-        offset: int = Query(0, ge=0),
+        limit: Limit = 100,
+        offset: Offset = 0,
         principal: Principal = ANYONE,
     ) -> list[schemas.SubmissionRead]:
         """List submissions, newest first."""

@@ -10,14 +10,16 @@ against the definition's folder (an unchanged file is left alone). Events go int
 the intake worker (or the embedded platform) publishes them. `rebuild-coverage` recomputes the coverage
 projection from the submissions (services/intake/projection.py), for one campaign or all.
 """
+
 from __future__ import annotations
 
 import argparse
 import getpass
 import hashlib
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence, TextIO
+from typing import TextIO
 
 from services.intake import campaigns, materials, projection, queries
 from services.intake.bootstrap import bootstrap
@@ -42,14 +44,21 @@ def packaged_campaign(path: Path) -> Path:
     return path
 
 
-def main(argv: Sequence[str] | None = None, *, ctx: ServiceContext | None = None, out: TextIO = sys.stdout,
-         err: TextIO = sys.stderr) -> int:
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    ctx: ServiceContext | None = None,
+    out: TextIO = sys.stdout,
+    err: TextIO = sys.stderr,
+) -> int:
     """Run one command; returns the process exit code (0 ok, 2 refused definition, 1 other error)."""
     parser = argparse.ArgumentParser(prog="python -m services.intake.cli", description="活动定义：校验与加载")
     commands = parser.add_subparsers(dest="command", required=True)
     for name, text in (("load", "校验并加载（创建活动或发布新版本）"), ("check", "只校验，不写入")):
         command = commands.add_parser(name, help=text)
-        command.add_argument("file", type=Path, help="YAML 或 JSON 格式的活动定义；或随平台提供的活动名（如 huaibei-2020）")
+        command.add_argument(
+            "file", type=Path, help="YAML 或 JSON 格式的活动定义；或随平台提供的活动名（如 huaibei-2020）"
+        )
         command.add_argument("--format", choices=["yaml", "json"], default=None, help="默认按内容判断")
         if name == "load":
             command.add_argument("--actor", default=None, help="记入审计的操作人（默认：cli:<系统用户>）")
@@ -76,8 +85,11 @@ def main(argv: Sequence[str] | None = None, *, ctx: ServiceContext | None = None
         print(f"参考资料文件不存在（相对于 {args.file.parent}）：{'、'.join(missing)}；未加载", file=err)
         return 2
     if args.command == "check":
-        print(f"活动定义 {args.file} 校验通过：{definition.name}（{definition.code}），"
-              f"{len(definition.measures)} 项措施、{len(definition.topics)} 个宣传重点、{len(definition.units)} 个单位", file=out)
+        print(
+            f"活动定义 {args.file} 校验通过：{definition.name}（{definition.code}），"
+            f"{len(definition.measures)} 项措施、{len(definition.topics)} 个宣传重点、{len(definition.units)} 个单位",
+            file=out,
+        )
         return 0
     ctx = ctx or bootstrap(Settings())
     actor = args.actor or f"cli:{_user()}"
@@ -101,12 +113,21 @@ def _rebuild_coverage(campaign_ref: str | None, ctx: ServiceContext, out: TextIO
                 return 1
             campaign_id = campaign.id
         cells, topics = projection.rebuild(uow, campaign_id)
-    print(f"覆盖情况投影已重建（{campaign_ref or '全部活动'}）：{cells} 个格子，{topics} 条宣传重点记录", file=out)
+    print(
+        f"覆盖情况投影已重建（{campaign_ref or '全部活动'}）：{cells} 个格子，{topics} 条宣传重点记录",
+        file=out,
+    )
     return 0
 
 
-def _attach_materials(definition: CampaignDefinition, folder: Path, campaign_id: str, actor: str, ctx: ServiceContext,
-                      out: TextIO) -> None:
+def _attach_materials(
+    definition: CampaignDefinition,
+    folder: Path,
+    campaign_id: str,
+    actor: str,
+    ctx: ServiceContext,
+    out: TextIO,
+) -> None:
     stored = {m.code: m for m in materials.list_materials(campaign_id, ctx=ctx)}
     for spec in definition.materials:
         if not spec.file:
@@ -117,8 +138,9 @@ def _attach_materials(definition: CampaignDefinition, folder: Path, campaign_id:
             print(f"参考资料 {spec.code}“{spec.title}”未变化", file=out)
             continue
         with path.open("rb") as stream:
-            _, outcome = materials.attach_material(campaign_id, spec.code, stream, filename=path.name, title=spec.title,
-                                                   actor=actor, ctx=ctx)
+            _, outcome = materials.attach_material(
+                campaign_id, spec.code, stream, filename=path.name, title=spec.title, actor=actor, ctx=ctx
+            )
         print(f"参考资料 {spec.code}“{spec.title}”{OUTCOMES[outcome]}（{path.name}）", file=out)
 
 

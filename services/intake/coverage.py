@@ -9,6 +9,7 @@ review) → yellow; missing or returned → red once its deadline is within `cov
 (default 3) or past, yellow before that or when no deadline applies. The liaison column: designated
 in time → green, designated late → yellow, missing → red/yellow by the liaison deadline as above.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -50,23 +51,52 @@ class UnitStanding:
     topics: set[str] = field(default_factory=set)
 
 
-def standings(uow: Session, campaign_id: str, definition: CampaignDefinition, *, scope: str | None = None,
-              subtree: str | None = None) -> list[UnitStanding]:
+def standings(
+    uow: Session,
+    campaign_id: str,
+    definition: CampaignDefinition,
+    *,
+    scope: str | None = None,
+    subtree: str | None = None,
+) -> list[UnitStanding]:
     """Every active participating unit of the campaign in scope/subtree with its cells from the coverage projection."""
     conn = uow.connection()  # plain Core rows: tens of thousands of them, no ORM needed
-    in_view = (Unit.campaign_id == campaign_id, queries.within(Unit.unit_path, scope), queries.within(Unit.unit_path, subtree))
-    rows = _tuples(conn, select(Unit.id, Unit.code, Unit.name, Unit.level, Unit.parent_id, Unit.unit_path, Unit.liaison_name,
-                                Unit.liaison_late)
-                   .where(*in_view, Unit.active.is_(True), Unit.participates.is_(True)).order_by(Unit.unit_path))
+    in_view = (
+        Unit.campaign_id == campaign_id,
+        queries.within(Unit.unit_path, scope),
+        queries.within(Unit.unit_path, subtree),
+    )
+    rows = _tuples(
+        conn,
+        select(
+            Unit.id,
+            Unit.code,
+            Unit.name,
+            Unit.level,
+            Unit.parent_id,
+            Unit.unit_path,
+            Unit.liaison_name,
+            Unit.liaison_late,
+        )
+        .where(*in_view, Unit.active.is_(True), Unit.participates.is_(True))
+        .order_by(Unit.unit_path),
+    )
     units = {r[0]: UnitStanding(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7])) for r in rows}
     # A subtree is chosen by unit (a semi-join on the units' path index); the projection's key starts with
     # (campaign, unit), so either way it is one range of its primary key per unit.
     partial = bool(scope or subtree)
     unit_ids = select(Unit.id).where(*in_view)
-    cells = select(CoverageCell.unit_id, CoverageCell.kind, CoverageCell.measure_code, CoverageCell.approved,
-                   CoverageCell.pending, CoverageCell.returned).where(CoverageCell.campaign_id == campaign_id)
+    cells = select(
+        CoverageCell.unit_id,
+        CoverageCell.kind,
+        CoverageCell.measure_code,
+        CoverageCell.approved,
+        CoverageCell.pending,
+        CoverageCell.returned,
+    ).where(CoverageCell.campaign_id == campaign_id)
     for unit_id, kind, measure_code, approved, pending, returned in _tuples(
-            conn, cells.where(CoverageCell.unit_id.in_(unit_ids)) if partial else cells):
+        conn, cells.where(CoverageCell.unit_id.in_(unit_ids)) if partial else cells
+    ):
         unit = units.get(unit_id)
         count = approved + pending + returned
         if unit is None or count <= 0:
@@ -78,9 +108,12 @@ def standings(uow: Session, campaign_id: str, definition: CampaignDefinition, *,
             unit.summary_report = (state, count)
         elif kind == "good_practice":
             unit.good_practices += approved + pending
-    topics = select(CoverageTopic.unit_id, CoverageTopic.topic_code) \
-        .where(CoverageTopic.campaign_id == campaign_id, CoverageTopic.handed_in > 0)
-    for unit_id, topic in _tuples(conn, topics.where(CoverageTopic.unit_id.in_(unit_ids)) if partial else topics):
+    topics = select(CoverageTopic.unit_id, CoverageTopic.topic_code).where(
+        CoverageTopic.campaign_id == campaign_id, CoverageTopic.handed_in > 0
+    )
+    for unit_id, topic in _tuples(
+        conn, topics.where(CoverageTopic.unit_id.in_(unit_ids)) if partial else topics
+    ):
         if unit_id in units:
             units[unit_id].topics.add(topic)
     return list(units.values())
@@ -107,8 +140,14 @@ def colour(state: str, deadline: Deadline | None, now: datetime, red_within: tim
     return "yellow"
 
 
-def coverage(campaign_ref: str, *, ctx: ServiceContext, unit_id: str | None = None, scope: str | None = None,
-             shape: str = "full") -> dict:
+def coverage(
+    campaign_ref: str,
+    *,
+    ctx: ServiceContext,
+    unit_id: str | None = None,
+    scope: str | None = None,
+    shape: str = "full",
+) -> dict:
     """The coverage matrix of a campaign, or of the subtree under unit_id, as of the clock's now: one object per cell
     (shape "full") or one string of state letters per unit (shape "compact", about a tenth of the size)."""
     now = ctx.clock.now()
@@ -118,7 +157,9 @@ def coverage(campaign_ref: str, *, ctx: ServiceContext, unit_id: str | None = No
     return (compact if shape == "compact" else matrix)(campaign, definition, rows, now)
 
 
-def rollup(campaign_ref: str, *, ctx: ServiceContext, unit_id: str | None = None, scope: str | None = None) -> dict:
+def rollup(
+    campaign_ref: str, *, ctx: ServiceContext, unit_id: str | None = None, scope: str | None = None
+) -> dict:
     """Cell states and colours, liaisons and summary reports added up per unit level and per district (the subtrees
     under the top unit's children): what a dashboard shows before it loads any district's matrix."""
     now = ctx.clock.now()
@@ -126,15 +167,20 @@ def rollup(campaign_ref: str, *, ctx: ServiceContext, unit_id: str | None = None
         campaign, definition, subtree = _in_view(uow, campaign_ref, unit_id, scope)
         rows = standings(uow, campaign.id, definition, scope=scope, subtree=subtree)
         district_ids = {_district(row.unit_path) for row in rows}
-        names = (dict(uow.execute(select(Unit.id, Unit.name).where(Unit.id.in_(district_ids))).tuples().all())
-                 if district_ids else {})
+        names = (
+            dict(uow.execute(select(Unit.id, Unit.name).where(Unit.id.in_(district_ids))).tuples().all())
+            if district_ids
+            else {}
+        )
     shape = _Shape(definition, now)
     levels: dict[str, dict] = {}
     districts: dict[str, dict] = {}
     for row in rows:
         district = _district(row.unit_path)
-        for group in (levels.setdefault(row.level, _group(level=row.level)),
-                      districts.setdefault(district, _group(unit_id=district, name=names.get(district, "")))):
+        for group in (
+            levels.setdefault(row.level, _group(level=row.level)),
+            districts.setdefault(district, _group(unit_id=district, name=names.get(district, ""))),
+        ):
             group["units"] += 1
             for code in shape.codes:
                 state = row.measures.get(code, _MISSING)[0]
@@ -142,10 +188,19 @@ def rollup(campaign_ref: str, *, ctx: ServiceContext, unit_id: str | None = None
                 group["colours"][shape.colours[code, state]] += 1
             status = _liaison(row, shape.liaison_deadline, now, shape.red_within)["status"]
             group["liaisons"][status] = group["liaisons"].get(status, 0) + 1
-            group["summary_reports"][row.summary_report[0]] = group["summary_reports"].get(row.summary_report[0], 0) + 1
-    return {"campaign_id": campaign.id, "code": campaign.code, "version": campaign.version, "as_of": now,
-            "units": len(rows), "measures": shape.codes, "levels": list(levels.values()),
-            "districts": sorted(districts.values(), key=lambda g: (g["name"], g["unit_id"]))}
+            group["summary_reports"][row.summary_report[0]] = (
+                group["summary_reports"].get(row.summary_report[0], 0) + 1
+            )
+    return {
+        "campaign_id": campaign.id,
+        "code": campaign.code,
+        "version": campaign.version,
+        "as_of": now,
+        "units": len(rows),
+        "measures": shape.codes,
+        "levels": list(levels.values()),
+        "districts": sorted(districts.values(), key=lambda g: (g["name"], g["unit_id"])),
+    }
 
 
 def _in_view(uow: Session, campaign_ref: str, unit_id: str | None, scope: str | None):
@@ -158,7 +213,9 @@ def _in_view(uow: Session, campaign_ref: str, unit_id: str | None, scope: str | 
         if root is None:
             raise not_found("单位", "unit", unit_id)
         if root.campaign_id != campaign.id:
-            raise ApiError(422, "campaign_mismatch", "该单位不属于此活动", "the unit does not take part in this campaign")
+            raise ApiError(
+                422, "campaign_mismatch", "该单位不属于此活动", "the unit does not take part in this campaign"
+            )
         subtree = root.unit_path
     return campaign, queries.current_definition(uow, campaign.id), subtree
 
@@ -169,8 +226,14 @@ def _district(unit_path: str) -> str:
 
 
 def _group(**key) -> dict:
-    return {**key, "units": 0, "cells": {}, "colours": {"green": 0, "yellow": 0, "red": 0}, "liaisons": {},
-            "summary_reports": {}}
+    return {
+        **key,
+        "units": 0,
+        "cells": {},
+        "colours": {"green": 0, "yellow": 0, "red": 0},
+        "liaisons": {},
+        "summary_reports": {},
+    }
 
 
 class _Shape:
@@ -179,19 +242,32 @@ class _Shape:
     def __init__(self, d: CampaignDefinition, now: datetime) -> None:
         self.red_within = timedelta(days=d.coverage.red_within_days)
         self.deadlines = {m.code: d.deadline_for(f"measure:{m.code}") for m in d.measures}
-        self.summary_deadline, self.liaison_deadline = d.deadline_for("summary_report"), d.deadline_for("liaison")
+        self.summary_deadline, self.liaison_deadline = (
+            d.deadline_for("summary_report"),
+            d.deadline_for("liaison"),
+        )
         self.codes = [m.code for m in d.measures]
         # A cell's colour depends only on its measure and state.
-        self.colours = {(code, state): colour(state, self.deadlines[code], now, self.red_within)
-                        for code in self.codes for state in _STATES}
-        self.summary_colours = {state: colour(state, self.summary_deadline, now, self.red_within) for state in _STATES}
+        self.colours = {
+            (code, state): colour(state, self.deadlines[code], now, self.red_within)
+            for code in self.codes
+            for state in _STATES
+        }
+        self.summary_colours = {
+            state: colour(state, self.summary_deadline, now, self.red_within) for state in _STATES
+        }
 
 
 def matrix(campaign: Campaign, d: CampaignDefinition, rows: list[UnitStanding], now: datetime) -> dict:
     """Shape standings into the API's matrix with colours and totals."""
     shape = _Shape(d, now)
     topic_codes = [t.code for t in d.topics]
-    totals: dict[str, Any] = {"units": len(rows), "cells": {}, "colours": {"green": 0, "yellow": 0, "red": 0}, "liaisons": {}}
+    totals: dict[str, Any] = {
+        "units": len(rows),
+        "cells": {},
+        "colours": {"green": 0, "yellow": 0, "red": 0},
+        "liaisons": {},
+    }
     cell_states, cell_colours = totals["cells"], totals["colours"]
     units = []
     for row in rows:
@@ -205,19 +281,45 @@ def matrix(campaign: Campaign, d: CampaignDefinition, rows: list[UnitStanding], 
         summary_state, summary_count = row.summary_report
         liaison = _liaison(row, shape.liaison_deadline, now, shape.red_within)
         totals["liaisons"][liaison["status"]] = totals["liaisons"].get(liaison["status"], 0) + 1
-        units.append({
-            "unit_id": row.unit_id, "code": row.code, "name": row.name, "level": row.level, "parent_id": row.parent_id,
-            "unit_path": row.unit_path, "liaison": liaison, "cells": cells,
-            "summary_report": {"state": summary_state, "colour": shape.summary_colours[summary_state], "count": summary_count},
-            "good_practices": row.good_practices,
-            "topics_covered": [t for t in topic_codes if t in row.topics],
-            "topics_missing": [t for t in topic_codes if t not in row.topics],
-        })
+        units.append(
+            {
+                "unit_id": row.unit_id,
+                "code": row.code,
+                "name": row.name,
+                "level": row.level,
+                "parent_id": row.parent_id,
+                "unit_path": row.unit_path,
+                "liaison": liaison,
+                "cells": cells,
+                "summary_report": {
+                    "state": summary_state,
+                    "colour": shape.summary_colours[summary_state],
+                    "count": summary_count,
+                },
+                "good_practices": row.good_practices,
+                "topics_covered": [t for t in topic_codes if t in row.topics],
+                "topics_missing": [t for t in topic_codes if t not in row.topics],
+            }
+        )
     return {**_heading(campaign, d, shape, now), "units": units, "totals": totals}
 
 
-COMPACT_COLUMNS = ["unit_id", "code", "name", "level", "parent_id", "unit_path", "liaison_status", "liaison_name", "cells",
-                   "counts", "summary_report", "summary_count", "good_practices", "topics"]
+COMPACT_COLUMNS = [
+    "unit_id",
+    "code",
+    "name",
+    "level",
+    "parent_id",
+    "unit_path",
+    "liaison_status",
+    "liaison_name",
+    "cells",
+    "counts",
+    "summary_report",
+    "summary_count",
+    "good_practices",
+    "topics",
+]
 _LETTER = {"approved": "a", "submitted": "s", "returned": "r", "missing": "m"}
 
 
@@ -226,7 +328,12 @@ def compact(campaign: Campaign, d: CampaignDefinition, rows: list[UnitStanding],
     s submitted, r returned, m missing), colours given once per measure and state, topics as one 0/1 per topic."""
     shape = _Shape(d, now)
     topic_codes = [t.code for t in d.topics]
-    totals: dict[str, Any] = {"units": len(rows), "cells": {}, "colours": {"green": 0, "yellow": 0, "red": 0}, "liaisons": {}}
+    totals: dict[str, Any] = {
+        "units": len(rows),
+        "cells": {},
+        "colours": {"green": 0, "yellow": 0, "red": 0},
+        "liaisons": {},
+    }
     cell_states, cell_colours = totals["cells"], totals["colours"]
     liaison_colours: dict[str, str] = {}
     units = []
@@ -242,28 +349,64 @@ def compact(campaign: Campaign, d: CampaignDefinition, rows: list[UnitStanding],
         liaison_colours[liaison["status"]] = liaison["colour"]
         totals["liaisons"][liaison["status"]] = totals["liaisons"].get(liaison["status"], 0) + 1
         summary_state, summary_count = row.summary_report
-        units.append([row.unit_id, row.code, row.name, row.level, row.parent_id, row.unit_path, liaison["status"],
-                      liaison["name"], "".join(letters), counts, _LETTER[summary_state], summary_count, row.good_practices,
-                      "".join("1" if t in row.topics else "0" for t in topic_codes)])
-    return {**_heading(campaign, d, shape, now), "columns": COMPACT_COLUMNS,
-            "letters": {letter: state for state, letter in _LETTER.items()},
-            "colours": {code: {_LETTER[state]: shape.colours[code, state] for state in _STATES} for code in shape.codes},
-            "summary_colours": {_LETTER[state]: shade for state, shade in shape.summary_colours.items()},
-            "liaison_colours": liaison_colours, "units": units, "totals": totals}
+        units.append(
+            [
+                row.unit_id,
+                row.code,
+                row.name,
+                row.level,
+                row.parent_id,
+                row.unit_path,
+                liaison["status"],
+                liaison["name"],
+                "".join(letters),
+                counts,
+                _LETTER[summary_state],
+                summary_count,
+                row.good_practices,
+                "".join("1" if t in row.topics else "0" for t in topic_codes),
+            ]
+        )
+    return {
+        **_heading(campaign, d, shape, now),
+        "columns": COMPACT_COLUMNS,
+        "letters": {letter: state for state, letter in _LETTER.items()},
+        "colours": {
+            code: {_LETTER[state]: shape.colours[code, state] for state in _STATES} for code in shape.codes
+        },
+        "summary_colours": {_LETTER[state]: shade for state, shade in shape.summary_colours.items()},
+        "liaison_colours": liaison_colours,
+        "units": units,
+        "totals": totals,
+    }
 
 
 def _heading(campaign: Campaign, d: CampaignDefinition, shape: _Shape, now: datetime) -> dict:
     return {
-        "campaign_id": campaign.id, "code": campaign.code, "version": campaign.version, "as_of": now,
+        "campaign_id": campaign.id,
+        "code": campaign.code,
+        "version": campaign.version,
+        "as_of": now,
         "colour_rule": COLOUR_RULE.replace("red_within_days", f"{d.coverage.red_within_days} days"),
-        "measures": [{"code": m.code, "name": m.name, "deadline_code": due.code if due else None,
-                      "due_at": due.due if due else None} for m in d.measures for due in [shape.deadlines[m.code]]],
+        "measures": [
+            {
+                "code": m.code,
+                "name": m.name,
+                "deadline_code": due.code if due else None,
+                "due_at": due.due if due else None,
+            }
+            for m in d.measures
+            for due in [shape.deadlines[m.code]]
+        ],
         "topics": [{"code": t.code, "name": t.name} for t in d.topics],
     }
 
 
 def _liaison(row: UnitStanding, deadline: Deadline | None, now: datetime, red_within: timedelta) -> dict:
     if row.liaison_name:
-        return {"status": "late" if row.liaison_late else "designated", "colour": "yellow" if row.liaison_late else "green",
-                "name": row.liaison_name}
+        return {
+            "status": "late" if row.liaison_late else "designated",
+            "colour": "yellow" if row.liaison_late else "green",
+            "name": row.liaison_name,
+        }
     return {"status": "missing", "colour": colour("missing", deadline, now, red_within), "name": None}

@@ -9,6 +9,7 @@ outbox in the same transaction. Replicas racing on the same alert collide on tha
 insert took the row publishes, the other sees no row inserted and publishes nothing; after a restart
 the rows are still there.
 """
+
 from __future__ import annotations
 
 import logging
@@ -58,9 +59,13 @@ def missing_items(unit: UnitStanding, deadline: Deadline, d: CampaignDefinition)
         if requirement == "liaison" and not unit.liaison_name:
             items.append("联络员")
         elif requirement == "summary_report" and unit.summary_report[0] in ("missing", "returned"):
-            items.append("活动总结" + ("（已退回，待重新报送）" if unit.summary_report[0] == "returned" else ""))
+            items.append(
+                "活动总结" + ("（已退回，待重新报送）" if unit.summary_report[0] == "returned" else "")
+            )
         elif requirement == "measures" or requirement.startswith("measure:"):
-            codes = [m.code for m in d.measures] if requirement == "measures" else [requirement.split(":", 1)[1]]
+            codes = (
+                [m.code for m in d.measures] if requirement == "measures" else [requirement.split(":", 1)[1]]
+            )
             for code in codes:
                 state = unit.measures.get(code, ("missing", 0))[0]
                 if state in ("missing", "returned"):
@@ -78,7 +83,9 @@ def watch_deadlines(*, ctx: ServiceContext) -> int:
         campaign_ids = list(uow.scalars(select(Campaign.id).order_by(Campaign.code)))
     fired = 0
     for campaign_id in campaign_ids:
-        fired += _watch_campaign(campaign_id, now, settings.deadline_lead_times, settings.deadline_missed_within, ctx=ctx)
+        fired += _watch_campaign(
+            campaign_id, now, settings.deadline_lead_times, settings.deadline_missed_within, ctx=ctx
+        )
     if fired:
         log.info("deadline watcher: %d alert(s) published", fired)
         ctx.outbox_written()
@@ -90,34 +97,62 @@ def _watch_campaign(campaign_id: str, now: datetime, leads, missed_within, *, ct
         definition = queries.current_definition(uow, campaign_id)
         if definition is None:
             return 0
-        due = [(deadline, lead) for deadline in definition.deadlines if deadline.requires
-               for lead in [stage(deadline.due, now, tuple(leads), missed_within)] if lead]
+        due = [
+            (deadline, lead)
+            for deadline in definition.deadlines
+            if deadline.requires
+            for lead in [stage(deadline.due, now, tuple(leads), missed_within)]
+            if lead
+        ]
         if not due:
             return 0
         rows = standings(uow, campaign_id, definition)
     fired = 0
     for deadline, lead in due:
-        owing = {u.unit_id: items for u in rows for items in [missing_items(u, deadline, definition)] if items}
+        owing = {
+            u.unit_id: items for u in rows for items in [missing_items(u, deadline, definition)] if items
+        }
         if owing:
             fired += _fire(campaign_id, deadline, lead, owing, ctx=ctx)
     return fired
 
 
-def _fire(campaign_id: str, deadline: Deadline, lead: str, owing: dict[str, list[str]], *, ctx: ServiceContext) -> int:
+def _fire(
+    campaign_id: str, deadline: Deadline, lead: str, owing: dict[str, list[str]], *, ctx: ServiceContext
+) -> int:
     due_key = deadline.due.isoformat()
-    key = (DeadlineAlert.campaign_id == campaign_id, DeadlineAlert.deadline_code == deadline.code,
-           DeadlineAlert.due_at == due_key, DeadlineAlert.lead == lead)
+    key = (
+        DeadlineAlert.campaign_id == campaign_id,
+        DeadlineAlert.deadline_code == deadline.code,
+        DeadlineAlert.due_at == due_key,
+        DeadlineAlert.lead == lead,
+    )
     fired = 0
     with ctx.db.transaction() as uow:
         done = set(uow.scalars(select(DeadlineAlert.unit_id).where(*key)))
         todo = [unit_id for unit_id in owing if unit_id not in done]
         now = ctx.clock.now()
         for start in range(0, len(todo), _BATCH):
-            events = {unit_id: _event(campaign_id, deadline, lead, unit_id, owing[unit_id]) for unit_id in todo[start:start + _BATCH]}
-            rows = [{"campaign_id": campaign_id, "deadline_code": deadline.code, "due_at": due_key, "unit_id": unit_id,
-                     "lead": lead, "event_id": event.event_id, "fired_at": now} for unit_id, event in events.items()]
+            events = {
+                unit_id: _event(campaign_id, deadline, lead, unit_id, owing[unit_id])
+                for unit_id in todo[start : start + _BATCH]
+            }
+            rows = [
+                {
+                    "campaign_id": campaign_id,
+                    "deadline_code": deadline.code,
+                    "due_at": due_key,
+                    "unit_id": unit_id,
+                    "lead": lead,
+                    "event_id": event.event_id,
+                    "fired_at": now,
+                }
+                for unit_id, event in events.items()
+            ]
             # Only rows this transaction inserted come back; a row another replica holds does not.
-            inserted = uow.scalars(_insert(uow).values(rows).on_conflict_do_nothing().returning(DeadlineAlert.unit_id)).all()
+            inserted = uow.scalars(
+                _insert(uow).values(rows).on_conflict_do_nothing().returning(DeadlineAlert.unit_id)
+            ).all()
             for unit_id in inserted:
                 ctx.outbox.add(uow, events[unit_id])
             fired += len(inserted)
@@ -133,7 +168,13 @@ def _insert(uow):
 
 
 def _event(campaign_id: str, deadline: Deadline, lead: str, unit_id: str, missing: list[str]) -> Envelope:
-    common: dict[str, Any] = dict(campaign_id=campaign_id, deadline_code=deadline.code, deadline_name=deadline.name, due_at=deadline.due,
-                  unit_id=unit_id, missing=missing)
+    common: dict[str, Any] = dict(
+        campaign_id=campaign_id,
+        deadline_code=deadline.code,
+        deadline_name=deadline.name,
+        due_at=deadline.due,
+        unit_id=unit_id,
+        missing=missing,
+    )
     payload = DeadlineMissed(**common) if lead == MISSED else DeadlineApproaching(lead=lead, **common)
     return make_event(payload, producer=SERVICE)

@@ -6,6 +6,7 @@ types and required fields; `cross_check` checks what pydantic cannot see from on
 codes, known parents, deadlines inside the campaign). Every problem becomes an `Issue` naming the
 field (`measures[2].code`) and, where the text has lines, the line.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -13,13 +14,24 @@ import json
 import re
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, time, timezone
-from typing import Annotated, Any, Callable, Literal
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, EmailStr, Field, StringConstraints, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import ErrorDetails
 
 CODE_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
@@ -29,7 +41,13 @@ LongText = Annotated[str, StringConstraints(max_length=10000)]
 
 # Levels of the unit tree; a child's rank must be greater than its parent's.
 LEVEL_RANK = {"city": 0, "county": 1, "member": 1, "township": 2, "village": 3}
-LEVEL_NAMES = {"city": "市", "county": "县（区）", "member": "市直单位", "township": "乡镇（街道）", "village": "村（社区）"}
+LEVEL_NAMES = {
+    "city": "市",
+    "county": "县（区）",
+    "member": "市直单位",
+    "township": "乡镇（街道）",
+    "village": "村（社区）",
+}
 Level = Literal["city", "county", "member", "township", "village"]
 EvidenceKind = Literal["photo", "video", "document"]
 EVIDENCE_KINDS: tuple[EvidenceKind, ...] = ("photo", "video", "document")
@@ -134,7 +152,9 @@ class Material(_Model):
     @classmethod
     def _relative(cls, value: str | None) -> str | None:
         # Resolved against the definition's folder by the CLI: never absolute, never climbing out.
-        if value is not None and (value.startswith("/") or "\\" in value or ".." in value.split("/") or "\x00" in value):
+        if value is not None and (
+            value.startswith("/") or "\\" in value or ".." in value.split("/") or "\x00" in value
+        ):
             raise ValueError("file must be a relative path inside the definition's folder")
         return value
 
@@ -200,9 +220,13 @@ class SupervisionRules(_Model):
     """When the review service opens, and how it escalates, a supervision (督办) by itself."""
 
     deadline_missed: bool = True  # a missed deadline opens a red supervision
-    returned_stale_days: int | None = Field(5, ge=1, le=365)  # a returned submission not resubmitted within N days
+    returned_stale_days: int | None = Field(
+        5, ge=1, le=365
+    )  # a returned submission not resubmitted within N days
     inspection_problems: int | None = Field(3, ge=1, le=100)  # this many problems in one inspection
-    inspection_min_ratio: float | None = Field(0.6, ge=0, le=1)  # inspection points below this share of the maximum
+    inspection_min_ratio: float | None = Field(
+        0.6, ge=0, le=1
+    )  # inspection points below this share of the maximum
     rectify_days: int = Field(5, ge=1, le=365)  # days a unit has to rectify
     escalate: bool = True  # a missed rectification deadline raises the level (blue→yellow→red) and the method
 
@@ -219,6 +243,15 @@ class CoverageRule(_Model):
     """When an open cell turns red on the coverage matrix."""
 
     red_within_days: int = Field(3, ge=0, le=365)
+
+
+class DateShift(_Model):
+    """Every date of a definition moved by the same number of days, recorded on the campaign: how `make demo`
+    runs an old plan as if it were under way today."""
+
+    days: int = Field(ge=-36500, le=36500)
+    source: Code  # the code of the definition the dates come from
+    note: LongText = ""
 
 
 class CampaignDefinition(_Model):
@@ -239,6 +272,7 @@ class CampaignDefinition(_Model):
     coverage: CoverageRule = Field(default_factory=CoverageRule)
     supervision: SupervisionRules = Field(default_factory=SupervisionRules)
     circular: CircularRules = Field(default_factory=CircularRules)
+    shift: DateShift | None = None  # set when every date was moved from another definition's (see shifted())
 
     @field_validator("timezone")
     @classmethod
@@ -250,7 +284,7 @@ class CampaignDefinition(_Model):
         return value
 
     @model_validator(mode="after")
-    def _to_utc(self) -> "CampaignDefinition":
+    def _to_utc(self) -> CampaignDefinition:
         # Times without an offset are the campaign's local time; everything is kept in UTC.
         zone = ZoneInfo(self.timezone)
         for deadline in self.deadlines:
@@ -269,7 +303,7 @@ class CampaignDefinition(_Model):
 
     def publicity_starts_at(self) -> datetime:
         """The first instant of the publicity window, in UTC."""
-        return datetime.combine(self.windows.publicity.start, time(0), self.zone).astimezone(timezone.utc)
+        return datetime.combine(self.windows.publicity.start, time(0), self.zone).astimezone(UTC)
 
     def measure(self, code: str) -> Measure | None:
         """The measure with that code, if any."""
@@ -285,9 +319,44 @@ class CampaignDefinition(_Model):
         """Whether a day falls inside the publicity window."""
         return self.windows.publicity.start <= day <= self.windows.publicity.end
 
+    def shifted(self, days: int, *, code: str, name: str, note: str = "") -> CampaignDefinition:
+        """A copy under a new code and name with every date (windows, deadlines, liaison designations) moved by
+        days, all together, and the shift recorded in `shift`."""
+        step = timedelta(days=days)
+
+        def window(w: Window) -> Window:
+            return Window(start=w.start + step, end=w.end + step)
+
+        units = [
+            u.model_copy(
+                update={
+                    "liaison": u.liaison.model_copy(update={"designated_at": u.liaison.designated_at + step})
+                }
+            )
+            if u.liaison and u.liaison.designated_at
+            else u
+            for u in self.units
+        ]
+        source = self.shift.source if self.shift else self.code
+        return self.model_copy(
+            update={
+                "code": code,
+                "name": name,
+                "units": units,
+                "windows": Windows(
+                    publicity=window(self.windows.publicity),
+                    inspection=window(self.windows.inspection) if self.windows.inspection else None,
+                ),
+                "deadlines": [d.model_copy(update={"due": d.due + step}) for d in self.deadlines],
+                "shift": DateShift(
+                    days=days + (self.shift.days if self.shift else 0), source=source, note=note
+                ),
+            }
+        )
+
 
 def _utc(value: datetime, zone: ZoneInfo) -> datetime:
-    return (value if value.tzinfo else value.replace(tzinfo=zone)).astimezone(timezone.utc)
+    return (value if value.tzinfo else value.replace(tzinfo=zone)).astimezone(UTC)
 
 
 # ---------------------------------------------------------------- problems
@@ -319,7 +388,12 @@ class Issue:
 
     def as_dict(self) -> dict:
         """The issue as the API returns it."""
-        return {"field": self.field, "line": self.line, "message": self.message, "message_en": self.message_en}
+        return {
+            "field": self.field,
+            "line": self.line,
+            "message": self.message,
+            "message_en": self.message_en,
+        }
 
 
 class DefinitionInvalid(ValueError):
@@ -382,7 +456,11 @@ _VALUE_ERRORS_ZH = {
 
 
 def _from_pydantic(error: ErrorDetails) -> Issue:
-    loc = tuple(part for part in error["loc"] if not (isinstance(part, str) and part.startswith(("function-", "constrained-"))))
+    loc = tuple(
+        part
+        for part in error["loc"]
+        if not (isinstance(part, str) and part.startswith(("function-", "constrained-")))
+    )
     zh = _PYDANTIC_ZH.get(error["type"], "取值不正确")
     message = str(error.get("msg", ""))
     if error["type"] == "value_error":
@@ -396,13 +474,26 @@ def _from_pydantic(error: ErrorDetails) -> Issue:
 def parse_definition(text: str, *, fmt: str | None = None) -> CampaignDefinition:
     """Read and validate a definition (YAML or JSON); raises DefinitionInvalid naming each bad field."""
     if len(text.encode("utf-8")) > MAX_DEFINITION_BYTES:
-        raise DefinitionInvalid([Issue((), f"定义文件太大（上限 {MAX_DEFINITION_BYTES} 字节）",
-                                       f"definition larger than {MAX_DEFINITION_BYTES} bytes")])
+        raise DefinitionInvalid(
+            [
+                Issue(
+                    (),
+                    f"定义文件太大（上限 {MAX_DEFINITION_BYTES} 字节）",
+                    f"definition larger than {MAX_DEFINITION_BYTES} bytes",
+                )
+            ]
+        )
     fmt = fmt or sniff_format(text)
     data, root, issues = _read(text, fmt)
     line_of = _line_finder(root)
     if not issues and not isinstance(data, dict):
-        issues = [Issue((), "定义应为键值映射（顶层是 code、name、measures 等字段）", "the definition must be a mapping at the top level")]
+        issues = [
+            Issue(
+                (),
+                "定义应为键值映射（顶层是 code、name、measures 等字段）",
+                "the definition must be a mapping at the top level",
+            )
+        ]
     if issues:
         raise DefinitionInvalid([_with_line(i, line_of) for i in issues])
     try:
@@ -416,7 +507,7 @@ def parse_definition(text: str, *, fmt: str | None = None) -> CampaignDefinition
 
 
 def sniff_format(text: str) -> str:
-    """"json" when the text starts with a brace, else "yaml"."""
+    """ "json" when the text starts with a brace, else "yaml"."""
     return "json" if text.lstrip("\ufeff \t\r\n").startswith("{") else "yaml"
 
 
@@ -435,7 +526,11 @@ def _read(text: str, fmt: str) -> tuple[Any, yaml.Node | None, list[Issue]]:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            return None, None, [Issue((), f"JSON 语法错误：{exc.msg}", f"JSON syntax error: {exc.msg}", exc.lineno)]
+            return (
+                None,
+                None,
+                [Issue((), f"JSON 语法错误：{exc.msg}", f"JSON syntax error: {exc.msg}", exc.lineno)],
+            )
         try:  # JSON is (almost always) YAML too: compose it only to learn the lines
             root = yaml.compose(text, Loader=_Loader)
         except yaml.YAMLError:
@@ -443,11 +538,22 @@ def _read(text: str, fmt: str) -> tuple[Any, yaml.Node | None, list[Issue]]:
         return data, root, _duplicate_keys(root)
     try:
         root = yaml.compose(text, Loader=_Loader)
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)
-        return None, None, [Issue((), f"YAML 语法错误：{problem}", f"YAML syntax error: {problem}", mark.line + 1 if mark else None)]
+        return (
+            None,
+            None,
+            [
+                Issue(
+                    (),
+                    f"YAML 语法错误：{problem}",
+                    f"YAML syntax error: {problem}",
+                    mark.line + 1 if mark else None,
+                )
+            ],
+        )
     return data, root, _duplicate_keys(root)
 
 
@@ -460,7 +566,9 @@ def _duplicate_keys(root: yaml.Node | None) -> list[Issue]:
             for key, value in node.value:
                 name = key.value if isinstance(key, yaml.ScalarNode) else str(key)
                 if name in seen:
-                    issues.append(Issue(loc + (name,), "字段重复出现", "duplicate key", key.start_mark.line + 1))
+                    issues.append(
+                        Issue(loc + (name,), "字段重复出现", "duplicate key", key.start_mark.line + 1)
+                    )
                 seen.add(name)
                 walk(value, loc + (name,))
         elif isinstance(node, yaml.SequenceNode):
@@ -479,11 +587,20 @@ def _line_finder(root: yaml.Node | None) -> Callable[[tuple], int | None]:
         node, line = root, root.start_mark.line + 1
         for part in loc:
             if isinstance(node, yaml.MappingNode):
-                match = next(((k, v) for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == str(part)), None)
+                match = next(
+                    (
+                        (k, v)
+                        for k, v in node.value
+                        if isinstance(k, yaml.ScalarNode) and k.value == str(part)
+                    ),
+                    None,
+                )
                 if match is None:
                     break
                 line, node = match[0].start_mark.line + 1, match[1]
-            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
+            elif (
+                isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value)
+            ):
                 node = node.value[part]
                 line = node.start_mark.line + 1
             else:
@@ -520,8 +637,13 @@ def _unique_codes(section: str, items: list) -> list[Issue]:
     seen: dict[str, int] = {}
     for index, item in enumerate(items):
         if item.code in seen:
-            issues.append(Issue((section, index, "code"), f"代码 {item.code} 重复（与第 {seen[item.code] + 1} 项相同）",
-                                f"duplicate code {item.code} (same as item {seen[item.code] + 1})"))
+            issues.append(
+                Issue(
+                    (section, index, "code"),
+                    f"代码 {item.code} 重复（与第 {seen[item.code] + 1} 项相同）",
+                    f"duplicate code {item.code} (same as item {seen[item.code] + 1})",
+                )
+            )
         else:
             seen[item.code] = index
     return issues
@@ -532,7 +654,9 @@ def _check_windows(d: CampaignDefinition) -> list[Issue]:
     for name in ("publicity", "inspection"):
         window = getattr(d.windows, name)
         if window and window.end < window.start:
-            issues.append(Issue(("windows", name, "end"), "结束日期早于开始日期", "end date is before the start date"))
+            issues.append(
+                Issue(("windows", name, "end"), "结束日期早于开始日期", "end date is before the start date")
+            )
     return issues
 
 
@@ -542,12 +666,22 @@ def _check_deadlines(d: CampaignDefinition) -> list[Issue]:
     measures = {m.code for m in d.measures}
     for index, deadline in enumerate(d.deadlines):
         if deadline.due < start:
-            issues.append(Issue(("deadlines", index, "due"), f"截止时间早于宣传期开始（{d.windows.publicity.start}）",
-                                f"deadline is before the publicity window starts ({d.windows.publicity.start})"))
+            issues.append(
+                Issue(
+                    ("deadlines", index, "due"),
+                    f"截止时间早于宣传期开始（{d.windows.publicity.start}）",
+                    f"deadline is before the publicity window starts ({d.windows.publicity.start})",
+                )
+            )
         for j, requirement in enumerate(deadline.requires):
             if requirement.startswith("measure:") and requirement.split(":", 1)[1] not in measures:
-                issues.append(Issue(("deadlines", index, "requires", j), f"不认识的宣传措施：{requirement.split(':', 1)[1]}",
-                                    f"unknown measure: {requirement.split(':', 1)[1]}"))
+                issues.append(
+                    Issue(
+                        ("deadlines", index, "requires", j),
+                        f"不认识的宣传措施：{requirement.split(':', 1)[1]}",
+                        f"unknown measure: {requirement.split(':', 1)[1]}",
+                    )
+                )
     return issues
 
 
@@ -559,13 +693,25 @@ def _check_units(d: CampaignDefinition) -> list[Issue]:
             continue
         parent = by_code.get(unit.parent)
         if parent is None:
-            issues.append(Issue(("units", index, "parent"), f"上级单位 {unit.parent} 不在 units 中", f"unknown parent unit {unit.parent}"))
+            issues.append(
+                Issue(
+                    ("units", index, "parent"),
+                    f"上级单位 {unit.parent} 不在 units 中",
+                    f"unknown parent unit {unit.parent}",
+                )
+            )
         elif unit.parent == unit.code:
-            issues.append(Issue(("units", index, "parent"), "单位不能是自己的上级", "a unit cannot be its own parent"))
+            issues.append(
+                Issue(("units", index, "parent"), "单位不能是自己的上级", "a unit cannot be its own parent")
+            )
         elif LEVEL_RANK[unit.level] <= LEVEL_RANK[parent.level]:
-            issues.append(Issue(("units", index, "level"),
-                                f"层级 {unit.level}（{LEVEL_NAMES[unit.level]}）不能隶属于 {parent.level}（{LEVEL_NAMES[parent.level]}）",
-                                f"level {unit.level} cannot sit under {parent.level}"))
+            issues.append(
+                Issue(
+                    ("units", index, "level"),
+                    f"层级 {unit.level}（{LEVEL_NAMES[unit.level]}）不能隶属于 {parent.level}（{LEVEL_NAMES[parent.level]}）",
+                    f"level {unit.level} cannot sit under {parent.level}",
+                )
+            )
     # Ranks strictly grow towards the leaves, so with known parents and valid levels no cycle is possible.
     return issues
 
@@ -574,19 +720,37 @@ def _check_rubric(d: CampaignDefinition, rubric: Rubric) -> list[Issue]:
     issues: list[Issue] = []
     parts = rubric.measures.points + rubric.timeliness.points + rubric.inspection.points
     if abs(parts - rubric.total) > 1e-6:
-        issues.append(Issue(("rubric", "total"), f"各部分分值之和（{parts:g}）不等于总分（{rubric.total:g}）",
-                            f"the parts add up to {parts:g}, not the total {rubric.total:g}"))
+        issues.append(
+            Issue(
+                ("rubric", "total"),
+                f"各部分分值之和（{parts:g}）不等于总分（{rubric.total:g}）",
+                f"the parts add up to {parts:g}, not the total {rubric.total:g}",
+            )
+        )
     deadlines = {x.code for x in d.deadlines}
     for j, code in enumerate(rubric.timeliness.deadlines):
         if code not in deadlines:
-            issues.append(Issue(("rubric", "timeliness", "deadlines", j), f"不认识的截止时间：{code}", f"unknown deadline: {code}"))
+            issues.append(
+                Issue(
+                    ("rubric", "timeliness", "deadlines", j),
+                    f"不认识的截止时间：{code}",
+                    f"unknown deadline: {code}",
+                )
+            )
     criteria = sum(c.points for c in rubric.inspection.criteria)
     if rubric.inspection.criteria and abs(criteria - rubric.inspection.points) > 1e-6:
-        issues.append(Issue(("rubric", "inspection", "points"), f"检查各项分值之和（{criteria:g}）不等于检查分值",
-                            f"inspection criteria add up to {criteria:g}, not {rubric.inspection.points:g}"))
+        issues.append(
+            Issue(
+                ("rubric", "inspection", "points"),
+                f"检查各项分值之和（{criteria:g}）不等于检查分值",
+                f"inspection criteria add up to {criteria:g}, not {rubric.inspection.points:g}",
+            )
+        )
     issues += _unique_codes_at(("rubric", "inspection", "criteria"), rubric.inspection.criteria)
     if sum(m.weight for m in d.measures) <= 0 and rubric.measures.points > 0:
-        issues.append(Issue(("measures",), "所有宣传措施权重均为 0，无法分配措施分值", "all measure weights are 0"))
+        issues.append(
+            Issue(("measures",), "所有宣传措施权重均为 0，无法分配措施分值", "all measure weights are 0")
+        )
     return issues
 
 
@@ -599,7 +763,9 @@ def _unique_codes_at(loc: tuple, items: list) -> list[Issue]:
 
 def canonical_json(definition: CampaignDefinition) -> str:
     """The normalised definition as compact JSON with sorted keys (what versions are compared by)."""
-    return json.dumps(definition.model_dump(mode="json"), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return json.dumps(
+        definition.model_dump(mode="json"), sort_keys=True, ensure_ascii=False, separators=(",", ":")
+    )
 
 
 def definition_sha256(definition: CampaignDefinition) -> str:

@@ -2,13 +2,15 @@
 
 It opens intake's database from the same environment variables as the service (DATABASE_URL, DATA_DIR).
 """
+
 from __future__ import annotations
 
 import argparse
 import getpass
 import socket
 import sys
-from typing import Sequence, TextIO
+from collections.abc import Sequence
+from typing import TextIO
 
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
@@ -21,9 +23,13 @@ from shared.request_context import RequestInfo
 from shared.settings import Settings
 
 
-def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None, settings: Settings | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None, *, stdin: TextIO | None = None, settings: Settings | None = None
+) -> int:
     """Run the CLI; returns the process exit code."""
-    parser = argparse.ArgumentParser(prog="python -m services.intake.identity_cli", description="宣传月佐证平台 · 账号管理")
+    parser = argparse.ArgumentParser(
+        prog="python -m services.intake.identity_cli", description="宣传月佐证平台 · 账号管理"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     create = commands.add_parser("create-admin", help="创建管理员账号")
     create.add_argument("--username", required=True, help="登录名（3-64 位字母、数字或 _.@-）")
@@ -35,13 +41,17 @@ def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None, sett
     if password is None:
         return 2
     try:
-        command = identity.UserCreate(username=args.username, display_name=args.display_name, role=ADMIN, password=password)
+        command = identity.UserCreate(
+            username=args.username, display_name=args.display_name, role=ADMIN, password=password
+        )
     except ValidationError as exc:
         print("输入无效：" + "；".join(_explain(error) for error in exc.errors()), file=sys.stderr)
         return 2
     ctx = bootstrap(settings or Settings())
     try:
-        actor = Principal(id="cli", name=f"命令行 {getpass.getuser()}@{socket.gethostname()}", role=ADMIN, via="cli")
+        actor = Principal(
+            id="cli", name=f"命令行 {getpass.getuser()}@{socket.gethostname()}", role=ADMIN, via="cli"
+        )
         user = identity.create_user(command, ctx=ctx, principal=actor, request=RequestInfo(request_id="cli"))
     except ApiError as exc:
         print(f"创建失败：{exc.info['message']}", file=sys.stderr)

@@ -1,4 +1,5 @@
 """Intake tables: campaigns and their versions, the unit tree with liaisons, submissions, deadline alerts."""
+
 from __future__ import annotations
 
 from datetime import date, datetime
@@ -115,7 +116,9 @@ class Unit(Base):
     unit_path: Mapped[str] = mapped_column(String(1000), default="")
     participates: Mapped[bool] = mapped_column(Boolean, default=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
-    source: Mapped[str] = mapped_column(String(16), default="api")  # "api", or "definition" (retired when dropped from it)
+    source: Mapped[str] = mapped_column(
+        String(16), default="api"
+    )  # "api", or "definition" (retired when dropped from it)
     liaison_name: Mapped[str | None] = mapped_column(String(100), nullable=True)
     liaison_email: Mapped[str | None] = mapped_column(String(254), nullable=True)
     liaison_phone: Mapped[str | None] = mapped_column(String(32), nullable=True)
@@ -173,8 +176,20 @@ class Submission(Base):
 
 # The coverage matrix groups a campaign's submissions by unit, kind and measure: with the key in this
 # order PostgreSQL reads the index alone, already grouped (no hash, no sort).
-Index("ix_submissions_coverage", Submission.campaign_id, Submission.unit_id, Submission.kind, Submission.measure_code, Submission.state)
-Index("ix_submissions_path", Submission.campaign_id, Submission.unit_path, postgresql_ops={"unit_path": "varchar_pattern_ops"})
+Index(
+    "ix_submissions_coverage",
+    Submission.campaign_id,
+    Submission.unit_id,
+    Submission.kind,
+    Submission.measure_code,
+    Submission.state,
+)
+Index(
+    "ix_submissions_path",
+    Submission.campaign_id,
+    Submission.unit_path,
+    postgresql_ops={"unit_path": "varchar_pattern_ops"},
+)
 
 
 class SubmissionVersion(Base):
@@ -190,7 +205,9 @@ class SubmissionVersion(Base):
     participants: Mapped[int | None] = mapped_column(Integer, nullable=True)
     topics: Mapped[list] = mapped_column(JSON, default=list)
     submitted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    outcome: Mapped[str | None] = mapped_column(String(32), nullable=True)  # approved, returned, rejected, withdrawn
+    outcome: Mapped[str | None] = mapped_column(
+        String(32), nullable=True
+    )  # approved, returned, rejected, withdrawn
     review_comment: Mapped[str | None] = mapped_column(Text, nullable=True)
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
@@ -210,8 +227,13 @@ class SubmissionTopic(Base):
     handed_in: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
-Index("ix_submission_topics_coverage", SubmissionTopic.campaign_id, SubmissionTopic.handed_in, SubmissionTopic.unit_id,
-      SubmissionTopic.topic_code)
+Index(
+    "ix_submission_topics_coverage",
+    SubmissionTopic.campaign_id,
+    SubmissionTopic.handed_in,
+    SubmissionTopic.unit_id,
+    SubmissionTopic.topic_code,
+)
 
 
 class CoverageCell(Base):
@@ -260,7 +282,9 @@ class DeadlineAlert(Base):
     __tablename__ = "deadline_alerts"
     campaign_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     deadline_code: Mapped[str] = mapped_column(String(64), primary_key=True)
-    due_at: Mapped[str] = mapped_column(String(32), primary_key=True)  # ISO UTC: a moved deadline is a new one
+    due_at: Mapped[str] = mapped_column(
+        String(32), primary_key=True
+    )  # ISO UTC: a moved deadline is a new one
     unit_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     lead: Mapped[str] = mapped_column(String(32), primary_key=True)  # ISO duration, or "missed"
     event_id: Mapped[str] = mapped_column(String(36))

@@ -4,13 +4,23 @@
 caller may see, or None for everything (campaign office staff). The API passes scope_of(principal)
 (shared/auth.py): a unit's token carries its own unit path, so a unit sees its subtree only.
 """
+
 from __future__ import annotations
 
 from sqlalchemy import Select, select, true
 from sqlalchemy.orm import Session
 
 from services.intake.definition import CampaignDefinition, stored_definition
-from services.intake.models import Campaign, CampaignChange, CampaignVersion, LiaisonDesignation, Submission, SubmissionEvidence, SubmissionVersion, Unit
+from services.intake.models import (
+    Campaign,
+    CampaignChange,
+    CampaignVersion,
+    LiaisonDesignation,
+    Submission,
+    SubmissionEvidence,
+    SubmissionVersion,
+    Unit,
+)
 
 
 def within(column, scope: str | None):
@@ -29,8 +39,16 @@ def get_unit(uow: Session, unit_id: str, *, scope: str | None = None) -> Unit | 
     return unit if unit is not None and visible_path(unit.unit_path, scope) else None
 
 
-def list_units(uow: Session, *, scope: str | None = None, campaign_id: str | None = None, subtree: str | None = None,
-               include_inactive: bool = False, limit: int = 100, offset: int = 0) -> list[Unit]:
+def list_units(
+    uow: Session,
+    *,
+    scope: str | None = None,
+    campaign_id: str | None = None,
+    subtree: str | None = None,
+    include_inactive: bool = False,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[Unit]:
     """Units in scope, optionally of one campaign and under one subtree path, by path then code."""
     query = select(Unit).where(within(Unit.unit_path, scope), within(Unit.unit_path, subtree))
     if campaign_id:
@@ -42,7 +60,13 @@ def list_units(uow: Session, *, scope: str | None = None, campaign_id: str | Non
 
 def liaison_history(uow: Session, unit_id: str) -> list[LiaisonDesignation]:
     """A unit's liaisons in the order they were designated."""
-    return list(uow.scalars(select(LiaisonDesignation).where(LiaisonDesignation.unit_id == unit_id).order_by(LiaisonDesignation.id)))
+    return list(
+        uow.scalars(
+            select(LiaisonDesignation)
+            .where(LiaisonDesignation.unit_id == unit_id)
+            .order_by(LiaisonDesignation.id)
+        )
+    )
 
 
 def get_submission(uow: Session, submission_id: str, *, scope: str | None = None) -> Submission | None:
@@ -51,13 +75,27 @@ def get_submission(uow: Session, submission_id: str, *, scope: str | None = None
     return submission if submission is not None and visible_path(submission.unit_path, scope) else None
 
 
-def submissions_query(*, scope: str | None = None, campaign_id: str | None = None, unit_id: str | None = None,
-                      subtree: str | None = None, kind: str | None = None, measure_code: str | None = None,
-                      state: str | None = None) -> Select:
+def submissions_query(
+    *,
+    scope: str | None = None,
+    campaign_id: str | None = None,
+    unit_id: str | None = None,
+    subtree: str | None = None,
+    kind: str | None = None,
+    measure_code: str | None = None,
+    state: str | None = None,
+) -> Select:
     """SELECT of submissions in scope with the given filters, newest first."""
-    query = select(Submission).where(within(Submission.unit_path, scope), within(Submission.unit_path, subtree))
-    for column, value in ((Submission.campaign_id, campaign_id), (Submission.unit_id, unit_id), (Submission.kind, kind),
-                          (Submission.measure_code, measure_code), (Submission.state, state)):
+    query = select(Submission).where(
+        within(Submission.unit_path, scope), within(Submission.unit_path, subtree)
+    )
+    for column, value in (
+        (Submission.campaign_id, campaign_id),
+        (Submission.unit_id, unit_id),
+        (Submission.kind, kind),
+        (Submission.measure_code, measure_code),
+        (Submission.state, state),
+    ):
         if value:
             query = query.where(column == value)
     return query.order_by(Submission.created_at.desc(), Submission.id)
@@ -70,16 +108,24 @@ def list_submissions(uow: Session, *, limit: int = 100, offset: int = 0, **filte
 
 def submission_versions(uow: Session, submission_id: str) -> list[SubmissionVersion]:
     """Every version of a submission, oldest first."""
-    return list(uow.scalars(select(SubmissionVersion).where(SubmissionVersion.submission_id == submission_id)
-                            .order_by(SubmissionVersion.version)))
+    return list(
+        uow.scalars(
+            select(SubmissionVersion)
+            .where(SubmissionVersion.submission_id == submission_id)
+            .order_by(SubmissionVersion.version)
+        )
+    )
 
 
 def submission_evidence(uow: Session, submission_ids: list[str]) -> dict[str, list[SubmissionEvidence]]:
     """The evidence intake has heard of, per submission."""
     if not submission_ids:
         return {}
-    rows = uow.scalars(select(SubmissionEvidence).where(SubmissionEvidence.submission_id.in_(submission_ids))
-                       .order_by(SubmissionEvidence.stored_at, SubmissionEvidence.evidence_id))
+    rows = uow.scalars(
+        select(SubmissionEvidence)
+        .where(SubmissionEvidence.submission_id.in_(submission_ids))
+        .order_by(SubmissionEvidence.stored_at, SubmissionEvidence.evidence_id)
+    )
     out: dict[str, list[SubmissionEvidence]] = {}
     for row in rows:
         out.setdefault(row.submission_id, []).append(row)
@@ -100,11 +146,19 @@ def current_definition(uow: Session, campaign_id: str | None) -> CampaignDefinit
     """The campaign's currently published definition (None for no campaign); parsed once per version."""
     if not campaign_id:
         return None
-    row = uow.execute(select(Campaign.version, Campaign.definition_sha256).where(Campaign.id == campaign_id)).first()
+    row = uow.execute(
+        select(Campaign.version, Campaign.definition_sha256).where(Campaign.id == campaign_id)
+    ).first()
     if row is None:
         return None
-    return stored_definition(row.definition_sha256, lambda: uow.scalar(
-        select(CampaignVersion.definition).where(CampaignVersion.campaign_id == campaign_id, CampaignVersion.version == row.version)))
+    return stored_definition(
+        row.definition_sha256,
+        lambda: uow.scalar(
+            select(CampaignVersion.definition).where(
+                CampaignVersion.campaign_id == campaign_id, CampaignVersion.version == row.version
+            )
+        ),
+    )
 
 
 def published_definition(uow: Session, campaign_id: str) -> CampaignDefinition:
@@ -117,9 +171,21 @@ def published_definition(uow: Session, campaign_id: str) -> CampaignDefinition:
 
 def campaign_versions(uow: Session, campaign_id: str) -> list[CampaignVersion]:
     """Every published version of a campaign, oldest first."""
-    return list(uow.scalars(select(CampaignVersion).where(CampaignVersion.campaign_id == campaign_id).order_by(CampaignVersion.version)))
+    return list(
+        uow.scalars(
+            select(CampaignVersion)
+            .where(CampaignVersion.campaign_id == campaign_id)
+            .order_by(CampaignVersion.version)
+        )
+    )
 
 
 def campaign_changes(uow: Session, campaign_id: str) -> list[CampaignChange]:
     """The audit trail of a campaign, oldest first."""
-    return list(uow.scalars(select(CampaignChange).where(CampaignChange.campaign_id == campaign_id).order_by(CampaignChange.id)))
+    return list(
+        uow.scalars(
+            select(CampaignChange)
+            .where(CampaignChange.campaign_id == campaign_id)
+            .order_by(CampaignChange.id)
+        )
+    )

@@ -1,4 +1,5 @@
 """Intake API models (pydantic), kept apart from the ORM."""
+
 from __future__ import annotations
 
 from datetime import date, datetime
@@ -7,10 +8,13 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 from services.intake.definition import CODE_PATTERN
+from shared.http import UtcDateTime
 
 UnitLevel = Literal["city", "county", "township", "village", "member"]
 SubmissionKind = Literal["measure", "summary_report", "good_practice"]
-SubmissionState = Literal["draft", "submitted", "under_review", "approved", "returned", "rejected", "withdrawn"]
+SubmissionState = Literal[
+    "draft", "submitted", "under_review", "approved", "returned", "rejected", "withdrawn"
+]
 
 
 class LiaisonIn(BaseModel):
@@ -28,7 +32,7 @@ class LiaisonRead(BaseModel):
     name: str
     email: str
     phone: str | None
-    designated_at: datetime
+    designated_at: UtcDateTime
     late: bool
     source: str
 
@@ -61,9 +65,9 @@ class UnitRead(BaseModel):
     liaison_name: str | None
     liaison_email: str | None
     liaison_phone: str | None
-    liaison_designated_at: datetime | None
+    liaison_designated_at: UtcDateTime | None
     liaison_late: bool
-    created_at: datetime
+    created_at: UtcDateTime
 
 
 class SubmissionFields(BaseModel):
@@ -135,14 +139,18 @@ class SubmissionRead(BaseModel):
     state: str
     version: int
     review_comment: str | None
-    submitted_at: datetime | None
-    created_at: datetime
-    updated_at: datetime
+    submitted_at: UtcDateTime | None
+    created_at: UtcDateTime
+    updated_at: UtcDateTime
     evidence: list[EvidenceRef] = []
     evidence_status: EvidenceStatus | None = None
-    upload_grant: str | None = Field(None, description=(
-        "已提交的材料：短期有效的上传凭据，随 X-Upload-Grant 头发给佐证服务，可立即上传 · for a handed-in submission: "
-        "a short-lived grant to send as X-Upload-Grant to evidence_storage, so an upload right after create succeeds"))
+    upload_grant: str | None = Field(
+        None,
+        description=(
+            "已提交的材料：短期有效的上传凭据，随 X-Upload-Grant 头发给佐证服务，可立即上传 · for a handed-in submission: "
+            "a short-lived grant to send as X-Upload-Grant to evidence_storage, so an upload right after create succeeds"
+        ),
+    )
 
 
 class SubmissionVersionRead(BaseModel):
@@ -156,10 +164,10 @@ class SubmissionVersionRead(BaseModel):
     place: str
     participants: int | None
     topics: list[str]
-    submitted_at: datetime
+    submitted_at: UtcDateTime
     outcome: str | None
     review_comment: str | None
-    decided_at: datetime | None
+    decided_at: UtcDateTime | None
 
 
 class CampaignRead(BaseModel):
@@ -176,8 +184,8 @@ class CampaignRead(BaseModel):
     publicity_end: date
     inspection_start: date | None
     inspection_end: date | None
-    created_at: datetime
-    updated_at: datetime
+    created_at: UtcDateTime
+    updated_at: UtcDateTime
     definition: dict | None = None
 
 
@@ -204,7 +212,7 @@ class CampaignVersionRead(BaseModel):
     version: int
     sha256: str
     source_format: str
-    created_at: datetime
+    created_at: UtcDateTime
     created_by: str | None
     source_text: str | None = None
 
@@ -218,7 +226,7 @@ class CampaignChangeRead(BaseModel):
     action: str
     actor: str | None
     summary: dict
-    at: datetime
+    at: UtcDateTime
 
 
 class MaterialRead(BaseModel):
@@ -234,7 +242,7 @@ class MaterialRead(BaseModel):
     media_type: str | None
     size: int | None
     sha256: str | None
-    uploaded_at: datetime | None
+    uploaded_at: UtcDateTime | None
     download_path: str | None = None
 
 
@@ -277,7 +285,7 @@ class CoverageColumn(BaseModel):
     code: str
     name: str
     deadline_code: str | None
-    due_at: datetime | None
+    due_at: UtcDateTime | None
 
 
 class CoverageRead(BaseModel):
@@ -286,7 +294,7 @@ class CoverageRead(BaseModel):
     campaign_id: str
     code: str
     version: int
-    as_of: datetime
+    as_of: UtcDateTime
     colour_rule: str
     measures: list[CoverageColumn]
     topics: list[dict]

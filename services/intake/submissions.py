@@ -5,6 +5,7 @@ while no reviewer has decided; returned → submitted again as version N+1 (ever
 submission_versions). A reviewer's claim (submission.claimed) shows the version as under_review, a
 release (submission.released) shows it as submitted again; decisions are mirrored from either state.
 """
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -29,7 +30,13 @@ SERVICE = "intake"
 KIND_NAMES = {"measure": "宣传措施材料", "summary_report": "活动总结", "good_practice": "经验做法"}
 
 
-def create_submission(command: schemas.SubmissionCreate, *, ctx: ServiceContext, scope: str | None = None, actor: Actor | None = None) -> Submission:
+def create_submission(
+    command: schemas.SubmissionCreate,
+    *,
+    ctx: ServiceContext,
+    scope: str | None = None,
+    actor: Actor | None = None,
+) -> Submission:
     """Create a submission; unless `submit` is false it is handed in at once (publishes submission.submitted)."""
     now = ctx.clock.now()
     with ctx.db.transaction() as uow:
@@ -39,76 +46,157 @@ def create_submission(command: schemas.SubmissionCreate, *, ctx: ServiceContext,
         if not unit.active:
             raise ApiError(409, "unit_inactive", "该单位已停用，不能报送", "the unit is no longer active")
         if command.campaign_id and unit.campaign_id and command.campaign_id != unit.campaign_id:
-            raise ApiError(422, "campaign_mismatch", "该单位不属于此活动", "the unit does not take part in this campaign")
+            raise ApiError(
+                422, "campaign_mismatch", "该单位不属于此活动", "the unit does not take part in this campaign"
+            )
         campaign_id = command.campaign_id or unit.campaign_id
         definition = queries.current_definition(uow, campaign_id)
         if campaign_id and definition is None:
             raise not_found("活动", "campaign", campaign_id)
         measure_code = _check_kind(command.kind, command.measure_code, definition)
         submission = Submission(
-            id=new_id(), campaign_id=campaign_id, unit_id=unit.id, unit_path=unit.unit_path, kind=command.kind,
-            measure_code=measure_code, title=command.title, description=command.description, held_on=command.held_on,
-            place=command.place, participants=command.participants, topics=_check_topics(command.topics, definition),
-            outside_window=_outside_window(definition, command.held_on), late=False, state="draft", version=1,
-            created_at=now, updated_at=now,
+            id=new_id(),
+            campaign_id=campaign_id,
+            unit_id=unit.id,
+            unit_path=unit.unit_path,
+            kind=command.kind,
+            measure_code=measure_code,
+            title=command.title,
+            description=command.description,
+            held_on=command.held_on,
+            place=command.place,
+            participants=command.participants,
+            topics=_check_topics(command.topics, definition),
+            outside_window=_outside_window(definition, command.held_on),
+            late=False,
+            state="draft",
+            version=1,
+            created_at=now,
+            updated_at=now,
         )
         uow.add(submission)
         uow.flush()
         _write_topics(uow, submission)
         if command.submit:
             _hand_in(uow, submission, definition, ctx=ctx)
-        auditing.record(actor, uow, "submission.created", ("submission", submission.id),
-                        {"unit_id": unit.id, "kind": submission.kind, "measure_code": measure_code, "state": submission.state})
+        auditing.record(
+            actor,
+            uow,
+            "submission.created",
+            ("submission", submission.id),
+            {
+                "unit_id": unit.id,
+                "kind": submission.kind,
+                "measure_code": measure_code,
+                "state": submission.state,
+            },
+        )
     ctx.outbox_written()
     return submission
 
 
-def edit_draft(submission_id: str, fields: schemas.SubmissionFields, *, ctx: ServiceContext, scope: str | None = None, actor: Actor | None = None) -> Submission:
+def edit_draft(
+    submission_id: str,
+    fields: schemas.SubmissionFields,
+    *,
+    ctx: ServiceContext,
+    scope: str | None = None,
+    actor: Actor | None = None,
+) -> Submission:
     """Change a draft's fields."""
     with ctx.db.transaction() as uow:
         submission, definition = _load(uow, submission_id, scope)
-        _expect(submission, ("draft",), "只有草稿可以修改；退回的材料请重新报送", "only drafts can be edited; resubmit a returned one")
+        _expect(
+            submission,
+            ("draft",),
+            "只有草稿可以修改；退回的材料请重新报送",
+            "only drafts can be edited; resubmit a returned one",
+        )
         _apply(uow, submission, fields, definition, ctx=ctx)
-        auditing.record(actor, uow, "submission.edited", ("submission", submission.id), fields.model_dump(mode="json", exclude_unset=True))
+        auditing.record(
+            actor,
+            uow,
+            "submission.edited",
+            ("submission", submission.id),
+            fields.model_dump(mode="json", exclude_unset=True),
+        )
     return submission
 
 
-def submit_draft(submission_id: str, *, ctx: ServiceContext, scope: str | None = None, actor: Actor | None = None) -> Submission:
+def submit_draft(
+    submission_id: str, *, ctx: ServiceContext, scope: str | None = None, actor: Actor | None = None
+) -> Submission:
     """Hand in a draft (publishes submission.submitted)."""
     with ctx.db.transaction() as uow:
         submission, definition = _load(uow, submission_id, scope)
         _expect(submission, ("draft",), "只有草稿可以提交", "only a draft can be submitted")
         _hand_in(uow, submission, definition, ctx=ctx)
-        auditing.record(actor, uow, "submission.submitted", ("submission", submission.id), {"version": submission.version})
+        auditing.record(
+            actor, uow, "submission.submitted", ("submission", submission.id), {"version": submission.version}
+        )
     ctx.outbox_written()
     return submission
 
 
-def withdraw(submission_id: str, *, ctx: ServiceContext, scope: str | None = None, actor: Actor | None = None) -> Submission:
+def withdraw(
+    submission_id: str, *, ctx: ServiceContext, scope: str | None = None, actor: Actor | None = None
+) -> Submission:
     """Take back a submission no reviewer has decided yet (publishes submission.withdrawn)."""
     now = ctx.clock.now()
     with ctx.db.transaction() as uow:
         submission, _ = _load(uow, submission_id, scope)
-        _expect(submission, ("submitted",), "只有尚未审核的材料可以撤回", "only a submission not yet reviewed can be withdrawn")
+        _expect(
+            submission,
+            ("submitted",),
+            "只有尚未审核的材料可以撤回",
+            "only a submission not yet reviewed can be withdrawn",
+        )
         _set_state(uow, submission, "withdrawn", now)
         _close_version(uow, submission, "withdrawn", None, now)
-        ctx.outbox.add(uow, make_event(SubmissionWithdrawn(
-            submission_id=submission.id, unit_id=submission.unit_id, version=submission.version), producer=SERVICE))
-        auditing.record(actor, uow, "submission.withdrawn", ("submission", submission.id), {"version": submission.version})
+        ctx.outbox.add(
+            uow,
+            make_event(
+                SubmissionWithdrawn(
+                    submission_id=submission.id, unit_id=submission.unit_id, version=submission.version
+                ),
+                producer=SERVICE,
+            ),
+        )
+        auditing.record(
+            actor, uow, "submission.withdrawn", ("submission", submission.id), {"version": submission.version}
+        )
     ctx.outbox_written()
     return submission
 
 
-def resubmit(submission_id: str, fields: schemas.SubmissionFields, *, ctx: ServiceContext, scope: str | None = None, actor: Actor | None = None) -> Submission:
+def resubmit(
+    submission_id: str,
+    fields: schemas.SubmissionFields,
+    *,
+    ctx: ServiceContext,
+    scope: str | None = None,
+    actor: Actor | None = None,
+) -> Submission:
     """Hand in a returned submission again, with changes, as a new version (publishes submission.submitted)."""
     with ctx.db.transaction() as uow:
         submission, definition = _load(uow, submission_id, scope)
-        _expect(submission, ("returned",), "只有被退回的材料可以重新报送", "only a returned submission can be resubmitted")
+        _expect(
+            submission,
+            ("returned",),
+            "只有被退回的材料可以重新报送",
+            "only a returned submission can be resubmitted",
+        )
         _apply(uow, submission, fields, definition, ctx=ctx)
         submission.version += 1
         submission.review_comment = None
         _hand_in(uow, submission, definition, ctx=ctx)
-        auditing.record(actor, uow, "submission.resubmitted", ("submission", submission.id), {"version": submission.version})
+        auditing.record(
+            actor,
+            uow,
+            "submission.resubmitted",
+            ("submission", submission.id),
+            {"version": submission.version},
+        )
     ctx.outbox_written()
     return submission
 
@@ -144,12 +232,23 @@ def record_claim(event: Envelope, *, uow: Session, ctx: ServiceContext) -> None:
 def record_evidence(event: Envelope, *, uow: Session, ctx: ServiceContext) -> None:
     """Remember evidence stored for one of our submissions (kind, size, checksum)."""
     data = read_payload(EvidenceStored, event)
-    if uow.get(Submission, data.submission_id) is None or uow.get(SubmissionEvidence, data.evidence_id) is not None:
+    if (
+        uow.get(Submission, data.submission_id) is None
+        or uow.get(SubmissionEvidence, data.evidence_id) is not None
+    ):
         return
-    uow.add(SubmissionEvidence(
-        evidence_id=data.evidence_id, submission_id=data.submission_id, kind=evidence_kind(data.media_type),
-        media_type=data.media_type, filename=data.filename, size=data.size, sha256=data.sha256, stored_at=event.occurred_at,
-    ))
+    uow.add(
+        SubmissionEvidence(
+            evidence_id=data.evidence_id,
+            submission_id=data.submission_id,
+            kind=evidence_kind(data.media_type),
+            media_type=data.media_type,
+            filename=data.filename,
+            size=data.size,
+            sha256=data.sha256,
+            stored_at=event.occurred_at,
+        )
+    )
 
 
 def evidence_kind(media_type: str) -> str:
@@ -170,11 +269,19 @@ def present(uow: Session, submissions: list[Submission]) -> list[schemas.Submiss
         view = schemas.SubmissionRead.model_validate(submission)
         view.evidence = [schemas.EvidenceRef.model_validate(e) for e in files]
         definition = definitions[submission.campaign_id]
-        measure = definition.measure(submission.measure_code) if definition and submission.kind == "measure" else None
+        measure = (
+            definition.measure(submission.measure_code)
+            if definition and submission.kind == "measure"
+            else None
+        )
         if measure:
             count = sum(1 for e in files if e.kind in measure.evidence.kinds)
-            view.evidence_status = schemas.EvidenceStatus(required_count=measure.evidence.min_count, accepted_kinds=list(measure.evidence.kinds),
-                                                          count=count, satisfied=count >= measure.evidence.min_count)
+            view.evidence_status = schemas.EvidenceStatus(
+                required_count=measure.evidence.min_count,
+                accepted_kinds=list(measure.evidence.kinds),
+                count=count,
+                satisfied=count >= measure.evidence.min_count,
+            )
         out.append(view)
     return out
 
@@ -182,7 +289,9 @@ def present(uow: Session, submissions: list[Submission]) -> list[schemas.Submiss
 # ---------------------------------------------------------------- helpers
 
 
-def _load(uow: Session, submission_id: str, scope: str | None) -> tuple[Submission, CampaignDefinition | None]:
+def _load(
+    uow: Session, submission_id: str, scope: str | None
+) -> tuple[Submission, CampaignDefinition | None]:
     submission = queries.get_submission(uow, submission_id, scope=scope)
     if submission is None:
         raise not_found("报送材料", "submission", submission_id)
@@ -191,35 +300,73 @@ def _load(uow: Session, submission_id: str, scope: str | None) -> tuple[Submissi
 
 def _expect(submission: Submission, states: tuple[str, ...], message: str, message_en: str) -> None:
     if submission.state not in states:
-        raise ApiError(409, "invalid_state", f"{message}（当前状态：{submission.state}）", f"{message_en} (state: {submission.state})")
+        raise ApiError(
+            409,
+            "invalid_state",
+            f"{message}（当前状态：{submission.state}）",
+            f"{message_en} (state: {submission.state})",
+        )
 
 
-def _hand_in(uow: Session, submission: Submission, definition: CampaignDefinition | None, *, ctx: ServiceContext) -> None:
+def _hand_in(
+    uow: Session, submission: Submission, definition: CampaignDefinition | None, *, ctx: ServiceContext
+) -> None:
     now = ctx.clock.now()
     submission.submitted_at = now
     _set_state(uow, submission, "submitted", now)
     submission.late = _late(definition, submission, now)
-    uow.add(SubmissionVersion(
-        submission_id=submission.id, version=submission.version, title=submission.title, description=submission.description,
-        held_on=submission.held_on, place=submission.place, participants=submission.participants,
-        topics=list(submission.topics), submitted_at=now,
-    ))
-    ctx.outbox.add(uow, make_event(SubmissionSubmitted(
-        submission_id=submission.id, unit_id=submission.unit_id, measure_code=submission.measure_code, title=submission.title,
-        version=submission.version, kind=submission.kind, campaign_id=submission.campaign_id, unit_path=submission.unit_path,
-        held_on=submission.held_on, outside_window=submission.outside_window, topics=list(submission.topics),
-        submitted_at=now, late=bool(submission.late),
-    ), producer=SERVICE))
+    uow.add(
+        SubmissionVersion(
+            submission_id=submission.id,
+            version=submission.version,
+            title=submission.title,
+            description=submission.description,
+            held_on=submission.held_on,
+            place=submission.place,
+            participants=submission.participants,
+            topics=list(submission.topics),
+            submitted_at=now,
+        )
+    )
+    ctx.outbox.add(
+        uow,
+        make_event(
+            SubmissionSubmitted(
+                submission_id=submission.id,
+                unit_id=submission.unit_id,
+                measure_code=submission.measure_code,
+                title=submission.title,
+                version=submission.version,
+                kind=submission.kind,
+                campaign_id=submission.campaign_id,
+                unit_path=submission.unit_path,
+                held_on=submission.held_on,
+                outside_window=submission.outside_window,
+                topics=list(submission.topics),
+                submitted_at=now,
+                late=bool(submission.late),
+            ),
+            producer=SERVICE,
+        ),
+    )
 
 
-def _close_version(uow: Session, submission: Submission, outcome: str, comment: str | None, at: datetime) -> None:
+def _close_version(
+    uow: Session, submission: Submission, outcome: str, comment: str | None, at: datetime
+) -> None:
     version = uow.get(SubmissionVersion, (submission.id, submission.version))
     if version is not None:
         version.outcome, version.review_comment, version.decided_at = outcome, comment, at
 
 
-def _apply(uow: Session, submission: Submission, fields: schemas.SubmissionFields, definition: CampaignDefinition | None,
-           *, ctx: ServiceContext) -> None:
+def _apply(
+    uow: Session,
+    submission: Submission,
+    fields: schemas.SubmissionFields,
+    definition: CampaignDefinition | None,
+    *,
+    ctx: ServiceContext,
+) -> None:
     changes = fields.model_dump(exclude_unset=True)  # only what the caller sent; null clears a field
     if changes.get("title"):
         submission.title = changes["title"]
@@ -240,33 +387,58 @@ def _set_state(uow: Session, submission: Submission, state: str, at: datetime) -
     # Every state change passes here, so the topic rows and the coverage projection always know whether they count.
     before = submission.state
     submission.state, submission.updated_at = state, at
-    uow.execute(update(SubmissionTopic).where(SubmissionTopic.submission_id == submission.id)
-                .values(handed_in=state in HANDED_IN))
+    uow.execute(
+        update(SubmissionTopic)
+        .where(SubmissionTopic.submission_id == submission.id)
+        .values(handed_in=state in HANDED_IN)
+    )
     projection.state_changed(uow, submission, before, state)
 
 
 def _write_topics(uow: Session, submission: Submission) -> None:
-    before = uow.scalars(select(SubmissionTopic.topic_code).where(SubmissionTopic.submission_id == submission.id)).all()
+    before = uow.scalars(
+        select(SubmissionTopic.topic_code).where(SubmissionTopic.submission_id == submission.id)
+    ).all()
     projection.topics_changed(uow, submission, before, submission.topics)
     uow.execute(delete(SubmissionTopic).where(SubmissionTopic.submission_id == submission.id))
     for code in submission.topics:
-        uow.add(SubmissionTopic(submission_id=submission.id, topic_code=code, campaign_id=submission.campaign_id,
-                                unit_id=submission.unit_id, handed_in=submission.state in HANDED_IN))
+        uow.add(
+            SubmissionTopic(
+                submission_id=submission.id,
+                topic_code=code,
+                campaign_id=submission.campaign_id,
+                unit_id=submission.unit_id,
+                handed_in=submission.state in HANDED_IN,
+            )
+        )
     uow.flush()
 
 
 def _check_kind(kind: str, measure_code: str | None, definition: CampaignDefinition | None) -> str:
     if kind != "measure":
         if measure_code:
-            raise ApiError(422, "measure_not_allowed", f"{KIND_NAMES[kind]}不针对具体宣传措施，请不要填写 measure_code",
-                           f"a {kind} is not about one measure; leave measure_code out")
+            raise ApiError(
+                422,
+                "measure_not_allowed",
+                f"{KIND_NAMES[kind]}不针对具体宣传措施，请不要填写 measure_code",
+                f"a {kind} is not about one measure; leave measure_code out",
+            )
         return ""
     if not measure_code:
-        raise ApiError(422, "measure_required", "宣传措施材料需要填写 measure_code", "a measure submission needs measure_code")
+        raise ApiError(
+            422,
+            "measure_required",
+            "宣传措施材料需要填写 measure_code",
+            "a measure submission needs measure_code",
+        )
     if definition and definition.measure(measure_code) is None:
         known = "、".join(m.code for m in definition.measures)
-        raise ApiError(422, "unknown_measure", f"该活动没有宣传措施 {measure_code}（可选：{known}）",
-                       f"the campaign has no measure {measure_code}")
+        raise ApiError(
+            422,
+            "unknown_measure",
+            f"该活动没有宣传措施 {measure_code}（可选：{known}）",
+            f"the campaign has no measure {measure_code}",
+        )
     return measure_code
 
 
@@ -276,8 +448,12 @@ def _check_topics(topics: list[str], definition: CampaignDefinition | None) -> l
         known = {t.code for t in definition.topics}
         unknown = [t for t in unique if t not in known]
         if unknown:
-            raise ApiError(422, "unknown_topic", f"该活动没有宣传重点：{'、'.join(unknown)}（可选：{'、'.join(sorted(known))}）",
-                           f"the campaign has no topic(s) {', '.join(unknown)}")
+            raise ApiError(
+                422,
+                "unknown_topic",
+                f"该活动没有宣传重点：{'、'.join(unknown)}（可选：{'、'.join(sorted(known))}）",
+                f"the campaign has no topic(s) {', '.join(unknown)}",
+            )
     elif any(len(t) > 64 for t in unique):
         raise ApiError(422, "invalid_topic", "宣传重点代码太长", "topic code too long")
     return unique
@@ -290,6 +466,8 @@ def _outside_window(definition: CampaignDefinition | None, held_on) -> bool:
 def _late(definition: CampaignDefinition | None, submission: Submission, now: datetime) -> bool:
     if definition is None or submission.kind == "good_practice":
         return False
-    requirement = "summary_report" if submission.kind == "summary_report" else f"measure:{submission.measure_code}"
+    requirement = (
+        "summary_report" if submission.kind == "summary_report" else f"measure:{submission.measure_code}"
+    )
     deadline = definition.deadline_for(requirement)
     return bool(deadline and now > deadline.due)

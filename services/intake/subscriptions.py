@@ -1,4 +1,5 @@
 """Which events the intake service consumes, the handlers for each, and the worker's periodic jobs."""
+
 from __future__ import annotations
 
 from services.intake import deadlines, submissions
@@ -16,5 +17,11 @@ SUBSCRIPTIONS = {
 
 def jobs(ctx: ServiceContext) -> list[PeriodicJob]:
     """The deadline watcher, every DEADLINE_WATCH_INTERVAL_S seconds (and at start)."""
-    return [PeriodicJob("deadline-watch", ctx.settings.deadline_watch_interval_s,
-                        lambda: deadlines.watch_deadlines(ctx=ctx), wake_on_events=False)]
+    return [
+        PeriodicJob(
+            "deadline-watch",
+            ctx.settings.deadline_watch_interval_s,
+            lambda: deadlines.watch_deadlines(ctx=ctx),
+            wake_on_events=False,
+        )
+    ]

@@ -1,4 +1,5 @@
 """Unit use cases: register units in the tree and designate liaisons (history kept, lateness recorded)."""
+
 from __future__ import annotations
 
 import uuid
@@ -33,8 +34,9 @@ def child_path(parent_path: str | None, unit_id: str) -> str:
     return f"{parent_path or '/'}{unit_id}/"
 
 
-def register_unit(command: schemas.UnitCreate, *, ctx: ServiceContext, scope: str | None = None,
-                  actor: Actor | None = None) -> Unit:
+def register_unit(
+    command: schemas.UnitCreate, *, ctx: ServiceContext, scope: str | None = None, actor: Actor | None = None
+) -> Unit:
     """Create a unit (in a campaign's tree when its parent or campaign says so); publishes unit.registered
     and, with a liaison, liaison.designated."""
     now = ctx.clock.now()
@@ -46,53 +48,122 @@ def register_unit(command: schemas.UnitCreate, *, ctx: ServiceContext, scope: st
                 if parent is None:
                     raise not_found("上级单位", "parent unit", command.parent_id)
                 if LEVEL_RANK[command.level] <= LEVEL_RANK.get(parent.level, -1):
-                    raise ApiError(422, "invalid_level", f"层级 {LEVEL_NAMES[command.level]} 不能隶属于 {LEVEL_NAMES.get(parent.level, parent.level)}",
-                                   f"level {command.level} cannot sit under {parent.level}")
+                    raise ApiError(
+                        422,
+                        "invalid_level",
+                        f"层级 {LEVEL_NAMES[command.level]} 不能隶属于 {LEVEL_NAMES.get(parent.level, parent.level)}",
+                        f"level {command.level} cannot sit under {parent.level}",
+                    )
             elif scope is not None:
-                raise ApiError(403, "forbidden", "只能在本单位之下登记单位", "you may only register units below your own")
+                raise ApiError(
+                    403, "forbidden", "只能在本单位之下登记单位", "you may only register units below your own"
+                )
             campaign_id = command.campaign_id or (parent.campaign_id if parent else None)
             if parent and command.campaign_id and parent.campaign_id != command.campaign_id:
-                raise ApiError(422, "campaign_mismatch", "上级单位不属于该活动", "the parent unit belongs to another campaign")
+                raise ApiError(
+                    422,
+                    "campaign_mismatch",
+                    "上级单位不属于该活动",
+                    "the parent unit belongs to another campaign",
+                )
             if campaign_id and uow.get(Campaign, campaign_id) is None:
                 raise not_found("活动", "campaign", campaign_id)
             if uow.scalar(select(Unit.id).where(Unit.code == command.code, _same_campaign(campaign_id))):
                 raise _duplicate_code(command.code)
             unit_id = new_id()
             unit = Unit(
-                id=unit_id, campaign_id=campaign_id, code=command.code, name=command.name, level=command.level,
-                parent_id=parent.id if parent else None, unit_path=child_path(parent.unit_path if parent else None, unit_id),
-                participates=command.participates, active=True, source="api", liaison_late=False, created_at=now, updated_at=now,
+                id=unit_id,
+                campaign_id=campaign_id,
+                code=command.code,
+                name=command.name,
+                level=command.level,
+                parent_id=parent.id if parent else None,
+                unit_path=child_path(parent.unit_path if parent else None, unit_id),
+                participates=command.participates,
+                active=True,
+                source="api",
+                liaison_late=False,
+                created_at=now,
+                updated_at=now,
             )
             uow.add(unit)
             uow.flush()
             ctx.outbox.add(uow, make_event(registered_payload(unit), producer=SERVICE))
             if command.liaison:
-                designate(uow, unit, command.liaison.name, str(command.liaison.email), command.liaison.phone,
-                          at=now, source="api", ctx=ctx)
-            auditing.record(actor, uow, "unit.registered", ("unit", unit.id),
-                            {"code": unit.code, "name": unit.name, "parent_id": unit.parent_id})
+                designate(
+                    uow,
+                    unit,
+                    command.liaison.name,
+                    str(command.liaison.email),
+                    command.liaison.phone,
+                    at=now,
+                    source="api",
+                    ctx=ctx,
+                )
+            auditing.record(
+                actor,
+                uow,
+                "unit.registered",
+                ("unit", unit.id),
+                {"code": unit.code, "name": unit.name, "parent_id": unit.parent_id},
+            )
     except IntegrityError:
         raise _duplicate_code(command.code) from None
     ctx.outbox_written()
     return unit
 
 
-def designate_liaison(unit_id: str, liaison: schemas.LiaisonIn, *, ctx: ServiceContext, scope: str | None = None,
-                      actor: Actor | None = None) -> Unit:
+def designate_liaison(
+    unit_id: str,
+    liaison: schemas.LiaisonIn,
+    *,
+    ctx: ServiceContext,
+    scope: str | None = None,
+    actor: Actor | None = None,
+) -> Unit:
     """Designate (or replace) a unit's liaison; the same liaison again changes nothing. Publishes liaison.designated."""
     with ctx.db.transaction() as uow:
         unit = queries.get_unit(uow, unit_id, scope=scope)
         if unit is None:
             raise not_found("单位", "unit", unit_id)
-        if (unit.liaison_name, unit.liaison_email, unit.liaison_phone) != (liaison.name, str(liaison.email), liaison.phone):
-            designate(uow, unit, liaison.name, str(liaison.email), liaison.phone, at=ctx.clock.now(), source="api", ctx=ctx)
-            auditing.record(actor, uow, "liaison.designated", ("unit", unit.id), {"name": liaison.name, "email": str(liaison.email)})
+        if (unit.liaison_name, unit.liaison_email, unit.liaison_phone) != (
+            liaison.name,
+            str(liaison.email),
+            liaison.phone,
+        ):
+            designate(
+                uow,
+                unit,
+                liaison.name,
+                str(liaison.email),
+                liaison.phone,
+                at=ctx.clock.now(),
+                source="api",
+                ctx=ctx,
+            )
+            auditing.record(
+                actor,
+                uow,
+                "liaison.designated",
+                ("unit", unit.id),
+                {"name": liaison.name, "email": str(liaison.email)},
+            )
     ctx.outbox_written()
     return unit
 
 
-def designate(uow: Session, unit: Unit, name: str, email: str, phone: str | None, *, at: datetime, source: str,
-              ctx: ServiceContext, definition: CampaignDefinition | None = None) -> LiaisonDesignation:
+def designate(
+    uow: Session,
+    unit: Unit,
+    name: str,
+    email: str,
+    phone: str | None,
+    *,
+    at: datetime,
+    source: str,
+    ctx: ServiceContext,
+    definition: CampaignDefinition | None = None,
+) -> LiaisonDesignation:
     """Record a designation in the unit's history, make it current, and publish liaison.designated.
 
     Lateness is judged against the liaison deadline of `definition` (default: the campaign's current one).
@@ -100,24 +171,51 @@ def designate(uow: Session, unit: Unit, name: str, email: str, phone: str | None
     definition = definition or queries.current_definition(uow, unit.campaign_id)
     deadline = definition.deadline_for("liaison") if definition else None
     late = bool(deadline and at > deadline.due)
-    row = LiaisonDesignation(unit_id=unit.id, name=name, email=email, phone=phone, designated_at=at, late=late,
-                             source=source, recorded_at=ctx.clock.now())
+    row = LiaisonDesignation(
+        unit_id=unit.id,
+        name=name,
+        email=email,
+        phone=phone,
+        designated_at=at,
+        late=late,
+        source=source,
+        recorded_at=ctx.clock.now(),
+    )
     uow.add(row)
     unit.liaison_name, unit.liaison_email, unit.liaison_phone = name, email, phone
     unit.liaison_designated_at, unit.liaison_late = at, late
     unit.updated_at = ctx.clock.now()
-    ctx.outbox.add(uow, make_event(LiaisonDesignated(
-        unit_id=unit.id, unit_code=unit.code, unit_name=unit.name, liaison_name=name, liaison_email=email,
-        late=late, unit_path=unit.unit_path, designated_at=at,
-    ), producer=SERVICE))
+    ctx.outbox.add(
+        uow,
+        make_event(
+            LiaisonDesignated(
+                unit_id=unit.id,
+                unit_code=unit.code,
+                unit_name=unit.name,
+                liaison_name=name,
+                liaison_email=email,
+                late=late,
+                unit_path=unit.unit_path,
+                designated_at=at,
+            ),
+            producer=SERVICE,
+        ),
+    )
     return row
 
 
 def registered_payload(unit: Unit) -> UnitRegistered:
     """The unit.registered payload of a unit."""
-    return UnitRegistered(unit_id=unit.id, code=unit.code, name=unit.name, level=unit.level, parent_id=unit.parent_id,
-                          unit_path=unit.unit_path, campaign_id=unit.campaign_id,
-                          participates=unit.participates)
+    return UnitRegistered(
+        unit_id=unit.id,
+        code=unit.code,
+        name=unit.name,
+        level=unit.level,
+        parent_id=unit.parent_id,
+        unit_path=unit.unit_path,
+        campaign_id=unit.campaign_id,
+        participates=unit.participates,
+    )
 
 
 def repath_campaign(uow: Session, campaign_id: str) -> list[Unit]:

@@ -2,6 +2,7 @@
 
 Deliveries carry a unit id; the unit's path comes from unit.registered and liaison.designated.
 """
+
 from __future__ import annotations
 
 from sqlalchemy import false, or_, select, true

@@ -25,6 +25,7 @@ from services.notification.schemas import (
 )
 from shared import audit
 from shared.auth import ADMIN, STAFF, UNIT, Principal, install, require, verifier_from_settings
+from shared.bounds import Limit, Offset
 from shared.health import install_health
 from shared.http import not_found
 from shared.observe import observe
@@ -65,8 +66,8 @@ def _delivery_routes(ctx: ServiceContext) -> APIRouter:
         event_id: str | None = None,
         event_type: str | None = None,
         status: str | None = Query(None, pattern="^(queued|sending|sent|failed)$"),
-        limit: int = Query(100, ge=1, le=1000),
-        offset: int = Query(0, ge=0),
+        limit: Limit = 100,
+        offset: Offset = 0,
         principal: Principal = Depends(require(*READERS)),
     ) -> list[Delivery]:
         """The delivery log, newest first; event_id also finds the digest that carried the event."""
@@ -130,8 +131,8 @@ def _delivery_routes(ctx: ServiceContext) -> APIRouter:
         unit_id: str | None = None,
         audience: str | None = None,
         pending: bool | None = None,
-        limit: int = Query(100, ge=1, le=1000),
-        offset: int = Query(0, ge=0),
+        limit: Limit = 100,
+        offset: Offset = 0,
         principal: Principal = Depends(require(*READERS)),
     ) -> list[DigestItem]:
         """Notices kept for daily digests, newest first; pending=true: not yet in a digest."""

@@ -1,10 +1,11 @@
 """Turn a notice into an e-mail for one recipient: render it with the admin's overrides, then queue it
 (one delivery per dedupe key) or keep it for the recipient's daily digest."""
+
 from __future__ import annotations
 
 import hashlib
 import logging
-from typing import Mapping
+from collections.abc import Mapping
 
 from jinja2 import TemplateError
 from sqlalchemy import select
@@ -14,7 +15,12 @@ from services.notification import contexts
 from services.notification.links import Links
 from services.notification.models import Delivery, DigestItem, Liaison, Preference, TemplateOverride
 from services.notification.render import (
-    RenderedMail, TemplateOptions, delivery_message_id, recipient_header, render, sender_domain,
+    RenderedMail,
+    TemplateOptions,
+    delivery_message_id,
+    recipient_header,
+    render,
+    sender_domain,
 )
 from shared.events import Envelope, new_id
 from shared.runtime import ServiceContext
@@ -44,7 +50,9 @@ def overrides(uow: Session) -> dict[str, str]:
     return {row.name: row.text for row in uow.scalars(select(TemplateOverride))}
 
 
-def render_mail(uow: Session, *, ctx: ServiceContext, family: str, context: Mapping[str, object]) -> RenderedMail:
+def render_mail(
+    uow: Session, *, ctx: ServiceContext, family: str, context: Mapping[str, object]
+) -> RenderedMail:
     """Render a family with the overrides in force now; a broken override falls back to the packaged template."""
     options = template_options(ctx.settings)
     try:
@@ -74,67 +82,154 @@ def fit_key(key: str) -> str:
     """A dedupe key that fits its column: long ones keep a readable head and a hash of the whole."""
     if len(key) <= MAX_KEY:
         return key
-    return f"{key[:MAX_KEY - 65]}#{hashlib.sha256(key.encode()).hexdigest()}"
+    return f"{key[: MAX_KEY - 65]}#{hashlib.sha256(key.encode()).hexdigest()}"
 
 
 def already_told(uow: Session, dedupe_key: str) -> bool:
     """Whether this notice was queued, sent or kept for a digest before."""
     key = fit_key(dedupe_key)
-    return bool(uow.scalar(select(Delivery.id).where(Delivery.dedupe_key == key))
-                or uow.scalar(select(DigestItem.id).where(DigestItem.dedupe_key == key)))
+    return bool(
+        uow.scalar(select(Delivery.id).where(Delivery.dedupe_key == key))
+        or uow.scalar(select(DigestItem.id).where(DigestItem.dedupe_key == key))
+    )
 
 
-def tell_liaison(uow: Session, *, ctx: ServiceContext, event: Envelope, liaison: Liaison, family: str,
-                 context: Mapping[str, object], dedupe_key: str) -> None:
+def tell_liaison(
+    uow: Session,
+    *,
+    ctx: ServiceContext,
+    event: Envelope,
+    liaison: Liaison,
+    family: str,
+    context: Mapping[str, object],
+    dedupe_key: str,
+) -> None:
     """Mail the unit's liaison once per dedupe key, or keep the notice for the unit's daily digest."""
     if already_told(uow, dedupe_key):
         return
     digest = wants_digest(uow, liaison.unit_id)
-    common = contexts.common(greeting=f"{liaison.name}同志", office=ctx.settings.notify_office_name, in_digest=digest)
+    common = contexts.common(
+        greeting=f"{liaison.name}同志", office=ctx.settings.notify_office_name, in_digest=digest
+    )
     mail = render_mail(uow, ctx=ctx, family=family, context={**common, **context})
     if digest:
-        keep_for_digest(uow, ctx=ctx, event=event, audience=f"unit:{liaison.unit_id}", unit_id=liaison.unit_id,
-                        subject=mail.subject, body_text=mail.text, link="", dedupe_key=dedupe_key)
+        keep_for_digest(
+            uow,
+            ctx=ctx,
+            event=event,
+            audience=f"unit:{liaison.unit_id}",
+            unit_id=liaison.unit_id,
+            subject=mail.subject,
+            body_text=mail.text,
+            link="",
+            dedupe_key=dedupe_key,
+        )
     else:
-        queue_mail(uow, ctx=ctx, event=event, unit_id=liaison.unit_id,
-                   recipient=recipient_header(liaison.name, liaison.email), mail=mail, dedupe_key=dedupe_key)
+        queue_mail(
+            uow,
+            ctx=ctx,
+            event=event,
+            unit_id=liaison.unit_id,
+            recipient=recipient_header(liaison.name, liaison.email),
+            mail=mail,
+            dedupe_key=dedupe_key,
+        )
 
 
-def tell_address(uow: Session, *, ctx: ServiceContext, event: Envelope, unit_id: str | None, name: str, email: str,
-                 greeting: str, family: str, context: Mapping[str, object], dedupe_key: str) -> None:
+def tell_address(
+    uow: Session,
+    *,
+    ctx: ServiceContext,
+    event: Envelope,
+    unit_id: str | None,
+    name: str,
+    email: str,
+    greeting: str,
+    family: str,
+    context: Mapping[str, object],
+    dedupe_key: str,
+) -> None:
     """Mail someone who is not a unit's liaison (the campaign office), once per dedupe key."""
     if already_told(uow, dedupe_key):
         return
     common = contexts.common(greeting=greeting, office=ctx.settings.notify_office_name)
     mail = render_mail(uow, ctx=ctx, family=family, context={**common, **context})
-    queue_mail(uow, ctx=ctx, event=event, unit_id=unit_id, recipient=recipient_header(name, email), mail=mail,
-               dedupe_key=dedupe_key)
+    queue_mail(
+        uow,
+        ctx=ctx,
+        event=event,
+        unit_id=unit_id,
+        recipient=recipient_header(name, email),
+        mail=mail,
+        dedupe_key=dedupe_key,
+    )
 
 
-def queue_mail(uow: Session, *, ctx: ServiceContext, event: Envelope | None, unit_id: str | None, recipient: str,
-               mail: RenderedMail, dedupe_key: str, event_type: str | None = None) -> Delivery | None:
+def queue_mail(
+    uow: Session,
+    *,
+    ctx: ServiceContext,
+    event: Envelope | None,
+    unit_id: str | None,
+    recipient: str,
+    mail: RenderedMail,
+    dedupe_key: str,
+    event_type: str | None = None,
+) -> Delivery | None:
     """Add a delivery unless one with the same dedupe key exists; the delivery loop sends it."""
     key = fit_key(dedupe_key)
     if uow.scalar(select(Delivery.id).where(Delivery.dedupe_key == key)):
         return None
     now, delivery_id = ctx.clock.now(), new_id()
     delivery = Delivery(
-        id=delivery_id, message_id=delivery_message_id(delivery_id, sender_domain(ctx.settings.mail_from)),
-        dedupe_key=key, event_id=event.event_id if event else new_id(),
-        event_type=event_type or (event.type if event else "notification"), unit_id=unit_id, recipient=recipient,
-        subject=mail.subject, body_text=mail.text, body_html=mail.html, status="queued", attempts=0, resends=0,
-        next_attempt_at=now, created_at=now,
+        id=delivery_id,
+        message_id=delivery_message_id(delivery_id, sender_domain(ctx.settings.mail_from)),
+        dedupe_key=key,
+        event_id=event.event_id if event else new_id(),
+        event_type=event_type or (event.type if event else "notification"),
+        unit_id=unit_id,
+        recipient=recipient,
+        subject=mail.subject,
+        body_text=mail.text,
+        body_html=mail.html,
+        status="queued",
+        attempts=0,
+        resends=0,
+        next_attempt_at=now,
+        created_at=now,
     )
     uow.add(delivery)
     return delivery
 
 
-def keep_for_digest(uow: Session, *, ctx: ServiceContext, event: Envelope, audience: str, unit_id: str | None,
-                    subject: str, body_text: str, link: str, dedupe_key: str) -> None:
+def keep_for_digest(
+    uow: Session,
+    *,
+    ctx: ServiceContext,
+    event: Envelope,
+    audience: str,
+    unit_id: str | None,
+    subject: str,
+    body_text: str,
+    link: str,
+    dedupe_key: str,
+) -> None:
     """Keep a notice for the audience's next daily digest (once per dedupe key)."""
     key = fit_key(dedupe_key)
     if uow.scalar(select(DigestItem.id).where(DigestItem.dedupe_key == key)):
         return
-    uow.add(DigestItem(id=new_id(), dedupe_key=key, audience=audience, unit_id=unit_id, event_id=event.event_id,
-                       event_type=event.type, subject=subject, body_text=body_text, link=link,
-                       created_at=ctx.clock.now(), delivery_id=None))
+    uow.add(
+        DigestItem(
+            id=new_id(),
+            dedupe_key=key,
+            audience=audience,
+            unit_id=unit_id,
+            event_id=event.event_id,
+            event_type=event.type,
+            subject=subject,
+            body_text=body_text,
+            link=link,
+            created_at=ctx.clock.now(),
+            delivery_id=None,
+        )
+    )

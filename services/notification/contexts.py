@@ -6,6 +6,7 @@ so an override is checked against exactly the names the real e-mails carry.
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 
 from services.notification.labels import (
@@ -21,6 +22,10 @@ from services.notification.links import Links
 from shared.contracts.evidence import EvidenceRejected
 from shared.contracts.intake import CampaignPublished, SubmissionSubmitted
 from shared.contracts.review import CircularPublished, InspectionRecorded
+
+FILENAME_IN_SUBJECT = 40  # characters of an uploader's filename shown in a subject line
+# Line breaks, other control characters and bidirectional overrides (which can disguise an extension).
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]")
 
 
 def common(*, greeting: str, office: str, in_digest: bool = False) -> dict:
@@ -97,16 +102,29 @@ def submission_received(data: SubmissionSubmitted, *, unit_name: str, links: Lin
     }
 
 
+def short_filename(filename: str | None, limit: int = FILENAME_IN_SUBJECT) -> str:
+    """An uploader's filename made safe to show in a subject: control and direction characters removed, shortened."""
+    text = _UNSAFE.sub(" ", filename or "").strip() or "（无文件名）"
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def evidence_rejected(data: EvidenceRejected, *, unit_name: str, links: Links) -> dict:
     """An upload was refused, and why."""
     return {
         "unit_name": unit_name,
-        "filename": data.filename,
+        "filename": short_filename(data.filename, 200),
+        "filename_short": short_filename(data.filename),
         "reason_code": data.reason_code,
         "reason": data.reason,
         "reason_text": data.reason or label(EVIDENCE_REASONS, data.reason_code),
         "evidence_url": links.evidence(data.submission_id),
     }
+
+
+def evidence_rejected_digest(*, unit_name: str, items: list[dict]) -> dict:
+    """Several refused uploads of one unit, told in one mail (at most one an hour)."""
+    return {"unit_name": unit_name, "items": items, "count": len(items)}
 
 
 def decision(kind: str, data, *, unit_name: str, links: Links) -> dict:

@@ -12,6 +12,7 @@ notification.failed. While the server itself is unavailable the loop stops its b
 did not try back to the queue (no retry storm); a token bucket keeps the send rate under
 SMTP_MAX_PER_MINUTE, and a batch is only as large as the tokens that come within one round.
 """
+
 from __future__ import annotations
 
 import logging
@@ -72,8 +73,14 @@ class Outcome:
 class DeliveryLoop:
     """Sends due e-mails for one worker; `run` is its periodic job."""
 
-    def __init__(self, ctx: ServiceContext, *, bucket: TokenBucket | None = None, batch: int = 20,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        ctx: ServiceContext,
+        *,
+        bucket: TokenBucket | None = None,
+        batch: int = 20,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.ctx, self._bucket, self._batch, self._sleep = ctx, bucket, batch, sleep
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._probing = False  # the server was unavailable: claim one row a round until a send gets an answer
@@ -89,7 +96,9 @@ class DeliveryLoop:
         started, sent = time.monotonic(), 0
         if self.ctx.mailer is None:
             raise RuntimeError("the notification worker was built without a mailer")
-        with self.ctx.mailer.session() as mail:  # connects at its first message, so an idle round costs nothing
+        with (
+            self.ctx.mailer.session() as mail
+        ):  # connects at its first message, so an idle round costs nothing
             while True:
                 room = self._room()
                 batch = self.claim(room)
@@ -99,9 +108,13 @@ class DeliveryLoop:
                 try:
                     stopped = self._send_batch(mail, batch, outcomes)
                 finally:  # also after an unexpected error: what was sent is recorded, what was not goes back
-                    self.record(outcomes, unsent=batch[len(outcomes):])
+                    self.record(outcomes, unsent=batch[len(outcomes) :])
                 sent += sum(outcome.status == "sent" for outcome in outcomes)
-                if stopped or len(batch) < room or time.monotonic() - started >= self.ctx.settings.notify_poll_s:
+                if (
+                    stopped
+                    or len(batch) < room
+                    or time.monotonic() - started >= self.ctx.settings.notify_poll_s
+                ):
                     break
         return sent
 
@@ -116,32 +129,59 @@ class DeliveryLoop:
         now = self.ctx.clock.now()
         with self.ctx.db.transaction() as uow:
             self._reclaim_expired(uow, now)
-            rows = uow.scalars(select(Delivery).where(Delivery.status == "queued", Delivery.next_attempt_at <= now)
-                               .order_by(Delivery.next_attempt_at, Delivery.created_at).limit(limit)
-                               .with_for_update(skip_locked=True)).all()
+            rows = uow.scalars(
+                select(Delivery)
+                .where(Delivery.status == "queued", Delivery.next_attempt_at <= now)
+                .order_by(Delivery.next_attempt_at, Delivery.created_at)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            ).all()
             if not rows:
                 return []
             claimed = [_claimed(row) for row in rows]
             expires = now + timedelta(seconds=self.ctx.settings.notify_lease_s)
-            uow.execute(update(Delivery).where(Delivery.id.in_([row.id for row in rows]))
-                        .values(status="sending", attempts=Delivery.attempts + 1, lease_owner=self.owner,
-                                lease_expires_at=expires)
-                        .execution_options(synchronize_session=False))
+            uow.execute(
+                update(Delivery)
+                .where(Delivery.id.in_([row.id for row in rows]))
+                .values(
+                    status="sending",
+                    attempts=Delivery.attempts + 1,
+                    lease_owner=self.owner,
+                    lease_expires_at=expires,
+                )
+                .execution_options(synchronize_session=False)
+            )
         return claimed
 
     def _reclaim_expired(self, uow: Session, now: datetime) -> None:
         """Put `sending` rows whose lease ran out (or that predate leases) back in the queue, counting a resend."""
-        expired = uow.execute(select(Delivery.id, Delivery.lease_owner, Delivery.resends)
-                              .where(Delivery.status == "sending",
-                                     (Delivery.lease_expires_at <= now) | Delivery.lease_expires_at.is_(None))
-                              .with_for_update(skip_locked=True)).all()
+        expired = uow.execute(
+            select(Delivery.id, Delivery.lease_owner, Delivery.resends)
+            .where(
+                Delivery.status == "sending",
+                (Delivery.lease_expires_at <= now) | Delivery.lease_expires_at.is_(None),
+            )
+            .with_for_update(skip_locked=True)
+        ).all()
         for delivery_id, owner, resends in expired:
-            uow.execute(update(Delivery).where(Delivery.id == delivery_id, Delivery.status == "sending")
-                        .values(status="queued", resends=Delivery.resends + 1, next_attempt_at=now,
-                                lease_owner=None, lease_expires_at=None)
-                        .execution_options(synchronize_session=False))
-            log.warning("delivery %s: the lease of %s expired; queued again (resend %d, same Message-ID)",
-                        delivery_id, owner or "an unknown worker", resends + 1)
+            uow.execute(
+                update(Delivery)
+                .where(Delivery.id == delivery_id, Delivery.status == "sending")
+                .values(
+                    status="queued",
+                    resends=Delivery.resends + 1,
+                    next_attempt_at=now,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                )
+                .execution_options(synchronize_session=False)
+            )
+            log.warning(
+                "delivery %s: the lease of %s expired; queued again (resend %d, same Message-ID)",
+                delivery_id,
+                owner or "an unknown worker",
+                resends + 1,
+            )
 
     def record(self, outcomes: list[Outcome], *, unsent: Sequence[Claimed] = ()) -> None:
         """Store each outcome (with its event) in its own transaction, and give claimed rows never tried back to the queue.
@@ -154,17 +194,30 @@ class DeliveryLoop:
             try:
                 self._record_one(outcome)
             except Exception:
-                log.exception("delivery %s: could not record %s; the row stays sending until its lease expires",
-                              outcome.delivery.id, outcome.status)
+                log.exception(
+                    "delivery %s: could not record %s; the row stays sending until its lease expires",
+                    outcome.delivery.id,
+                    outcome.status,
+                )
         for delivery in unsent:
             try:
                 with self.ctx.db.transaction() as uow:
                     # Nothing was said to the server about it: undo the claim as if it never happened.
-                    uow.execute(update(Delivery).where(Delivery.id == delivery.id, Delivery.status == "sending",
-                                                       Delivery.lease_owner == self.owner)
-                                .values(status="queued", attempts=Delivery.attempts - 1, lease_owner=None,
-                                        lease_expires_at=None)
-                                .execution_options(synchronize_session=False))
+                    uow.execute(
+                        update(Delivery)
+                        .where(
+                            Delivery.id == delivery.id,
+                            Delivery.status == "sending",
+                            Delivery.lease_owner == self.owner,
+                        )
+                        .values(
+                            status="queued",
+                            attempts=Delivery.attempts - 1,
+                            lease_owner=None,
+                            lease_expires_at=None,
+                        )
+                        .execution_options(synchronize_session=False)
+                    )
             except Exception:
                 log.exception("delivery %s: could not hand it back; its lease expiry will", delivery.id)
         if outcomes:
@@ -175,20 +228,34 @@ class DeliveryLoop:
         with ctx.db.transaction() as uow:
             if outcome.status == "sent":
                 # The server has it, whoever holds the row now: record it (a resend under way then records nothing).
-                done = rows_affected(uow.execute(
-                    update(Delivery).where(Delivery.id == delivery.id, Delivery.status.in_(("queued", "sending")))
-                    .values(status="sent", sent_at=ctx.clock.now(), lease_owner=None, lease_expires_at=None)
-                    .execution_options(synchronize_session=False)))
+                done = rows_affected(
+                    uow.execute(
+                        update(Delivery)
+                        .where(Delivery.id == delivery.id, Delivery.status.in_(("queued", "sending")))
+                        .values(
+                            status="sent", sent_at=ctx.clock.now(), lease_owner=None, lease_expires_at=None
+                        )
+                        .execution_options(synchronize_session=False)
+                    )
+                )
                 if done:
                     ctx.outbox.add(uow, make_event(_event(delivery, None), producer=SERVICE))
                 else:
                     log.info("delivery %s: sent again after another worker had recorded it", delivery.id)
                 return
-            mine = uow.scalar(select(Delivery.id).where(Delivery.id == delivery.id, Delivery.status == "sending",
-                                                        Delivery.lease_owner == self.owner))
+            mine = uow.scalar(
+                select(Delivery.id).where(
+                    Delivery.id == delivery.id,
+                    Delivery.status == "sending",
+                    Delivery.lease_owner == self.owner,
+                )
+            )
             if mine is None:
-                log.warning("delivery %s: lease lost before recording %s; its new holder decides", delivery.id,
-                            outcome.status)
+                log.warning(
+                    "delivery %s: lease lost before recording %s; its new holder decides",
+                    delivery.id,
+                    outcome.status,
+                )
                 return
             _apply(uow, outcome, ctx=ctx)
 
@@ -224,8 +291,12 @@ class DeliveryLoop:
         settings = self.ctx.settings
         try:
             domain = sender_domain(settings.mail_from)
-            message = build_message(sender=settings.mail_from, recipient=delivery.recipient, mail=_as_rendered(delivery),
-                                    message_id=delivery.message_id or delivery_message_id(delivery.id, domain))
+            message = build_message(
+                sender=settings.mail_from,
+                recipient=delivery.recipient,
+                mail=_as_rendered(delivery),
+                message_id=delivery.message_id or delivery_message_id(delivery.id, domain),
+            )
         except ValueError as exc:
             return Outcome(delivery, "failed", f"invalid address: {exc}")
         try:
@@ -242,15 +313,27 @@ class DeliveryLoop:
         return Outcome(delivery, "sent")
 
 
-def backoff_s(attempts: int, *, base_s: float, max_s: float, rand: Callable[[float, float], float] = random.uniform) -> float:
+def backoff_s(
+    attempts: int, *, base_s: float, max_s: float, rand: Callable[[float, float], float] = random.uniform
+) -> float:
     """Delay before the next try: base·2^(attempts-1) capped at max, scaled by a random 50–100 % (jitter)."""
     return rand(0.5, 1.0) * min(base_s * 2 ** max(attempts - 1, 0), max_s)
 
 
 def _claimed(row: Delivery) -> Claimed:
-    return Claimed(id=row.id, dedupe_key=row.dedupe_key, event_type=row.event_type, unit_id=row.unit_id,
-                   recipient=row.recipient, subject=row.subject, body_text=row.body_text, body_html=row.body_html,
-                   attempts=row.attempts + 1, created_at=row.created_at, message_id=row.message_id)
+    return Claimed(
+        id=row.id,
+        dedupe_key=row.dedupe_key,
+        event_type=row.event_type,
+        unit_id=row.unit_id,
+        recipient=row.recipient,
+        subject=row.subject,
+        body_text=row.body_text,
+        body_html=row.body_html,
+        attempts=row.attempts + 1,
+        created_at=row.created_at,
+        message_id=row.message_id,
+    )
 
 
 def _as_rendered(delivery: Claimed) -> RenderedMail:
@@ -268,24 +351,46 @@ def _apply(uow: Session, outcome: Outcome, *, ctx: ServiceContext) -> None:
     if waited >= settings.notify_retry_for_s:
         _fail(uow, delivery, f"gave up after {delivery.attempts} attempts in {waited:.0f}s: {error}", ctx=ctx)
         return
-    delay = backoff_s(delivery.attempts, base_s=settings.notify_backoff_base_s, max_s=settings.notify_backoff_max_s)
-    uow.execute(update(Delivery).where(Delivery.id == delivery.id).values(
-        status="queued", last_error=error[:1000], next_attempt_at=now + timedelta(seconds=delay), lease_owner=None,
-        lease_expires_at=None))
-    log.warning("delivery %s deferred %.1fs after attempt %d: %s", delivery.id, delay, delivery.attempts, error)
+    delay = backoff_s(
+        delivery.attempts, base_s=settings.notify_backoff_base_s, max_s=settings.notify_backoff_max_s
+    )
+    uow.execute(
+        update(Delivery)
+        .where(Delivery.id == delivery.id)
+        .values(
+            status="queued",
+            last_error=error[:1000],
+            next_attempt_at=now + timedelta(seconds=delay),
+            lease_owner=None,
+            lease_expires_at=None,
+        )
+    )
+    log.warning(
+        "delivery %s deferred %.1fs after attempt %d: %s", delivery.id, delay, delivery.attempts, error
+    )
 
 
 def _fail(uow: Session, delivery: Claimed, error: str, *, ctx: ServiceContext) -> None:
-    uow.execute(update(Delivery).where(Delivery.id == delivery.id).values(
-        status="failed", sent_at=None, last_error=error[:1000], lease_owner=None, lease_expires_at=None))
+    uow.execute(
+        update(Delivery)
+        .where(Delivery.id == delivery.id)
+        .values(
+            status="failed", sent_at=None, last_error=error[:1000], lease_owner=None, lease_expires_at=None
+        )
+    )
     ctx.outbox.add(uow, make_event(_event(delivery, error), producer=SERVICE))
     log.error("delivery %s failed for good: %s", delivery.id, error)
 
 
 def _event(delivery: Claimed, error: str | None) -> NotificationDelivered | NotificationFailed:
     """notification.delivered, or notification.failed with the reason when there is an error."""
-    common: dict[str, Any] = dict(delivery_id=delivery.id, dedupe_key=delivery.dedupe_key, recipient=delivery.recipient,
-                  unit_id=delivery.unit_id, cause_type=delivery.event_type)
+    common: dict[str, Any] = dict(
+        delivery_id=delivery.id,
+        dedupe_key=delivery.dedupe_key,
+        recipient=delivery.recipient,
+        unit_id=delivery.unit_id,
+        cause_type=delivery.event_type,
+    )
     return NotificationDelivered(**common) if error is None else NotificationFailed(reason=error, **common)
 
 

@@ -5,6 +5,7 @@ Audiences are units that chose the digest (`unit:<unit id>`, sent to the liaison
 REVIEWER_EMAILS (`reviewer:<address>`, the new submissions). A digest holds every notice kept before it
 was assembled; notices kept after that day's digest wait for the next day's.
 """
+
 from __future__ import annotations
 
 import logging
@@ -38,8 +39,15 @@ def assemble_due(*, ctx: ServiceContext) -> int:
         return 0
     now = ctx.clock.now()
     with ctx.db.session() as uow:
-        audiences = uow.scalars(select(DigestItem.audience).where(
-            DigestItem.delivery_id.is_(None), DigestItem.created_at <= now).distinct()).all()
+        audiences = uow.scalars(
+            select(DigestItem.audience)
+            .where(
+                DigestItem.delivery_id.is_(None),
+                DigestItem.created_at <= now,
+                ~DigestItem.audience.startswith("refusals:"),
+            )
+            .distinct()
+        ).all()  # those go out hourly (refusal_digest.py)
     queued = 0
     for audience in audiences:
         try:
@@ -54,36 +62,56 @@ def _assemble(uow: Session, *, audience: str, day: date, now: datetime, ctx: Ser
     key = fit_key(f"digest:{audience}:{day.isoformat()}")
     if uow.scalar(select(Delivery.id).where(Delivery.dedupe_key == key)):
         return 0  # today's is out; what came later waits for tomorrow's
-    items = uow.scalars(select(DigestItem).where(DigestItem.audience == audience, DigestItem.delivery_id.is_(None),
-                                                 DigestItem.created_at <= now)
-                        .order_by(DigestItem.created_at, DigestItem.id)).all()
+    items = uow.scalars(
+        select(DigestItem)
+        .where(
+            DigestItem.audience == audience, DigestItem.delivery_id.is_(None), DigestItem.created_at <= now
+        )
+        .order_by(DigestItem.created_at, DigestItem.id)
+    ).all()
     if not items:
         return 0
     kind, _, who = audience.partition(":")
-    shown = [{"subject": i.subject, "body_text": i.body_text, "link": i.link, "created_at": as_utc(i.created_at)}
-             for i in items]
+    shown = [
+        {"subject": i.subject, "body_text": i.body_text, "link": i.link, "created_at": as_utc(i.created_at)}
+        for i in items
+    ]
     office = ctx.settings.notify_office_name
     if kind == "unit":
         liaison = uow.get(Liaison, who)
         if liaison is None:
             return 0  # kept until the unit has a liaison again
         family, unit_id, recipient = "digest", who, recipient_header(liaison.name, liaison.email)
-        context = {**contexts.common(greeting=f"{liaison.name}同志", office=office),
-                   **contexts.digest(unit_id=who, unit_name=liaison.unit_name, day=day, items=shown,
-                                     links=links(ctx.settings))}
+        context = {
+            **contexts.common(greeting=f"{liaison.name}同志", office=office),
+            **contexts.digest(
+                unit_id=who, unit_name=liaison.unit_name, day=day, items=shown, links=links(ctx.settings)
+            ),
+        }
     elif kind == "reviewer":
         family, unit_id, recipient = "reviewer_digest", None, recipient_header("", who)
-        context = {**contexts.common(greeting="各位审核人员", office=office),
-                   **contexts.reviewer_digest(day=day, items=shown, links=links(ctx.settings))}
+        context = {
+            **contexts.common(greeting="各位审核人员", office=office),
+            **contexts.reviewer_digest(day=day, items=shown, links=links(ctx.settings)),
+        }
     else:
         log.error("digest items for unknown audience %r left alone", audience)
         return 0
     mail = render_mail(uow, ctx=ctx, family=family, context=context)
-    delivery = queue_mail(uow, ctx=ctx, event=None, unit_id=unit_id, recipient=recipient, mail=mail, dedupe_key=key,
-                          event_type=f"digest.{family}")
+    delivery = queue_mail(
+        uow,
+        ctx=ctx,
+        event=None,
+        unit_id=unit_id,
+        recipient=recipient,
+        mail=mail,
+        dedupe_key=key,
+        event_type=f"digest.{family}",
+    )
     if delivery is None:
         return 0  # checked above, so only a race: today's is out
     uow.flush()  # a concurrent worker's digest collides here on the dedupe key
-    uow.execute(update(DigestItem).where(DigestItem.id.in_([i.id for i in items])).values(delivery_id=delivery.id))
+    uow.execute(
+        update(DigestItem).where(DigestItem.id.in_([i.id for i in items])).values(delivery_id=delivery.id)
+    )
     return 1
-

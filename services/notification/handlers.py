@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from services.notification import contexts
+from services.notification import contexts, refusal_digest
 from services.notification.compose import (
     LiaisonUnknown,
     keep_for_digest,
@@ -18,6 +18,7 @@ from services.notification.compose import (
     links,
     tell_address,
     tell_liaison,
+    wants_digest,
 )
 from services.notification.labels import SUBMISSION_KINDS, label
 from services.notification.models import HeldNotice, KnownCampaign, KnownUnit, Liaison
@@ -205,9 +206,12 @@ def notify_submission(event: Envelope, *, uow: Session, ctx: ServiceContext) -> 
 
 @held_until_liaison
 def notify_evidence_rejected(event: Envelope, *, uow: Session, ctx: ServiceContext) -> None:
-    """Tell the liaison that an upload was refused, and why."""
+    """Tell the liaison that an upload was refused, and why: in the hourly refusal mail (or the daily digest)."""
     data = read_payload(EvidenceRejected, event)
     liaison = liaison_of(uow, data.unit_id)
+    if not wants_digest(uow, liaison.unit_id):
+        refusal_digest.keep(uow, ctx=ctx, event=event, data=data)
+        return
     tell_liaison(
         uow,
         ctx=ctx,

@@ -1,4 +1,5 @@
 """Chinese words for the codes events carry (levels, methods, kinds, durations)."""
+
 from __future__ import annotations
 
 import re
@@ -14,7 +15,9 @@ EVIDENCE_REASONS = {
     "checksum_mismatch": "文件校验不一致",
 }
 
-_DURATION = re.compile(r"^P(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?(?:T(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?)?$")
+_DURATION = re.compile(
+    r"^P(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?(?:T(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?)?$"
+)
 _UNITS = (("weeks", "周"), ("days", "天"), ("hours", "小时"), ("minutes", "分钟"))
 
 

@@ -1,11 +1,19 @@
-"""Links in e-mails: PUBLIC_BASE_URL plus the gateway path of each resource, built here and nowhere else."""
+"""Links in e-mails: PUBLIC_BASE_URL plus the web console's page for each thing, built here and nowhere else.
+
+Every link opens a console page (never a JSON endpoint that needs a bearer token): a reader who is not logged in
+goes to 登录 first and then straight to the page (the console's `next`). The console lives under /console both in
+embedded mode and behind the gateway.
+"""
+
 from __future__ import annotations
 
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
+
+CONSOLE = "console"
 
 
 class Links:
-    """URLs of the platform's resources as a liaison or reviewer opens them (through the gateway)."""
+    """URLs of the console pages where a liaison or reviewer opens what a mail is about (through the gateway)."""
 
     def __init__(self, base_url: str) -> None:
         self.base = base_url.rstrip("/")
@@ -16,49 +24,54 @@ class Links:
             return url_or_path
         return f"{self.base}/{url_or_path.lstrip('/')}"
 
-    def _path(self, *parts: str) -> str:
-        return self.base + "".join(f"/{quote(part, safe='')}" for part in parts)
+    def _page(self, *parts: str, fragment: str = "") -> str:
+        path = "".join(f"/{quote(part, safe='')}" for part in parts)
+        return f"{self.base}/{CONSOLE}{path or '/'}" + (f"#{quote(fragment, safe='')}" if fragment else "")
+
+    def home(self) -> str:
+        """The console's start page (each role is sent to its own first page)."""
+        return self._page()
 
     def campaign(self, campaign_id: str) -> str:
-        """The campaign's plan (活动方案)."""
-        return self._path("intake", "campaigns", campaign_id)
+        """The campaign's plan (活动方案): windows, deadlines, measures."""
+        return self._page("campaigns", campaign_id)
 
     def materials(self, campaign_id: str) -> str:
-        """The campaign's reference materials (参考资料)."""
-        return self._path("intake", "campaigns", campaign_id, "materials")
+        """The campaign's reference materials (参考资料), on the plan's page."""
+        return self._page("campaigns", campaign_id, fragment="materials")
 
     def unit(self, unit_id: str) -> str:
-        """A unit, with its liaison."""
-        return self._path("intake", "units", unit_id)
+        """A unit, with its liaison, its measures and its timeline."""
+        return self._page("units", unit_id)
 
     def submission(self, submission_id: str) -> str:
-        """A submission as its unit sees it."""
-        return self._path("intake", "submissions", submission_id)
+        """A submission as its unit sees it (state, reviewers' comment, evidence)."""
+        return self._page("submissions", submission_id)
 
     def unit_submissions(self, unit_id: str) -> str:
-        """A unit's submissions: where it reports what is missing."""
-        return f"{self._path('intake', 'submissions')}?{urlencode({'unit_id': unit_id})}"
+        """Where a unit's liaison sees what is missing and reports it (我的任务)."""
+        return self._page("tasks")
 
     def evidence(self, submission_id: str) -> str:
-        """A submission's evidence, where files are uploaded."""
-        return self._path("evidence", "submissions", submission_id, "evidence")
+        """A submission's page, where its evidence is uploaded."""
+        return self._page("submissions", submission_id, fragment="upload")
 
     def review_item(self, submission_id: str) -> str:
-        """A submission in the review queue."""
-        return self._path("review", "submissions", submission_id)
+        """A submission selected in the review queue."""
+        return self._page("queue", fragment=submission_id)
 
     def review_queue(self) -> str:
         """The review queue."""
-        return self._path("review", "queue")
+        return self._page("queue")
 
     def inspection(self, inspection_id: str) -> str:
         """An inspection record."""
-        return self._path("review", "inspections", inspection_id)
+        return self._page("inspections", inspection_id)
 
     def supervision(self, supervision_id: str) -> str:
-        """A supervision case."""
-        return self._path("review", "supervisions", supervision_id)
+        """A supervision case (the unit answers it there)."""
+        return self._page("supervisions", supervision_id)
 
     def circular(self, circular_id: str) -> str:
-        """A published circular."""
-        return self._path("review", "circulars", circular_id)
+        """A published circular, with its files."""
+        return self._page("circulars", circular_id)

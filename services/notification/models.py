@@ -1,4 +1,5 @@
 """Notification tables: what it learned from events, preferences, template overrides and the delivery log."""
+
 from __future__ import annotations
 
 from datetime import date, datetime
@@ -108,9 +109,13 @@ class Delivery(Base):
     status: Mapped[str] = mapped_column(String(16), index=True)  # queued, sending, sent, failed
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     message_id: Mapped[str | None] = mapped_column(String(300), nullable=True)
-    resends: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # claims taken back from a worker whose lease expired
+    resends: Mapped[int] = mapped_column(
+        Integer, default=0, server_default="0"
+    )  # claims taken back from a worker whose lease expired
     lease_owner: Mapped[str | None] = mapped_column(String(100), nullable=True)
-    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True, index=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True, index=True
+    )
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -47,6 +47,7 @@ FAMILIES = (
     "digest",
     "reviewer_digest",
     "delivery_failed",
+    "evidence_rejected_digest",
 )
 PARTS = ("subject", "txt", "html")
 LAYOUTS = ("_layout.txt", "_layout.html")
@@ -161,8 +162,14 @@ def delivery_message_id(delivery_id: str, domain: str) -> str:
     return f"<{delivery_id}@{domain}>"
 
 
-def build_message(*, sender: str, recipient: str, mail: RenderedMail, message_id_domain: str = "example.org",
-                  message_id: str | None = None) -> EmailMessage:
+def build_message(
+    *,
+    sender: str,
+    recipient: str,
+    mail: RenderedMail,
+    message_id_domain: str = "example.org",
+    message_id: str | None = None,
+) -> EmailMessage:
     """A multipart/alternative message with a plain-text and an HTML part, to one recipient."""
     name, address = parse_recipient(recipient)
     message = EmailMessage()

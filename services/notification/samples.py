@@ -185,4 +185,21 @@ _FAMILY = {
     "reviewer_digest": lambda links: contexts.reviewer_digest(
         day=date(2020, 3, 12), items=_items(links), links=links
     ),
+    "evidence_rejected_digest": lambda links: contexts.evidence_rejected_digest(
+        unit_name="示例区信访局",
+        items=[
+            {
+                "filename": "会议照片.jpg",
+                "reason_text": "不支持的文件类型",
+                "link": links.evidence(_SUBMISSION),
+                "created_at": _DUE,
+            },
+            {
+                "filename": "横幅.png",
+                "reason_text": "文件已损坏或不完整",
+                "link": links.evidence(_SUBMISSION),
+                "created_at": _DUE,
+            },
+        ],
+    ),
 }

@@ -1,4 +1,5 @@
 """Notification API models."""
+
 from __future__ import annotations
 
 from datetime import datetime

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.notification import digest, handlers
+from services.notification import digest, handlers, refusal_digest
 from services.notification.delivery import DeliveryLoop
 from shared.runtime import PeriodicJob, ServiceContext
 
@@ -36,5 +36,12 @@ def jobs(ctx: ServiceContext) -> list[PeriodicJob]:
         PeriodicJob("deliver-mail", ctx.settings.notify_poll_s, loop.run),
         PeriodicJob(
             "daily-digest", DIGEST_CHECK_S, lambda: digest.assemble_due(ctx=ctx), wake_on_events=False
+        ),
+        # after each refusal (the first of the hour goes out at once) and every minute (the ones held for the hour)
+        PeriodicJob(
+            "refusal-mail",
+            DIGEST_CHECK_S,
+            lambda: refusal_digest.send_due(ctx=ctx),
+            wake_on_events=("evidence.rejected",),
         ),
     ]

@@ -6,6 +6,7 @@ rules acting alone, as `system`, leave no audit row). Both carry the same kind, 
 detail, unless the use case keeps something off the audit log (`audit_detail`, e.g. a comment's text
 belongs in the thread's history but not in the access log).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -33,19 +34,46 @@ class Actor:
     request: RequestInfo | None = None
 
     @classmethod
-    def of(cls, principal: Principal, request: RequestInfo | None = None) -> "Actor":
+    def of(cls, principal: Principal, request: RequestInfo | None = None) -> Actor:
         """The logged-in caller of an API route."""
         return cls(principal.name, principal.role, principal, request)
 
 
-def record(uow: Session, actor: Actor, kind: str, subject: tuple[str, str], *, at: datetime,
-           detail: dict[str, Any], unit_id: str | None = None, submission_id: str | None = None,
-           audit_detail: dict[str, Any] | None = None) -> TimelineRecord:
+def record(
+    uow: Session,
+    actor: Actor,
+    kind: str,
+    subject: tuple[str, str],
+    *,
+    at: datetime,
+    detail: dict[str, Any],
+    unit_id: str | None = None,
+    submission_id: str | None = None,
+    audit_detail: dict[str, Any] | None = None,
+) -> TimelineRecord:
     """Append the timeline record and (with a principal) the audit row of one act, in the caller's transaction."""
     subject_type, subject_id = subject
-    row = chain.append(uow, at=at, actor=actor.name, actor_role=actor.role, kind=kind, subject_type=subject_type,
-                       subject_id=subject_id, unit_id=unit_id, submission_id=submission_id, detail=detail)
+    row = chain.append(
+        uow,
+        at=at,
+        actor=actor.name,
+        actor_role=actor.role,
+        kind=kind,
+        subject_type=subject_type,
+        subject_id=subject_id,
+        unit_id=unit_id,
+        submission_id=submission_id,
+        detail=detail,
+    )
     if actor.principal is not None:
-        audit.record(uow, AUDIT, principal=actor.principal, action=kind, resource=subject,
-                     detail=detail if audit_detail is None else audit_detail, request=actor.request, at=at)
+        audit.record(
+            uow,
+            AUDIT,
+            principal=actor.principal,
+            action=kind,
+            resource=subject,
+            detail=detail if audit_detail is None else audit_detail,
+            request=actor.request,
+            at=at,
+        )
     return row

@@ -1,4 +1,5 @@
 """The one place that builds the review service's adapters from settings."""
+
 from __future__ import annotations
 
 from services.review.models import MESSAGING
@@ -12,8 +13,16 @@ from shared.settings import Settings
 SERVICE = "review"
 
 
-def bootstrap(settings: Settings, *, clock: Clock | None = None, blobs: BlobStore | None = None) -> ServiceContext:
+def bootstrap(
+    settings: Settings, *, clock: Clock | None = None, blobs: BlobStore | None = None
+) -> ServiceContext:
     """Open the review database and blob store (circular files) and assemble the context."""
     db = open_database(settings, SERVICE)
-    return ServiceContext(name=SERVICE, settings=settings, db=db, clock=clock or SystemClock(), messaging=MESSAGING,
-                          blobs=blobs or make_blob_store(settings))
+    return ServiceContext(
+        name=SERVICE,
+        settings=settings,
+        db=db,
+        clock=clock or SystemClock(),
+        messaging=MESSAGING,
+        blobs=blobs or make_blob_store(settings),
+    )

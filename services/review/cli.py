@@ -9,11 +9,13 @@ reordered or cut off (0 when the chain is intact). The last record's number and 
 note them (or publish them) and pass them back later as `--expect`, so that even a rewrite of the
 whole tail by someone with full database access is caught.
 """
+
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import Sequence, TextIO
+from collections.abc import Sequence
+from typing import TextIO
 
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
@@ -25,14 +27,23 @@ from shared.db import Database
 from shared.settings import Settings
 
 
-def main(argv: Sequence[str] | None = None, *, settings: Settings | None = None, out: TextIO = sys.stdout,
-         err: TextIO = sys.stderr) -> int:
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    settings: Settings | None = None,
+    out: TextIO = sys.stdout,
+    err: TextIO = sys.stderr,
+) -> int:
     """Run one command; returns the process exit code (0 intact, 1 any problem)."""
     parser = argparse.ArgumentParser(prog="python -m services.review.cli", description="审核服务运维命令")
     commands = parser.add_subparsers(dest="command", required=True)
     verify = commands.add_parser("verify-timeline", help="校验活动时间线的哈希链（改动、删除、调换、截断）")
-    verify.add_argument("--expect", metavar="SEQ:HASH", default=None,
-                        help="此前记下的某条记录的序号和哈希，确认它仍在链中且未变")
+    verify.add_argument(
+        "--expect",
+        metavar="SEQ:HASH",
+        default=None,
+        help="此前记下的某条记录的序号和哈希，确认它仍在链中且未变",
+    )
     args = parser.parse_args(argv)
     settings = settings or Settings()
     db = Database(settings.database_url_for(SERVICE), schema=SERVICE)
@@ -46,9 +57,12 @@ def _verify_timeline(db: Database, expect: str | None, out: TextIO, err: TextIO)
     print(f"正在校验活动时间线（{db.url.render_as_string(hide_password=True)}）…", file=out, flush=True)
     try:
         with db.session() as uow:
-            result = timeline.verify(uow, progress=lambda count: print(f"  已校验 {count} 条…", file=err, flush=True))
-            last = uow.execute(select(TimelineRecord.seq, TimelineRecord.hash)
-                               .order_by(TimelineRecord.seq.desc()).limit(1)).first()
+            result = timeline.verify(
+                uow, progress=lambda count: print(f"  已校验 {count} 条…", file=err, flush=True)
+            )
+            last = uow.execute(
+                select(TimelineRecord.seq, TimelineRecord.hash).order_by(TimelineRecord.seq.desc()).limit(1)
+            ).first()
             anchor = _check_anchor(uow, expect) if expect else None
     except SQLAlchemyError as exc:
         print(f"无法读取时间线：{type(exc).__name__}: {str(exc).splitlines()[0]}", file=err)

@@ -1,4 +1,5 @@
 """Review's event handlers: project other services' facts, fill the queue, and write the timeline."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -6,12 +7,26 @@ from datetime import datetime
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from services.review.models import Inspection, ReviewCampaign, ReviewEvidence, ReviewItem, ReviewUnit, ReviewVersion
+from services.review.models import (
+    Inspection,
+    ReviewCampaign,
+    ReviewDuplicate,
+    ReviewEvidence,
+    ReviewItem,
+    ReviewUnit,
+    ReviewVersion,
+)
 from services.review.timeline import chain as timeline
 from shared.clock import as_utc
 from shared.contracts import read_payload
 from shared.contracts.evidence import EvidenceDownloaded, EvidenceStored
-from shared.contracts.intake import CampaignPublished, LiaisonDesignated, SubmissionSubmitted, SubmissionWithdrawn, UnitRegistered
+from shared.contracts.intake import (
+    CampaignPublished,
+    LiaisonDesignated,
+    SubmissionSubmitted,
+    SubmissionWithdrawn,
+    UnitRegistered,
+)
 from shared.db import rows_affected
 from shared.events import Envelope
 from shared.runtime import ServiceContext
@@ -39,7 +54,11 @@ def project_campaign(event: Envelope, *, uow: Session, ctx: ServiceContext) -> N
     row.inspection_start, row.inspection_end = data.inspection_start, data.inspection_end
     row.measures = [m.model_dump(mode="json") for m in data.measures]
     row.deadlines = [d.model_dump(mode="json") for d in data.deadlines]
-    row.rubric, row.supervision_rules, row.circular_rules = data.rubric, data.supervision_rules, data.circular_rules
+    row.rubric, row.supervision_rules, row.circular_rules = (
+        data.rubric,
+        data.supervision_rules,
+        data.circular_rules,
+    )
 
 
 def project_unit(event: Envelope, *, uow: Session, ctx: ServiceContext) -> None:
@@ -53,8 +72,11 @@ def project_unit(event: Envelope, *, uow: Session, ctx: ServiceContext) -> None:
     row.parent_id, row.participates = data.parent_id, data.participates
     if data.unit_path:
         row.unit_path = data.unit_path
-        uow.execute(update(ReviewItem).where(ReviewItem.unit_id == data.unit_id, ReviewItem.unit_path != data.unit_path)
-                    .values(unit_path=data.unit_path))
+        uow.execute(
+            update(ReviewItem)
+            .where(ReviewItem.unit_id == data.unit_id, ReviewItem.unit_path != data.unit_path)
+            .values(unit_path=data.unit_path)
+        )
 
 
 def project_liaison(event: Envelope, *, uow: Session, ctx: ServiceContext) -> None:
@@ -63,13 +85,23 @@ def project_liaison(event: Envelope, *, uow: Session, ctx: ServiceContext) -> No
     at = _when(data.designated_at, event)
     row = uow.get(ReviewUnit, data.unit_id)
     if row is None:  # liaison before the unit's own event: keep the time, the rest follows
-        row = ReviewUnit(unit_id=data.unit_id, code=data.unit_code, name=data.unit_name, level="", unit_path=data.unit_path)
+        row = ReviewUnit(
+            unit_id=data.unit_id, code=data.unit_code, name=data.unit_name, level="", unit_path=data.unit_path
+        )
         uow.add(row)
     if row.liaison_designated_at is None or at < as_utc(row.liaison_designated_at):
         row.liaison_designated_at = at
-        timeline.append(uow, at=at, actor=data.liaison_name, actor_role="unit", kind="liaison.designated",
-                        subject_type="unit", subject_id=data.unit_id, unit_id=data.unit_id,
-                        detail={"liaison": data.liaison_name, "late": data.late})
+        timeline.append(
+            uow,
+            at=at,
+            actor=data.liaison_name,
+            actor_role="unit",
+            kind="liaison.designated",
+            subject_type="unit",
+            subject_id=data.unit_id,
+            unit_id=data.unit_id,
+            detail={"liaison": data.liaison_name, "late": data.late},
+        )
 
 
 def enqueue_submission(event: Envelope, *, uow: Session, ctx: ServiceContext) -> None:
@@ -77,16 +109,35 @@ def enqueue_submission(event: Envelope, *, uow: Session, ctx: ServiceContext) ->
     data = read_payload(SubmissionSubmitted, event)
     at = _when(data.submitted_at, event)
     if uow.get(ReviewVersion, (data.submission_id, data.version)) is None:
-        uow.add(ReviewVersion(submission_id=data.submission_id, version=data.version, unit_id=data.unit_id,
-                              campaign_id=data.campaign_id, measure_code=data.measure_code, kind=data.kind,
-                              submitted_at=at, late=data.late))
+        uow.add(
+            ReviewVersion(
+                submission_id=data.submission_id,
+                version=data.version,
+                unit_id=data.unit_id,
+                campaign_id=data.campaign_id,
+                measure_code=data.measure_code,
+                kind=data.kind,
+                submitted_at=at,
+                late=data.late,
+            )
+        )
     item = uow.get(ReviewItem, data.submission_id)
     if item is None:
-        uow.add(ReviewItem(
-            submission_id=data.submission_id, unit_id=data.unit_id, unit_path=data.unit_path, campaign_id=data.campaign_id,
-            measure_code=data.measure_code, kind=data.kind, title=data.title, version=data.version, state="pending",
-            submitted_at=at, outside_window=data.outside_window,
-        ))
+        uow.add(
+            ReviewItem(
+                submission_id=data.submission_id,
+                unit_id=data.unit_id,
+                unit_path=data.unit_path,
+                campaign_id=data.campaign_id,
+                measure_code=data.measure_code,
+                kind=data.kind,
+                title=data.title,
+                version=data.version,
+                state="pending",
+                submitted_at=at,
+                outside_window=data.outside_window,
+            )
+        )
     elif data.version > item.version:
         item.version, item.title, item.state, item.submitted_at = data.version, data.title, "pending", at
         item.unit_path = data.unit_path or item.unit_path
@@ -95,10 +146,24 @@ def enqueue_submission(event: Envelope, *, uow: Session, ctx: ServiceContext) ->
         item.claimed_by = item.claimed_at = None
     else:
         return  # a redelivery of a version already queued
-    timeline.append(uow, at=at, actor=SYSTEM, actor_role="unit", kind="submission.submitted", subject_type="submission",
-                    subject_id=data.submission_id, unit_id=data.unit_id, submission_id=data.submission_id,
-                    detail={"version": data.version, "measure_code": data.measure_code, "title": data.title,
-                            "late": data.late, "outside_window": data.outside_window})
+    timeline.append(
+        uow,
+        at=at,
+        actor=SYSTEM,
+        actor_role="unit",
+        kind="submission.submitted",
+        subject_type="submission",
+        subject_id=data.submission_id,
+        unit_id=data.unit_id,
+        submission_id=data.submission_id,
+        detail={
+            "version": data.version,
+            "measure_code": data.measure_code,
+            "title": data.title,
+            "late": data.late,
+            "outside_window": data.outside_window,
+        },
+    )
 
 
 def attach_evidence(event: Envelope, *, uow: Session, ctx: ServiceContext) -> None:
@@ -106,38 +171,90 @@ def attach_evidence(event: Envelope, *, uow: Session, ctx: ServiceContext) -> No
     data = read_payload(EvidenceStored, event)
     if uow.get(ReviewEvidence, data.evidence_id) is not None:
         return
-    uow.add(ReviewEvidence(
-        evidence_id=data.evidence_id, submission_id=data.submission_id, unit_id=data.unit_id, filename=data.filename,
-        media_type=data.media_type, category=data.category, size=data.size, sha256=data.sha256,
-        captured_at=data.captured_at, outside_window=data.outside_window, duplicate_of=list(data.duplicate_of),
-        near_duplicate_of=list(data.near_duplicate_of),
-    ))
+    uow.add(
+        ReviewEvidence(
+            evidence_id=data.evidence_id,
+            submission_id=data.submission_id,
+            unit_id=data.unit_id,
+            filename=data.filename,
+            media_type=data.media_type,
+            category=data.category,
+            size=data.size,
+            sha256=data.sha256,
+            captured_at=data.captured_at,
+            outside_window=data.outside_window,
+            duplicate_of=list(data.duplicate_of),
+            near_duplicate_of=list(data.near_duplicate_of),
+        )
+    )
+    linked: set[str] = set()
+    for match, others in (("exact", data.duplicate_of), ("near", data.near_duplicate_of)):
+        for other in dict.fromkeys(
+            others
+        ):  # the earlier file shows the link too (services/review/queue/use_cases.py)
+            if other not in linked:
+                linked.add(other)
+                uow.add(ReviewDuplicate(evidence_id=data.evidence_id, other_id=other, match=match))
     inspection = uow.get(Inspection, data.submission_id) is not None  # an inspector's photo of an inspection
-    timeline.append(uow, at=event.occurred_at, actor=SYSTEM, kind="evidence.stored",
-                    subject_type="inspection" if inspection else "submission", subject_id=data.submission_id,
-                    unit_id=data.unit_id, submission_id=None if inspection else data.submission_id,
-                    detail={"evidence_id": data.evidence_id, "filename": data.filename, "sha256": data.sha256,
-                            "outside_window": data.outside_window, "duplicate_of": list(data.duplicate_of),
-                            "near_duplicate_of": list(data.near_duplicate_of)})
+    timeline.append(
+        uow,
+        at=event.occurred_at,
+        actor=SYSTEM,
+        kind="evidence.stored",
+        subject_type="inspection" if inspection else "submission",
+        subject_id=data.submission_id,
+        unit_id=data.unit_id,
+        submission_id=None if inspection else data.submission_id,
+        detail={
+            "evidence_id": data.evidence_id,
+            "filename": data.filename,
+            "sha256": data.sha256,
+            "outside_window": data.outside_window,
+            "duplicate_of": list(data.duplicate_of),
+            "near_duplicate_of": list(data.near_duplicate_of),
+        },
+    )
 
 
 def record_download(event: Envelope, *, uow: Session, ctx: ServiceContext) -> None:
     """Put a download of evidence on the timeline."""
     data = read_payload(EvidenceDownloaded, event)
-    timeline.append(uow, at=_when(data.at, event), actor=data.actor, actor_role=data.actor_role,
-                    kind=f"evidence.{data.action}", subject_type="submission", subject_id=data.submission_id,
-                    unit_id=data.unit_id, submission_id=data.submission_id,
-                    detail={"evidence_id": data.evidence_id, "filename": data.filename})
+    timeline.append(
+        uow,
+        at=_when(data.at, event),
+        actor=data.actor,
+        actor_role=data.actor_role,
+        kind=f"evidence.{data.action}",
+        subject_type="submission",
+        subject_id=data.submission_id,
+        unit_id=data.unit_id,
+        submission_id=data.submission_id,
+        detail={"evidence_id": data.evidence_id, "filename": data.filename},
+    )
 
 
 def withdraw(event: Envelope, *, uow: Session, ctx: ServiceContext) -> None:
     """Take a withdrawn version out of the queue."""
     data = read_payload(SubmissionWithdrawn, event)
-    result = uow.execute(update(ReviewItem).where(
-        ReviewItem.submission_id == data.submission_id, ReviewItem.version == data.version,
-        ReviewItem.state == "pending",
-    ).values(state="withdrawn", claimed_by=None, claimed_at=None))
+    result = uow.execute(
+        update(ReviewItem)
+        .where(
+            ReviewItem.submission_id == data.submission_id,
+            ReviewItem.version == data.version,
+            ReviewItem.state == "pending",
+        )
+        .values(state="withdrawn", claimed_by=None, claimed_at=None)
+    )
     if rows_affected(result):
-        timeline.append(uow, at=event.occurred_at, actor=SYSTEM, actor_role="unit", kind="submission.withdrawn",
-                        subject_type="submission", subject_id=data.submission_id, unit_id=data.unit_id,
-                        submission_id=data.submission_id, detail={"version": data.version})
+        timeline.append(
+            uow,
+            at=event.occurred_at,
+            actor=SYSTEM,
+            actor_role="unit",
+            kind="submission.withdrawn",
+            subject_type="submission",
+            subject_id=data.submission_id,
+            unit_id=data.unit_id,
+            submission_id=data.submission_id,
+            detail={"version": data.version},
+        )

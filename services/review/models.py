@@ -4,12 +4,25 @@ timeline, inspections, supervisions and circulars.
 Everything the assessment counts is kept as dated facts (decisions, versions, inspections,
 supervision changes, liaison designations), so a score can be recomputed as of any past moment.
 """
+
 from __future__ import annotations
 
 from datetime import date, datetime
 from typing import ClassVar
 
-from sqlalchemy import JSON, BigInteger, Boolean, Date, DateTime, Float, Integer, String, Table, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.audit import append_only, audit_table
@@ -25,6 +38,7 @@ AUDIT = audit_table(Base.metadata)
 
 
 # --- projections of intake's facts -------------------------------------------------------------
+
 
 class ReviewCampaign(Base):
     """The latest published version of a campaign, as review needs it (from campaign.published)."""
@@ -78,21 +92,28 @@ class ReviewVersion(Base):
 
 # --- the queue ---------------------------------------------------------------------------------
 
+
 class ReviewItem(Base):
     """One submission's current version waiting for, or holding, a reviewer's decision (审核)."""
 
     __tablename__ = "review_items"
     submission_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     unit_id: Mapped[str] = mapped_column(String(36), index=True)
-    unit_path: Mapped[str] = mapped_column(String(1000), default="", index=True)  # who may see it (shared.auth.visible)
+    unit_path: Mapped[str] = mapped_column(
+        String(1000), default="", index=True
+    )  # who may see it (shared.auth.visible)
     campaign_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
     measure_code: Mapped[str] = mapped_column(String(64), index=True)
     kind: Mapped[str] = mapped_column(String(32), default="measure")  # measure, summary_report, good_practice
     title: Mapped[str] = mapped_column(String(200))
     version: Mapped[int] = mapped_column(Integer)
-    state: Mapped[str] = mapped_column(String(32), index=True)  # pending, approved, returned, rejected, withdrawn
+    state: Mapped[str] = mapped_column(
+        String(32), index=True
+    )  # pending, approved, returned, rejected, withdrawn
     submitted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    outside_window: Mapped[bool] = mapped_column(Boolean, default=False)  # held_on outside the publicity window
+    outside_window: Mapped[bool] = mapped_column(
+        Boolean, default=False
+    )  # held_on outside the publicity window
     assigned_to: Mapped[str | None] = mapped_column(String(100), nullable=True, index=True)
     claimed_by: Mapped[str | None] = mapped_column(String(100), nullable=True, index=True)
     claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
@@ -120,14 +141,33 @@ class ReviewEvidence(Base):
     captured_at: Mapped[str | None] = mapped_column(String(64), nullable=True)
     outside_window: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     duplicate_of: Mapped[list] = mapped_column(JSON, default=list)  # evidence ids with the same bytes
-    near_duplicate_of: Mapped[list] = mapped_column(JSON, default=list)  # evidence ids of near-identical photos
+    near_duplicate_of: Mapped[list] = mapped_column(
+        JSON, default=list
+    )  # evidence ids of near-identical photos
+
+
+class ReviewDuplicate(Base):
+    """A duplicate link between two evidence files, from the later one's evidence.stored: which repeats which.
+
+    Kept as rows (not only the later file's JSON lists) so the earlier file shows the flag too, whichever of the
+    two events arrived first.
+    """
+
+    __tablename__ = "review_duplicates"
+    __table_args__ = (UniqueConstraint("evidence_id", "other_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    evidence_id: Mapped[str] = mapped_column(String(36), index=True)  # the later upload, the copy
+    other_id: Mapped[str] = mapped_column(String(36), index=True)  # the earlier one it repeats
+    match: Mapped[str] = mapped_column(String(8))  # exact, near
 
 
 class ReviewDecision(Base):
     """Every decision ever taken, in order: the facts the assessment counts as of a date."""
 
     __tablename__ = "review_decisions"
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
     submission_id: Mapped[str] = mapped_column(String(36), index=True)
     unit_id: Mapped[str] = mapped_column(String(36), index=True)
     campaign_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
@@ -165,14 +205,18 @@ class TimelineRecord(Base):
 
     __tablename__ = TIMELINE
     __table__: ClassVar[Table]  # declarative makes a plain Table here (append_only() below takes one)
-    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False
+    )
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     actor: Mapped[str] = mapped_column(String(100))
     actor_role: Mapped[str] = mapped_column(String(32), default="")
     kind: Mapped[str] = mapped_column(String(64), index=True)  # e.g. submission.approved, comment.added
     unit_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
     submission_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
-    subject_type: Mapped[str] = mapped_column(String(32))  # submission, inspection, supervision, circular, unit
+    subject_type: Mapped[str] = mapped_column(
+        String(32)
+    )  # submission, inspection, supervision, circular, unit
     subject_id: Mapped[str] = mapped_column(String(100))
     detail: Mapped[dict] = mapped_column(JSON, default=dict)
     prev_hash: Mapped[str] = mapped_column(String(64))
@@ -192,6 +236,7 @@ class TimelineHead(Base):
 
 
 # --- inspections -------------------------------------------------------------------------------
+
 
 class SamplingDraw(Base):
     """A reproducible proposal of whom to inspect: the population, the seed and who was drawn."""
@@ -228,12 +273,15 @@ class Inspection(Base):
     staff_proficient: Mapped[int] = mapped_column(Integer, default=0)
     findings: Mapped[str] = mapped_column(Text, default="")
     problems: Mapped[list] = mapped_column(JSON, default=list)
-    criteria: Mapped[dict] = mapped_column(JSON, default=dict)  # inspector's shares (0..1) for criteria counts can't score
+    criteria: Mapped[dict] = mapped_column(
+        JSON, default=dict
+    )  # inspector's shares (0..1) for criteria counts can't score
     score: Mapped[float | None] = mapped_column(Float, nullable=True)  # inspection points under the rubric
     recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
 
 
 # --- supervision -------------------------------------------------------------------------------
+
 
 class Supervision(Base):
     """A formal chase (督办) of a unit: level, method, rectification deadline, response and outcome."""
@@ -246,7 +294,9 @@ class Supervision(Base):
     unit_path: Mapped[str] = mapped_column(String(1000), default="")
     rule: Mapped[str] = mapped_column(String(32))  # manual, deadline_missed, inspection, returned_stale
     rule_key: Mapped[str | None] = mapped_column(String(200), nullable=True)  # one case per rule and subject
-    subject_id: Mapped[str | None] = mapped_column(String(100), nullable=True)  # deadline code, inspection or submission id
+    subject_id: Mapped[str | None] = mapped_column(
+        String(100), nullable=True
+    )  # deadline code, inspection or submission id
     level: Mapped[str] = mapped_column(String(8))  # blue, yellow, red
     method: Mapped[str] = mapped_column(String(16))  # phone, on_site, interview
     reason: Mapped[str] = mapped_column(Text)
@@ -267,7 +317,9 @@ class SupervisionChange(Base):
     """Each step of a supervision (opened, escalated, responded, closed) with the level and method after it."""
 
     __tablename__ = "supervision_changes"
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
     supervision_id: Mapped[str] = mapped_column(String(36), index=True)
     unit_id: Mapped[str] = mapped_column(String(36), index=True)
     action: Mapped[str] = mapped_column(String(16))
@@ -280,11 +332,14 @@ class SupervisionChange(Base):
 
 # --- circulars ---------------------------------------------------------------------------------
 
+
 class Circular(Base):
     """A circular (通报) for a period, generated from a frozen snapshot whose SHA-256 is kept."""
 
     __tablename__ = "circulars"
-    __table_args__ = (UniqueConstraint("campaign_id", "period", "revision", name="uq_circulars_period_revision"),)
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "period", "revision", name="uq_circulars_period_revision"),
+    )
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     campaign_id: Mapped[str] = mapped_column(String(36), index=True)
     period: Mapped[str] = mapped_column(String(32))  # e.g. 2020-Q1

@@ -1,4 +1,5 @@
 """Which events the review service consumes, and the handlers for each."""
+
 from __future__ import annotations
 
 from services.review import handlers

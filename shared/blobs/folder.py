@@ -1,15 +1,25 @@
 """Blob store on a local folder: atomic rename into place, a .sha256 sidecar beside each object."""
+
 from __future__ import annotations
 
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator, Sequence
+from typing import Any, BinaryIO
 
 from shared.blobs.port import (
-    CHUNK, BlobExists, BlobNotFound, HashingReader, PresignedPost, PresignUnsupported, Readable, StoredObject,
+    CHUNK,
+    BlobExists,
+    BlobNotFound,
+    BlobStoreMisconfigured,
+    HashingReader,
+    PresignedPost,
+    PresignUnsupported,
+    Readable,
+    StoredObject,
     check_key,
 )
 
@@ -88,7 +98,24 @@ class FolderBlobStore:
         """Whether the root is writable, and free space."""
         self._root.mkdir(parents=True, exist_ok=True)
         usage = shutil.disk_usage(self._root)
-        return {"backend": "folder", "ok": os.access(self._root, os.W_OK), "root": str(self._root), "free_bytes": usage.free}
+        return {
+            "backend": "folder",
+            "ok": os.access(self._root, os.W_OK),
+            "root": str(self._root),
+            "free_bytes": usage.free,
+        }
+
+    def check_config(self) -> None:
+        """The root folder can be created and written to (a file is written and removed)."""
+        try:
+            self._root.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=self._root, prefix=".probe-"):
+                pass
+        except OSError as exc:
+            raise BlobStoreMisconfigured(
+                f"BLOB_DIR {str(self._root)!r} is not a writable folder ({exc.strerror or exc}); "
+                f"对象存储目录不可写，请检查 BLOB_DIR / DATA_DIR"
+            ) from None
 
     def read_range(self, key: str, offset: int, length: int) -> bytes:
         """Seek and read; fewer bytes at the end of the file."""
@@ -134,8 +161,10 @@ class FolderBlobStore:
             return iter(())
         before = modified_before.timestamp() if modified_before else None
         return (
-            key for path in sorted(start.rglob("*"))
-            if path.is_file() and not path.name.endswith(".meta")
+            key
+            for path in sorted(start.rglob("*"))
+            if path.is_file()
+            and not path.name.endswith(".meta")
             and (key := path.relative_to(root).as_posix()).startswith(prefix)
             and (before is None or _mtime(path) < before)
         )
@@ -161,14 +190,20 @@ class FolderBlobStore:
         """Not available: a folder has no URL of its own."""
         raise PresignUnsupported(_NO_PRESIGN)
 
-    def presigned_post(self, key: str, *, key_prefix: str, content_type: str, size: int, expires_s: int) -> PresignedPost:
+    def presigned_post(
+        self, key: str, *, key_prefix: str, content_type: str, size: int, expires_s: int
+    ) -> PresignedPost:
         """Not available: a folder cannot take uploads by itself."""
         raise PresignUnsupported(_NO_PRESIGN)
 
     def count_objects(self) -> int:
         """How many objects are stored (for tests and ops)."""
         root = self._root / "objects"
-        return sum(1 for p in root.rglob("*") if p.is_file() and not p.name.endswith(".meta")) if root.exists() else 0
+        return (
+            sum(1 for p in root.rglob("*") if p.is_file() and not p.name.endswith(".meta"))
+            if root.exists()
+            else 0
+        )
 
 
 class _Concatenated:

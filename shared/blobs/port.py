@@ -1,11 +1,13 @@
 """The blob store port: streamed puts with a SHA-256, streamed reads, no whole file in memory."""
+
 from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Iterator, Protocol, Sequence
+from typing import Any, Protocol
 
 CHUNK = 1024 * 1024
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-/]{0,500}$")
@@ -17,6 +19,10 @@ class BlobNotFound(KeyError):
 
 class BlobStoreUnavailable(RuntimeError):
     """The store could not be reached; the caller may retry later."""
+
+
+class BlobStoreMisconfigured(RuntimeError):
+    """The store's settings cannot work (bad bucket name, credentials refused, folder not writable): fix them and restart."""
 
 
 class BlobExists(FileExistsError):
@@ -99,11 +105,26 @@ class BlobStore(Protocol):
     def presigned_get_url(self, key: str, expires_s: int = 3600, *, download_name: str | None = None) -> str:
         """A URL that lets its holder GET the object until it expires; raises PresignUnsupported."""
 
-    def presigned_post(self, key: str, *, key_prefix: str, content_type: str, size: int, expires_s: int) -> PresignedPost:
+    def presigned_post(
+        self, key: str, *, key_prefix: str, content_type: str, size: int, expires_s: int
+    ) -> PresignedPost:
         """A POST form for exactly one upload under key_prefix; raises PresignUnsupported."""
 
     def health(self) -> dict[str, Any]:
         """The adapter's state for /healthz."""
+
+    def check_config(self) -> None:
+        """Verify the store works as configured (bucket valid and usable, folder writable): raises
+        BlobStoreMisconfigured saying which setting is wrong, or BlobStoreUnavailable if it cannot be reached."""
+
+
+def check_blob_store(store: BlobStore) -> dict[str, Any]:
+    """The configuration check as a readiness probe: {"ok": bool, "problem": str | None}; never raises."""
+    try:
+        store.check_config()
+    except (BlobStoreMisconfigured, BlobStoreUnavailable) as exc:
+        return {"ok": False, "problem": str(exc)}
+    return {"ok": True, "problem": None}
 
 
 def check_key(key: str) -> str:

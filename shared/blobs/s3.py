@@ -1,10 +1,13 @@
 """Blob store on S3 or MinIO: streamed multipart puts, streamed reads, failures reported in seconds."""
+
 from __future__ import annotations
 
 import os
-from datetime import datetime, timedelta, timezone
+import re
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Any, BinaryIO, Iterator, Literal, Sequence, cast
+from typing import Any, BinaryIO, Literal, cast
 from urllib.parse import quote
 
 import certifi
@@ -16,8 +19,17 @@ from minio.error import S3Error, ServerError
 from minio.retention import Retention
 
 from shared.blobs.port import (
-    CHUNK, BlobExists, BlobLocked, BlobNotFound, BlobStoreUnavailable, HashingReader, PresignedPost, Readable,
-    StoredObject, check_key,
+    CHUNK,
+    BlobExists,
+    BlobLocked,
+    BlobNotFound,
+    BlobStoreMisconfigured,
+    BlobStoreUnavailable,
+    HashingReader,
+    PresignedPost,
+    Readable,
+    StoredObject,
+    check_key,
 )
 
 MIN_PART_SIZE = 5 * 1024 * 1024
@@ -29,6 +41,21 @@ PROBE_TIMEOUT_S = 2.0  # the health probe's own client: one short try, never the
 _MISSING = frozenset({"NoSuchKey", "NoSuchBucket", "NoSuchObject", "ResourceNotFound"})
 _TRANSIENT = frozenset({"ServiceUnavailable", "SlowDown", "InternalError", "RequestTimeout"})
 _NETWORK = (urllib3.exceptions.HTTPError, OSError, ServerError)
+_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_REFUSED = frozenset(
+    {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AllAccessDisabled", "InvalidBucketName"}
+)
+
+
+def bucket_name_problem(name: str) -> str | None:
+    """Why name is not a valid S3 bucket name (AWS naming rules), or None if it is."""
+    if not _BUCKET_NAME.match(name):
+        return "3 to 63 characters, only lowercase letters, digits, dots and hyphens, beginning and ending with a letter or digit"
+    if ".." in name or ".-" in name or "-." in name:
+        return "no two adjacent dots, and no dot next to a hyphen"
+    if re.fullmatch(r"\d+\.\d+\.\d+\.\d+", name):
+        return "not formatted as an IP address"
+    return None
 
 
 class _WholeReads:
@@ -92,8 +119,11 @@ class _Translated:
         raise error from exc
 
 
-def _http_client(connect_s: float = CONNECT_TIMEOUT_S, read_s: float = READ_TIMEOUT_S, retries: int = RETRIES,
-                 ) -> urllib3.PoolManager:
+def _http_client(
+    connect_s: float = CONNECT_TIMEOUT_S,
+    read_s: float = READ_TIMEOUT_S,
+    retries: int = RETRIES,
+) -> urllib3.PoolManager:
     """A connection pool that gives up within seconds when the server is down or silent.
 
     One request fails for good within (connect_s + read_s) x (1 + retries) plus at most 0.2 s of backoff.
@@ -129,7 +159,9 @@ class S3BlobStore:
         retries: int = RETRIES,
     ) -> None:
         if part_size < MIN_PART_SIZE:
-            raise ValueError(f"part_size must be at least {MIN_PART_SIZE} bytes (S3 minimum), got {part_size}")
+            raise ValueError(
+                f"part_size must be at least {MIN_PART_SIZE} bytes (S3 minimum), got {part_size}"
+            )
         self._endpoint = endpoint
         self._bucket = bucket
         self._region = region
@@ -148,12 +180,26 @@ class S3BlobStore:
             http_client=_http_client(connect_timeout_s, read_timeout_s, retries),
         )
         probe_s = min(PROBE_TIMEOUT_S, connect_timeout_s, read_timeout_s)
-        self._probe = Minio(endpoint=endpoint, access_key=access_key, secret_key=secret_key, secure=secure,
-                            region=region, http_client=_http_client(probe_s, probe_s, 0))
+        self._probe = Minio(
+            endpoint=endpoint,
+            access_key=access_key,
+            secret_key=secret_key,
+            secure=secure,
+            region=region,
+            http_client=_http_client(probe_s, probe_s, 0),
+        )
         # Presigned URLs must name the host clients reach (it is part of the signature); signing is local.
         self._public_endpoint = public_endpoint or endpoint
-        self._signer = self._client if not public_endpoint else Minio(
-            endpoint=public_endpoint, access_key=access_key, secret_key=secret_key, secure=secure, region=region,
+        self._signer = (
+            self._client
+            if not public_endpoint
+            else Minio(
+                endpoint=public_endpoint,
+                access_key=access_key,
+                secret_key=secret_key,
+                secure=secure,
+                region=region,
+            )
         )
 
     def ensure_bucket(self) -> None:
@@ -161,7 +207,9 @@ class S3BlobStore:
         with self._translated("bucket check"):
             if not self._client.bucket_exists(bucket_name=self._bucket):
                 try:
-                    self._client.make_bucket(bucket_name=self._bucket, location=self._region, object_lock=self._object_lock)
+                    self._client.make_bucket(
+                        bucket_name=self._bucket, location=self._region, object_lock=self._object_lock
+                    )
                 except S3Error as exc:
                     if exc.code != "BucketAlreadyOwnedByYou":  # another process created it meanwhile
                         raise
@@ -234,9 +282,13 @@ class S3BlobStore:
                 if not self._bucket_features()["versioned"]:
                     self._client.remove_object(bucket_name=self._bucket, object_name=key)
                     return
-                for item in self._client.list_objects(bucket_name=self._bucket, prefix=key, include_version=True):
+                for item in self._client.list_objects(
+                    bucket_name=self._bucket, prefix=key, include_version=True
+                ):
                     if item.object_name == key:
-                        self._client.remove_object(bucket_name=self._bucket, object_name=key, version_id=item.version_id)
+                        self._client.remove_object(
+                            bucket_name=self._bucket, object_name=key, version_id=item.version_id
+                        )
         except BlobNotFound:
             pass
 
@@ -247,7 +299,9 @@ class S3BlobStore:
             return b""
         with self._translated(f"ranged read of {key!r}", key):
             try:
-                response = self._client.get_object(bucket_name=self._bucket, object_name=key, offset=max(offset, 0), length=length)
+                response = self._client.get_object(
+                    bucket_name=self._bucket, object_name=key, offset=max(offset, 0), length=length
+                )
             except S3Error as exc:
                 if exc.code != "InvalidRange":
                     raise
@@ -268,11 +322,17 @@ class S3BlobStore:
         info = self.stat(source)
         with self._translated(f"move of {source!r}", source):
             if info.size <= MAX_COPY_SIZE:
-                self._client.copy_object(bucket_name=self._bucket, object_name=target,
-                                         source=CopySource(bucket_name=self._bucket, object_name=source))
+                self._client.copy_object(
+                    bucket_name=self._bucket,
+                    object_name=target,
+                    source=CopySource(bucket_name=self._bucket, object_name=source),
+                )
             else:  # a ranged source makes minio copy part by part
-                self._client.compose_object(bucket_name=self._bucket, object_name=target,
-                                            sources=[_ComposeSource(bucket_name=self._bucket, object_name=source, offset=0)])
+                self._client.compose_object(
+                    bucket_name=self._bucket,
+                    object_name=target,
+                    sources=[_ComposeSource(bucket_name=self._bucket, object_name=source, offset=0)],
+                )
         self.delete(source)
         return StoredObject(key=target, size=info.size, content_type=info.content_type)
 
@@ -284,10 +344,16 @@ class S3BlobStore:
         sizes = [self.stat(source).size for source in sources]
         if any(size < MIN_PART_SIZE for size in sizes[:-1]):
             raise ValueError(f"every compose source but the last must be at least {MIN_PART_SIZE} bytes")
-        parts: list[ComposeSource] = [_ComposeSource(bucket_name=self._bucket, object_name=source, offset=0) for source in sources]
+        parts: list[ComposeSource] = [
+            _ComposeSource(bucket_name=self._bucket, object_name=source, offset=0) for source in sources
+        ]
         with self._translated(f"compose of {key!r}"):
-            self._client.compose_object(bucket_name=self._bucket, object_name=key, sources=parts,
-                                        metadata={"Content-Type": content_type})
+            self._client.compose_object(
+                bucket_name=self._bucket,
+                object_name=key,
+                sources=parts,
+                metadata={"Content-Type": content_type},
+            )
         return StoredObject(key=key, size=sum(sizes), content_type=content_type)
 
     def list_keys(self, prefix: str, *, modified_before: datetime | None = None) -> Iterator[str]:
@@ -308,12 +374,16 @@ class S3BlobStore:
                 return 0
             while True:
                 # minio has no public call for these; the private ones are pinned by minio<7.2.19 in pyproject.
-                page = self._client._list_multipart_uploads(bucket_name=self._bucket, key_marker=key_marker,
-                                                            upload_id_marker=upload_marker)
+                page = self._client._list_multipart_uploads(
+                    bucket_name=self._bucket, key_marker=key_marker, upload_id_marker=upload_marker
+                )
                 for upload in page.uploads:
                     if upload.upload_id and upload.initiated_time and upload.initiated_time < started_before:
-                        self._client._abort_multipart_upload(bucket_name=self._bucket, object_name=upload.object_name,
-                                                             upload_id=upload.upload_id)
+                        self._client._abort_multipart_upload(
+                            bucket_name=self._bucket,
+                            object_name=upload.object_name,
+                            upload_id=upload.upload_id,
+                        )
                         aborted += 1
                 if not page.is_truncated:
                     return aborted
@@ -326,8 +396,10 @@ class S3BlobStore:
             self.stat(key)
             if not self._bucket_features()["locking"]:
                 return False
-            until = until.astimezone(timezone.utc).replace(microsecond=0)
-            self._client.set_object_retention(bucket_name=self._bucket, object_name=key, config=Retention(mode, until))
+            until = until.astimezone(UTC).replace(microsecond=0)
+            self._client.set_object_retention(
+                bucket_name=self._bucket, object_name=key, config=Retention(mode, until)
+            )
         return True
 
     def presigned_get_url(self, key: str, expires_s: int = 3600, *, download_name: str | None = None) -> str:
@@ -337,17 +409,22 @@ class S3BlobStore:
         if download_name:
             headers = {"response-content-disposition": f"attachment; filename*=UTF-8''{quote(download_name)}"}
         return self._signer.presigned_get_object(
-            bucket_name=self._bucket, object_name=key, expires=timedelta(seconds=expires_s), response_headers=headers,
+            bucket_name=self._bucket,
+            object_name=key,
+            expires=timedelta(seconds=expires_s),
+            response_headers=headers,
         )
 
-    def presigned_post(self, key: str, *, key_prefix: str, content_type: str, size: int, expires_s: int) -> PresignedPost:
+    def presigned_post(
+        self, key: str, *, key_prefix: str, content_type: str, size: int, expires_s: int
+    ) -> PresignedPost:
         """A POST policy limited to keys under key_prefix, exactly size bytes and this Content-Type (signed locally)."""
         check_key(key)
         if not key.startswith(key_prefix):
             raise ValueError(f"key {key!r} is not under {key_prefix!r}")
         if not self._bucket_ready:
             self.ensure_bucket()  # the form is useless if the bucket is not there to take it
-        expires_at = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=expires_s)
+        expires_at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=expires_s)
         policy = PostPolicy(self._bucket, expires_at)
         policy.add_starts_with_condition("key", key_prefix)
         policy.add_equals_condition("Content-Type", content_type)
@@ -372,18 +449,47 @@ class S3BlobStore:
                 if exc.code not in ("ObjectLockConfigurationNotFoundError", "NotImplemented"):
                     raise
                 locking = False
-            versioned = locking or self._client.get_bucket_versioning(bucket_name=self._bucket).status == "Enabled"
+            versioned = (
+                locking or self._client.get_bucket_versioning(bucket_name=self._bucket).status == "Enabled"
+            )
             self._features = {"locking": locking, "versioned": versioned}
         return self._features
 
     def health(self) -> dict[str, Any]:
         """Whether the server answers for the bucket, asked with a client of its own that gives up in seconds; never raises."""
         state = {"backend": "s3", "endpoint": self._endpoint, "bucket": self._bucket}
+        problem = bucket_name_problem(self._bucket)
+        if problem:
+            return {**state, "ok": False, "error": f"invalid bucket name: {problem}"}
         try:
             exists = self._probe.bucket_exists(bucket_name=self._bucket)
-        except Exception as exc:  # noqa: BLE001 - health reports, it does not raise
+        except Exception as exc:
             return {**state, "ok": False, "error": f"{type(exc).__name__}: {exc}"[:500]}
         return {**state, "ok": True, "bucket_exists": exists}
+
+    def check_config(self) -> None:
+        """The bucket name is valid, the credentials are accepted and the bucket exists or can be created."""
+        problem = bucket_name_problem(self._bucket)
+        if problem:
+            raise BlobStoreMisconfigured(
+                f"S3_BUCKET {self._bucket!r} is not a valid bucket name: {problem} "
+                f"（存储桶名称不合法，请修改 S3_BUCKET）"
+            )
+        try:
+            self.ensure_bucket()
+        except BlobStoreUnavailable:
+            raise
+        except S3Error as exc:
+            hint = (
+                "check S3_ACCESS_KEY / S3_SECRET_KEY and the key's rights on the bucket（请检查对象存储的访问密钥与权限）"
+                if exc.code in _REFUSED
+                else "（对象存储拒绝了该存储桶，请检查 S3_BUCKET、S3_REGION）"
+            )
+            raise BlobStoreMisconfigured(
+                f"S3 at {self._endpoint} refused bucket {self._bucket!r}: {exc.code}: {exc.message}; {hint}"
+            ) from None
+        except ValueError as exc:  # minio's own argument checks
+            raise BlobStoreMisconfigured(f"S3 settings rejected: {exc}（对象存储配置有误）") from None
 
     def _translated(self, action: str, key: str | None = None) -> _Translated:
         """Raise the port's exceptions instead of minio's and urllib3's."""
@@ -397,5 +503,7 @@ class S3BlobStore:
         if key is not None and code == "AccessDenied" and self._features and self._features["locking"]:
             return BlobLocked(f"{key!r} is under retention in bucket {self._bucket!r}")
         if isinstance(exc, _NETWORK) or code in _TRANSIENT:
-            return BlobStoreUnavailable(f"S3 at {self._endpoint} (bucket {self._bucket!r}) unavailable: {action} failed: {exc}")
+            return BlobStoreUnavailable(
+                f"S3 at {self._endpoint} (bucket {self._bucket!r}) unavailable: {action} failed: {exc}"
+            )
         return None

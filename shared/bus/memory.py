@@ -1,4 +1,5 @@
 """In-process bus: same semantics as RabbitMQ (retries, parking lot), for embedded mode and tests."""
+
 from __future__ import annotations
 
 import heapq
@@ -77,7 +78,9 @@ class InMemoryBus:
         """
         body = event.to_json()
         with self._cond:
-            targets = [q for q in self._queues.values() if any(topic_matches(p, event.type) for p in q.patterns)]
+            targets = [
+                q for q in self._queues.values() if any(topic_matches(p, event.type) for p in q.patterns)
+            ]
             settlement = _Settlement(len(targets), on_settled) if on_settled else None
             for queue in targets:
                 heapq.heappush(queue.ready, (0.0, next(self._seq), 0, body, settlement))
@@ -157,7 +160,9 @@ class InMemoryBus:
         return parked_message(body, message_id=None, attempts=attempts, error=error)
 
     def _take_parked(self, queue: _Queue, message_id: str | None) -> list[bytes]:
-        chosen = [b for b in queue.parked if message_id is None or self._describe(queue, b).message_id == message_id]
+        chosen = [
+            b for b in queue.parked if message_id is None or self._describe(queue, b).message_id == message_id
+        ]
         queue.parked = [b for b in queue.parked if not any(b is c for c in chosen)]
         for body in chosen:
             queue.park_notes.pop(id(body), None)
@@ -170,12 +175,16 @@ class InMemoryBus:
                 "backend": "memory",
                 "ok": True,
                 "running": self._running,
-                "queues": {q.name: {"ready": len(q.ready), "parked": len(q.parked)} for q in self._queues.values()},
+                "queues": {
+                    q.name: {"ready": len(q.ready), "parked": len(q.parked)} for q in self._queues.values()
+                },
             }
 
     def _start_queue(self, queue: _Queue) -> None:
         if queue.thread is None or not queue.thread.is_alive():
-            queue.thread = threading.Thread(target=self._deliver_loop, args=(queue,), name=f"bus-{queue.name}", daemon=True)
+            queue.thread = threading.Thread(
+                target=self._deliver_loop, args=(queue,), name=f"bus-{queue.name}", daemon=True
+            )
             queue.thread.start()
 
     def _next(self, queue: _Queue) -> _Ready | None:
@@ -209,7 +218,9 @@ class InMemoryBus:
                 if settlement:
                     settlement.settle()
 
-    def _retry_or_park(self, queue: _Queue, attempt: int, body: bytes, settlement: _Settlement | None) -> None:
+    def _retry_or_park(
+        self, queue: _Queue, attempt: int, body: bytes, settlement: _Settlement | None
+    ) -> None:
         if attempt >= len(self._delays):
             self._park(queue, body, settlement, f"failed {attempt + 1} times")
             return
@@ -225,7 +236,10 @@ class InMemoryBus:
             queue.parked.append(body)
             error = sys.exc_info()[1]
             attempts = 1 + len(self._delays) if why.startswith("failed") else 1
-            queue.park_notes[id(body)] = (attempts, f"{type(error).__name__}: {error}"[:500] if error else why)
+            queue.park_notes[id(body)] = (
+                attempts,
+                f"{type(error).__name__}: {error}"[:500] if error else why,
+            )
             log.error("handler %s %s; event parked", queue.name, why, exc_info=True)
             EVENTS_PARKED.labels(queue.name, event_type_of(body)).inc()
             self._cond.notify_all()

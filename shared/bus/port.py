@@ -1,4 +1,5 @@
 """The bus port: publish confirmed events, consume them with retries and a parking lot."""
+
 from __future__ import annotations
 
 import hashlib

@@ -1,4 +1,5 @@
 """RabbitMQ bus: a durable topic exchange, one quorum queue per consumer, TTL retry queues and a parking lot."""
+
 from __future__ import annotations
 
 import functools
@@ -138,7 +139,11 @@ class RabbitMQBus:
                 try:
                     events.append(Envelope.from_json(body or b""))
                 except ValueError:
-                    log.warning("unparseable message in %s (message_id=%s)", queue, _properties and _properties.message_id)
+                    log.warning(
+                        "unparseable message in %s (message_id=%s)",
+                        queue,
+                        _properties and _properties.message_id,
+                    )
         return events
 
     def queue_state(self, consumer: str) -> dict[str, int]:
@@ -232,7 +237,12 @@ class RabbitMQBus:
         with self._lock:
             subs = dict(self._subs)
             consumers = {name: c.state() for name, c in self._consumers.items()}
-        info: dict[str, Any] = {"backend": "rabbitmq", "ok": False, "running": self._running, "consumers": consumers}
+        info: dict[str, Any] = {
+            "backend": "rabbitmq",
+            "ok": False,
+            "running": self._running,
+            "consumers": consumers,
+        }
         try:
             connection = self._connect("health", _HEALTH_TIMEOUT_S)
             try:
@@ -240,7 +250,9 @@ class RabbitMQBus:
                 info["queues"] = {
                     name: {
                         "ready": channel.queue_declare(sub.queue, passive=True).method.message_count,
-                        "parked": channel.queue_declare(_parking(sub.queue), passive=True).method.message_count,
+                        "parked": channel.queue_declare(
+                            _parking(sub.queue), passive=True
+                        ).method.message_count,
                     }
                     for name, sub in subs.items()
                 }
@@ -310,7 +322,10 @@ class RabbitMQBus:
                 "message that keeps crashing its consumer is dropped after the broker's default limit. Apply the "
                 "policy from docs/architecture.md (rabbitmqctl set_policy ... dead-letter-exchange, "
                 "dead-letter-routing-key, delivery-limit) or drain and delete the queue so it is redeclared.",
-                queue, _parking(queue), exc.reply_text)
+                queue,
+                _parking(queue),
+                exc.reply_text,
+            )
             channel.queue_declare(queue, passive=True)
         else:
             probe.close()
@@ -418,7 +433,12 @@ class _Publisher:
         if self._connection is not None and self._connection.is_open:
             # Services heartbeats and surfaces a broker-side close before we publish into it.
             self._connection.process_data_events(time_limit=0)
-        if self._connection is None or not self._connection.is_open or not self._channel or not self._channel.is_open:
+        if (
+            self._connection is None
+            or not self._connection.is_open
+            or not self._channel
+            or not self._channel.is_open
+        ):
             self._drop()
             self._connection = self._bus._connect_within(f"publisher {threading.current_thread().name}")
             self._channel = self._connection.channel()
@@ -562,13 +582,21 @@ class _Consumer:
             except Exception as exc:
                 outcome, error = "failed", f"{type(exc).__name__}: {exc}"[:500]
                 log.warning(
-                    "handler %s failed on %s (attempt %d)", self._sub.queue, event.event_id, attempt, exc_info=True
+                    "handler %s failed on %s (attempt %d)",
+                    self._sub.queue,
+                    event.event_id,
+                    attempt,
+                    exc_info=True,
                 )
-        settle = functools.partial(self._settle, channel, delivery_tag, properties, body, outcome, attempt, error)
+        settle = functools.partial(
+            self._settle, channel, delivery_tag, properties, body, outcome, attempt, error
+        )
         try:
             connection.add_callback_threadsafe(settle)
         except AMQPError:
-            log.warning("consumer %s: connection closed before settling; the broker will redeliver", self._sub.queue)
+            log.warning(
+                "consumer %s: connection closed before settling; the broker will redeliver", self._sub.queue
+            )
 
     def _settle(
         self,
@@ -589,13 +617,19 @@ class _Consumer:
                 EVENTS_RETRIED.labels(queue, event_type_of(body)).inc()
             else:
                 target, next_attempt = _parking(queue), attempt
-                log.error("parking %s on %s (%s after %d attempts)", properties.message_id, queue, outcome, attempt)
+                log.error(
+                    "parking %s on %s (%s after %d attempts)", properties.message_id, queue, outcome, attempt
+                )
                 EVENTS_PARKED.labels(queue, event_type_of(body)).inc()
             copy = pika.BasicProperties(
                 content_type=properties.content_type or "application/json",
                 delivery_mode=2,
                 message_id=properties.message_id,
-                headers={**(properties.headers or {}), ATTEMPT_HEADER: next_attempt, ERROR_HEADER: error or outcome},
+                headers={
+                    **(properties.headers or {}),
+                    ATTEMPT_HEADER: next_attempt,
+                    ERROR_HEADER: error or outcome,
+                },
             )
             # mandatory: a missing retry/parking queue raises, the session restarts and redeclares it.
             channel.basic_publish("", target, body, copy, mandatory=True)

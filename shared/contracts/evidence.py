@@ -1,4 +1,5 @@
 """Events published by the evidence_storage service."""
+
 from __future__ import annotations
 
 from datetime import datetime

@@ -1,4 +1,5 @@
 """Events published by the intake service."""
+
 from __future__ import annotations
 
 from datetime import date, datetime
@@ -57,8 +58,12 @@ class CampaignPublished(_Payload):
     plan_url: str = ""  # absolute, or a path under PUBLIC_BASE_URL; empty: the campaign's own page
     reference_materials: list[ReferenceMaterialInfo] = []
     timezone: str = "Asia/Shanghai"
-    rubric: dict[str, Any] | None = None  # the definition's `rubric` section as JSON (services/intake/definition.py Rubric)
-    supervision_rules: dict[str, Any] = {}  # the definition's `supervision` section as JSON (SupervisionRules)
+    rubric: dict[str, Any] | None = (
+        None  # the definition's `rubric` section as JSON (services/intake/definition.py Rubric)
+    )
+    supervision_rules: dict[
+        str, Any
+    ] = {}  # the definition's `supervision` section as JSON (SupervisionRules)
     circular_rules: dict[str, Any] = {}  # the definition's `circular` section as JSON (CircularRules)
 
 
@@ -105,7 +110,9 @@ class SubmissionSubmitted(_Payload):
     held_on: date | None = None
     outside_window: bool = False
     topics: list[str] = []
-    submitted_at: datetime | None = None  # when handed in (the intake clock); consumers fall back to occurred_at
+    submitted_at: datetime | None = (
+        None  # when handed in (the intake clock); consumers fall back to occurred_at
+    )
     late: bool = False
 
 

@@ -1,4 +1,5 @@
 """Events published by the notification service."""
+
 from __future__ import annotations
 
 from typing import ClassVar

@@ -1,4 +1,5 @@
 """Events published by the review service."""
+
 from __future__ import annotations
 
 from datetime import date, datetime

@@ -1,15 +1,17 @@
 """Mailer that writes each message as an .eml file into a folder (embedded mode)."""
+
 from __future__ import annotations
 
 import os
 import tempfile
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.policy import SMTP
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from shared.mail.port import PermanentMailError
 
@@ -29,11 +31,11 @@ class FolderMailer:
         fd, tmp = tempfile.mkstemp(dir=self._folder, suffix=".tmp")
         with os.fdopen(fd, "wb") as out:
             out.write(data)
-        name = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:12]}.eml"
+        name = f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:12]}.eml"
         os.replace(tmp, self._folder / name)
 
     @contextmanager
-    def session(self) -> Iterator["FolderMailer"]:
+    def session(self) -> Iterator[FolderMailer]:
         """A batch needs no connection: the session is the mailer itself."""
         yield self
 

@@ -1,4 +1,5 @@
 """The mailer port: send e-mails, one or several over one connection, telling temporary from permanent failure."""
+
 from __future__ import annotations
 
 from contextlib import AbstractContextManager

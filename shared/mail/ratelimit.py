@@ -1,15 +1,18 @@
 """A token bucket: at most N sends a minute to one mail server."""
+
 from __future__ import annotations
 
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 
 class TokenBucket:
     """Refills `per_minute` tokens a minute, holding at most `burst`; a send takes one token."""
 
-    def __init__(self, per_minute: int, *, burst: int = 1, monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, per_minute: int, *, burst: int = 1, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
         if per_minute <= 0 or burst <= 0:
             raise ValueError("per_minute and burst must be positive")
         self._rate = per_minute / 60.0

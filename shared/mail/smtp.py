@@ -1,15 +1,17 @@
 """Mailer over SMTP: one connection per batch of messages, replies sorted into temporary and permanent failures."""
+
 from __future__ import annotations
 
 import base64
 import logging
 import smtplib
 import ssl as ssl_module
+from collections.abc import Iterator
 from contextlib import contextmanager
 from email.message import EmailMessage
 from email.utils import getaddresses
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from shared.mail.port import PermanentMailError, ServerUnavailable, TemporaryMailError
 
@@ -122,7 +124,7 @@ class SmtpMailer:
             session.send(message)
 
     @contextmanager
-    def session(self) -> Iterator["SmtpSession"]:
+    def session(self) -> Iterator[SmtpSession]:
         """One connection for a batch (opened at its first message, reopened if the server drops it), closed at the end."""
         session = SmtpSession(self)
         try:
@@ -132,16 +134,20 @@ class SmtpMailer:
 
     def health(self) -> dict[str, Any]:
         """Whether the server greets, accepts the login if any, and answers NOOP; never raises."""
-        state = {"backend": "smtp", "host": self._host, "port": self._port,
-                 "security": "ssl" if self._ssl else "starttls" if self._starttls else "none",
-                 "login": bool(self._username)}
+        state = {
+            "backend": "smtp",
+            "host": self._host,
+            "port": self._port,
+            "security": "ssl" if self._ssl else "starttls" if self._starttls else "none",
+            "login": bool(self._username),
+        }
         try:
             smtp = self._connect(timeout_s=min(self._timeout_s, PROBE_TIMEOUT_S))
             try:
                 code, _ = smtp.noop()
             finally:
                 self._quit(smtp)
-        except Exception as exc:  # noqa: BLE001 - health reports, it does not raise
+        except Exception as exc:
             return {**state, "ok": False, "error": f"{type(exc).__name__}: {exc}"[:500]}
         return {**state, "ok": code == 250}
 
@@ -153,7 +159,9 @@ class SmtpMailer:
         """Open a connection (each network wait bounded by the timeout), upgrade it to TLS if configured and log in."""
         timeout_s = timeout_s or self._timeout_s
         if self._ssl:
-            smtp: smtplib.SMTP = smtplib.SMTP_SSL(self._host, self._port, timeout=timeout_s, context=self._tls_context())
+            smtp: smtplib.SMTP = smtplib.SMTP_SSL(
+                self._host, self._port, timeout=timeout_s, context=self._tls_context()
+            )
         else:
             smtp = smtplib.SMTP(self._host, self._port, timeout=timeout_s)
         try:
@@ -173,7 +181,7 @@ class SmtpMailer:
             smtp.login(username, password)
             return
         smtp.ehlo_or_helo_if_needed()
-        token = base64.b64encode(f"\0{username}\0{password}".encode("utf-8")).decode("ascii")
+        token = base64.b64encode(f"\0{username}\0{password}".encode()).decode("ascii")
         code, reply = smtp.docmd("AUTH", f"PLAIN {token}")
         if code != 235:
             raise smtplib.SMTPAuthenticationError(code, reply)
@@ -224,7 +232,9 @@ class SmtpSession:
                 raise
             # A kept connection went away. The server may, at worst, have taken the message just before
             # (as with any connection lost mid-send); sending it once more now is what a later retry would do.
-            log.info("SMTP %s closed a reused connection (%s); sending over a new one", self._mailer.server, exc)
+            log.info(
+                "SMTP %s closed a reused connection (%s); sending over a new one", self._mailer.server, exc
+            )
             return self._attempt(message)
 
     def _attempt(self, message: EmailMessage) -> dict[str, tuple[int, bytes]]:

@@ -1,5 +1,6 @@
 """shared/audit.py: entries written in the caller's transaction, the append-only guard (SQLite and PostgreSQL),
 and the admin-only read endpoint."""
+
 from __future__ import annotations
 
 import ast
@@ -43,8 +44,15 @@ def database(request, tmp_path):
 
 
 def add_entry(uow, table, **detail):
-    audit.record(uow, table, principal=ADMIN_USER, action="thing.created", resource=("thing", "t1"), detail=detail,
-                 request=RequestInfo(client_ip="192.0.2.7", request_id="req-1"))
+    audit.record(
+        uow,
+        table,
+        principal=ADMIN_USER,
+        action="thing.created",
+        resource=("thing", "t1"),
+        detail=detail,
+        request=RequestInfo(client_ip="192.0.2.7", request_id="req-1"),
+    )
 
 
 def test_entry_commits_and_rolls_back_with_the_change(database):
@@ -61,9 +69,17 @@ def test_entry_commits_and_rolls_back_with_the_change(database):
         rows = uow.execute(select(table)).mappings().all()
     assert len(rows) == 1
     row = rows[0]
-    assert (row["actor_id"], row["actor_name"], row["actor_role"], row["action"], row["resource_type"],
-            row["resource_id"], row["detail"], row["client_ip"], row["request_id"]) == \
-        ("a1", "王芳", ADMIN, "thing.created", "thing", "t1", {"name": "宣传角"}, "192.0.2.7", "req-1")
+    assert (
+        row["actor_id"],
+        row["actor_name"],
+        row["actor_role"],
+        row["action"],
+        row["resource_type"],
+        row["resource_id"],
+        row["detail"],
+        row["client_ip"],
+        row["request_id"],
+    ) == ("a1", "王芳", ADMIN, "thing.created", "thing", "t1", {"name": "宣传角"}, "192.0.2.7", "req-1")
     assert row["at"] is not None
 
 
@@ -74,9 +90,8 @@ def test_rows_cannot_be_changed_or_deleted(database, change):
     with database.transaction() as uow:
         add_entry(uow, table)
     statement = update(table).values(action="tampered") if change == "update" else delete(table)
-    with pytest.raises(DatabaseError, match="append-only"):
-        with database.transaction() as uow:
-            uow.execute(statement)
+    with pytest.raises(DatabaseError, match="append-only"), database.transaction() as uow:
+        uow.execute(statement)
     with database.session() as uow:
         assert uow.execute(select(table.c.action)).scalars().all() == ["thing.created"]
     with database.transaction() as uow:  # appending still works after a refused change
@@ -90,13 +105,20 @@ def test_truncate_is_refused_on_postgresql(postgres_url):
         create_tables(db, metadata)
         with db.transaction() as uow:
             add_entry(uow, table)
-        with pytest.raises(DatabaseError, match="append-only"):
-            with db.transaction() as uow:
-                uow.execute(text('TRUNCATE "svc".audit_log'))
+        with pytest.raises(DatabaseError, match="append-only"), db.transaction() as uow:
+            uow.execute(text('TRUNCATE "svc".audit_log'))
         # the guard function lives in the service's own schema, so two services never share (or race on) it
         with db.session() as uow:
-            schemas = uow.execute(text("SELECT n.nspname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
-                                       "WHERE p.proname = 'audit_log_append_only'")).scalars().all()
+            schemas = (
+                uow.execute(
+                    text(
+                        "SELECT n.nspname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+                        "WHERE p.proname = 'audit_log_append_only'"
+                    )
+                )
+                .scalars()
+                .all()
+            )
         assert schemas == ["svc"]
     finally:
         db.dispose()
@@ -110,9 +132,8 @@ def test_two_services_on_one_postgresql_each_get_their_guard(postgres_url):
             create_tables(db, metadata)
             with db.transaction() as uow:
                 add_entry(uow, table)
-            with pytest.raises(DatabaseError, match="append-only"):
-                with db.transaction() as uow:
-                    uow.execute(delete(table))
+            with pytest.raises(DatabaseError, match="append-only"), db.transaction() as uow:
+                uow.execute(delete(table))
     finally:
         first.dispose()
         second.dispose()
@@ -157,9 +178,8 @@ def test_any_table_can_be_made_append_only(tmp_path):
     create_tables(db, Base.metadata)
     with db.transaction() as uow:
         uow.add(Download(actor="王芳"))
-    with pytest.raises(DatabaseError, match="downloads is append-only"):
-        with db.transaction() as uow:
-            uow.get(Download, 1).actor = "someone else"
+    with pytest.raises(DatabaseError, match="downloads is append-only"), db.transaction() as uow:
+        uow.get(Download, 1).actor = "someone else"
     db.dispose()
 
 

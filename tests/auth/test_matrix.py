@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 from fastapi.routing import APIRoute
+from sqlalchemy import select
 from starlette.routing import Mount
 
 from services.intake import identity
+from services.intake.models import Unit
 from services.notification.models import Delivery
 from shared.auth import ADMIN, INSPECTOR, REVIEWER, UNIT, issuer_from_settings
 from tests.auth.support import bearer
@@ -27,10 +29,34 @@ pytestmark = pytest.mark.integration
 
 # Services whose every route is behind shared.auth.
 WIRED = ("intake", "review", "evidence_storage", "notification")
-PREFIXES = {"intake": "/intake", "review": "/review", "evidence_storage": "/evidence", "notification": "/notification"}
-PUBLIC = {"/healthz", "/livez", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/auth/login", "/auth/token",
-          "/metrics"}  # /metrics: anonymous unless METRICS_TOKEN is set (docs/operations.md)
-UNIT_OWNED = {"unit_id", "submission_id", "key_id", "evidence_id", "session_id", "delivery_id", "inspection_id", "supervision_id"}  # path parameters naming one unit's resource
+PREFIXES = {
+    "intake": "/intake",
+    "review": "/review",
+    "evidence_storage": "/evidence",
+    "notification": "/notification",
+}
+PUBLIC = {
+    "/healthz",
+    "/livez",
+    "/readyz",
+    "/openapi.json",
+    "/docs",
+    "/docs-assets/{name}",
+    "/redoc",
+    "/auth/login",
+    "/auth/token",
+    "/metrics",
+}  # /metrics: anonymous unless METRICS_TOKEN is set (docs/operations.md)
+UNIT_OWNED = {
+    "unit_id",
+    "submission_id",
+    "key_id",
+    "evidence_id",
+    "session_id",
+    "delivery_id",
+    "inspection_id",
+    "supervision_id",
+}  # path parameters naming one unit's resource
 CAMPAIGN_FILE = Path(__file__).resolve().parents[2] / "deploy" / "campaigns" / "huaibei-2020.yaml"
 SAMPLE_BODIES = {
     ("POST", "/submissions/{submission_id}/approve"): {"score": 90},
@@ -139,6 +165,7 @@ def world(platform):
         "delivery_id": delivery_id,
         "name": "decision.subject",
         "family": "decision",
+        "username": "nobody",
         "message_id": "no-such-parked-message",
         "check_id": "no-such-integrity-check",
     }
@@ -163,7 +190,6 @@ def world(platform):
 
 def _delivery_of(platform, unit_id: str) -> str | None:
     """The id of a notification delivery to the unit, once there is one."""
-    from sqlalchemy import select
 
     with platform.contexts["notification"].db.session() as uow:
         return uow.scalar(select(Delivery.id).where(Delivery.unit_id == unit_id).limit(1))
@@ -304,3 +330,37 @@ def test_intake_confines_units_to_their_subtree(platform, world):
     assert client.post("/intake/units", json={**child, "parent_id": None}, headers=own).status_code == 403
     assert client.post("/intake/units", json=child, headers=foreign).status_code == 404
     assert client.post("/intake/units", json=child, headers=own).status_code == 201
+
+
+def test_a_unit_sees_only_its_own_subtrees_liaison_contact_data_in_campaign_definitions(platform, world):
+    client = platform.client
+    client.headers.pop("Authorization", None)
+    intake = platform.contexts["intake"]
+    with intake.db.session() as uow:
+        xsq = uow.scalar(select(Unit).where(Unit.code == "XSQ"))
+        xsq_path = identity.unit_path_of(uow, xsq.id)
+    liaison = bearer(
+        issuer_from_settings(intake.settings).issue(
+            subject="liaison-xsq", name="李明", role=UNIT, ttl_s=600, unit_id=xsq.id, unit_path=xsq_path
+        )
+    )
+    emails = {"li.ming@example.org", "wang.jing@example.org", "chen.gang@example.org"}
+    admin_view = client.get("/intake/campaigns/huaibei-2020", headers=world["tokens"]["admin"]).text
+    assert all(email in admin_view for email in emails)
+    own_view = client.get("/intake/campaigns/huaibei-2020", headers=liaison)
+    assert own_view.status_code == 200
+    shown = {unit["code"]: unit["liaison"] for unit in own_view.json()["definition"]["units"]}
+    assert shown["XSQ"]["email"] == "li.ming@example.org" and shown["DJQ"] is None and shown["LSQ"] is None
+    assert "wang.jing@example.org" not in own_view.text and "chen.gang@example.org" not in own_view.text
+    foreign_view = client.get("/intake/campaigns/huaibei-2020", headers=world["tokens"]["foreign_unit"]).text
+    assert not [email for email in emails if email in foreign_view]
+    for caller in ("foreign_unit", "own_unit"):
+        version = client.get("/intake/campaigns/huaibei-2020/versions/1", headers=world["tokens"][caller])
+        assert version.status_code == 200 and version.json()["source_text"] is None
+        assert not [email for email in emails if email in version.text]
+    version = client.get("/intake/campaigns/huaibei-2020/versions/1", headers=liaison).json()
+    assert version["source_text"] is None
+    assert (
+        "li.ming@example.org"
+        in client.get("/intake/campaigns/huaibei-2020/versions/1", headers=world["tokens"]["reviewer"]).text
+    )

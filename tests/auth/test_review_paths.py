@@ -1,4 +1,5 @@
 """Review keeps the unit path of each item current, so the subtree rule follows a unit that moves."""
+
 from __future__ import annotations
 
 from services.review import handlers
@@ -12,11 +13,30 @@ from shared.settings import Settings
 def test_a_moved_unit_takes_its_review_items_along(tmp_path):
     ctx = bootstrap(Settings(data_dir=tmp_path))
     try:
-        submitted = Envelope(type="submission.submitted", producer="intake", payload={
-            "submission_id": "s1", "unit_id": "v", "measure_code": "M1", "title": "专题会议", "version": 1,
-            "unit_path": "/c/d/v/"})
-        moved = Envelope(type="unit.registered", producer="intake", payload={
-            "unit_id": "v", "code": "V", "name": "村", "level": "village", "parent_id": "e", "unit_path": "/c/e/v/"})
+        submitted = Envelope(
+            type="submission.submitted",
+            producer="intake",
+            payload={
+                "submission_id": "s1",
+                "unit_id": "v",
+                "measure_code": "M1",
+                "title": "专题会议",
+                "version": 1,
+                "unit_path": "/c/d/v/",
+            },
+        )
+        moved = Envelope(
+            type="unit.registered",
+            producer="intake",
+            payload={
+                "unit_id": "v",
+                "code": "V",
+                "name": "村",
+                "level": "village",
+                "parent_id": "e",
+                "unit_path": "/c/e/v/",
+            },
+        )
         with ctx.db.transaction() as uow:
             handlers.enqueue_submission(submitted, uow=uow, ctx=ctx)
         for _ in range(2):  # redelivery changes nothing

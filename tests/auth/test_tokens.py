@@ -1,7 +1,8 @@
 """shared/auth.py: key material, token issue and verification, the FastAPI dependencies and the subtree rule."""
+
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import jwt
 import pytest
@@ -10,13 +11,29 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Column, MetaData, String, Table, create_engine, insert, select
 
 from shared.auth import (
-    ADMIN, INSPECTOR, REVIEWER, UNIT, LEEWAY_S, Principal, TokenError, TokenIssuer, TokenVerifier, can_see_unit,
-    generate_key_pair, install, issuer_from_settings, load_keys, public_pem, require, verifier_from_settings, visible,
+    ADMIN,
+    INSPECTOR,
+    LEEWAY_S,
+    REVIEWER,
+    UNIT,
+    Principal,
+    TokenError,
+    TokenIssuer,
+    TokenVerifier,
+    can_see_unit,
+    generate_key_pair,
+    install,
+    issuer_from_settings,
+    load_keys,
+    public_pem,
+    require,
+    verifier_from_settings,
+    visible,
 )
 from shared.clock import FixedClock
 from shared.settings import Settings
 
-START = datetime(2020, 3, 9, 8, 0, tzinfo=timezone.utc)
+START = datetime(2020, 3, 9, 8, 0, tzinfo=UTC)
 CITY, DISTRICT, VILLAGE, OTHER = "/c/", "/c/d/", "/c/d/v/", "/c/x/"
 
 
@@ -26,8 +43,10 @@ def keys(tmp_path):
 
 
 def pair(keys, clock=None, issuer="campaign-evidence"):
-    return (TokenIssuer(keys.private_key, issuer=issuer, clock=clock),
-            TokenVerifier(keys.public_key, issuer="campaign-evidence", clock=clock))
+    return (
+        TokenIssuer(keys.private_key, issuer=issuer, clock=clock),
+        TokenVerifier(keys.public_key, issuer="campaign-evidence", clock=clock),
+    )
 
 
 def unit_principal(path: str, unit_id: str = "d") -> Principal:
@@ -66,8 +85,13 @@ def test_mismatched_or_wrong_kind_of_key_is_refused(tmp_path):
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    ec_pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+    ec_pem = (
+        ec.generate_private_key(ec.SECP256R1())
+        .private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        .decode()
+    )
     with pytest.raises(ValueError, match="Ed25519"):
         load_keys(Settings(data_dir=tmp_path, auth_private_key=ec_pem))
 
@@ -79,8 +103,14 @@ def test_round_trip_carries_the_claims(keys):
     issuer, verifier = pair(keys)
     token = issuer.issue(subject="u1", name="李明", role=UNIT, unit_id="d", unit_path=DISTRICT, ttl_s=600)
     principal = verifier.verify(token)
-    assert (principal.id, principal.name, principal.role, principal.unit_id, principal.unit_path, principal.via) == \
-        ("u1", "李明", UNIT, "d", DISTRICT, "password")
+    assert (
+        principal.id,
+        principal.name,
+        principal.role,
+        principal.unit_id,
+        principal.unit_path,
+        principal.via,
+    ) == ("u1", "李明", UNIT, "d", DISTRICT, "password")
     claims = jwt.decode(token, options={"verify_signature": False})
     assert claims["exp"] - claims["iat"] == 600 and len(claims["jti"]) == 32
     assert jwt.get_unverified_header(token)["alg"] == "EdDSA"
@@ -108,12 +138,24 @@ def test_forged_tampered_and_foreign_tokens_are_refused(keys, tmp_path):
     issuer, verifier = pair(keys)
     good = issuer.issue(subject="u1", name="李明", role=UNIT, unit_id="d", unit_path=DISTRICT, ttl_s=600)
     other_keys = load_keys(Settings(data_dir=tmp_path / "elsewhere"))
-    forged = TokenIssuer(other_keys.private_key, issuer="campaign-evidence").issue(subject="x", name="x", role=ADMIN, ttl_s=600)
+    forged = TokenIssuer(other_keys.private_key, issuer="campaign-evidence").issue(
+        subject="x", name="x", role=ADMIN, ttl_s=600
+    )
     header, payload, signature = good.split(".")
-    elevated = jwt.encode({**jwt.decode(good, options={"verify_signature": False}), "role": ADMIN}, "k" * 32, algorithm="HS256")
+    elevated = jwt.encode(
+        {**jwt.decode(good, options={"verify_signature": False}), "role": ADMIN}, "k" * 32, algorithm="HS256"
+    )
     unsigned = jwt.encode({"sub": "x", "role": ADMIN}, None, algorithm="none")
     foreign_issuer = pair(keys, issuer="someone-else")[0].issue(subject="a", name="a", role=ADMIN, ttl_s=600)
-    for bad in (forged, f"{header}.{payload}.{signature[:-4]}AAAA", elevated, unsigned, foreign_issuer, "not-a-token", ""):
+    for bad in (
+        forged,
+        f"{header}.{payload}.{signature[:-4]}AAAA",
+        elevated,
+        unsigned,
+        foreign_issuer,
+        "not-a-token",
+        "",
+    ):
         with pytest.raises(TokenError):
             verifier.verify(bad)
 
@@ -124,9 +166,21 @@ def test_unit_tokens_need_a_unit_path(keys):
         issuer.issue(subject="u1", name="李明", role=UNIT, unit_id="d", ttl_s=60)
     with pytest.raises(ValueError):
         issuer.issue(subject="u1", name="李明", role="superuser", ttl_s=60)
-    now = int(datetime.now(timezone.utc).timestamp())
-    sneaky = jwt.encode({"iss": "campaign-evidence", "sub": "u1", "role": UNIT, "unit_id": "d", "unit_path": "",
-                         "iat": now, "exp": now + 60, "jti": "j"}, keys.private_key, algorithm="EdDSA")
+    now = int(datetime.now(UTC).timestamp())
+    sneaky = jwt.encode(
+        {
+            "iss": "campaign-evidence",
+            "sub": "u1",
+            "role": UNIT,
+            "unit_id": "d",
+            "unit_path": "",
+            "iat": now,
+            "exp": now + 60,
+            "jti": "j",
+        },
+        keys.private_key,
+        algorithm="EdDSA",
+    )
     with pytest.raises(TokenError, match="unit path"):
         verifier.verify(sneaky)
 
@@ -147,15 +201,27 @@ def test_can_see_unit_covers_staff_own_subtree_and_nothing_else():
 
 def test_visible_filters_rows_in_sql():
     engine = create_engine("sqlite://")
-    rows = Table("rows", MetaData(), Column("id", String, primary_key=True), Column("unit_id", String), Column("unit_path", String))
+    rows = Table(
+        "rows",
+        MetaData(),
+        Column("id", String, primary_key=True),
+        Column("unit_id", String),
+        Column("unit_path", String),
+    )
     rows.metadata.create_all(engine)
     with engine.begin() as conn:
-        conn.execute(insert(rows), [
-            {"id": "city", "unit_id": "c", "unit_path": CITY}, {"id": "district", "unit_id": "d", "unit_path": DISTRICT},
-            {"id": "village", "unit_id": "v", "unit_path": VILLAGE}, {"id": "other", "unit_id": "x", "unit_path": OTHER},
-            {"id": "legacy-own", "unit_id": "d", "unit_path": ""}, {"id": "legacy-other", "unit_id": "x", "unit_path": None},
-            {"id": "like-chars", "unit_id": "w", "unit_path": "/c/d_/"},
-        ])
+        conn.execute(
+            insert(rows),
+            [
+                {"id": "city", "unit_id": "c", "unit_path": CITY},
+                {"id": "district", "unit_id": "d", "unit_path": DISTRICT},
+                {"id": "village", "unit_id": "v", "unit_path": VILLAGE},
+                {"id": "other", "unit_id": "x", "unit_path": OTHER},
+                {"id": "legacy-own", "unit_id": "d", "unit_path": ""},
+                {"id": "legacy-other", "unit_id": "x", "unit_path": None},
+                {"id": "like-chars", "unit_id": "w", "unit_path": "/c/d_/"},
+            ],
+        )
 
     def seen(principal, with_id=True):
         clause = visible(principal, rows.c.unit_path, rows.c.unit_id if with_id else None)
@@ -199,11 +265,11 @@ def test_missing_or_bad_token_gives_bilingual_401(app_client):
     for headers in ({}, bearer("garbage"), {"Authorization": "Basic YTpi"}):
         response = client.get("/open", headers=headers)
         assert response.status_code == 401
-        body = response.json()["detail"]
+        body = response.json()
         assert body["code"] in {"unauthenticated", "invalid_token"} and body["message"] and body["message_en"]
         assert response.headers["www-authenticate"] == "Bearer"
     response = client.get("/open", headers={"X-API-Key": "cek_something"})
-    assert response.status_code == 401 and response.json()["detail"]["code"] == "api_key_needs_exchange"
+    assert response.status_code == 401 and response.json()["code"] == "api_key_needs_exchange"
 
 
 def test_roles_are_enforced_with_403(app_client):
@@ -212,7 +278,7 @@ def test_roles_are_enforced_with_403(app_client):
     reviewer = issuer.issue(subject="r1", name="王芳", role=REVIEWER, ttl_s=60)
     assert client.get("/open", headers=bearer(unit)).json() == {"role": UNIT}
     denied = client.get("/staff", headers=bearer(unit))
-    assert denied.status_code == 403 and denied.json()["detail"]["code"] == "forbidden"
+    assert denied.status_code == 403 and denied.json()["code"] == "forbidden"
     assert client.get("/staff", headers=bearer(reviewer)).json() == {"name": "王芳"}
 
 
@@ -220,7 +286,10 @@ def test_every_response_carries_a_request_id(app_client):
     client, _ = app_client
     assert len(client.get("/open").headers["x-request-id"]) == 32
     assert client.get("/open", headers={"X-Request-ID": "trace-42"}).headers["x-request-id"] == "trace-42"
-    assert client.get("/open", headers={"X-Request-ID": "bad id\twith junk"}).headers["x-request-id"] != "bad id\twith junk"
+    assert (
+        client.get("/open", headers={"X-Request-ID": "bad id\twith junk"}).headers["x-request-id"]
+        != "bad id\twith junk"
+    )
 
 
 def test_require_refuses_unknown_roles():

@@ -1,4 +1,5 @@
 """Fixtures of the console's browser tests: Chromium (Debian's), a live platform per test, screenshots."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -15,10 +16,15 @@ _shot_folders: list[str] = []
 def browser():
     """Debian's Chromium driven by Playwright (never `playwright install`); skips when either is missing."""
     need("Chromium at /usr/bin/chromium (apt-get install chromium fonts-noto-cjk)", CHROMIUM.exists())
-    need("the Python package playwright (pip install -e '.[test]')", importlib.util.find_spec("playwright") is not None)
+    need(
+        "the Python package playwright (pip install -e '.[test]')",
+        importlib.util.find_spec("playwright") is not None,
+    )
     from playwright.sync_api import expect, sync_playwright
 
-    expect.set_options(timeout=15_000)  # assertions wait as long as actions: a loaded 2-core CI machine is slow
+    expect.set_options(
+        timeout=15_000
+    )  # assertions wait as long as actions: a loaded 2-core CI machine is slow
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield launched
@@ -61,7 +67,9 @@ def contexts(browser):
     def make(**options):
         context = browser.new_context(locale="zh-CN", timezone_id="Asia/Shanghai", **options)
         context.set_default_timeout(15000)
-        context.on("page", lambda page: page.on("pageerror", lambda error: errors.append(f"{page.url}: {error}")))
+        context.on(
+            "page", lambda page: page.on("pageerror", lambda error: errors.append(f"{page.url}: {error}"))
+        )
         opened.append(context)
         return context
 

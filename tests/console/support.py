@@ -1,4 +1,5 @@
 """The console's browser tests: a live embedded platform over real HTTP, Chromium, logins, photos, screenshots."""
+
 from __future__ import annotations
 
 import io
@@ -30,8 +31,11 @@ class LiveServer:
         from deploy.processes import free_port
 
         self.port = free_port()
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                                    lifespan="on", access_log=False))
+        self.server = uvicorn.Server(
+            uvicorn.Config(
+                app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on", access_log=False
+            )
+        )
         self.thread = threading.Thread(target=self.server.run, name="console-live-server", daemon=True)
 
     @property
@@ -39,7 +43,7 @@ class LiveServer:
         """The server's base URL."""
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 30.0) -> "LiveServer":
+    def start(self, timeout: float = 30.0) -> LiveServer:
         """Start serving and wait until uvicorn says it has started."""
         self.thread.start()
         deadline = time.monotonic() + timeout
@@ -73,26 +77,42 @@ class World:
     def client_for(self, username: str) -> httpx.Client:
         """An HTTP client logged in as one of the world's users (through the login API, once per user)."""
         if username not in self.tokens:
-            token = httpx.post(f"{self.url}/intake/auth/login", json={"username": username, "password": PASSWORD}, timeout=30)
+            token = httpx.post(
+                f"{self.url}/intake/auth/login", json={"username": username, "password": PASSWORD}, timeout=30
+            )
             assert token.status_code == 200, token.text
             self.tokens[username] = token.json()["access_token"]
-        return httpx.Client(base_url=self.url, timeout=30, headers={"Authorization": f"Bearer {self.tokens[username]}"})
+        return httpx.Client(
+            base_url=self.url, timeout=30, headers={"Authorization": f"Bearer {self.tokens[username]}"}
+        )
 
 
 def build_world(url: str, admin_token: str) -> World:
     """Load the campaign and create a liaison login for 相山区信访局 (XSQ) and a reviewer login, through the APIs."""
     admin = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {admin_token}"}, timeout=60)
-    loaded = admin.post("/intake/campaigns", content=CAMPAIGN_FILE.read_bytes(), headers={"Content-Type": "application/yaml"})
+    loaded = admin.post(
+        "/intake/campaigns", content=CAMPAIGN_FILE.read_bytes(), headers={"Content-Type": "application/yaml"}
+    )
     assert loaded.status_code == 201, loaded.text
     campaign_id = loaded.json()["campaign_id"]
     rows = admin.get(f"/intake/campaigns/{campaign_id}/units").json()
     units = {row["code"]: row for row in rows}
     world = World(url=url, admin=admin, campaign_id=campaign_id, units=units)
-    for role, username, name, unit in (("unit", "liming", "李明", units["XSQ"]["id"]),
-                                       ("reviewer", "zhaoqiang", "赵强", None),
-                                       ("inspector", "sunli", "孙丽", None)):
-        created = admin.post("/intake/users", json={"username": username, "display_name": name, "role": role,
-                                                    "unit_id": unit, "password": PASSWORD})
+    for role, username, name, unit in (
+        ("unit", "liming", "李明", units["XSQ"]["id"]),
+        ("reviewer", "zhaoqiang", "赵强", None),
+        ("inspector", "sunli", "孙丽", None),
+    ):
+        created = admin.post(
+            "/intake/users",
+            json={
+                "username": username,
+                "display_name": name,
+                "role": role,
+                "unit_id": unit,
+                "password": PASSWORD,
+            },
+        )
         assert created.status_code == 201, created.text
         world.users[role] = username
     return world
@@ -107,8 +127,10 @@ def photo(path: Path, seed: int, size: tuple[int, int] = (640, 480), noise: bool
     draw = ImageDraw.Draw(image)
     for _ in range(12):
         x, y = rng.randrange(size[0]), rng.randrange(size[1])
-        draw.rectangle([x, y, x + rng.randrange(40, 200), y + rng.randrange(30, 150)],
-                       fill=tuple(rng.randrange(256) for _ in range(3)))
+        draw.rectangle(
+            [x, y, x + rng.randrange(40, 200), y + rng.randrange(30, 150)],
+            fill=tuple(rng.randrange(256) for _ in range(3)),
+        )
     if noise:
         image = Image.frombytes("RGB", size, rng.randbytes(size[0] * size[1] * 3))
     buffer = io.BytesIO()

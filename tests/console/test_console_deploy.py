@@ -1,5 +1,6 @@
 """The console's deployment, without a browser: its compose service and gateway route, the embedded mount,
 and `python -m services.console` serving the pages under its ROOT_PATH."""
+
 from __future__ import annotations
 
 import subprocess
@@ -15,8 +16,17 @@ from deploy.processes import cluster_env, free_port, terminate, wait_healthy
 from services.console.app import CSP, PREFIX, create_app
 from services.console.pages import PAGES
 from tests.test_deploy_files import (
-    COMPOSE_FILE, NGINX_CONF, api_port, depends_on, environment, location, only, parse_nginx, proxy_target,
-    service_command, upstream_path,
+    COMPOSE_FILE,
+    NGINX_CONF,
+    api_port,
+    depends_on,
+    environment,
+    location,
+    only,
+    parse_nginx,
+    proxy_target,
+    service_command,
+    upstream_path,
 )
 
 
@@ -36,7 +46,9 @@ def server() -> list:
 def console_service(services) -> tuple[str, dict, list[str]]:
     """(name, spec, extra args) of the one compose service running the console."""
     found = [(name, spec, service_command(spec)) for name, spec in services.items()]
-    consoles = [(name, spec, parsed[2]) for name, spec, parsed in found if parsed and parsed[:2] == ("console", "api")]
+    consoles = [
+        (name, spec, parsed[2]) for name, spec, parsed in found if parsed and parsed[:2] == ("console", "api")
+    ]
     assert len(consoles) == 1, "docker-compose.yml needs exactly one `python -m services.console api` service"
     return consoles[0]
 
@@ -68,7 +80,10 @@ def test_every_page_renders_with_its_roles_and_a_strict_policy():
         response = client.get(path)
         assert response.status_code == 200, path
         assert response.headers["content-security-policy"] == CSP and "script-src 'self'" in CSP
-        assert f'data-page="{page.name}"' in response.text and f'data-roles="{" ".join(page.roles)}"' in response.text
+        assert (
+            f'data-page="{page.name}"' in response.text
+            and f'data-roles="{" ".join(page.roles)}"' in response.text
+        )
         assert f'src="{PREFIX}/static/console.js?v=' in response.text
         assert "<script>" not in response.text  # no inline scripts: the policy would block them
     hostile = client.get('/units/"><img src=x onerror=alert(1)>')
@@ -87,24 +102,39 @@ def test_embedded_root_leads_to_the_console_and_keeps_the_docs_links(tmp_path):
         assert home.status_code == 307 and home.headers["location"] == f"{PREFIX}/"
         assert 'data-page="home"' in client.get("/").text
         links = client.get("/platform").text
-        assert all(f'href="{prefix}/docs"' in links for prefix in ("/intake", "/evidence", "/review", "/notification"))
+        assert all(
+            f'href="{prefix}/docs"' in links
+            for prefix in ("/intake", "/evidence", "/review", "/notification")
+        )
         assert client.get(f"{PREFIX}/login").status_code == 200
 
 
 def test_python_m_services_console_serves_under_root_path(tmp_path):
     port = free_port()
     env = cluster_env({"PORT": str(port), "ROOT_PATH": PREFIX, "DATA_DIR": str(tmp_path)})
-    proc = subprocess.Popen([sys.executable, "-m", "services.console"], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "services.console"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
+
         def alive() -> None:
             if proc.poll() is not None:
                 raise RuntimeError(proc.stdout.read().decode(errors="replace"))
 
-        wait_healthy(f"http://127.0.0.1:{port}", deadline=time.monotonic() + 30, check_alive=alive,
-                     describe=lambda: "the console did not answer /healthz")
+        wait_healthy(
+            f"http://127.0.0.1:{port}",
+            deadline=time.monotonic() + 30,
+            check_alive=alive,
+            describe=lambda: "the console did not answer /healthz",
+        )
         page = httpx.get(f"http://127.0.0.1:{port}/queue")
         assert page.status_code == 200 and f'href="{PREFIX}/dashboard"' in page.text
-        assert httpx.get(f"http://127.0.0.1:{port}/static/pages/queue.js").status_code == 200  # as the gateway forwards it
+        assert (
+            httpx.get(f"http://127.0.0.1:{port}/static/pages/queue.js").status_code == 200
+        )  # as the gateway forwards it
     finally:
         terminate(proc)

@@ -1,5 +1,6 @@
 """The console in a real browser: a liaison uploads two photos from a phone, a reviewer approves one and returns
 the other, the liaison reads the comment, and the dashboard's cells change colour."""
+
 from __future__ import annotations
 
 import re
@@ -40,7 +41,9 @@ def report(page, world, measure: str, title: str, file) -> str:
     return submission_id
 
 
-def test_liaison_uploads_reviewer_decides_liaison_reads_comment_dashboard_changes(world, contexts, shots, tmp_path):
+def test_liaison_uploads_reviewer_decides_liaison_reads_comment_dashboard_changes(
+    world, contexts, shots, tmp_path
+):
     reviewer = contexts(**DESKTOP).new_page()
     liaison = contexts(**PHONE).new_page()
 
@@ -58,15 +61,22 @@ def test_liaison_uploads_reviewer_decides_liaison_reads_comment_dashboard_change
     shots(liaison, "liaison-tasks")
     banner = report(liaison, world, "M3", "制作宣传展板", photo(tmp_path / "展板.jpg", seed=3))
     shots(liaison, "liaison-uploaded-M3")
-    screen = report(liaison, world, "M6", "LED屏滚动播放网上信访宣传标语", photo(tmp_path / "LED屏.jpg", seed=6))
+    screen = report(
+        liaison, world, "M6", "LED屏滚动播放网上信访宣传标语", photo(tmp_path / "LED屏.jpg", seed=6)
+    )
     shots(liaison, "liaison-uploaded-M6")
 
-    reload_until(reviewer, lambda p: colour_of(p, "XSQ", "M3") == "yellow" and colour_of(p, "XSQ", "M6") == "yellow",
-                 what="the submitted cells to turn yellow")
+    reload_until(
+        reviewer,
+        lambda p: colour_of(p, "XSQ", "M3") == "yellow" and colour_of(p, "XSQ", "M6") == "yellow",
+        what="the submitted cells to turn yellow",
+    )
     shots(reviewer, "dashboard-submitted")
 
     reviewer.get_by_role("link", name="审核队列").click()
-    reload_until(reviewer, lambda p: p.locator(".queue-row").count() == 2, what="both submissions in the queue")
+    reload_until(
+        reviewer, lambda p: p.locator(".queue-row").count() == 2, what="both submissions in the queue"
+    )
     reviewer.locator(f'.queue-row[data-submission="{banner}"]').click()
     expect(reviewer.locator(".item-title")).to_have_text("制作宣传展板")
     thumb = reviewer.locator(".queue-item .tile img.thumb")
@@ -94,7 +104,11 @@ def test_liaison_uploads_reviewer_decides_liaison_reads_comment_dashboard_change
 
     liaison.goto(world.page_url("/submissions"))
     returned = liaison.locator(f'.submission-card[data-submission="{screen}"]')
-    reload_until(liaison, lambda p: returned.get_attribute("data-state") == "returned", what="the return to reach intake")
+    reload_until(
+        liaison,
+        lambda p: returned.get_attribute("data-state") == "returned",
+        what="the return to reach intake",
+    )
     expect(returned.locator(".review-comment")).to_contain_text(COMMENT)
     expect(liaison.locator(f'.submission-card[data-submission="{banner}"] .state')).to_have_text("已通过")
     shots(liaison, "liaison-sees-comment")
@@ -104,7 +118,9 @@ def test_liaison_uploads_reviewer_decides_liaison_reads_comment_dashboard_change
     shots(liaison, "liaison-returned-detail")
 
     reviewer.goto(world.page_url("/dashboard"))
-    reload_until(reviewer, lambda p: colour_of(p, "XSQ", "M3") == "green", what="the approved cell to turn green")
+    reload_until(
+        reviewer, lambda p: colour_of(p, "XSQ", "M3") == "green", what="the approved cell to turn green"
+    )
     expect(cell(reviewer, "XSQ", "M3")).to_have_class(re.compile(r"\bcell-green\b"))
     expect(cell(reviewer, "XSQ", "M6")).to_have_class(re.compile(r"\bcell-red\b"))  # returned, deadline past
     expect(cell(reviewer, "DJQ", "M3")).to_have_class(re.compile(r"\bcell-red\b"))  # another unit: unchanged

@@ -1,4 +1,5 @@
 """Smaller browser checks of the console: role-aware navigation, keyboard and bulk review, resumable uploads."""
+
 from __future__ import annotations
 
 import hashlib
@@ -7,26 +8,36 @@ import re
 from playwright.sync_api import expect
 
 from tests.console.support import DESKTOP, PASSWORD, PHONE, login, photo, reload_until
-from tests.helpers import MP4_BYTES, wait_until
+from tests.helpers import mp4_bytes, wait_until
 
 UNIT_NAV = ["活动看板", "我的任务", "报送材料", "我的报送", "督办通知"]
 REVIEWER_NAV = ["活动看板", "审核队列", "督办", "考核排名"]
 INSPECTOR_NAV = ["活动看板", "检查", "督办", "考核排名"]
 
 
-def submission_with_photo(world, measure: str, title: str, path, *, extra: tuple[tuple[str, bytes], ...] = ()) -> dict:
+def submission_with_photo(
+    world, measure: str, title: str, path, *, extra: tuple[tuple[str, bytes], ...] = ()
+) -> dict:
     """The liaison hands in a submission and uploads one photo (and any extra files) through the APIs."""
     with world.client_for(world.users["unit"]) as unit:
-        created = unit.post("/intake/submissions", json={"unit_id": world.units["XSQ"]["id"], "measure_code": measure,
-                                                          "title": title})
+        created = unit.post(
+            "/intake/submissions",
+            json={"unit_id": world.units["XSQ"]["id"], "measure_code": measure, "title": title},
+        )
         assert created.status_code == 201, created.text
         submission = created.json()
-        wait_until(lambda: unit.get(f"/evidence/submissions/{submission['id']}/evidence").status_code == 200,
-                   what="evidence_storage to learn of the submission")
+        wait_until(
+            lambda: unit.get(f"/evidence/submissions/{submission['id']}/evidence").status_code == 200,
+            what="evidence_storage to learn of the submission",
+        )
         files = ((path.name, path.read_bytes()),) if path is not None else ()
         for name, data in files + extra:
-            stored = unit.post(f"/evidence/submissions/{submission['id']}/evidence", params={"filename": name},
-                               content=data, headers={"Content-Type": "application/octet-stream"})
+            stored = unit.post(
+                f"/evidence/submissions/{submission['id']}/evidence",
+                params={"filename": name},
+                content=data,
+                headers={"Content-Type": "application/octet-stream"},
+            )
             assert stored.status_code == 201, stored.text
     return submission
 
@@ -39,7 +50,9 @@ def nav_texts(page) -> list[str]:
 def test_navigation_follows_the_role(world, contexts, shots):
     liaison = contexts(**PHONE).new_page()
     login(liaison, world, world.users["unit"])
-    assert liaison.locator(".nav-link").evaluate_all("links => links.map(a => a.textContent.trim())") == UNIT_NAV
+    assert (
+        liaison.locator(".nav-link").evaluate_all("links => links.map(a => a.textContent.trim())") == UNIT_NAV
+    )
     expect(liaison.get_by_role("link", name="审核队列")).to_have_count(0)
     liaison.get_by_role("button", name="菜单").click()
     expect(liaison.get_by_role("link", name="我的报送")).to_be_visible()
@@ -72,7 +85,20 @@ def test_navigation_follows_the_role(world, contexts, shots):
     expect(reviewer.get_by_role("heading", name="无权访问")).to_be_visible()
 
     # A route the platform does not serve (yet) shows 暂不可用 instead of breaking the page.
-    reviewer.route("**/review/assessment?**", lambda route: route.fulfill(status=404, json={"detail": "Not Found"}))
+    reviewer.route(
+        "**/review/assessment?**",
+        lambda route: route.fulfill(
+            status=404,
+            json={
+                "type": "about:blank",
+                "title": "Not Found",
+                "status": 404,
+                "code": "route_not_found",
+                "message": "请求的地址不存在",
+                "message_en": "no such route",
+            },
+        ),
+    )
     reviewer.goto(world.page_url("/assessment"))
     expect(reviewer.locator(".rankings .unavailable")).to_contain_text("暂不可用")
     expect(reviewer.locator(".circular-list")).not_to_contain_text("暂不可用")
@@ -132,14 +158,24 @@ def test_keyboard_review_and_bulk_approve(world, contexts, shots, tmp_path):
     assert (approved["state"], approved["score"], approved["decided_by"]) == ("approved", 88, "赵强")
     assert (rejected["state"], rejected["comment"]) == ("rejected", "与宣传月无关")
 
-    video = (("宣传角.mp4", MP4_BYTES),)
-    more = [submission_with_photo(world, code, f"措施 {code} 落实情况", photo(tmp_path / f"{code}.jpg", seed=n),
-                                  extra=video if code == "M2" else ())["id"] for n, code in enumerate(("M2", "M5", "M7"))]
+    video = (("宣传角.mp4", mp4_bytes()),)
+    more = [
+        submission_with_photo(
+            world,
+            code,
+            f"措施 {code} 落实情况",
+            photo(tmp_path / f"{code}.jpg", seed=n),
+            extra=video if code == "M2" else (),
+        )["id"]
+        for n, code in enumerate(("M2", "M5", "M7"))
+    ]
     reload_until(page, lambda p: p.locator(".queue-row").count() == 3, what="three more items in the queue")
     expect(page.locator(".item-title")).to_have_text("措施 M2 落实情况")
     player = page.locator('.queue-item .tile[data-kind="video"]')
     expect(player).to_have_count(1, timeout=15000)
-    player.get_by_role("button", name="▶ 播放视频").click()  # the folder store has no presigned URLs: bytes via the token
+    player.get_by_role(
+        "button", name="▶ 播放视频"
+    ).click()  # the folder store has no presigned URLs: bytes via the token
     expect(player.locator("video")).to_have_attribute("src", re.compile(r"^blob:"))
     page.get_by_label("全选").check()
     expect(page.locator(".bulk-count")).to_have_text("已选 3 条")
@@ -161,12 +197,20 @@ def test_upload_resumes_after_a_failed_chunk_and_after_a_reload(world, contexts,
     files = [photo(tmp_path / f"宣传角{n}.jpg", seed=20 + n, noise=True) for n in range(3)]
     assert all(path.stat().st_size > 4 * chunk for path in files)
     context = contexts(**PHONE)
-    context.add_init_script(f"try {{ localStorage.setItem('console.chunkBytes', '{chunk}'); }} catch (e) {{}}")  # not on about:blank
+    context.add_init_script(
+        f"try {{ localStorage.setItem('console.chunkBytes', '{chunk}'); }} catch (e) {{}}"
+    )  # not on about:blank
     page = context.new_page()
     login(page, world, world.users["unit"])
     offsets: list[int] = []
-    page.on("request", lambda r: offsets.append(int(re.search(r"offset=(\d+)", r.url).group(1)))
-            if r.method == "PUT" and "/upload-sessions/" in r.url else None)
+    page.on(
+        "request",
+        lambda r: (
+            offsets.append(int(re.search(r"offset=(\d+)", r.url).group(1)))
+            if r.method == "PUT" and "/upload-sessions/" in r.url
+            else None
+        ),
+    )
 
     # 1. Two files dropped at once; the third chunk of the first one is cut once: it is sent again.
     cut = {"done": False}
@@ -190,8 +234,14 @@ def test_upload_resumes_after_a_failed_chunk_and_after_a_reload(world, contexts,
     page.unroute("**/evidence/upload-sessions/**")
 
     # 2. The line goes down after two chunks; the liaison reloads and drops the file again: it goes on from there.
-    page.route("**/evidence/upload-sessions/**", lambda route: route.abort("connectionreset")
-               if route.request.method == "PUT" and f"offset={2 * chunk}" in route.request.url else route.continue_())
+    page.route(
+        "**/evidence/upload-sessions/**",
+        lambda route: (
+            route.abort("connectionreset")
+            if route.request.method == "PUT" and f"offset={2 * chunk}" in route.request.url
+            else route.continue_()
+        ),
+    )
     page.locator(".drop-zone .file-input").set_input_files(str(files[2]))
     expect(page.locator(".upload-row").last.locator(".status")).to_contain_text("网络中断", timeout=20000)
     shots(page, "line-down")
@@ -206,7 +256,9 @@ def test_upload_resumes_after_a_failed_chunk_and_after_a_reload(world, contexts,
     shots(page, "resumed-after-reload")
 
     stored = world.admin.get(f"/evidence/submissions/{submission['id']}/evidence").json()
-    assert sorted(e["sha256"] for e in stored) == sorted(hashlib.sha256(p.read_bytes()).hexdigest() for p in files)
+    assert sorted(e["sha256"] for e in stored) == sorted(
+        hashlib.sha256(p.read_bytes()).hexdigest() for p in files
+    )
     assert page.evaluate("Object.keys(localStorage).filter(k => k.startsWith('console.upload:')).length") == 0
 
 

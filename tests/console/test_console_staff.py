@@ -1,5 +1,6 @@
 """The office's pages in a real browser: an inspection from a seeded sampling, a supervision answered by the unit
 and closed, the ranking per level, and a circular generated, downloaded and published."""
+
 from __future__ import annotations
 
 import re
@@ -47,7 +48,9 @@ def test_inspection_supervision_and_circular(world, contexts, shots, tmp_path):
     opening.get_by_label("督办事由").fill("宣传横幅未按要求悬挂，请限期整改")
     opening.get_by_role("button", name="发起").click()
     reason = "宣传横幅未按要求悬挂"
-    card = reviewer.locator(".col-yellow .supervision-card", has_text=reason)  # a low inspection score may open others
+    card = reviewer.locator(
+        ".col-yellow .supervision-card", has_text=reason
+    )  # a low inspection score may open others
     expect(card).to_have_count(1)
     expect(card).to_contain_text("相山区信访局")
     shots(reviewer, "supervision-board")

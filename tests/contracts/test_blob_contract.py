@@ -1,17 +1,26 @@
 """The BlobStore contract: the folder and S3 adapters must pass the same suite."""
+
 from __future__ import annotations
 
 import hashlib
 import io
 import random
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from shared.blobs.folder import FolderBlobStore
-from shared.blobs.port import BlobExists, BlobLocked, BlobNotFound, BlobStoreUnavailable, PresignUnsupported
-from shared.blobs.s3 import S3BlobStore
+from shared.blobs.port import (
+    BlobExists,
+    BlobLocked,
+    BlobNotFound,
+    BlobStoreMisconfigured,
+    BlobStoreUnavailable,
+    PresignUnsupported,
+    check_blob_store,
+)
+from shared.blobs.s3 import S3BlobStore, bucket_name_problem
 from tests.servers import free_port
 
 MiB = 1024 * 1024
@@ -25,7 +34,9 @@ class BrokenUpload(OSError):
 class GeneratedStream:
     """A readable stream of pseudo-random bytes, made chunk by chunk, that may fail after some bytes."""
 
-    def __init__(self, size: int, *, seed: int = 7, fail_after: int | None = None, chunk: int = 64 * 1024) -> None:
+    def __init__(
+        self, size: int, *, seed: int = 7, fail_after: int | None = None, chunk: int = 64 * 1024
+    ) -> None:
         self._left = size
         self._random = random.Random(seed)
         self._fail_after = fail_after
@@ -48,8 +59,12 @@ class GeneratedStream:
 def s3_store(target, **overrides) -> S3BlobStore:
     """An S3BlobStore on the moto server, with the smallest part size S3 allows."""
     settings = dict(
-        endpoint=target.endpoint, access_key=target.access_key, secret_key=target.secret_key,
-        bucket=target.bucket, region=target.region, part_size=PART,
+        endpoint=target.endpoint,
+        access_key=target.access_key,
+        secret_key=target.secret_key,
+        bucket=target.bucket,
+        region=target.region,
+        part_size=PART,
     )
     return S3BlobStore(**{**settings, **overrides})
 
@@ -75,7 +90,11 @@ def read_all(store, key: str, chunk_size: int = 256 * 1024) -> tuple[int, str]:
 def test_put_then_read_gives_the_same_bytes(store):
     data = "安全生产宣传月 evidence ".encode() * 5000 + bytes(range(256))
     stored = store.put("submissions/1/photo.jpg", io.BytesIO(data), content_type="image/jpeg")
-    assert (stored.key, stored.size, stored.content_type) == ("submissions/1/photo.jpg", len(data), "image/jpeg")
+    assert (stored.key, stored.size, stored.content_type) == (
+        "submissions/1/photo.jpg",
+        len(data),
+        "image/jpeg",
+    )
     assert stored.sha256 == hashlib.sha256(data).hexdigest()
     assert b"".join(store.read("submissions/1/photo.jpg", 4096)) == data
 
@@ -131,7 +150,9 @@ def test_missing_key_in_an_existing_bucket(store):
         store.stat("absent.txt")
 
 
-@pytest.mark.parametrize("size, fail_after", [(100_000, 30_000), (12 * MiB, 7 * MiB)], ids=["small", "multipart"])
+@pytest.mark.parametrize(
+    "size, fail_after", [(100_000, 30_000), (12 * MiB, 7 * MiB)], ids=["small", "multipart"]
+)
 def test_stream_failing_midway_leaves_nothing(store, request, size, fail_after):
     with pytest.raises(BrokenUpload):
         store.put("broken.mp4", GeneratedStream(size, fail_after=fail_after), content_type="video/mp4")
@@ -145,7 +166,9 @@ def test_stream_failing_midway_leaves_nothing(store, request, size, fail_after):
 def test_failed_overwrite_keeps_the_old_object(store):
     store.put("k.bin", io.BytesIO(b"old"), content_type="application/octet-stream")
     with pytest.raises(BrokenUpload):
-        store.put("k.bin", GeneratedStream(12 * MiB, fail_after=6 * MiB), content_type="application/octet-stream")
+        store.put(
+            "k.bin", GeneratedStream(12 * MiB, fail_after=6 * MiB), content_type="application/octet-stream"
+        )
     assert b"".join(store.read("k.bin")) == b"old"
 
 
@@ -164,8 +187,58 @@ def test_health_is_ok(store):
     assert health["backend"] in ("folder", "s3")
 
 
+def test_config_check_passes_on_a_working_store(store):
+    store.check_config()  # creates the bucket (S3) or the folder, as the first write would
+    assert check_blob_store(store) == {"ok": True, "problem": None}
+    stored = store.put("probe/after-check.txt", io.BytesIO(b"ok"), content_type="text/plain")
+    assert stored.size == 2
+
+
+@pytest.mark.parametrize(
+    "bucket", ["Campaign_Evidence", "ab", "-evidence", "evidence..files", "192.168.1.1", "x" * 64]
+)
+def test_config_check_names_an_invalid_bucket_before_any_request(bucket):
+    # nothing listens on this port: the name alone is refused, without waiting for the network
+    store = S3BlobStore(
+        endpoint=f"127.0.0.1:{free_port()}", access_key="k", secret_key="s", bucket=bucket, part_size=PART
+    )
+    with pytest.raises(BlobStoreMisconfigured, match="S3_BUCKET") as refused:
+        store.check_config()
+    assert bucket in str(refused.value) and "存储桶名称不合法" in str(refused.value)
+    assert store.health()["ok"] is False and "invalid bucket name" in store.health()["error"]
+    assert check_blob_store(store)["ok"] is False
+
+
+def test_valid_bucket_names_pass_the_name_rule():
+    assert [bucket_name_problem(name) for name in ("campaign-evidence", "abc", "a.b-c", "x" * 63)] == [
+        None
+    ] * 4
+
+
+def test_config_check_on_an_unreachable_store_says_unavailable():
+    store = S3BlobStore(
+        endpoint=f"127.0.0.1:{free_port()}", access_key="k", secret_key="s", bucket="evidence", part_size=PART
+    )
+    with pytest.raises(BlobStoreUnavailable, match=r"127\.0\.0\.1"):
+        store.check_config()
+    assert "unavailable" in check_blob_store(store)["problem"]
+
+
+def test_config_check_refuses_a_folder_that_cannot_be_written(tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the store's root should be")
+    with pytest.raises(BlobStoreMisconfigured, match="BLOB_DIR"):
+        FolderBlobStore(blocker / "blobs").check_config()
+
+
 def test_s3_down_is_reported_quickly():
-    store = S3BlobStore(endpoint=f"127.0.0.1:{free_port()}", access_key="testing", secret_key="testing", bucket="nowhere", part_size=PART)
+    store = S3BlobStore(
+        endpoint=f"127.0.0.1:{free_port()}",
+        access_key="testing",
+        secret_key="testing",
+        bucket="nowhere",
+        part_size=PART,
+    )
     for attempt in (
         lambda: store.put("k.jpg", io.BytesIO(b"data"), content_type="image/jpeg"),
         lambda: store.read("k.jpg"),
@@ -260,7 +333,7 @@ def test_list_keys_by_prefix(store):
 
 def test_retention_is_reported_honestly(store):
     store.put("keep/1.jpg", io.BytesIO(b"proof"), content_type="image/jpeg")
-    until = datetime.now(timezone.utc) + timedelta(days=1)
+    until = datetime.now(UTC) + timedelta(days=1)
     assert store.retain("keep/1.jpg", until) is False  # neither a folder nor a bucket without Object Lock can
     with pytest.raises(BlobNotFound):
         store.retain("keep/absent.jpg", until)
@@ -272,15 +345,29 @@ def test_presigned_post_is_refused_or_works(store):
     data = b"\xff\xd8\xff" + bytes(range(256)) * 20
     if not isinstance(store, S3BlobStore):
         with pytest.raises(PresignUnsupported):
-            store.presigned_post("incoming/1/upload", key_prefix="incoming/1/", content_type="image/jpeg", size=len(data), expires_s=600)
+            store.presigned_post(
+                "incoming/1/upload",
+                key_prefix="incoming/1/",
+                content_type="image/jpeg",
+                size=len(data),
+                expires_s=600,
+            )
         with pytest.raises(PresignUnsupported):
             store.presigned_get_url("incoming/1/upload", 60)
         return
     store.put("placeholder", io.BytesIO(b""), content_type="text/plain")  # the bucket exists
-    form = store.presigned_post("incoming/1/upload", key_prefix="incoming/1/", content_type="image/jpeg", size=len(data), expires_s=600)
+    form = store.presigned_post(
+        "incoming/1/upload",
+        key_prefix="incoming/1/",
+        content_type="image/jpeg",
+        size=len(data),
+        expires_s=600,
+    )
     assert form.fields["key"] == "incoming/1/upload" and form.fields["Content-Type"] == "image/jpeg"
-    assert "policy" in form.fields and form.expires_at > datetime.now(timezone.utc)
-    response = httpx.post(form.url, data=form.fields, files={"file": ("x.jpg", data, "image/jpeg")}, trust_env=False)
+    assert "policy" in form.fields and form.expires_at > datetime.now(UTC)
+    response = httpx.post(
+        form.url, data=form.fields, files={"file": ("x.jpg", data, "image/jpeg")}, trust_env=False
+    )
     assert response.status_code in (200, 201, 204), response.text
     assert b"".join(store.read("incoming/1/upload")) == data
 
@@ -291,13 +378,16 @@ def test_s3_object_lock_retains_and_delete_is_refused(moto_s3):
     store.put("proof/1.jpg", io.BytesIO(b"proof"), content_type="image/jpeg")
     store.put("staging/x", io.BytesIO(b"scratch"), content_type="image/jpeg")
     store.delete("staging/x")  # every version goes, not just hidden behind a delete marker
-    assert list(target.client().list_objects(bucket_name=target.bucket, prefix="staging/", include_version=True)) == []
-    until = datetime.now(timezone.utc) + timedelta(seconds=2)
+    assert (
+        list(target.client().list_objects(bucket_name=target.bucket, prefix="staging/", include_version=True))
+        == []
+    )
+    until = datetime.now(UTC) + timedelta(seconds=2)
     assert store.retain("proof/1.jpg", until) is True
     with pytest.raises(BlobLocked):
         store.delete("proof/1.jpg")
     assert b"".join(store.read("proof/1.jpg")) == b"proof"
-    time.sleep(max(0.0, (until - datetime.now(timezone.utc)).total_seconds()) + 1.1)  # let the retention lapse
+    time.sleep(max(0.0, (until - datetime.now(UTC)).total_seconds()) + 1.1)  # let the retention lapse
     store.delete("proof/1.jpg")
     target.client().remove_bucket(bucket_name=target.bucket)
 
@@ -315,7 +405,9 @@ def test_s3_presigned_urls_name_the_public_endpoint(s3):
         url = store.presigned_get_url("p/q.jpg", 60)
         assert url.startswith(f"http://{public.endpoint}/{s3.bucket}/p/q.jpg?")
         assert httpx.get(url, timeout=10, trust_env=False).content == b"visible"
-        form = store.presigned_post("in/1/u", key_prefix="in/1/", content_type="image/jpeg", size=3, expires_s=60)
+        form = store.presigned_post(
+            "in/1/u", key_prefix="in/1/", content_type="image/jpeg", size=3, expires_s=60
+        )
         assert form.url == f"http://{public.endpoint}/{s3.bucket}"
     finally:
         public.down()

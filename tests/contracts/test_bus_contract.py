@@ -374,13 +374,16 @@ def test_parked_messages_are_listed_with_their_error_replayed_and_purged(bus):
 
 
 @pytest.mark.rabbitmq
-def test_rabbitmq_main_queue_dead_letters_into_the_parking_lot_after_its_delivery_limit(rabbit_bus_factory, rabbitmq_url,
-                                                                                         run_name):
+def test_rabbitmq_main_queue_dead_letters_into_the_parking_lot_after_its_delivery_limit(
+    rabbit_bus_factory, rabbitmq_url, run_name
+):
     """A message whose consumer dies on it again and again (requeued without an ack) is parked, not dropped."""
     import pika
 
     bus = rabbit_bus_factory(delivery_limit=2)
-    bus.subscribe("review", ["submission.approved"], Recorder())  # declares the queues; the bus never consumes here
+    bus.subscribe(
+        "review", ["submission.approved"], Recorder()
+    )  # declares the queues; the bus never consumes here
     crashing = event(crash=True)
     bus.publish(crashing)
     connection = pika.BlockingConnection(pika.URLParameters(rabbitmq_url))
@@ -399,15 +402,18 @@ def test_rabbitmq_main_queue_dead_letters_into_the_parking_lot_after_its_deliver
 
 
 @pytest.mark.rabbitmq
-def test_rabbitmq_queue_from_an_older_version_keeps_working_without_its_new_arguments(rabbit_bus_factory, rabbitmq_url,
-                                                                                      run_name, caplog):
+def test_rabbitmq_queue_from_an_older_version_keeps_working_without_its_new_arguments(
+    rabbit_bus_factory, rabbitmq_url, run_name, caplog
+):
     """Redeclaring an existing queue with new arguments fails with PRECONDITION_FAILED: the bus logs what to do
     and consumes from the queue as it is."""
     import pika
 
     connection = pika.BlockingConnection(pika.URLParameters(rabbitmq_url))
     try:
-        connection.channel().queue_declare(f"{run_name}.review", durable=True, arguments={"x-queue-type": "quorum"})
+        connection.channel().queue_declare(
+            f"{run_name}.review", durable=True, arguments={"x-queue-type": "quorum"}
+        )
     finally:
         connection.close()
     bus = rabbit_bus_factory()

@@ -275,8 +275,14 @@ def test_a_consumer_ignores_only_the_types_it_says_it_ignores_and_parks_malforme
     def strict(event, *, uow, ctx):
         Happened.model_validate(event.payload)
 
-    consumer = IdempotentConsumer(name="svc", db=db, inbox=Inbox(tables.inbox), subscriptions={"test.happened": [strict]},
-                                  dependencies={"ctx": None}, ignored_types=["test.ignored"])
+    consumer = IdempotentConsumer(
+        name="svc",
+        db=db,
+        inbox=Inbox(tables.inbox),
+        subscriptions={"test.happened": [strict]},
+        dependencies={"ctx": None},
+        ignored_types=["test.ignored"],
+    )
     consumer(Envelope(type="test.ignored", producer="x"))
     with pytest.raises(Unprocessable):
         consumer(Envelope(type="test.happened", producer="x", payload={"n": "not a number"}))

@@ -1,13 +1,14 @@
 """The Mailer contract: the folder and SMTP adapters must pass the same suite (one message, or a batch in a session)."""
+
 from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import make_msgid
-from typing import Callable
 
 import pytest
 
@@ -45,7 +46,9 @@ def target(request, tmp_path) -> MailTarget:
     return MailTarget(smtp_mailer(server), lambda: [received.message for received in server.messages])
 
 
-def chinese_message(to: Address | None = Address(display_name="张三（安全科）", addr_spec="zhangsan@example.org")) -> EmailMessage:
+def chinese_message(
+    to: Address | None = Address(display_name="张三（安全科）", addr_spec="zhangsan@example.org"),
+) -> EmailMessage:
     """A multipart/alternative notification like the notification service builds."""
     message = EmailMessage()
     message["Subject"] = SUBJECT
@@ -195,17 +198,28 @@ def _self_signed(folder) -> tuple[str, str]:
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
     cert_file, key_file = folder / "smtp.crt", folder / "smtp.key"
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
     return str(cert_file), str(key_file)
 
 
@@ -227,13 +241,19 @@ def tls_smtp(request, tmp_path):
     messages: list[EmailMessage] = []
 
     class Recorder:
-        async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's name
-            messages.append(email.message_from_bytes(envelope.original_content or envelope.content, policy=email.policy.default))
+        async def handle_DATA(self, server, session, envelope):
+            messages.append(
+                email.message_from_bytes(
+                    envelope.original_content or envelope.content, policy=email.policy.default
+                )
+            )
             return "250 OK"
 
     def authenticator(server, session, envelope, mechanism, auth_data):
         ok = isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) == (
-            SMTP_USER.encode(), SMTP_PASSWORD.encode())
+            SMTP_USER.encode(),
+            SMTP_PASSWORD.encode(),
+        )
         return AuthResult(success=ok, handled=False)  # handled=False: aiosmtpd sends the 235 or 535 itself
 
     if request.param == "starttls":
@@ -241,8 +261,14 @@ def tls_smtp(request, tmp_path):
     else:  # aiosmtpd does not see implicit TLS as TLS when it checks before AUTH; the whole session is TLS anyway
         security = {"ssl_context": context, "auth_require_tls": False}
     port = free_port()
-    controller = Controller(Recorder(), hostname="127.0.0.1", port=port, authenticator=authenticator,
-                            auth_required=True, **security)
+    controller = Controller(
+        Recorder(),
+        hostname="127.0.0.1",
+        port=port,
+        authenticator=authenticator,
+        auth_required=True,
+        **security,
+    )
     controller.start()
     try:
         yield request.param, TlsSmtp("127.0.0.1", port, cert_file, messages)
@@ -252,8 +278,15 @@ def tls_smtp(request, tmp_path):
 
 def tls_mailer(server: TlsSmtp, security: str, **overrides) -> SmtpMailer:
     """An SmtpMailer for the TLS server, trusting its certificate, with the right login."""
-    options = {"host": server.host, "port": server.port, "timeout_s": 5.0, "ca_file": server.ca_file,
-               "username": SMTP_USER, "password": SMTP_PASSWORD, security: True}
+    options = {
+        "host": server.host,
+        "port": server.port,
+        "timeout_s": 5.0,
+        "ca_file": server.ca_file,
+        "username": SMTP_USER,
+        "password": SMTP_PASSWORD,
+        security: True,
+    }
     return SmtpMailer(**{**options, **overrides})
 
 
@@ -312,6 +345,7 @@ def test_smtp_down_and_421_are_server_trouble(smtp):
 
 # -- SMTP sessions: one connection per batch, reopened when the server hangs up -------------------
 
+
 @dataclass
 class WatchedSmtp:
     """An SMTP server that notes the connection (client port) of each message and can hang up on MAIL."""
@@ -347,25 +381,29 @@ def watched_smtp():
         server = WatchedSmtp("127.0.0.1", free_port(), [], [0])
 
         class Handler:
-            async def handle_MAIL(self, smtp, session, envelope, address, mail_options):  # noqa: N802 - aiosmtpd's name
+            async def handle_MAIL(self, smtp, session, envelope, address, mail_options):
                 if server.hang_ups[0] > 0:
                     server.hang_ups[0] -= 1
                     smtp.transport.close()  # the server goes away without a word, as on a restart or a dead link
                 envelope.mail_from = address
                 return "250 OK"
 
-            async def handle_RCPT(self, smtp, session, envelope, address, rcpt_options):  # noqa: N802 - aiosmtpd's name
+            async def handle_RCPT(self, smtp, session, envelope, address, rcpt_options):
                 if address.startswith("nobody@"):
                     return "550 5.1.1 no such user"
                 envelope.rcpt_tos.append(address)
                 return "250 OK"
 
-            async def handle_DATA(self, smtp, session, envelope):  # noqa: N802 - aiosmtpd's name
+            async def handle_DATA(self, smtp, session, envelope):
                 raw = envelope.original_content or envelope.content
-                server.received.append((session.peer[1], email.message_from_bytes(raw, policy=email.policy.default)))
+                server.received.append(
+                    (session.peer[1], email.message_from_bytes(raw, policy=email.policy.default))
+                )
                 return "250 OK"
 
-        controller = Controller(Handler(), hostname=server.host, port=server.port, enable_SMTPUTF8=False, **options)
+        controller = Controller(
+            Handler(), hostname=server.host, port=server.port, enable_SMTPUTF8=False, **options
+        )
         controller.start()
         controllers.append(controller)
         return server

@@ -1,5 +1,6 @@
 """A TCP proxy in front of a test server that can be cut (listener closed, live connections dropped) and
 restored on the same port: the object store 'going down' in the middle of an upload."""
+
 from __future__ import annotations
 
 import contextlib
@@ -40,7 +41,9 @@ class CuttableProxy:
         """Stop listening and drop every live connection."""
         listener, self._listener = self._listener, None
         if listener is not None:
-            _close(listener)  # shutdown() wakes the accept() blocked in the other thread; close() alone would not
+            _close(
+                listener
+            )  # shutdown() wakes the accept() blocked in the other thread; close() alone would not
         with self._lock:
             sockets, self._sockets = self._sockets, set()
         for sock in sockets:

@@ -7,10 +7,11 @@ import io
 
 from services.evidence_storage.sweeper import sweep
 from tests.evidence_storage import media
+from tests.evidence_storage.test_integrity import finished
 
 
 def _orphans(world) -> list[str]:
-    report = world.client.post("/integrity-checks").json()
+    report = finished(world)
     return sorted(p["object_key"] for p in report["problems"] if p["problem"] == "orphan")
 
 
@@ -46,7 +47,7 @@ def test_orphans_older_than_the_grace_period_are_swept_and_nothing_else(make_wor
 
     assert sweep(world.ctx) == {"removed": 3, "aborted_uploads": 0}
     assert _orphans(world) == []
-    check = world.client.post("/integrity-checks").json()
+    check = finished(world)
     assert check["problems"] == [] and check["checked"] == 1
     assert world.client.get(f"/evidence/{kept['id']}").status_code == 200
     assert [

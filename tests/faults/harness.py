@@ -16,16 +16,17 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 from sqlalchemy import create_engine, text
 
-from deploy.processes import SERVICES, Cluster, cluster_env, free_port
+from deploy.processes import SERVICES, Cluster, cluster_env
 from tests.faults.proxy import FaultProxy
 from tests.faults.rabbit_node import RabbitNode
 
@@ -51,16 +52,10 @@ def photo(n: int) -> bytes:
 
 
 class FaultCluster(Cluster):
-    """deploy.processes.Cluster with a health port per worker, logs kept across restarts, and kill -9."""
+    """deploy.processes.Cluster (a health port per worker) with logs kept across restarts, and kill -9."""
 
-    health_ports: dict[str, int]
-
-    def _spawn(self, name: str, args: list[str]) -> None:
-        if not hasattr(self, "health_ports"):
-            self.health_ports = {}
-        env = dict(self.env)
-        if name.endswith("-worker"):
-            env["HEALTH_PORT"] = str(self.health_ports.setdefault(name, free_port()))
+    def _spawn(self, name: str, args: list[str], extra_env: Mapping[str, str] | None = None) -> None:
+        env = self._env_of.setdefault(name, {**self.env, **(extra_env or {})})
         log = (self.log_dir / f"{name}.log").open("ab")
         self.processes[name] = subprocess.Popen(
             [sys.executable, "-m", f"services.{args[0]}", *args[1:]],
@@ -436,12 +431,26 @@ class FaultWorld:
             result.unconsumed = self._unconsumed(conn)
             result.inconsistent = self._inconsistent(conn, approved)
         result.queued, result.parked = self._queue_depths()
-        orphans = self.call(
-            Flow("audit"), "POST", f"{self.routes['evidence']}/integrity-checks", ok=(201,)
-        ).json()
+        orphans = self.integrity_check()
         result.orphaned = sum(1 for p in orphans["problems"] if p["problem"] == "orphan")
         result.multipart = len(self.s3.pending_uploads()) if self._bucket_exists() else 0
         return result
+
+    def integrity_check(self) -> dict[str, Any]:
+        """Request a full integrity check and wait (bounded) until the evidence worker has run it."""
+        evidence = self.routes["evidence"]
+        queued = self.call(Flow("audit"), "POST", f"{evidence}/integrity-checks", ok=(201, 202)).json()
+        check, deadline = queued, time.monotonic() + 120
+        while check.get("state") not in (None, "done", "failed") and time.monotonic() < deadline:
+            time.sleep(0.5)
+            check = self.call(
+                Flow("audit"), "GET", f"{evidence}/integrity-checks/{queued['id']}", ok=(200,)
+            ).json()
+        if check.get("state") not in (None, "done"):
+            raise TimeoutError(
+                f"integrity check {queued['id']} ended {check.get('state')}: {check.get('error')}"
+            )
+        return check
 
     def _bucket_exists(self) -> bool:
         return self.s3.client().bucket_exists(bucket_name=self.s3.bucket)

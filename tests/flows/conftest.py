@@ -1,4 +1,5 @@
 """An embedded platform per test: fresh SQLite files, blob folder and mail folder under tmp_path."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """Changes made through the intake API land in its append-only audit log with who, what, when and from where."""
+
 from __future__ import annotations
 
 from tests.flows.steps import create_unit, submit

@@ -1,4 +1,5 @@
 """Intake on its own: a real SQLite database and blob folder under tmp_path, a clock the test moves."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,8 +1,9 @@
 """Helpers for the intake tests: the shipped definition, variants of it, and reading the outbox."""
+
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
@@ -14,7 +15,7 @@ from shared.events import Envelope
 ROOT = Path(__file__).resolve().parents[2]
 HUAIBEI = ROOT / "deploy" / "campaigns" / "huaibei-2020.yaml"
 # 1 March 2020, 09:00 in Beijing: before the publicity window opens.
-BEFORE_CAMPAIGN = datetime(2020, 3, 1, 1, 0, tzinfo=timezone.utc)
+BEFORE_CAMPAIGN = datetime(2020, 3, 1, 1, 0, tzinfo=UTC)
 
 
 def huaibei_text() -> str:
@@ -49,11 +50,18 @@ def as_json(data: dict) -> str:
 def small_definition(code: str = "demo-2020", **changes) -> dict:
     """A small made-up campaign: a city, two districts with a street and a community below one, two measures."""
     data = {
-        "code": code, "name": "示例宣传月", "organiser": "示例市活动办公室",
+        "code": code,
+        "name": "示例宣传月",
+        "organiser": "示例市活动办公室",
         "windows": {"publicity": {"start": "2020-03-09", "end": "2020-03-31"}},
         "deadlines": [
             {"code": "liaison", "name": "明确联络员", "due": "2020-03-12", "requires": ["liaison"]},
-            {"code": "summary", "name": "报送总结", "due": "2020-04-05", "requires": ["summary_report", "measures"]},
+            {
+                "code": "summary",
+                "name": "报送总结",
+                "due": "2020-04-05",
+                "requires": ["summary_report", "measures"],
+            },
         ],
         "measures": [
             {"code": "M1", "name": "专题会议", "evidence": {"min_count": 1, "kinds": ["photo", "document"]}},
@@ -62,8 +70,13 @@ def small_definition(code: str = "demo-2020", **changes) -> dict:
         "topics": [{"code": "T1", "name": "优势"}, {"code": "T2", "name": "注意事项"}],
         "units": [
             {"code": "C", "name": "示例市信访局", "level": "city", "participates": False},
-            {"code": "D1", "name": "甲区信访局", "level": "county", "parent": "C",
-             "liaison": {"name": "李明", "email": "li.ming@example.org"}},
+            {
+                "code": "D1",
+                "name": "甲区信访局",
+                "level": "county",
+                "parent": "C",
+                "liaison": {"name": "李明", "email": "li.ming@example.org"},
+            },
             {"code": "D2", "name": "乙区信访局", "level": "county", "parent": "C"},
             {"code": "S1", "name": "甲区东街道", "level": "township", "parent": "D1"},
             {"code": "V1", "name": "东街道幸福社区", "level": "village", "parent": "S1"},
@@ -75,7 +88,11 @@ def small_definition(code: str = "demo-2020", **changes) -> dict:
 
 def setup_campaign(api) -> dict:
     """Load the small campaign; returns its units by code (with the campaign id under "_campaign")."""
-    loaded = api.post("/campaigns", content=as_yaml(small_definition()).encode(), headers={"Content-Type": "application/yaml"})
+    loaded = api.post(
+        "/campaigns",
+        content=as_yaml(small_definition()).encode(),
+        headers={"Content-Type": "application/yaml"},
+    )
     assert loaded.status_code == 201, loaded.text
     campaign_id = loaded.json()["campaign_id"]
     units = {u["code"]: u for u in api.get(f"/campaigns/{campaign_id}/units").json()}
@@ -97,5 +114,7 @@ def admin_header(ctx) -> dict:
     """An Authorization header for an admin, minted with the service's own key (no user account needed)."""
     from shared.auth import ADMIN, issuer_from_settings
 
-    token = issuer_from_settings(ctx.settings).issue(subject="test-admin", name="王芳", role=ADMIN, ttl_s=3600)
+    token = issuer_from_settings(ctx.settings).issue(
+        subject="test-admin", name="王芳", role=ADMIN, ttl_s=3600
+    )
     return {"Authorization": f"Bearer {token}"}

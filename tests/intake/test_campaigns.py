@@ -1,4 +1,5 @@
 """Loading campaigns through the API and the CLI: created once, idempotent, versioned and audited."""
+
 from __future__ import annotations
 
 import copy
@@ -9,7 +10,16 @@ import sys
 
 from services.intake import cli
 from services.intake.units import unit_id_for
-from tests.intake.support import HUAIBEI, ROOT, as_json, as_yaml, huaibei_data, huaibei_text, outbox, small_definition
+from tests.intake.support import (
+    HUAIBEI,
+    ROOT,
+    as_json,
+    as_yaml,
+    huaibei_data,
+    huaibei_text,
+    outbox,
+    small_definition,
+)
 
 YAML = {"Content-Type": "application/yaml"}
 
@@ -29,7 +39,12 @@ def test_loading_huaibei_creates_the_campaign_its_unit_tree_liaisons_and_events(
     response = load(api, huaibei_text())
     assert response.status_code == 201, response.text
     loaded = response.json()
-    assert (loaded["outcome"], loaded["version"], loaded["units_created"], loaded["liaisons_designated"]) == ("created", 1, 17, 16)
+    assert (loaded["outcome"], loaded["version"], loaded["units_created"], loaded["liaisons_designated"]) == (
+        "created",
+        1,
+        17,
+        16,
+    )
     assert loaded["message"].startswith("已创建活动“淮北市网上信访宣传月”")
     campaign_id = loaded["campaign_id"]
 
@@ -62,7 +77,9 @@ def test_loading_the_same_definition_again_changes_nothing(api, ctx):
     first = load(api, huaibei_text()).json()
     events = len(outbox(ctx))
     again = load(api, huaibei_text())
-    assert again.status_code == 200 and again.json()["outcome"] == "unchanged" and again.json()["version"] == 1
+    assert (
+        again.status_code == 200 and again.json()["outcome"] == "unchanged" and again.json()["version"] == 1
+    )
     as_json_text = load(api, as_json(huaibei_data()), headers={"Content-Type": "application/json"})
     assert as_json_text.status_code == 200 and as_json_text.json()["outcome"] == "unchanged"
     assert "未变化" in again.json()["message"]
@@ -78,9 +95,19 @@ def test_a_changed_definition_is_a_new_version_and_is_audited(api, ctx):
     data = huaibei_data()
     data["deadlines"][1]["due"] = "2020-04-07"
     data["units"] = [u for u in data["units"] if u["code"] != "HBJ"]
-    data["units"].append({"code": "TJJ", "name": "市统计局", "level": "member", "parent": "HB",
-                          "liaison": {"name": "秦岚", "email": "qin.lan@example.org", "designated_at": "2020-03-11"}})
-    next(u for u in data["units"] if u["code"] == "DJQ")["liaison"] = {"name": "钱坤", "email": "qian.kun@example.org"}
+    data["units"].append(
+        {
+            "code": "TJJ",
+            "name": "市统计局",
+            "level": "member",
+            "parent": "HB",
+            "liaison": {"name": "秦岚", "email": "qin.lan@example.org", "designated_at": "2020-03-11"},
+        }
+    )
+    next(u for u in data["units"] if u["code"] == "DJQ")["liaison"] = {
+        "name": "钱坤",
+        "email": "qian.kun@example.org",
+    }
     before = len(outbox(ctx))
 
     response = load(api, as_yaml(data))
@@ -105,7 +132,10 @@ def test_a_changed_definition_is_a_new_version_and_is_audited(api, ctx):
     new_events = outbox(ctx)[before:]
     assert [e.payload["version"] for e in new_events if e.type == "campaign.published"] == [2]
     assert [e.payload["code"] for e in new_events if e.type == "unit.registered"] == ["TJJ"]
-    assert sorted(e.payload["unit_code"] for e in new_events if e.type == "liaison.designated") == ["DJQ", "TJJ"]
+    assert sorted(e.payload["unit_code"] for e in new_events if e.type == "liaison.designated") == [
+        "DJQ",
+        "TJJ",
+    ]
     units = units_by_code(api, campaign_id, include_inactive=True)
     assert not units["HBJ"]["active"] and units["TJJ"]["id"] == unit_id_for(campaign_id, "TJJ")
     assert "HBJ" not in units_by_code(api, campaign_id)
@@ -116,7 +146,12 @@ def test_a_changed_definition_is_a_new_version_and_is_audited(api, ctx):
 def test_reloading_keeps_a_liaison_the_unit_named_through_the_api(api, clock):
     campaign_id = load(api, huaibei_text()).json()["campaign_id"]
     unit = units_by_code(api, campaign_id)["XSQ"]
-    assert api.put(f"/units/{unit['id']}/liaison", json={"name": "刘洋", "email": "liu.yang@example.org"}).status_code == 200
+    assert (
+        api.put(
+            f"/units/{unit['id']}/liaison", json={"name": "刘洋", "email": "liu.yang@example.org"}
+        ).status_code
+        == 200
+    )
     data = huaibei_data()
     data["description"] = "第二版说明"
     assert load(api, as_yaml(data)).json()["outcome"] == "new_version"
@@ -124,11 +159,17 @@ def test_reloading_keeps_a_liaison_the_unit_named_through_the_api(api, clock):
 
 
 def test_a_refused_definition_answers_422_naming_fields_and_lines_and_writes_nothing(api, ctx):
-    text = huaibei_text().replace("parent: HB\n    liaison: {name: 孙浩", "parent: HQ\n    liaison: {name: 孙浩", 1)
+    text = huaibei_text().replace(
+        "parent: HB\n    liaison: {name: 孙浩", "parent: HQ\n    liaison: {name: 孙浩", 1
+    )
     response = load(api, text)
     assert response.status_code == 422
-    detail = response.json()["detail"]
-    assert detail["code"] == "invalid_definition" and "units[5].parent" in detail["message"] and detail["message_en"]
+    detail = response.json()
+    assert (
+        detail["code"] == "invalid_definition"
+        and "units[5].parent" in detail["message"]
+        and detail["message_en"]
+    )
     assert detail["errors"][0]["field"] == "units[5].parent" and detail["errors"][0]["line"] > 1
     assert api.get("/campaigns").json() == [] and outbox(ctx) == []
     assert load(api, "\xff\xfe", headers=YAML).status_code == 422
@@ -138,7 +179,9 @@ def test_a_refused_definition_answers_422_naming_fields_and_lines_and_writes_not
 def test_moving_a_unit_moves_its_subtree_and_the_paths_on_its_submissions(api):
     campaign_id = load(api, as_yaml(small_definition())).json()["campaign_id"]
     units = units_by_code(api, campaign_id)
-    created = api.post("/submissions", json={"unit_id": units["V1"]["id"], "measure_code": "M1", "title": "社区专题会议"})
+    created = api.post(
+        "/submissions", json={"unit_id": units["V1"]["id"], "measure_code": "M1", "title": "社区专题会议"}
+    )
     assert created.status_code == 201, created.text
     data = small_definition()
     next(u for u in data["units"] if u["code"] == "S1")["parent"] = "D2"
@@ -162,13 +205,23 @@ def test_cli_loads_idempotently_and_attaches_the_reference_materials(api, ctx):
     assert "定义未变化" in out.getvalue() and out.getvalue().count("未变化") == 5
 
     listed = api.get("/campaigns/huaibei-2020/materials").json()
-    assert [(m["code"], m["uploaded"]) for m in listed] == [("A1", True), ("A2", True), ("A3", True), ("A4", True)]
+    assert [(m["code"], m["uploaded"]) for m in listed] == [
+        ("A1", True),
+        ("A2", True),
+        ("A3", True),
+        ("A4", True),
+    ]
     download = api.get(listed[0]["download_path"].removeprefix("/intake"))
     assert download.status_code == 200
     assert download.content == (HUAIBEI.parent / "huaibei-2020" / "slogans.md").read_bytes()
-    assert "attachment" in download.headers["content-disposition"] and download.headers["x-content-type-options"] == "nosniff"
+    assert (
+        "attachment" in download.headers["content-disposition"]
+        and download.headers["x-content-type-options"] == "nosniff"
+    )
     changes = api.get("/campaigns/huaibei-2020/changes").json()
-    assert [c["action"] for c in changes] == ["created"] + ["material_attached"] * 4 and changes[0]["actor"] == "测试"
+    assert [c["action"] for c in changes] == ["created"] + ["material_attached"] * 4 and changes[0][
+        "actor"
+    ] == "测试"
 
 
 def test_cli_refuses_a_broken_definition_in_chinese(tmp_path, ctx):
@@ -199,7 +252,9 @@ def test_cli_runs_as_a_module_with_the_service_settings(tmp_path):
 def test_materials_attach_replace_and_refuse(api, ctx):
     campaign_id = load(api, as_yaml(small_definition())).json()["campaign_id"]
     url = f"/campaigns/{campaign_id}/materials/N1"
-    assert api.put(url, params={"filename": "通知.txt"}, content=b"text").status_code == 422  # a new material needs a title
+    assert (
+        api.put(url, params={"filename": "通知.txt"}, content=b"text").status_code == 422
+    )  # a new material needs a title
     first = api.put(url, params={"filename": "通知.txt", "title": "补充通知"}, content="第一版".encode())
     assert first.status_code == 201 and first.json()["uploaded"] and first.json()["declared"] is False
     same = api.put(url, params={"filename": "通知.txt"}, content="第一版".encode())

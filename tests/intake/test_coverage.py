@@ -1,7 +1,8 @@
 """The coverage matrix: states, colours by deadline proximity, topics, liaisons, and the subtree filter."""
+
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from services.intake import submissions
 from shared.contracts import make_event
@@ -10,9 +11,22 @@ from tests.intake.support import as_yaml, handle, post, setup_campaign, small_de
 
 
 def decide(ctx, sub: dict, model, **extra) -> None:
-    handle(ctx, make_event(model(submission_id=sub["id"], unit_id=sub["unit_id"], measure_code=sub["measure_code"],
-                                 title=sub["title"], version=sub["version"], reviewer="王芳", **extra), producer="review"),
-           submissions.record_decision)
+    handle(
+        ctx,
+        make_event(
+            model(
+                submission_id=sub["id"],
+                unit_id=sub["unit_id"],
+                measure_code=sub["measure_code"],
+                title=sub["title"],
+                version=sub["version"],
+                reviewer="王芳",
+                **extra,
+            ),
+            producer="review",
+        ),
+        submissions.record_decision,
+    )
 
 
 def at(clock, when: datetime) -> None:
@@ -39,9 +53,14 @@ def test_matrix_states_colours_topics_and_liaisons(api, ctx, clock):
     assert rows["D1"]["cells"]["M1"] == {"state": "approved", "colour": "green", "count": 1}
     assert rows["D1"]["cells"]["M2"] == {"state": "submitted", "colour": "yellow", "count": 1}
     assert rows["D2"]["cells"]["M1"]["state"] == "returned"
-    assert rows["V1"]["cells"]["M1"]["state"] == rows["V1"]["cells"]["M2"]["state"] == "missing"  # withdrawn and draft do not count
+    assert (
+        rows["V1"]["cells"]["M1"]["state"] == rows["V1"]["cells"]["M2"]["state"] == "missing"
+    )  # withdrawn and draft do not count
     assert (rows["D1"]["topics_covered"], rows["D1"]["topics_missing"]) == (["T1", "T2"], [])
-    assert (rows["D2"]["topics_covered"], rows["V1"]["topics_covered"]) == ([], [])  # a returned report covers nothing yet
+    assert (rows["D2"]["topics_covered"], rows["V1"]["topics_covered"]) == (
+        [],
+        [],
+    )  # a returned report covers nothing yet
     assert rows["D2"]["summary_report"]["state"] == "submitted" and rows["D2"]["good_practices"] == 1
     assert rows["D1"]["liaison"] == {"status": "designated", "colour": "green", "name": "李明"}
     assert rows["D2"]["liaison"]["status"] == "missing"
@@ -50,11 +69,11 @@ def test_matrix_states_colours_topics_and_liaisons(api, ctx, clock):
     assert matrix["totals"]["units"] == 4 and matrix["totals"]["cells"]["approved"] == 1
     assert matrix["measures"][0]["deadline_code"] == "summary" and "green" in matrix["colour_rule"]
 
-    at(clock, datetime(2020, 3, 10, 4, tzinfo=timezone.utc))  # the liaison deadline is 2.5 days away
+    at(clock, datetime(2020, 3, 10, 4, tzinfo=UTC))  # the liaison deadline is 2.5 days away
     rows = {u["code"]: u for u in api.get(f"/campaigns/{units['_campaign']}/coverage").json()["units"]}
     assert rows["D2"]["liaison"]["colour"] == "red" and rows["V1"]["cells"]["M1"]["colour"] == "yellow"
 
-    at(clock, datetime(2020, 4, 3, 4, tzinfo=timezone.utc))  # the summary deadline is 2.5 days away
+    at(clock, datetime(2020, 4, 3, 4, tzinfo=UTC))  # the summary deadline is 2.5 days away
     rows = {u["code"]: u for u in api.get(f"/campaigns/{units['_campaign']}/coverage").json()["units"]}
     assert rows["V1"]["cells"]["M1"]["colour"] == rows["D2"]["cells"]["M1"]["colour"] == "red"
     assert rows["D1"]["cells"]["M1"]["colour"] == "green" and rows["D1"]["cells"]["M2"]["colour"] == "yellow"
@@ -65,18 +84,26 @@ def test_subtree_filter(api):
     units = setup_campaign(api)
     post(api, unit_id=units["V1"]["id"], measure_code="M1", title="社区会议")
     post(api, unit_id=units["D2"]["id"], measure_code="M1", title="区会议")
-    matrix = api.get(f"/campaigns/{units['_campaign']}/coverage", params={"unit_id": units["S1"]["id"]}).json()
+    matrix = api.get(
+        f"/campaigns/{units['_campaign']}/coverage", params={"unit_id": units["S1"]["id"]}
+    ).json()
     assert [u["code"] for u in matrix["units"]] == ["S1", "V1"]
-    assert {u["code"]: u["cells"]["M1"]["state"] for u in matrix["units"]} == {"S1": "missing", "V1": "submitted"}
+    assert {u["code"]: u["cells"]["M1"]["state"] for u in matrix["units"]} == {
+        "S1": "missing",
+        "V1": "submitted",
+    }
     whole = api.get("/campaigns/demo-2020/coverage").json()
     assert whole["units"][0]["code"] in {"D1", "D2"} and len(whole["units"]) == 4
 
 
 def test_coverage_refuses_unknown_campaigns_and_foreign_units(api):
     units = setup_campaign(api)
-    other = api.post("/campaigns", content=as_yaml(small_definition(code="other-2020")).encode(),
-                     headers={"Content-Type": "application/yaml"}).json()
+    other = api.post(
+        "/campaigns",
+        content=as_yaml(small_definition(code="other-2020")).encode(),
+        headers={"Content-Type": "application/yaml"},
+    ).json()
     assert api.get("/campaigns/nope/coverage").status_code == 404
     assert api.get(f"/campaigns/{units['_campaign']}/coverage", params={"unit_id": "nope"}).status_code == 404
     foreign = api.get(f"/campaigns/{other['campaign_id']}/coverage", params={"unit_id": units["D1"]["id"]})
-    assert foreign.status_code == 422 and foreign.json()["detail"]["code"] == "campaign_mismatch"
+    assert foreign.status_code == 422 and foreign.json()["code"] == "campaign_mismatch"

@@ -5,13 +5,14 @@ RabbitMQBus connections) running the real deadline job. A probe queue bound to `
 run's exchange collects what reaches the broker; once the outbox has nothing left to publish (every
 row confirmed by the broker), draining the probe gives the exact count, with no timing involved.
 """
+
 from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
-from typing import Iterator
+from datetime import UTC, datetime
 
 import pika
 import pytest
@@ -34,15 +35,17 @@ from tests.services import delete_rabbitmq_objects
 UNITS = 120
 RETRY_DELAYS = (200,)
 # 10 March 2020, 12:00 in Beijing: 2.5 days before the liaison deadline (12 March, end of day).
-APPROACHING = datetime(2020, 3, 10, 4, tzinfo=timezone.utc)
-MISSED = datetime(2020, 3, 13, 4, tzinfo=timezone.utc)
+APPROACHING = datetime(2020, 3, 10, 4, tzinfo=UTC)
+MISSED = datetime(2020, 3, 13, 4, tzinfo=UTC)
 
 
 def many_units_definition() -> str:
     """A city and UNITS districts, none of which has named a liaison yet."""
     data = small_definition(code="watch-2020")
     data["units"] = [{"code": "C", "name": "示例市信访局", "level": "city", "participates": False}] + [
-        {"code": f"D{n:03d}", "name": f"第{n}区信访局", "level": "county", "parent": "C"} for n in range(UNITS)]
+        {"code": f"D{n:03d}", "name": f"第{n}区信访局", "level": "county", "parent": "C"}
+        for n in range(UNITS)
+    ]
     return as_yaml(data)
 
 
@@ -83,12 +86,15 @@ class Replica:
         self.bus = make_bus(settings)
         self.runs = 0
         [job] = jobs(self.ctx)
-        self.worker = ServiceWorker(self.ctx, self.bus, SUBSCRIPTIONS, [PeriodicJob(job.name, job.interval_s, self._counted(job.run))])
+        self.worker = ServiceWorker(
+            self.ctx, self.bus, SUBSCRIPTIONS, [PeriodicJob(job.name, job.interval_s, self._counted(job.run))]
+        )
 
     def _counted(self, run):
         def wrapped():
             run()
             self.runs += 1
+
         return wrapped
 
     def start(self) -> None:
@@ -105,16 +111,27 @@ class Replica:
 def world(tmp_path, postgres_url, rabbitmq_url, run_name):
     """Settings for replicas on a fresh database and a unique exchange, the probe, and cleanup."""
     exchange = f"{run_name}.events"
-    settings = Settings(data_dir=tmp_path, database_url=postgres_url, bus_backend="rabbitmq", rabbitmq_url=rabbitmq_url,
-                        bus_exchange=exchange, bus_queue_prefix=f"{run_name}.", bus_retry_delays_ms=RETRY_DELAYS,
-                        outbox_poll_s=0.05, deadline_watch_interval_s=3600)
+    settings = Settings(
+        data_dir=tmp_path,
+        database_url=postgres_url,
+        bus_backend="rabbitmq",
+        rabbitmq_url=rabbitmq_url,
+        bus_exchange=exchange,
+        bus_queue_prefix=f"{run_name}.",
+        bus_retry_delays_ms=RETRY_DELAYS,
+        outbox_poll_s=0.05,
+        deadline_watch_interval_s=3600,
+    )
     probe = Probe(rabbitmq_url, exchange, f"{run_name}.probe")
     try:
         yield settings, probe
     finally:
         queue = f"{run_name}.intake"
-        delete_rabbitmq_objects(rabbitmq_url, queues=[probe.queue, queue, f"{queue}.parking",
-                                                      *(f"{queue}.retry.{d}" for d in RETRY_DELAYS)], exchanges=[exchange])
+        delete_rabbitmq_objects(
+            rabbitmq_url,
+            queues=[probe.queue, queue, f"{queue}.parking", *(f"{queue}.retry.{d}" for d in RETRY_DELAYS)],
+            exchanges=[exchange],
+        )
 
 
 def run_replicas(settings: Settings, clock: FixedClock, count: int = 2) -> None:
@@ -132,7 +149,9 @@ def run_replicas(settings: Settings, clock: FixedClock, count: int = 2) -> None:
             thread.start()
         for thread in threads:
             thread.join(30)
-        wait_until(lambda: all(r.runs >= 1 for r in replicas), timeout=60, what="every replica's deadline job to run")
+        wait_until(
+            lambda: all(r.runs >= 1 for r in replicas), timeout=60, what="every replica's deadline job to run"
+        )
         wait_until(lambda: pending(replicas[0].ctx) == 0, timeout=60, what="the outbox to be published")
     finally:
         for replica in replicas:
@@ -148,7 +167,9 @@ def fired_rows(settings: Settings) -> Counter:
     ctx = bootstrap(settings)
     try:
         with ctx.db.session() as uow:
-            return Counter(dict(uow.execute(select(DeadlineAlert.lead, func.count()).group_by(DeadlineAlert.lead)).all()))
+            return Counter(
+                dict(uow.execute(select(DeadlineAlert.lead, func.count()).group_by(DeadlineAlert.lead)).all())
+            )
     finally:
         ctx.db.dispose()
 
@@ -164,7 +185,9 @@ def test_two_workers_emit_each_alert_exactly_once_and_a_restart_emits_nothing_ag
 
     run_replicas(settings, clock)
     received = probe.drain()
-    keys = Counter((e.type, e.payload["unit_id"], e.payload["deadline_code"], e.payload["lead"]) for e in received)
+    keys = Counter(
+        (e.type, e.payload["unit_id"], e.payload["deadline_code"], e.payload["lead"]) for e in received
+    )
     assert len(received) == UNITS and set(keys.values()) == {1}
     assert {(t, d, lead) for t, _, d, lead in keys} == {("deadline.approaching", "liaison", "P3D")}
     assert fired_rows(settings) == Counter({"P3D": UNITS})

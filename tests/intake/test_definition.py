@@ -1,8 +1,9 @@
 """The campaign definition format: the shipped Huaibei definition, and broken ones refused by field and line."""
+
 from __future__ import annotations
 
 import copy
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -33,8 +34,8 @@ def test_huaibei_definition_encodes_the_brief():
     assert (d.windows.publicity.start, d.windows.publicity.end) == (date(2020, 3, 9), date(2020, 3, 31))
     assert (d.windows.inspection.start, d.windows.inspection.end) == (date(2020, 3, 21), date(2020, 3, 31))
     # "by 12 March" / "by 5 April": the end of that day in Beijing, kept in UTC
-    assert d.deadline_for("liaison").due == datetime(2020, 3, 12, 15, 59, 59, tzinfo=timezone.utc)
-    assert d.deadline_for("summary_report").due == datetime(2020, 4, 5, 15, 59, 59, tzinfo=timezone.utc)
+    assert d.deadline_for("liaison").due == datetime(2020, 3, 12, 15, 59, 59, tzinfo=UTC)
+    assert d.deadline_for("summary_report").due == datetime(2020, 4, 5, 15, 59, 59, tzinfo=UTC)
     assert d.deadline_for("measure:M7").code == "summary"
     counties = sorted(u.name for u in d.units if u.level == "county")
     assert counties == sorted(["相山区信访局", "杜集区信访局", "烈山区信访局", "濉溪县信访局"])
@@ -45,7 +46,10 @@ def test_huaibei_definition_encodes_the_brief():
     liaisons = [u.liaison for u in d.units if u.participates]
     assert all(liaison and liaison.email.endswith("@example.org") for liaison in liaisons)
     assert [m.code for m in d.materials] == ["A1", "A2", "A3", "A4"]
-    assert d.rubric.total == 100 and d.rubric.supervision_deductions.interview > d.rubric.supervision_deductions.phone
+    assert (
+        d.rubric.total == 100
+        and d.rubric.supervision_deductions.interview > d.rubric.supervision_deductions.phone
+    )
 
 
 def test_same_content_has_the_same_hash_in_yaml_json_or_another_layout():
@@ -73,18 +77,23 @@ def test_deadline_before_the_window_is_refused():
 
 
 def test_unknown_parent_unit_is_refused():
-    text = huaibei_text().replace("parent: HB\n    liaison: {name: 孙浩", "parent: HQ\n    liaison: {name: 孙浩", 1)
+    text = huaibei_text().replace(
+        "parent: HB\n    liaison: {name: 孙浩", "parent: HQ\n    liaison: {name: 孙浩", 1
+    )
     issues = refused(text)
     assert [(i.field, i.line) for i in issues] == [("units[5].parent", line_of(text, "parent: HQ"))]
     assert "HQ" in issues[0].message
 
 
-@pytest.mark.parametrize("section, old, new", [
-    ("measures", "  - code: M7\n", "  - code: M6\n"),
-    ("topics", "{code: T6,", "{code: T5,"),
-    ("units", "  - code: HBJ\n", "  - code: JTJ\n"),
-    ("deadlines", "  - code: summary\n", "  - code: liaison\n"),
-])
+@pytest.mark.parametrize(
+    "section, old, new",
+    [
+        ("measures", "  - code: M7\n", "  - code: M6\n"),
+        ("topics", "{code: T6,", "{code: T5,"),
+        ("units", "  - code: HBJ\n", "  - code: JTJ\n"),
+        ("deadlines", "  - code: summary\n", "  - code: liaison\n"),
+    ],
+)
 def test_duplicate_codes_are_refused(section, old, new):
     text = huaibei_text().replace(old, new, 1)
     duplicates = [i for i in refused(text) if "重复" in i.message]
@@ -110,34 +119,53 @@ def test_syntax_errors_give_the_line():
     assert json_issues[0].line == 2 and "JSON" in json_issues[0].message
 
 
-@pytest.mark.parametrize("old, new, field, words", [
-    ("organiser:", "organizer:", "organizer", "不认识的字段"),
-    ("email: li.ming@example.org", "email: li.ming-at-example.org", "units[1].liaison.email", "电子邮箱"),
-    ("timezone: Asia/Shanghai", "timezone: Mars/Olympus", "timezone", "时区"),
-    ("start: 2020-03-09", "start: 2020-03-32", "windows.publicity.start", "日期"),
-    ("min_count: 1, kinds: [photo]}", "min_count: 1, kinds: [photograph]}", "measures[2].evidence.kinds[0]", "允许的范围"),
-])
+@pytest.mark.parametrize(
+    "old, new, field, words",
+    [
+        ("organiser:", "organizer:", "organizer", "不认识的字段"),
+        ("email: li.ming@example.org", "email: li.ming-at-example.org", "units[1].liaison.email", "电子邮箱"),
+        ("timezone: Asia/Shanghai", "timezone: Mars/Olympus", "timezone", "时区"),
+        ("start: 2020-03-09", "start: 2020-03-32", "windows.publicity.start", "日期"),
+        (
+            "min_count: 1, kinds: [photo]}",
+            "min_count: 1, kinds: [photograph]}",
+            "measures[2].evidence.kinds[0]",
+            "允许的范围",
+        ),
+    ],
+)
 def test_field_errors_in_chinese(old, new, field, words):
     text = huaibei_text().replace(old, new, 1)
     issues = refused(text)
-    assert any(i.field == field and words in i.message and i.line == line_of(text, new) for i in issues), issues
+    assert any(i.field == field and words in i.message and i.line == line_of(text, new) for i in issues), (
+        issues
+    )
 
 
 def test_levels_must_descend_the_tree():
-    text = huaibei_text().replace("level: member\n    parent: HB\n    liaison: {name: 孙浩",
-                                  "level: city\n    parent: HB\n    liaison: {name: 孙浩", 1)
+    text = huaibei_text().replace(
+        "level: member\n    parent: HB\n    liaison: {name: 孙浩",
+        "level: city\n    parent: HB\n    liaison: {name: 孙浩",
+        1,
+    )
     issues = refused(text)
     assert [i.field for i in issues] == ["units[5].level"]
 
 
 def test_rubric_parts_must_add_up_and_name_known_deadlines():
-    text = huaibei_text().replace("    points: 60 ", "    points: 50 ", 1).replace("deadlines: [liaison, summary]", "deadlines: [liaison, final]")
+    text = (
+        huaibei_text()
+        .replace("    points: 60 ", "    points: 50 ", 1)
+        .replace("deadlines: [liaison, summary]", "deadlines: [liaison, final]")
+    )
     issues = refused(text)
     assert sorted(i.field for i in issues) == ["rubric.timeliness.deadlines[1]", "rubric.total"]
 
 
 def test_duplicate_keys_and_a_non_mapping_document_are_refused():
-    text = huaibei_text().replace("timezone: Asia/Shanghai\n", "timezone: Asia/Shanghai\ntimezone: Asia/Shanghai\n", 1)
+    text = huaibei_text().replace(
+        "timezone: Asia/Shanghai\n", "timezone: Asia/Shanghai\ntimezone: Asia/Shanghai\n", 1
+    )
     issues = refused(text)
     assert issues[0].field == "timezone" and issues[0].line == line_of(text, "timezone:", 2)
     assert refused("- just\n- a list\n")[0].line == 1

@@ -3,6 +3,7 @@
 Review decisions and stored evidence arrive as the events those services publish (their HTTP APIs
 are exercised by tests/flows); what is checked here is intake's side and review's queue following versions.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -32,35 +33,75 @@ def client(tmp_path):
 
 def test_returned_submission_is_resubmitted_as_a_new_version_and_approved(client):
     platform = client.platform
-    loaded = client.post("/intake/campaigns", content=huaibei_text().encode(), headers={"Content-Type": "application/yaml"})
+    loaded = client.post(
+        "/intake/campaigns", content=huaibei_text().encode(), headers={"Content-Type": "application/yaml"}
+    )
     assert loaded.status_code == 201, loaded.text
     campaign_id = loaded.json()["campaign_id"]
     unit = next(u for u in client.get(f"/intake/campaigns/{campaign_id}/units").json() if u["code"] == "XSQ")
 
-    created = client.post("/intake/submissions", json={
-        "unit_id": unit["id"], "measure_code": "M5", "title": "悬挂宣传横幅", "held_on": "2020-03-10",
-        "place": "相山区人民广场", "participants": 12, "topics": ["T1", "T4"],
-    })
+    created = client.post(
+        "/intake/submissions",
+        json={
+            "unit_id": unit["id"],
+            "measure_code": "M5",
+            "title": "悬挂宣传横幅",
+            "held_on": "2020-03-10",
+            "place": "相山区人民广场",
+            "participants": 12,
+            "topics": ["T1", "T4"],
+        },
+    )
     assert created.status_code == 201, created.text
     submission = created.json()
     assert submission["campaign_id"] == campaign_id and submission["unit_path"] == unit["unit_path"]
-    wait_until(lambda: review_item(platform, submission["id"]) == (1, "pending"), what="review to queue version 1")
+    wait_until(
+        lambda: review_item(platform, submission["id"]) == (1, "pending"), what="review to queue version 1"
+    )
 
     # what evidence_storage and review announce, on the platform's bus
-    platform.bus.publish(event(EvidenceStored(evidence_id=new_id(), submission_id=submission["id"], unit_id=unit["id"],
-                                              object_key="k", media_type="image/jpeg", size=3, sha256="0" * 64, filename="横幅.jpg")))
+    platform.bus.publish(
+        event(
+            EvidenceStored(
+                evidence_id=new_id(),
+                submission_id=submission["id"],
+                unit_id=unit["id"],
+                object_key="k",
+                media_type="image/jpeg",
+                size=3,
+                sha256="0" * 64,
+                filename="横幅.jpg",
+            )
+        )
+    )
     wait_until(lambda: intake(client, submission)["evidence"], what="intake to hear of the evidence")
-    assert intake(client, submission)["evidence_status"] == {"required_count": 2, "accepted_kinds": ["photo", "video"],
-                                                              "count": 1, "satisfied": False}
-    decision = dict(submission_id=submission["id"], unit_id=unit["id"], measure_code="M5", title="悬挂宣传横幅", reviewer="王芳")
+    assert intake(client, submission)["evidence_status"] == {
+        "required_count": 2,
+        "accepted_kinds": ["photo", "video"],
+        "count": 1,
+        "satisfied": False,
+    }
+    decision = dict(
+        submission_id=submission["id"],
+        unit_id=unit["id"],
+        measure_code="M5",
+        title="悬挂宣传横幅",
+        reviewer="王芳",
+    )
     platform.bus.publish(event(SubmissionReturned(version=1, comment="请再补充一张照片", **decision)))
     wait_until(lambda: intake(client, submission)["state"] == "returned", what="intake to mirror the return")
 
-    resubmitted = client.post(f"/intake/submissions/{submission['id']}/resubmit", json={"description": "已补充照片"})
+    resubmitted = client.post(
+        f"/intake/submissions/{submission['id']}/resubmit", json={"description": "已补充照片"}
+    )
     assert resubmitted.status_code == 200 and resubmitted.json()["version"] == 2
-    wait_until(lambda: review_item(platform, submission["id"]) == (2, "pending"), what="review to queue version 2")
+    wait_until(
+        lambda: review_item(platform, submission["id"]) == (2, "pending"), what="review to queue version 2"
+    )
     platform.bus.publish(event(SubmissionApproved(version=2, score=95, **decision)))
-    wait_until(lambda: intake(client, submission)["state"] == "approved", what="intake to mirror the approval")
+    wait_until(
+        lambda: intake(client, submission)["state"] == "approved", what="intake to mirror the approval"
+    )
 
     versions = client.get(f"/intake/submissions/{submission['id']}/versions").json()
     assert [(v["version"], v["outcome"]) for v in versions] == [(1, "returned"), (2, "approved")]
@@ -72,9 +113,15 @@ def test_returned_submission_is_resubmitted_as_a_new_version_and_approved(client
 
     def decision_mails() -> list[str]:
         mails = [read_eml(path) for path in mailer.messages()]
-        return sorted(m["Subject"][:6] for m in mails if "悬挂宣传横幅" in m["Subject"] and "li.ming@example.org" in m["To"])
+        return sorted(
+            m["Subject"][:6]
+            for m in mails
+            if "悬挂宣传横幅" in m["Subject"] and "li.ming@example.org" in m["To"]
+        )
 
-    assert wait_until(lambda: len(decision_mails()) >= 2 and decision_mails(), what="both decision e-mails") == ["【审核通过】", "【退回修改】"]
+    assert wait_until(
+        lambda: len(decision_mails()) >= 2 and decision_mails(), what="both decision e-mails"
+    ) == ["【审核通过】", "【退回修改】"]
 
 
 def event(payload) -> Envelope:

@@ -3,11 +3,12 @@
 Producers of most events do not exist yet: tests publish the events on the bus themselves, built from
 the contracts in shared/contracts (the contract is the interface).
 """
+
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from fastapi.testclient import TestClient
@@ -52,7 +53,10 @@ class World:
         """Whether the notification consumer has processed the event."""
         inbox = self.ctx.messaging.inbox
         with self.ctx.db.session() as uow:
-            return uow.execute(select(inbox.c.event_id).where(inbox.c.event_id == event.event_id)).first() is not None
+            return (
+                uow.execute(select(inbox.c.event_id).where(inbox.c.event_id == event.event_id)).first()
+                is not None
+            )
 
     def publish_and_wait(self, payload: BaseModel | Envelope) -> Envelope:
         """Publish and wait until the consumer committed its effects."""
@@ -76,16 +80,31 @@ class World:
         with self.ctx.db.session() as uow:
             return list(uow.scalars(query))
 
-    def add_unit(self, name: str = "相山区信访局", *, liaison: str | None = "李明", email: str | None = None,
-                 parent_path: str = "/") -> str:
+    def add_unit(
+        self,
+        name: str = "相山区信访局",
+        *,
+        liaison: str | None = "李明",
+        email: str | None = None,
+        parent_path: str = "/",
+    ) -> str:
         """Register a unit (and designate its liaison unless liaison=None); returns its id once consumed."""
         unit_id = str(uuid.uuid4())
         code, path = f"U{unit_id[:8]}", f"{parent_path}{unit_id}/"
-        self.publish_and_wait(UnitRegistered(unit_id=unit_id, code=code, name=name, level="county", unit_path=path))
+        self.publish_and_wait(
+            UnitRegistered(unit_id=unit_id, code=code, name=name, level="county", unit_path=path)
+        )
         if liaison is not None:
-            self.publish_and_wait(LiaisonDesignated(unit_id=unit_id, unit_code=code, unit_name=name, liaison_name=liaison,
-                                                    liaison_email=email or f"liaison-{code.lower()}@example.org",
-                                                    unit_path=path))
+            self.publish_and_wait(
+                LiaisonDesignated(
+                    unit_id=unit_id,
+                    unit_code=code,
+                    unit_name=name,
+                    liaison_name=liaison,
+                    liaison_email=email or f"liaison-{code.lower()}@example.org",
+                    unit_path=path,
+                )
+            )
         return unit_id
 
     def as_caller(self, role: str, unit_id: str | None = None) -> dict[str, str]:
@@ -104,12 +123,22 @@ def make_world(tmp_path, smtp):
 
     def make(*, clock: Clock | None = None, run_jobs: bool = True, **overrides) -> World:
         """A started world with these settings on top of the test defaults."""
-        settings = Settings(**{
-            "data_dir": tmp_path / f"world{len(built)}", "mail_backend": "smtp", "smtp_host": smtp.host,
-            "smtp_port": smtp.port, "smtp_timeout_s": 5.0, "bus_retry_delays_ms": (50, 100), "outbox_poll_s": 0.1,
-            "notify_poll_s": 0.05, "notify_backoff_base_s": 0.05, "notify_backoff_max_s": 0.3, "public_base_url": PUBLIC,
-            **overrides,
-        })
+        settings = Settings(
+            **{
+                "data_dir": tmp_path / f"world{len(built)}",
+                "mail_backend": "smtp",
+                "smtp_host": smtp.host,
+                "smtp_port": smtp.port,
+                "smtp_timeout_s": 5.0,
+                "bus_retry_delays_ms": (50, 100),
+                "outbox_poll_s": 0.1,
+                "notify_poll_s": 0.05,
+                "notify_backoff_base_s": 0.05,
+                "notify_backoff_max_s": 0.3,
+                "public_base_url": PUBLIC,
+                **overrides,
+            }
+        )
         ctx = bootstrap(settings, clock=clock)
         bus = InMemoryBus(retry_delays_ms=settings.bus_retry_delays_ms)
         worker = ServiceWorker(ctx, bus, SUBSCRIPTIONS, jobs(ctx) if run_jobs else ())
@@ -138,13 +167,21 @@ def world(make_world) -> World:
 @pytest.fixture
 def clock() -> FixedClock:
     """A clock that moves only when the test says so: 2020-03-12 08:00 Beijing time."""
-    return FixedClock(datetime(2020, 3, 12, 0, 0, tzinfo=timezone.utc))
+    return FixedClock(datetime(2020, 3, 12, 0, 0, tzinfo=UTC))
 
 
-def bearer(issuer: TokenIssuer, role: str, *, unit_id: str | None = None, unit_path: str | None = None) -> dict[str, str]:
+def bearer(
+    issuer: TokenIssuer, role: str, *, unit_id: str | None = None, unit_path: str | None = None
+) -> dict[str, str]:
     """An Authorization header for an invented caller with that role (a unit token names its unit and path)."""
-    token = issuer.issue(subject=f"{role}-{unit_id or 'staff'}", name="王芳", role=role, ttl_s=600,
-                         unit_id=unit_id, unit_path=unit_path)
+    token = issuer.issue(
+        subject=f"{role}-{unit_id or 'staff'}",
+        name="王芳",
+        role=role,
+        ttl_s=600,
+        unit_id=unit_id,
+        unit_path=unit_path,
+    )
     return {"Authorization": f"Bearer {token}"}
 
 

@@ -70,7 +70,7 @@ def test_delivery_log_per_unit_and_per_event(make_world, smtp):
 def test_delivery_log_refuses_bad_queries(world):
     assert world.client.get("/deliveries/no-such-delivery").status_code == 404
     assert (
-        world.client.get("/deliveries/no-such-delivery").json()["detail"]["message_en"]
+        world.client.get("/deliveries/no-such-delivery").json()["message_en"]
         == "delivery not found: no-such-delivery"
     )
     assert world.client.get("/deliveries", params={"status": "lost"}).status_code == 422

@@ -167,15 +167,20 @@ def test_one_mail_per_dedupe_key_across_redeliveries_and_a_worker_restart(make_w
     ]
 
 
-def test_a_delivery_caught_mid_send_by_a_crash_waits_for_its_lease_then_is_sent_again(make_world, smtp, tmp_path):
+def test_a_delivery_caught_mid_send_by_a_crash_waits_for_its_lease_then_is_sent_again(
+    make_world, smtp, tmp_path
+):
     data_dir = tmp_path / "shared-data"
     crashed = make_world(data_dir=data_dir, run_jobs=False)
     unit_id = crashed.add_unit()
     crashed.publish_and_wait(returned(unit_id, 1))
     lease_ends = datetime.now(UTC) + timedelta(minutes=10)
     with crashed.ctx.db.transaction() as uow:  # claimed, then the worker died before recording the outcome
-        uow.execute(update(Delivery).values(status="sending", attempts=1, lease_owner="dead-worker",
-                                            lease_expires_at=lease_ends))
+        uow.execute(
+            update(Delivery).values(
+                status="sending", attempts=1, lease_owner="dead-worker", lease_expires_at=lease_ends
+            )
+        )
     crashed.bus.stop()
 
     restarted = make_world(data_dir=data_dir)
@@ -188,9 +193,14 @@ def test_a_delivery_caught_mid_send_by_a_crash_waits_for_its_lease_then_is_sent_
     assert stuck["subject"].endswith("宣传横幅1") and stuck["lease_owner"] == "dead-worker"
 
     with restarted.ctx.db.transaction() as uow:  # ... until the lease runs out
-        uow.execute(update(Delivery).where(Delivery.id == stuck["id"]).values(lease_expires_at=datetime.now(UTC)))
+        uow.execute(
+            update(Delivery).where(Delivery.id == stuck["id"]).values(lease_expires_at=datetime.now(UTC))
+        )
     resent = smtp.wait_for(2, timeout=30)[1]
-    assert resent.message["Subject"].endswith("宣传横幅1") and resent.message["Message-ID"] == stuck["message_id"]
+    assert (
+        resent.message["Subject"].endswith("宣传横幅1")
+        and resent.message["Message-ID"] == stuck["message_id"]
+    )
     wait_until(lambda: len(restarted.deliveries(status="sent")) == 2, what="the resend to be recorded")
     assert restarted.client.get(f"/deliveries/{stuck['id']}").json()["resends"] == 1
 

@@ -79,7 +79,9 @@ def test_while_the_server_is_down_a_round_probes_with_one_mail_and_gives_the_res
     assert len(smtp.messages) == 4
 
 
-def test_a_crash_between_claim_and_record_is_sent_again_after_the_lease_with_the_same_message_id(make_world, smtp, tmp_path):
+def test_a_crash_between_claim_and_record_is_sent_again_after_the_lease_with_the_same_message_id(
+    make_world, smtp, tmp_path
+):
     data_dir = tmp_path / "shared-data"
     crashed = make_world(data_dir=data_dir, run_jobs=False, notify_lease_s=1.0)
     queue(crashed, 3)
@@ -87,7 +89,9 @@ def test_a_crash_between_claim_and_record_is_sent_again_after_the_lease_with_the
     crashed.bus.stop()
 
     restarted = make_world(data_dir=data_dir, notify_lease_s=1.0)
-    received = smtp.wait_for(3, timeout=30)  # the unclaimed one at once, the two claimed once their lease expired
+    received = smtp.wait_for(
+        3, timeout=30
+    )  # the unclaimed one at once, the two claimed once their lease expired
     wait_until(lambda: len(restarted.deliveries(status="sent")) == 3, what="all three recorded as sent")
     assert len(received) == 3 and sorted(states(restarted)) == [("sent", 1), ("sent", 2), ("sent", 2)]
     resent = {d.id: d for d in restarted.deliveries() if d.resends}
@@ -115,7 +119,13 @@ def test_each_outcome_is_recorded_on_its_own(make_world, smtp):
     loop = DeliveryLoop.from_settings(world.ctx)
     batch = loop.claim(3)
     unrecordable = replace(batch[1], created_at=None)  # recording its deferral raises half-way through
-    loop.record([Outcome(batch[0], "sent"), Outcome(unrecordable, "deferred", "451 try later"), Outcome(batch[2], "sent")])
+    loop.record(
+        [
+            Outcome(batch[0], "sent"),
+            Outcome(unrecordable, "deferred", "451 try later"),
+            Outcome(batch[2], "sent"),
+        ]
+    )
     by_id = {d.id: d.status for d in world.deliveries()}
     assert by_id[batch[0].id] == "sent" and by_id[batch[2].id] == "sent"
     assert by_id[batch[1].id] == "sending"

@@ -201,14 +201,14 @@ def test_admin_overrides_the_layout_for_every_family(world):
 def test_a_template_that_fails_is_refused_and_nothing_is_saved(world, name, text, code):
     response = world.client.put(f"/templates/{name}", json={"text": text})
     assert response.status_code == 422, response.text
-    detail = response.json()["detail"]
+    detail = response.json()
     assert detail["code"] == code and detail["message"] and detail["message_en"]
     assert any("\u4e00" <= char <= "\u9fff" for char in detail["message"])
     assert world.client.get(f"/templates/{name}").json()["source"] == "package"
 
 
 def test_unknown_templates_are_404_and_malformed_bodies_422(world):
-    assert world.client.get("/templates/nope.subject").json()["detail"]["code"] == "not_found"
+    assert world.client.get("/templates/nope.subject").json()["code"] == "not_found"
     assert world.client.put("/templates/nope.subject", json={"text": "x"}).status_code == 404
     assert world.client.get("/templates/nope/preview").status_code == 404
     assert world.client.put("/templates/decision.subject", json={"text": ""}).status_code == 422

@@ -5,6 +5,7 @@ its third review pass on an embedded platform and writes every row of the four s
 tests/operations/data/campaign-<revision>.json.gz. The migration test loads those rows into databases built at
 that revision and upgrades them to the newest one.
 """
+
 from __future__ import annotations
 
 import base64
@@ -61,8 +62,10 @@ def dump_rows(db: Database) -> dict[str, list[dict]]:
             if table.name in SKIP:
                 continue
             order = list(table.primary_key.columns) or list(table.columns)
-            rows[table.name] = [{k: _plain(v) for k, v in row.items()}
-                                for row in conn.execute(select(table).order_by(*order)).mappings()]
+            rows[table.name] = [
+                {k: _plain(v) for k, v in row.items()}
+                for row in conn.execute(select(table).order_by(*order)).mappings()
+            ]
     return rows
 
 
@@ -88,7 +91,10 @@ def load_rows(db: Database, rows: dict[str, list[dict]]) -> None:
             for table in metadata.sorted_tables:
                 if not rows.get(table.name):
                     continue
-                typed = [{name: _typed(table.c[name], value) for name, value in row.items()} for row in rows[table.name]]
+                typed = [
+                    {name: _typed(table.c[name], value) for name, value in row.items()}
+                    for row in rows[table.name]
+                ]
                 conn.execute(insert(table), _parents_first(table, typed))
                 if not db.is_sqlite:
                     _advance_sequences(conn, table)
@@ -96,7 +102,9 @@ def load_rows(db: Database, rows: dict[str, list[dict]]) -> None:
 
 def _parents_first(table, rows: list[dict]) -> list[dict]:
     # A table pointing at itself (units.parent_id): insert each row after the row it points at.
-    links = [(fk.parent.name, fk.column.name) for fk in table.foreign_keys if fk.column.table.name == table.name]
+    links = [
+        (fk.parent.name, fk.column.name) for fk in table.foreign_keys if fk.column.table.name == table.name
+    ]
     if not links:
         return rows
     ordered, placed, waiting = [], set(), rows
@@ -113,8 +121,10 @@ def _parents_first(table, rows: list[dict]) -> list[dict]:
 def _advance_sequences(conn, table) -> None:
     # Rows came with their ids: move each serial column's sequence past them, as a pg_dump restore does.
     for column in table.primary_key.columns:
-        sequence = conn.scalar(text("SELECT pg_get_serial_sequence(:t, :c)"),
-                               {"t": f'"{table.schema}"."{table.name}"', "c": column.name})
+        sequence = conn.scalar(
+            text("SELECT pg_get_serial_sequence(:t, :c)"),
+            {"t": f'"{table.schema}"."{table.name}"', "c": column.name},
+        )
         if sequence:
             top = conn.scalar(select(func.max(column)))
             conn.execute(text("SELECT setval(:s, :v)"), {"s": sequence, "v": top})
@@ -134,8 +144,13 @@ def main() -> None:
     revision = "-".join(sorted(set(revisions.values())))
     cutoff = sim.at("03-23", "16:00")
     with tempfile.TemporaryDirectory() as work:
-        settings = Settings(data_dir=Path(work), bus_retry_delays_ms=(50, 100), outbox_poll_s=0.1,
-                            supervision_rules_interval_s=0, deadline_watch_interval_s=86400)
+        settings = Settings(
+            data_dir=Path(work),
+            bus_retry_delays_ms=(50, 100),
+            outbox_poll_s=0.1,
+            supervision_rules_interval_s=0,
+            deadline_watch_interval_s=86400,
+        )
         clock = FixedClock(sim.at(sim.START, "09:00"))
         platform = build_platform(settings, clock=clock)
         with TestClient(platform.app) as client:

@@ -1,10 +1,12 @@
 """Alembic migrations per service: models and head agree, a campaign survives an upgrade, processes refuse an old
 schema, and `python -m services.<name> migrate` upgrades (SQLite and PostgreSQL)."""
+
 from __future__ import annotations
 
 import importlib
 import subprocess
 import sys
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -16,13 +18,24 @@ from services.intake import identity  # noqa: F401  (users, api_keys and audit_l
 from services.review.timeline import chain as timeline
 from shared.auth import ADMIN, issuer_from_settings
 from shared.db import Database
-from shared.migrations import SchemaNotCurrent, current_revision, head_revision, open_database, pending_changes, upgrade
+from shared.migrations import (
+    SchemaNotCurrent,
+    current_revision,
+    head_revision,
+    open_database,
+    pending_changes,
+    upgrade,
+)
 from shared.settings import Settings
 from tests.operations.campaign_rows import SERVICES, dump_rows, load_rows, read_snapshot
 
 FIRST = "0001"
-APPEND_ONLY = {"intake": ["audit_log"], "evidence_storage": ["audit_log"], "review": ["audit_log", "timeline_records"],
-               "notification": ["audit_log"]}
+APPEND_ONLY = {
+    "intake": ["audit_log"],
+    "evidence_storage": ["audit_log"],
+    "review": ["audit_log", "timeline_records"],
+    "notification": ["audit_log"],
+}
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -51,7 +64,8 @@ def test_models_and_head_revision_agree(database_url, service):
         assert upgrade(db, service) == head_revision(service)
         assert pending_changes(db, metadata_of(service)) == [], (
             f"the {service} models differ from its newest migration: add a revision "
-            f"(python -m services.{service} migrate --new-revision '...', see docs/operations.md)")
+            f"(python -m services.{service} migrate --new-revision '...', see docs/operations.md)"
+        )
     finally:
         db.dispose()
 
@@ -64,29 +78,47 @@ def test_append_only_tables_refuse_changes_after_migrating(database_url, service
         for table in APPEND_ONLY[service]:
             reflected = MetaData()
             with db.engine.connect() as conn:
-                reflected.reflect(conn.execution_options(schema_translate_map=None), only=[table],
-                                  schema=None if db.is_sqlite else service)
-            for statement in (reflected.sorted_tables[0].update().values(), reflected.sorted_tables[0].delete()):
+                reflected.reflect(
+                    conn.execution_options(schema_translate_map=None),
+                    only=[table],
+                    schema=None if db.is_sqlite else service,
+                )
+            for statement in (
+                reflected.sorted_tables[0].update().values(),
+                reflected.sorted_tables[0].delete(),
+            ):
                 row = _sample_row(table)
                 with db.engine.begin() as conn:
                     conn.execute(reflected.sorted_tables[0].insert().values(**row))
-                with pytest.raises(DatabaseError, match="append-only"):
-                    with db.engine.begin() as conn:
-                        conn.execute(statement.values(**{next(iter(row)): row[next(iter(row))]})
-                                     if statement.is_update else statement)
+                with pytest.raises(DatabaseError, match="append-only"), db.engine.begin() as conn:
+                    conn.execute(
+                        statement.values(**{next(iter(row)): row[next(iter(row))]})
+                        if statement.is_update
+                        else statement
+                    )
     finally:
         db.dispose()
 
 
 def _sample_row(table: str) -> dict:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     if table == "audit_log":
         return {"at": now, "action": "thing.created", "resource_type": "thing", "detail": {}}
     seq = _sample_row.seq = getattr(_sample_row, "seq", 0) + 1
-    return {"seq": seq, "at": now, "actor": "王芳", "actor_role": "admin", "kind": "comment.added",
-            "subject_type": "submission", "subject_id": "s1", "detail": {}, "prev_hash": "0" * 64, "hash": "1" * 64}
+    return {
+        "seq": seq,
+        "at": now,
+        "actor": "王芳",
+        "actor_role": "admin",
+        "kind": "comment.added",
+        "subject_type": "submission",
+        "subject_id": "s1",
+        "detail": {},
+        "prev_hash": "0" * 64,
+        "hash": "1" * 64,
+    }
 
 
 def test_a_campaign_survives_the_upgrade_from_the_first_revision(database_url, tmp_path):
@@ -109,14 +141,17 @@ def test_a_campaign_survives_the_upgrade_from_the_first_revision(database_url, t
             assert current_revision(ctx.db) == head_revision(service)
             after = dump_rows(ctx.db)
             for table, rows in snapshot["rows"][service].items():
-                kept = [{column: row.get(column) for column in rows[0]} for row in after[table]] if rows else []
+                kept = (
+                    [{column: row.get(column) for column in rows[0]} for row in after[table]] if rows else []
+                )
                 assert _normalised(kept) == _normalised(rows), f"{service}.{table} changed in the upgrade"
         with platform.contexts["review"].db.session() as uow:
             assert timeline.verify(uow).ok  # the hash chain and its head came through whole
         admin = issuer_from_settings(settings).issue(subject="ops", name="王芳", role=ADMIN, ttl_s=600)
         with TestClient(platform.app) as client:
-            listed = client.get("/intake/submissions", params={"limit": 1000},
-                                headers={"Authorization": f"Bearer {admin}"})
+            listed = client.get(
+                "/intake/submissions", params={"limit": 1000}, headers={"Authorization": f"Bearer {admin}"}
+            )
             assert listed.status_code == 200
             assert len(listed.json()) == len(snapshot["rows"]["intake"]["submissions"]) > 0
     finally:
@@ -125,7 +160,7 @@ def test_a_campaign_survives_the_upgrade_from_the_first_revision(database_url, t
 
 def _normalised(rows: list[dict]) -> list[dict]:
     # Timestamps come back from SQLite without an offset and from PostgreSQL with one: compare them in UTC.
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     def value(v):
         if isinstance(v, str) and len(v) >= 19 and v[4] == "-" and v[10] == "T":
@@ -133,7 +168,7 @@ def _normalised(rows: list[dict]) -> list[dict]:
                 parsed = datetime.fromisoformat(v)
             except ValueError:
                 return v
-            return (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+            return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
         return v
 
     return [{k: value(v) for k, v in row.items()} for row in rows]
@@ -153,8 +188,14 @@ def test_a_process_refuses_an_older_schema_and_names_the_command(tmp_path):
 
 def test_migrate_command_upgrades_and_then_processes_start(tmp_path):
     env = {"DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
-    done = subprocess.run([sys.executable, "-m", "services.notification", "migrate"], env=env, capture_output=True,
-                          text=True, timeout=120, cwd=Path(__file__).resolve().parents[2])
+    done = subprocess.run(
+        [sys.executable, "-m", "services.notification", "migrate"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[2],
+    )
     assert done.returncode == 0, done.stderr
     assert f"database at revision {head_revision('notification')}" in done.stdout
     db = open_database(Settings(data_dir=tmp_path, migrate_on_start=False), "notification")

@@ -4,10 +4,11 @@ The Huaibei campaign reaches review through its own campaign.published handler (
 definition file); units, versions, decisions, inspections and supervisions are handmade rows with
 chosen times, so each profile's score can be worked out by hand.
 """
+
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from zoneinfo import ZoneInfo
@@ -20,7 +21,13 @@ from services.review import handlers, rubric
 from services.review.api import create_app
 from services.review.bootstrap import bootstrap
 from services.review.models import (
-    Inspection, ReviewCampaign, ReviewDecision, ReviewUnit, ReviewVersion, Supervision, SupervisionChange,
+    Inspection,
+    ReviewCampaign,
+    ReviewDecision,
+    ReviewUnit,
+    ReviewVersion,
+    Supervision,
+    SupervisionChange,
 )
 from shared.auth import ADMIN, INSPECTOR, REVIEWER, UNIT, issuer_from_settings
 from shared.blobs.folder import FolderBlobStore
@@ -32,12 +39,12 @@ HUAIBEI = Path(__file__).resolve().parents[2] / "deploy" / "campaigns" / "huaibe
 ZONE = ZoneInfo("Asia/Shanghai")
 CITY = "c0000000-0000-0000-0000-000000000000"
 MEASURES = ("M1", "M2", "M3", "M4", "M5", "M6", "M7")
-NOW = datetime(2020, 4, 20, 2, 0, tzinfo=timezone.utc)  # the clock when the tests look back
+NOW = datetime(2020, 4, 20, 2, 0, tzinfo=UTC)  # the clock when the tests look back
 
 
 def local(month: int, day: int, hour: int = 10, minute: int = 0) -> datetime:
     """A moment of 2020 in Beijing time, as UTC."""
-    return datetime(2020, month, day, hour, minute, tzinfo=ZONE).astimezone(timezone.utc)
+    return datetime(2020, month, day, hour, minute, tzinfo=ZONE).astimezone(UTC)
 
 
 class AssessmentWorld:
@@ -65,7 +72,9 @@ class AssessmentWorld:
 
     def _publish_huaibei(self) -> str:
         definition = parse_definition(HUAIBEI.read_text(encoding="utf-8"))
-        campaign = SimpleNamespace(id=str(uuid.uuid4()), code=definition.code, version=1, definition_sha256="0" * 64)
+        campaign = SimpleNamespace(
+            id=str(uuid.uuid4()), code=definition.code, version=1, definition_sha256="0" * 64
+        )
         event = make_event(published_payload(campaign, definition), producer="intake")
         with self.ctx.db.transaction() as uow:
             handlers.project_campaign(event, uow=uow, ctx=self.ctx)
@@ -75,7 +84,9 @@ class AssessmentWorld:
 
     def _token(self, role: str, subject: str, name: str, unit_id: str | None = None) -> dict[str, str]:
         claims = {"unit_id": unit_id, "unit_path": self.paths[unit_id]} if unit_id else {}
-        return {"Authorization": f"Bearer {self._issuer.issue(subject=subject, name=name, role=role, ttl_s=600, **claims)}"}
+        return {
+            "Authorization": f"Bearer {self._issuer.issue(subject=subject, name=name, role=role, ttl_s=600, **claims)}"
+        }
 
     def admin(self) -> dict[str, str]:
         """An admin (王芳)."""
@@ -100,49 +111,126 @@ class AssessmentWorld:
         with self.ctx.db.transaction() as uow:
             uow.add_all(rows)
 
-    def unit(self, code: str, name: str, level: str, *, liaison_at: datetime | None = None, participates: bool = True,
-             parent: str | None = None) -> str:
+    def unit(
+        self,
+        code: str,
+        name: str,
+        level: str,
+        *,
+        liaison_at: datetime | None = None,
+        participates: bool = True,
+        parent: str | None = None,
+    ) -> str:
         """A unit of the campaign below the city (or below parent's code); returns its id."""
         unit_id = str(uuid.uuid4())
         base = self.paths[self.units[parent]] if parent else f"/{CITY}/"
         self.units[code], self.paths[unit_id] = unit_id, f"{base}{unit_id}/"
-        self.add(ReviewUnit(unit_id=unit_id, campaign_id=self.campaign_id, code=code, name=name, level=level,
-                            parent_id=self.units[parent] if parent else CITY, unit_path=self.paths[unit_id],
-                            participates=participates, liaison_designated_at=liaison_at))
+        self.add(
+            ReviewUnit(
+                unit_id=unit_id,
+                campaign_id=self.campaign_id,
+                code=code,
+                name=name,
+                level=level,
+                parent_id=self.units[parent] if parent else CITY,
+                unit_path=self.paths[unit_id],
+                participates=participates,
+                liaison_designated_at=liaison_at,
+            )
+        )
         return unit_id
 
-    def submit(self, code: str, at: datetime, *, measure: str = "", kind: str = "measure", version: int = 1,
-               submission_id: str | None = None) -> str:
+    def submit(
+        self,
+        code: str,
+        at: datetime,
+        *,
+        measure: str = "",
+        kind: str = "measure",
+        version: int = 1,
+        submission_id: str | None = None,
+    ) -> str:
         """A version handed in at `at`; returns the submission id."""
         submission_id = submission_id or str(uuid.uuid4())
         self.submissions[submission_id] = {"unit_id": self.units[code], "measure_code": measure, "kind": kind}
-        self.add(ReviewVersion(submission_id=submission_id, version=version, unit_id=self.units[code],
-                               campaign_id=self.campaign_id, measure_code=measure, kind=kind, submitted_at=at))
+        self.add(
+            ReviewVersion(
+                submission_id=submission_id,
+                version=version,
+                unit_id=self.units[code],
+                campaign_id=self.campaign_id,
+                measure_code=measure,
+                kind=kind,
+                submitted_at=at,
+            )
+        )
         return submission_id
 
-    def decide(self, submission_id: str, decision: str, at: datetime, *, score: float | None = None, version: int = 1) -> None:
+    def decide(
+        self, submission_id: str, decision: str, at: datetime, *, score: float | None = None, version: int = 1
+    ) -> None:
         """A reviewer's decision on a version, taken at `at`."""
         facts = self.submissions[submission_id]
-        self.add(ReviewDecision(submission_id=submission_id, unit_id=facts["unit_id"], campaign_id=self.campaign_id,
-                                measure_code=facts["measure_code"], kind=facts["kind"], version=version, decision=decision,
-                                score=score, comment="" if decision == "approved" else "请补充", reviewer="赵强",
-                                decided_at=at))
+        self.add(
+            ReviewDecision(
+                submission_id=submission_id,
+                unit_id=facts["unit_id"],
+                campaign_id=self.campaign_id,
+                measure_code=facts["measure_code"],
+                kind=facts["kind"],
+                version=version,
+                decision=decision,
+                score=score,
+                comment="" if decision == "approved" else "请补充",
+                reviewer="赵强",
+                decided_at=at,
+            )
+        )
 
-    def approved(self, code: str, measure: str, submitted: datetime, *, score: float | None = None,
-                 kind: str = "measure") -> str:
+    def approved(
+        self,
+        code: str,
+        measure: str,
+        submitted: datetime,
+        *,
+        score: float | None = None,
+        kind: str = "measure",
+    ) -> str:
         """A submission approved an hour after it was handed in."""
         submission_id = self.submit(code, submitted, measure=measure, kind=kind)
         self.decide(submission_id, "approved", submitted + timedelta(hours=1), score=score)
         return submission_id
 
-    def inspect(self, code: str, at: datetime, *, verified=MEASURES, residents=(0, 0, 0), staff=(0, 0),
-                method: str = "on_site") -> str:
+    def inspect(
+        self,
+        code: str,
+        at: datetime,
+        *,
+        verified=MEASURES,
+        residents=(0, 0, 0),
+        staff=(0, 0),
+        method: str = "on_site",
+    ) -> str:
         """An inspection recorded at `at`, scored by the rubric as the inspection form scores it."""
-        row = Inspection(id=str(uuid.uuid4()), campaign_id=self.campaign_id, unit_id=self.units[code],
-                         unit_path=self.paths[self.units[code]], method=method, inspected_on=at.astimezone(ZONE).date(),
-                         inspector="孙丽", measures_verified=list(verified), residents_asked=residents[0],
-                         residents_aware=residents[1], residents_able=residents[2], staff_tested=staff[0],
-                         staff_proficient=staff[1], findings="", problems=[], criteria={}, recorded_at=at)
+        row = Inspection(
+            id=str(uuid.uuid4()),
+            campaign_id=self.campaign_id,
+            unit_id=self.units[code],
+            unit_path=self.paths[self.units[code]],
+            method=method,
+            inspected_on=at.astimezone(ZONE).date(),
+            inspector="孙丽",
+            measures_verified=list(verified),
+            residents_asked=residents[0],
+            residents_aware=residents[1],
+            residents_able=residents[2],
+            staff_tested=staff[0],
+            staff_proficient=staff[1],
+            findings="",
+            problems=[],
+            criteria={},
+            recorded_at=at,
+        )
         row.score = rubric.inspection_total(rubric.inspection_scores(self.rubric, row, list(MEASURES)))
         self.add(row)
         return row.id
@@ -151,11 +239,32 @@ class AssessmentWorld:
         """A supervision opened at `at`."""
         case_id = str(uuid.uuid4())
         unit_id = self.units[code]
-        self.add(Supervision(id=case_id, campaign_id=self.campaign_id, unit_id=unit_id, unit_path=self.paths[unit_id],
-                             rule="manual", level=level, method=method, reason=reason, state="open", opened_by="赵强",
-                             opened_at=at, rectify_by=at + timedelta(days=5)),
-                 SupervisionChange(supervision_id=case_id, unit_id=unit_id, action="opened", level=level, method=method,
-                                   actor="赵强", note=reason, at=at))
+        self.add(
+            Supervision(
+                id=case_id,
+                campaign_id=self.campaign_id,
+                unit_id=unit_id,
+                unit_path=self.paths[unit_id],
+                rule="manual",
+                level=level,
+                method=method,
+                reason=reason,
+                state="open",
+                opened_by="赵强",
+                opened_at=at,
+                rectify_by=at + timedelta(days=5),
+            ),
+            SupervisionChange(
+                supervision_id=case_id,
+                unit_id=unit_id,
+                action="opened",
+                level=level,
+                method=method,
+                actor="赵强",
+                note=reason,
+                at=at,
+            ),
+        )
         return case_id
 
     def escalate(self, case_id: str, at: datetime, *, level: str, method: str) -> None:
@@ -163,8 +272,18 @@ class AssessmentWorld:
         with self.ctx.db.transaction() as uow:
             case = uow.get(Supervision, case_id)
             case.level, case.method, case.escalations = level, method, case.escalations + 1
-            uow.add(SupervisionChange(supervision_id=case_id, unit_id=case.unit_id, action="escalated", level=level,
-                                      method=method, actor="system", note="整改期限已过", at=at))
+            uow.add(
+                SupervisionChange(
+                    supervision_id=case_id,
+                    unit_id=case.unit_id,
+                    action="escalated",
+                    level=level,
+                    method=method,
+                    actor="system",
+                    note="整改期限已过",
+                    at=at,
+                )
+            )
 
 
 def build_profiles(w: AssessmentWorld) -> dict[str, str]:
@@ -194,8 +313,14 @@ def build_profiles(w: AssessmentWorld) -> dict[str, str]:
     w.submit("LSQ", local(3, 17), measure="M2", version=2, submission_id=m2)
     w.decide(m2, "approved", local(3, 18), version=2)
     w.submit("LSQ", local(4, 7), kind="summary_report")
-    w.inspect("LSQ", local(3, 28), verified=("M1", "M2", "M3", "M4", "M5"), residents=(10, 3, 2), staff=(4, 1),
-              method="phone")
+    w.inspect(
+        "LSQ",
+        local(3, 28),
+        verified=("M1", "M2", "M3", "M4", "M5"),
+        residents=(10, 3, 2),
+        staff=(4, 1),
+        method="phone",
+    )
 
     # 濉溪县: complete but no summary, four supervisions (capped at 20), seven good practices (capped at 5).
     w.unit("SXX", "濉溪县信访局", "county", liaison_at=local(3, 12, 20))
@@ -238,10 +363,24 @@ def build_profiles(w: AssessmentWorld) -> dict[str, str]:
 EXPECTED = {
     "XSQ": {"measures": 60, "timeliness": 10, "inspection": 28.2, "deductions": 0, "bonus": 1, "total": 99.2},
     "DJQ": {"measures": 48, "timeliness": 8, "inspection": 24, "deductions": 0, "bonus": 0, "total": 80},
-    "LSQ": {"measures": 48.75, "timeliness": 8, "inspection": 13.07, "deductions": 0, "bonus": 0, "total": 69.82},
+    "LSQ": {
+        "measures": 48.75,
+        "timeliness": 8,
+        "inspection": 13.07,
+        "deductions": 0,
+        "bonus": 0,
+        "total": 69.82,
+    },
     "SXX": {"measures": 60, "timeliness": 5, "inspection": 30, "deductions": 20, "bonus": 5, "total": 80},
     "RSJ": {"measures": 60, "timeliness": 10, "inspection": 30, "deductions": 0, "bonus": 0, "total": 100},
-    "JTJ": {"measures": 41.25, "timeliness": 9, "inspection": 20.63, "deductions": 0, "bonus": 0, "total": 70.88},
+    "JTJ": {
+        "measures": 41.25,
+        "timeliness": 9,
+        "inspection": 20.63,
+        "deductions": 0,
+        "bonus": 0,
+        "total": 70.88,
+    },
     "GAJ": {"measures": 0, "timeliness": 0, "inspection": 0, "deductions": 0, "bonus": 0, "total": 0},
 }
 AS_OF = "2020-04-10"

@@ -1,5 +1,6 @@
 """Circulars (通报): the frozen snapshot and its SHA-256, the .docx and .xlsx with the ranking figures,
 revisions, verification, publishing once, and who may see what."""
+
 from __future__ import annotations
 
 import hashlib
@@ -7,6 +8,7 @@ import io
 import json
 from datetime import timedelta
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 import docx
 import openpyxl
@@ -17,8 +19,8 @@ from docx.shared import Pt
 from sqlalchemy import select
 
 from services.notification.links import Links
-from services.review.timeline import chain as timeline
 from services.review.models import AUDIT, TimelineRecord
+from services.review.timeline import chain as timeline
 from tests.review.test_assessment_support import AS_OF, EXPECTED, AssessmentWorld, build_profiles, local
 
 TITLE = "淮北市网上信访宣传月第一季度工作情况通报"
@@ -41,12 +43,18 @@ def ok(response, status: int = 200):
 
 def error(response, status: int) -> dict:
     assert response.status_code == status, f"{response.status_code} {response.text}"
-    return response.json()["detail"]
+    return response.json()
 
 
 def make(world, **body) -> dict:
-    return ok(world.client.post("/circulars", json={"campaign_id": world.campaign_id, "period": "2020-Q1", **body},
-                                headers=world.admin()), 201)
+    return ok(
+        world.client.post(
+            "/circulars",
+            json={"campaign_id": world.campaign_id, "period": "2020-Q1", **body},
+            headers=world.admin(),
+        ),
+        201,
+    )
 
 
 def download(world, circular: dict, kind: str, headers=None):
@@ -69,7 +77,9 @@ def test_the_circular_files_hold_the_ranking_and_findings(world):
     assert (circular["revision"], circular["state"], circular["title"]) == (1, "draft", TITLE)
     assert circular["as_of"] == "2020-04-10T15:59:59.999999Z"
     prefix = f"circulars/{world.campaign_id}/2020-Q1/r1"
-    assert all(world.blobs.exists(f"{prefix}/{name}") for name in ("snapshot.json", "circular.docx", "circular.xlsx"))
+    assert all(
+        world.blobs.exists(f"{prefix}/{name}") for name in ("snapshot.json", "circular.docx", "circular.xlsx")
+    )
 
     document = docx.Document(io.BytesIO(download(world, circular, "docx").content))
     texts = [p.text for p in document.paragraphs]
@@ -79,22 +89,39 @@ def test_the_circular_files_hold_the_ranking_and_findings(world):
     assert "宣传月通报〔2020〕1号" in texts and texts.index("宣传月通报〔2020〕1号") < texts.index(TITLE)
     body = next(p for p in document.paragraphs if p.text.startswith("根据"))
     assert east_asia_font(body.runs[0]) == "仿宋_GB2312"
-    assert "本期共有7家单位参加考核，平均得分71.41分" in body.text and "督办4件（其中红色督办1件）" in body.text
-    county, member, supervision = ([[c.text for c in row.cells] for row in table.rows] for table in document.tables)
+    assert (
+        "本期共有7家单位参加考核，平均得分71.41分" in body.text and "督办4件（其中红色督办1件）" in body.text
+    )
+    county, member, supervision = (
+        [[c.text for c in row.cells] for row in table.rows] for table in document.tables
+    )
     head_cell, body_cell = (document.tables[0].rows[n].cells[1].paragraphs[0] for n in (0, 1))
     assert (head_cell.style.name, head_cell.style.font.bold) == ("通报表头", True)
     assert head_cell.style.element.rPr.rFonts.get(qn("w:eastAsia")) == "黑体"
-    assert body_cell.style.element.rPr.rFonts.get(qn("w:eastAsia")) == "宋体" and body_cell.style.font.size == Pt(10.5)
+    assert body_cell.style.element.rPr.rFonts.get(
+        qn("w:eastAsia")
+    ) == "宋体" and body_cell.style.font.size == Pt(10.5)
     assert county[0] == ["排名", "单位", "总分", "宣传措施", "报送时效", "检查", "督办扣分", "经验做法加分"]
-    assert county[1:] == [["1", "相山区信访局", *figures("XSQ")], ["2", "杜集区信访局", *figures("DJQ")],
-                          ["2", "濉溪县信访局", *figures("SXX")], ["4", "烈山区信访局", *figures("LSQ")]]
-    assert member[1:] == [["1", "市人力资源和社会保障局", *figures("RSJ")], ["2", "市交通运输局", *figures("JTJ")],
-                          ["3", "市公安局", *figures("GAJ")]]
-    assert [row[1:3] + row[4:] for row in supervision[1:]] == [["黄", "实地", "督办中"], ["红", "约谈", "督办中"],
-                                                               ["黄", "实地", "督办中"], ["蓝", "电话", "督办中"]]
+    assert county[1:] == [
+        ["1", "相山区信访局", *figures("XSQ")],
+        ["2", "杜集区信访局", *figures("DJQ")],
+        ["2", "濉溪县信访局", *figures("SXX")],
+        ["4", "烈山区信访局", *figures("LSQ")],
+    ]
+    assert member[1:] == [
+        ["1", "市人力资源和社会保障局", *figures("RSJ")],
+        ["2", "市交通运输局", *figures("JTJ")],
+        ["3", "市公安局", *figures("GAJ")],
+    ]
+    assert [row[1:3] + row[4:] for row in supervision[1:]] == [
+        ["黄", "实地", "督办中"],
+        ["红", "约谈", "督办中"],
+        ["黄", "实地", "督办中"],
+        ["蓝", "电话", "督办中"],
+    ]
     praised = texts[texts.index("二、通报表扬") + 2]
     assert praised == "相山区信访局（99.2分）、市人力资源和社会保障局（100分）。"
-    criticised = texts[texts.index("三、通报批评") + 1: texts.index("四、督办情况")]
+    criticised = texts[texts.index("三、通报批评") + 1 : texts.index("四、督办情况")]
     sxx = next(t for t in criticised if t.startswith("濉溪县信访局"))
     assert "被红色约谈督办（巡回宣讲弄虚作假）" in sxx and "报送活动总结（含视频或照片）逾期未报送" in sxx
     gaj = next(t for t in criticised if t.startswith("市公安局"))
@@ -110,10 +137,17 @@ def test_the_circular_files_hold_the_ranking_and_findings(world):
     for code, expected in EXPECTED.items():
         row = rows[code]
         assert row[header.index("总分")] == pytest.approx(expected["total"])
-        assert [row[header.index(name)] for name in ("宣传措施", "报送时效", "检查", "督办扣分", "经验做法加分")] == \
-            pytest.approx([expected[part] for part in PARTS])
-    assert rows["LSQ"][header.index("M7 巡回宣讲")] == 0 and rows["LSQ"][header.index("M2 网上信访宣传角")] == 11.25
-    assert (rows["SXX"][header.index("表扬/批评")], rows["RSJ"][header.index("表扬/批评")]) == ("批评", "表扬")
+        assert [
+            row[header.index(name)] for name in ("宣传措施", "报送时效", "检查", "督办扣分", "经验做法加分")
+        ] == pytest.approx([expected[part] for part in PARTS])
+    assert (
+        rows["LSQ"][header.index("M7 巡回宣讲")] == 0
+        and rows["LSQ"][header.index("M2 网上信访宣传角")] == 11.25
+    )
+    assert (rows["SXX"][header.index("表扬/批评")], rows["RSJ"][header.index("表扬/批评")]) == (
+        "批评",
+        "表扬",
+    )
     details = list(book["得分明细"].iter_rows(values_only=True))
     liaison = next(r for r in details if r[0] == "DJQ" and r[4] == "liaison")
     assert (liaison[5], liaison[6], liaison[7], liaison[8]) == (3, 5, "联络员", world.units["DJQ"])
@@ -131,16 +165,26 @@ def test_the_snapshot_is_canonical_and_its_sha256_is_recorded(world):
     assert hashlib.sha256(stored).hexdigest() == circular["snapshot_sha256"]
     snapshot = json.loads(stored)
     assert json.dumps(snapshot, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode() == stored
-    assert snapshot["rules"]["circular"] == {"commend_top": 3, "commend_min_score": 90.0, "criticise_below": 60.0}
+    assert snapshot["rules"]["circular"] == {
+        "commend_top": 3,
+        "commend_min_score": 90.0,
+        "criticise_below": 60.0,
+    }
     assert snapshot["rules"]["rubric"]["supervision_deductions"]["max_deduction"] == 20
     assert [u["code"] for u in snapshot["commended"]] == ["XSQ", "RSJ"]
     assert [u["code"] for u in snapshot["criticised"]] == ["SXX", "GAJ"]
     units = {u["code"]: u for level in snapshot["levels"] for u in level["units"]}
-    assert {code: u["total"] for code, u in units.items()} == {code: e["total"] for code, e in EXPECTED.items()}
+    assert {code: u["total"] for code, u in units.items()} == {
+        code: e["total"] for code, e in EXPECTED.items()
+    }
     assert all(round(sum(line["points"] for line in u["lines"]), 2) == u["total"] for u in units.values())
     assert ok(world.client.get(f"/circulars/{circular['id']}/verify", headers=world.inspector())) == {
-        "circular_id": circular["id"], "ok": True, "recorded_sha256": circular["snapshot_sha256"],
-        "actual_sha256": circular["snapshot_sha256"], "message": "快照与记录的 SHA-256 一致"}
+        "circular_id": circular["id"],
+        "ok": True,
+        "recorded_sha256": circular["snapshot_sha256"],
+        "actual_sha256": circular["snapshot_sha256"],
+        "message": "快照与记录的 SHA-256 一致",
+    }
     disposition = download(world, circular, "docx").headers["content-disposition"]
     assert f"filename*=UTF-8''{quote(TITLE + '.docx')}" in disposition
 
@@ -161,15 +205,40 @@ def test_defaults_revisions_and_the_same_moment_later(world):
     assert q1_again["document_number"] == q1["document_number"] == "宣传月通报〔2020〕1号"
     assert second["snapshot_sha256"] != first["snapshot_sha256"]  # revision and issue date differ
     assert world.blobs.exists(f"circulars/{world.campaign_id}/2020-Q1/r2/circular.docx")
-    titled = make(world, period="2020-03", as_of="2020-03-31", title="三月份宣传月工作通报", document_number="淮信宣〔2020〕7号")
+    titled = make(
+        world,
+        period="2020-03",
+        as_of="2020-03-31",
+        title="三月份宣传月工作通报",
+        document_number="淮信宣〔2020〕7号",
+    )
     assert (titled["period"], titled["revision"], titled["title"]) == ("2020-03", 1, "三月份宣传月工作通报")
-    listed = ok(world.client.get("/circulars", params={"campaign_id": world.campaign_id}, headers=world.reviewer()))
+    listed = ok(
+        world.client.get("/circulars", params={"campaign_id": world.campaign_id}, headers=world.reviewer())
+    )
     assert [(c["period"], c["revision"]) for c in listed] == [("2020-03", 1), ("2020-Q1", 2), ("2020-Q1", 1)]
-    future = world.client.post("/circulars", json={"campaign_id": world.campaign_id, "period": "2020-Q2"},
-                               headers=world.admin())
-    assert error(future, 422)["code"] == "as_of_in_future"
-    bad = world.client.post("/circulars", json={"campaign_id": world.campaign_id, "period": "第一季度"},
-                            headers=world.admin())
+    # the one as_of rule (as GET /assessment): a moment after now means now
+    now = world.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ")
+    today_local = world.clock.now().astimezone(ZoneInfo("Asia/Shanghai")).date().isoformat()
+    running = make(world, period="2020-Q2")  # the period is under way: as of now
+    today = make(world, period="2020-04", as_of=today_local)  # today's date: its end is still ahead
+    assessed = ok(
+        world.client.get(
+            "/assessment",
+            params={"campaign_id": world.campaign_id, "as_of": today_local},
+            headers=world.admin(),
+        )
+    )
+    assert (
+        running["as_of"] == today["as_of"] == assessed["as_of"] == now and assessed["as_of_clamped"] is True
+    )
+    not_begun = world.client.post(
+        "/circulars", json={"campaign_id": world.campaign_id, "period": "2020-Q3"}, headers=world.admin()
+    )
+    assert error(not_begun, 422)["code"] == "period_not_started"
+    bad = world.client.post(
+        "/circulars", json={"campaign_id": world.campaign_id, "period": "第一季度"}, headers=world.admin()
+    )
     assert error(bad, 422)["code"] == "invalid_period"
 
 
@@ -177,8 +246,11 @@ def test_a_changed_snapshot_is_detected_and_cannot_be_published(world):
     circular = make(world, as_of=AS_OF)
     key = f"circulars/{world.campaign_id}/2020-Q1/r1/snapshot.json"
     original = b"".join(world.blobs.read(key))
-    world.blobs.put(key, io.BytesIO(original.replace("相山区信访局".encode(), "相山区信访办".encode())),
-                    content_type="application/json")
+    world.blobs.put(
+        key,
+        io.BytesIO(original.replace("相山区信访局".encode(), "相山区信访办".encode())),
+        content_type="application/json",
+    )
     check = ok(world.client.get(f"/circulars/{circular['id']}/verify", headers=world.admin()))
     assert check["ok"] is False and check["actual_sha256"] != check["recorded_sha256"]
     refused = world.client.post(f"/circulars/{circular['id']}/publish", headers=world.admin())
@@ -192,29 +264,43 @@ def test_publishing_happens_once_with_its_event_timeline_and_audit(world):
     circular = make(world, as_of=AS_OF)
     world.clock.advance(timedelta(hours=1))
     published = ok(world.client.post(f"/circulars/{circular['id']}/publish", headers=world.admin()))
-    assert (published["state"], published["published_by"], published["published_at"]) == \
-        ("published", "王芳", "2020-04-20T03:00:00Z")
+    assert (published["state"], published["published_by"], published["published_at"]) == (
+        "published",
+        "王芳",
+        "2020-04-20T03:00:00Z",
+    )
     again = world.client.post(f"/circulars/{circular['id']}/publish", headers=world.admin())
     assert error(again, 409)["code"] == "already_published"
     table = world.ctx.messaging.outbox
     with world.ctx.db.session() as uow:
         bodies = list(uow.scalars(select(table.c.body).where(table.c.type == "circular.published")))
         records = list(uow.scalars(select(TimelineRecord).where(TimelineRecord.subject_type == "circular")))
-        actions = list(uow.scalars(select(AUDIT.c.action).where(AUDIT.c.resource_id == circular["id"]).order_by(AUDIT.c.id)))
+        actions = list(
+            uow.scalars(
+                select(AUDIT.c.action).where(AUDIT.c.resource_id == circular["id"]).order_by(AUDIT.c.id)
+            )
+        )
         assert timeline.verify(uow).ok
-    assert [json.loads(body)["payload"] for body in bodies] == [{
-        "circular_id": circular["id"], "campaign_id": world.campaign_id, "period": "2020-Q1", "title": TITLE,
-        "docx_key": f"circulars/{world.campaign_id}/2020-Q1/r1/circular.docx",
-        "xlsx_key": f"circulars/{world.campaign_id}/2020-Q1/r1/circular.xlsx",
-        "snapshot_sha256": circular["snapshot_sha256"]}]
-    assert [(r.kind, r.subject_id, r.actor, r.detail["revision"]) for r in records] == \
-        [("circular.published", circular["id"], "王芳", 1)]
+    assert [json.loads(body)["payload"] for body in bodies] == [
+        {
+            "circular_id": circular["id"],
+            "campaign_id": world.campaign_id,
+            "period": "2020-Q1",
+            "title": TITLE,
+            "docx_key": f"circulars/{world.campaign_id}/2020-Q1/r1/circular.docx",
+            "xlsx_key": f"circulars/{world.campaign_id}/2020-Q1/r1/circular.xlsx",
+            "snapshot_sha256": circular["snapshot_sha256"],
+        }
+    ]
+    assert [(r.kind, r.subject_id, r.actor, r.detail["revision"]) for r in records] == [
+        ("circular.published", circular["id"], "王芳", 1)
+    ]
     assert actions == ["circular.created", "circular.published"]
-    # the link the notification e-mail carries is this route
+    # the link the notification e-mail carries opens the console's page of this circular, which reads this route
     link = Links("http://example.org").circular(circular["id"])
-    assert link == f"http://example.org/review/circulars/{circular['id']}"
-    assert ok(world.client.get(link.removeprefix("http://example.org/review"), headers=world.unit_caller("DJQ")))["id"] \
-        == circular["id"]
+    assert link == f"http://example.org/console/circulars/{circular['id']}"
+    route = link.replace("http://example.org/console", "")
+    assert ok(world.client.get(route, headers=world.unit_caller("DJQ")))["id"] == circular["id"]
 
 
 def test_who_may_make_publish_and_read_circulars(world):
@@ -236,7 +322,9 @@ def test_who_may_make_publish_and_read_circulars(world):
     for kind in ("xlsx", "snapshot"):
         assert world.client.get(f"/circulars/{circular['id']}/files/{kind}", headers=unit).status_code == 403
     assert world.client.get(f"/circulars/{circular['id']}/verify", headers=unit).status_code == 403
-    assert world.client.get(f"/circulars/{circular['id']}/files/pdf", headers=world.admin()).status_code == 422
+    assert (
+        world.client.get(f"/circulars/{circular['id']}/files/pdf", headers=world.admin()).status_code == 422
+    )
     assert world.client.get("/circulars/nope", headers=world.admin()).status_code == 404
 
 
@@ -245,10 +333,18 @@ def test_a_campaign_without_a_rubric_gets_no_circular(world):
     from shared.contracts import make_event
     from shared.contracts.intake import CampaignPublished
 
-    payload = CampaignPublished(campaign_id="plain", code="plain", name="无考核的活动", version=1,
-                                publicity_start="2020-03-09", publicity_end="2020-03-31")
+    payload = CampaignPublished(
+        campaign_id="plain",
+        code="plain",
+        name="无考核的活动",
+        version=1,
+        publicity_start="2020-03-09",
+        publicity_end="2020-03-31",
+    )
     with world.ctx.db.transaction() as uow:
         handlers.project_campaign(make_event(payload, producer="intake"), uow=uow, ctx=world.ctx)
-    refused = world.client.post("/circulars", json={"campaign_id": "plain", "period": "2020-Q1"}, headers=world.admin())
+    refused = world.client.post(
+        "/circulars", json={"campaign_id": "plain", "period": "2020-Q1"}, headers=world.admin()
+    )
     assert error(refused, 422)["code"] == "no_rubric"
     assert not list(world.blobs.list_keys("circulars/plain/"))

@@ -3,11 +3,12 @@
 The service runs for real (SQLite under tmp_path or a fresh PostgreSQL database, its FastAPI app through
 TestClient); the facts other services would publish are fed through review's own event handlers.
 """
+
 from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from fastapi.testclient import TestClient
 from sqlalchemy import select, text
@@ -22,7 +23,7 @@ from shared.contracts.evidence import EvidenceDownloaded, EvidenceStored
 from shared.contracts.intake import SubmissionSubmitted, UnitRegistered
 from shared.settings import Settings
 
-START = datetime(2020, 3, 20, 8, 0, tzinfo=timezone.utc)
+START = datetime(2020, 3, 20, 8, 0, tzinfo=UTC)
 CITY = "c0000000-0000-0000-0000-000000000000"
 
 
@@ -48,7 +49,9 @@ class ReviewWorld:
     def token(self, role: str, subject: str, name: str, unit: str | None = None) -> dict[str, str]:
         """Authorization header for a caller (a unit caller names one of the world's units)."""
         claims = {"unit_id": unit, "unit_path": self.units[unit]} if unit else {}
-        return {"Authorization": f"Bearer {self._issuer.issue(subject=subject, name=name, role=role, ttl_s=600, **claims)}"}
+        return {
+            "Authorization": f"Bearer {self._issuer.issue(subject=subject, name=name, role=role, ttl_s=600, **claims)}"
+        }
 
     def admin(self) -> dict[str, str]:
         """An admin (王芳)."""
@@ -81,39 +84,101 @@ class ReviewWorld:
         unit_id = str(uuid.uuid4())
         base = self.units[parent] if parent else f"/{CITY}/"
         self.units[unit_id] = f"{base}{unit_id}/"
-        self.feed(UnitRegistered(unit_id=unit_id, code=name, name=name, level="county" if parent is None else "township",
-                                 parent_id=parent or CITY, unit_path=self.units[unit_id]), handlers.project_unit)
+        self.feed(
+            UnitRegistered(
+                unit_id=unit_id,
+                code=name,
+                name=name,
+                level="county" if parent is None else "township",
+                parent_id=parent or CITY,
+                unit_path=self.units[unit_id],
+            ),
+            handlers.project_unit,
+        )
         return unit_id
 
-    def submit(self, unit: str, *, measure: str = "M1", version: int = 1, submission_id: str | None = None,
-               at: datetime | None = None, kind: str = "measure", campaign_id: str | None = "camp-1",
-               outside_window: bool = False, title: str = "召开专题会议传达部署") -> str:
+    def submit(
+        self,
+        unit: str,
+        *,
+        measure: str = "M1",
+        version: int = 1,
+        submission_id: str | None = None,
+        at: datetime | None = None,
+        kind: str = "measure",
+        campaign_id: str | None = "camp-1",
+        outside_window: bool = False,
+        title: str = "召开专题会议传达部署",
+    ) -> str:
         """A (re)submitted version reaches review (a second later than the one before); returns the submission id."""
         submission_id = submission_id or str(uuid.uuid4())
         if at is None:
             self.clock.advance(timedelta(seconds=1))
-        self.feed(SubmissionSubmitted(submission_id=submission_id, unit_id=unit, measure_code=measure if kind == "measure" else "",
-                                      title=title, version=version, kind=kind, campaign_id=campaign_id,
-                                      unit_path=self.units[unit], outside_window=outside_window,
-                                      submitted_at=at or self.clock.now()), handlers.enqueue_submission)
+        self.feed(
+            SubmissionSubmitted(
+                submission_id=submission_id,
+                unit_id=unit,
+                measure_code=measure if kind == "measure" else "",
+                title=title,
+                version=version,
+                kind=kind,
+                campaign_id=campaign_id,
+                unit_path=self.units[unit],
+                outside_window=outside_window,
+                submitted_at=at or self.clock.now(),
+            ),
+            handlers.enqueue_submission,
+        )
         return submission_id
 
-    def evidence(self, submission_id: str, unit: str, *, evidence_id: str | None = None, duplicate_of=(),
-                 near_duplicate_of=(), outside_window: bool | None = False) -> str:
+    def evidence(
+        self,
+        submission_id: str,
+        unit: str,
+        *,
+        evidence_id: str | None = None,
+        duplicate_of=(),
+        near_duplicate_of=(),
+        outside_window: bool | None = False,
+    ) -> str:
         """Evidence stored for a submission, with its flags; returns the evidence id."""
         evidence_id = evidence_id or str(uuid.uuid4())
-        self.feed(EvidenceStored(evidence_id=evidence_id, submission_id=submission_id, unit_id=unit,
-                                 object_key=f"evidence/{unit}/{submission_id}/{evidence_id}.jpg", media_type="image/jpeg",
-                                 size=1234, sha256=uuid.uuid4().hex * 2, filename="会议.jpg", category="photo",
-                                 outside_window=outside_window, duplicate_of=list(duplicate_of),
-                                 near_duplicate_of=list(near_duplicate_of)),
-                  handlers.attach_evidence, occurred_at=self.clock.now())
+        self.feed(
+            EvidenceStored(
+                evidence_id=evidence_id,
+                submission_id=submission_id,
+                unit_id=unit,
+                object_key=f"evidence/{unit}/{submission_id}/{evidence_id}.jpg",
+                media_type="image/jpeg",
+                size=1234,
+                sha256=uuid.uuid4().hex * 2,
+                filename="会议.jpg",
+                category="photo",
+                outside_window=outside_window,
+                duplicate_of=list(duplicate_of),
+                near_duplicate_of=list(near_duplicate_of),
+            ),
+            handlers.attach_evidence,
+            occurred_at=self.clock.now(),
+        )
         return evidence_id
 
-    def download(self, submission_id: str, unit: str, evidence_id: str, *, actor: str = "赵强", role: str = REVIEWER) -> None:
+    def download(
+        self, submission_id: str, unit: str, evidence_id: str, *, actor: str = "赵强", role: str = REVIEWER
+    ) -> None:
         """evidence_storage reports a download."""
-        self.feed(EvidenceDownloaded(evidence_id=evidence_id, submission_id=submission_id, unit_id=unit, filename="会议.jpg",
-                                     actor=actor, actor_role=role, at=self.clock.now()), handlers.record_download)
+        self.feed(
+            EvidenceDownloaded(
+                evidence_id=evidence_id,
+                submission_id=submission_id,
+                unit_id=unit,
+                filename="会议.jpg",
+                actor=actor,
+                actor_role=role,
+                at=self.clock.now(),
+            ),
+            handlers.record_download,
+        )
 
     # -------------------------------------------------------------- looking inside
 
@@ -135,7 +200,11 @@ class ReviewWorld:
         from services.review.models import AUDIT
 
         with self.ctx.db.session() as uow:
-            return list(uow.scalars(select(AUDIT.c.action).where(AUDIT.c.resource_id == resource_id).order_by(AUDIT.c.id)))
+            return list(
+                uow.scalars(
+                    select(AUDIT.c.action).where(AUDIT.c.resource_id == resource_id).order_by(AUDIT.c.id)
+                )
+            )
 
     def tamper(self, *statements: str) -> None:
         """Run SQL as a DBA with full access would: drop the append-only triggers first ({t} names the table)."""
@@ -145,7 +214,9 @@ class ReviewWorld:
                 conn.exec_driver_sql("DROP TRIGGER IF EXISTS timeline_records_no_update")
                 conn.exec_driver_sql("DROP TRIGGER IF EXISTS timeline_records_no_delete")
             else:
-                conn.exec_driver_sql("DROP TRIGGER IF EXISTS timeline_records_no_change ON review.timeline_records")
+                conn.exec_driver_sql(
+                    "DROP TRIGGER IF EXISTS timeline_records_no_change ON review.timeline_records"
+                )
             for statement in statements:
                 conn.execute(text(statement.replace("{t}", table)))
 
@@ -166,4 +237,4 @@ def ok(response, status: int = 200) -> dict | list:
 def error_code(response, status: int) -> str:
     """The error code of a response that must have this status."""
     assert response.status_code == status, f"{response.status_code} {response.text}"
-    return response.json()["detail"]["code"]
+    return response.json()["code"]

@@ -1,4 +1,5 @@
 """The activity timeline: records in order with actor and UTC time, scoping, and verification of the hash chain."""
+
 from __future__ import annotations
 
 import io
@@ -41,13 +42,22 @@ def life_of_a_submission(world) -> tuple[str, str]:
     world.clock.advance(timedelta(minutes=1))
     ok(world.client.post(f"/submissions/{sid}/claim", json={"version": 1}, headers=r1))
     world.clock.advance(timedelta(minutes=1))
-    ok(world.client.post(f"/submissions/{sid}/comments", json={"body": "横幅照片是什么时候拍的？"}, headers=r1), 201)
+    ok(
+        world.client.post(
+            f"/submissions/{sid}/comments", json={"body": "横幅照片是什么时候拍的？"}, headers=r1
+        ),
+        201,
+    )
     world.clock.advance(timedelta(minutes=1))
     ok(world.client.post(f"/submissions/{sid}/return", json={"comment": "请补充拍摄时间"}, headers=r1))
     world.clock.advance(timedelta(hours=2))
     world.submit(world.rj, submission_id=sid, version=2)
     world.clock.advance(timedelta(minutes=1))
-    ok(world.client.post(f"/submissions/{sid}/approve", json={"version": 2, "score": 90}, headers=world.reviewer(2)))
+    ok(
+        world.client.post(
+            f"/submissions/{sid}/approve", json={"version": 2, "score": 90}, headers=world.reviewer(2)
+        )
+    )
     world.clock.advance(timedelta(minutes=1))
     world.download(sid, world.rj, photo, actor="孙丽", role="inspector")
     return sid, photo
@@ -57,14 +67,27 @@ def test_a_submissions_timeline_shows_each_step_in_order_with_actor_and_utc_time
     sid, photo = life_of_a_submission(world)
     records = ok(world.client.get(f"/submissions/{sid}/timeline", headers=world.admin()))
     assert [(r["kind"], r["actor"], r["actor_role"]) for r in records] == [
-        ("submission.submitted", "system", "unit"), ("evidence.stored", "system", ""),
-        ("submission.claimed", "赵强", "reviewer"), ("comment.added", "赵强", "reviewer"),
-        ("submission.returned", "赵强", "reviewer"), ("submission.submitted", "system", "unit"),
-        ("submission.approved", "钱敏", "reviewer"), ("evidence.download", "孙丽", "inspector")]
+        ("submission.submitted", "system", "unit"),
+        ("evidence.stored", "system", ""),
+        ("submission.claimed", "赵强", "reviewer"),
+        ("comment.added", "赵强", "reviewer"),
+        ("submission.returned", "赵强", "reviewer"),
+        ("submission.submitted", "system", "unit"),
+        ("submission.approved", "钱敏", "reviewer"),
+        ("evidence.download", "孙丽", "inspector"),
+    ]
     times = [datetime.fromisoformat(r["at"].replace("Z", "+00:00")) for r in records]
     assert all(t.utcoffset() == timedelta(0) for t in times) and times == sorted(times)
-    assert times[0].isoformat() == "2020-03-20T08:00:01+00:00" and times[-1] - times[0] == timedelta(hours=2, minutes=6, seconds=1)
-    assert [r["detail"].get("version") for r in records if r["kind"].startswith("submission.")] == [1, 1, 1, 2, 2]
+    assert times[0].isoformat() == "2020-03-20T08:00:01+00:00" and times[-1] - times[0] == timedelta(
+        hours=2, minutes=6, seconds=1
+    )
+    assert [r["detail"].get("version") for r in records if r["kind"].startswith("submission.")] == [
+        1,
+        1,
+        1,
+        2,
+        2,
+    ]
     assert records[4]["detail"]["comment"] == "请补充拍摄时间" and records[6]["detail"]["score"] == 90
     assert records[7]["detail"]["evidence_id"] == photo
     seqs = [r["seq"] for r in records]
@@ -74,21 +97,42 @@ def test_a_submissions_timeline_shows_each_step_in_order_with_actor_and_utc_time
     assert [r["seq"] for r in everything] == seqs
     # the unit, its parent and staff read it; another unit gets 404
     for reader in (world.unit_caller(world.rj), world.unit_caller(world.xs), world.inspector()):
-        assert [r["seq"] for r in ok(world.client.get(f"/submissions/{sid}/timeline", headers=reader))] == seqs
+        assert [
+            r["seq"] for r in ok(world.client.get(f"/submissions/{sid}/timeline", headers=reader))
+        ] == seqs
         assert [r["seq"] for r in ok(world.client.get(f"/units/{world.rj}/timeline", headers=reader))] == seqs
     outsider = world.unit_caller(world.sx)
     assert error_code(world.client.get(f"/submissions/{sid}/timeline", headers=outsider), 404) == "not_found"
     assert error_code(world.client.get(f"/units/{world.rj}/timeline", headers=outsider), 404) == "not_found"
-    assert error_code(world.client.get(f"/units/{world.xs}/timeline", headers=world.unit_caller(world.rj)), 404) == "not_found"
-    assert error_code(world.client.get("/units/no-such-unit/timeline", headers=world.admin()), 404) == "not_found"
+    assert (
+        error_code(world.client.get(f"/units/{world.xs}/timeline", headers=world.unit_caller(world.rj)), 404)
+        == "not_found"
+    )
+    assert (
+        error_code(world.client.get("/units/no-such-unit/timeline", headers=world.admin()), 404)
+        == "not_found"
+    )
     assert ok(world.client.get(f"/units/{world.sx}/timeline", headers=world.admin())) == []
-    assert len(ok(world.client.get(f"/units/{world.rj}/timeline", params={"limit": 2, "offset": 6}, headers=world.admin()))) == 2
+    assert (
+        len(
+            ok(
+                world.client.get(
+                    f"/units/{world.rj}/timeline", params={"limit": 2, "offset": 6}, headers=world.admin()
+                )
+            )
+        )
+        == 2
+    )
 
 
 def test_the_chain_links_every_record_to_the_one_before(world):
     life_of_a_submission(world)
     other = world.submit(world.sx)
-    ok(world.client.post(f"/submissions/{other}/reject", json={"reason": "与宣传月无关"}, headers=world.admin()))
+    ok(
+        world.client.post(
+            f"/submissions/{other}/reject", json={"reason": "与宣传月无关"}, headers=world.admin()
+        )
+    )
     with world.ctx.db.session() as uow:
         chain = list(uow.scalars(select(timeline.TimelineRecord).order_by(timeline.TimelineRecord.seq)))
     assert [r.seq for r in chain] == list(range(1, len(chain) + 1))
@@ -104,10 +148,19 @@ def test_the_chain_links_every_record_to_the_one_before(world):
 
 TAMPERING = {
     # what a DBA with full access does                                what verify must report
-    "alter a record's detail": (["UPDATE {t} SET detail = '{\"version\": 9}' WHERE seq = 5"], [("altered", 5)]),
+    "alter a record's detail": (
+        ["UPDATE {t} SET detail = '{\"version\": 9}' WHERE seq = 5"],
+        [("altered", 5)],
+    ),
     "delete a middle record": (["DELETE FROM {t} WHERE seq = 5"], [("removed", 6)]),
-    "swap two records": (["UPDATE {t} SET seq = -1 WHERE seq = 5", "UPDATE {t} SET seq = 5 WHERE seq = 6",
-                          "UPDATE {t} SET seq = 6 WHERE seq = -1"], [("altered", 5), ("altered", 6), ("reordered", 7)]),
+    "swap two records": (
+        [
+            "UPDATE {t} SET seq = -1 WHERE seq = 5",
+            "UPDATE {t} SET seq = 5 WHERE seq = 6",
+            "UPDATE {t} SET seq = 6 WHERE seq = -1",
+        ],
+        [("altered", 5), ("altered", 6), ("reordered", 7)],
+    ),
     "delete the tail": (["DELETE FROM {t} WHERE seq = (SELECT max(seq) FROM {t})"], [("truncated", None)]),
 }
 
@@ -137,7 +190,9 @@ def test_cutting_the_tail_and_its_head_row_is_caught(world):
     life_of_a_submission(world)
     world.tamper("DELETE FROM {t} WHERE seq = (SELECT max(seq) FROM {t})")
     with world.ctx.db.engine.begin() as conn:
-        conn.exec_driver_sql("DELETE FROM timeline_head" if world.ctx.db.is_sqlite else "DELETE FROM review.timeline_head")
+        conn.exec_driver_sql(
+            "DELETE FROM timeline_head" if world.ctx.db.is_sqlite else "DELETE FROM review.timeline_head"
+        )
     verdict = ok(world.client.get("/timeline/verify", headers=world.admin()))
     assert verdict["ok"] is False and [p["code"] for p in verdict["problems"]] == ["truncated"]
     assert run_cli(world)[0] == 1
@@ -164,8 +219,16 @@ def test_a_remembered_anchor_catches_a_consistently_rewritten_tail(world):
 def test_the_cli_reports_progress_on_long_chains(world):
     with world.ctx.db.transaction() as uow:
         for n in range(1001):
-            timeline.append(uow, at=world.clock.now(), actor="system", kind="test.record", subject_type="unit",
-                            subject_id=world.xs, unit_id=world.xs, detail={"n": n})
+            timeline.append(
+                uow,
+                at=world.clock.now(),
+                actor="system",
+                kind="test.record",
+                subject_type="unit",
+                subject_id=world.xs,
+                unit_id=world.xs,
+                detail={"n": n},
+            )
     code, printed = run_cli(world)
     assert code == 0 and "已校验 1000 条" in printed and "共 1001 条记录" in printed
 
@@ -177,7 +240,11 @@ def test_the_command_exits_1_on_a_tampered_chain(world):
     from pathlib import Path
 
     life_of_a_submission(world)
-    env = {**os.environ, "DATA_DIR": str(world.settings.data_dir), "DATABASE_URL": world.settings.database_url}
+    env = {
+        **os.environ,
+        "DATA_DIR": str(world.settings.data_dir),
+        "DATABASE_URL": world.settings.database_url,
+    }
     command = [sys.executable, "-m", "services.review.cli", "verify-timeline"]
     root = Path(__file__).resolve().parents[2]
     intact = subprocess.run(command, env=env, cwd=root, capture_output=True, text=True, timeout=120)
@@ -185,4 +252,8 @@ def test_the_command_exits_1_on_a_tampered_chain(world):
     assert "校验通过：共 8 条记录，哈希链完整。" in intact.stdout
     world.tamper("UPDATE {t} SET actor = '冒名者' WHERE seq = 3")
     broken = subprocess.run(command, env=env, cwd=root, capture_output=True, text=True, timeout=120)
-    assert broken.returncode == 1 and "[altered] 第 3 条记录内容被改动" in broken.stdout and "发现 1 处问题" in broken.stdout
+    assert (
+        broken.returncode == 1
+        and "[altered] 第 3 条记录内容被改动" in broken.stdout
+        and "发现 1 处问题" in broken.stdout
+    )

@@ -133,23 +133,25 @@
       this.status = status;
       this.data = data;
       this.url = url;
-      const detail = data && data.detail;
-      this.code = detail && typeof detail === "object" && !Array.isArray(detail) ? detail.code : data && data.code;
+      this.code = data && typeof data === "object" ? data.code : undefined;
+      this.requestId = data && typeof data === "object" ? data.request_id : undefined;
     }
 
-    /** The platform has no such route (yet): FastAPI's bare 404, or 405. */
+    /** The platform has no such route (yet): the envelope's route_not_found, or 405. */
     get missingRoute() {
-      return (this.status === 404 && this.data && this.data.detail === "Not Found") || this.status === 405;
+      return (this.status === 404 && this.code === "route_not_found") || this.status === 405;
     }
   }
 
+  // Every service answers errors as RFC 9457 problem details with code, message (Chinese), message_en,
+  // request_id and, for 422, errors (the fields to fix).
   function messageOf(status, data) {
-    const detail = data && data.detail;
-    if (detail && typeof detail === "object" && !Array.isArray(detail) && detail.message) return detail.message;
-    if (Array.isArray(detail)) {
-      const fields = detail.map((e) => `${(e.loc || []).filter((p) => p !== "body" && p !== "query").join(".")} ${e.msg}`);
+    if (data && typeof data === "object" && Array.isArray(data.errors) && data.errors.length && status === 422
+        && data.code === "invalid_request") {
+      const fields = data.errors.map((e) => `${(e.loc || []).filter((p) => p !== "body" && p !== "query").join(".")} ${e.msg}`);
       return `输入有误：${fields.join("；")}`;
     }
+    if (data && typeof data === "object" && typeof data.message === "string" && data.message) return data.message;
     if (status === 401) return "请先登录";
     if (status === 403) return "当前角色无权执行此操作";
     if (status === 404) return "未找到";
@@ -464,19 +466,24 @@
     return previews.get(evidenceId);
   }
 
-  async function contentUrl(evidenceId) {
-    const response = await api("evidence", `/evidence/${encodeURIComponent(evidenceId)}/content`, { raw: true });
+  async function contentUrl(evidenceId, variant) {
+    const response = await api("evidence", `/evidence/${encodeURIComponent(evidenceId)}/content`,
+      { raw: true, query: variant ? { variant } : undefined });
     return URL.createObjectURL(await response.blob());
   }
 
-  /** Where a video can play from: a presigned store URL, or (folder store) the bytes fetched with the token. */
+  /**
+   * Where a video can play from: a presigned store URL, or (folder store) the bytes fetched with the token.
+   * variant=web: the H.264 copy the evidence worker made of a video browsers cannot play, once it is ready.
+   */
   async function videoSource(evidence) {
     try {
-      const signed = await api("evidence", `/evidence/${encodeURIComponent(evidence.evidence_id)}/download-url`, { method: "POST" });
+      const signed = await api("evidence", `/evidence/${encodeURIComponent(evidence.evidence_id)}/download-url`,
+        { method: "POST", query: { variant: "web" } });
       return signed.url;
     } catch (error) {
       if (!(error instanceof ApiFailure) || (error.status !== 501 && error.status !== 503)) throw error;
-      return contentUrl(evidence.evidence_id);
+      return contentUrl(evidence.evidence_id, "web");
     }
   }
 

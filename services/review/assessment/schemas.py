@@ -1,4 +1,5 @@
 """API models of the assessment (考核)."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -52,17 +53,29 @@ class AssessmentRead(BaseModel):
 
     campaign_id: str
     campaign_name: str
-    as_of: datetime
+    as_of: datetime = Field(
+        description="the moment used: the requested one, or now if that lies in the future"
+    )
+    as_of_clamped: bool = Field(False, description="the requested moment lay after now, so now was used")
     max_total: float
     units: list[UnitScore]
 
 
 def unit_score(unit: UnitResult, level_size: int) -> UnitScore:
     """A unit's result as the API shows it."""
-    return UnitScore(unit_id=unit.unit_id, code=unit.code, name=unit.name, level=unit.level,
-                     level_name=LEVEL_NAMES.get(unit.level, unit.level), rank=unit.rank, level_size=level_size,
-                     total=unit.total, parts=Parts(**unit.parts), inspected=unit.inspected,
-                     lines=[ScoreLine(**line_dict(line)) for line in unit.lines])
+    return UnitScore(
+        unit_id=unit.unit_id,
+        code=unit.code,
+        name=unit.name,
+        level=unit.level,
+        level_name=LEVEL_NAMES.get(unit.level, unit.level),
+        rank=unit.rank,
+        level_size=level_size,
+        total=unit.total,
+        parts=Parts(**unit.parts),
+        inspected=unit.inspected,
+        lines=[ScoreLine(**line_dict(line)) for line in unit.lines],
+    )
 
 
 def level_sizes(result: Assessment) -> dict[str, int]:

@@ -1,4 +1,5 @@
 """API models of circulars (通报)."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -12,12 +13,23 @@ class CircularCreate(BaseModel):
 
     campaign_id: str = Field(min_length=1, max_length=36)
     period: str = Field(min_length=4, max_length=32, description="2020-Q1, 2020-H1, 2020-03 or 2020")
-    as_of: str | None = Field(None, max_length=40,
-                              description="ISO date or datetime; default: the end of the period in the campaign's time zone")
-    title: str | None = Field(None, min_length=1, max_length=300,
-                              description="default: <活动名称><期别>工作情况通报, e.g. …第一季度工作情况通报")
-    document_number: str | None = Field(None, min_length=1, max_length=100,
-                                        description="文号; default: 宣传月通报〔<year>〕<n>号")
+    as_of: str | None = Field(
+        None,
+        max_length=40,
+        description=(
+            "ISO date (the end of that day) or datetime, campaign time; default: the end of the period. As for "
+            "GET /assessment, a moment after now means now (the circular's as_of is the moment used)"
+        ),
+    )
+    title: str | None = Field(
+        None,
+        min_length=1,
+        max_length=300,
+        description="default: <活动名称><期别>工作情况通报, e.g. …第一季度工作情况通报",
+    )
+    document_number: str | None = Field(
+        None, min_length=1, max_length=100, description="文号; default: 宣传月通报〔<year>〕<n>号"
+    )
 
 
 class CircularRead(BaseModel):

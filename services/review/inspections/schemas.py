@@ -1,4 +1,5 @@
 """API models of sampling and inspections (抽查、检查)."""
+
 from __future__ import annotations
 
 from datetime import date
@@ -17,8 +18,12 @@ class SamplingCreate(BaseModel):
 
     campaign_id: str = Field(min_length=1, max_length=36)
     size: int = Field(ge=1, le=100_000)
-    level: str | None = Field(None, max_length=32, description="only units of this level, e.g. county, member")
-    seed: int | None = Field(None, ge=0, le=2**63 - 1, description="repeat an earlier draw; omitted: a fresh random seed")
+    level: str | None = Field(
+        None, max_length=32, description="only units of this level, e.g. county, member"
+    )
+    seed: int | None = Field(
+        None, ge=0, le=2**63 - 1, description="repeat an earlier draw; omitted: a fresh random seed"
+    )
 
 
 class SampledUnit(BaseModel):
@@ -52,19 +57,27 @@ class InspectionCreate(BaseModel):
 
     campaign_id: str = Field(min_length=1, max_length=36)
     unit_id: str = Field(min_length=1, max_length=36)
-    sampling_id: str | None = Field(None, max_length=36, description="the sampling that drew this unit, if any")
+    sampling_id: str | None = Field(
+        None, max_length=36, description="the sampling that drew this unit, if any"
+    )
     method: Literal["phone", "on_site"]
     inspected_on: date = Field(description="must lie in the campaign's inspection window")
-    measures_verified: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(default_factory=list, max_length=200)
+    measures_verified: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+        default_factory=list, max_length=200
+    )
     residents_asked: Count = 0
     residents_aware: Count = 0
     residents_able: Count = 0
     staff_tested: Count = 0
     staff_proficient: Count = 0
     findings: str = Field("", max_length=20_000)
-    problems: list[Annotated[str, Field(min_length=1, max_length=2000)]] = Field(default_factory=list, max_length=100)
+    problems: list[Annotated[str, Field(min_length=1, max_length=2000)]] = Field(
+        default_factory=list, max_length=100
+    )
     criteria: dict[Annotated[str, Field(max_length=64)], Share] = Field(
-        default_factory=dict, description="shares (0..1) for rubric criteria the spot-check counts cannot score")
+        default_factory=dict,
+        description="shares (0..1) for rubric criteria the spot-check counts cannot score",
+    )
 
 
 class CriterionScoreRead(BaseModel):
@@ -111,7 +124,9 @@ class InspectionRead(BaseModel):
     findings: str
     problems: list[str]
     criteria: dict[str, float]
-    score: float | None = Field(description="inspection points under the campaign's rubric (None without a rubric)")
+    score: float | None = Field(
+        description="inspection points under the campaign's rubric (None without a rubric)"
+    )
     max_points: float | None = None
     scores: list[CriterionScoreRead] = []
     photos: list[PhotoRead] = []

@@ -4,6 +4,7 @@ A decision is a compare-and-set on the review item: only the UPDATE that still f
 pending (and not under another reviewer's live claim, unless an admin decides) moves it, so two
 reviewers can never both decide one version; the loser gets 409.
 """
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -22,7 +23,11 @@ from shared.request_context import RequestInfo
 from shared.runtime import ServiceContext
 
 SERVICE = "review"
-DECISION_STATES = {"submission.approved": "approved", "submission.returned": "returned", "submission.rejected": "rejected"}
+DECISION_STATES = {
+    "submission.approved": "approved",
+    "submission.returned": "returned",
+    "submission.rejected": "rejected",
+}
 FULL_SCORE = 100.0  # an approval without a score earns all of the measure's points
 
 
@@ -41,19 +46,36 @@ def claim_is_live(item: ReviewItem, cutoff: datetime) -> bool:
 
 def free_for(principal_id: str, cutoff: datetime):
     """WHERE clause: no live claim on the item, or the caller holds it."""
-    return or_(ReviewItem.claimed_by.is_(None), ReviewItem.claimed_by == principal_id,
-               ReviewItem.claimed_at.is_(None), ReviewItem.claimed_at < cutoff)
+    return or_(
+        ReviewItem.claimed_by.is_(None),
+        ReviewItem.claimed_by == principal_id,
+        ReviewItem.claimed_at.is_(None),
+        ReviewItem.claimed_at < cutoff,
+    )
 
 
 def claimed_by_other(item: ReviewItem) -> ApiError:
     """409 for a version another reviewer has claimed."""
-    return ApiError(409, "claimed_by_other", f"该材料已由其他审核员认领审核（{item.claimed_by}），请待其释放或认领过期后再试",
-                    f"another reviewer ({item.claimed_by}) holds a claim on this version")
+    return ApiError(
+        409,
+        "claimed_by_other",
+        f"该材料已由其他审核员认领审核（{item.claimed_by}），请待其释放或认领过期后再试",
+        f"another reviewer ({item.claimed_by}) holds a claim on this version",
+    )
 
 
-def decide(submission_id: str, event_type: str, *, reviewer: str, version: int | None, comment: str | None,
-           score: float | None = None, ctx: ServiceContext, principal: Principal | None = None,
-           request: RequestInfo | None = None) -> ReviewItem:
+def decide(
+    submission_id: str,
+    event_type: str,
+    *,
+    reviewer: str,
+    version: int | None,
+    comment: str | None,
+    score: float | None = None,
+    ctx: ServiceContext,
+    principal: Principal | None = None,
+    request: RequestInfo | None = None,
+) -> ReviewItem:
     """Approve, return or reject a pending version exactly once; a concurrent, stale or claimed decision gets 409.
 
     The decision is kept as a dated fact (review_decisions), put on the timeline and, with a principal
@@ -65,31 +87,72 @@ def decide(submission_id: str, event_type: str, *, reviewer: str, version: int |
     now = ctx.clock.now()
     with ctx.db.transaction() as uow:
         item = uow.get(ReviewItem, submission_id)
-        if item is None or (principal is not None and not can_see_unit(principal, item.unit_path, item.unit_id)):
+        if item is None or (
+            principal is not None and not can_see_unit(principal, item.unit_path, item.unit_id)
+        ):
             raise not_found("待审核材料", "review item", submission_id)
         expected = version or item.version
-        conditions = [ReviewItem.submission_id == submission_id, ReviewItem.version == expected,
-                      ReviewItem.state == "pending"]
+        conditions = [
+            ReviewItem.submission_id == submission_id,
+            ReviewItem.version == expected,
+            ReviewItem.state == "pending",
+        ]
         if principal is not None and principal.role != ADMIN:  # admins may decide over another's claim
             conditions.append(free_for(principal.id, claim_cutoff(ctx, now)))
         # Compare-and-set: only one reviewer's UPDATE can move this version out of "pending".
-        result = uow.execute(update(ReviewItem).where(*conditions).values(
-            state=state, decided_by=reviewer, decided_at=now, comment=comment, score=score,
-            claimed_by=None, claimed_at=None).execution_options(synchronize_session=False))
+        result = uow.execute(
+            update(ReviewItem)
+            .where(*conditions)
+            .values(
+                state=state,
+                decided_by=reviewer,
+                decided_at=now,
+                comment=comment,
+                score=score,
+                claimed_by=None,
+                claimed_at=None,
+            )
+            .execution_options(synchronize_session=False)
+        )
         if rows_affected(result) != 1:
             raise _refusal(uow, item, expected, ctx, now)
         uow.refresh(item)
-        uow.add(ReviewDecision(submission_id=item.submission_id, unit_id=item.unit_id, campaign_id=item.campaign_id,
-                               measure_code=item.measure_code, kind=item.kind, version=item.version, decision=state,
-                               score=score, comment=comment, reviewer=reviewer, decided_at=now))
+        uow.add(
+            ReviewDecision(
+                submission_id=item.submission_id,
+                unit_id=item.unit_id,
+                campaign_id=item.campaign_id,
+                measure_code=item.measure_code,
+                kind=item.kind,
+                version=item.version,
+                decision=state,
+                score=score,
+                comment=comment,
+                reviewer=reviewer,
+                decided_at=now,
+            )
+        )
         # The audit row also names the state; the timeline's kind says it already.
-        activity.record(uow, activity.Actor(reviewer, principal.role if principal else "", principal, request), event_type,
-                        ("submission", submission_id), at=now, unit_id=item.unit_id, submission_id=submission_id,
-                        detail={"version": item.version, "score": score, "comment": comment},
-                        audit_detail={"version": item.version, "state": state, "score": score, "comment": comment})
+        activity.record(
+            uow,
+            activity.Actor(reviewer, principal.role if principal else "", principal, request),
+            event_type,
+            ("submission", submission_id),
+            at=now,
+            unit_id=item.unit_id,
+            submission_id=submission_id,
+            detail={"version": item.version, "score": score, "comment": comment},
+            audit_detail={"version": item.version, "state": state, "score": score, "comment": comment},
+        )
         payload = DECISIONS[event_type](
-            submission_id=item.submission_id, unit_id=item.unit_id, measure_code=item.measure_code,
-            title=item.title, version=item.version, reviewer=reviewer, comment=comment, decided_at=now,
+            submission_id=item.submission_id,
+            unit_id=item.unit_id,
+            measure_code=item.measure_code,
+            title=item.title,
+            version=item.version,
+            reviewer=reviewer,
+            comment=comment,
+            decided_at=now,
             **({"score": score} if event_type == "submission.approved" else {}),
         )
         ctx.outbox.add(uow, make_event(payload, producer=SERVICE))
@@ -101,5 +164,9 @@ def _refusal(uow: Session, item: ReviewItem, expected: int, ctx: ServiceContext,
     uow.refresh(item)  # what the winner (or the claim holder) left behind
     if item.state == "pending" and item.version == expected and claim_is_live(item, claim_cutoff(ctx, now)):
         return claimed_by_other(item)
-    return ApiError(409, "already_decided", "该版本已被审核或已更新，请刷新后再试",
-                    "this version was already decided or superseded; reload and retry")
+    return ApiError(
+        409,
+        "already_decided",
+        "该版本已被审核或已更新，请刷新后再试",
+        "this version was already decided or superseded; reload and retry",
+    )

@@ -1,4 +1,5 @@
 """API models of the review queue: items, decisions, claims, bulk decisions and comments."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -6,10 +7,26 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from shared.bounds import MAX_INT32
+
 QueueState = Literal["pending", "approved", "returned", "rejected", "withdrawn"]
 QueueFlag = Literal["outside_window", "duplicate", "near_duplicate"]
 SubmissionKind = Literal["measure", "summary_report", "good_practice"]
 BULK_LIMIT = 200
+
+
+class DuplicateLink(BaseModel):
+    """Another evidence file this one repeats, or that repeats it, and which of the two came first."""
+
+    match: Literal["exact", "near"]
+    came_first: Literal["this", "other"] = Field(
+        description="'other': this file repeats an earlier one (the copy); 'this': a later upload repeats this one"
+    )
+    evidence_id: str | None = Field(None, description="the other file (staff only)")
+    unit_id: str | None = Field(
+        None, description="the other file's unit (staff only; None when not known here)"
+    )
+    submission_id: str | None = Field(None, description="the other file's submission (staff only)")
 
 
 class EvidenceBrief(BaseModel):
@@ -26,7 +43,13 @@ class EvidenceBrief(BaseModel):
     outside_window: bool | None = None
     duplicate_of: list[str] = Field([], description="evidence ids with the same bytes (staff only)")
     near_duplicate_of: list[str] = Field([], description="evidence ids of near-identical photos (staff only)")
-    flags: list[QueueFlag] = Field([], description="outside_window; duplicate / near_duplicate of another unit's evidence")
+    flags: list[QueueFlag] = Field(
+        [], description="outside_window; duplicate / near_duplicate of (or by) another unit's evidence"
+    )
+    duplicates: list[DuplicateLink] = Field(
+        [],
+        description="links to other units' files in both directions, earliest first (a unit sees only match and order)",
+    )
 
 
 class ReviewItemRead(BaseModel):
@@ -49,14 +72,19 @@ class ReviewItemRead(BaseModel):
     claimed_by: str | None = Field(None, description="user id of the reviewer holding the claim")
     claimed_at: datetime | None = None
     claim_expires_at: datetime | None = None
-    claim_live: bool = Field(False, description="whether the claim still holds (younger than REVIEW_CLAIM_TTL_S)")
+    claim_live: bool = Field(
+        False, description="whether the claim still holds (younger than REVIEW_CLAIM_TTL_S)"
+    )
     decided_by: str | None
     decided_at: datetime | None
     comment: str | None
     score: float | None
     flags: list[QueueFlag] = []
     duplicates: dict[str, list[str]] = Field(
-        {}, description="evidence id → other unit ids with the same bytes ('unknown:<evidence id>' when that evidence is not known here); staff only")
+        {},
+        description="evidence id → other unit ids with the same bytes, whether they copied it or it copied them "
+        "('unknown:<evidence id>' when that evidence is not known here); staff only",
+    )
     near_duplicates: dict[str, list[str]] = Field({}, description="as duplicates, for near-identical photos")
     evidence: list[EvidenceBrief] = []
 
@@ -64,32 +92,42 @@ class ReviewItemRead(BaseModel):
 class Approve(BaseModel):
     """Approve a submission version; score 0-100 is the share of the measure's rubric points (absent: 100)."""
 
-    reviewer: str | None = Field(None, max_length=100, description="ignored: the decision is recorded under the logged-in reviewer")
-    version: int | None = Field(None, ge=1, description="the version being decided; a stale one gives 409")
-    score: float | None = Field(None, ge=0, le=100, description="share (%) of the measure's rubric points; absent = 100")
+    reviewer: str | None = Field(
+        None, max_length=100, description="ignored: the decision is recorded under the logged-in reviewer"
+    )
+    version: int | None = Field(
+        None, ge=1, le=MAX_INT32, description="the version being decided; a stale one gives 409"
+    )
+    score: float | None = Field(
+        None, ge=0, le=100, description="share (%) of the measure's rubric points; absent = 100"
+    )
     comment: str | None = Field(None, max_length=5000)
 
 
 class Return(BaseModel):
     """Return a submission for changes: a comment is required."""
 
-    reviewer: str | None = Field(None, max_length=100, description="ignored: the decision is recorded under the logged-in reviewer")
-    version: int | None = Field(None, ge=1)
+    reviewer: str | None = Field(
+        None, max_length=100, description="ignored: the decision is recorded under the logged-in reviewer"
+    )
+    version: int | None = Field(None, ge=1, le=MAX_INT32)
     comment: str = Field(min_length=1, max_length=5000)
 
 
 class Reject(BaseModel):
     """Reject a submission: a reason is required."""
 
-    reviewer: str | None = Field(None, max_length=100, description="ignored: the decision is recorded under the logged-in reviewer")
-    version: int | None = Field(None, ge=1)
+    reviewer: str | None = Field(
+        None, max_length=100, description="ignored: the decision is recorded under the logged-in reviewer"
+    )
+    version: int | None = Field(None, ge=1, le=MAX_INT32)
     reason: str = Field(min_length=1, max_length=5000)
 
 
 class Claim(BaseModel):
     """Take the pending version to review; a stale version gives 409."""
 
-    version: int | None = Field(None, ge=1)
+    version: int | None = Field(None, ge=1, le=MAX_INT32)
 
 
 class Assign(BaseModel):
@@ -102,14 +140,16 @@ class BulkItem(BaseModel):
     """One submission version in a bulk decision."""
 
     submission_id: str = Field(min_length=1, max_length=36)
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=MAX_INT32)
 
 
 class BulkApprove(BaseModel):
     """Approve many versions with one score and comment; each is decided on its own."""
 
     items: list[BulkItem] = Field(min_length=1)
-    score: float | None = Field(None, ge=0, le=100, description="share (%) of each measure's rubric points; absent = 100")
+    score: float | None = Field(
+        None, ge=0, le=100, description="share (%) of each measure's rubric points; absent = 100"
+    )
     comment: str | None = Field(None, max_length=5000)
 
 

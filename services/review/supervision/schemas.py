@@ -1,4 +1,5 @@
 """API models of supervision (督办)."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -21,7 +22,9 @@ class SupervisionCreate(BaseModel):
     level: Level
     method: Method
     reason: str = Field(min_length=1, max_length=5000)
-    rectify_by: datetime | None = Field(None, description="rectification deadline; default: now + the campaign's rectify_days")
+    rectify_by: datetime | None = Field(
+        None, description="rectification deadline; default: now + the campaign's rectify_days"
+    )
 
 
 class Respond(BaseModel):

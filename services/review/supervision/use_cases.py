@@ -5,6 +5,7 @@ event and (for API calls) its audit row. Rule cases carry a unique `rule_key`, s
 event delivered twice, opens its case once. The campaign's `supervision` section (intake's SupervisionRules)
 says which rules apply; a campaign published before the section existed gets the defaults below.
 """
+
 from __future__ import annotations
 
 import logging
@@ -22,7 +23,12 @@ from shared.auth import Principal, can_see_unit
 from shared.clock import as_utc
 from shared.contracts import make_event, read_payload
 from shared.contracts.intake import DeadlineMissed
-from shared.contracts.review import SupervisionClosed, SupervisionEscalated, SupervisionOpened, SupervisionResponded
+from shared.contracts.review import (
+    SupervisionClosed,
+    SupervisionEscalated,
+    SupervisionOpened,
+    SupervisionResponded,
+)
 from shared.db import rows_affected
 from shared.events import Envelope, new_id
 from shared.http import ApiError, not_found
@@ -35,8 +41,12 @@ METHODS = ("phone", "on_site", "interview")
 LEVEL_NAMES = {"blue": "蓝色", "yellow": "黄色", "red": "红色"}
 METHOD_NAMES = {"phone": "电话督办", "on_site": "实地督办", "interview": "约谈"}
 STATE_NAMES = {"open": "办理中", "responded": "已答复", "closed": "已办结"}
-EVENTS = {"opened": SupervisionOpened, "escalated": SupervisionEscalated, "responded": SupervisionResponded,
-          "closed": SupervisionClosed}
+EVENTS = {
+    "opened": SupervisionOpened,
+    "escalated": SupervisionEscalated,
+    "responded": SupervisionResponded,
+    "closed": SupervisionClosed,
+}
 log = logging.getLogger(__name__)
 
 
@@ -70,10 +80,24 @@ class RulesRun:
 # --- the steps of a case ---------------------------------------------------------------------------------------
 
 
-def open_case(uow: Session, ctx: ServiceContext, *, campaign_id: str, unit_id: str, unit_path: str, rule: str, level: str,
-              method: str, reason: str, actor: Actor, rectify_by: datetime | None = None, rule_key: str | None = None,
-              subject_id: str | None = None, submission_id: str | None = None, cause: Envelope | None = None
-              ) -> Supervision | None:
+def open_case(
+    uow: Session,
+    ctx: ServiceContext,
+    *,
+    campaign_id: str,
+    unit_id: str,
+    unit_path: str,
+    rule: str,
+    level: str,
+    method: str,
+    reason: str,
+    actor: Actor,
+    rectify_by: datetime | None = None,
+    rule_key: str | None = None,
+    subject_id: str | None = None,
+    submission_id: str | None = None,
+    cause: Envelope | None = None,
+) -> Supervision | None:
     """Open a case inside the caller's transaction; None when a case with this rule_key exists already."""
     if rule_key and uow.scalar(select(Supervision.id).where(Supervision.rule_key == rule_key)) is not None:
         return None
@@ -81,9 +105,21 @@ def open_case(uow: Session, ctx: ServiceContext, *, campaign_id: str, unit_id: s
     if rectify_by is None:
         rectify_by = now + timedelta(days=rules_of(uow.get(ReviewCampaign, campaign_id)).rectify_days)
     case = Supervision(
-        id=new_id(), campaign_id=campaign_id, unit_id=unit_id, unit_path=unit_path or "", rule=rule,
-        rule_key=rule_key, subject_id=subject_id, level=level, method=method, reason=reason, state="open",
-        opened_by=actor.name, opened_at=now, rectify_by=as_utc(rectify_by), escalations=0,
+        id=new_id(),
+        campaign_id=campaign_id,
+        unit_id=unit_id,
+        unit_path=unit_path or "",
+        rule=rule,
+        rule_key=rule_key,
+        subject_id=subject_id,
+        level=level,
+        method=method,
+        reason=reason,
+        state="open",
+        opened_by=actor.name,
+        opened_at=now,
+        rectify_by=as_utc(rectify_by),
+        escalations=0,
     )
     uow.add(case)
     uow.flush()
@@ -91,20 +127,64 @@ def open_case(uow: Session, ctx: ServiceContext, *, campaign_id: str, unit_id: s
     return case
 
 
-def _step(uow: Session, ctx: ServiceContext, case: Supervision, action: str, actor: Actor, *, note: str = "",
-          cause: Envelope | None = None, submission_id: str | None = None) -> None:
+def _step(
+    uow: Session,
+    ctx: ServiceContext,
+    case: Supervision,
+    action: str,
+    actor: Actor,
+    *,
+    note: str = "",
+    cause: Envelope | None = None,
+    submission_id: str | None = None,
+) -> None:
     """The history row, timeline record, outbox event and (for API calls) audit row of one step."""
     now = ctx.clock.now()
     rectify_by = as_utc(case.rectify_by) if case.rectify_by else None
-    uow.add(SupervisionChange(supervision_id=case.id, unit_id=case.unit_id, action=action, level=case.level,
-                              method=case.method, actor=actor.name, note=note, at=now))
-    detail = {"rule": case.rule, "level": case.level, "method": case.method, "state": case.state,
-              "rectify_by": rectify_by.isoformat() if rectify_by else None, "escalations": case.escalations, "note": note}
-    activity.record(uow, actor, f"supervision.{action}", ("supervision", case.id), at=now, unit_id=case.unit_id,
-                    submission_id=submission_id, detail=detail)
-    extra = {"responded": {"response": case.response or ""}, "closed": {"outcome": case.outcome or ""}}.get(action, {})
-    payload = EVENTS[action](supervision_id=case.id, unit_id=case.unit_id, campaign_id=case.campaign_id, level=case.level,
-                             method=case.method, reason=case.reason, rectify_by=rectify_by, **extra)
+    uow.add(
+        SupervisionChange(
+            supervision_id=case.id,
+            unit_id=case.unit_id,
+            action=action,
+            level=case.level,
+            method=case.method,
+            actor=actor.name,
+            note=note,
+            at=now,
+        )
+    )
+    detail = {
+        "rule": case.rule,
+        "level": case.level,
+        "method": case.method,
+        "state": case.state,
+        "rectify_by": rectify_by.isoformat() if rectify_by else None,
+        "escalations": case.escalations,
+        "note": note,
+    }
+    activity.record(
+        uow,
+        actor,
+        f"supervision.{action}",
+        ("supervision", case.id),
+        at=now,
+        unit_id=case.unit_id,
+        submission_id=submission_id,
+        detail=detail,
+    )
+    extra = {"responded": {"response": case.response or ""}, "closed": {"outcome": case.outcome or ""}}.get(
+        action, {}
+    )
+    payload = EVENTS[action](
+        supervision_id=case.id,
+        unit_id=case.unit_id,
+        campaign_id=case.campaign_id,
+        level=case.level,
+        method=case.method,
+        reason=case.reason,
+        rectify_by=rectify_by,
+        **extra,
+    )
     ctx.outbox.add(uow, make_event(payload, producer=SERVICE, cause=cause))
 
 
@@ -126,10 +206,20 @@ def escalate(uow: Session, ctx: ServiceContext, case_id: str, *, actor: Actor) -
     if not rules.escalate or (level, method) == (case.level, case.method):
         return None
     before = f"{LEVEL_NAMES.get(case.level, case.level)}{METHOD_NAMES.get(case.method, case.method)}"
-    changed = uow.execute(update(Supervision).where(
-        Supervision.id == case.id, Supervision.state == "open", Supervision.escalations == case.escalations,
-    ).values(level=level, method=method, rectify_by=now + timedelta(days=rules.rectify_days),
-             escalations=case.escalations + 1))
+    changed = uow.execute(
+        update(Supervision)
+        .where(
+            Supervision.id == case.id,
+            Supervision.state == "open",
+            Supervision.escalations == case.escalations,
+        )
+        .values(
+            level=level,
+            method=method,
+            rectify_by=now + timedelta(days=rules.rectify_days),
+            escalations=case.escalations + 1,
+        )
+    )
     if rows_affected(changed) != 1:
         return None
     uow.refresh(case)
@@ -145,14 +235,24 @@ def _visible_case(uow: Session, case_id: str, principal: Principal) -> Supervisi
     return case
 
 
-def respond(ctx: ServiceContext, case_id: str, response: str, *, principal: Principal,
-            request: RequestInfo | None = None) -> Supervision:
+def respond(
+    ctx: ServiceContext,
+    case_id: str,
+    response: str,
+    *,
+    principal: Principal,
+    request: RequestInfo | None = None,
+) -> Supervision:
     """The supervised unit (or a unit above it) answers with its rectification report: open → responded."""
     with ctx.db.transaction() as uow:
         case = _visible_case(uow, case_id, principal)
         if case.state != "open":
-            raise ApiError(409, "supervision_not_open", f"该督办事项{STATE_NAMES.get(case.state, case.state)}，不能再答复",
-                           f"the supervision is {case.state}; it takes no response")
+            raise ApiError(
+                409,
+                "supervision_not_open",
+                f"该督办事项{STATE_NAMES.get(case.state, case.state)}，不能再答复",
+                f"the supervision is {case.state}; it takes no response",
+            )
         case.state, case.response = "responded", response
         case.responded_by, case.responded_at = principal.name, ctx.clock.now()
         uow.flush()
@@ -161,8 +261,14 @@ def respond(ctx: ServiceContext, case_id: str, response: str, *, principal: Prin
     return case
 
 
-def close(ctx: ServiceContext, case_id: str, outcome: str, *, principal: Principal,
-          request: RequestInfo | None = None) -> Supervision:
+def close(
+    ctx: ServiceContext,
+    case_id: str,
+    outcome: str,
+    *,
+    principal: Principal,
+    request: RequestInfo | None = None,
+) -> Supervision:
     """A reviewer or admin ends a case with its outcome: open or responded → closed."""
     with ctx.db.transaction() as uow:
         case = _visible_case(uow, case_id, principal)
@@ -176,20 +282,43 @@ def close(ctx: ServiceContext, case_id: str, outcome: str, *, principal: Princip
     return case
 
 
-def open_manual(ctx: ServiceContext, *, campaign_id: str, unit_id: str, level: str, method: str, reason: str,
-                rectify_by: datetime | None, principal: Principal, request: RequestInfo | None = None) -> Supervision:
+def open_manual(
+    ctx: ServiceContext,
+    *,
+    campaign_id: str,
+    unit_id: str,
+    level: str,
+    method: str,
+    reason: str,
+    rectify_by: datetime | None,
+    principal: Principal,
+    request: RequestInfo | None = None,
+) -> Supervision:
     """A reviewer or admin opens a case by hand (rule `manual`)."""
     now = ctx.clock.now()
     if rectify_by is not None and as_utc(rectify_by) <= now:
-        raise ApiError(422, "rectify_by_past", "整改期限必须晚于当前时间", "rectify_by must lie in the future")
+        raise ApiError(
+            422, "rectify_by_past", "整改期限必须晚于当前时间", "rectify_by must lie in the future"
+        )
     with ctx.db.transaction() as uow:
         if uow.get(ReviewCampaign, campaign_id) is None:
             raise not_found("活动", "campaign", campaign_id)
         unit = uow.get(ReviewUnit, unit_id)
         if unit is None:
             raise not_found("单位", "unit", unit_id)
-        case = open_case(uow, ctx, campaign_id=campaign_id, unit_id=unit.unit_id, unit_path=unit.unit_path, rule="manual", level=level, method=method,
-                         reason=reason, actor=Actor.of(principal, request), rectify_by=rectify_by)
+        case = open_case(
+            uow,
+            ctx,
+            campaign_id=campaign_id,
+            unit_id=unit.unit_id,
+            unit_path=unit.unit_path,
+            rule="manual",
+            level=level,
+            method=method,
+            reason=reason,
+            actor=Actor.of(principal, request),
+            rectify_by=rectify_by,
+        )
     assert case is not None  # only cases with a rule_key can already exist
     ctx.outbox_written()
     return case
@@ -208,12 +337,26 @@ def on_deadline_missed(event: Envelope, *, uow: Session, ctx: ServiceContext) ->
         raise LookupError(f"deadline.missed for unit {data.unit_id}, which review does not know yet")
     missing = "、".join(data.missing)
     reason = f"逾期未完成“{data.deadline_name}”" + (f"，尚缺：{missing}" if missing else "")
-    open_case(uow, ctx, campaign_id=data.campaign_id, unit_id=unit.unit_id, unit_path=unit.unit_path, rule="deadline_missed", level="red", method="phone",
-              reason=reason, actor=Actor(SYSTEM), rule_key=f"deadline:{data.campaign_id}:{data.unit_id}:{data.deadline_code}",
-              subject_id=data.deadline_code, cause=event)
+    open_case(
+        uow,
+        ctx,
+        campaign_id=data.campaign_id,
+        unit_id=unit.unit_id,
+        unit_path=unit.unit_path,
+        rule="deadline_missed",
+        level="red",
+        method="phone",
+        reason=reason,
+        actor=Actor(SYSTEM),
+        rule_key=f"deadline:{data.campaign_id}:{data.unit_id}:{data.deadline_code}",
+        subject_id=data.deadline_code,
+        cause=event,
+    )
 
 
-def inspection_breach(rules: Rules, *, problems: int, score: float | None, max_points: float | None) -> str | None:
+def inspection_breach(
+    rules: Rules, *, problems: int, score: float | None, max_points: float | None
+) -> str | None:
     """Why an inspection breaks the rules (Chinese), or None when it does not."""
     reasons = []
     if rules.inspection_problems is not None and problems >= rules.inspection_problems:
@@ -221,36 +364,67 @@ def inspection_breach(rules: Rules, *, problems: int, score: float | None, max_p
     if rules.inspection_min_ratio is not None and score is not None and max_points:
         floor = round(rules.inspection_min_ratio * max_points, 2)
         if score < floor:
-            reasons.append(f"检查得分 {score:g} 分，低于 {floor:g} 分（满分 {max_points:g} 分的 {rules.inspection_min_ratio:.0%}）")
+            reasons.append(
+                f"检查得分 {score:g} 分，低于 {floor:g} 分（满分 {max_points:g} 分的 {rules.inspection_min_ratio:.0%}）"
+            )
     return "；".join(reasons) or None
 
 
-def open_for_inspection(uow: Session, ctx: ServiceContext, *, inspection_id: str, campaign: ReviewCampaign,
-                        unit: ReviewUnit, problems: int, score: float | None, max_points: float | None,
-                        actor: Actor) -> Supervision | None:
+def open_for_inspection(
+    uow: Session,
+    ctx: ServiceContext,
+    *,
+    inspection_id: str,
+    campaign: ReviewCampaign,
+    unit: ReviewUnit,
+    problems: int,
+    score: float | None,
+    max_points: float | None,
+    actor: Actor,
+) -> Supervision | None:
     """Open a yellow on-site supervision when an inspection breaks the rules (rule inspection), in its transaction."""
     reason = inspection_breach(rules_of(campaign), problems=problems, score=score, max_points=max_points)
     if reason is None:
         return None
-    return open_case(uow, ctx, campaign_id=campaign.campaign_id, unit_id=unit.unit_id, unit_path=unit.unit_path,
-                     rule="inspection", level="yellow",
-                     method="on_site", reason=reason, actor=actor, rule_key=f"inspection:{inspection_id}",
-                     subject_id=inspection_id)
+    return open_case(
+        uow,
+        ctx,
+        campaign_id=campaign.campaign_id,
+        unit_id=unit.unit_id,
+        unit_path=unit.unit_path,
+        rule="inspection",
+        level="yellow",
+        method="on_site",
+        reason=reason,
+        actor=actor,
+        rule_key=f"inspection:{inspection_id}",
+        subject_id=inspection_id,
+    )
 
 
 def _stale_returns(ctx: ServiceContext, now: datetime) -> list[tuple[ReviewItem, int]]:
     """Returned items not resubmitted within their campaign's returned_stale_days, that have no case yet."""
     with ctx.db.session() as uow:
-        items = uow.scalars(select(ReviewItem).where(
-            ReviewItem.state == "returned", ReviewItem.campaign_id.is_not(None), ReviewItem.decided_at.is_not(None),
-        ).order_by(ReviewItem.decided_at)).all()
+        items = uow.scalars(
+            select(ReviewItem)
+            .where(
+                ReviewItem.state == "returned",
+                ReviewItem.campaign_id.is_not(None),
+                ReviewItem.decided_at.is_not(None),
+            )
+            .order_by(ReviewItem.decided_at)
+        ).all()
         rules = {cid: rules_of(uow.get(ReviewCampaign, cid)) for cid in {item.campaign_id for item in items}}
         taken = set(uow.scalars(select(Supervision.rule_key).where(Supervision.rule == "returned_stale")))
     due = []
     for item in items:
         days = rules[item.campaign_id].returned_stale_days
-        if days is not None and item.decided_at is not None and as_utc(item.decided_at) + timedelta(days=days) <= now \
-                and _returned_key(item) not in taken:
+        if (
+            days is not None
+            and item.decided_at is not None
+            and as_utc(item.decided_at) + timedelta(days=days) <= now
+            and _returned_key(item) not in taken
+        ):
             due.append((item, days))
     return due
 
@@ -259,18 +433,36 @@ def _returned_key(item: ReviewItem) -> str:
     return f"returned:{item.submission_id}:v{item.version}"
 
 
-def _open_returned_stale(ctx: ServiceContext, item: ReviewItem, days: int, actor: Actor) -> Supervision | None:
+def _open_returned_stale(
+    ctx: ServiceContext, item: ReviewItem, days: int, actor: Actor
+) -> Supervision | None:
     with ctx.db.transaction() as uow:
         current = uow.get(ReviewItem, item.submission_id)
-        if current is None or current.state != "returned" or current.version != item.version or not item.campaign_id:
+        if (
+            current is None
+            or current.state != "returned"
+            or current.version != item.version
+            or not item.campaign_id
+        ):
             return None  # resubmitted meanwhile (the query only finds items of a campaign)
         unit = uow.get(ReviewUnit, item.unit_id)
         unit_path = current.unit_path or (unit.unit_path if unit is not None else "")
         reason = f"退回修改的“{item.title}”（第 {item.version} 版）超过 {days} 天未重新报送"
-        return open_case(uow, ctx, campaign_id=item.campaign_id, unit_id=item.unit_id, unit_path=unit_path,
-                         rule="returned_stale", level="yellow",
-                         method="phone", reason=reason, actor=actor, rule_key=_returned_key(item),
-                         subject_id=item.submission_id, submission_id=item.submission_id)
+        return open_case(
+            uow,
+            ctx,
+            campaign_id=item.campaign_id,
+            unit_id=item.unit_id,
+            unit_path=unit_path,
+            rule="returned_stale",
+            level="yellow",
+            method="phone",
+            reason=reason,
+            actor=actor,
+            rule_key=_returned_key(item),
+            subject_id=item.submission_id,
+            submission_id=item.submission_id,
+        )
 
 
 def run_rules(ctx: ServiceContext, *, actor: Actor | None = None) -> RulesRun:
@@ -291,9 +483,17 @@ def run_rules(ctx: ServiceContext, *, actor: Actor | None = None) -> RulesRun:
         if case is not None:
             run.opened.append(case)
     with ctx.db.session() as uow:
-        overdue = list(uow.scalars(select(Supervision.id).where(
-            Supervision.state == "open", Supervision.rectify_by.is_not(None), Supervision.rectify_by < now,
-        ).order_by(Supervision.opened_at)))
+        overdue = list(
+            uow.scalars(
+                select(Supervision.id)
+                .where(
+                    Supervision.state == "open",
+                    Supervision.rectify_by.is_not(None),
+                    Supervision.rectify_by < now,
+                )
+                .order_by(Supervision.opened_at)
+            )
+        )
     for case_id in overdue:
         with ctx.db.transaction() as uow:
             case = escalate(uow, ctx, case_id, actor=rule_actor)

@@ -6,13 +6,15 @@ so `verify` finds any record that was altered, removed or moved, and a truncated
 remembers the last sequence number and hash). Appends serialise on the head row (FOR UPDATE on
 PostgreSQL; SQLite transactions are BEGIN IMMEDIATE already).
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Iterator
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -24,36 +26,89 @@ GENESIS = "0" * 64
 _HEAD_ID = 1
 
 
-def record_hash(*, seq: int, at: datetime, actor: str, actor_role: str, kind: str, unit_id: str | None,
-                submission_id: str | None, subject_type: str, subject_id: str, detail: dict, prev_hash: str) -> str:
+def record_hash(
+    *,
+    seq: int,
+    at: datetime,
+    actor: str,
+    actor_role: str,
+    kind: str,
+    unit_id: str | None,
+    submission_id: str | None,
+    subject_type: str,
+    subject_id: str,
+    detail: dict,
+    prev_hash: str,
+) -> str:
     """SHA-256 over a record's canonical JSON (sorted keys, UTC microsecond time) and the previous hash."""
     body = {
-        "seq": seq, "at": as_utc(at).isoformat(timespec="microseconds"), "actor": actor, "actor_role": actor_role,
-        "kind": kind, "unit_id": unit_id, "submission_id": submission_id, "subject_type": subject_type,
-        "subject_id": subject_id, "detail": detail, "prev_hash": prev_hash,
+        "seq": seq,
+        "at": as_utc(at).isoformat(timespec="microseconds"),
+        "actor": actor,
+        "actor_role": actor_role,
+        "kind": kind,
+        "unit_id": unit_id,
+        "submission_id": submission_id,
+        "subject_type": subject_type,
+        "subject_id": subject_id,
+        "detail": detail,
+        "prev_hash": prev_hash,
     }
     canonical = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def append(uow: Session, *, at: datetime, actor: str, kind: str, subject_type: str, subject_id: str,
-           unit_id: str | None = None, submission_id: str | None = None, actor_role: str = "",
-           detail: dict[str, Any] | None = None) -> TimelineRecord:
+def append(
+    uow: Session,
+    *,
+    at: datetime,
+    actor: str,
+    kind: str,
+    subject_type: str,
+    subject_id: str,
+    unit_id: str | None = None,
+    submission_id: str | None = None,
+    actor_role: str = "",
+    detail: dict[str, Any] | None = None,
+) -> TimelineRecord:
     """Append one record to the chain inside the caller's transaction."""
     head = uow.scalars(select(TimelineHead).where(TimelineHead.id == _HEAD_ID).with_for_update()).first()
     if head is None:
         head = TimelineHead(id=_HEAD_ID, seq=0, hash=GENESIS)
         uow.add(head)
         uow.flush()
-    detail = json.loads(json.dumps(detail or {}, ensure_ascii=False, default=str))  # exactly what the JSON column returns
+    detail = json.loads(
+        json.dumps(detail or {}, ensure_ascii=False, default=str)
+    )  # exactly what the JSON column returns
     at = as_utc(at)
     seq = head.seq + 1
-    digest = record_hash(seq=seq, at=at, actor=actor, actor_role=actor_role, kind=kind, unit_id=unit_id,
-                         submission_id=submission_id, subject_type=subject_type, subject_id=subject_id,
-                         detail=detail, prev_hash=head.hash)
-    row = TimelineRecord(seq=seq, at=at, actor=actor, actor_role=actor_role, kind=kind, unit_id=unit_id,
-                         submission_id=submission_id, subject_type=subject_type, subject_id=subject_id,
-                         detail=detail, prev_hash=head.hash, hash=digest)
+    digest = record_hash(
+        seq=seq,
+        at=at,
+        actor=actor,
+        actor_role=actor_role,
+        kind=kind,
+        unit_id=unit_id,
+        submission_id=submission_id,
+        subject_type=subject_type,
+        subject_id=subject_id,
+        detail=detail,
+        prev_hash=head.hash,
+    )
+    row = TimelineRecord(
+        seq=seq,
+        at=at,
+        actor=actor,
+        actor_role=actor_role,
+        kind=kind,
+        unit_id=unit_id,
+        submission_id=submission_id,
+        subject_type=subject_type,
+        subject_id=subject_id,
+        detail=detail,
+        prev_hash=head.hash,
+        hash=digest,
+    )
     uow.add(row)
     head.seq, head.hash = seq, digest
     uow.flush()
@@ -62,8 +117,13 @@ def append(uow: Session, *, at: datetime, actor: str, kind: str, subject_type: s
 
 def for_submission(uow: Session, submission_id: str) -> list[TimelineRecord]:
     """A submission's records, oldest first."""
-    return list(uow.scalars(select(TimelineRecord).where(TimelineRecord.submission_id == submission_id)
-                            .order_by(TimelineRecord.seq)))
+    return list(
+        uow.scalars(
+            select(TimelineRecord)
+            .where(TimelineRecord.submission_id == submission_id)
+            .order_by(TimelineRecord.seq)
+        )
+    )
 
 
 def for_unit(uow: Session, unit_id: str, *, limit: int = 1000, offset: int = 0) -> list[TimelineRecord]:
@@ -97,8 +157,14 @@ class Verification:
 def _rows(uow: Session, batch: int = 1000) -> Iterator[TimelineRecord]:
     last = -1
     while True:
-        rows = list(uow.scalars(select(TimelineRecord).where(TimelineRecord.seq > last)
-                                .order_by(TimelineRecord.seq).limit(batch)))
+        rows = list(
+            uow.scalars(
+                select(TimelineRecord)
+                .where(TimelineRecord.seq > last)
+                .order_by(TimelineRecord.seq)
+                .limit(batch)
+            )
+        )
         if not rows:
             return
         yield from rows
@@ -119,18 +185,37 @@ def verify(uow: Session, progress: Any = None) -> Verification:
             progress(result.records)
         if row.seq != expected_seq:
             result.problems.append(Problem(row.seq, "removed", f"第 {expected_seq}–{row.seq - 1} 条记录缺失"))
-        recomputed = record_hash(seq=row.seq, at=row.at, actor=row.actor, actor_role=row.actor_role, kind=row.kind,
-                                 unit_id=row.unit_id, submission_id=row.submission_id, subject_type=row.subject_type,
-                                 subject_id=row.subject_id, detail=row.detail, prev_hash=row.prev_hash)
+        recomputed = record_hash(
+            seq=row.seq,
+            at=row.at,
+            actor=row.actor,
+            actor_role=row.actor_role,
+            kind=row.kind,
+            unit_id=row.unit_id,
+            submission_id=row.submission_id,
+            subject_type=row.subject_type,
+            subject_id=row.subject_id,
+            detail=row.detail,
+            prev_hash=row.prev_hash,
+        )
         if recomputed != row.hash:
             result.problems.append(Problem(row.seq, "altered", f"第 {row.seq} 条记录内容被改动（哈希不符）"))
         elif row.prev_hash != prev_hash and row.seq == expected_seq:
-            result.problems.append(Problem(row.seq, "reordered", f"第 {row.seq} 条记录的前序哈希不符（记录被移动或替换）"))
+            result.problems.append(
+                Problem(row.seq, "reordered", f"第 {row.seq} 条记录的前序哈希不符（记录被移动或替换）")
+            )
         expected_seq, prev_hash = row.seq + 1, row.hash
     head = uow.get(TimelineHead, _HEAD_ID)
     if head is None and result.records:
-        result.problems.append(Problem(None, "truncated", "链尾记录（timeline_head）缺失，无法确认末尾记录是否被删除"))
+        result.problems.append(
+            Problem(None, "truncated", "链尾记录（timeline_head）缺失，无法确认末尾记录是否被删除")
+        )
     elif head is not None and (head.seq != expected_seq - 1 or head.hash != prev_hash):
-        result.problems.append(Problem(head.seq, "truncated",
-                                       f"链尾应为第 {head.seq} 条，实际读到第 {expected_seq - 1} 条（末尾记录被删除或改动）"))
+        result.problems.append(
+            Problem(
+                head.seq,
+                "truncated",
+                f"链尾应为第 {head.seq} 条，实际读到第 {expected_seq - 1} 条（末尾记录被删除或改动）",
+            )
+        )
     return result

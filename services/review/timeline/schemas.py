@@ -1,4 +1,5 @@
 """API models of the activity timeline: records with their place in the hash chain, and verification."""
+
 from __future__ import annotations
 
 from datetime import datetime

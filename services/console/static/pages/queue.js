@@ -53,15 +53,25 @@ Console.page("queue", async ({ me, root }) => {
     return Array.from(new Set(named)).join("、");
   }
 
+  /** One badge per duplicate link: whose file, exact or similar, and which came first (对方在先 / 本件在先). */
   function evidenceFlags(item, evidence) {
     const flags = [];
     if (evidence.outside_window) flags.push(["超出宣传时间", "bad"]);
-    const same = (item.duplicates || {})[evidence.evidence_id] || [];
-    const near = (item.near_duplicates || {})[evidence.evidence_id] || [];
-    if (same.length) flags.push([`与${others(same)}照片重复`, "bad"]);
-    else if ((evidence.flags || []).includes("duplicate")) flags.push(["重复照片", "bad"]);
-    if (near.length) flags.push([`与${others(near)}照片相似`, "wait"]);
-    else if ((evidence.flags || []).includes("near_duplicate")) flags.push(["相似照片", "wait"]);
+    const links = evidence.duplicates || [];
+    for (const link of links) {
+      const who = link.unit_id ? unitName(link.unit_id) : "其他单位";
+      const what = link.match === "exact" ? "重复" : "相似";
+      const order = link.came_first === "other" ? `${who}先上传，本件在后` : `本件先上传，${who}后上传`;
+      flags.push([`与${who}照片${what}（${order}）`, link.match === "exact" ? "bad" : "wait"]);
+    }
+    if (!links.length) {
+      const same = (item.duplicates || {})[evidence.evidence_id] || [];
+      const near = (item.near_duplicates || {})[evidence.evidence_id] || [];
+      if (same.length) flags.push([`与${others(same)}照片重复`, "bad"]);
+      else if ((evidence.flags || []).includes("duplicate")) flags.push(["重复照片", "bad"]);
+      if (near.length) flags.push([`与${others(near)}照片相似`, "wait"]);
+      else if ((evidence.flags || []).includes("near_duplicate")) flags.push(["相似照片", "wait"]);
+    }
     return flags;
   }
 
