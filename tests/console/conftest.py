@@ -12,7 +12,7 @@ from tests.services import need
 _shot_folders: list[str] = []
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # Playwright's sync API holds an event loop: end it with this package
 def browser():
     """Debian's Chromium driven by Playwright (never `playwright install`); skips when either is missing."""
     need("Chromium at /usr/bin/chromium (apt-get install chromium fonts-noto-cjk)", CHROMIUM.exists())

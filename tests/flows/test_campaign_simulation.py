@@ -255,9 +255,13 @@ def test_submission_states(sim):
 
 def test_duplicate_photo_is_flagged_and_rejected(sim):
     flagged = sim.duplicate_flags["03-16"]  # the first review pass, after ZJJ copied 市公安局's M3 photo
-    assert [(sim.code_of(item["unit_id"]), item["measure_code"]) for item in flagged] == [("ZJJ", "M3")]
-    assert "duplicate" in flagged[0]["flags"]
-    assert [sim.code_of(u) for others in flagged[0]["duplicates"].values() for u in others] == ["GAJ"]
+    # both sides are flagged: the original (GAJ, first) as well as the copy (ZJJ), each naming the other unit
+    by_unit = {(sim.code_of(item["unit_id"]), item["measure_code"]): item for item in flagged}
+    assert sorted(by_unit) == [("GAJ", "M3"), ("ZJJ", "M3")]
+    for (code, _measure), other in ((("ZJJ", "M3"), "GAJ"), (("GAJ", "M3"), "ZJJ")):
+        item = by_unit[(code, "M3")]
+        assert "duplicate" in item["flags"]
+        assert [sim.code_of(u) for others in item["duplicates"].values() for u in others] == [other]
     assert all(not items for day, items in sim.duplicate_flags.items() if day != "03-16")
     assert ("03-16", "ZJJ", "M3", 1, "reject") in sim.decisions
     near = sim.call(
