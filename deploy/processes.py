@@ -75,16 +75,15 @@ class Cluster:
             for n in range(1, self.worker_replicas + 1):
                 name = replica_name(service, "worker", n)
                 self.health_ports[name] = free_port()
-                self._spawn(name, [service, "worker"])
+                self._spawn(name, [service, "worker"], {"HEALTH_PORT": str(self.health_ports[name])})
         deadline = time.monotonic() + timeout
         for service, ports in self.api_ports.items():
             for port in ports:
                 self._wait_healthy(service, port, deadline)
         return self
 
-    def _spawn(self, name: str, args: list[str]) -> None:
-        health = {"HEALTH_PORT": str(self.health_ports[name])} if name in self.health_ports else {}
-        env = self._env_of.setdefault(name, {**self.env, **health})
+    def _spawn(self, name: str, args: list[str], extra_env: Mapping[str, str] | None = None) -> None:
+        env = self._env_of.setdefault(name, {**self.env, **(extra_env or {})})
         log = (self.log_dir / f"{name}.log").open("wb")
         self.processes[name] = subprocess.Popen(
             [sys.executable, "-m", f"services.{args[0]}", *args[1:]],
