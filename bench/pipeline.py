@@ -684,11 +684,11 @@ def run_platform_once(
 
     run = unique("bench.")
     exchange, prefix = f"{run}.events", f"{run}."
-    queues = [
-        f"{prefix}{s}{suffix}"
-        for s in SERVICES
-        for suffix in ("", ".parking", *(f".retry.{d}" for d in RETRY_DELAYS_MS))
-    ] + [f"{prefix}raw"]
+    from shared.bus.rabbitmq import queue_names
+
+    queues = [name for s in SERVICES for name in queue_names(f"{prefix}{s}", RETRY_DELAYS_MS)] + [
+        f"{prefix}raw"
+    ]
     with ExitStack() as stack:
         stack.callback(delete_rabbitmq_objects, RABBITMQ_URL, queues=queues, exchanges=[exchange])
         database_url = stack.enter_context(fresh_postgres_database())

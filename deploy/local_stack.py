@@ -212,11 +212,9 @@ def delete_bus_objects(rabbitmq_url: str, run: str) -> None:
     """Remove the run's queues (main, retry, parking) and exchange; missing ones are fine."""
     import pika
 
-    queues = [
-        f"{run}.{service}{suffix}"
-        for service in SERVICES
-        for suffix in ("", ".parking", *(f".retry.{delay}" for delay in RETRY_DELAYS_MS))
-    ]
+    from shared.bus.rabbitmq import queue_names
+
+    queues = [name for service in SERVICES for name in queue_names(f"{run}.{service}", RETRY_DELAYS_MS)]
     connection = pika.BlockingConnection(pika.URLParameters(rabbitmq_url))
     try:
         for queue in queues:

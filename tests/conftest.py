@@ -44,6 +44,17 @@ def _tier(item: pytest.Item) -> str:
     return "unit"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Raise the open-files limit to the hard limit: the fault suite serves eight processes' S3 and SMTP traffic
+    from this process (moto, aiosmtpd and the fault proxies), and a 1024 soft limit is easy to reach there."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else 65536
+    if soft != resource.RLIM_INFINITY and soft < min(wanted, 65536):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(wanted, 65536), hard))
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Give every test exactly one tier marker, and the server markers its fixtures imply."""
     for item in items:

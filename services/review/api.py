@@ -18,12 +18,15 @@ from shared.health import install_health
 from shared.observe import observe
 from shared.ops import ops_router
 from shared.runtime import ServiceContext
+from shared.version import platform_version
 
 
 def create_app(ctx: ServiceContext) -> FastAPI:
     """The review service's FastAPI application."""
     app = FastAPI(
-        title="review · 审核", description="审核队列、时间线、检查、督办、考核与通报", version="0.2.0"
+        title="review · 审核",
+        description="审核队列、时间线、检查、督办、考核与通报",
+        version=platform_version(),
     )
     install(app, verifier_from_settings(ctx.settings))
     observe(app, ctx)  # request ids in logs, access lines, HTTP metrics, /metrics (shared/observe.py)

@@ -1,4 +1,4 @@
-"""RabbitMQ bus: a durable topic exchange, one quorum queue per consumer, TTL retry queues and a parking lot."""
+"""RabbitMQ bus: a durable topic exchange, one quorum queue per consumer, quorum TTL retry queues and a parking lot."""
 
 from __future__ import annotations
 
@@ -31,6 +31,21 @@ _BACKOFF_START_S, _BACKOFF_MAX_S = 0.5, 5.0
 _STOP_GRACE_S = 30.0
 _HEALTH_TIMEOUT_S = 3.0
 _MAX_PEEK = 10_000
+
+
+def backoff_queue(queue: str, delay_ms: int) -> str:
+    """The quorum queue where a message for `queue` waits `delay_ms` before it is dead-lettered back."""
+    return f"{queue}.backoff.{int(delay_ms)}"
+
+
+def queue_names(queue: str, retry_delays_ms: Sequence[int]) -> list[str]:
+    """Every queue a consumer queue brings: itself, its parking lot and one backoff queue per retry delay."""
+    return [queue, _parking(queue), *(backoff_queue(queue, delay) for delay in retry_delays_ms)]
+
+
+def _legacy_retry_queue(queue: str, delay_ms: int) -> str:
+    """Before 0.2.1 the retry queues were classic: at-most-once dead-lettering, and on one node only."""
+    return f"{queue}.retry.{int(delay_ms)}"
 
 
 @dataclass
@@ -288,7 +303,7 @@ class RabbitMQBus:
         return consumer
 
     def _retry_queue(self, queue: str, attempt: int) -> str:
-        return f"{queue}.retry.{self._delays[attempt - 1]}"
+        return backoff_queue(queue, self._delays[attempt - 1])
 
     def _declare_exchange(self, channel: BlockingChannel) -> None:
         channel.exchange_declare(self._exchange, exchange_type="topic", durable=True)
@@ -342,11 +357,16 @@ class RabbitMQBus:
                 retry,
                 durable=True,
                 arguments={
-                    "x-queue-type": "classic",
+                    # Quorum, not classic: replicated, and at-least-once dead-lettering. A classic queue
+                    # dead-letters at most once, so a message expiring while the main queue has no leader
+                    # (a node restarting) was dropped.
+                    "x-queue-type": "quorum",
                     "x-message-ttl": self._delays[attempt - 1],
                     # Expired messages go back to the main queue through the default exchange.
                     "x-dead-letter-exchange": "",
                     "x-dead-letter-routing-key": queue,
+                    "x-dead-letter-strategy": "at-least-once",
+                    "x-overflow": "reject-publish",
                 },
             )
             declared.append(retry)
@@ -354,6 +374,32 @@ class RabbitMQBus:
             channel.queue_bind(queue, self._exchange, routing_key=pattern)
         with self._lock:
             self._declared_queues.update(declared)
+        for delay in self._delays:
+            self._retire_legacy_retry_queue(channel, _legacy_retry_queue(queue, delay))
+
+    def _retire_legacy_retry_queue(self, channel: BlockingChannel, name: str) -> None:
+        """Delete a retry queue of the classic kind once it is empty; until then it keeps draining into its
+        main queue (its TTL still dead-letters there) and the next start tries again."""
+        probe = channel.connection.channel()
+        try:
+            probe.queue_declare(name, passive=True)
+        except ChannelClosedByBroker as exc:
+            if exc.reply_code != 404:
+                raise
+            return  # the usual case: nothing left from an older version
+        try:
+            probe.queue_delete(name, if_empty=True)
+        except ChannelClosedByBroker as exc:
+            if exc.reply_code != 406:
+                raise
+            log.warning(
+                "classic retry queue %s from an older version still holds messages; it keeps dead-lettering "
+                "them into its main queue and is deleted at a later start once empty",
+                name,
+            )
+            return
+        probe.close()
+        log.info("deleted the empty classic retry queue %s (replaced by quorum backoff queues)", name)
 
     def _connect(self, role: str, timeout_s: float) -> BlockingConnection:
         """One connection attempt; raises pika's errors."""

@@ -424,3 +424,60 @@ def test_rabbitmq_queue_from_an_older_version_keeps_working_without_its_new_argu
     bus.publish(sent)
     wait_until(lambda: received.ids() == {sent.event_id})
     assert "exists without dead-lettering" in caplog.text
+
+
+@pytest.mark.rabbitmq
+def test_rabbitmq_classic_retry_queues_from_an_older_version_drain_into_quorum_backoff_queues(
+    rabbit_bus_factory, rabbitmq_url, run_name, caplog
+):
+    """Before 0.2.1 retry queues were classic (dead-lettering at most once, on one node). A start deletes the
+    empty ones, leaves one still holding a message to dead-letter it into the main queue, and waits in quorum
+    backoff queues from then on."""
+    import pika
+    from pika.exceptions import ChannelClosedByBroker
+
+    from shared.bus.rabbitmq import backoff_queue
+    from tests.services import delete_rabbitmq_objects
+
+    queue = f"{run_name}.review"
+    empty, holding = f"{queue}.retry.{DELAYS[0]}", f"{queue}.retry.{DELAYS[1]}"
+    waiting = event()
+    connection = pika.BlockingConnection(pika.URLParameters(rabbitmq_url))
+    try:
+        channel = connection.channel()
+        for name, ttl in ((empty, DELAYS[0]), (holding, 3000)):
+            channel.queue_declare(
+                name,
+                durable=True,
+                arguments={
+                    "x-queue-type": "classic",
+                    "x-message-ttl": ttl,
+                    "x-dead-letter-exchange": "",
+                    "x-dead-letter-routing-key": queue,
+                },
+            )
+        channel.basic_publish("", holding, waiting.to_json(), pika.BasicProperties(delivery_mode=2))
+    finally:
+        connection.close()
+    try:
+        bus = rabbit_bus_factory()
+        received = Recorder()
+        bus.subscribe("review", ["submission.approved"], received)
+        bus.start()
+        wait_until(lambda: received.ids() == {waiting.event_id})  # dead-lettered from the old queue
+        assert f"classic retry queue {holding} from an older version still holds messages" in caplog.text
+        connection = pika.BlockingConnection(pika.URLParameters(rabbitmq_url))
+        try:
+            with pytest.raises(ChannelClosedByBroker) as gone:
+                connection.channel().queue_declare(empty, passive=True)
+            assert gone.value.reply_code == 404
+            for delay in DELAYS:  # redeclaring a quorum queue as classic is refused
+                with pytest.raises(ChannelClosedByBroker) as refused:
+                    connection.channel().queue_declare(
+                        backoff_queue(queue, delay), durable=True, arguments={"x-queue-type": "classic"}
+                    )
+                assert refused.value.reply_code == 406
+        finally:
+            connection.close()
+    finally:
+        delete_rabbitmq_objects(rabbitmq_url, queues=[empty, holding], exchanges=[])

@@ -110,6 +110,7 @@ class Audit:
     resends: int = 0  # deliveries sent again after their lease expired (a worker died holding them)
     false_404: int = 0
     failed_flows: int = 0
+    missing: list[str] = field(default_factory=list)  # consumer, type and id of each unconsumed event
 
     @property
     def stuck(self) -> int:
@@ -428,7 +429,8 @@ class FaultWorld:
                 conn.execute(text(f"SELECT count(*) FROM {s}.outbox WHERE published_at IS NULL")).scalar_one()
                 for s in SERVICES
             )
-            result.unconsumed = self._unconsumed(conn)
+            result.missing = self._unconsumed(conn)
+            result.unconsumed = len(result.missing)
             result.inconsistent = self._inconsistent(conn, approved)
         result.queued, result.parked = self._queue_depths()
         orphans = self.integrity_check()
@@ -455,8 +457,8 @@ class FaultWorld:
     def _bucket_exists(self) -> bool:
         return self.s3.client().bucket_exists(bucket_name=self.s3.bucket)
 
-    def _unconsumed(self, conn) -> int:
-        """Events some service published that a subscribed consumer has not processed."""
+    def _unconsumed(self, conn) -> list[str]:
+        """Events some service published that a subscribed consumer has not processed, as "consumer type id"."""
         from services.evidence_storage.subscriptions import SUBSCRIPTIONS as EVIDENCE
         from services.intake.subscriptions import SUBSCRIPTIONS as INTAKE
         from services.notification.subscriptions import SUBSCRIPTIONS as NOTIFICATION
@@ -476,12 +478,14 @@ class FaultWorld:
         published = [
             row for s in SERVICES for row in conn.execute(text(f"SELECT event_id, type FROM {s}.outbox"))
         ]
-        missing = 0
+        missing: list[str] = []
         for consumer, types in subscriptions.items():
             seen = set(conn.execute(text(f"SELECT event_id FROM {consumer}.inbox")).scalars())
-            missing += sum(
-                1 for event_id, event_type in published if event_type in types and event_id not in seen
-            )
+            missing += [
+                f"{consumer} {event_type} {event_id}"
+                for event_id, event_type in published
+                if event_type in types and event_id not in seen
+            ]
         return missing
 
     def _inconsistent(self, conn, approved: list[Flow]) -> int:

@@ -89,6 +89,14 @@ class FaultProxy:
                 sink.sendall(data)
         except OSError:
             pass
+        if self.mode == "pass":
+            # One side hung up: end the pair, or both ends (and the server's thread) stay open until the next
+            # mode switch, and a long run exhausts the file descriptors of the test process and of moto.
+            with self._lock:
+                self._sockets.discard(source)
+                self._sockets.discard(sink)
+            _close(source)
+            _close(sink)
 
 
 def _close(sock: socket.socket) -> None:

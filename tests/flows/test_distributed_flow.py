@@ -12,6 +12,7 @@ import pytest
 
 from deploy.processes import SERVICES, Cluster, cluster_env
 from shared.auth import generate_key_pair
+from shared.bus.rabbitmq import queue_names
 from tests.flows.steps import (
     ADMIN_PASSWORD,
     create_unit,
@@ -59,11 +60,7 @@ def cluster(tmp_path, rabbitmq_url, postgres_url, s3, smtp, run_name):
         yield running
     finally:
         running.stop()
-        queues = [
-            f"{run_name}.{s}{suffix}"
-            for s in SERVICES
-            for suffix in ("", ".parking", *(f".retry.{d}" for d in RETRY_DELAYS))
-        ]
+        queues = [name for s in SERVICES for name in queue_names(f"{run_name}.{s}", RETRY_DELAYS)]
         delete_rabbitmq_objects(rabbitmq_url, queues=queues, exchanges=[f"{run_name}.events"])
 
 

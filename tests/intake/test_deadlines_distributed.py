@@ -23,6 +23,7 @@ from services.intake.bootstrap import bootstrap
 from services.intake.models import DeadlineAlert
 from services.intake.subscriptions import SUBSCRIPTIONS, jobs
 from shared.adapters import make_bus
+from shared.bus.rabbitmq import queue_names
 from shared.clock import FixedClock
 from shared.events import Envelope
 from shared.messaging import Outbox
@@ -129,7 +130,7 @@ def world(tmp_path, postgres_url, rabbitmq_url, run_name):
         queue = f"{run_name}.intake"
         delete_rabbitmq_objects(
             rabbitmq_url,
-            queues=[probe.queue, queue, f"{queue}.parking", *(f"{queue}.retry.{d}" for d in RETRY_DELAYS)],
+            queues=[probe.queue, *queue_names(queue, RETRY_DELAYS)],
             exchanges=[exchange],
         )
 

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from deploy.processes import cluster_env
 from services.notification.models import Delivery, Liaison
-from shared.bus.rabbitmq import RabbitMQBus
+from shared.bus.rabbitmq import RabbitMQBus, queue_names
 from shared.contracts import make_event
 from shared.contracts.intake import LiaisonDesignated
 from shared.contracts.review import SubmissionApproved
@@ -75,7 +75,7 @@ def two_workers(tmp_path, rabbitmq_url, postgres_url, smtp, run_name):
         queue = f"{run_name}.notification"
         delete_rabbitmq_objects(
             rabbitmq_url,
-            queues=[queue, f"{queue}.parking", *(f"{queue}.retry.{d}" for d in RETRY_DELAYS)],
+            queues=queue_names(queue, RETRY_DELAYS),
             exchanges=[f"{run_name}.events"],
         )
 
