@@ -261,8 +261,12 @@ class Settings(BaseSettings):
         900.0, gt=0, le=7 * 86400, description="How long a lockout lasts (an admin may lift it sooner)"
     )
     auth_failure_window_s: float = Field(3600.0, gt=0, description="Failures older than this are forgotten")
+    auth_hash_memory_kib: int = Field(
+        65536, ge=8192, le=1048576, description="argon2id memory per password hash, KiB (RFC 9106: 64 MiB)"
+    )
+    auth_hash_time_cost: int = Field(3, ge=1, le=16, description="argon2id passes per password hash")
     auth_max_concurrent_hashes: int = Field(
-        2, ge=1, le=64, description="Password hashes (64 MiB each) computed at once"
+        2, ge=1, le=64, description="Password hashes (AUTH_HASH_MEMORY_KIB each) computed at once"
     )
     auth_hash_wait_s: float = Field(
         10.0, gt=0, le=300, description="How long a login waits for a hashing slot before 503"

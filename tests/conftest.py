@@ -10,12 +10,16 @@ from tests.services import RABBITMQ_URL, fresh_postgres_database, need, port_ope
 
 TIERS = ("unit", "integration", "browser", "fault", "fuzz")
 _TESTS = Path(__file__).parent
-# Tier by top-level folder under tests/, then by the fixtures a test uses; unmarked tests are unit tests.
+# Tier by top-level folder under tests/, then by what a test needs: a server (PostgreSQL, RabbitMQ, moto's S3,
+# SMTP), processes (marked explicitly) or the whole platform make it integration; the rest are unit tests.
 # flows/ drives the whole platform end to end (every service, its worker loops, often subprocesses).
 _FOLDER_TIERS = {"console": "browser", "faults": "fault", "fuzz": "fuzz", "flows": "integration"}
 _SERVER_FIXTURES = {"rabbitmq_url": "rabbitmq", "postgres_url": "postgres"}
 # Parameters that make a fixture ask for a server through request.getfixturevalue() (e.g. world[postgresql]).
 _SERVER_PARAMS = {"postgresql": "postgres", "postgres": "postgres", "rabbitmq": "rabbitmq"}
+# Servers the tests start in-process (moto's S3 over HTTP, aiosmtpd) are real servers too: integration tier.
+_LOCAL_SERVER_FIXTURES = {"moto_s3", "s3", "smtp"}
+_LOCAL_SERVER_PARAMS = {"s3", "smtp"}
 
 
 def _server_markers(item: pytest.Item) -> set[str]:
@@ -41,13 +45,50 @@ def _tier(item: pytest.Item) -> str:
         return "fuzz"
     if _server_markers(item) or any(item.get_closest_marker(m) for m in _SERVER_FIXTURES.values()):
         return "integration"
+    if _uses_local_server(item) or _builds_the_platform(item):
+        return "integration"
     return "unit"
 
 
+# deploy/embedded.py and tests/review/inspection_world.py
+_PLATFORM_BUILDERS = ("build_platform", "CampaignWorld")
+
+
+def _builds_the_platform(item: pytest.Item) -> bool:
+    """Whether the test runs all four services together (the embedded platform), in its module or a fixture."""
+    modules = [getattr(item, "module", None)]
+    info = getattr(item, "_fixtureinfo", None)
+    for definitions in info.name2fixturedefs.values() if info else ():
+        modules += [getattr(d.func, "__globals__", None) for d in definitions]
+    return any(
+        any(name in (m if isinstance(m, dict) else getattr(m, "__dict__", {})) for name in _PLATFORM_BUILDERS)
+        for m in modules
+        if m is not None
+    )
+
+
+def _uses_local_server(item: pytest.Item) -> bool:
+    """Whether the test talks to a server started for it (moto S3, SMTP), by fixture or by parameter."""
+    if _LOCAL_SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+        return True
+    callspec = getattr(item, "callspec", None)
+    return any(
+        isinstance(value, str) and value in _LOCAL_SERVER_PARAMS
+        for value in (callspec.params.values() if callspec else ())
+    )
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    """Raise the open-files limit to the hard limit: the fault suite serves eight processes' S3 and SMTP traffic
-    from this process (moto, aiosmtpd and the fault proxies), and a 1024 soft limit is easy to reach there."""
+    """Cheap password hashes for tests; raise the open-files limit to the hard limit: the fault suite serves eight
+    processes' S3 and SMTP traffic from this process (moto, aiosmtpd and the fault proxies), where a 1024 soft
+    limit is easy to reach."""
+    import os
     import resource
+
+    # argon2id at RFC 9106's 64 MiB and 3 passes is a quarter second a hash; every test world logs an admin in.
+    # Processes the tests start inherit these. Production keeps the defaults (shared/settings.py).
+    os.environ.setdefault("AUTH_HASH_MEMORY_KIB", "8192")
+    os.environ.setdefault("AUTH_HASH_TIME_COST", "1")
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     wanted = hard if hard != resource.RLIM_INFINITY else 65536

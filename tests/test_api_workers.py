@@ -8,11 +8,13 @@ import time
 
 import httpx
 import psutil
+import pytest
 
 from bench.common import staff_credentials
 from deploy.processes import cluster_env, free_port, terminate, wait_healthy
 
 
+@pytest.mark.integration  # starts processes
 def test_an_api_runs_with_two_worker_processes(tmp_path):
     port = free_port()
     env = cluster_env({**staff_credentials()[0], "DATA_DIR": str(tmp_path), "API_WORKERS": "2"})

@@ -150,14 +150,23 @@ class ApiKeyCreated(ApiKeyRead):
 # ---------------------------------------------------------------- passwords
 
 
-@lru_cache(maxsize=1)
-def _hasher() -> PasswordHasher:
-    return PasswordHasher()
+@lru_cache(maxsize=4)
+def _hasher(time_cost: int = 3, memory_kib: int = 65536) -> PasswordHasher:
+    return PasswordHasher(time_cost=time_cost, memory_cost=memory_kib)
+
+
+def _hasher_for(settings: Settings | None) -> PasswordHasher:
+    # A hash records its own parameters: changing the settings never locks anyone out, and a login rehashes.
+    return (
+        _hasher()
+        if settings is None
+        else _hasher(settings.auth_hash_time_cost, settings.auth_hash_memory_kib)
+    )
 
 
 @lru_cache(maxsize=8)
 def _hash_slots(size: int) -> threading.BoundedSemaphore:
-    # Each argon2 hash takes 64 MiB: a burst of logins waits for a slot instead of exhausting memory.
+    # Each argon2 hash takes AUTH_HASH_MEMORY_KIB: a burst of logins waits for a slot, not exhausting memory.
     return threading.BoundedSemaphore(size)
 
 
@@ -206,10 +215,14 @@ def password_problem(password: str, *, username: str, display_name: str = "") ->
     )
 
 
-@lru_cache(maxsize=1)
-def _dummy_hash() -> str:
+@lru_cache(maxsize=4)
+def _dummy_hash(time_cost: int, memory_kib: int) -> str:
     # Unknown usernames are checked against this, so they cost as much time as a wrong password.
-    return _hasher().hash(secrets.token_urlsafe(16))
+    return _hasher(time_cost, memory_kib).hash(secrets.token_urlsafe(16))
+
+
+def _dummy_for(settings: Settings) -> str:
+    return _dummy_hash(settings.auth_hash_time_cost, settings.auth_hash_memory_kib)
 
 
 def hash_password(password: str, settings: Settings | None = None) -> str:
@@ -217,13 +230,13 @@ def hash_password(password: str, settings: Settings | None = None) -> str:
     if settings is None:
         return _hasher().hash(password)
     with _hash_slot(settings):
-        return _hasher().hash(password)
+        return _hasher_for(settings).hash(password)
 
 
 def _password_ok(stored: str, password: str, settings: Settings) -> bool:
     with _hash_slot(settings):
         try:
-            return _hasher().verify(stored, password)
+            return _hasher_for(settings).verify(stored, password)
         except (VerificationError, InvalidHashError):
             return False
 
@@ -293,10 +306,12 @@ def login(
     with ctx.db.session() as uow:
         throttle.ensure_allowed(uow, keys, ctx.clock.now())
         user = uow.scalar(select(User).where(User.username == username))
-        user_id, stored = (user.id, user.password_hash) if user else (None, _dummy_hash())
+        user_id, stored = (user.id, user.password_hash) if user else (None, _dummy_for(ctx.settings))
     ok = _password_ok(stored, command.password, ctx.settings)  # no transaction open while argon2 runs
     rehash = (
-        hash_password(command.password, ctx.settings) if ok and _hasher().check_needs_rehash(stored) else None
+        hash_password(command.password, ctx.settings)
+        if ok and _hasher_for(ctx.settings).check_needs_rehash(stored)
+        else None
     )
     now = ctx.clock.now()
     with ctx.db.transaction() as uow:

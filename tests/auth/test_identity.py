@@ -67,6 +67,22 @@ def test_password_is_stored_as_argon2id(ctx):
     assert user.password_hash.startswith("$argon2id$") and PASSWORD not in user.password_hash
 
 
+def test_new_hash_parameters_lock_no_one_out_and_the_next_login_rehashes(tmp_path):
+    cheap = intake_context(tmp_path, auth_hash_memory_kib=8192, auth_hash_time_cost=1)
+    add_user(cheap, "wangfang")
+    cheap.db.dispose()
+    stronger = intake_context(tmp_path, auth_hash_memory_kib=16384, auth_hash_time_cost=2)
+    app = FastAPI()
+    install_identity(app, stronger)
+    with TestClient(app) as client:
+        assert login(client, "wangfang").status_code == 200
+        assert login(client, "wangfang", "wrong horse battery").status_code == 401
+    with stronger.db.session() as uow:
+        stored = uow.scalar(select(identity.User.password_hash).where(identity.User.username == "wangfang"))
+    stronger.db.dispose()
+    assert stored is not None and "$m=16384,t=2," in stored
+
+
 def test_login_gives_a_token_that_names_the_user(client, ctx):
     add_user(ctx, "WangFang")  # usernames are case-insensitive
     response = login(client, "wangfang")

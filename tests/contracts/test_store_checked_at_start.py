@@ -10,6 +10,8 @@ import pytest
 
 from tests.servers import free_port
 
+pytestmark = pytest.mark.integration  # each test starts a service process
+
 
 def _start(service: str, tmp_path, **env: str) -> subprocess.CompletedProcess:
     environ = {

@@ -160,7 +160,7 @@ def test_hashing_is_bounded_and_a_starved_login_gets_503(tmp_path):
     ctx2 = intake_context(tmp_path / "two", auth_max_concurrent_hashes=2, auth_ip_free_failures=100)
     counting = Counting()
     try:
-        identity._hasher = lambda: counting  # type: ignore[assignment]
+        identity._hasher = lambda *_parameters: counting  # type: ignore[assignment]
         threads = [threading.Thread(target=lambda: _try_login(ctx2)) for _ in range(6)]
         for thread in threads:
             thread.start()

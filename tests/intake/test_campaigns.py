@@ -8,6 +8,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from services.intake import cli
 from services.intake.units import unit_id_for
 from tests.intake.support import (
@@ -237,6 +239,7 @@ def test_cli_refuses_a_broken_definition_in_chinese(tmp_path, ctx):
     assert "参考资料文件不存在" in err.getvalue()
 
 
+@pytest.mark.integration  # starts processes
 def test_cli_runs_as_a_module_with_the_service_settings(tmp_path):
     env = {**os.environ, "DATA_DIR": str(tmp_path), "PYTHONPATH": str(ROOT)}
     env.pop("DATABASE_URL", None)

@@ -186,6 +186,7 @@ def test_a_process_refuses_an_older_schema_and_names_the_command(tmp_path):
         db.dispose()
 
 
+@pytest.mark.integration  # starts processes
 def test_migrate_command_upgrades_and_then_processes_start(tmp_path):
     env = {"DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
     done = subprocess.run(

@@ -233,6 +233,7 @@ def test_the_cli_reports_progress_on_long_chains(world):
     assert code == 0 and "已校验 1000 条" in printed and "共 1001 条记录" in printed
 
 
+@pytest.mark.integration  # starts processes
 def test_the_command_exits_1_on_a_tampered_chain(world):
     import os
     import subprocess
