@@ -71,7 +71,7 @@ def requeue(
             principal=principal,
             action="delivery.requeued",
             resource=("delivery", None),
-            detail={"delivery_ids": ids, "reason": reason, "channel": channel},
+            detail={"delivery_ids": ids, "reason": reason, **({"channel": channel} if channel else {})},
             request=request,
         )
     return ids

@@ -275,6 +275,8 @@ def test_permanent_error_fails_the_post_for_operators_to_see_and_requeue(make_gr
         "/ops/deliveries/requeue", json={"channel": "dingtalk", "reason": "加签密钥已更正"}
     ).json()
     assert requeued == {"requeued": [row.id]}
+    [audited] = world.client.get("/audit-log", params={"action": "delivery.requeued"}).json()
+    assert audited["detail"] == {"delivery_ids": [row.id], "reason": "加签密钥已更正", "channel": "dingtalk"}
     assert world.deliveries(channel="dingtalk")[0].status == "queued"
     assert world.deliveries(channel="email")[0].status == "queued"  # the mail loop's row is left alone
 
