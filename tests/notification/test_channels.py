@@ -19,6 +19,7 @@ from services.intake.definition import ChannelRules, canonical_json, parse_defin
 from services.notification.groups import to_markdown
 from services.notification.posting import ChannelLoop
 from shared.adapters import make_channels
+from shared.channels.ratelimit import WindowLimit
 from shared.channels.robots import RobotBook, RobotsInvalid
 from shared.contracts.intake import CampaignPublished, LiaisonDesignated, UnitRegistered
 from shared.contracts.review import SubmissionApproved, SubmissionReturned
@@ -212,6 +213,24 @@ def test_rate_limit_per_robot_is_honoured_on_the_clock(make_group_world, robots,
     clock.advance(timedelta(seconds=61))
     assert loop.run() == 2
     assert len(robots.posts) == 6 and robots.refused == []
+
+
+def test_rate_limit_is_shared_by_workers_through_the_delivery_log(make_group_world, robots, clock):
+    world = make_group_world(channel_max_per_window=2)
+    world.publish_and_wait(campaign("submission.returned"))
+    unit = add_unit(world, "XS", "相山区信访局")
+    for n in range(2):
+        world.publish_and_wait(returned(unit, title=f"宣传横幅第{n + 1}批"))
+    assert (
+        ChannelLoop(world.ctx, limit=WindowLimit(2, 60)).run() == 4
+    )  # one worker fills both robots' windows
+    world.publish_and_wait(returned(unit, title="宣传横幅第3批"))
+    other = ChannelLoop(world.ctx, limit=WindowLimit(2, 60))  # another worker: its own count is empty
+    assert other.run() == 0 and len(robots.posts) == 4 and robots.refused == []
+    clock.advance(timedelta(seconds=30))
+    assert other.run() == 0  # the window is still full after half a minute
+    clock.advance(timedelta(seconds=31))
+    assert other.run() == 2
 
 
 def test_refusal_for_sending_too_fast_is_retried_after_the_window(make_group_world, robots, clock):
