@@ -6,6 +6,8 @@ WeCom's key, the JSON shape of a markdown message, 20 posts a minute per robot.
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
 
 import pytest
@@ -161,9 +163,7 @@ def test_dingtalk_signature_follows_the_documented_example():
 def test_dingtalk_stale_timestamp_is_refused(server):
     server.posts.clear()
     robot = Robot(name="x", kind="dingtalk", token=SecretStr(DING_TOKEN), secret=SecretStr(DING_SECRET))
-    two_hours_ago = DingTalkChannel(
-        server.url, now_ms=lambda: 1_000 * (int(__import__("time").time()) - 7200)
-    )
+    two_hours_ago = DingTalkChannel(server.url, now_ms=lambda: 1_000 * (int(time.time()) - 7200))
     with pytest.raises(PermanentChannelError):
         two_hours_ago.post(robot, ChannelMessage(TITLE, TEXT))
     assert server.posts == []
@@ -176,3 +176,18 @@ def test_dingtalk_robot_without_secret_posts_unsigned(server):
     DingTalkChannel(server.url).post(robot, ChannelMessage(TITLE, TEXT))
     [post] = server.posts
     assert post.query == {"access_token": "ding-unsigned"}
+
+
+def test_webhook_credentials_never_reach_a_log_line(target, caplog):
+    from shared.logs import scrub
+
+    with caplog.at_level(logging.DEBUG):
+        target.adapter.post(target.robot, ChannelMessage(TITLE, TEXT))
+        with pytest.raises(PermanentChannelError):
+            target.adapter.post(
+                target.robot_with(token=SecretStr("wrong-token-xyz")), ChannelMessage(TITLE, TEXT)
+            )
+    [post] = target.server.posts
+    secrets = [target.robot.token.get_secret_value(), "wrong-token-xyz", *post.query.values()]
+    lines = [scrub(record.getMessage()) for record in caplog.records]  # as the log formatters write them
+    assert lines and not [line for line in lines if any(secret in line for secret in secrets)]
