@@ -143,14 +143,16 @@ class ChannelLoop(DeliveryLoop):
         since = now - timedelta(seconds=limit.window_s)
         robot = (Delivery.channel == delivery.channel) & (Delivery.recipient == delivery.recipient)
         with self.ctx.db.session() as uow:
-            sent = list(
-                uow.scalars(
+            sent: list[datetime] = [
+                moment
+                for moment in uow.scalars(
                     select(Delivery.sent_at)
                     .where(robot, Delivery.status == "sent", Delivery.sent_at > since)
                     .order_by(Delivery.sent_at.desc())
                     .limit(limit.per_window)
                 )
-            )
+                if moment is not None
+            ]
             in_flight = uow.scalar(
                 select(func.count())
                 .select_from(Delivery)
