@@ -69,8 +69,11 @@ def _run(client: httpx.Client, args: argparse.Namespace) -> Any:
                 "delivery_ids": args.ids or None,
                 "stuck_minutes": args.stuck_minutes,
                 "reason": args.reason,
+                **({"channel": args.channel} if args.channel else {}),
             },
         )
+    if args.command == "channels":
+        return _call(client, "GET", "/notification/ops/channels")
     prefix = PREFIXES[args.service]
     if args.action == "list":
         return _call(client, "GET", f"{prefix}/ops/parked", params={"limit": args.limit})
@@ -148,10 +151,17 @@ def _parser() -> argparse.ArgumentParser:
     lag = commands.add_parser("lag", help="消费积压 · messages waiting and parked per consumer")
     lag.add_argument("services", nargs="*", default=[], help=f"any of {', '.join(PREFIXES)} (default: all)")
 
-    requeue = commands.add_parser("requeue", help="重发邮件 · send failed or stuck e-mails again")
+    requeue = commands.add_parser(
+        "requeue", help="重发邮件或群消息 · send failed or stuck e-mails and group posts again"
+    )
     requeue.add_argument("ids", nargs="*", help="delivery ids (default: every failed and stuck one)")
     requeue.add_argument("--stuck-minutes", type=int, default=15)
+    requeue.add_argument("--channel", choices=["email", "dingtalk", "wecom"], help="only this channel")
     requeue.add_argument("--reason", required=True)
+
+    commands.add_parser(
+        "channels", help="群机器人 · the group robots configured, their posts and rate window"
+    )
     return parser
 
 

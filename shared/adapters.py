@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from shared.blobs.port import BlobStore
 from shared.bus.port import MessageBus
+from shared.channels.robots import Channels
 from shared.mail.port import Mailer
 from shared.settings import Settings
 
@@ -69,3 +70,25 @@ def make_mailer(settings: Settings) -> Mailer:
     from shared.mail.folder import FolderMailer
 
     return FolderMailer(settings.mail_folder)
+
+
+def make_channels(settings: Settings) -> Channels | None:
+    """The group-robot channels when CHANNEL_ROBOTS names any robot, else None (no group posts)."""
+    from shared.channels.dingtalk import DingTalkChannel
+    from shared.channels.ratelimit import WindowLimit
+    from shared.channels.robots import RobotBook
+    from shared.channels.wecom import WeComChannel
+
+    secret = settings.channel_robots
+    book = RobotBook.parse(secret.get_secret_value() if secret else None)
+    if not len(book):
+        return None
+    timeout = settings.channel_timeout_s
+    return Channels(
+        robots=book,
+        adapters={
+            "dingtalk": DingTalkChannel(settings.dingtalk_base_url, timeout_s=timeout),
+            "wecom": WeComChannel(settings.wecom_base_url, timeout_s=timeout),
+        },
+        limit=WindowLimit(settings.channel_max_per_window, settings.channel_rate_window_s),
+    )

@@ -55,6 +55,9 @@ PUBLISH_FAILED = Counter("cep_outbox_publish_failed", "Outbox publish attempts t
 UPLOADS = Counter("cep_uploads", "Evidence uploads finished, by outcome", ["outcome"])
 UPLOAD_BYTES = Counter("cep_upload_bytes", "Bytes of finished evidence uploads, by outcome", ["outcome"])
 MAILS = Counter("cep_mails", "E-mail delivery attempts, by outcome", ["outcome"])
+CHANNEL_POSTS = Counter(
+    "cep_channel_posts", "Group-robot post attempts, by channel and outcome", ["channel", "outcome"]
+)
 MAIL_LEASES_EXPIRED = Counter(
     "cep_mail_leases_expired",
     "Deliveries put back in the queue because their worker's lease ran out (resends)",

@@ -14,6 +14,7 @@ from typing import Any
 from shared.background import BackgroundLoop
 from shared.blobs.port import BlobStore
 from shared.bus.port import MessageBus
+from shared.channels.robots import Channels
 from shared.clock import Clock
 from shared.db import Database
 from shared.events import Envelope
@@ -45,6 +46,7 @@ class ServiceContext:
     messaging: MessagingTables
     blobs: BlobStore | None = None
     mailer: Mailer | None = None
+    channels: Channels | None = None  # group robots (DingTalk, WeCom) of the notification service
     outbox_wakers: list[Callable[[], None]] = field(default_factory=list)
     bus: MessageBus | None = None  # the process's bus, once a worker or the embedded platform runs one
 

@@ -167,6 +167,24 @@ class Settings(BaseSettings):
         "to the queue (the worker is presumed dead). Must exceed a batch's sending time (batch x SMTP_TIMEOUT_S)",
     )
 
+    # notification channels: DingTalk and WeCom group robots (docs/notification.md#group-robots)
+    channel_robots: SecretStr | None = Field(
+        None,
+        description="The group robots (YAML or JSON: name -> kind, token, secret, units, campaigns); "
+        "a secrets-folder file `channel_robots`. Unset: no group posts",
+    )
+    dingtalk_base_url: str = Field(
+        "https://oapi.dingtalk.com", description="DingTalk robot API host (tests point it at a local server)"
+    )
+    wecom_base_url: str = Field(
+        "https://qyapi.weixin.qq.com", description="WeCom robot API host (tests point it at a local server)"
+    )
+    channel_timeout_s: float = Field(10.0, gt=0, description="Seconds to connect to a robot API, and to read")
+    channel_max_per_window: int = Field(
+        20, ge=1, description="Posts per robot per CHANNEL_RATE_WINDOW_S (DingTalk and WeCom: 20 a minute)"
+    )
+    channel_rate_window_s: float = Field(60.0, gt=0, description="The window of CHANNEL_MAX_PER_WINDOW")
+
     # intake: deadline watcher
     deadline_watch_interval_s: float = Field(
         300.0, gt=0, description="How often the intake worker looks at deadlines"

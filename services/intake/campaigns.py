@@ -207,6 +207,7 @@ def published_payload(campaign: Campaign, d: CampaignDefinition) -> CampaignPubl
         rubric=d.rubric.model_dump(mode="json") if d.rubric else None,
         supervision_rules=d.supervision.model_dump(mode="json"),
         circular_rules=d.circular.model_dump(mode="json"),
+        channel_rules=d.channels.model_dump(mode="json"),
     )
 
 

@@ -239,6 +239,32 @@ class CircularRules(_Model):
     criticise_below: float = Field(60, ge=0)  # and every unit with a red supervision
 
 
+GroupPostedEvent = Literal[
+    "campaign.published",
+    "deadline.approaching",
+    "deadline.missed",
+    "submission.submitted",
+    "submission.approved",
+    "submission.returned",
+    "submission.rejected",
+    "inspection.recorded",
+    "supervision.opened",
+    "supervision.escalated",
+    "supervision.closed",
+    "circular.published",
+]
+
+
+class ChannelRules(_Model):
+    """Which notices of a unit's liaison are also posted to the unit's group robots (DingTalk, WeCom); none by default.
+
+    The robots themselves (webhook, secret) are configuration of the notification service, never part of a
+    campaign: docs/notification.md.
+    """
+
+    unit_group: list[GroupPostedEvent] = []
+
+
 class CoverageRule(_Model):
     """When an open cell turns red on the coverage matrix."""
 
@@ -272,6 +298,7 @@ class CampaignDefinition(_Model):
     coverage: CoverageRule = Field(default_factory=CoverageRule)
     supervision: SupervisionRules = Field(default_factory=SupervisionRules)
     circular: CircularRules = Field(default_factory=CircularRules)
+    channels: ChannelRules = Field(default_factory=ChannelRules)
     shift: DateShift | None = None  # set when every date was moved from another definition's (see shifted())
 
     @field_validator("timezone")
@@ -763,9 +790,10 @@ def _unique_codes_at(loc: tuple, items: list) -> list[Issue]:
 
 def canonical_json(definition: CampaignDefinition) -> str:
     """The normalised definition as compact JSON with sorted keys (what versions are compared by)."""
-    return json.dumps(
-        definition.model_dump(mode="json"), sort_keys=True, ensure_ascii=False, separators=(",", ":")
-    )
+    data = definition.model_dump(mode="json")
+    if not definition.channels.unit_group:
+        del data["channels"]  # a definition without the (later) section keeps the hash it had
+    return json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
 def definition_sha256(definition: CampaignDefinition) -> str:

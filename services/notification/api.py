@@ -1,4 +1,4 @@
-"""Notification HTTP API: the delivery log, units' digest preference, and template overrides for admins.
+"""Notification HTTP API: the delivery log (e-mails and group-robot posts), units' digest preference, templates.
 
 Every route but /healthz needs a bearer token (docs/security.md): staff read every unit's log, a unit
 its own subtree's; a unit (or an admin) sets a unit's digest preference; only admins touch templates.
@@ -66,6 +66,7 @@ def _delivery_routes(ctx: ServiceContext) -> APIRouter:
         event_id: str | None = None,
         event_type: str | None = None,
         status: str | None = Query(None, pattern="^(queued|sending|sent|failed)$"),
+        channel: str | None = Query(None, pattern="^(email|dingtalk|wecom)$"),
         limit: Limit = 100,
         offset: Offset = 0,
         principal: Principal = Depends(require(*READERS)),
@@ -82,6 +83,7 @@ def _delivery_routes(ctx: ServiceContext) -> APIRouter:
             (Delivery.unit_id, unit_id),
             (Delivery.event_type, event_type),
             (Delivery.status, status),
+            (Delivery.channel, channel),
         ):
             if value:
                 query = query.where(column == value)
@@ -93,9 +95,12 @@ def _delivery_routes(ctx: ServiceContext) -> APIRouter:
 
     @router.get("/deliveries/summary", response_model=DeliverySummary)
     def summary(
-        unit_id: str | None = None, principal: Principal = Depends(require(*READERS))
+        unit_id: str | None = None,
+        channel: str | None = Query(None, pattern="^(email|dingtalk|wecom)$"),
+        principal: Principal = Depends(require(*READERS)),
     ) -> DeliverySummary:
-        """How many deliveries are queued, sending, sent and failed, and how many notices wait for a digest."""
+        """How many deliveries (of one channel, if given) are queued, sending, sent and failed, and how many notices
+        wait for a digest."""
         counts = (
             select(Delivery.status, func.count())
             .where(unit_rows(principal, Delivery.unit_id))
@@ -106,6 +111,8 @@ def _delivery_routes(ctx: ServiceContext) -> APIRouter:
             .select_from(DigestItem)
             .where(DigestItem.delivery_id.is_(None), unit_rows(principal, DigestItem.unit_id))
         )
+        if channel:
+            counts = counts.where(Delivery.channel == channel)
         if unit_id:
             counts = counts.where(Delivery.unit_id == unit_id)
             waiting = waiting.where(DigestItem.unit_id == unit_id)

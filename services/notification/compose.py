@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.notification import contexts
+from services.notification.groups import post_to_groups
 from services.notification.links import Links
 from services.notification.models import Delivery, DigestItem, Liaison, Preference, TemplateOverride
 from services.notification.render import (
@@ -104,7 +105,19 @@ def tell_liaison(
     context: Mapping[str, object],
     dedupe_key: str,
 ) -> None:
-    """Mail the unit's liaison once per dedupe key, or keep the notice for the unit's daily digest."""
+    """Mail the unit's liaison once per dedupe key, or keep the notice for the unit's daily digest.
+
+    The unit's group robots get the notice too when its campaign posts this event type (groups.py).
+    """
+    post_to_groups(
+        uow,
+        ctx=ctx,
+        event=event,
+        unit_id=liaison.unit_id,
+        family=family,
+        context=context,
+        dedupe_key=dedupe_key,
+    )
     if already_told(uow, dedupe_key):
         return
     digest = wants_digest(uow, liaison.unit_id)

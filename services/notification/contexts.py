@@ -214,13 +214,25 @@ def reviewer_digest(*, day: date, items: list[dict], links: Links) -> dict:
 
 
 def delivery_failed(
-    *, recipient: str, reason: str, unit_id: str | None, unit_name: str, links: Links
+    *,
+    recipient: str,
+    reason: str,
+    unit_id: str | None,
+    unit_name: str,
+    links: Links,
+    channel: str = "email",
 ) -> dict:
-    """An e-mail to a liaison failed for good: told to the campaign office (once per liaison and day)."""
+    """An e-mail to a liaison (or a group-robot post) failed for good: told to the campaign office once a day."""
+    robot = ROBOT_NAMES.get(channel, "")
+    query = f"?status=failed&channel={channel}" if robot else "?status=failed"
     return {
         "recipient": recipient,
         "reason": reason,
         "unit_name": unit_name,
         "unit_url": links.unit(unit_id) if unit_id else "",
-        "deliveries_url": links.absolute("/notification/deliveries?status=failed"),
+        "deliveries_url": links.absolute(f"/notification/deliveries{query}"),
+        "robot": robot,  # empty for an e-mail; 钉钉群机器人 or 企业微信群机器人 for a post
     }
+
+
+ROBOT_NAMES = {"dingtalk": "钉钉群机器人", "wecom": "企业微信群机器人"}

@@ -21,7 +21,7 @@ import random
 import socket
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -59,19 +59,26 @@ class Claimed:
     attempts: int
     created_at: datetime
     message_id: str | None = None
+    channel: str = "email"
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """What one attempt came to: sent, failed (for good), deferred, or server unavailable (also deferred)."""
+    """What one attempt came to: sent, failed (for good), deferred, or server unavailable (also deferred).
+
+    `retry_after_s` is the least delay before the next try of a deferral (a platform's rate-limit window).
+    """
 
     delivery: Claimed
     status: str
     error: str | None = None
+    retry_after_s: float = 0.0
 
 
 class DeliveryLoop:
-    """Sends due e-mails for one worker; `run` is its periodic job."""
+    """Sends due e-mails for one worker; `run` is its periodic job. It claims only rows of its CHANNELS."""
+
+    CHANNELS: tuple[str, ...] = ("email",)
 
     def __init__(
         self,
@@ -131,7 +138,11 @@ class DeliveryLoop:
             self._reclaim_expired(uow, now)
             rows = uow.scalars(
                 select(Delivery)
-                .where(Delivery.status == "queued", Delivery.next_attempt_at <= now)
+                .where(
+                    Delivery.status == "queued",
+                    Delivery.next_attempt_at <= now,
+                    Delivery.channel.in_(self.CHANNELS),
+                )
                 .order_by(Delivery.next_attempt_at, Delivery.created_at)
                 .limit(limit)
                 .with_for_update(skip_locked=True)
@@ -184,13 +195,20 @@ class DeliveryLoop:
                 resends + 1,
             )
 
-    def record(self, outcomes: list[Outcome], *, unsent: Sequence[Claimed] = ()) -> None:
+    def record(
+        self,
+        outcomes: list[Outcome],
+        *,
+        unsent: Sequence[Claimed] = (),
+        not_before: Mapping[str, datetime] | None = None,
+    ) -> None:
         """Store each outcome (with its event) in its own transaction, and give claimed rows never tried back to the queue.
 
         A failure to record one outcome is logged and leaves that row `sending`; its lease expiry sends it again.
+        `not_before` holds an unsent row back until then (a robot whose rate-limit window is full).
         """
         for outcome in outcomes:
-            MAILS.labels(outcome.status).inc()
+            self._count(outcome)
         for outcome in outcomes:
             try:
                 self._record_one(outcome)
@@ -216,6 +234,11 @@ class DeliveryLoop:
                             attempts=Delivery.attempts - 1,
                             lease_owner=None,
                             lease_expires_at=None,
+                            **(
+                                {"next_attempt_at": not_before[delivery.id]}
+                                if not_before and delivery.id in not_before
+                                else {}
+                            ),
                         )
                         .execution_options(synchronize_session=False)
                     )
@@ -223,6 +246,9 @@ class DeliveryLoop:
                 log.exception("delivery %s: could not hand it back; its lease expiry will", delivery.id)
         if outcomes:
             self.ctx.outbox_written()
+
+    def _count(self, outcome: Outcome) -> None:
+        MAILS.labels(outcome.status).inc()
 
     def _record_one(self, outcome: Outcome) -> None:
         ctx, delivery = self.ctx, outcome.delivery
@@ -334,6 +360,7 @@ def _claimed(row: Delivery) -> Claimed:
         attempts=row.attempts + 1,
         created_at=row.created_at,
         message_id=row.message_id,
+        channel=row.channel or "email",
     )
 
 
@@ -352,8 +379,11 @@ def _apply(uow: Session, outcome: Outcome, *, ctx: ServiceContext) -> None:
     if waited >= settings.notify_retry_for_s:
         _fail(uow, delivery, f"gave up after {delivery.attempts} attempts in {waited:.0f}s: {error}", ctx=ctx)
         return
-    delay = backoff_s(
-        delivery.attempts, base_s=settings.notify_backoff_base_s, max_s=settings.notify_backoff_max_s
+    delay = max(
+        outcome.retry_after_s,
+        backoff_s(
+            delivery.attempts, base_s=settings.notify_backoff_base_s, max_s=settings.notify_backoff_max_s
+        ),
     )
     uow.execute(
         update(Delivery)
@@ -391,6 +421,7 @@ def _event(delivery: Claimed, error: str | None) -> NotificationDelivered | Noti
         recipient=delivery.recipient,
         unit_id=delivery.unit_id,
         cause_type=delivery.event_type,
+        channel=delivery.channel,
     )
     return NotificationDelivered(**common) if error is None else NotificationFailed(reason=error, **common)
 

@@ -382,7 +382,7 @@ def _unit_name(uow: Session, unit_id: str) -> str:
 
 
 def notify_delivery_failed(event: Envelope, *, uow: Session, ctx: ServiceContext) -> None:
-    """An e-mail failed for good: tell the campaign office, at most once per liaison (address) and day."""
+    """An e-mail (or group post) failed for good: tell the campaign office, at most once per address (robot) and day."""
     data = read_payload(NotificationFailed, event)
     settings = ctx.settings
     if settings.notify_office_email.lower() in data.recipient.lower():
@@ -407,5 +407,6 @@ def notify_delivery_failed(event: Envelope, *, uow: Session, ctx: ServiceContext
             unit_id=data.unit_id,
             unit_name=unit_name,
             links=links(ctx.settings),
+            channel=data.channel,
         ),
     )

@@ -90,7 +90,7 @@ class DigestItem(Base):
 
 
 class Delivery(Base):
-    """One e-mail to send per dedupe key; its status is the delivery log.
+    """One e-mail (or group-robot post, `channel`) to send per dedupe key; its status is the delivery log.
 
     A worker sending it holds a lease (`lease_owner` until `lease_expires_at`); an expired lease puts the row
     back in the queue and counts a resend. Its Message-ID is fixed when the row is made, so every resend carries it.
@@ -102,9 +102,12 @@ class Delivery(Base):
     event_id: Mapped[str] = mapped_column(String(36), index=True)
     event_type: Mapped[str] = mapped_column(String(128))
     unit_id: Mapped[str | None] = mapped_column(String(36), index=True, nullable=True)
-    recipient: Mapped[str] = mapped_column(String(400))
+    channel: Mapped[str] = mapped_column(
+        String(16), default="email", server_default="email", index=True
+    )  # email, dingtalk or wecom
+    recipient: Mapped[str] = mapped_column(String(400))  # a mail address, or the robot's name
     subject: Mapped[str] = mapped_column(String(300))
-    body_text: Mapped[str] = mapped_column(Text)
+    body_text: Mapped[str] = mapped_column(Text)  # for a robot: the markdown posted
     body_html: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), index=True)  # queued, sending, sent, failed
     attempts: Mapped[int] = mapped_column(Integer, default=0)

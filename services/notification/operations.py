@@ -1,12 +1,14 @@
-"""Operator tools of the notification service: put failed or stuck e-mails back in the queue (audited)."""
+"""Operator tools of the notification service: put failed or stuck deliveries (e-mails, group-robot posts) back in
+the queue (audited), and see the group robots configured."""
 
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 
 from services.notification.models import AUDIT, Delivery
 from shared import audit
@@ -22,6 +24,9 @@ class Requeue(BaseModel):
     stuck_minutes: int = Field(
         15, ge=1, le=7 * 24 * 60, description="`sending` for longer than this counts as stuck"
     )
+    channel: str | None = Field(
+        None, pattern="^(email|dingtalk|wecom)$", description="only deliveries of this channel"
+    )
     reason: str = Field(min_length=3, max_length=500)
 
 
@@ -33,6 +38,7 @@ def requeue(
     reason: str,
     principal: Principal,
     request: RequestInfo | None = None,
+    channel: str | None = None,
 ) -> list[str]:
     """Queue failed deliveries, and `sending` ones due longer ago than stuck_for, to go out now; returns their ids.
 
@@ -49,6 +55,8 @@ def requeue(
         )
         if delivery_ids is not None:
             query = query.where(Delivery.id.in_(delivery_ids))
+        if channel is not None:
+            query = query.where(Delivery.channel == channel)
         ids = list(uow.scalars(query.order_by(Delivery.created_at)))
         if ids:
             uow.execute(
@@ -63,14 +71,56 @@ def requeue(
             principal=principal,
             action="delivery.requeued",
             resource=("delivery", None),
-            detail={"delivery_ids": ids, "reason": reason},
+            detail={"delivery_ids": ids, "reason": reason, **({"channel": channel} if channel else {})},
             request=request,
         )
     return ids
 
 
+def robot_states(ctx: ServiceContext) -> list[dict[str, Any]]:
+    """Each configured robot (no token, no secret): its units and campaigns, its deliveries by status, and how many
+    posts it made in the last rate-limit window (from the delivery log, so across workers)."""
+    if ctx.channels is None:
+        return []
+    limit, now = ctx.channels.limit, ctx.clock.now()
+    with ctx.db.session() as uow:
+        counted = uow.execute(
+            select(Delivery.recipient, Delivery.status, func.count())
+            .where(Delivery.channel != "email")
+            .group_by(Delivery.recipient, Delivery.status)
+        ).all()
+        recent = dict(
+            uow.execute(
+                select(Delivery.recipient, func.count())
+                .where(
+                    Delivery.channel != "email",
+                    Delivery.status == "sent",
+                    Delivery.sent_at >= now - timedelta(seconds=limit.window_s),
+                )
+                .group_by(Delivery.recipient)
+            )
+            .tuples()
+            .all()
+        )
+    by_robot: dict[str, dict[str, int]] = {}
+    for name, status, count in counted:
+        by_robot.setdefault(name, {})[status] = count
+    return [
+        {
+            **robot.public(),
+            "deliveries": by_robot.get(robot.name, {}),
+            "window": {
+                "posted": recent.get(robot.name, 0),
+                "max": limit.per_window,
+                "seconds": limit.window_s,
+            },
+        }
+        for robot in sorted(ctx.channels.robots, key=lambda robot: robot.name)
+    ]
+
+
 def operations_router(ctx: ServiceContext) -> APIRouter:
-    """POST /ops/deliveries/requeue for admins."""
+    """POST /ops/deliveries/requeue and GET /ops/channels for admins."""
     router = APIRouter(prefix="/ops", tags=["ops"])
 
     @router.post("/deliveries/requeue")
@@ -85,7 +135,13 @@ def operations_router(ctx: ServiceContext) -> APIRouter:
             reason=body.reason,
             principal=principal,
             request=request_info(request),
+            channel=body.channel,
         )
         return {"requeued": ids}
+
+    @router.get("/channels")
+    def channels(principal: Principal = Depends(require(ADMIN))) -> dict:
+        """The group robots configured (never their token or secret), each with its posts in the current window."""
+        return {"robots": robot_states(ctx)}
 
     return router

@@ -16,7 +16,8 @@ class DeliveryRead(BaseModel):
     event_id: str
     event_type: str
     unit_id: str | None
-    recipient: str
+    channel: str = "email"  # email, dingtalk or wecom
+    recipient: str  # an address, or the robot's name
     subject: str
     status: str
     attempts: int

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from services.notification import digest, handlers, refusal_digest
 from services.notification.delivery import DeliveryLoop
+from services.notification.posting import ChannelLoop
 from shared.runtime import PeriodicJob, ServiceContext
 
 SUBSCRIPTIONS = {
@@ -30,10 +31,17 @@ DIGEST_CHECK_S = 60.0
 
 def jobs(ctx: ServiceContext) -> list[PeriodicJob]:
     """The delivery loop (woken after each consumed event, and every NOTIFY_POLL_S for retries) and the digest clock
-    (every DIGEST_CHECK_S: a digest goes out once a day, so events need not wake it)."""
+    (every DIGEST_CHECK_S: a digest goes out once a day, so events need not wake it); the group-robot loop when
+    CHANNEL_ROBOTS names a robot."""
     loop = DeliveryLoop.from_settings(ctx)
+    robots = (
+        [PeriodicJob("post-to-groups", ctx.settings.notify_poll_s, ChannelLoop(ctx).run)]
+        if ctx.channels
+        else []
+    )
     return [
         PeriodicJob("deliver-mail", ctx.settings.notify_poll_s, loop.run),
+        *robots,
         PeriodicJob(
             "daily-digest", DIGEST_CHECK_S, lambda: digest.assemble_due(ctx=ctx), wake_on_events=False
         ),

@@ -65,6 +65,7 @@ class CampaignPublished(_Payload):
         str, Any
     ] = {}  # the definition's `supervision` section as JSON (SupervisionRules)
     circular_rules: dict[str, Any] = {}  # the definition's `circular` section as JSON (CircularRules)
+    channel_rules: dict[str, Any] = {}  # the definition's `channels` section as JSON (ChannelRules)
 
 
 class UnitRegistered(_Payload):
