@@ -219,6 +219,9 @@ class Settings(BaseSettings):
         description="How often the evidence worker sweeps orphan objects "
         "and unfinished multipart uploads; 0 = never",
     )
+    evidence_integrity_poll_s: float = Field(
+        2.0, gt=0, le=300, description="How soon the worker starts a requested integrity check"
+    )
     evidence_session_ttl_s: int = Field(
         24 * 3600, ge=60, description="How long an unfinished upload session is kept"
     )

@@ -91,7 +91,20 @@ def test_the_committed_base_is_what_the_generator_writes():
     assert generate.SERVICES == SERVICES
 
 
-def test_every_core_object_validates_against_the_kubernetes_schemas(rendered):
+@pytest.fixture(scope="module")
+def parsed_schemas_once():
+    """kubernetes-validate parses its schema files (the definitions are megabytes) on every call: once is enough."""
+    import functools
+
+    from kubernetes_validate import utils
+
+    original = utils.schema_contents
+    utils.schema_contents = functools.lru_cache(maxsize=None)(original)
+    yield
+    utils.schema_contents = original
+
+
+def test_every_core_object_validates_against_the_kubernetes_schemas(rendered, parsed_schemas_once):
     import kubernetes_validate
 
     _name, docs = rendered

@@ -17,7 +17,6 @@ from shared.blobs.port import BlobNotFound, BlobStoreUnavailable
 from shared.runtime import PeriodicJob, ServiceContext
 
 log = logging.getLogger(__name__)
-INTEGRITY_POLL_S = 2.0  # how soon a requested integrity check starts
 
 
 def apply_retention(ctx: ServiceContext) -> int:
@@ -76,6 +75,9 @@ def jobs(ctx: ServiceContext) -> list[PeriodicJob]:
             else []
         ),
         PeriodicJob(
-            "evidence-integrity-checks", INTEGRITY_POLL_S, lambda: run_queued(ctx), wake_on_events=False
+            "evidence-integrity-checks",
+            ctx.settings.evidence_integrity_poll_s,
+            lambda: run_queued(ctx),
+            wake_on_events=False,
         ),
     ]

@@ -178,7 +178,7 @@ def make_world(tmp_path, request):
             data_dir=tmp_path / f"w{len(worlds)}",
             bus_retry_delays_ms=(50, 100),
             outbox_poll_s=0.1,
-            **overrides,
+            **{"evidence_integrity_poll_s": 0.2, **overrides},
         )
         target = None
         if store == "folder":

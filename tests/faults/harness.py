@@ -198,6 +198,7 @@ class FaultWorld:
                     "NOTIFY_BACKOFF_MAX_S": "3",
                     "EVIDENCE_ORPHAN_GRACE_S": str(ORPHAN_GRACE_S),
                     "EVIDENCE_SWEEP_INTERVAL_S": "2",
+                    "EVIDENCE_INTEGRITY_POLL_S": "0.5",
                     "HEALTH_PROBE_TIMEOUT_S": "2",
                     "OUTBOX_POLL_S": "0.2",
                     "DATA_DIR": str(self.workdir / "var"),
