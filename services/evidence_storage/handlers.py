@@ -311,6 +311,11 @@ def track_campaign(event, *, uow: Session, ctx: ServiceContext) -> None:
         uow.add(known)
     known.code, known.name, known.version = data.code, data.name, data.version
     known.publicity_start, known.publicity_end = data.publicity_start, data.publicity_end
+    known.text_rules = {
+        m.code: {"keywords": list(m.text_keywords), "expected": m.expects_text}
+        for m in data.measures
+        if m.text_keywords
+    }
     uow.flush()
     for evidence in uow.scalars(
         select(Evidence).where(Evidence.campaign_id == known.id, Evidence.captured_on.is_not(None))
