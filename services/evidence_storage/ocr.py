@@ -152,20 +152,19 @@ def read_pending(ctx: ServiceContext, *, limit: int = 8) -> int:
     return done
 
 
-_requeued = False
+_requeued: set[int] = set()  # the databases (by id) whose unavailable photos this process put back
 
 
 def _available(ctx: ServiceContext) -> bool:
     """Whether this process can read; the first time it can, photos left unread for want of an engine go back."""
-    global _requeued
     if not ctx.settings.ocr_enabled or ENGINE.get(ctx.settings.ocr_threads) is None:
         return False
-    if not _requeued:
+    if id(ctx.db) not in _requeued:
         with ctx.db.transaction() as uow:
             uow.execute(
                 update(EvidenceText).where(EvidenceText.state == "unavailable").values(state="pending")
             )
-        _requeued = True
+        _requeued.add(id(ctx.db))
     return True
 
 
@@ -338,6 +337,37 @@ def _rules(uow, evidence: Evidence) -> TextRules:
     return TextRules(keywords=tuple(rule.get("keywords", [])), expected=bool(rule.get("expected")))
 
 
+def rejudge(ctx: ServiceContext, uow, campaign_id: str, *, cause=None) -> int:
+    """Judge the text already read in a campaign's photos against its new keyword rules; returns how many changed."""
+    changed = 0
+    rows = uow.execute(
+        select(EvidenceText, Evidence)
+        .join(Evidence, Evidence.id == EvidenceText.evidence_id)
+        .where(Evidence.campaign_id == campaign_id, EvidenceText.state == "read")
+    )
+    for row, evidence in rows:
+        rules = _rules(uow, evidence)
+        finding, matches = judge((row.text or "").split("\n") if row.text else [], rules)
+        found = [m.__dict__ for m in matches]
+        if finding == row.finding and found == (row.matches or []):
+            continue
+        row.finding, row.matches = finding, found
+        _publish(
+            ctx,
+            uow,
+            evidence,
+            state="read",
+            finding=finding,
+            text=row.text or "",
+            matches=matches,
+            keywords=list(rules.keywords),
+            lines=len(row.text.split("\n")) if row.text else 0,
+            cause=cause,
+        )
+        changed += 1
+    return changed
+
+
 def _give_back(ctx: ServiceContext, evidence_id: str, token: str) -> None:
     with ctx.db.transaction() as uow:
         uow.execute(
@@ -388,6 +418,7 @@ def _publish(
     keywords: list[str] | None = None,
     note: str = "",
     lines: int = 0,
+    cause=None,
 ) -> None:
     ctx.outbox.add(
         uow,
@@ -407,5 +438,6 @@ def _publish(
                 lines=lines,
             ),
             producer=SERVICE,
+            cause=cause,
         ),
     )

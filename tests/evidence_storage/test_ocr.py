@@ -57,19 +57,19 @@ def test_the_finding_follows_the_measures_rules():
 # ---------------------------------------------------------------- the worker, with the real engine
 
 
-def _campaign(world) -> str:
-    campaign_id = str(uuid.uuid4())
+def _campaign(world, campaign_id: str | None = None, *, version: int = 1, keywords=KEYWORDS) -> str:
+    campaign_id = campaign_id or str(uuid.uuid4())
     world.publish(
         CampaignPublished(
             campaign_id=campaign_id,
             code="WSXF-OCR",
             name="网上信访宣传月",
-            version=1,
+            version=version,
             publicity_start=date(2020, 3, 9),
             publicity_end=date(2020, 3, 31),
             measures=[
                 MeasureInfo(code="M1", name="专题会议"),
-                MeasureInfo(code="M5", name="宣传横幅", text_keywords=KEYWORDS, expects_text=True),
+                MeasureInfo(code="M5", name="宣传横幅", text_keywords=keywords, expects_text=True),
             ],
         )
     )
@@ -77,7 +77,7 @@ def _campaign(world) -> str:
     def rules_known() -> bool:
         with world.ctx.db.session() as uow:
             known = uow.get(KnownCampaign, campaign_id)
-            return known is not None and bool(known.text_rules)
+            return known is not None and known.version == version and bool(known.text_rules)
 
     wait_until(rules_known, what="the campaign's text rules")
     return campaign_id
@@ -115,6 +115,14 @@ def test_the_worker_reads_banners_and_reports_keywords_or_their_absence(make_wor
     with world.ctx.db.session() as uow:
         row = uow.get(EvidenceText, campaign)
         assert (row.state, row.finding, row.attempts) == ("read", "keywords_found", 1)
+
+    # a new version of the campaign changes M5's keywords: the text already read is judged again, not re-read
+    _campaign(world, campaign_id, version=2, keywords=["安全出行"])
+    wait_until(lambda: len(world.events("evidence.text_read")) == 5, what="two photos judged again")
+    again = {e["evidence_id"]: e for e in world.events("evidence.text_read")[3:]}
+    assert again[other]["finding"] == "keywords_found" and again[other]["matches"][0]["keyword"] == "安全出行"
+    assert again[campaign]["finding"] == "no_campaign_text"
+    assert no_rules not in again  # M1 has no keywords either way
 
 
 @needs_ocr
@@ -174,7 +182,7 @@ def test_without_an_engine_photos_are_recorded_unread_and_read_once_it_is_there(
     ctx = world.ctx
     monkeypatch.setattr(ocr, "ENGINE", ocr._Engine())
     monkeypatch.setitem(sys.modules, "rapidocr_onnxruntime", None)  # import fails: not installed
-    monkeypatch.setattr(ocr, "_requeued", False)
+    monkeypatch.setattr(ocr, "_requeued", set())
     submission = world.submission(measure="M5")
     evidence_id = world.upload(submission["id"], render("banner", "网上信访", seed=6), "b.jpg").json()["id"]
     assert ocr.read_pending(ctx) == 1
