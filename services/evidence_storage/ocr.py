@@ -46,6 +46,10 @@ MAX_ATTEMPTS = 3
 NOT_INSTALLED = "OCR 未安装"
 DISABLED = "OCR 已关闭（OCR_ENABLED=false）"
 MIN_SCORE = 0.5  # recognition confidence below which a line is dropped
+# Text detection runs on the photo scaled to this longest side (RapidOCR's default scales the *shortest* side up
+# to 736, which makes a 4:3 photo 981x736 but a wide banner shot huge); recognition reads each found line from the
+# OCR_MAX_SIDE_PX image. bench/ocr.py measured recall and time with it.
+DETECT_MAX_SIDE = 960
 log = logging.getLogger(__name__)
 
 
@@ -80,12 +84,17 @@ class _Engine:
                     )
                     return None
                 started = time.perf_counter()
-                self._engine = RapidOCR(
-                    intra_op_num_threads=threads,
-                    inter_op_num_threads=1,
-                    det_limit_type="max",
-                    det_limit_side_len=960,
-                )
+                try:
+                    self._engine = RapidOCR(
+                        intra_op_num_threads=threads,
+                        inter_op_num_threads=1,
+                        det_limit_type="max",  # detection on the photo scaled down to DETECT_MAX_SIDE
+                        det_limit_side_len=DETECT_MAX_SIDE,
+                    )
+                except Exception as exc:  # a broken install (models, ONNX Runtime): the same as none, said so
+                    self.note = NOT_INSTALLED
+                    log.error("OCR engine could not be loaded: photos are recorded as unread (%s)", exc)
+                    return None
                 log.info("OCR engine loaded in %.1f s (%d thread(s))", time.perf_counter() - started, threads)
             return self._engine
 

@@ -1,10 +1,12 @@
 """Campaign keywords in recognised text, tolerant of OCR noise, and the finding a photo gets from them.
 
 Both sides are normalised the same way: NFKC (full-width letters, digits and punctuation become half-width),
-case folded, and everything but letters and digits dropped (spaces, dots, dashes), so full-width "WSXF.gov.cn" (U+FF37...),
-"wsxf gov cn" and "wsxf.gov.cn" all match the keyword wsxf.gov.cn. A keyword of `FUZZY_MIN_CHARS` or more
-(after normalising) may also match with one character read wrong (a substitution, no insertions or
-deletions), which `bench/ocr.py` measures both ways. Matching stays within one recognised line.
+case folded, and everything but letters and digits dropped (spaces, dots, dashes), so the full-width form of
+"WSXF.gov.cn", "wsxf gov cn" and "wsxf.gov.cn" all match the keyword wsxf.gov.cn. A keyword of
+`FUZZY_MIN_CHARS` or more characters (after normalising: 国家信访局, the sites' addresses) may also match with one
+character read wrong (a substitution, no insertions or deletions). Not four: bench/ocr.py found that one wrong
+character in a four-character keyword takes real slogans for campaign text (网上信息 for 网上信访, 阳光信贷 for
+阳光信访) without finding more campaign photos. Matching stays within one recognised line.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-FUZZY_MIN_CHARS = 4
+FUZZY_MIN_CHARS = 5  # measured: docs/ocr.md
 KEYWORDS_FOUND, NO_CAMPAIGN_TEXT, NO_FINDING, UNREAD = "keywords_found", "no_campaign_text", "none", "unread"
 FINDINGS = (KEYWORDS_FOUND, NO_CAMPAIGN_TEXT, NO_FINDING, UNREAD)
 
@@ -47,12 +49,12 @@ def normalise(text: str) -> tuple[str, list[int]]:
     return "".join(out), where
 
 
-def _find(line: str, needle: str, *, fuzzy: bool) -> tuple[int, bool] | None:
+def _find(line: str, needle: str, *, fuzzy: bool, fuzzy_min: int) -> tuple[int, bool] | None:
     """Where needle starts in line (exactly, or with one wrong character if fuzzy), and whether exactly."""
     at = line.find(needle)
     if at >= 0:
         return at, True
-    if not fuzzy or len(needle) < FUZZY_MIN_CHARS:
+    if not fuzzy or len(needle) < fuzzy_min:
         return None
     size = len(needle)
     for start in range(len(line) - size + 1):
@@ -67,7 +69,9 @@ def _find(line: str, needle: str, *, fuzzy: bool) -> tuple[int, bool] | None:
     return None
 
 
-def find_keywords(lines: Sequence[str], keywords: Iterable[str], *, fuzzy: bool = True) -> list[Match]:
+def find_keywords(
+    lines: Sequence[str], keywords: Iterable[str], *, fuzzy: bool = True, fuzzy_min: int = FUZZY_MIN_CHARS
+) -> list[Match]:
     """The keywords found in the recognised lines, each once, in the order the keywords are given."""
     prepared = [(line, *normalise(line)) for line in lines]
     found: list[Match] = []
@@ -76,7 +80,7 @@ def find_keywords(lines: Sequence[str], keywords: Iterable[str], *, fuzzy: bool 
         if not needle:
             continue
         for original, norm, where in prepared:
-            hit = _find(norm, needle, fuzzy=fuzzy)
+            hit = _find(norm, needle, fuzzy=fuzzy, fuzzy_min=fuzzy_min)
             if hit is not None:
                 start, exact = hit
                 end = where[start + len(needle) - 1] + 1
@@ -85,11 +89,13 @@ def find_keywords(lines: Sequence[str], keywords: Iterable[str], *, fuzzy: bool 
     return found
 
 
-def judge(lines: Sequence[str], rules: TextRules, *, fuzzy: bool = True) -> tuple[str, list[Match]]:
+def judge(
+    lines: Sequence[str], rules: TextRules, *, fuzzy: bool = True, fuzzy_min: int = FUZZY_MIN_CHARS
+) -> tuple[str, list[Match]]:
     """The finding for a photo's recognised lines under its measure's rules, with the keywords found."""
     if not rules.keywords:
         return NO_FINDING, []
-    matches = find_keywords(lines, rules.keywords, fuzzy=fuzzy)
+    matches = find_keywords(lines, rules.keywords, fuzzy=fuzzy, fuzzy_min=fuzzy_min)
     if matches:
         return KEYWORDS_FOUND, matches
     return (NO_CAMPAIGN_TEXT if rules.expected else NO_FINDING), []
