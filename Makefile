@@ -84,11 +84,12 @@ down:
 up-local: install ## the distributed platform without Docker: 8 processes on the local RabbitMQ/PostgreSQL (UP_ARGS="--name demo" keeps the data; Ctrl-C stops all)
 	$(PY) -m deploy.processes up $(UP_ARGS)
 
-bench: install ## print the benchmark figures (pass options as UPLOAD_ARGS="--size-mib 256" PIPELINE_ARGS="--n 50" COVERAGE_ARGS="--runs 20" ASSESSMENT_ARGS="--units 500")
+bench: install ## print the benchmark figures (pass options as UPLOAD_ARGS="--size-mib 256" PIPELINE_ARGS="--n 50" COVERAGE_ARGS="--runs 20" ASSESSMENT_ARGS="--units 500" OCR_ARGS="--hard")
 	$(PY) -m bench.upload $(UPLOAD_ARGS)
 	$(PY) -m bench.pipeline $(PIPELINE_ARGS)
 	$(PY) -m bench.coverage $(COVERAGE_ARGS)
 	$(PY) -m bench.assessment $(ASSESSMENT_ARGS)
+	$(PY) -m bench.ocr $(OCR_ARGS)
 
 demo: install ## load an invented Huaibei campaign under way today (people, evidence, decisions; example.org), then serve it
 	$(PY) -m deploy.demo
