@@ -3,7 +3,9 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
-# Pinned with hashes by `make lock`: the runtime set (the image) and runtime+test+lint (developers, CI).
+# Pinned with hashes by `make lock`: the runtime set with OCR (the image) and runtime+ocr+test+lint (developers,
+# CI). Both are complete resolutions, installed with --no-deps: deploy/lock-overrides.txt drops opencv-python
+# (which rapidocr declares, and which needs libGL) for opencv-python-headless, so pip must not re-resolve.
 LOCK := requirements.lock
 DEV_LOCK := requirements-dev.lock
 # pytest-xdist: the unit tier is CPU-bound, so it runs on every core. The whole suite passed in parallel too
@@ -16,7 +18,7 @@ XDIST ?=
 $(STAMP): pyproject.toml $(DEV_LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) deploy/lockcheck.py check $(DEV_LOCK)
-	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes -r $(DEV_LOCK)
+	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r $(DEV_LOCK)
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $(STAMP)
 
@@ -26,9 +28,11 @@ lock: ## regenerate requirements.lock and requirements-dev.lock (with hashes) fr
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m uv --version >/dev/null 2>&1 || $(PY) -m pip install --quiet 'uv>=0.5,<1'
 	$(PY) -m uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
-	  --custom-compile-command 'make lock' pyproject.toml -o $(LOCK)
+	  --override deploy/lock-overrides.txt \
+	  --custom-compile-command 'make lock' --extra ocr pyproject.toml -o $(LOCK)
 	$(PY) -m uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
-	  --custom-compile-command 'make lock' --extra test --extra lint pyproject.toml -o $(DEV_LOCK)
+	  --override deploy/lock-overrides.txt \
+	  --custom-compile-command 'make lock' --extra ocr --extra test --extra lint pyproject.toml -o $(DEV_LOCK)
 	$(PY) deploy/lockcheck.py stamp $(LOCK) $(DEV_LOCK)
 
 admin: install ## create the first admin account (asks for a password)
@@ -80,11 +84,12 @@ down:
 up-local: install ## the distributed platform without Docker: 8 processes on the local RabbitMQ/PostgreSQL (UP_ARGS="--name demo" keeps the data; Ctrl-C stops all)
 	$(PY) -m deploy.processes up $(UP_ARGS)
 
-bench: install ## print the benchmark figures (pass options as UPLOAD_ARGS="--size-mib 256" PIPELINE_ARGS="--n 50" COVERAGE_ARGS="--runs 20" ASSESSMENT_ARGS="--units 500")
+bench: install ## print the benchmark figures (pass options as UPLOAD_ARGS="--size-mib 256" PIPELINE_ARGS="--n 50" COVERAGE_ARGS="--runs 20" ASSESSMENT_ARGS="--units 500" OCR_ARGS="--hard")
 	$(PY) -m bench.upload $(UPLOAD_ARGS)
 	$(PY) -m bench.pipeline $(PIPELINE_ARGS)
 	$(PY) -m bench.coverage $(COVERAGE_ARGS)
 	$(PY) -m bench.assessment $(ASSESSMENT_ARGS)
+	$(PY) -m bench.ocr $(OCR_ARGS)
 
 demo: install ## load an invented Huaibei campaign under way today (people, evidence, decisions; example.org), then serve it
 	$(PY) -m deploy.demo

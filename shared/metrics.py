@@ -70,6 +70,16 @@ EVENTS_UNPROCESSABLE = Counter(
 ORPHANS_SWEPT = Counter(
     "cep_orphans_swept", "Objects without a row removed, and unfinished multipart uploads aborted", ["kind"]
 )
+OCR_SECONDS = Histogram(
+    "cep_ocr_seconds",
+    "Time to read the text of one photo or video poster (decode, scale, OCR)",
+    buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
+)
+OCR_FINDINGS = Counter(
+    "cep_ocr_findings",
+    "Photos read, by finding (keywords_found, no_campaign_text, none, unread)",
+    ["finding"],
+)
 JOB_RUNS = Counter("cep_job_runs", "Periodic job runs, by outcome", ["service", "job", "outcome"])
 JOB_DURATION = Histogram(
     "cep_job_duration_seconds",

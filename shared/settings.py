@@ -248,6 +248,24 @@ class Settings(BaseSettings):
         le=3600,
         description="How often the evidence worker looks for videos awaiting a web-playable copy",
     )
+    ocr_enabled: bool = Field(
+        True,
+        description="Read the text in photos and video posters in the evidence worker "
+        "(needs the ocr extra: pip install .[ocr]); off: every photo is recorded as unread",
+    )
+    ocr_max_side_px: int = Field(
+        1600, ge=320, le=8000, description="Photos are scaled down to this longest side before OCR"
+    )
+    ocr_threads: int = Field(1, ge=1, le=64, description="ONNX Runtime threads of the OCR engine")
+    ocr_poll_s: float = Field(
+        3.0, gt=0, le=3600, description="How often the evidence worker looks for photos to read"
+    )
+    ocr_claim_timeout_s: int = Field(
+        300,
+        ge=10,
+        le=24 * 3600,
+        description="A photo being read longer than this (its worker died) is read again by another",
+    )
 
     # authentication (docs/security.md)
     auth_private_key: SecretStr | None = Field(

@@ -67,13 +67,13 @@ def test_the_apps_report_the_version_pyproject_declares():
 
 def test_every_package_the_code_imports_is_a_declared_runtime_dependency():
     assert (
-        _undeclared(_imported("shared", "services"), _declared("otel")) == []
-    )  # otel: the optional tracing extra
+        _undeclared(_imported("shared", "services"), _declared("otel", "ocr")) == []
+    )  # otel: the optional tracing extra; ocr: the optional OCR engine (imported lazily, docs/ocr.md)
 
 
 def test_every_package_the_tools_tests_and_benchmarks_import_is_declared_for_testing():
     # deploy/ also holds developer tools (local_stack runs moto and aiosmtpd): runtime plus test dependencies.
-    assert _undeclared(_imported("deploy", "tests", "bench"), _declared("test")) == []
+    assert _undeclared(_imported("deploy", "tests", "bench"), _declared("test", "ocr")) == []  # bench/ocr.py
 
 
 def test_the_lock_files_were_compiled_from_the_declared_dependencies():

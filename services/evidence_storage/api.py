@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from sqlalchemy import select
 from starlette.requests import ClientDisconnect
 
-from services.evidence_storage import downloads, exports, handlers, ingest, integrity, refusals, uploads
+from services.evidence_storage import downloads, exports, handlers, ingest, integrity, ocr, refusals, uploads
 from services.evidence_storage.access import Caller, caller_of, check_access, check_uploader
 from services.evidence_storage.duplicates import duplicate_views
 from services.evidence_storage.formdata import MAX_FILES, MultipartFiles
@@ -426,7 +426,8 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         )
 
     app.include_router(router)
-    install_health(app, ctx)
+    # an ops note, never a failure: whether the worker can read photos' text ("OCR 未安装" otherwise)
+    install_health(app, ctx).add("ocr", lambda: ocr.state(ctx))
 
     @app.exception_handler(ClientDisconnect)
     async def client_went_away(request: Request, exc: ClientDisconnect) -> JSONResponse:

@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from services.evidence_storage import audit, ingest, refusals
+from services.evidence_storage import audit, ingest, ocr, refusals
 from services.evidence_storage.access import INSPECTION, Caller, check_access
 from services.evidence_storage.formdata import MultipartFiles, bad_form
 from services.evidence_storage.models import (
@@ -301,7 +301,8 @@ def track_decision(event, *, uow: Session, ctx: ServiceContext) -> None:
 
 
 def track_campaign(event, *, uow: Session, ctx: ServiceContext) -> None:
-    """Keep each campaign's publicity window; a changed window re-judges its evidence's capture dates."""
+    """Keep each campaign's publicity window and text rules; changed ones re-judge its evidence's capture dates and
+    the text already read in its photos."""
     data = read_payload(CampaignPublished, event)
     known = uow.get(KnownCampaign, data.campaign_id)
     if known is not None and data.version < known.version:
@@ -311,7 +312,16 @@ def track_campaign(event, *, uow: Session, ctx: ServiceContext) -> None:
         uow.add(known)
     known.code, known.name, known.version = data.code, data.name, data.version
     known.publicity_start, known.publicity_end = data.publicity_start, data.publicity_end
+    rules = {
+        m.code: {"keywords": list(m.text_keywords), "expected": m.expects_text}
+        for m in data.measures
+        if m.text_keywords
+    }
+    rules_changed = (known.text_rules or {}) != rules
+    known.text_rules = rules
     uow.flush()
+    if rules_changed:
+        ocr.rejudge(ctx, uow, known.id, cause=event)
     for evidence in uow.scalars(
         select(Evidence).where(Evidence.campaign_id == known.id, Evidence.captured_on.is_not(None))
     ):

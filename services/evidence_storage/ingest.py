@@ -17,7 +17,13 @@ from datetime import date
 from services.evidence_storage import refusals
 from services.evidence_storage.duplicates import flag_duplicates
 from services.evidence_storage.inspection import Findings, check_declared, examine
-from services.evidence_storage.models import Evidence, EvidenceRendition, KnownCampaign, KnownSubmission
+from services.evidence_storage.models import (
+    Evidence,
+    EvidenceRendition,
+    EvidenceText,
+    KnownCampaign,
+    KnownSubmission,
+)
 from services.evidence_storage.sniff import ALLOWED_TEXT, ALLOWED_TEXT_EN, HEAD_BYTES, MediaKind, sniff
 from services.evidence_storage.streams import PrefixedLimitedReader, UploadTooLarge, read_head
 from shared.blobs.port import BlobStoreUnavailable, Readable
@@ -29,6 +35,7 @@ from shared.runtime import ServiceContext
 from shared.settings import Settings
 
 SERVICE = "evidence_storage"
+OCR_CATEGORIES = ("photo", "video")  # a video is read in its poster frame
 UPLOADABLE_STATES = {"submitted", "returned", "inspection"}  # inspection: an inspection's photos
 log = logging.getLogger(__name__)
 
@@ -206,6 +213,8 @@ def _record(ctx: ServiceContext, submission_id: str, batch, *, actor: str | None
             uow.flush()
             if findings.needs_rendition:  # made by the worker (services/evidence_storage/renditions.py)
                 uow.add(EvidenceRendition(evidence_id=evidence.id, state="pending"))
+            if evidence.category in OCR_CATEGORIES:  # read by the worker (services/evidence_storage/ocr.py)
+                uow.add(EvidenceText(evidence_id=evidence.id, state="pending", queued_at=now))
             flags = flag_duplicates(uow, evidence, near_bits=ctx.settings.evidence_near_duplicate_bits)
             ctx.outbox.add(
                 uow,

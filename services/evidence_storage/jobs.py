@@ -1,5 +1,5 @@
 """The evidence worker's periodic jobs: store-level retention for locked evidence, expiry of upload sessions, the
-orphan sweep, web-playable copies of videos."""
+orphan sweep, web-playable copies of videos, reading the text in photos (OCR)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from services.evidence_storage.integrity import run_queued
 from services.evidence_storage.models import Evidence
+from services.evidence_storage.ocr import read_pending
 from services.evidence_storage.renditions import make_renditions
 from services.evidence_storage.sweeper import sweep
 from services.evidence_storage.uploads import expire_sessions
@@ -74,6 +75,8 @@ def jobs(ctx: ServiceContext) -> list[PeriodicJob]:
             if ctx.settings.evidence_sweep_interval_s > 0
             else []
         ),
+        # photos and video posters awaiting OCR (their rows are written with the evidence)
+        PeriodicJob("evidence-ocr", ctx.settings.ocr_poll_s, lambda: read_pending(ctx), wake_on_events=False),
         PeriodicJob(
             "evidence-integrity-checks",
             ctx.settings.evidence_integrity_poll_s,

@@ -59,6 +59,8 @@ class KnownCampaign(Base):
     version: Mapped[int] = mapped_column(Integer)
     publicity_start: Mapped[date] = mapped_column(Date)
     publicity_end: Mapped[date] = mapped_column(Date)
+    # per measure code: {"keywords": [...], "expected": bool}, for the OCR finding (services/evidence_storage/ocr.py)
+    text_rules: Mapped[dict | None] = mapped_column(JSON, default=None)
 
 
 class KnownUnit(Base):
@@ -139,6 +141,25 @@ class EvidenceRendition(Base):
     sha256: Mapped[str | None] = mapped_column(String(64), default=None)
     note: Mapped[str | None] = mapped_column(String(300), default=None)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+
+class EvidenceText(Base):
+    """The text read from a photo or a video's poster frame by the evidence worker (OCR), and its finding."""
+
+    __tablename__ = "evidence_text"
+    evidence_id: Mapped[str] = mapped_column(ForeignKey("evidence.id", ondelete="CASCADE"), primary_key=True)
+    # pending → reading (claimed) → read; failed after MAX_ATTEMPTS; unavailable: no OCR engine (OCR 未安装)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    finding: Mapped[str | None] = mapped_column(String(20), default=None)  # see textmatch.FINDINGS
+    text: Mapped[str | None] = mapped_column(Text, default=None)
+    matches: Mapped[list] = mapped_column(JSON, default=list)  # [{keyword, found, exact}]
+    note: Mapped[str | None] = mapped_column(String(300), default=None)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    claim: Mapped[str | None] = mapped_column(String(36), default=None)  # the reading worker's claim token
+    seconds: Mapped[float | None] = mapped_column(Float, default=None)
+    queued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
 

@@ -193,6 +193,8 @@ def published_payload(campaign: Campaign, d: CampaignDefinition) -> CampaignPubl
                 min_evidence=m.evidence.min_count,
                 accepted_kinds=list(m.evidence.kinds),
                 weight=m.weight,
+                text_keywords=list(m.text.keywords) if m.text else [],
+                expects_text=bool(m.text and m.text.expected and m.text.keywords),
             )
             for m in d.measures
         ],

@@ -92,6 +92,17 @@ class EvidenceRule(_Model):
     kinds: list[EvidenceKind] = Field(default_factory=lambda: list(EVIDENCE_KINDS), min_length=1)
 
 
+Keyword = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+
+
+class MeasureText(_Model):
+    """What the text in a measure's photos should say: the evidence worker reads it (OCR) and looks for these
+    keywords; `expected` measures (banners, boards) get `no_campaign_text` when none is found."""
+
+    keywords: list[Keyword] = Field(default_factory=list, max_length=100)
+    expected: bool = True
+
+
 class Measure(_Model):
     """A required publicity measure (宣传措施)."""
 
@@ -100,6 +111,7 @@ class Measure(_Model):
     description: LongText = ""
     evidence: EvidenceRule = Field(default_factory=EvidenceRule)
     weight: float = Field(1.0, ge=0, le=1000)
+    text: MeasureText | None = None  # optional: keywords the photos' text should carry (docs/ocr.md)
 
 
 class Topic(_Model):
@@ -793,6 +805,9 @@ def canonical_json(definition: CampaignDefinition) -> str:
     data = definition.model_dump(mode="json")
     if not definition.channels.unit_group:
         del data["channels"]  # a definition without the (later) section keeps the hash it had
+    for measure in data["measures"]:
+        if measure.get("text") is None:
+            measure.pop("text", None)  # a definition without text keywords keeps the hash it had before them
     return json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 

@@ -12,6 +12,7 @@ from services.review.models import (
     ReviewCampaign,
     ReviewDuplicate,
     ReviewEvidence,
+    ReviewEvidenceText,
     ReviewItem,
     ReviewUnit,
     ReviewVersion,
@@ -19,7 +20,7 @@ from services.review.models import (
 from services.review.timeline import chain as timeline
 from shared.clock import as_utc
 from shared.contracts import read_payload
-from shared.contracts.evidence import EvidenceDownloaded, EvidenceStored
+from shared.contracts.evidence import EvidenceDownloaded, EvidenceStored, EvidenceTextRead
 from shared.contracts.intake import (
     CampaignPublished,
     LiaisonDesignated,
@@ -164,6 +165,21 @@ def enqueue_submission(event: Envelope, *, uow: Session, ctx: ServiceContext) ->
             "outside_window": data.outside_window,
         },
     )
+
+
+def attach_text(event: Envelope, *, uow: Session, ctx: ServiceContext) -> None:
+    """Keep the text read in a photo and its finding (a later reading of the same photo replaces it)."""
+    data = read_payload(EvidenceTextRead, event)
+    row = uow.get(ReviewEvidenceText, data.evidence_id)
+    if row is None:
+        row = ReviewEvidenceText(evidence_id=data.evidence_id)
+        uow.add(row)
+    elif row.read_at and data.read_at and as_utc(row.read_at) > as_utc(data.read_at):
+        return  # an older reading delivered late
+    row.submission_id, row.state, row.finding = data.submission_id, data.state, data.finding
+    row.text, row.note, row.read_at = data.text, data.note, data.read_at
+    row.matches = [m.model_dump() for m in data.matches]
+    row.keywords = list(data.keywords)
 
 
 def attach_evidence(event: Envelope, *, uow: Session, ctx: ServiceContext) -> None:

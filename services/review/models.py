@@ -146,6 +146,26 @@ class ReviewEvidence(Base):
     )  # evidence ids of near-identical photos
 
 
+class ReviewEvidenceText(Base):
+    """The text the evidence worker read in a photo or video poster (evidence.text_read), for the reviewer.
+
+    Its own table, keyed by evidence, so it does not matter whether evidence.stored or this came first.
+    """
+
+    __tablename__ = "review_evidence_text"
+    evidence_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    submission_id: Mapped[str] = mapped_column(String(36), index=True)
+    state: Mapped[str] = mapped_column(String(16))  # read, failed, unavailable
+    finding: Mapped[str] = mapped_column(
+        String(20), index=True
+    )  # keywords_found, no_campaign_text, none, unread
+    text: Mapped[str] = mapped_column(Text, default="")
+    matches: Mapped[list] = mapped_column(JSON, default=list)  # [{keyword, found, exact}]
+    keywords: Mapped[list] = mapped_column(JSON, default=list)
+    note: Mapped[str] = mapped_column(String(300), default="")
+    read_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
 class ReviewDuplicate(Base):
     """A duplicate link between two evidence files, from the later one's evidence.stored: which repeats which.
 

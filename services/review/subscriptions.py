@@ -14,6 +14,7 @@ SUBSCRIPTIONS = {
     "submission.submitted": [handlers.enqueue_submission],
     "submission.withdrawn": [handlers.withdraw],
     "evidence.stored": [handlers.attach_evidence],
+    "evidence.text_read": [handlers.attach_text],
     "evidence.downloaded": [handlers.record_download],
     "deadline.missed": [supervision.on_deadline_missed],
 }

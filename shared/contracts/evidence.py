@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class _Payload(BaseModel):
@@ -64,3 +64,33 @@ class EvidenceDownloaded(_Payload):
     actor_role: str = ""
     action: str = "download"  # download, download_url, export
     at: datetime | None = None
+
+
+class TextMatch(_Payload):
+    """A campaign keyword found in the recognised text, and the characters that matched it there."""
+
+    keyword: str
+    found: str  # as it stands in `text` (may differ from the keyword by OCR noise), to highlight
+    exact: bool = True
+
+
+class EvidenceTextRead(_Payload):
+    """The evidence worker read the text of a photo (or a video's poster frame), or could not.
+
+    finding: keywords_found, no_campaign_text (the measure expects campaign text and none was found), none (the
+    measure names no keywords), unread (OCR not installed, or the photo could not be read). Nothing is refused.
+    """
+
+    EVENT_TYPE: ClassVar[str] = "evidence.text_read"
+    evidence_id: str
+    submission_id: str
+    unit_id: str
+    measure_code: str | None = None
+    state: str = "read"  # read, failed, unavailable (OCR 未安装)
+    finding: str = "none"
+    text: str = ""
+    matches: list[TextMatch] = []
+    keywords: list[str] = []  # what the measure asked for
+    note: str = ""  # why it is unread, in Chinese for the reviewer
+    read_at: datetime | None = None
+    lines: int = Field(0, ge=0)

@@ -20,6 +20,8 @@ class MeasureInfo(_Payload):
     min_evidence: int = 1
     accepted_kinds: list[str] = ["photo", "video", "document"]
     weight: float = 1.0
+    text_keywords: list[str] = []  # words the text in its photos should carry (OCR in the evidence worker)
+    expects_text: bool = False  # photos without any keyword get the finding no_campaign_text
 
 
 class DeadlineInfo(_Payload):

@@ -1,5 +1,6 @@
-"""The console in a real browser: a liaison uploads two photos from a phone, a reviewer approves one and returns
-the other, the liaison reads the comment, and the dashboard's cells change colour."""
+"""The console in a real browser: a liaison uploads two photos from a phone, a reviewer sees what the photos say
+(OCR), approves one and returns the other, the liaison reads the comment, and the dashboard's cells change
+colour."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import re
 
 from playwright.sync_api import expect
 
-from tests.console.support import DESKTOP, PHONE, login, photo, reload_until
+from bench.ocr import render
+from tests.console.support import DESKTOP, PHONE, login, reload_until
 
 COMMENT = "请补充横幅全景照片，看不清悬挂地点"
 
@@ -59,11 +61,13 @@ def test_liaison_uploads_reviewer_decides_liaison_reads_comment_dashboard_change
     expect(liaison).to_have_url(re.compile(r".*/console/tasks"))
     expect(liaison.locator('article.task[data-measure="M3"]')).to_have_attribute("data-state", "missing")
     shots(liaison, "liaison-tasks")
-    banner = report(liaison, world, "M3", "制作宣传展板", photo(tmp_path / "展板.jpg", seed=3))
+    board = tmp_path / "展板.jpg"
+    board.write_bytes(render("board", "有事网上说 诉求网上办", seed=3, title="网上信访宣传栏"))
+    banner = report(liaison, world, "M3", "制作宣传展板", board)
     shots(liaison, "liaison-uploaded-M3")
-    screen = report(
-        liaison, world, "M6", "LED屏滚动播放网上信访宣传标语", photo(tmp_path / "LED屏.jpg", seed=6)
-    )
+    led = tmp_path / "LED屏.jpg"
+    led.write_bytes(render("led", "文明交通 安全出行", seed=6))  # a slogan of another campaign
+    screen = report(liaison, world, "M6", "LED屏滚动播放网上信访宣传标语", led)
     shots(liaison, "liaison-uploaded-M6")
 
     reload_until(
@@ -77,8 +81,26 @@ def test_liaison_uploads_reviewer_decides_liaison_reads_comment_dashboard_change
     reload_until(
         reviewer, lambda p: p.locator(".queue-row").count() == 2, what="both submissions in the queue"
     )
+    # the evidence worker reads both photos: the board names the campaign, the LED screen shows something else
+    reload_until(
+        reviewer,
+        lambda p: (
+            p.locator(f'.queue-row[data-submission="{banner}"] .badge', has_text="含活动关键词").count() == 1
+            and p.locator(f'.queue-row[data-submission="{screen}"] .badge', has_text="未见活动文字").count()
+            == 1
+        ),
+        timeout=60,
+        what="both photos read",
+    )
+    reviewer.locator("select[name=text_finding]").select_option("no_campaign_text")
+    expect(reviewer.locator(".queue-row")).to_have_count(1)
+    expect(reviewer.locator(f'.queue-row[data-submission="{screen}"]')).to_be_visible()
+    shots(reviewer, "queue-no-campaign-text")
+    reviewer.locator("select[name=text_finding]").select_option("")
+    expect(reviewer.locator(".queue-row")).to_have_count(2)
     reviewer.locator(f'.queue-row[data-submission="{banner}"]').click()
     expect(reviewer.locator(".item-title")).to_have_text("制作宣传展板")
+    expect(reviewer.locator(".queue-item .ocr-lines mark").first).to_have_text("网上信访")
     thumb = reviewer.locator(".queue-item .tile img.thumb")
     expect(thumb).to_have_count(1, timeout=15000)
     assert thumb.evaluate("img => img.complete && img.naturalWidth > 0")

@@ -174,6 +174,8 @@ def make_world(tmp_path, request):
     worlds: list[World] = []
 
     def build(store: str = "folder", *, clock=None, s3_endpoint: str | None = None, **overrides) -> World:
+        # OCR (seconds per photo) only where a test asks for it (tests/evidence_storage/test_ocr.py)
+        overrides.setdefault("ocr_enabled", False)
         settings = Settings(
             data_dir=tmp_path / f"w{len(worlds)}",
             bus_retry_delays_ms=(50, 100),

@@ -68,6 +68,10 @@ def test_loading_huaibei_creates_the_campaign_its_unit_tree_liaisons_and_events(
     assert payload["version"] == 1 and len(payload["measures"]) == 7 and len(payload["topics"]) == 6
     assert {d["code"] for d in payload["deadlines"]} == {"liaison", "summary"}
     assert [m["code"] for m in payload["reference_materials"]] == ["A1", "A2", "A3", "A4"]
+    # the keywords the text in M3, M5 and M6 photos should carry reach the evidence worker (OCR)
+    reading = {m["code"]: (m["expects_text"], m["text_keywords"]) for m in payload["measures"]}
+    assert [code for code, (expects, _) in reading.items() if expects] == ["M3", "M5", "M6"]
+    assert "网上信访" in reading["M5"][1] and reading["M1"] == (False, [])
     assert len(outbox(ctx, "unit.registered")) == 17
     designated = outbox(ctx, "liaison.designated")
     assert len(designated) == 16

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from services.intake.definition import DefinitionInvalid, definition_sha256, parse_definition
+from services.intake.definition import DefinitionInvalid, canonical_json, definition_sha256, parse_definition
 from tests.intake.support import as_json, as_yaml, huaibei_data, huaibei_text
 
 
@@ -176,3 +176,31 @@ def test_material_files_must_stay_inside_the_definition_folder():
     data["materials"][0]["file"] = "../../etc/passwd"
     issues = refused(as_yaml(data))
     assert [i.field for i in issues] == ["materials[0].file"]
+
+
+def test_measures_may_name_the_keywords_their_photos_should_show():
+    d = parse_definition(huaibei_text())
+    with_text = {m.code: m.text for m in d.measures if m.text is not None}
+    assert sorted(with_text) == ["M3", "M5", "M6"]
+    for rules in with_text.values():
+        assert rules.expected and {"网上信访", "阳光信访", "信访宣传", "wsxf.gov.cn"} <= set(rules.keywords)
+    data = huaibei_data()
+    data["measures"][0]["text"] = {"keywords": [" 专题会议 "], "expected": False}
+    meeting = parse_definition(as_yaml(data)).measures[0].text
+    assert meeting is not None and (meeting.keywords, meeting.expected) == (["专题会议"], False)
+    data["measures"][0]["text"] = {"keywords": "网上信访"}
+    assert refused(as_yaml(data))[0].loc[:3] == ("measures", 0, "text")
+    data["measures"][0]["text"] = {"words": ["网上信访"]}
+    assert refused(as_yaml(data))
+
+
+def test_a_definition_without_text_keywords_loads_as_before_with_the_same_hash():
+    data = huaibei_data()
+    for measure in data["measures"]:
+        measure.pop("text", None)
+    d = parse_definition(as_yaml(data))
+    assert all(m.text is None for m in d.measures)
+    # the hash of a definition written before keywords existed does not change: no "text": null in it
+    assert '"text"' not in canonical_json(d)
+    with_keywords = definition_sha256(parse_definition(huaibei_text()))
+    assert definition_sha256(d) != with_keywords

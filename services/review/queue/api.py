@@ -48,6 +48,10 @@ def router(ctx: ServiceContext) -> APIRouter:
             None, max_length=100, description='user id, "me" or "none" (live claims only)'
         ),
         flag: schemas.QueueFlag | None = None,
+        text_finding: schemas.TextFinding | None = Query(
+            None, description="the text read in its photos (OCR): keywords_found, no_campaign_text, unread"
+        ),
+        text: str | None = Query(None, max_length=100, description="words searched in the photos' text"),
         older_than_hours: float | None = Query(None, ge=0, le=MAX_AGE_HOURS),
         newer_than_hours: float | None = Query(None, ge=0, le=MAX_AGE_HOURS),
         limit: Limit = 100,
@@ -64,6 +68,8 @@ def router(ctx: ServiceContext) -> APIRouter:
             assigned_to=assigned_to,
             claimed_by=claimed_by,
             flag=flag,
+            text_finding=text_finding,
+            text=text,
             older_than_hours=older_than_hours,
             newer_than_hours=newer_than_hours,
             limit=limit,

@@ -12,6 +12,7 @@ from shared.bounds import MAX_INT32
 QueueState = Literal["pending", "approved", "returned", "rejected", "withdrawn"]
 QueueFlag = Literal["outside_window", "duplicate", "near_duplicate"]
 SubmissionKind = Literal["measure", "summary_report", "good_practice"]
+TextFinding = Literal["keywords_found", "no_campaign_text", "unread"]
 BULK_LIMIT = 200
 
 
@@ -27,6 +28,26 @@ class DuplicateLink(BaseModel):
         None, description="the other file's unit (staff only; None when not known here)"
     )
     submission_id: str | None = Field(None, description="the other file's submission (staff only)")
+
+
+class TextMatchRead(BaseModel):
+    """A campaign keyword found in the recognised text, and the characters that matched it (to highlight)."""
+
+    keyword: str
+    found: str
+    exact: bool = True
+
+
+class EvidenceTextRead(BaseModel):
+    """The text the evidence worker read in a photo (or a video's poster frame), and its finding."""
+
+    state: str = Field(description="read, failed, unavailable (OCR 未安装), pending (not read yet)")
+    finding: str = Field(description="keywords_found, no_campaign_text, none (no keywords asked), unread")
+    text: str = ""
+    matches: list[TextMatchRead] = []
+    keywords: list[str] = Field([], description="the keywords the measure asks for")
+    note: str = ""
+    read_at: datetime | None = None
 
 
 class EvidenceBrief(BaseModel):
@@ -50,6 +71,7 @@ class EvidenceBrief(BaseModel):
         [],
         description="links to other units' files in both directions, earliest first (a unit sees only match and order)",
     )
+    text: EvidenceTextRead | None = Field(None, description="photos and videos: the text read in it (OCR)")
 
 
 class ReviewItemRead(BaseModel):
@@ -86,6 +108,12 @@ class ReviewItemRead(BaseModel):
         "('unknown:<evidence id>' when that evidence is not known here); staff only",
     )
     near_duplicates: dict[str, list[str]] = Field({}, description="as duplicates, for near-identical photos")
+    text_finding: TextFinding | None = Field(
+        None,
+        description="the text read in its photos: keywords_found (in any), no_campaign_text (in none, and the "
+        "measure expects it), unread (a photo not read yet or not readable); None: no photos, or no keywords",
+    )
+    text_keywords: list[str] = Field([], description="the campaign keywords found in its photos")
     evidence: list[EvidenceBrief] = []
 
 

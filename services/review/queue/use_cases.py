@@ -17,7 +17,7 @@ from sqlalchemy import exists, or_, select, update
 from sqlalchemy.orm import Session
 
 from services.review import activity
-from services.review.models import AUDIT, ReviewDuplicate, ReviewEvidence, ReviewItem
+from services.review.models import AUDIT, ReviewDuplicate, ReviewEvidence, ReviewEvidenceText, ReviewItem
 from services.review.queue import decisions, schemas
 from shared import audit
 from shared.auth import ADMIN, Principal, can_see_unit, visible
@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 SERVICE = "review"
 ME, NONE = "me", "none"
 UNKNOWN = "unknown:"  # prefix of an evidence id review has not heard of, in duplicate details
+READ_CATEGORIES = ("photo", "video")  # the evidence worker reads their text (OCR)
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,8 @@ class QueueFilter:
     assigned_to: str | None = None
     claimed_by: str | None = None
     flag: str | None = None
+    text_finding: str | None = None
+    text: str | None = None  # words searched in the recognised text
     older_than_hours: float | None = None
     newer_than_hours: float | None = None
     limit: int = 100
@@ -100,6 +103,7 @@ def list_queue(
         query = query.where(ReviewItem.submitted_at <= now - timedelta(hours=filters.older_than_hours))
     if filters.newer_than_hours is not None:
         query = query.where(ReviewItem.submitted_at > now - timedelta(hours=filters.newer_than_hours))
+    query = _text_filters(query, filters)
     with ctx.db.session() as uow:
         if filters.flag == "outside_window":
             query = query.where(
@@ -126,6 +130,30 @@ def list_queue(
         return present(uow, items, principal=principal, now=now, cutoff=cutoff)
 
 
+def _text_filters(query, filters: QueueFilter):
+    """Items whose photos' text has the finding asked for, or contains the words searched."""
+    read = ReviewEvidenceText
+    of_item = read.submission_id == ReviewItem.submission_id
+    if filters.text_finding == "unread":
+        # a photo whose text is not read yet (no row) or could not be read
+        query = query.where(
+            or_(
+                exists().where(of_item, read.finding == "unread"),
+                exists().where(
+                    ReviewEvidence.submission_id == ReviewItem.submission_id,
+                    ReviewEvidence.category.in_(READ_CATEGORIES),
+                    ~exists().where(read.evidence_id == ReviewEvidence.evidence_id),
+                ),
+            )
+        )
+    elif filters.text_finding:
+        query = query.where(exists().where(of_item, read.finding == filters.text_finding))
+    if filters.text and filters.text.strip():
+        words = filters.text.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(exists().where(of_item, read.text.ilike(f"%{words}%", escape="\\")))
+    return query
+
+
 def _duplicate_flagged(uow: Session, items_query, flag: str) -> set[str]:
     """Ids of the matching items with evidence that repeats, or is repeated by, another unit's (or unknown) evidence."""
     match = "exact" if flag == "duplicate" else "near"
@@ -149,6 +177,41 @@ class _Link:
     other: str
     match: Literal["exact", "near"]
     came_first: Literal["this", "other"]
+
+
+def _texts_of(uow: Session, evidence_ids: list[str]) -> dict[str, schemas.EvidenceTextRead]:
+    """The text read in each photo, where the evidence worker has reported it."""
+    found: dict[str, schemas.EvidenceTextRead] = {}
+    for start in range(0, len(evidence_ids), 500):
+        for row in uow.scalars(
+            select(ReviewEvidenceText).where(
+                ReviewEvidenceText.evidence_id.in_(evidence_ids[start : start + 500])
+            )
+        ):
+            found[row.evidence_id] = schemas.EvidenceTextRead(
+                state=row.state,
+                finding=row.finding,
+                text=row.text or "",
+                matches=[schemas.TextMatchRead.model_validate(m) for m in row.matches or []],
+                keywords=list(row.keywords or []),
+                note=row.note or "",
+                read_at=as_utc(row.read_at) if row.read_at else None,
+            )
+    return found
+
+
+def _item_text_finding(evidence: list[schemas.EvidenceBrief]) -> tuple[schemas.TextFinding | None, list[str]]:
+    """An item's finding from its photos': keywords found in any wins, then a photo left unread, then none found."""
+    texts = [e.text for e in evidence if e.text is not None]
+    keywords = list(dict.fromkeys(m.keyword for t in texts for m in t.matches))
+    findings = {t.finding for t in texts}
+    if "keywords_found" in findings:
+        return "keywords_found", keywords
+    if "unread" in findings:
+        return "unread", keywords
+    if "no_campaign_text" in findings:
+        return "no_campaign_text", keywords
+    return None, keywords
 
 
 def _links_of(uow: Session, evidence_ids: list[str]) -> dict[str, list[_Link]]:
@@ -209,6 +272,7 @@ def present(
         ):
             evidence[row.submission_id].append(row)
     links = _links_of(uow, [e.evidence_id for rows in evidence.values() for e in rows])
+    texts = _texts_of(uow, [e.evidence_id for rows in evidence.values() for e in rows])
     known = _known_evidence(uow, (link.other for found in links.values() for link in found))
     ttl = now - cutoff
     out = []
@@ -255,7 +319,12 @@ def present(
                 brief.duplicates = [
                     schemas.DuplicateLink(match=link.match, came_first=link.came_first) for link in foreign
                 ]
+            if e.category in READ_CATEGORIES:
+                brief.text = texts.get(e.evidence_id) or schemas.EvidenceTextRead(
+                    state="pending", finding="unread"
+                )
             view.evidence.append(brief)
+        view.text_finding, view.text_keywords = _item_text_finding(view.evidence)
         view.flags = [code for code in ("outside_window", "duplicate", "near_duplicate") if code in flags]
         out.append(view)
     return out

@@ -27,7 +27,7 @@ Console.page("queue", async ({ me, root }) => {
   const byPath = Array.from(units.values()).sort((a, b) => a.unit_path.localeCompare(b.unit_path));
   for (const unit of byPath) form.elements.unit_id.append(h("option", { value: unit.id }, unit.name));
   const initial = new URLSearchParams(location.search);
-  for (const name of ["state", "measure_code", "unit_id", "flag"]) {
+  for (const name of ["state", "measure_code", "unit_id", "flag", "text_finding", "text"]) {
     if (initial.get(name)) form.elements[name].value = initial.get(name);
   }
   form.elements.assigned_to.checked = initial.get("assigned_to") === "me";
@@ -36,6 +36,7 @@ Console.page("queue", async ({ me, root }) => {
     const values = {
       state: form.elements.state.value, measure_code: form.elements.measure_code.value,
       unit_id: form.elements.unit_id.value, flag: form.elements.flag.value,
+      text_finding: form.elements.text_finding.value, text: form.elements.text.value.trim(),
       assigned_to: form.elements.assigned_to.checked ? "me" : "",
     };
     const query = new URLSearchParams(Object.entries(values).filter(([, v]) => v));
@@ -81,6 +82,51 @@ Console.page("queue", async ({ me, root }) => {
     return Array.from(flags).map((flag) => badge(LABELS.flag[flag] || flag, flag === "near_duplicate" ? "wait" : "bad"));
   }
 
+  // ---------------------------------------------------------------- the text read in photos (OCR)
+
+  const TEXT_FINDING = {
+    keywords_found: ["含活动关键词", "good"], no_campaign_text: ["未见活动文字", "bad"], unread: ["文字未识别", "quiet"],
+  };
+
+  function textBadge(finding) {
+    return TEXT_FINDING[finding] ? badge(...TEXT_FINDING[finding]) : null;
+  }
+
+  // the recognised text with each matched keyword's characters in <mark>
+  function highlighted(text, matches) {
+    const found = Array.from(new Set((matches || []).map((m) => m.found).filter(Boolean)))
+      .sort((a, b) => b.length - a.length);
+    if (!found.length) return [text];
+    const parts = [];
+    let rest = text;
+    while (rest) {
+      let at = -1, word = "";
+      for (const f of found) {
+        const i = rest.indexOf(f);
+        if (i >= 0 && (at < 0 || i < at)) { at = i; word = f; }
+      }
+      if (at < 0) { parts.push(rest); break; }
+      if (at > 0) parts.push(rest.slice(0, at));
+      parts.push(h("mark", word));
+      rest = rest.slice(at + word.length);
+    }
+    return parts;
+  }
+
+  function evidenceText(evidence) {
+    const read = evidence.text;
+    if (!read) return null;
+    const state = read.state === "pending" ? "尚未识别" : read.state === "unavailable" ? (read.note || "OCR 未安装")
+      : read.state === "failed" ? (read.note || "无法识别") : null;
+    const found = (read.matches || []).map((m) => m.keyword);
+    return h("div.ocr-text", { dataset: { evidence: evidence.evidence_id, finding: read.finding } },
+      h("div.ocr-head", h("span.small", evidence.filename), textBadge(read.finding),
+        found.length ? h("span.small.muted", `关键词：${found.join("、")}`) : null,
+        read.finding === "no_campaign_text" && read.keywords.length ? h("span.small.muted", `应含：${read.keywords.join("、")}`) : null),
+      state ? h("p.muted.small", state)
+        : read.text ? h("p.ocr-lines", ...highlighted(read.text, read.matches)) : h("p.muted.small", "照片中没有识别到文字"));
+  }
+
   function age(hours) {
     if (hours == null) return "";
     if (hours < 1) return "刚刚";
@@ -113,7 +159,8 @@ Console.page("queue", async ({ me, root }) => {
         h("div.queue-row-main",
           h("div.queue-row-title", item.title),
           h("div.muted.small", `${unitName(item.unit_id)} · ${measureLabel(names, item.measure_code, item.kind)} · 第 ${item.version} 版 · ${age(item.age_hours)}`),
-          h("div.flags", itemFlags(item), item.evidence && item.evidence.length ? null : badge("无佐证资料", "wait"))));
+          h("div.flags", itemFlags(item), textBadge(item.text_finding),
+            item.evidence && item.evidence.length ? null : badge("无佐证资料", "wait"))));
       row.addEventListener("click", (event) => { if (event.target !== box) select(i); });
       return row;
     }) : h("li.muted.empty", "没有符合条件的材料"));
@@ -183,6 +230,9 @@ Console.page("queue", async ({ me, root }) => {
     const grid = h("div.evidence-grid", evidence.length
       ? evidence.map((e) => C.evidenceTile(e, evidenceFlags(item, e)))
       : h("p.muted", "尚未上传佐证资料"));
+    const read = evidence.filter((e) => e.text);
+    const texts = read.length ? h("details.ocr-box", { open: true }, h("summary", "照片文字（自动识别，仅供参考）"),
+      read.map(evidenceText)) : null;
     const comments = h("div.comments");
     const timeline = h("details.timeline-box", h("summary", "时间线"), h("ol.timeline"));
     timeline.addEventListener("toggle", async () => {
@@ -198,9 +248,9 @@ Console.page("queue", async ({ me, root }) => {
       h("header.item-head", h("h2.item-title", item.title), stateBadge(item.state)),
       h("p.muted", h("a", { href: `${root}/units/${encodeURIComponent(item.unit_id)}` }, unitName(item.unit_id)),
         ` · ${measureLabel(names, item.measure_code, item.kind)} · 第 ${item.version} 版 · 报送于 ${fmtTime(item.submitted_at)}`),
-      h("div.flags", itemFlags(item)),
+      h("div.flags", itemFlags(item), textBadge(item.text_finding)),
       claimedByOther ? h("p.notice.notice-warn", `已被其他审核员领取，至 ${fmtTime(item.claim_expires_at)}`) : null,
-      decided, actions, grid, h("h3", "评论"), comments, timeline);
+      decided, actions, grid, texts, h("h3", "评论"), comments, timeline);
     C.commentThread(comments, item.submission_id, me);
   }
 
