@@ -79,7 +79,7 @@ def _uses_local_server(item: pytest.Item) -> bool:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Cheap password hashes for tests; raise the open-files limit to the hard limit: the fault suite serves eight
+    """Cheap password hashes and no OCR unless a test asks; raise the open-files limit to the hard limit: the fault suite serves eight
     processes' S3 and SMTP traffic from this process (moto, aiosmtpd and the fault proxies), where a 1024 soft
     limit is easy to reach."""
     import os
@@ -89,6 +89,9 @@ def pytest_configure(config: pytest.Config) -> None:
     # Processes the tests start inherit these. Production keeps the defaults (shared/settings.py).
     os.environ.setdefault("AUTH_HASH_MEMORY_KIB", "8192")
     os.environ.setdefault("AUTH_HASH_TIME_COST", "1")
+    # OCR reads every uploaded photo in the background (about a second of CPU and 500 MiB for the engine): only
+    # the tests about it turn it on (tests/evidence_storage/test_ocr.py, the console's review queue).
+    os.environ.setdefault("OCR_ENABLED", "false")
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     wanted = hard if hard != resource.RLIM_INFINITY else 65536

@@ -38,7 +38,10 @@ def world(tmp_path):
     from shared.settings import Settings
     from tests.flows.steps import admin_token
 
-    platform = build_platform(Settings(data_dir=tmp_path, bus_retry_delays_ms=(50, 100), outbox_poll_s=0.1))
+    settings = Settings(
+        data_dir=tmp_path, bus_retry_delays_ms=(50, 100), outbox_poll_s=0.1, ocr_enabled=True, ocr_poll_s=0.5
+    )  # OCR on: the review queue shows what the photos say
+    platform = build_platform(settings)
     server = LiveServer(platform.app).start()
     try:
         world = build_world(server.url, admin_token(platform.contexts["intake"]))
