@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 
 from fastapi import FastAPI
@@ -85,7 +87,14 @@ def launch(
             # Each worker process builds its own context from the same environment (API_WORKERS > 1).
             ctx.db.dispose()
             os.environ[_SERVICE_ENV] = service
-            log.info("%s API: %d worker processes on port %d", service, settings.api_workers, port)
+            metrics_dir, made = _shared_metrics_dir(service)
+            log.info(
+                "%s API: %d worker processes on port %d; /metrics sums them (counters in %s)",
+                service,
+                settings.api_workers,
+                port,
+                metrics_dir,
+            )
             uvicorn.run(
                 f"{__name__}:worker_app",
                 factory=True,
@@ -99,6 +108,8 @@ def launch(
                 log_config=None,
                 access_log=False,
             )
+            if made:
+                shutil.rmtree(metrics_dir, ignore_errors=True)
             return
         uvicorn.run(
             create_app(ctx),
@@ -131,6 +142,22 @@ def launch(
         worker.stop()
 
     run_until_signalled(start, stop)
+
+
+def _shared_metrics_dir(service: str) -> tuple[str, bool]:
+    """The folder where API worker processes keep their counters for /metrics to sum (prometheus-client's
+    multiprocess mode): PROMETHEUS_MULTIPROC_DIR if the operator set one, emptied of an earlier run's files,
+    else a fresh temporary folder. Set before uvicorn spawns the workers, which read it when they import."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+        for name in os.listdir(directory):
+            if name.endswith(".db"):
+                os.remove(os.path.join(directory, name))
+        return directory, False
+    directory = tempfile.mkdtemp(prefix=f"cep-metrics-{service}-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    return directory, True
 
 
 def worker_health_server(ctx: ServiceContext, bus: MessageBus, worker: ServiceWorker) -> HealthServer:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
@@ -242,6 +243,22 @@ def metrics_router(token: str | None = None) -> APIRouter:
             given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
             if not hmac.compare_digest(given.encode(), token.encode()):
                 return Response(status_code=401, headers={"WWW-Authenticate": "Bearer"})
-        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+        return Response(exposition(), media_type=CONTENT_TYPE_LATEST)
 
     return router
+
+
+def exposition() -> bytes:
+    """What /metrics answers: this process's metrics; under API_WORKERS > 1 (PROMETHEUS_MULTIPROC_DIR set by the
+    launcher) every worker process's counters and histograms summed, then the backlog gauges read now."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not directory:
+        return generate_latest(REGISTRY)
+    from prometheus_client import CollectorRegistry, multiprocess
+
+    merged = CollectorRegistry()
+    multiprocess.MultiProcessCollector(merged, path=directory)  # type: ignore[no-untyped-call]  # untyped upstream
+    probes = CollectorRegistry()
+    for collector in list(_collectors.values()):
+        probes.register(collector)
+    return generate_latest(merged) + generate_latest(probes)

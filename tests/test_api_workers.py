@@ -38,8 +38,10 @@ def test_an_api_runs_with_two_worker_processes(tmp_path):
             check_alive=alive,
             describe=lambda: log.read_text(errors="replace")[-3000:],
         )
-        for _ in range(4):
+        for _ in range(12):
             assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10).status_code == 200
+        for _ in range(6):  # whichever worker answers the scrape, it counts every worker's requests
+            assert _healthz_count(httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text) >= 12
         workers = [
             child
             for child in psutil.Process(proc.pid).children(recursive=True)
@@ -51,3 +53,12 @@ def test_an_api_runs_with_two_worker_processes(tmp_path):
         assert "2 worker processes" in log.read_text(errors="replace")
     finally:
         terminate(proc)
+
+
+def _healthz_count(exposition: str) -> float:
+    """The sum of cep_http_requests_total over /healthz lines in a Prometheus text exposition."""
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in exposition.splitlines()
+        if line.startswith("cep_http_requests_total{") and 'route="/healthz"' in line
+    )
