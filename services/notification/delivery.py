@@ -1,15 +1,16 @@
 """The delivery loop: claim a batch of queued e-mails under a lease, send them over one mail session, record each outcome.
 
-At least once to the SMTP server, and once in all but one window. A batch of rows is claimed
-(`queued → sending`, one transaction, rows other workers hold are skipped) with a lease: this loop's owner
-name and an expiry NOTIFY_LEASE_S ahead. Each outcome is then recorded in its own transaction, so a failure
-to record one never strands another. A worker that dies (or cannot reach its database) leaves its rows
-`sending`; once the lease expires the next claim puts them back in the queue, counting a resend, and they
-are sent again with the same Message-ID. The one duplicate window: the server accepted a message ("250
-OK") and the worker died before recording it. Temporary failures go back to `queued` with exponential
-backoff and jitter until NOTIFY_RETRY_FOR_S has passed; permanent ones end `failed` and publish
-notification.failed. While the server itself is unavailable the loop stops its batch and hands the rows it
-did not try back to the queue (no retry storm); a token bucket keeps the send rate under
+At least once to the SMTP server, and once in all but one window. A batch of rows is claimed (`queued →
+sending`, one transaction, rows other workers hold are skipped) with a lease: this loop's owner name and an
+expiry NOTIFY_LEASE_S ahead. Each outcome is recorded in its own transaction right after its send, so a
+failure to record one never strands another and a crash repeats at most the message in flight; a batch whose
+lease is nearly over gives its untried rows back instead of sending past it. A worker that dies (or cannot
+reach its database) leaves its rows `sending`; once the lease expires the next claim puts them back in the
+queue, counting a resend, and they are sent again with the same Message-ID. The one duplicate window: the
+server accepted a message ("250 OK") and the worker died before recording it. Temporary failures go back to
+`queued` with exponential backoff and jitter until NOTIFY_RETRY_FOR_S has passed; permanent ones end `failed`
+and publish notification.failed. While the server itself is unavailable the loop stops its batch and hands the
+rows it did not try back to the queue (no retry storm); a token bucket keeps the send rate under
 SMTP_MAX_PER_MINUTE, and a batch is only as large as the tokens that come within one round.
 """
 
@@ -41,6 +42,8 @@ from shared.metrics import MAIL_LEASES_EXPIRED, MAILS
 from shared.runtime import ServiceContext
 
 SERVICE = "notification"
+# SMTP replies in one send (greeting, MAIL, RCPT, DATA, the final "."): each may take SMTP_TIMEOUT_S.
+SEND_REPLIES = 5
 log = logging.getLogger(__name__)
 
 
@@ -91,6 +94,7 @@ class DeliveryLoop:
         self.ctx, self._bucket, self._batch, self._sleep = ctx, bucket, batch, sleep
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._probing = False  # the server was unavailable: claim one row a round until a send gets an answer
+        self.lease_ends: datetime | None = None  # of the last claim
 
     @classmethod
     def from_settings(cls, ctx: ServiceContext) -> DeliveryLoop:
@@ -114,8 +118,8 @@ class DeliveryLoop:
                 outcomes: list[Outcome] = []
                 try:
                     stopped = self._send_batch(mail, batch, outcomes)
-                finally:  # also after an unexpected error: what was sent is recorded, what was not goes back
-                    self.record(outcomes, unsent=batch[len(outcomes) :])
+                finally:  # also after an unexpected error: what was not tried goes back to the queue
+                    self.record([], unsent=batch[len(outcomes) :])
                 sent += sum(outcome.status == "sent" for outcome in outcomes)
                 if (
                     stopped
@@ -151,6 +155,7 @@ class DeliveryLoop:
                 return []
             claimed = [_claimed(row) for row in rows]
             expires = now + timedelta(seconds=self.ctx.settings.notify_lease_s)
+            self.lease_ends = expires
             uow.execute(
                 update(Delivery)
                 .where(Delivery.id.in_([row.id for row in rows]))
@@ -294,16 +299,37 @@ class DeliveryLoop:
         return min(room, self._bucket.available_within(self.ctx.settings.notify_poll_s))
 
     def _send_batch(self, mail: MailSession, batch: list[Claimed], outcomes: list[Outcome]) -> bool:
-        """Send the batch in order, adding to `outcomes`; stops early (True) when out of tokens or the server is unavailable."""
-        for delivery in batch:
+        """Send the batch in order, recording each outcome at once (a crash then repeats at most the message in
+        flight); stops early (True) when out of tokens, the server is unavailable or the lease is nearly over."""
+        for done, delivery in enumerate(batch):
+            if self._lease_nearly_over():
+                log.warning(
+                    "the lease of this batch ends within %.0fs (a slow SMTP server?): %d e-mail(s) go back to the "
+                    "queue unsent, so no other worker sends them while this one still might",
+                    self._send_margin_s(),
+                    len(batch) - done,
+                )
+                return True
             if not self._take_token():
                 return True
             outcome = self._send(mail, delivery)
+            self.record([outcome])
             outcomes.append(outcome)
             self._probing = outcome.status == "server unavailable"
             if self._probing:
                 return True  # one probe per round while the server is down, not one per queued e-mail
         return False
+
+    def _lease_nearly_over(self) -> bool:
+        """Whether a send started now might still be under way when this loop's lease ends."""
+        if self.lease_ends is None:
+            return False
+        return self.ctx.clock.now() + timedelta(seconds=self._send_margin_s()) >= self.lease_ends
+
+    def _send_margin_s(self) -> float:
+        # The slowest send that still ends well; never more than half the lease, or a short one would send nothing.
+        settings = self.ctx.settings
+        return min(SEND_REPLIES * settings.smtp_timeout_s, settings.notify_lease_s / 2)
 
     def _take_token(self) -> bool:
         if self._bucket is None or self._bucket.try_take():

@@ -5,13 +5,16 @@ two loops on one PostgreSQL queue (SKIP LOCKED)."""
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 
 from services.notification.delivery import DeliveryLoop, Outcome
 from services.notification.models import Delivery
+from shared.clock import FixedClock
 from shared.mail.ratelimit import TokenBucket
 from tests.helpers import wait_until
 from tests.notification.conftest import run_loop
@@ -173,3 +176,53 @@ def test_two_loops_draining_one_postgresql_queue_send_every_mail_once(make_world
     subjects = [m.message["Subject"] for m in smtp.wait_for(24)]
     assert len(subjects) == 24 and len(set(subjects)) == 24
     assert states(first) == [("sent", 1)] * 24
+
+
+class _Watched:
+    """The world's real mailer, with `before_send(message)` called before each message of a session."""
+
+    def __init__(self, mailer, before_send) -> None:
+        self._mailer, self._before_send = mailer, before_send
+
+    def __getattr__(self, name):
+        return getattr(self._mailer, name)
+
+    @contextmanager
+    def session(self):
+        with self._mailer.session() as real:
+            watched = self
+
+            class _Session:
+                def send(self, message) -> None:
+                    watched._before_send(message)
+                    real.send(message)
+
+            yield _Session()
+
+
+def test_each_mail_is_recorded_sent_before_the_next_is_sent(make_world, smtp):
+    """A worker killed mid-batch then repeats at most the message in flight, not the batch sent before it."""
+    world = make_world(run_jobs=False)
+    queue(world, 3)
+    seen: list[list[str]] = []
+    world.ctx.mailer = _Watched(
+        world.ctx.mailer, lambda message: seen.append(sorted(d.status for d in world.deliveries()))
+    )
+    assert run_loop(world) == 3
+    assert seen == [
+        ["sending", "sending", "sending"],
+        ["sending", "sending", "sent"],
+        ["sending", "sent", "sent"],
+    ]
+
+
+def test_a_batch_whose_lease_is_nearly_over_gives_its_untried_mails_back(make_world, smtp):
+    """A slow server eats the lease: the loop stops before a send could outlast it, so no other worker, taking
+    the rows over when the lease ends, sends one this loop is still sending."""
+    clock = FixedClock(datetime(2020, 3, 20, 2, 0, tzinfo=UTC))
+    world = make_world(run_jobs=False, clock=clock, notify_lease_s=60.0, smtp_timeout_s=5.0)
+    queue(world, 4)
+    world.ctx.mailer = _Watched(world.ctx.mailer, lambda message: clock.advance(timedelta(seconds=20)))
+    assert run_loop(world) == 2  # sends start at 0 s and 20 s; one started at 40 s might take 25 s: past 60 s
+    assert states(world) == [("queued", 0), ("queued", 0), ("sent", 1), ("sent", 1)]
+    assert len(smtp.wait_for(2)) == 2
