@@ -520,6 +520,9 @@ def main(argv: list[str] | None = None) -> int:
                 "S3_BUCKET": s3.bucket,
                 "S3_REGION": s3.region,
                 "S3_PART_SIZE": str(part_size),
+                # moto joins every part in memory when a multipart upload completes: on a loaded machine a
+                # 1 GiB object takes longer than the default 10 s, and the retried completion then fails
+                "S3_READ_TIMEOUT_S": "120",
             }
             results.append(
                 measure_api(

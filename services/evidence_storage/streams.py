@@ -47,12 +47,15 @@ class PrefixedLimitedReader:
         return data
 
 
+TAKE_BYTES = 1024 * 1024  # handed to the worker thread per take: few thread hops, small copies
+
+
 class ReadAhead:
     """Receives an async byte stream (a request body) on the event loop into a bounded buffer that a worker
     thread drains with take().
 
     The loop keeps receiving while the thread hashes and stores what it took, so the network and the store
-    overlap, and one take hands over everything buffered instead of one small ASGI message per thread hop.
+    overlap, and one take hands over about a MiB instead of one small ASGI message per thread hop.
     Memory: at most limit bytes plus one message are buffered. An error of the stream (ClientDisconnect)
     is raised by the take that finds the buffer empty.
     """
@@ -96,7 +99,8 @@ class ReadAhead:
             self._ready.notify()
 
     def take(self) -> bytes:
-        """Everything buffered, waiting for at least one byte; b"" at the end (for a worker thread)."""
+        """The next buffered messages, about TAKE_BYTES of them, waiting for at least one byte; b"" at the end
+        (for a worker thread)."""
         with self._ready:
             while not self._buffer and not self._ended and self._error is None:
                 self._ready.wait()
@@ -104,9 +108,13 @@ class ReadAhead:
                 if self._error is not None:
                     raise self._error
                 return b""
-            data = self._buffer[0] if len(self._buffer) == 1 else b"".join(self._buffer)
-            self._buffer.clear()
-            self._size = 0
+            taken: list[bytes] = []
+            size = 0
+            while self._buffer and size < TAKE_BYTES:  # whole messages; never one big join of the buffer
+                taken.append(self._buffer.popleft())
+                size += len(taken[-1])
+            self._size -= size
+            data = taken[0] if len(taken) == 1 else b"".join(taken)
         if self._loop is not None and self._space is not None:
             self._loop.call_soon_threadsafe(self._space.set)
         return data
