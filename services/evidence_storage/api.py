@@ -3,12 +3,14 @@ thread, so uploads of any size stream into the store with flat memory."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from typing import Literal, TypeVar
 from urllib.parse import quote
 
 import anyio
-import anyio.from_thread
+import anyio.to_thread
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from sqlalchemy import select
@@ -38,7 +40,7 @@ from services.evidence_storage.schemas import (
     SessionCreate,
     SessionRead,
 )
-from services.evidence_storage.streams import ChunkPullReader
+from services.evidence_storage.streams import ChunkPullReader, ReadAhead
 from shared import grants as grants_module
 from shared.audit import AuditEntry
 from shared.auth import ADMIN, INSPECTOR, STAFF, UNIT, Principal, install, require, verifier_from_settings
@@ -182,20 +184,20 @@ def create_app(ctx: ServiceContext) -> FastAPI:
             request, ingest.largest_limit(ctx.settings) * (MAX_FILES if multipart else 1)
         )
         await _in_thread(lambda: submission_visible(caller, submission_id, grant))
-        next_chunk = _puller(request)
-        if multipart:
-            content_type = request.headers["content-type"]
-            rows = await _in_thread(
-                lambda: handlers.store_form(
-                    submission_id, MultipartFiles(content_type, next_chunk), ctx=ctx, actor=caller.actor
+        async with _body(request) as next_chunk:
+            if multipart:
+                content_type = request.headers["content-type"]
+                rows = await _in_thread(
+                    lambda: handlers.store_form(
+                        submission_id, MultipartFiles(content_type, next_chunk), ctx=ctx, actor=caller.actor
+                    )
+                )
+                return views(rows, caller)
+            row = await _in_thread(
+                lambda: handlers.store_evidence(
+                    submission_id, filename, ChunkPullReader(next_chunk), ctx=ctx, actor=caller.actor
                 )
             )
-            return views(rows, caller)
-        row = await _in_thread(
-            lambda: handlers.store_evidence(
-                submission_id, filename, ChunkPullReader(next_chunk), ctx=ctx, actor=caller.actor
-            )
-        )
         return view(row, caller)
 
     @router.get("/submissions/{submission_id}/evidence", response_model=list[EvidenceRead], tags=["evidence"])
@@ -322,10 +324,13 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         """Send the next chunk, starting at the received offset (`?offset=` or `Content-Range: bytes a-b/size`)."""
         await _in_thread(lambda: session_visible(caller, session_id))
         content_range = request.headers.get("content-range")
-        reader = ChunkPullReader(_puller(request))
-        session = await _in_thread(
-            lambda: uploads.put_chunk(session_id, reader, offset=offset, content_range=content_range, ctx=ctx)
-        )
+        async with _body(request) as next_chunk:
+            reader = ChunkPullReader(next_chunk)
+            session = await _in_thread(
+                lambda: uploads.put_chunk(
+                    session_id, reader, offset=offset, content_range=content_range, ctx=ctx
+                )
+            )
         return session_view(session)
 
     @router.post(
@@ -449,17 +454,22 @@ def _refuse_declared_over_limit(request: Request, limit: int) -> None:
         raise refusals.too_large("", limit).as_api_error()
 
 
-def _puller(request: Request) -> Callable[[], bytes]:
-    """A blocking function, for a worker thread, that returns the body's next chunk (b"" at the end)."""
-    chunks = request.stream().__aiter__()
+READ_AHEAD = 8 * 1024 * 1024  # request body received ahead of the worker thread: about one S3 part
 
-    async def next_chunk() -> bytes:
-        try:
-            return await chunks.__anext__()
-        except StopAsyncIteration:
-            return b""
 
-    return lambda: anyio.from_thread.run(next_chunk)
+@contextlib.asynccontextmanager
+async def _body(request: Request) -> AsyncIterator[Callable[[], bytes]]:
+    """A blocking function, for a worker thread, that returns the body's next bytes (b"" at the end), received
+    ahead on the event loop (streams.ReadAhead) while the thread stores what it took."""
+    pump = ReadAhead(request.stream(), READ_AHEAD)
+    task = asyncio.ensure_future(pump.run())
+    try:
+        yield pump.take
+    finally:
+        if not task.done():
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def _in_thread(work: Callable[[], T]) -> T:

@@ -140,7 +140,11 @@ def look_at_video(
 
 
 def ffmpeg_source(blobs: BlobStore, key: str, work: Path, ttl_s: int) -> str:
-    """What ffmpeg reads the object from: a presigned URL (it range-reads what it needs) or a local copy in work."""
+    """What ffmpeg reads the object from: the store's own file (the folder store), a presigned URL (it
+    range-reads what it needs) or else a local copy in work."""
+    path = blobs.local_path(key)
+    if path is not None:
+        return path
     try:
         return blobs.presigned_get_url(key, ttl_s)
     except PresignUnsupported:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 from shared.blobs.port import Readable
 
@@ -42,6 +44,79 @@ class PrefixedLimitedReader:
         self._seen += len(data)
         if self._seen > self._max:
             raise UploadTooLarge(self._seen)
+        return data
+
+
+TAKE_BYTES = 1024 * 1024  # handed to the worker thread per take: few thread hops, small copies
+
+
+class ReadAhead:
+    """Receives an async byte stream (a request body) on the event loop into a bounded buffer that a worker
+    thread drains with take().
+
+    The loop keeps receiving while the thread hashes and stores what it took, so the network and the store
+    overlap, and one take hands over about a MiB instead of one small ASGI message per thread hop.
+    Memory: at most limit bytes plus one message are buffered. An error of the stream (ClientDisconnect)
+    is raised by the take that finds the buffer empty.
+    """
+
+    def __init__(self, chunks: AsyncIterator[bytes], limit: int) -> None:
+        self._chunks, self._limit = chunks, limit
+        self._buffer: deque[bytes] = deque()
+        self._size = 0
+        self._ended = False
+        self._error: BaseException | None = None
+        self._ready = threading.Condition()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._space: asyncio.Event | None = None
+
+    async def run(self) -> None:
+        """Receive until the stream ends, fails or this task is cancelled; waits while the buffer is full."""
+        self._loop, self._space = asyncio.get_running_loop(), asyncio.Event()
+        try:
+            async for chunk in self._chunks:
+                if not chunk:
+                    continue
+                with self._ready:
+                    self._buffer.append(chunk)
+                    self._size += len(chunk)
+                    self._ready.notify()
+                while True:
+                    with self._ready:
+                        if self._size < self._limit:
+                            break
+                        self._space.clear()  # set again by the take that empties the buffer
+                    await self._space.wait()
+        except BaseException as exc:
+            with self._ready:
+                self._error = exc
+                self._ready.notify()
+            if not isinstance(exc, Exception):
+                raise  # cancellation
+            return
+        with self._ready:
+            self._ended = True
+            self._ready.notify()
+
+    def take(self) -> bytes:
+        """The next buffered messages, about TAKE_BYTES of them, waiting for at least one byte; b"" at the end
+        (for a worker thread)."""
+        with self._ready:
+            while not self._buffer and not self._ended and self._error is None:
+                self._ready.wait()
+            if not self._buffer:
+                if self._error is not None:
+                    raise self._error
+                return b""
+            taken: list[bytes] = []
+            size = 0
+            while self._buffer and size < TAKE_BYTES:  # whole messages; never one big join of the buffer
+                taken.append(self._buffer.popleft())
+                size += len(taken[-1])
+            self._size -= size
+            data = taken[0] if len(taken) == 1 else b"".join(taken)
+        if self._loop is not None and self._space is not None:
+            self._loop.call_soon_threadsafe(self._space.set)
         return data
 
 

@@ -94,18 +94,6 @@ class _Known:
         return self
 
 
-class _HashingStream:
-    """Feeds what is read through it into a hash."""
-
-    def __init__(self, stream, digest) -> None:
-        self._stream, self._digest = stream, digest
-
-    def read(self, n: int = -1) -> bytes:
-        data = self._stream.read(n)
-        self._digest.update(data)
-        return data
-
-
 def create_session(
     submission_id: str,
     *,
@@ -219,12 +207,13 @@ def put_chunk(
             raise
     key = ingest.staging_key(f"sessions/{session.id}/{start:015d}-{uuid.uuid4().hex[:8]}")
     running = RUNNING_HASHES.at(session.id, start)
-    source = PrefixedLimitedReader(head, stream, remaining)
     try:
+        # one hashing pass: the store feeds the chunk into the session's running hash, if this process has it
         stored = ctx.blob_store.put(
             key,
-            _HashingStream(source, running) if running else source,
+            PrefixedLimitedReader(head, stream, remaining),
             content_type="application/octet-stream",
+            digest=running,
         )
     except UploadTooLarge:
         ingest.discard(ctx, [key])

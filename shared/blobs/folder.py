@@ -37,13 +37,14 @@ class FolderBlobStore:
     def _path(self, key: str) -> Path:
         return self._root / "objects" / check_key(key)
 
-    def put(self, key: str, stream: Readable, *, content_type: str) -> StoredObject:
-        """Copy the stream to a temporary file, then rename it into place."""
+    def put(self, key: str, stream: Readable, *, content_type: str, digest: Any = None) -> StoredObject:
+        """Copy the stream to a temporary file, then rename it into place (the sidecar has the SHA-256 when
+        this object was hashed alone)."""
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp_dir = self._root / "tmp"
         tmp_dir.mkdir(parents=True, exist_ok=True)
-        reader = HashingReader(stream)
+        reader = HashingReader(stream, digest)
         fd, tmp = tempfile.mkstemp(dir=tmp_dir)
         try:
             with os.fdopen(fd, "wb") as out:
@@ -52,12 +53,13 @@ class FolderBlobStore:
                 out.flush()
                 os.fsync(out.fileno())
             meta = path.with_name(path.name + ".meta")
-            meta.write_text(f"{content_type}\n{reader.sha256}\n", encoding="utf-8")
+            sha256 = reader.sha256 if digest is None else None
+            meta.write_text(content_type + "\n" + (f"{sha256}\n" if sha256 else ""), encoding="utf-8")
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        return StoredObject(key=key, size=reader.size, content_type=content_type, sha256=reader.sha256)
+        return StoredObject(key=key, size=reader.size, content_type=content_type, sha256=sha256)
 
     def read(self, key: str, chunk_size: int = CHUNK) -> Iterator[bytes]:
         """Yield the file in chunks."""
@@ -185,6 +187,13 @@ class FolderBlobStore:
         if not self._path(key).is_file():
             raise BlobNotFound(key)
         return False
+
+    def local_path(self, key: str) -> str | None:
+        """The object's own file (atomically renamed into place, never rewritten)."""
+        path = self._path(key)
+        if not path.is_file():
+            raise BlobNotFound(key)
+        return str(path)
 
     def presigned_get_url(self, key: str, expires_s: int = 3600, *, download_name: str | None = None) -> str:
         """Not available: a folder has no URL of its own."""

@@ -69,8 +69,12 @@ class BlobStore(Protocol):
 
     min_compose_part: int  # smallest size of every compose() source but the last
 
-    def put(self, key: str, stream: Readable, *, content_type: str) -> StoredObject:
-        """Store the stream's bytes under key, chunk by chunk; on any error nothing is left behind."""
+    def put(self, key: str, stream: Readable, *, content_type: str, digest: Any = None) -> StoredObject:
+        """Store the stream's bytes under key, chunk by chunk; on any error nothing is left behind.
+
+        The bytes are hashed once as they pass: into a fresh SHA-256 (the returned sha256), or, when digest is a
+        hashlib object, into that one instead (a running hash over several objects; the caller reads it, and the
+        returned sha256 is None because this object's own hash was not computed)."""
 
     def read(self, key: str, chunk_size: int = CHUNK) -> Iterator[bytes]:
         """Yield the object's bytes in chunks."""
@@ -105,6 +109,10 @@ class BlobStore(Protocol):
     def presigned_get_url(self, key: str, expires_s: int = 3600, *, download_name: str | None = None) -> str:
         """A URL that lets its holder GET the object until it expires; raises PresignUnsupported."""
 
+    def local_path(self, key: str) -> str | None:
+        """A file a program on this machine may read the object from (never write), or None when the store keeps
+        no local file (S3); raises BlobNotFound."""
+
     def presigned_post(
         self, key: str, *, key_prefix: str, content_type: str, size: int, expires_s: int
     ) -> PresignedPost:
@@ -135,11 +143,11 @@ def check_key(key: str) -> str:
 
 
 class HashingReader:
-    """Wraps a binary stream, counting bytes and computing SHA-256 as they pass."""
+    """Wraps a binary stream, counting bytes and computing SHA-256 as they pass (into digest, if given)."""
 
-    def __init__(self, stream: Readable) -> None:
+    def __init__(self, stream: Readable, digest: Any = None) -> None:
         self._stream = stream
-        self._hash = hashlib.sha256()
+        self._hash = hashlib.sha256() if digest is None else digest
         self.size = 0
 
     def read(self, n: int = -1) -> bytes:

@@ -215,12 +215,12 @@ class S3BlobStore:
                         raise
         self._bucket_ready = True
 
-    def put(self, key: str, stream: Readable, *, content_type: str) -> StoredObject:
+    def put(self, key: str, stream: Readable, *, content_type: str, digest: Any = None) -> StoredObject:
         """Upload the stream part by part; a failed upload is aborted, so nothing is left behind."""
         check_key(key)
         if not self._bucket_ready:
             self.ensure_bucket()
-        reader = HashingReader(stream)
+        reader = HashingReader(stream, digest)
         source = _WholeReads(reader)
         try:
             # One part at a time: memory stays at about one part, and when the stream fails minio's abort
@@ -240,7 +240,8 @@ class S3BlobStore:
             if error is None:
                 raise
             raise error from exc
-        return StoredObject(key=key, size=reader.size, content_type=content_type, sha256=reader.sha256)
+        sha256 = reader.sha256 if digest is None else None
+        return StoredObject(key=key, size=reader.size, content_type=content_type, sha256=sha256)
 
     def read(self, key: str, chunk_size: int = CHUNK) -> Iterator[bytes]:
         """Yield the object's bytes in chunks; raises BlobNotFound at once for a missing key."""
@@ -341,20 +342,28 @@ class S3BlobStore:
         check_key(key)
         if not sources:
             raise ValueError("compose needs at least one source")
-        sizes = [self.stat(source).size for source in sources]
-        if any(size < MIN_PART_SIZE for size in sizes[:-1]):
-            raise ValueError(f"every compose source but the last must be at least {MIN_PART_SIZE} bytes")
-        parts: list[ComposeSource] = [
-            _ComposeSource(bucket_name=self._bucket, object_name=source, offset=0) for source in sources
-        ]
+        parts = [_ComposeSource(bucket_name=self._bucket, object_name=source, offset=0) for source in sources]
+        # minio stats every source first (and raises ValueError for a small middle one before starting the
+        # upload), so the sizes come from its stats rather than a second HEAD per source.
         with self._translated(f"compose of {key!r}"):
-            self._client.compose_object(
-                bucket_name=self._bucket,
-                object_name=key,
-                sources=parts,
-                metadata={"Content-Type": content_type},
-            )
-        return StoredObject(key=key, size=sum(sizes), content_type=content_type)
+            try:
+                self._client.compose_object(
+                    bucket_name=self._bucket,
+                    object_name=key,
+                    sources=cast(list[ComposeSource], parts),
+                    metadata={"Content-Type": content_type},
+                )
+            except S3Error as exc:
+                if exc.code not in _MISSING:
+                    raise
+                missing = next((part.object_name for part in parts if part.object_size is None), key)
+                raise BlobNotFound(missing) from exc
+            except ValueError as exc:
+                raise ValueError(
+                    f"every compose source but the last must be at least {MIN_PART_SIZE} bytes: {exc}"
+                ) from exc
+        size = sum(part.object_size or 0 for part in parts)
+        return StoredObject(key=key, size=size, content_type=content_type)
 
     def list_keys(self, prefix: str, *, modified_before: datetime | None = None) -> Iterator[str]:
         """Keys under prefix, listed page by page."""
@@ -414,6 +423,11 @@ class S3BlobStore:
             expires=timedelta(seconds=expires_s),
             response_headers=headers,
         )
+
+    def local_path(self, key: str) -> str | None:
+        """None: S3 keeps no file on this machine (read through presigned_get_url instead)."""
+        check_key(key)
+        return None
 
     def presigned_post(
         self, key: str, *, key_prefix: str, content_type: str, size: int, expires_s: int

@@ -99,6 +99,35 @@ def test_put_then_read_gives_the_same_bytes(store):
     assert b"".join(store.read("submissions/1/photo.jpg", 4096)) == data
 
 
+def test_put_can_feed_a_running_hash_instead_of_its_own(store):
+    first, second = b"first object " * 1000, GeneratedStream(PART + 1234, seed=3)
+    running = hashlib.sha256(first)  # as if the first object had been fed into it before
+    stored = store.put("chunks/2", second, content_type="application/octet-stream", digest=running)
+    assert (stored.size, stored.sha256) == (PART + 1234, None)  # hashed once, into the running hash only
+    assert running.hexdigest() == hashlib.sha256(first + _bytes_of(store, "chunks/2")).hexdigest()
+    assert read_all(store, "chunks/2") == (PART + 1234, second.sha256.hexdigest())
+    assert store.stat("chunks/2").sha256 is None  # the store does not claim a hash it never computed
+
+
+def _bytes_of(store, key: str) -> bytes:
+    return b"".join(store.read(key))
+
+
+def test_local_path_is_the_object_or_none(store):
+    data = b"ffmpeg reads this " * 100
+    store.put("videos/v.mp4", io.BytesIO(data), content_type="video/mp4")
+    path = store.local_path("videos/v.mp4")
+    if isinstance(store, FolderBlobStore):
+        with open(path, "rb") as handle:
+            assert handle.read() == data
+        with pytest.raises(BlobNotFound):
+            store.local_path("videos/absent.mp4")
+    else:
+        assert path is None  # S3 keeps no local file
+    with pytest.raises(ValueError):
+        store.local_path("../escape")
+
+
 def test_empty_object_round_trips(store):
     stored = store.put("empty.bin", io.BytesIO(b""), content_type="application/octet-stream")
     assert (stored.size, stored.sha256) == (0, hashlib.sha256(b"").hexdigest())
@@ -310,6 +339,9 @@ def test_compose_joins_sources_in_order(store):
     assert read_all(store, "joined.mp4") == (PART + 1000 + 4321, expected.hexdigest())
     assert store.stat("joined.mp4").content_type == "video/mp4"
     assert store.exists("parts/1") and store.exists("parts/2")
+    with pytest.raises(BlobNotFound):
+        store.compose("joined2.mp4", ["parts/1", "parts/absent"], content_type="video/mp4")
+    assert not store.exists("joined2.mp4")
 
 
 def test_s3_compose_refuses_small_middle_parts(s3):
