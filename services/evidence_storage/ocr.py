@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import io
 import logging
-import subprocess
 import tempfile
 import threading
 import time
@@ -33,7 +32,7 @@ from services.evidence_storage.images import _enable_heif
 from services.evidence_storage.inspection import ffmpeg_source
 from services.evidence_storage.models import Evidence, EvidenceText, KnownCampaign
 from services.evidence_storage.textmatch import UNREAD, Match, TextRules, judge
-from shared.blobs.port import BlobNotFound, BlobStoreUnavailable
+from shared.blobs.port import BlobStoreUnavailable
 from shared.contracts import make_event
 from shared.contracts.evidence import EvidenceTextRead, TextMatch
 from shared.db import rows_affected
@@ -279,15 +278,8 @@ def _read(ctx: ServiceContext, evidence: Evidence, token: str) -> bool:
         log.warning("OCR of %s postponed, store unavailable: %s", evidence.id, exc)
         _give_back(ctx, evidence.id, token)
         return False
-    except (
-        BlobNotFound,
-        OSError,
-        ValueError,
-        subprocess.SubprocessError,
-        Image.DecompressionBombError,
-    ) as exc:
-        return _failed(ctx, evidence, token, f"{type(exc).__name__}: {exc}")
-    except Exception as exc:  # the engine itself: one photo must not stop the job
+    # A missing object, a broken photo or video, the engine itself: one photo must not stop the job.
+    except Exception as exc:
         return _failed(ctx, evidence, token, f"{type(exc).__name__}: {exc}")
     seconds = time.perf_counter() - started
     OCR_SECONDS.observe(seconds)

@@ -25,13 +25,6 @@ class WindowLimit:
             times.append(now)
             return True
 
-    def give_back(self, key: str) -> None:
-        """Forget the latest post counted for `key` (it was not made)."""
-        with self._lock:
-            times = self._sent.get(key)
-            if times:
-                times.pop()
-
     def wait_s(self, key: str, now: float) -> float:
         """Seconds until `key` may post again (0 when it may now)."""
         with self._lock:
@@ -44,11 +37,6 @@ class WindowLimit:
         """The platform said we post too fast: count the window full from now."""
         with self._lock:
             self._sent[key] = deque([now] * self.per_window)
-
-    def used(self, key: str, now: float) -> int:
-        """Posts counted for `key` in the window ending now."""
-        with self._lock:
-            return len(self._expire(key, now))
 
     def _expire(self, key: str, now: float) -> deque[float]:
         times = self._sent.setdefault(key, deque())

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import uuid
+from contextlib import contextmanager
 
 import pika
 import pytest
@@ -27,9 +28,10 @@ RETRY_DELAYS = (200, 500)
 POLL_S = 0.2
 
 
-@pytest.fixture
-def two_workers(tmp_path, rabbitmq_url, postgres_url, smtp, run_name):
-    """Two `python -m services.notification worker` processes on one queue and one database."""
+@contextmanager
+def notification_workers(tmp_path, rabbitmq_url, postgres_url, smtp, run_name, **extra_env: str):
+    """Two `python -m services.notification worker` processes on one queue and one database: (processes, logs);
+    stopped, and their queues and exchange deleted, afterwards."""
     env = cluster_env(
         {
             "BUS_BACKEND": "rabbitmq",
@@ -45,6 +47,7 @@ def two_workers(tmp_path, rabbitmq_url, postgres_url, smtp, run_name):
             "OUTBOX_POLL_S": str(POLL_S),
             "NOTIFY_POLL_S": str(POLL_S),
             "DATA_DIR": str(tmp_path / "var"),
+            **extra_env,
         }
     )
     logs, processes = [], []
@@ -72,12 +75,18 @@ def two_workers(tmp_path, rabbitmq_url, postgres_url, smtp, run_name):
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=5)
-        queue = f"{run_name}.notification"
         delete_rabbitmq_objects(
             rabbitmq_url,
-            queues=queue_names(queue, RETRY_DELAYS),
+            queues=queue_names(f"{run_name}.notification", RETRY_DELAYS),
             exchanges=[f"{run_name}.events"],
         )
+
+
+@pytest.fixture
+def two_workers(tmp_path, rabbitmq_url, postgres_url, smtp, run_name):
+    """Two notification worker processes on one queue and one database."""
+    with notification_workers(tmp_path, rabbitmq_url, postgres_url, smtp, run_name) as running:
+        yield running
 
 
 def consumers_on(rabbitmq_url: str, queue: str) -> int:

@@ -4,9 +4,6 @@ workers together."""
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections import Counter
@@ -16,20 +13,16 @@ import pytest
 import yaml
 from sqlalchemy import select
 
-from deploy.processes import cluster_env
 from services.notification.models import Delivery, KnownCampaign, KnownUnit, Liaison
-from shared.bus.rabbitmq import RabbitMQBus, queue_names
+from shared.bus.rabbitmq import RabbitMQBus
 from shared.contracts import make_event
 from shared.contracts.intake import CampaignPublished, LiaisonDesignated, UnitRegistered
 from shared.contracts.review import SubmissionReturned
 from shared.db import Database
 from tests.helpers import wait_until
-from tests.notification.test_two_workers import consumers_on
+from tests.notification.test_two_workers import POLL_S, consumers_on, notification_workers
 from tests.robot_server import robot_server
-from tests.services import delete_rabbitmq_objects
 
-RETRY_DELAYS = (200, 500)
-POLL_S = 0.2
 DING_TOKEN, DING_SECRET, WECOM_KEY = "ding-two-workers", "SECtwo-workers-0123", "wecom-two-workers"
 
 
@@ -49,56 +42,17 @@ def two_workers(tmp_path, rabbitmq_url, postgres_url, smtp, run_name, robots):
             "office": {"kind": "wecom", "token": WECOM_KEY, "campaigns": ["wsxf-2020"]},
         }
     )
-    env = cluster_env(
-        {
-            "BUS_BACKEND": "rabbitmq",
-            "RABBITMQ_URL": rabbitmq_url,
-            "BUS_EXCHANGE": f"{run_name}.events",
-            "BUS_QUEUE_PREFIX": f"{run_name}.",
-            "BUS_RETRY_DELAYS_MS": ",".join(map(str, RETRY_DELAYS)),
-            "BUS_PREFETCH": "1",
-            "DATABASE_URL": postgres_url,
-            "MAIL_BACKEND": "smtp",
-            "SMTP_HOST": smtp.host,
-            "SMTP_PORT": str(smtp.port),
-            "OUTBOX_POLL_S": str(POLL_S),
-            "NOTIFY_POLL_S": str(POLL_S),
-            "DATA_DIR": str(tmp_path / "var"),
-            "CHANNEL_ROBOTS": document,
-            "CHANNEL_MAX_PER_WINDOW": "2",
-            "DINGTALK_BASE_URL": robots.url,
-            "WECOM_BASE_URL": robots.url,
-        }
-    )
-    processes = []
-    try:
-        for n in (1, 2):
-            log = tmp_path / f"notification-worker-{n}.log"
-            processes.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "services.notification", "worker"],
-                    env=env,
-                    stdout=log.open("wb"),
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            )
+    robot_settings = {
+        "CHANNEL_ROBOTS": document,
+        "CHANNEL_MAX_PER_WINDOW": "2",
+        "DINGTALK_BASE_URL": robots.url,
+        "WECOM_BASE_URL": robots.url,
+    }
+    with notification_workers(tmp_path, rabbitmq_url, postgres_url, smtp, run_name, **robot_settings) as (
+        processes,
+        _logs,
+    ):
         yield processes
-    finally:
-        for proc in processes:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in processes:
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
-        delete_rabbitmq_objects(
-            rabbitmq_url,
-            queues=queue_names(f"{run_name}.notification", RETRY_DELAYS),
-            exchanges=[f"{run_name}.events"],
-        )
 
 
 def test_two_workers_post_once_per_group_and_share_the_rate_limit(
