@@ -23,6 +23,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -103,24 +104,20 @@ class DeliveryLoop:
         return cls(ctx, bucket=TokenBucket(per_minute) if per_minute else None)
 
     def run(self) -> int:
-        """Send the e-mails that are due, batch after batch for up to one round; returns how many were sent."""
+        """Send what is due, batch after batch for up to one round; returns how many were sent."""
         started, sent = time.monotonic(), 0
-        if self.ctx.mailer is None:
-            raise RuntimeError("the notification worker was built without a mailer")
-        with (
-            self.ctx.mailer.session() as mail
-        ):  # connects at its first message, so an idle round costs nothing
+        with self._session() as session:
             while True:
                 room = self._room()
                 batch = self.claim(room)
                 if not batch:
                     break
-                outcomes: list[Outcome] = []
+                handled: list[Outcome | None] = []  # one per row dealt with; None for a row held back
                 try:
-                    stopped = self._send_batch(mail, batch, outcomes)
+                    stopped = self._send_batch(session, batch, handled)
                 finally:  # also after an unexpected error: what was not tried goes back to the queue
-                    self.record([], unsent=batch[len(outcomes) :])
-                sent += sum(outcome.status == "sent" for outcome in outcomes)
+                    self.record([], unsent=batch[len(handled) :])
+                sent += sum(outcome is not None and outcome.status == "sent" for outcome in handled)
                 if (
                     stopped
                     or len(batch) < room
@@ -298,7 +295,15 @@ class DeliveryLoop:
             return room
         return min(room, self._bucket.available_within(self.ctx.settings.notify_poll_s))
 
-    def _send_batch(self, mail: MailSession, batch: list[Claimed], outcomes: list[Outcome]) -> bool:
+    def _session(self) -> AbstractContextManager[MailSession | None]:
+        """The mail session of a round (it connects at its first message, so an idle round costs nothing)."""
+        if self.ctx.mailer is None:
+            raise RuntimeError("the notification worker was built without a mailer")
+        return self.ctx.mailer.session()
+
+    def _send_batch(
+        self, mail: MailSession | None, batch: list[Claimed], outcomes: list[Outcome | None]
+    ) -> bool:
         """Send the batch in order, recording each outcome at once (a crash then repeats at most the message in
         flight); stops early (True) when out of tokens, the server is unavailable or the lease is nearly over."""
         for done, delivery in enumerate(batch):
@@ -312,6 +317,7 @@ class DeliveryLoop:
                 return True
             if not self._take_token():
                 return True
+            assert mail is not None  # _session() gives the mail loop a session
             outcome = self._send(mail, delivery)
             self.record([outcome])
             outcomes.append(outcome)

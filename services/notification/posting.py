@@ -12,7 +12,7 @@ robot whose window is full holds its rows back until the window has room (no att
 from __future__ import annotations
 
 import logging
-import time
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
@@ -28,6 +28,7 @@ from shared.channels.port import (
 from shared.channels.ratelimit import WindowLimit
 from shared.channels.robots import Channels
 from shared.clock import as_utc
+from shared.mail.port import MailSession
 from shared.metrics import CHANNEL_POSTS
 from shared.runtime import ServiceContext
 
@@ -56,32 +57,23 @@ class ChannelLoop(DeliveryLoop):
             raise RuntimeError("the notification worker was built without channels")
         return self.ctx.channels
 
-    def run(self) -> int:
-        """Post what is due, batch after batch for up to one round; returns how many were posted."""
-        started, posted = time.monotonic(), 0
-        while True:
-            batch = self.claim(self._batch)
-            if not batch:
-                break
-            handled = 0
-            try:
-                # Each outcome is recorded at once: the delivery log is what other workers count a robot's
-                # window by (a post is a single request, there is no session to keep busy as with SMTP).
-                for delivery in batch:
-                    outcome, until = self._post(delivery)
-                    if outcome is None:
-                        self.record(
-                            [], unsent=[delivery], not_before={delivery.id: until or self.ctx.clock.now()}
-                        )
-                    else:
-                        self.record([outcome])
-                        posted += outcome.status == "sent"
-                    handled += 1
-            finally:  # also after an unexpected error: the rows not tried go back to the queue
-                self.record([], unsent=batch[handled:])
-            if len(batch) < self._batch or time.monotonic() - started >= self.ctx.settings.notify_poll_s:
-                break
-        return posted
+    def _session(self) -> AbstractContextManager[MailSession | None]:
+        """No session to keep busy: a post is a single request."""
+        return nullcontext()
+
+    def _send_batch(
+        self, _session: MailSession | None, batch: list[Claimed], outcomes: list[Outcome | None]
+    ) -> bool:
+        """Post each row and record its outcome at once (the delivery log is what other workers count a robot's
+        window by); a row whose robot's window is full goes back to the queue until it has room."""
+        for delivery in batch:
+            outcome, until = self._post(delivery)
+            if outcome is None:
+                self.record([], unsent=[delivery], not_before={delivery.id: until or self.ctx.clock.now()})
+            else:
+                self.record([outcome])
+            outcomes.append(outcome)
+        return False
 
     def _post(self, delivery: Claimed) -> tuple[Outcome | None, datetime | None]:
         """Post one row: its outcome, or (None, until) when its robot's window is full."""
