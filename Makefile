@@ -44,8 +44,12 @@ run: install ## start the whole platform in one process on http://127.0.0.1:8000
 test: install test-deps ## run every test (brings Chromium first; RabbitMQ/PostgreSQL tests skip unless REQUIRE_SERVICES=1)
 	$(PY) -m pytest $(XDIST) $(PYTEST_ARGS)
 
+# The folders whose every test is in another tier (tests/conftest.py) are not even collected: their imports
+# (the whole embedded platform, playwright) cost each xdist worker about a second.
+FAST_IGNORE := --ignore=tests/console --ignore=tests/faults --ignore=tests/flows
+
 test-fast: install ## run the unit tier only (no servers, no browser): the loop to run while editing
-	$(PY) -m pytest -m unit $(FAST_XDIST) -q $(PYTEST_ARGS)
+	$(PY) -m pytest -m unit $(FAST_IGNORE) $(FAST_XDIST) -q $(PYTEST_ARGS)
 
 test-console: install test-deps ## run the web console's browser tests (screenshots in artifacts/console/)
 	$(PY) -m pytest tests/console $(PYTEST_ARGS)

@@ -100,6 +100,11 @@ class Photo:
     data: bytes
 
 
+def fonts_installed() -> bool:
+    """Whether the Noto CJK faces the corpus is drawn with are installed (Debian's fonts-noto-cjk)."""
+    return (FONT_DIR / "NotoSansCJK-Bold.ttc").is_file() and (FONT_DIR / "NotoSansCJK-Regular.ttc").is_file()
+
+
 @cache
 def cjk_font(size: int, *, bold: bool = True, serif: bool = False):
     """A Simplified Chinese Noto CJK face of the installed fonts-noto-cjk, at size pixels."""

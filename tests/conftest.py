@@ -154,3 +154,41 @@ def smtp():
 
     with smtp_server() as server:
         yield server
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _migrated_sqlite_templates(tmp_path_factory):
+    """A fresh SQLite service database starts as a copy of one migrated once per run (about 50 ms a world saved).
+
+    Only empty files at the head revision are filled; the migrations themselves are tested on their own
+    (tests/operations/test_migrations.py calls shared.migrations.upgrade directly, not through this)."""
+    from shared import migrations
+    from shared.db import Database
+
+    real = migrations.upgrade
+    templates: dict[str, bytes] = {}
+
+    def template(service: str) -> bytes:
+        if service not in templates:
+            path = tmp_path_factory.mktemp("schema") / f"{service}.db"
+            scratch = Database(f"sqlite:///{path}", schema=service)
+            try:
+                real(scratch, service)
+            finally:
+                scratch.dispose()  # the last connection's close checkpoints the WAL into the file
+            assert not Path(f"{path}-wal").exists(), "the template's WAL was not checkpointed"
+            templates[service] = path.read_bytes()
+        return templates[service]
+
+    def upgrade(db: Database, service: str, revision: str = "head") -> str | None:
+        database = db.url.database if db.is_sqlite else None
+        if revision == "head" and database and database != ":memory:":
+            path = Path(database)
+            if path.is_file() and path.stat().st_size == 0 and not Path(f"{database}-wal").exists():
+                db.dispose()
+                path.write_bytes(template(service))  # into the existing file: its 0600 mode stays
+        return real(db, service, revision)
+
+    migrations.upgrade = upgrade
+    yield
+    migrations.upgrade = real

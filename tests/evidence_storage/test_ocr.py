@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 import uuid
 from datetime import date, timedelta
@@ -11,7 +12,7 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import select, update
 
-from bench.ocr import render
+from bench.ocr import fonts_installed, render
 from services.evidence_storage import ocr
 from services.evidence_storage.models import EvidenceText, KnownCampaign
 from services.evidence_storage.textmatch import TextRules, find_keywords, judge, normalise
@@ -20,6 +21,25 @@ from tests.helpers import wait_until
 
 HAS_OCR = importlib.util.find_spec("rapidocr_onnxruntime") is not None
 needs_ocr = pytest.mark.skipif(not HAS_OCR, reason="OCR not installed (pip install .[ocr])")
+
+
+@pytest.fixture(autouse=True)
+def _cjk_fonts(request):
+    """Tests that draw banners need real Chinese glyphs: skip, or fail under REQUIRE_SERVICES=1, without them."""
+    if "make_world" in request.fixturenames:
+        need_fonts()
+
+
+def need_fonts() -> None:
+    """Skip (or fail under REQUIRE_SERVICES=1) when fonts-noto-cjk is missing."""
+    if fonts_installed():
+        return
+    message = "fonts-noto-cjk is not installed; run `make browser-deps` (apt-get) to draw the test banners"
+    if os.environ.get("REQUIRE_SERVICES") == "1":
+        pytest.fail(f"REQUIRE_SERVICES=1 but {message}", pytrace=False)
+    pytest.skip(message)
+
+
 KEYWORDS = ["网上信访", "阳光信访", "信访宣传", "信访", "wsxf.gov.cn"]
 
 
