@@ -19,6 +19,7 @@ from shared.health import HealthMonitor, HealthServer, service_checks, worker_he
 from shared.messaging import EventHandler
 from shared.metrics import metrics_router, register_bus, register_service
 from shared.migrations import SchemaNotCurrent, head_revision, new_revision, upgrade
+from shared.outbox_wake import wake_relays_on_commit
 from shared.runtime import PeriodicJob, ServiceContext, ServiceWorker, configure_logging, run_until_signalled
 from shared.settings import Settings
 
@@ -35,7 +36,9 @@ def worker_app() -> FastAPI:
     configure_logging(settings, service=service, role="api")
     bootstrap = importlib.import_module(f"services.{service}.bootstrap").bootstrap
     create_app = importlib.import_module(f"services.{service}.api").create_app
-    app: FastAPI = create_app(bootstrap(settings))
+    ctx = bootstrap(settings)
+    wake_relays_on_commit(ctx)
+    app: FastAPI = create_app(ctx)
     return app
 
 
@@ -80,6 +83,7 @@ def launch(
     if args.role == "api":
         import uvicorn
 
+        wake_relays_on_commit(ctx)
         port = args.port or settings.port
         # X-Forwarded-For/-Proto are believed only from FORWARDED_ALLOW_IPS (the gateway), so audit rows
         # record the user's address rather than the gateway's.

@@ -52,6 +52,11 @@ HANDLER_DURATION = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 EVENTS_PUBLISHED = Counter("cep_events_published", "Outbox rows published to the bus", ["service"])
+OUTBOX_WAKES = Counter(
+    "cep_outbox_wakes",
+    "Relay wake-ups over PostgreSQL NOTIFY: notified (API), woken (worker), notify_failed, listen_failed",
+    ["service", "outcome"],
+)
 PUBLISH_FAILED = Counter("cep_outbox_publish_failed", "Outbox publish attempts that failed", ["service"])
 UPLOADS = Counter("cep_uploads", "Evidence uploads finished, by outcome", ["outcome"])
 UPLOAD_BYTES = Counter("cep_upload_bytes", "Bytes of finished evidence uploads, by outcome", ["outcome"])

@@ -30,6 +30,7 @@ from shared.messaging import (
     prune_messaging,
 )
 from shared.metrics import JOB_DURATION, JOB_RUNS, job_succeeded
+from shared.outbox_wake import listen_for_commits
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -117,6 +118,7 @@ class ServiceWorker:
             for job in (*jobs, prune)
         ]
         ctx.outbox_wakers.append(self.relay.wake)
+        self.listener = listen_for_commits(ctx, self.relay.wake)  # events the APIs commit (PostgreSQL)
         self._subscribed = False
         wanted = wanted_subscriptions(subscriptions, ctx.settings)
         self.consumer = IdempotentConsumer(
@@ -147,6 +149,8 @@ class ServiceWorker:
         """Declare the service's queue, start the relay and the jobs (the bus is started by the caller)."""
         self.subscribe()
         self.relay.start()
+        if self.listener is not None:
+            self.listener.start()
         for _job, loop in self._jobs:
             loop.start()
 
@@ -163,6 +167,8 @@ class ServiceWorker:
         """Stop the jobs and the relay."""
         for _job, loop in self._jobs:
             loop.stop()
+        if self.listener is not None:
+            self.listener.stop()
         self.relay.stop()
 
 

@@ -326,6 +326,11 @@ class Settings(BaseSettings):
 
     # outbox relay
     outbox_poll_s: float = Field(0.5, gt=0)
+    outbox_notify: bool = Field(
+        True,
+        description="On PostgreSQL, APIs NOTIFY the workers' relays after committing events, which publish them "
+        "at once instead of at their next poll (shared/outbox_wake.py); the poll stays the safety net",
+    )
 
     # health (shared/health.py)
     health_port: int = Field(

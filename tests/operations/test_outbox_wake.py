@@ -1,0 +1,117 @@
+"""An API's committed events wake the worker's relay over PostgreSQL NOTIFY instead of waiting for its poll."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+
+import pytest
+
+from services.intake.bootstrap import bootstrap
+from shared.bus.memory import InMemoryBus
+from shared.contracts import make_event
+from shared.contracts.intake import UnitRegistered
+from shared.outbox_wake import OutboxListener, OutboxNotifier, wake_relays_on_commit
+from shared.runtime import ServiceWorker
+from shared.settings import Settings
+from tests.helpers import wait_until
+
+POLL_S = 120.0  # far longer than any wait below: only a NOTIFY can publish in time
+
+
+def _settings(tmp_path, postgres_url, **overrides) -> Settings:
+    return Settings(data_dir=tmp_path, database_url=postgres_url, outbox_poll_s=POLL_S, **overrides)
+
+
+def _unit_registered():
+    code = uuid.uuid4().hex[:6]
+    return make_event(
+        UnitRegistered(unit_id=str(uuid.uuid4()), code=code, name="相山区信访局", level="county"),
+        producer="intake",
+    )
+
+
+@pytest.fixture
+def api_and_worker(tmp_path, postgres_url):
+    """Intake's API context and its worker (relay polling every two minutes) on one PostgreSQL database."""
+    api = bootstrap(_settings(tmp_path / "api", postgres_url))
+    worker_ctx = bootstrap(_settings(tmp_path / "worker", postgres_url))
+    bus = InMemoryBus(retry_delays_ms=(50,))
+    published: list[str] = []
+    bus.subscribe("probe", ["unit.registered"], lambda event: published.append(event.event_id))
+    worker = ServiceWorker(worker_ctx, bus, {})
+    worker.start()
+    bus.start()
+    try:
+        assert worker.listener is not None
+        wait_until(worker.listener.listening.is_set, timeout=15, what="the relay's listener to LISTEN")
+        yield api, published
+    finally:
+        bus.stop()
+        worker.stop()
+        api.db.dispose()
+        worker_ctx.db.dispose()
+
+
+def _commit(ctx, event) -> None:
+    with ctx.db.transaction() as uow:
+        ctx.outbox.add(uow, event)
+    ctx.outbox_written()
+
+
+def test_an_event_the_api_commits_is_published_at_once_not_at_the_next_poll(api_and_worker):
+    api, published = api_and_worker
+    assert wake_relays_on_commit(api)
+    events = [_unit_registered() for _ in range(3)]
+    for event in events:
+        _commit(api, event)
+    wait_until(lambda: len(published) == 3, timeout=15, what="the relay to publish on NOTIFY")
+    assert published == [e.event_id for e in events]
+
+
+def test_without_notify_the_event_waits_for_the_poll(api_and_worker):
+    api, published = api_and_worker  # no wake_relays_on_commit: what OUTBOX_NOTIFY=false gives
+    _commit(api, _unit_registered())
+    threading.Event().wait(2.0)
+    assert published == []  # the control: the test above is not passing on the poll
+
+
+def test_a_notifier_that_cannot_reach_postgresql_neither_raises_nor_blocks_the_request(tmp_path, caplog):
+    from shared.db import Database
+
+    db = Database("postgresql+psycopg://nobody@127.0.0.1:9/none?connect_timeout=2", schema="intake")
+    try:
+        notify = OutboxNotifier(db, "intake")
+        notify()
+        notify()
+    finally:
+        db.dispose()
+    assert caplog.text.count("could not NOTIFY the outbox relays") == 1  # logged once a minute, not per call
+
+
+def test_the_listener_listens_again_after_losing_its_connection(postgres_url):
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    woken = threading.Event()
+    listener = OutboxListener(make_url(postgres_url), "intake", woken.set, service="intake", retry_s=0.2)
+    engine = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    listener.start()
+    try:
+        wait_until(listener.listening.is_set, timeout=15, what="the listener to LISTEN")
+        woken.clear()
+        with engine.connect() as conn:  # what an operator's restart of PostgreSQL does to the session
+            conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE query LIKE 'LISTEN%' AND datname = current_database()"
+                )
+            )
+        wait_until(lambda: woken.is_set() and listener.listening.is_set(), timeout=15, what="listening again")
+        woken.clear()
+        with engine.connect() as conn:
+            conn.execute(text("SELECT pg_notify('cep_outbox_intake', '')"))
+        assert woken.wait(10), "a NOTIFY after the reconnect woke nothing"
+    finally:
+        listener.stop()
+        engine.dispose()
