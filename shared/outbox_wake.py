@@ -118,7 +118,7 @@ class OutboxListener:
         while not self._stop.is_set():
             try:
                 with psycopg.connect(
-                    self._conninfo, autocommit=True, connect_timeout=self._timeout_s
+                    self._conninfo, autocommit=True, connect_timeout=int(self._timeout_s)
                 ) as conn:
                     conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
                     self.listening.set()
