@@ -55,7 +55,8 @@ class MotoS3:
 
     def pending_uploads(self) -> list[str]:
         """Keys of multipart uploads in the bucket neither completed nor aborted."""
-        # minio has no public call for this; the private one is pinned by minio<7.2.19 in pyproject.
+        # minio has no public call for this; the private one is held steady by the minio pin in pyproject
+        # (<8, and not 7.2.19, which changed the API).
         result = self.client()._list_multipart_uploads(bucket_name=self.bucket)
         return [upload.object_name for upload in result.uploads]
 

@@ -231,7 +231,8 @@ def _remove_locked_bucket(target) -> None:
     if not client.bucket_exists(bucket_name=target.bucket):
         return
     for item in client.list_objects(bucket_name=target.bucket, recursive=True, include_version=True):
-        # minio has no public call that sends the bypass header; the private one is pinned by minio<7.2.19
+        # minio has no public call that sends the bypass header; the private one is held steady by the
+        # minio pin (<8, !=7.2.19)
         client._execute(
             "DELETE",
             target.bucket,
