@@ -127,7 +127,8 @@ class BlobStore(Protocol):
         self, key: str, upload_id: str, number: int, stream: Readable, *, digest: Any = None
     ) -> UploadedPart:
         """Store the stream's bytes as part number of the upload (a part already under that number is replaced);
-        raises UploadGone. Hashes as put() does: into digest when given (a running hash), never into the result."""
+        raises UploadGone. When digest is a hashlib object, the bytes are fed into it as they pass (a running hash
+        over several parts); a part's own SHA-256 is never computed."""
 
     def complete_upload(self, key: str, upload_id: str, parts: Sequence[UploadedPart]) -> StoredObject:
         """Join the given parts, in order, into the object under key without copying them again; parts not given

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
@@ -410,7 +409,8 @@ class S3BlobStore:
         if not 1 <= number <= MAX_PART_NUMBER:
             raise ValueError(f"S3 part numbers run from 1 to {MAX_PART_NUMBER}, got {number}")
         data = _read_part(stream, self.upload_part_size + MIN_PART_SIZE)
-        (hashlib.sha256() if digest is None else digest).update(data)
+        if digest is not None:
+            digest.update(data)
         with self._translated(f"part {number} of the upload to {key!r}"):
             try:
                 etag = self._client._upload_part(

@@ -479,3 +479,23 @@ def test_a_completion_that_fails_after_joining_keeps_the_joined_upload_for_a_ret
     done = world.client.post(f"/upload-sessions/{session['id']}/complete")
     assert done.status_code == 201, done.text
     assert done.json()["sha256"] == hashlib.sha256(video).hexdigest() and world.evidence_count() == 1
+
+
+def test_a_session_begun_before_multipart_uploads_is_closed_and_its_chunk_objects_removed(make_world):
+    clock = FixedClock(datetime(2020, 3, 10, 9, 0, tzinfo=UTC))
+    world = make_world(clock=clock, evidence_session_ttl_s=3600)
+    submission = world.submission()
+    video = media.mp4(bytes(3000))
+    session = _session(world, submission["id"], len(video))
+    # what the previous release left: a chunk stored as a staging object, no multipart upload on the session
+    old_key = f"staging/sessions/{session['id']}/000000000000000-0a1b2c3d"
+    world.ctx.blobs.put(old_key, io.BytesIO(video[:1000]), content_type="application/octet-stream")
+    with world.ctx.db.transaction() as uow:
+        uow.add(UploadChunk(session_id=session["id"], offset=0, size=1000, object_key=old_key))
+        uow.get(UploadSession, session["id"]).received = 1000
+    outdated = _put(world, session["id"], video[1000:], 1000)
+    assert outdated.status_code == 410 and outdated.json()["code"] == "session_outdated"
+    assert "系统升级" in outdated.json()["message"]
+    clock.advance(timedelta(hours=2))
+    assert expire_sessions(world.ctx) == 1
+    assert world.stored_keys() == []
