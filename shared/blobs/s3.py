@@ -396,7 +396,8 @@ class S3BlobStore:
         if not self._bucket_ready:
             self.ensure_bucket()
         with self._translated(f"start of an upload to {key!r}"):
-            # minio has no public call for these; the private ones are pinned by minio<7.2.19 in pyproject.
+            # minio has no public call for these; the private ones are held steady by the minio pin in pyproject
+            # (<8, and not 7.2.19, which changed them); they are called with keyword arguments.
             return self._client._create_multipart_upload(
                 bucket_name=self._bucket, object_name=key, headers={"Content-Type": content_type}
             )
@@ -438,7 +439,7 @@ class S3BlobStore:
                     bucket_name=self._bucket,
                     object_name=key,
                     upload_id=upload_id,
-                    parts=[Part(part.number, part.etag) for part in parts],
+                    parts=[Part(part_number=part.number, etag=part.etag) for part in parts],
                 )
             except S3Error as exc:
                 if exc.code == "NoSuchUpload":
