@@ -564,7 +564,11 @@ S3_ACTIONS = {
     "get_bucket_versioning": {"s3:GetBucketVersioning"},
     "make_bucket": set(),  # made by minio-init, not the platform
     "_list_multipart_uploads": {"s3:ListBucketMultipartUploads"},
-    "_abort_multipart_upload": {"s3:AbortMultipartUpload"},  # the evidence worker's sweeper
+    "_abort_multipart_upload": {"s3:AbortMultipartUpload"},  # the sweeper; aborted and expired sessions
+    # a resumable session's chunks are the parts of one multipart upload
+    "_create_multipart_upload": {"s3:PutObject"},
+    "_upload_part": {"s3:PutObject"},
+    "_complete_multipart_upload": {"s3:PutObject"},
 }
 
 

@@ -24,6 +24,7 @@ from services.evidence_storage.models import (
     KnownCampaign,
     KnownSubmission,
 )
+from services.evidence_storage.refusals import Refusal
 from services.evidence_storage.sniff import ALLOWED_TEXT, ALLOWED_TEXT_EN, HEAD_BYTES, MediaKind, sniff
 from services.evidence_storage.streams import PrefixedLimitedReader, UploadTooLarge, read_head
 from shared.blobs.port import BlobStoreUnavailable, Readable
@@ -118,13 +119,18 @@ def receive(
     return Received(evidence_id, key, kind, stored.size, stored.sha256, filename, upload_path)
 
 
-def inspect(ctx: ServiceContext, received: Received, *, declared_media_type: str | None = None) -> Findings:
-    """Deep checks on the stored bytes; on refusal or failure the object is removed."""
+def inspect(
+    ctx: ServiceContext, received: Received, *, declared_media_type: str | None = None, keep: bool = False
+) -> Findings:
+    """Deep checks on the stored bytes; on refusal or failure the object is removed (with keep, only on refusal:
+    a session's joined upload has no other copy, and its completion is retried)."""
     try:
         findings = examine(ctx.blob_store, received.key, received.kind, received.size, settings=ctx.settings)
         check_declared(findings.kind, declared_media_type)
         return findings
-    except BaseException:
+    except BaseException as exc:
+        if keep and not isinstance(exc, Refusal):
+            raise
         discard(ctx, [received.key])
         UPLOADS.labels("refused").inc()
         UPLOAD_BYTES.labels("refused").inc(received.size)
@@ -132,10 +138,18 @@ def inspect(ctx: ServiceContext, received: Received, *, declared_media_type: str
 
 
 def accept(
-    ctx: ServiceContext, submission_id: str, batch: list[tuple[Received, Findings]], *, actor: str | None
+    ctx: ServiceContext,
+    submission_id: str,
+    batch: list[tuple[Received, Findings]],
+    *,
+    actor: str | None,
+    keep: bool = False,
 ) -> list[Evidence]:
-    """Make every received file of the batch evidence, or none of them; publishes evidence.stored for each."""
+    """Make every received file of the batch evidence, or none of them; publishes evidence.stored for each.
+    On failure the objects are removed; with keep, only on refusal (a failure leaves them at their received or
+    final key, previews removed)."""
     placed: list[str] = []
+    previews: list[str] = []
     pending = [received.key for received, _ in batch]
     try:
         with ctx.db.session() as uow:
@@ -154,10 +168,11 @@ def accept(
                 preview = preview_key(submission, received.evidence_id)
                 ctx.blob_store.put(preview, io.BytesIO(findings.preview), content_type="image/jpeg")
                 placed.append(preview)
+                previews.append(preview)
             final.append((replace(received, key=target), findings, preview))
         rows = _record(ctx, submission_id, final, actor=actor)
-    except BaseException:
-        discard(ctx, pending + placed)
+    except BaseException as exc:
+        discard(ctx, previews if keep and not isinstance(exc, Refusal) else pending + placed)
         UPLOADS.labels("failed").inc(len(batch))
         UPLOAD_BYTES.labels("failed").inc(sum(received.size for received, _ in batch))
         raise

@@ -179,9 +179,11 @@ class UploadSession(Base):
         String(100), default=None
     )  # declared (presigned) or sniffed
     received: Mapped[int] = mapped_column(BigInteger, default=0)
-    object_key: Mapped[str | None] = mapped_column(
-        String(512), default=None
-    )  # presigned: where the client POSTs
+    # presigned: where the client POSTs; chunked: where the joined upload lies once completed in the store
+    object_key: Mapped[str | None] = mapped_column(String(512), default=None)
+    # chunked: the store's multipart upload the chunks are parts of (started by the first chunk) and its target key
+    upload_id: Mapped[str | None] = mapped_column(String(1024), default=None)
+    upload_key: Mapped[str | None] = mapped_column(String(512), default=None)
     state: Mapped[str] = mapped_column(
         String(16), index=True
     )  # open, completing, completed, refused, aborted, expired
@@ -193,7 +195,9 @@ class UploadSession(Base):
 
 
 class UploadChunk(Base):
-    """One received chunk of a resumable upload, stored as its own staging object until completion."""
+    """One received part of a resumable upload: a part of the session's multipart upload (a chunk is one part, or
+    several when longer than the store's part size). Sessions begun before revision d4b7e2a9c1f3 kept each chunk
+    as a staging object (object_key) instead; those can no longer be continued and are only cleaned up."""
 
     __tablename__ = "upload_chunks"
     __table_args__ = (UniqueConstraint("session_id", "offset"),)
@@ -201,7 +205,9 @@ class UploadChunk(Base):
     session_id: Mapped[str] = mapped_column(ForeignKey("upload_sessions.id", ondelete="CASCADE"), index=True)
     offset: Mapped[int] = mapped_column(BigInteger)
     size: Mapped[int] = mapped_column(BigInteger)
-    object_key: Mapped[str] = mapped_column(String(512))
+    object_key: Mapped[str | None] = mapped_column(String(512), default=None)
+    part_number: Mapped[int | None] = mapped_column(Integer, default=None)
+    etag: Mapped[str | None] = mapped_column(String(200), default=None)
 
 
 class IntegrityCheck(Base):

@@ -205,3 +205,24 @@ def store_unavailable() -> ApiError:
         "存储服务暂时不可用，本次上传未保存，请稍后重试",
         "evidence store unavailable; nothing was saved, retry later",
     )
+
+
+def upload_lost() -> Refusal:
+    """The store no longer holds a session's multipart upload (aborted by a bucket rule or an operator)."""
+    return Refusal(
+        410,
+        "upload_lost",
+        "对象存储中已找不到本次上传的分片（上传已被取消或清理），请重新上传",
+        "the store no longer holds this upload's parts (the upload was aborted or cleaned up); upload the file again",
+    )
+
+
+def parts_changed() -> Refusal:
+    """A part in the store is not the one recorded: the same offset was sent twice at once with other bytes."""
+    return Refusal(
+        409,
+        "upload_parts_changed",
+        "同一位置的分片被同时发送了两次且内容不同，存储中的分片与记录不符，请重新上传",
+        "a chunk was sent twice at once at the same offset with different bytes, so the stored parts no longer "
+        "match the record; upload the file again",
+    )

@@ -1,34 +1,55 @@
 """Upload sessions: resumable chunked uploads through the API, and presigned POSTs straight to S3.
 
-Chunked: create (declared size) → PUT chunks at the received offset (each its own staging object, so a cut
-connection loses only the chunk in flight) → GET/HEAD to learn the offset after a cut → complete (the chunks
-are joined inside the store, inspected and accepted; the SHA-256 is computed while the chunks arrive, and the
-joined object is read back to hash it only when another process took some of them). Presigned: create (declared size and type) →
-the client POSTs the form to S3 → complete (the object is checked: there, the declared size, the declared type
-judged from its bytes, the SHA-256 if declared). Unfinished sessions expire and their objects are removed.
+Chunked: create (declared size) → PUT chunks at the received offset (the first chunk begins one multipart upload in
+the store, under the final key when its bytes settle the kind; each chunk is stored as the next part(s) of it, so a
+cut connection loses only the chunk in flight, and the upload id and each part's number and ETag are rows, so any
+API process can take the next chunk) → GET/HEAD to learn the offset after a cut → complete (the store joins the
+parts where they lie, with no copy; the result is inspected and accepted; the SHA-256 is computed while the chunks
+arrive, and the joined object is read back to hash it only when another process took some of them). Presigned:
+create (declared size and type) → the client POSTs the form to S3 → complete (the object is checked: there, the
+declared size, the declared type judged from its bytes, the SHA-256 if declared). Unfinished sessions expire and
+their objects and multipart uploads are removed.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import re
 import threading
-import uuid
+import time
 from collections import OrderedDict
+from collections.abc import Iterator
 from datetime import timedelta
 from types import TracebackType
 from typing import Any, Literal
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from services.evidence_storage import ingest, refusals
 from services.evidence_storage.handlers import clean_filename, open_submission, refusing, rejected
 from services.evidence_storage.models import Evidence, KnownSubmission, UploadChunk, UploadSession
 from services.evidence_storage.refusals import Refusal
-from services.evidence_storage.sniff import ALLOWED_TEXT, ALLOWED_TEXT_EN, BY_MEDIA_TYPE, HEAD_BYTES
+from services.evidence_storage.sniff import (
+    ALLOWED_TEXT,
+    ALLOWED_TEXT_EN,
+    BY_MEDIA_TYPE,
+    HEAD_BYTES,
+    MediaKind,
+)
 from services.evidence_storage.streams import PrefixedLimitedReader, UploadTooLarge, read_head
-from shared.blobs.port import BlobNotFound, BlobStoreUnavailable, PresignedPost, PresignUnsupported, Readable
+from shared.blobs.port import (
+    BlobNotFound,
+    BlobStore,
+    BlobStoreUnavailable,
+    PresignedPost,
+    PresignUnsupported,
+    Readable,
+    UploadedPart,
+    UploadGone,
+    UploadPartsChanged,
+)
 from shared.clock import as_utc
 from shared.db import rows_affected
 from shared.events import new_id
@@ -177,7 +198,8 @@ def get_session(session_id: str, *, ctx: ServiceContext) -> UploadSession:
 def put_chunk(
     session_id: str, stream: Readable, *, offset: int | None, content_range: str | None, ctx: ServiceContext
 ) -> UploadSession:
-    """Store one chunk at the session's received offset; only whole chunks count."""
+    """Store one chunk at the session's received offset as the next part(s) of the session's multipart upload;
+    only whole chunks count, and a chunk sent again at the same offset replaces the same part numbers."""
     session = _open_session(session_id, ctx, mode="chunked")
     start, expected = _chunk_position(offset, content_range, session)
     if start != session.received:
@@ -190,45 +212,45 @@ def put_chunk(
             "已收到全部数据，请调用 complete 完成上传",
             "all bytes received; call complete",
         )
+    if start > 0 and session.upload_id is None:
+        raise _outdated()
     submission = _submission(ctx, session)
+    store = ctx.blob_store
     head = b""
     kind = None
-    if start == 0:
-        try:
-            with (guard := _refusing_session(ctx, session, submission)):
+    parts: list[UploadedPart] = []
+    try:
+        with (guard := _refusing_session(ctx, session, submission)):
+            if start == 0:
                 head = read_head(stream, HEAD_BYTES)
                 kind = ingest.sniff_or_refuse(head)
                 limit = ingest.limit_for(ctx.settings, kind.category)
                 if session.size > limit:
                     raise refusals.too_large(kind.label, limit)
-        except ApiError as exc:
-            if guard.refused:
-                _set_state(ctx, session.id, OPEN, "refused", error=exc.info)
-            raise
-    key = ingest.staging_key(f"sessions/{session.id}/{start:015d}-{uuid.uuid4().hex[:8]}")
-    running = RUNNING_HASHES.at(session.id, start)
-    try:
-        # one hashing pass: the store feeds the chunk into the session's running hash, if this process has it
-        stored = ctx.blob_store.put(
-            key,
-            PrefixedLimitedReader(head, stream, remaining),
-            content_type="application/octet-stream",
-            digest=running,
-        )
+            upload_id, key = _upload_for(ctx, session, submission, kind)
+            first = _parts_before(ctx, session.id, start) + 1
+            running = RUNNING_HASHES.at(session.id, start)
+            # one hashing pass: the store feeds the chunk into the session's running hash, if this process has it.
+            # A chunk cut short or refused below leaves its parts in the upload, unrecorded: the next try at this
+            # offset replaces them under the same numbers, and completion drops every part it is not given.
+            pieces = _pieces(PrefixedLimitedReader(head, stream, remaining), store)
+            try:
+                for number, piece in enumerate(pieces, start=first):
+                    parts.append(store.put_part(key, upload_id, number, piece, digest=running))
+            except UploadGone:
+                log.warning("session %s: the store no longer has multipart upload %s", session.id, upload_id)
+                raise refusals.upload_lost() from None
     except UploadTooLarge:
-        ingest.discard(ctx, [key])
         raise ApiError(
             413, "chunk_past_end", "分片超出了声明的文件大小", "the chunk goes past the declared file size"
         ) from None
-    except BlobStoreUnavailable as exc:
-        ingest.discard(ctx, [key])
-        raise refusals.store_unavailable() from exc
-    except BaseException:
-        ingest.discard(ctx, [key])  # e.g. the client went away mid-chunk: that chunk is simply not received
+    except ApiError as exc:
+        if guard.refused:
+            _refuse(ctx, session, exc)
         raise
-    problem = _chunk_problem(ctx, session, start, stored.size, expected)
+    size = sum(part.size for part in parts)
+    problem = _chunk_problem(ctx, session, start, size, expected)
     if problem is not None:
-        ingest.discard(ctx, [key])
         raise problem
     now = ctx.clock.now()
     with ctx.db.transaction() as uow:
@@ -241,19 +263,29 @@ def put_chunk(
                     UploadSession.state == OPEN,
                 )
                 .values(
-                    received=start + stored.size,
+                    received=start + size,
                     media_type=kind.media_type if kind else session.media_type,
                     expires_at=now + timedelta(seconds=ctx.settings.evidence_session_ttl_s),
                 )
             )
         )
         if claimed:
-            uow.add(UploadChunk(session_id=session.id, offset=start, size=stored.size, object_key=key))
-    if not claimed:  # another request stored this offset first
-        ingest.discard(ctx, [key])
+            at = start
+            for part in parts:
+                uow.add(
+                    UploadChunk(
+                        session_id=session.id,
+                        offset=at,
+                        size=part.size,
+                        part_number=part.number,
+                        etag=part.etag,
+                    )
+                )
+                at += part.size
+    if not claimed:  # another request stored this offset first (its parts carry the same numbers)
         raise _offset_error(get_session(session_id, ctx=ctx))
     if running is not None:
-        RUNNING_HASHES.advance(session.id, start + stored.size, running)
+        RUNNING_HASHES.advance(session.id, start + size, running)
     return get_session(session_id, ctx=ctx)
 
 
@@ -282,29 +314,35 @@ def complete(
             f"尚未收到全部数据（已收到 {session.received}/{session.size} 字节）",
             f"not all bytes received yet ({session.received} of {session.size})",
         )
+    if session.mode == "chunked" and session.upload_id is None and session.object_key is None:
+        raise _outdated()
     _set_state(ctx, session.id, OPEN, "completing")
     submission = _submission(ctx, session)
-    chunk_keys = _chunk_keys(ctx, session.id)
+    started = time.monotonic()
     key = None
     try:
         with (guard := _refusing_session(ctx, session, submission)):
-            key, received = _assemble(ctx, session, submission, chunk_keys)
+            key, received = _assemble(ctx, session, submission)
             if declared and declared.lower() != received.sha256:
                 raise refusals.checksum_mismatch()
+            chunked = session.mode == "chunked"
             findings = ingest.inspect(
-                ctx, received, declared_media_type=session.media_type if session.mode == "presigned" else None
+                ctx,
+                received,
+                declared_media_type=session.media_type if session.mode == "presigned" else None,
+                keep=chunked,
             )
-            evidence = ingest.accept(ctx, session.submission_id, [(received, findings)], actor=actor)[0]
+            evidence = ingest.accept(
+                ctx, session.submission_id, [(received, findings)], actor=actor, keep=chunked
+            )[0]
     except BaseException as exc:
         refused = guard.refused and isinstance(exc, ApiError)
         try:
             if refused:  # nothing of a refused upload stays
-                _clean(ctx, session, chunk_keys, key)
-            elif key and key not in chunk_keys and key != session.object_key:
-                ctx.blob_store.delete(
-                    key
-                )  # a joined copy; the chunks (or the POSTed object) stay for a retry
-        except BlobStoreUnavailable as down:
+                _clean(ctx, session, key)
+            elif session.mode == "chunked":
+                _keep_joined(ctx, session, submission)  # the joined upload stays for a retry
+        except Exception as down:  # never in the way of handing the session back
             log.warning("could not clean up after session %s: %s", session.id, down)
         _set_state(
             ctx,
@@ -316,12 +354,18 @@ def complete(
         raise
     _set_state(ctx, session.id, "completing", "completed", evidence_id=evidence.id)
     RUNNING_HASHES.forget(session.id)
-    ingest.discard(ctx, [k for k in chunk_keys if k != key])
+    log.info(
+        "session %s completed as evidence %s: %d bytes in %.2f s",
+        session.id,
+        evidence.id,
+        session.size,
+        time.monotonic() - started,
+    )
     return evidence, True
 
 
 def abort(session_id: str, *, ctx: ServiceContext) -> None:
-    """Give up a session and remove what it stored."""
+    """Give up a session and remove what it stored (its multipart upload is aborted)."""
     session = get_session(session_id, ctx=ctx)
     if session.state in ("completing", "completed"):
         raise ApiError(
@@ -331,7 +375,7 @@ def abort(session_id: str, *, ctx: ServiceContext) -> None:
             "the session is completed or completing",
         )
     try:
-        _clean(ctx, session, _chunk_keys(ctx, session.id), None)
+        _clean(ctx, session)
     except BlobStoreUnavailable as exc:
         raise refusals.store_unavailable() from exc
     with ctx.db.transaction() as uow:
@@ -343,7 +387,8 @@ def abort(session_id: str, *, ctx: ServiceContext) -> None:
 
 
 def expire_sessions(ctx: ServiceContext) -> int:
-    """Remove the objects of sessions past their expiry and mark them expired; returns how many."""
+    """Remove the objects and multipart uploads of sessions past their expiry and mark them expired; returns how
+    many. A session whose evidence was recorded by a completion that died before marking it is marked completed."""
     now = ctx.clock.now()
     with ctx.db.session() as uow:
         stale = list(
@@ -354,8 +399,13 @@ def expire_sessions(ctx: ServiceContext) -> int:
             )
         )
     for session in stale:
+        with ctx.db.session() as uow:
+            done = uow.get(Evidence, session.id) if session.mode == "chunked" else None
+        if done is not None:
+            _set_state(ctx, session.id, session.state, "completed", evidence_id=done.id)
+            continue
         try:
-            _clean(ctx, session, _chunk_keys(ctx, session.id), None)
+            _clean(ctx, session)
         except BlobStoreUnavailable:
             continue  # next round
         with ctx.db.transaction() as uow:
@@ -364,6 +414,8 @@ def expire_sessions(ctx: ServiceContext) -> int:
                 .where(UploadSession.id == session.id, UploadSession.state == session.state)
                 .values(state="expired")
             )
+    if stale:
+        log.info("expired %d upload session(s)", len(stale))
     return len(stale)
 
 
@@ -480,23 +532,118 @@ def _offset_error(session: UploadSession) -> ApiError:
     return error
 
 
-def _chunk_keys(ctx: ServiceContext, session_id: str) -> list[str]:
-    with ctx.db.session() as uow:
-        return list(
-            uow.scalars(
-                select(UploadChunk.object_key)
-                .where(UploadChunk.session_id == session_id)
-                .order_by(UploadChunk.offset)
+def _outdated() -> ApiError:
+    return ApiError(
+        410,
+        "session_outdated",
+        "该上传会话创建于系统升级之前，无法继续，请重新创建上传会话",
+        "this upload session was begun before an upgrade and cannot be continued; create a new one",
+    )
+
+
+def _assembled_key(session_id: str) -> str:
+    """Where a session's upload is joined when its first bytes do not settle the kind (DOCX/XLSX)."""
+    return ingest.staging_key(f"sessions/{session_id}/assembled")
+
+
+def _upload_for(
+    ctx: ServiceContext, session: UploadSession, submission: KnownSubmission, kind: MediaKind | None
+) -> tuple[str, str]:
+    """The session's multipart upload (id, key): the one begun already, or, for a first chunk, one begun now under
+    the key its bytes settle (the final key when they settle the kind, so completion needs no copy)."""
+    if kind is None:  # a later chunk: the first one began the upload
+        assert session.upload_id is not None and session.upload_key is not None
+        return session.upload_id, session.upload_key
+    key = ingest.evidence_key(submission, session.id, kind) if kind.definitive else _assembled_key(session.id)
+    if session.upload_id is not None and session.upload_key == key:
+        return session.upload_id, key  # the first chunk again, after a cut
+    upload_id = ctx.blob_store.start_upload(key, content_type=kind.media_type)
+    with ctx.db.transaction() as uow:
+        same = (
+            UploadSession.upload_id.is_(None)
+            if session.upload_id is None
+            else UploadSession.upload_id == session.upload_id
+        )
+        taken = rows_affected(
+            uow.execute(
+                update(UploadSession)
+                .where(
+                    UploadSession.id == session.id,
+                    UploadSession.received == 0,
+                    UploadSession.state == OPEN,
+                    same,
+                )
+                .values(upload_id=upload_id, upload_key=key)
             )
         )
+    if taken:
+        log.info("session %s: multipart upload %s to %s begun", session.id, upload_id, key)
+        if session.upload_id is not None and session.upload_key is not None:
+            # a first chunk that began an upload under another kind's key was cut, and other bytes came instead
+            _abort_quietly(ctx, session.upload_key, session.upload_id)
+        return upload_id, key
+    _abort_quietly(ctx, key, upload_id)  # another first chunk began the session's upload meanwhile
+    current = get_session(session.id, ctx=ctx)
+    if current.received == 0 and current.upload_id is not None and current.upload_key == key:
+        return current.upload_id, key
+    raise _offset_error(current)
+
+
+def _abort_quietly(ctx: ServiceContext, key: str, upload_id: str) -> None:
+    """Abort an upload nothing will use; if the store is down, the sweeper aborts it after the grace period."""
+    try:
+        ctx.blob_store.abort_upload(key, upload_id)
+    except BlobStoreUnavailable as exc:
+        log.warning("could not abort upload %s of %s (the sweeper will): %s", upload_id, key, exc)
+
+
+def _pieces(stream: Readable, store: BlobStore) -> Iterator[Readable]:
+    """A chunk's bytes cut into parts of the store's part size, the last one absorbing a tail shorter than the
+    store's smallest part (so every part but the session's last is large enough); one streamed part when the
+    store takes parts of any size. Memory: at most part size + smallest part, the bytes S3 sends from memory."""
+    size = store.upload_part_size
+    if size is None:
+        yield stream
+        return
+    ahead = size + store.min_compose_part
+    buffer = bytearray()
+    while data := stream.read(ahead - len(buffer)):
+        buffer += data
+        if len(buffer) >= ahead:
+            yield io.BytesIO(bytes(buffer[:size]))
+            del buffer[:size]
+    if buffer:
+        yield io.BytesIO(bytes(buffer))
+
+
+def _parts_before(ctx: ServiceContext, session_id: str, offset: int) -> int:
+    """How many parts the session holds before offset: a chunk at offset takes the next numbers, whoever sends it."""
+    with ctx.db.session() as uow:
+        count = uow.scalar(
+            select(func.count())
+            .select_from(UploadChunk)
+            .where(UploadChunk.session_id == session_id, UploadChunk.offset < offset)
+        )
+    return count or 0
+
+
+def _parts(ctx: ServiceContext, session_id: str) -> list[UploadedPart]:
+    """The session's recorded parts, in order."""
+    with ctx.db.session() as uow:
+        rows = uow.execute(
+            select(UploadChunk.part_number, UploadChunk.etag, UploadChunk.size)
+            .where(UploadChunk.session_id == session_id, UploadChunk.part_number.is_not(None))
+            .order_by(UploadChunk.offset)
+        ).all()
+    return [UploadedPart(number=number, etag=etag, size=size) for number, etag, size in rows]
 
 
 def _assemble(
-    ctx: ServiceContext, session: UploadSession, submission: KnownSubmission, chunk_keys: list[str]
+    ctx: ServiceContext, session: UploadSession, submission: KnownSubmission
 ) -> tuple[str, ingest.Received]:
     """The whole upload in one object, sniffed and re-hashed: the presigned object (stray extra keys removed),
-    or the chunks joined inside the store, straight under the final key when the first bytes settle the kind."""
-    evidence_id = new_id()
+    or the session's multipart upload completed in the store (no byte copied), under the key its first chunk
+    chose; an earlier completion that failed afterwards left it joined already."""
     if session.mode == "presigned":
         assert session.object_key is not None  # a presigned session is created with its object's key
         try:
@@ -513,22 +660,36 @@ def _assemble(
         )
         if stored.size != session.size:
             raise refusals.size_mismatch(session.size, stored.size)
-        key = session.object_key
-    else:
-        kind = ingest.sniff_or_refuse(ctx.blob_store.read_range(chunk_keys[0], 0, HEAD_BYTES))
-        key = chunk_keys[0]
-        if len(chunk_keys) > 1:
-            key = (
-                ingest.evidence_key(submission, evidence_id, kind)
-                if kind.definitive
-                else ingest.staging_key(f"sessions/{session.id}/assembled")
-            )
-            joined = ctx.blob_store.compose(key, chunk_keys, content_type=kind.media_type)
-            if (
-                joined.sha256 and session.mode == "chunked"
-            ):  # a store that hashed while joining (the folder store)
-                RUNNING_HASHES.advance(session.id, joined.size, _Known(joined.sha256))
-    return key, _received(ctx, session, key, evidence_id)
+        return session.object_key, _received(ctx, session, session.object_key, new_id())
+    key = session.object_key
+    if key is None:
+        assert session.upload_id is not None and session.upload_key is not None
+        key = session.upload_key
+        started = time.monotonic()
+        try:
+            joined = ctx.blob_store.complete_upload(key, session.upload_id, _parts(ctx, session.id))
+        except UploadPartsChanged as exc:
+            log.warning("session %s: %s", session.id, exc)
+            raise refusals.parts_changed() from None
+        except UploadGone:
+            joined = None  # completed by an attempt that died before recording it, or aborted
+            if not _joined_already(ctx, key, session.size):
+                log.warning("session %s: the store no longer has upload %s", session.id, session.upload_id)
+                raise refusals.upload_lost() from None
+        with ctx.db.transaction() as uow:
+            uow.execute(update(UploadSession).where(UploadSession.id == session.id).values(object_key=key))
+        log.info("session %s: upload joined under %s in %.2f s", session.id, key, time.monotonic() - started)
+        if joined is not None and joined.sha256:  # a store that hashed while joining (the folder store)
+            RUNNING_HASHES.advance(session.id, joined.size, _Known(joined.sha256))
+    # the evidence takes the session's id: its final key is the one the upload went to
+    return key, _received(ctx, session, key, session.id)
+
+
+def _joined_already(ctx: ServiceContext, key: str, size: int) -> bool:
+    try:
+        return ctx.blob_store.stat(key).size == size
+    except BlobNotFound:
+        return False
 
 
 def _received(ctx: ServiceContext, session: UploadSession, key: str, evidence_id: str) -> ingest.Received:
@@ -552,14 +713,51 @@ def _received(ctx: ServiceContext, session: UploadSession, key: str, evidence_id
     return ingest.Received(evidence_id, key, kind, size, digest.hexdigest(), session.filename, session.mode)
 
 
-def _clean(ctx: ServiceContext, session: UploadSession, chunk_keys: list[str], key: str | None) -> None:
-    keys = set(chunk_keys) | ({key} if key else set())
+def _clean(ctx: ServiceContext, session: UploadSession, key: str | None = None) -> None:
+    """Remove what a session stored: its multipart upload, the joined object, the chunk objects of a session begun
+    before multipart uploads, a presigned upload; never an object evidence refers to."""
+    with ctx.db.session() as uow:
+        current = uow.get(UploadSession, session.id) or session
+        keys = {
+            k
+            for k in uow.scalars(select(UploadChunk.object_key).where(UploadChunk.session_id == session.id))
+            if k
+        }
+    keys |= {k for k in (key, session.object_key, current.object_key) if k}
     if session.mode == "chunked":
-        keys.add(ingest.staging_key(f"sessions/{session.id}/assembled"))
+        keys.add(_assembled_key(session.id))
+        if current.upload_key:
+            keys.add(current.upload_key)
+            if current.upload_id:
+                ctx.blob_store.abort_upload(current.upload_key, current.upload_id)
     else:
         keys |= set(ctx.blob_store.list_keys(f"incoming/{session.id}/"))
-    for each in sorted(keys):
+    with ctx.db.session() as uow:
+        kept = set(uow.scalars(select(Evidence.object_key).where(Evidence.object_key.in_(keys))))
+    for each in sorted(keys - kept):
         ctx.blob_store.delete(each)
+
+
+def _refuse(ctx: ServiceContext, session: UploadSession, error: ApiError) -> None:
+    """Close a refused session for good and remove what it stored (a store outage leaves it to the sweeper)."""
+    _set_state(ctx, session.id, OPEN, "refused", error=error.info)
+    try:
+        _clean(ctx, session)
+    except BlobStoreUnavailable as exc:
+        log.warning("could not clean up after refused session %s: %s", session.id, exc)
+
+
+def _keep_joined(ctx: ServiceContext, session: UploadSession, submission: KnownSubmission) -> None:
+    """After a failed completion: where the joined upload lies now (accept() may have moved it to the final key
+    before failing), so the retry starts from it."""
+    current = get_session(session.id, ctx=ctx)
+    if current.object_key is None or ctx.blob_store.exists(current.object_key):
+        return
+    moved = next(
+        iter(ctx.blob_store.list_keys(f"evidence/{submission.unit_id}/{submission.id}/{session.id}.")), None
+    )
+    with ctx.db.transaction() as uow:
+        uow.execute(update(UploadSession).where(UploadSession.id == session.id).values(object_key=moved))
 
 
 def _set_state(

@@ -1,11 +1,13 @@
-"""Blob store on a local folder: atomic rename into place, a .sha256 sidecar beside each object."""
+"""Blob store on a local folder: atomic rename into place, a .sha256 sidecar beside each object; a multipart
+upload is a folder of part files under uploads/, joined into the object when completed."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+import uuid
+from collections.abc import Collection, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -20,22 +22,37 @@ from shared.blobs.port import (
     PresignUnsupported,
     Readable,
     StoredObject,
+    UploadedPart,
+    UploadGone,
+    UploadPartsChanged,
     check_key,
 )
 
 _NO_PRESIGN = "the folder store serves bytes only through the API"
+_UPLOAD_META = "upload"  # in each upload's folder: the target key and the content type, one per line
 
 
 class FolderBlobStore:
     """Objects as files under one root folder."""
 
     min_compose_part = 1
+    upload_part_size: int | None = None  # parts are streamed to their files, whatever their size
 
     def __init__(self, root: Path) -> None:
         self._root = Path(root)
 
     def _path(self, key: str) -> Path:
         return self._root / "objects" / check_key(key)
+
+    def _upload_dir(self, key: str, upload_id: str) -> Path:
+        """The folder of an unfinished upload to key; raises UploadGone if there is none."""
+        check_key(key)
+        folder = self._root / "uploads" / upload_id
+        if not upload_id.isalnum() or not (folder / _UPLOAD_META).is_file():
+            raise UploadGone(f"upload {upload_id} of {key!r}")
+        if (folder / _UPLOAD_META).read_text(encoding="utf-8").splitlines()[0] != key:
+            raise UploadGone(f"upload {upload_id} is not an upload to {key!r}")
+        return folder
 
     def put(self, key: str, stream: Readable, *, content_type: str, digest: Any = None) -> StoredObject:
         """Copy the stream to a temporary file, then rename it into place (the sidecar has the SHA-256 when
@@ -154,6 +171,65 @@ class FolderBlobStore:
         finally:
             stream.close()
 
+    def start_upload(self, key: str, *, content_type: str) -> str:
+        """A new folder under uploads/ that remembers the target key and type."""
+        check_key(key)
+        upload_id = uuid.uuid4().hex
+        folder = self._root / "uploads" / upload_id
+        folder.mkdir(parents=True)
+        (folder / _UPLOAD_META).write_text(f"{key}\n{content_type}\n", encoding="utf-8")
+        return upload_id
+
+    def put_part(
+        self, key: str, upload_id: str, number: int, stream: Readable, *, digest: Any = None
+    ) -> UploadedPart:
+        """Stream the part to a file of its own; the ETag is new for every put, so complete_upload() takes exactly
+        the part it is given even when the same number was sent twice (the other file goes with the folder)."""
+        folder = self._upload_dir(key, upload_id)
+        if number < 1:
+            raise ValueError(f"part numbers start at 1, got {number}")
+        reader = HashingReader(stream, digest)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".part-")
+        etag = uuid.uuid4().hex
+        try:
+            with os.fdopen(fd, "wb") as out:
+                while chunk := reader.read(CHUNK):
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, folder / f"{number:08d}-{etag}")
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return UploadedPart(number=number, etag=etag, size=reader.size)
+
+    def complete_upload(self, key: str, upload_id: str, parts: Sequence[UploadedPart]) -> StoredObject:
+        """Concatenate the given part files into the object (hashing them: the result has the SHA-256), then
+        remove the upload's folder."""
+        folder = self._upload_dir(key, upload_id)
+        if not parts:
+            raise ValueError("an upload needs at least one part")
+        content_type = (folder / _UPLOAD_META).read_text(encoding="utf-8").splitlines()[1]
+        paths = [folder / f"{part.number:08d}-{part.etag}" for part in parts]
+        for part, path in zip(parts, paths, strict=True):
+            if not path.is_file() or path.stat().st_size != part.size:
+                raise UploadPartsChanged(f"upload {upload_id} of {key!r}: part {part.number} is not as given")
+        stream = _Concatenated(paths)
+        try:
+            stored = self.put(key, stream, content_type=content_type)
+        finally:
+            stream.close()
+        shutil.rmtree(folder, ignore_errors=True)
+        return stored
+
+    def abort_upload(self, key: str, upload_id: str) -> None:
+        """Remove the upload's folder, if it is still there."""
+        try:
+            folder = self._upload_dir(key, upload_id)
+        except UploadGone:
+            return
+        shutil.rmtree(folder, ignore_errors=True)
+
     def list_keys(self, prefix: str, *, modified_before: datetime | None = None) -> Iterator[str]:
         """Walk only the folder the prefix points into."""
         root = self._root / "objects"
@@ -171,15 +247,22 @@ class FolderBlobStore:
             and (before is None or _mtime(path) < before)
         )
 
-    def abort_unfinished_uploads(self, *, started_before: datetime) -> int:
-        """Remove temporary files of puts that never finished (their process died)."""
-        tmp_dir, removed = self._root / "tmp", 0
-        if not tmp_dir.is_dir():
-            return 0
-        for path in tmp_dir.iterdir():
-            if path.is_file() and _mtime(path) < started_before.timestamp():
-                path.unlink(missing_ok=True)
-                removed += 1
+    def abort_unfinished_uploads(self, *, started_before: datetime, keep: Collection[str] = ()) -> int:
+        """Remove temporary files of puts that never finished (their process died), and the folders of uploads
+        started before then and never completed, except those in keep."""
+        tmp_dir, uploads, removed = self._root / "tmp", self._root / "uploads", 0
+        before = started_before.timestamp()
+        if tmp_dir.is_dir():
+            for path in tmp_dir.iterdir():
+                if path.is_file() and _mtime(path) < before:
+                    path.unlink(missing_ok=True)
+                    removed += 1
+        if uploads.is_dir():
+            for folder in uploads.iterdir():
+                meta = folder / _UPLOAD_META
+                if folder.name not in keep and _mtime(meta if meta.exists() else folder) < before:
+                    shutil.rmtree(folder, ignore_errors=True)
+                    removed += 1
         return removed
 
     def retain(self, key: str, until: datetime, *, mode: str = "GOVERNANCE") -> bool:
@@ -204,6 +287,15 @@ class FolderBlobStore:
     ) -> PresignedPost:
         """Not available: a folder cannot take uploads by itself."""
         raise PresignUnsupported(_NO_PRESIGN)
+
+    def unfinished_uploads(self) -> list[str]:
+        """Target keys of the multipart uploads begun and neither completed nor aborted (for tests and ops)."""
+        uploads = self._root / "uploads"
+        if not uploads.is_dir():
+            return []
+        return sorted(
+            meta.read_text(encoding="utf-8").splitlines()[0] for meta in uploads.glob(f"*/{_UPLOAD_META}")
+        )
 
     def count_objects(self) -> int:
         """How many objects are stored (for tests and ops)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -37,6 +37,14 @@ class PresignUnsupported(NotImplementedError):
     """This store cannot hand out presigned URLs; bytes must go through the API."""
 
 
+class UploadGone(LookupError):
+    """The multipart upload is no longer in the store (aborted, or already completed)."""
+
+
+class UploadPartsChanged(RuntimeError):
+    """A part given to complete_upload() is not in the upload as recorded (missing, or overwritten since)."""
+
+
 @dataclass(frozen=True)
 class StoredObject:
     """What the store knows of one object."""
@@ -45,6 +53,15 @@ class StoredObject:
     size: int
     content_type: str
     sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class UploadedPart:
+    """One stored part of a multipart upload: its number, the store's tag for its bytes, and its size."""
+
+    number: int
+    etag: str
+    size: int
 
 
 @dataclass(frozen=True)
@@ -67,7 +84,13 @@ class Readable(Protocol):
 class BlobStore(Protocol):
     """Objects by server-chosen key."""
 
-    min_compose_part: int  # smallest size of every compose() source but the last
+    min_compose_part: int  # smallest size of every compose() source and every upload part but the last
+
+    @property
+    def upload_part_size(self) -> int | None:
+        """What a long run of bytes is cut into for put_part() (None: one part of any size, streamed). A part may
+        run to upload_part_size + min_compose_part bytes, so that no part but the last is smaller than
+        min_compose_part (S3: the SDK sends a part from memory, so this bounds the memory a part takes)."""
 
     def put(self, key: str, stream: Readable, *, content_type: str, digest: Any = None) -> StoredObject:
         """Store the stream's bytes under key, chunk by chunk; on any error nothing is left behind.
@@ -97,11 +120,29 @@ class BlobStore(Protocol):
     def compose(self, key: str, sources: Sequence[str], *, content_type: str) -> StoredObject:
         """Join objects, in order, into a new one inside the store; the sources stay."""
 
+    def start_upload(self, key: str, *, content_type: str) -> str:
+        """Begin a multipart upload that will become the object under key; returns its upload id."""
+
+    def put_part(
+        self, key: str, upload_id: str, number: int, stream: Readable, *, digest: Any = None
+    ) -> UploadedPart:
+        """Store the stream's bytes as part number of the upload (a part already under that number is replaced);
+        raises UploadGone. When digest is a hashlib object, the bytes are fed into it as they pass (a running hash
+        over several parts); a part's own SHA-256 is never computed."""
+
+    def complete_upload(self, key: str, upload_id: str, parts: Sequence[UploadedPart]) -> StoredObject:
+        """Join the given parts, in order, into the object under key without copying them again; parts not given
+        are dropped. Raises UploadGone, or UploadPartsChanged when a part is not as given."""
+
+    def abort_upload(self, key: str, upload_id: str) -> None:
+        """Drop an unfinished upload and its parts; aborting a finished or missing upload is not an error."""
+
     def list_keys(self, prefix: str, *, modified_before: datetime | None = None) -> Iterator[str]:
         """Keys of the objects whose key starts with prefix (only those last written before modified_before, if given)."""
 
-    def abort_unfinished_uploads(self, *, started_before: datetime) -> int:
-        """Abort uploads started before then and never finished (S3 multipart uploads, a folder's temporary files)."""
+    def abort_unfinished_uploads(self, *, started_before: datetime, keep: Collection[str] = ()) -> int:
+        """Abort uploads started before then and never finished (S3 multipart uploads, a folder's temporary files
+        and unfinished uploads), except the multipart uploads whose ids are in keep (still in use)."""
 
     def retain(self, key: str, until: datetime, *, mode: str = "GOVERNANCE") -> bool:
         """Put the object under store-level retention until then; False when the store cannot."""

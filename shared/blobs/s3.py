@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, BinaryIO, Literal, cast
@@ -14,7 +15,7 @@ import certifi
 import urllib3
 from minio import Minio
 from minio.commonconfig import ComposeSource, CopySource
-from minio.datatypes import PostPolicy
+from minio.datatypes import Part, PostPolicy
 from minio.error import S3Error, ServerError
 from minio.retention import Retention
 
@@ -29,10 +30,14 @@ from shared.blobs.port import (
     PresignedPost,
     Readable,
     StoredObject,
+    UploadedPart,
+    UploadGone,
+    UploadPartsChanged,
     check_key,
 )
 
 MIN_PART_SIZE = 5 * 1024 * 1024
+MAX_PART_NUMBER = 10_000
 MAX_COPY_SIZE = 5 * 1024**3  # largest single-request server-side copy S3 allows
 CONNECT_TIMEOUT_S = 3.0
 READ_TIMEOUT_S = 10.0
@@ -41,6 +46,8 @@ PROBE_TIMEOUT_S = 2.0  # the health probe's own client: one short try, never the
 _MISSING = frozenset({"NoSuchKey", "NoSuchBucket", "NoSuchObject", "ResourceNotFound"})
 _TRANSIENT = frozenset({"ServiceUnavailable", "SlowDown", "InternalError", "RequestTimeout"})
 _NETWORK = (urllib3.exceptions.HTTPError, OSError, ServerError)
+_CHANGED_PARTS = frozenset({"InvalidPart", "InvalidPartOrder"})
+log = logging.getLogger(__name__)
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _REFUSED = frozenset(
     {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AllAccessDisabled", "InvalidBucketName"}
@@ -137,6 +144,23 @@ def _http_client(
     )
 
 
+def _read_part(stream: Readable, limit: int) -> bytes:
+    """All of a part's bytes (the SDK sends a part from one bytes object); ValueError past limit bytes."""
+    data = stream.read(limit + 1)  # an io.BytesIO holding exactly the part hands over its own bytes, uncopied
+    if len(data) > limit:
+        raise ValueError(f"a part may hold at most {limit} bytes")
+    if not data:
+        return b""
+    pieces = [data]
+    size = len(data)
+    while piece := stream.read(limit + 1 - size):
+        pieces.append(piece)
+        size += len(piece)
+        if size > limit:
+            raise ValueError(f"a part may hold at most {limit} bytes")
+    return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
+
 class S3BlobStore:
     """Objects in one S3 bucket; the bucket is created on first put if missing (with Object Lock if asked)."""
 
@@ -166,6 +190,7 @@ class S3BlobStore:
         self._bucket = bucket
         self._region = region
         self._part_size = part_size
+        self.upload_part_size = part_size
         self._object_lock = object_lock
         self._secure = secure
         self._bucket_ready = False
@@ -365,6 +390,83 @@ class S3BlobStore:
         size = sum(part.object_size or 0 for part in parts)
         return StoredObject(key=key, size=size, content_type=content_type)
 
+    def start_upload(self, key: str, *, content_type: str) -> str:
+        """CreateMultipartUpload: the object's type is fixed now; the parts follow, in any order."""
+        check_key(key)
+        if not self._bucket_ready:
+            self.ensure_bucket()
+        with self._translated(f"start of an upload to {key!r}"):
+            # minio has no public call for these; the private ones are held steady by the minio pin in pyproject
+            # (<8, and not 7.2.19, which changed them); they are called with keyword arguments.
+            return self._client._create_multipart_upload(
+                bucket_name=self._bucket, object_name=key, headers={"Content-Type": content_type}
+            )
+
+    def put_part(
+        self, key: str, upload_id: str, number: int, stream: Readable, *, digest: Any = None
+    ) -> UploadedPart:
+        """UploadPart from memory (below upload_part_size + 5 MiB); S3 replaces a part sent again under its number."""
+        check_key(key)
+        if not 1 <= number <= MAX_PART_NUMBER:
+            raise ValueError(f"S3 part numbers run from 1 to {MAX_PART_NUMBER}, got {number}")
+        data = _read_part(stream, self.upload_part_size + MIN_PART_SIZE)
+        if digest is not None:
+            digest.update(data)
+        with self._translated(f"part {number} of the upload to {key!r}"):
+            try:
+                etag = self._client._upload_part(
+                    bucket_name=self._bucket,
+                    object_name=key,
+                    data=data,
+                    headers=None,
+                    upload_id=upload_id,
+                    part_number=number,
+                )
+            except S3Error as exc:
+                if exc.code == "NoSuchUpload":
+                    raise UploadGone(f"upload {upload_id} of {key!r}") from exc
+                raise
+        return UploadedPart(number=number, etag=etag, size=len(data))
+
+    def complete_upload(self, key: str, upload_id: str, parts: Sequence[UploadedPart]) -> StoredObject:
+        """CompleteMultipartUpload: S3 joins the parts where they lie (no byte is copied) after checking each ETag."""
+        check_key(key)
+        if not parts:
+            raise ValueError("an upload needs at least one part")
+        with self._translated(f"completion of the upload to {key!r}"):
+            try:
+                self._client._complete_multipart_upload(
+                    bucket_name=self._bucket,
+                    object_name=key,
+                    upload_id=upload_id,
+                    parts=[Part(part_number=part.number, etag=part.etag) for part in parts],
+                )
+            except S3Error as exc:
+                if exc.code == "NoSuchUpload":
+                    raise UploadGone(f"upload {upload_id} of {key!r}") from exc
+                if exc.code in _CHANGED_PARTS:
+                    raise UploadPartsChanged(
+                        f"upload {upload_id} of {key!r}: {exc.code}: {exc.message}"
+                    ) from exc
+                if exc.code == "EntityTooSmall":
+                    raise ValueError(
+                        f"every part but the last must be at least {MIN_PART_SIZE} bytes"
+                    ) from exc
+                raise
+        return self.stat(key)
+
+    def abort_upload(self, key: str, upload_id: str) -> None:
+        """AbortMultipartUpload; an upload already gone (finished, aborted) is not an error."""
+        check_key(key)
+        with self._translated(f"abort of the upload to {key!r}"):
+            try:
+                self._client._abort_multipart_upload(
+                    bucket_name=self._bucket, object_name=key, upload_id=upload_id
+                )
+            except S3Error as exc:
+                if exc.code != "NoSuchUpload":
+                    raise
+
     def list_keys(self, prefix: str, *, modified_before: datetime | None = None) -> Iterator[str]:
         """Keys under prefix, listed page by page."""
         with self._translated(f"listing of {prefix!r}"):
@@ -375,8 +477,9 @@ class S3BlobStore:
                 if modified_before is None or (item.last_modified and item.last_modified < modified_before):
                     yield item.object_name
 
-    def abort_unfinished_uploads(self, *, started_before: datetime) -> int:
-        """Abort multipart uploads initiated before then (their process died mid-upload; S3 keeps their parts)."""
+    def abort_unfinished_uploads(self, *, started_before: datetime, keep: Collection[str] = ()) -> int:
+        """Abort multipart uploads initiated before then (their process died mid-upload; S3 keeps their parts),
+        except those in keep."""
         aborted, key_marker, upload_marker = 0, None, None
         with self._translated("listing of unfinished uploads"):
             if not self._client.bucket_exists(bucket_name=self._bucket):
@@ -387,7 +490,13 @@ class S3BlobStore:
                     bucket_name=self._bucket, key_marker=key_marker, upload_id_marker=upload_marker
                 )
                 for upload in page.uploads:
-                    if upload.upload_id and upload.initiated_time and upload.initiated_time < started_before:
+                    if (
+                        upload.upload_id
+                        and upload.upload_id not in keep
+                        and upload.initiated_time
+                        and upload.initiated_time < started_before
+                    ):
+                        log.info("aborting unfinished upload %s of %s", upload.upload_id, upload.object_name)
                         self._client._abort_multipart_upload(
                             bucket_name=self._bucket,
                             object_name=upload.object_name,

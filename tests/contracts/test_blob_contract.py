@@ -18,6 +18,9 @@ from shared.blobs.port import (
     BlobStoreMisconfigured,
     BlobStoreUnavailable,
     PresignUnsupported,
+    UploadedPart,
+    UploadGone,
+    UploadPartsChanged,
     check_blob_store,
 )
 from shared.blobs.s3 import S3BlobStore, bucket_name_problem
@@ -352,6 +355,151 @@ def test_s3_compose_refuses_small_middle_parts(s3):
     with pytest.raises(ValueError):
         store.compose("p/joined", ["p/1", "p/2"], content_type="application/octet-stream")
     assert not store.exists("p/joined")
+
+
+# --- multipart uploads: what a resumable session's chunks are written as ---------------------------------------
+
+
+def unfinished(store, request) -> list[str]:
+    """Target keys of the store's multipart uploads neither completed nor aborted."""
+    if isinstance(store, S3BlobStore):
+        return sorted(request.getfixturevalue("s3").pending_uploads())
+    return store.unfinished_uploads()
+
+
+def test_multipart_upload_joins_its_parts_in_order_and_is_then_gone(store, request):
+    first, second = GeneratedStream(PART + 1000, seed=11), GeneratedStream(4321, seed=12)
+    upload_id = store.start_upload("videos/joined.mp4", content_type="video/mp4")
+    assert unfinished(store, request) == ["videos/joined.mp4"]
+    assert not store.exists("videos/joined.mp4")  # nothing to read before completion
+    running = hashlib.sha256()
+    parts = [
+        store.put_part("videos/joined.mp4", upload_id, 1, first, digest=running),
+        store.put_part("videos/joined.mp4", upload_id, 2, second, digest=running),
+    ]
+    assert [(part.number, part.size) for part in parts] == [(1, PART + 1000), (2, 4321)]
+    assert all(part.etag for part in parts)
+    expected = running.hexdigest()  # fed by both parts, in order
+    assert (
+        expected
+        == hashlib.sha256(
+            _bytes_of_stream(GeneratedStream(PART + 1000, seed=11))
+            + _bytes_of_stream(GeneratedStream(4321, seed=12))
+        ).hexdigest()
+    )
+    joined = store.complete_upload("videos/joined.mp4", upload_id, parts)
+    assert (joined.key, joined.size, joined.content_type) == (
+        "videos/joined.mp4",
+        PART + 1000 + 4321,
+        "video/mp4",
+    )
+    assert joined.sha256 in (None, expected)  # the folder store hashes while joining; S3 does not
+    assert read_all(store, "videos/joined.mp4") == (PART + 1000 + 4321, expected)
+    assert store.stat("videos/joined.mp4").content_type == "video/mp4"
+    assert unfinished(store, request) == []
+    try:  # completing again: the folder store says the upload is gone, S3 (moto) answers as the first time
+        again = store.complete_upload("videos/joined.mp4", upload_id, parts)
+    except UploadGone:
+        pass
+    else:
+        assert again.size == joined.size
+    if not isinstance(
+        store, S3BlobStore
+    ):  # moto answers a part for a finished upload with a 500, not NoSuchUpload
+        with pytest.raises(UploadGone):
+            store.put_part("videos/joined.mp4", upload_id, 3, io.BytesIO(b"late"))
+
+
+def test_a_part_sent_again_replaces_the_one_before_and_parts_not_given_are_dropped(store, request):
+    upload_id = store.start_upload("docs/retried.bin", content_type="application/octet-stream")
+    store.put_part("docs/retried.bin", upload_id, 1, GeneratedStream(PART, seed=1))  # cut off, as it were
+    again = store.put_part("docs/retried.bin", upload_id, 1, GeneratedStream(PART, seed=2))
+    stray = store.put_part("docs/retried.bin", upload_id, 2, io.BytesIO(b"never listed"))
+    last = store.put_part("docs/retried.bin", upload_id, 3, io.BytesIO(b"the end"))
+    assert stray.number == 2
+    store.complete_upload("docs/retried.bin", upload_id, [again, last])
+    assert (
+        b"".join(store.read("docs/retried.bin"))
+        == _bytes_of_stream(GeneratedStream(PART, seed=2)) + b"the end"
+    )
+    assert unfinished(store, request) == []
+
+
+def _bytes_of_stream(stream: GeneratedStream) -> bytes:
+    return b"".join(iter(lambda: stream.read(1 << 20), b""))
+
+
+def test_a_part_not_as_recorded_is_refused_at_completion(store, request):
+    upload_id = store.start_upload("p/changed.bin", content_type="application/octet-stream")
+    first = store.put_part("p/changed.bin", upload_id, 1, GeneratedStream(PART, seed=3))
+    last = store.put_part("p/changed.bin", upload_id, 2, io.BytesIO(b"tail"))
+    with pytest.raises(UploadPartsChanged):
+        store.complete_upload("p/changed.bin", upload_id, [first, UploadedPart(2, "0" * 32, last.size)])
+    assert not store.exists("p/changed.bin")
+    store.complete_upload("p/changed.bin", upload_id, [first, last])  # the upload is still there, whole
+    assert store.stat("p/changed.bin").size == PART + 4
+
+
+def test_abort_upload_drops_the_parts_and_may_be_repeated(store, request):
+    upload_id = store.start_upload("v/aborted.mp4", content_type="video/mp4")
+    store.put_part("v/aborted.mp4", upload_id, 1, GeneratedStream(PART, seed=4))
+    store.abort_upload("v/aborted.mp4", upload_id)
+    assert unfinished(store, request) == [] and not store.exists("v/aborted.mp4")
+    store.abort_upload("v/aborted.mp4", upload_id)  # again: not an error
+    if not isinstance(
+        store, S3BlobStore
+    ):  # moto answers a part for an aborted upload with a 500, not NoSuchUpload
+        with pytest.raises(UploadGone):
+            store.put_part("v/aborted.mp4", upload_id, 2, io.BytesIO(b"x"))
+
+
+def test_unfinished_uploads_are_aborted_except_those_kept(store, request):
+    kept = store.start_upload("u/live.mp4", content_type="video/mp4")
+    store.put_part("u/live.mp4", kept, 1, io.BytesIO(LIVE_CHUNK))
+    dead = store.start_upload("u/dead.mp4", content_type="video/mp4")
+    store.put_part("u/dead.mp4", dead, 1, io.BytesIO(b"a dead process's chunk"))
+    if not isinstance(store, S3BlobStore):  # moto reports every upload as initiated in 2010
+        assert store.abort_unfinished_uploads(started_before=datetime.now(UTC) - timedelta(hours=1)) == 0
+    later = datetime.now(UTC) + timedelta(minutes=1)
+    assert store.abort_unfinished_uploads(started_before=later, keep={kept}) == 1
+    assert unfinished(store, request) == ["u/live.mp4"]
+    part = store.put_part("u/live.mp4", kept, 2, io.BytesIO(b"!"))
+    store.complete_upload(
+        "u/live.mp4", kept, [UploadedPart(1, _etag_of(store, kept, 1), len(LIVE_CHUNK)), part]
+    )
+    assert b"".join(store.read("u/live.mp4")) == LIVE_CHUNK + b"!"
+
+
+LIVE_CHUNK = b"a live session's chunk " * (PART // 23 + 1)  # every part but the last: at least 5 MiB on S3
+
+
+def _etag_of(store, upload_id: str, number: int) -> str:
+    """The ETag of a stored part, as the session's rows would have kept it."""
+    if isinstance(store, S3BlobStore):
+        return hashlib.md5(LIVE_CHUNK).hexdigest()  # S3's ETag of a plain part: its MD5
+    folder = store._root / "uploads" / upload_id
+    return next(folder.glob(f"{number:08d}-*")).name.split("-", 1)[1]
+
+
+def test_s3_completion_joins_the_parts_without_copying_them(s3):
+    store = s3_store(s3)
+    upload_id = store.start_upload("v/two.mp4", content_type="video/mp4")
+    parts = [
+        store.put_part("v/two.mp4", upload_id, 1, GeneratedStream(PART, seed=5)),
+        store.put_part("v/two.mp4", upload_id, 2, GeneratedStream(1000, seed=6)),
+    ]
+    store.complete_upload("v/two.mp4", upload_id, parts)
+    etag = s3.client().stat_object(bucket_name=s3.bucket, object_name="v/two.mp4").etag
+    assert etag.endswith("-2"), f"expected the 2-part upload itself, got ETag {etag!r}"
+
+
+def test_s3_parts_are_bounded_in_memory(s3):
+    store = s3_store(s3)
+    upload_id = store.start_upload("v/big.mp4", content_type="video/mp4")
+    assert store.upload_part_size == PART
+    with pytest.raises(ValueError):  # a part past part size + the smallest part is the caller's mistake
+        store.put_part("v/big.mp4", upload_id, 1, GeneratedStream(2 * PART + 1, seed=7))
+    store.abort_upload("v/big.mp4", upload_id)
 
 
 def test_list_keys_by_prefix(store):

@@ -160,6 +160,13 @@ class World:
         prefixes = ("evidence/", "previews/", "staging/", "incoming/", *extra)
         return sorted(key for prefix in prefixes for key in self.ctx.blobs.list_keys(prefix))
 
+    def pending_uploads(self) -> list[str]:
+        """Target keys of the multipart uploads begun in the store and neither completed nor aborted."""
+        if self.s3 is not None:
+            return sorted(self.s3.pending_uploads())
+        assert isinstance(self.ctx.blobs, FolderBlobStore)
+        return self.ctx.blobs.unfinished_uploads()
+
     def events(self, event_type: str) -> list[dict]:
         """Payloads of the events of a type this service wrote to its outbox."""
         table = self.ctx.messaging.outbox

@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 import hashlib
+import io
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
 
-from services.evidence_storage.uploads import expire_sessions
+from services.evidence_storage import ingest, uploads
+from services.evidence_storage.api import create_app
+from services.evidence_storage.bootstrap import bootstrap
+from services.evidence_storage.models import UploadChunk, UploadSession
+from services.evidence_storage.uploads import RUNNING_HASHES, expire_sessions
+from shared.blobs.folder import FolderBlobStore
+from shared.blobs.port import BlobStoreUnavailable
+from shared.blobs.s3 import S3BlobStore
 from shared.clock import FixedClock
+from shared.http import ApiError
 from tests.evidence_storage import media
 from tests.evidence_storage.conftest import MIB
 
@@ -94,6 +107,14 @@ def test_s3_chunks_must_be_large_enough_except_the_last(make_world):
     small = _put(world, session["id"], video[:MIB], 0)
     assert small.status_code == 400 and small.json()["code"] == "chunk_too_small"
     assert world.stored_keys() == []
+    assert world.client.get(f"/upload-sessions/{session['id']}").json()["received"] == 0
+    # the refused chunk's part is simply replaced when the offset is sent again, properly sized
+    assert _put(world, session["id"], video[: 5 * MIB], 0).json()["received"] == 5 * MIB
+    assert _put(world, session["id"], video[5 * MIB :], 5 * MIB).json()["received"] == len(video)
+    done = world.client.post(f"/upload-sessions/{session['id']}/complete")
+    assert done.status_code == 201, done.text
+    assert done.json()["sha256"] == hashlib.sha256(video).hexdigest()
+    assert world.pending_uploads() == []
 
 
 def test_first_chunk_is_sniffed_and_a_bad_type_ends_the_session(world):
@@ -103,7 +124,26 @@ def test_first_chunk_is_sniffed_and_a_bad_type_ends_the_session(world):
     assert refused.status_code == 415 and refused.json()["code"] == "unsupported_media_type"
     assert world.client.get(f"/upload-sessions/{session['id']}").json()["state"] == "refused"
     assert _put(world, session["id"], b"MZ" + bytes(4998), 0).status_code == 410
-    assert world.stored_keys() == [] and world.evidence_count() == 0
+    assert world.stored_keys() == [] and world.evidence_count() == 0 and world.pending_uploads() == []
+
+
+@pytest.mark.parametrize("store", ["folder", "s3"])
+def test_a_first_chunk_refused_after_a_cut_one_began_the_upload_leaves_nothing(make_world, store):
+    world = make_world(store)
+    submission = world.submission()
+    session = _session(world, submission["id"], 6 * MIB)
+    video = media.mp4(bytes(6 * MIB))
+    cut = world.client.put(  # a first chunk that began the upload, then arrived short
+        f"/upload-sessions/{session['id']}",
+        content=video[:MIB],
+        headers={"Content-Range": f"bytes 0-{5 * MIB - 1}/{6 * MIB}"},
+    )
+    assert cut.status_code == 400 and cut.json()["code"] == "chunk_incomplete"
+    assert len(world.pending_uploads()) == 1
+    exe = _put(world, session["id"], b"MZ" + bytes(5 * MIB), 0)  # then other bytes, not allowed
+    assert exe.status_code == 415
+    assert world.client.get(f"/upload-sessions/{session['id']}").json()["state"] == "refused"
+    assert world.stored_keys() == [] and world.pending_uploads() == [] and world.evidence_count() == 0
 
 
 def test_checksum_mismatch_and_damaged_upload_leave_nothing(world):
@@ -134,21 +174,25 @@ def test_sessions_expire_and_their_chunks_are_removed(make_world):
     video = media.mp4(bytes(3000))
     session = _session(world, submission["id"], len(video))
     _put(world, session["id"], video[:1000], 0)
-    assert world.stored_keys() != []
+    assert world.pending_uploads() != []  # the chunk is a part of the session's multipart upload
     clock.advance(timedelta(hours=2))
     gone = _put(world, session["id"], video[1000:], 1000)
     assert gone.status_code == 410 and gone.json()["code"] == "session_expired"
     assert expire_sessions(world.ctx) == 1
-    assert world.stored_keys() == []
+    assert world.stored_keys() == [] and world.pending_uploads() == []
     assert world.client.get(f"/upload-sessions/{session['id']}").json()["state"] == "expired"
 
 
-def test_abort_removes_the_chunks(world):
+@pytest.mark.parametrize("store", ["folder", "s3"])
+def test_abort_removes_the_chunks_and_the_unfinished_upload(make_world, store):
+    world = make_world(store)
     submission = world.submission()
-    session = _session(world, submission["id"], 10_000)
-    _put(world, session["id"], media.mp4(bytes(10_000))[:4000], 0)
+    video = media.mp4(bytes(6 * MIB))
+    session = _session(world, submission["id"], len(video))
+    assert _put(world, session["id"], video[: 5 * MIB], 0).status_code == 200
+    assert len(world.pending_uploads()) == 1
     assert world.client.delete(f"/upload-sessions/{session['id']}").status_code == 204
-    assert world.stored_keys() == []
+    assert world.stored_keys() == [] and world.pending_uploads() == []
     assert world.client.get(f"/upload-sessions/{session['id']}").json()["state"] == "aborted"
 
 
@@ -261,8 +305,6 @@ def test_presigned_sessions_need_an_allowed_type_and_an_s3_store(make_world):
 
 @pytest.mark.parametrize("store", ["folder", "s3"])
 def test_chunks_taken_by_another_process_are_hashed_from_the_store(make_world, store):
-    from services.evidence_storage.uploads import RUNNING_HASHES
-
     world = make_world(store)
     submission = world.submission()
     video = media.mp4(bytes((7 * i) % 256 for i in range(256)) * (44 * 1024), seconds=2.0)  # ~11 MiB
@@ -276,3 +318,184 @@ def test_chunks_taken_by_another_process_are_hashed_from_the_store(make_world, s
     done = world.client.post(f"/upload-sessions/{session['id']}/complete")
     assert done.status_code == 201, done.text
     assert done.json()["sha256"] == hashlib.sha256(video).hexdigest()
+
+
+# --- chunks as the parts of one multipart upload: restarts, retries, failures ------------------------------
+
+
+def _restarted(world) -> TestClient:
+    """Another API process on the same database and store (after a restart, or another replica): an API of its
+    own, with nothing of the first one's memory (the running hashes are module state, so forgotten by the test)."""
+    settings = world.ctx.settings
+    if world.s3 is None:
+        blobs = FolderBlobStore(settings.blob_folder)
+    else:
+        target = world.s3
+        blobs = S3BlobStore(
+            endpoint=target.endpoint,
+            access_key=target.access_key,
+            secret_key=target.secret_key,
+            bucket=target.bucket,
+            region=target.region,
+            part_size=5 * MIB,
+        )
+    ctx = bootstrap(settings, blobs=blobs)
+    client = TestClient(create_app(ctx))
+    client.headers.update(world.client.headers)
+    world.cleanups.insert(0, ctx.db.dispose)
+    world.cleanups.insert(0, client.close)
+    return client
+
+
+@pytest.mark.parametrize("store", ["folder", "s3"])
+def test_a_restarted_api_continues_the_upload_and_completes_it(make_world, store):
+    world = make_world(store)
+    submission = world.submission()
+    video = media.mp4(bytes((5 * i) % 256 for i in range(256)) * (52 * 1024), seconds=2.0)  # ~13 MiB
+    chunk = 5 * MIB
+    session = _session(world, submission["id"], len(video), filename="重启.mp4")
+    assert _put(world, session["id"], video[:chunk], 0).status_code == 200
+    world.client.close()  # the first API goes away: its memory (the running hash) with it
+    RUNNING_HASHES.forget(session["id"])
+
+    other = _restarted(world)
+    assert int(other.head(f"/upload-sessions/{session['id']}").headers["Upload-Offset"]) == chunk
+    for start in (chunk, 2 * chunk):
+        sent = other.put(
+            f"/upload-sessions/{session['id']}",
+            params={"offset": start},
+            content=video[start : start + chunk],
+            headers={"Content-Type": "application/octet-stream"},
+        )
+        assert sent.status_code == 200, sent.text
+    done = other.post(f"/upload-sessions/{session['id']}/complete")
+    assert done.status_code == 201, done.text
+    evidence = done.json()
+    assert (evidence["size"], evidence["sha256"]) == (len(video), hashlib.sha256(video).hexdigest())
+    assert world.pending_uploads() == []
+    assert (
+        hashlib.sha256(other.get(f"/evidence/{evidence['id']}/content").content).hexdigest()
+        == (evidence["sha256"])
+    )
+    folder = f"{submission['unit_id']}/{submission['id']}/{evidence['id']}"
+    assert world.stored_keys() == [f"evidence/{folder}.mp4", f"previews/{folder}.jpg"]
+
+
+@pytest.mark.parametrize("store", ["folder", "s3"])
+def test_a_chunk_sent_twice_at_once_takes_the_same_part_number_once(make_world, store, monkeypatch):
+    """A client that timed out sends the chunk again while the first request is still storing it: both store the
+    same part number, one of them counts, and the upload completes with the bytes sent."""
+    world = make_world(store)
+    submission = world.submission()
+    video = media.mp4(bytes((11 * i) % 256 for i in range(256)) * (28 * 1024), seconds=1.0)  # ~7 MiB
+    chunk = 5 * MIB
+    session = _session(world, submission["id"], len(video))
+    assert _put(world, session["id"], video[:chunk], 0).status_code == 200
+
+    both_stored = threading.Barrier(2, timeout=30)
+    put_part = world.ctx.blobs.put_part
+
+    def stored_then_wait(*args, **kwargs):
+        part = put_part(*args, **kwargs)
+        both_stored.wait()  # neither request claims the offset before both have written their part
+        return part
+
+    monkeypatch.setattr(world.ctx.blobs, "put_part", stored_then_wait)
+
+    def send() -> object:
+        try:
+            return uploads.put_chunk(
+                session["id"], io.BytesIO(video[chunk:]), offset=chunk, content_range=None, ctx=world.ctx
+            ).received
+        except ApiError as exc:
+            return exc.info["code"]
+
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = sorted(map(str, pool.map(lambda _: send(), range(2))))
+    assert outcomes == sorted([str(len(video)), "offset_mismatch"])
+    monkeypatch.undo()
+    with world.ctx.db.session() as uow:
+        numbers = list(
+            uow.scalars(
+                select(UploadChunk.part_number)
+                .where(UploadChunk.session_id == session["id"])
+                .order_by(UploadChunk.offset)
+            )
+        )
+    assert numbers == [1, 2]
+    done = world.client.post(f"/upload-sessions/{session['id']}/complete")
+    assert done.status_code == 201, done.text
+    assert done.json()["sha256"] == hashlib.sha256(video).hexdigest()
+    assert world.pending_uploads() == []
+
+
+def test_the_same_offset_sent_twice_at_once_with_other_bytes_is_refused_at_completion(
+    make_world, monkeypatch
+):
+    """S3 keeps whichever part came last; when that is not the one the session recorded, its ETag says so and the
+    upload is refused as a whole rather than stored with bytes nobody hashed."""
+    world = make_world("s3")
+    submission = world.submission()
+    video = media.mp4(bytes(7 * MIB), seconds=1.0)
+    chunk = 5 * MIB
+    session = _session(world, submission["id"], len(video))
+    assert _put(world, session["id"], video[:chunk], 0).status_code == 200
+    put_part = world.ctx.blobs.put_part
+    # what a losing request at the same offset leaves: its bytes under the part number the winner recorded
+    assert _put(world, session["id"], video[chunk:], chunk).status_code == 200
+    with world.ctx.db.session() as uow:
+        upload_id = uow.get(UploadSession, session["id"]).upload_id
+        key = uow.get(UploadSession, session["id"]).upload_key
+    put_part(key, upload_id, 2, io.BytesIO(bytes(len(video) - chunk - 1) + b"!"))
+    refused = world.client.post(f"/upload-sessions/{session['id']}/complete")
+    assert refused.status_code == 409 and refused.json()["code"] == "upload_parts_changed"
+    assert world.client.get(f"/upload-sessions/{session['id']}").json()["state"] == "refused"
+    assert world.stored_keys() == [] and world.pending_uploads() == [] and world.evidence_count() == 0
+
+
+@pytest.mark.parametrize("store", ["folder", "s3"])
+def test_a_completion_that_fails_after_joining_keeps_the_joined_upload_for_a_retry(
+    make_world, store, monkeypatch
+):
+    world = make_world(store)
+    submission = world.submission()
+    video = media.mp4(bytes((13 * i) % 256 for i in range(256)) * (28 * 1024), seconds=1.0)  # ~7 MiB
+    session = _session(world, submission["id"], len(video))
+    assert _put(world, session["id"], video[: 5 * MIB], 0).status_code == 200
+    assert _put(world, session["id"], video[5 * MIB :], 5 * MIB).status_code == 200
+    examine = ingest.examine
+
+    def store_went_down(*args, **kwargs):
+        raise BlobStoreUnavailable("the store went away during inspection")
+
+    monkeypatch.setattr(ingest, "examine", store_went_down)
+    failed = world.client.post(f"/upload-sessions/{session['id']}/complete")
+    assert failed.status_code == 503 and failed.json()["code"] == "store_unavailable"
+    state = world.client.get(f"/upload-sessions/{session['id']}").json()
+    assert state["state"] == "open" and state["received"] == len(video)
+    assert world.pending_uploads() == [] and len(world.stored_keys()) == 1  # joined; the parts are gone
+    monkeypatch.setattr(ingest, "examine", examine)
+    RUNNING_HASHES.forget(session["id"])  # and completed by another process: hashed from the store
+    done = world.client.post(f"/upload-sessions/{session['id']}/complete")
+    assert done.status_code == 201, done.text
+    assert done.json()["sha256"] == hashlib.sha256(video).hexdigest() and world.evidence_count() == 1
+
+
+def test_a_session_begun_before_multipart_uploads_is_closed_and_its_chunk_objects_removed(make_world):
+    clock = FixedClock(datetime(2020, 3, 10, 9, 0, tzinfo=UTC))
+    world = make_world(clock=clock, evidence_session_ttl_s=3600)
+    submission = world.submission()
+    video = media.mp4(bytes(3000))
+    session = _session(world, submission["id"], len(video))
+    # what the previous release left: a chunk stored as a staging object, no multipart upload on the session
+    old_key = f"staging/sessions/{session['id']}/000000000000000-0a1b2c3d"
+    world.ctx.blobs.put(old_key, io.BytesIO(video[:1000]), content_type="application/octet-stream")
+    with world.ctx.db.transaction() as uow:
+        uow.add(UploadChunk(session_id=session["id"], offset=0, size=1000, object_key=old_key))
+        uow.get(UploadSession, session["id"]).received = 1000
+    outdated = _put(world, session["id"], video[1000:], 1000)
+    assert outdated.status_code == 410 and outdated.json()["code"] == "session_outdated"
+    assert "系统升级" in outdated.json()["message"]
+    clock.advance(timedelta(hours=2))
+    assert expire_sessions(world.ctx) == 1
+    assert world.stored_keys() == []

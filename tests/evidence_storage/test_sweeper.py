@@ -3,8 +3,10 @@ after the grace period, and nothing a row or a live upload session refers to is 
 
 from __future__ import annotations
 
+import hashlib
 import io
 
+import pytest
 from prometheus_client import REGISTRY
 
 from services.evidence_storage.sweeper import sweep
@@ -54,9 +56,7 @@ def test_orphans_older_than_the_grace_period_are_swept_and_nothing_else(make_wor
     check = finished(world)
     assert check["problems"] == [] and check["checked"] == 1
     assert world.client.get(f"/evidence/{kept['id']}").status_code == 200
-    assert [
-        k for k in world.stored_keys() if k.startswith("staging/sessions/")
-    ]  # the live session kept its chunk
+    assert world.pending_uploads() != []  # the live session kept its chunk, a part of its multipart upload
 
 
 def test_young_orphans_are_left_for_a_later_sweep(make_world):
@@ -81,3 +81,33 @@ def test_unfinished_multipart_uploads_are_aborted(make_world):
     assert world.s3.pending_uploads() == ["evidence/x/y/dead.mp4"] and upload_id
     assert sweep(world.ctx)["aborted_uploads"] == 1
     assert world.s3.pending_uploads() == []
+
+
+@pytest.mark.parametrize("store", ["folder", "s3"])
+def test_a_live_sessions_upload_is_left_alone_and_an_abandoned_one_is_aborted(make_world, store):
+    world = make_world(store, evidence_orphan_grace_s=0)  # every upload is past the grace period at once
+    submission = world.submission()
+    video = media.mp4(bytes((3 * i) % 256 for i in range(256)) * (24 * 1024), seconds=1.0)  # ~6 MiB
+    session = world.client.post(
+        f"/submissions/{submission['id']}/upload-sessions", json={"filename": "v.mp4", "size": len(video)}
+    ).json()
+    first = world.client.put(
+        f"/upload-sessions/{session['id']}", content=video[: 5 * 1024 * 1024], params={"offset": 0}
+    )
+    assert first.status_code == 200, first.text
+    # an upload begun by a process that died before its session row recorded it: nobody will finish it
+    world.ctx.blobs.start_upload("evidence/x/y/abandoned.mp4", content_type="video/mp4")
+    assert len(world.pending_uploads()) == 2
+
+    assert sweep(world.ctx) == {"removed": 0, "aborted_uploads": 1}
+    assert len(world.pending_uploads()) == 1  # the live session's
+    rest = world.client.put(
+        f"/upload-sessions/{session['id']}",
+        content=video[5 * 1024 * 1024 :],
+        params={"offset": 5 * 1024 * 1024},
+    )
+    assert rest.status_code == 200, rest.text
+    done = world.client.post(f"/upload-sessions/{session['id']}/complete")
+    assert done.status_code == 201, done.text
+    assert done.json()["sha256"] == hashlib.sha256(video).hexdigest()
+    assert world.pending_uploads() == [] and sweep(world.ctx) == {"removed": 0, "aborted_uploads": 0}
