@@ -64,6 +64,18 @@
 
   /** Upload one file through a resumable session, reporting progress to row; resolves with the evidence. */
   async function uploadFile(submissionId, file, row, grant) {
+    try {
+      return await uploadThroughSession(submissionId, file, row, grant);
+    } catch (error) {
+      // 410: the session can no longer be continued (expired, or begun by an older server version): start anew once
+      if (!(error instanceof ApiFailure) || error.status !== 410) throw error;
+      localStorage.removeItem(resumeKey(submissionId, file));
+      row.note("上传会话已失效，正在重新上传");
+      return uploadThroughSession(submissionId, file, row, grant);
+    }
+  }
+
+  async function uploadThroughSession(submissionId, file, row, grant) {
     const key = resumeKey(submissionId, file);
     let session = await openSession(submissionId, file, row, grant);
     if (session.state !== "completed") {
