@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 
 from playwright.sync_api import expect
@@ -191,10 +192,22 @@ def test_keyboard_review_and_bulk_approve(world, contexts, shots, tmp_path):
         assert (item["state"], item["score"]) == ("approved", 95)
 
 
+def line_down_at(page, offset: int) -> None:
+    """Every chunk PUT at offset fails as a dropped connection (until page.unroute)."""
+    page.route(
+        "**/evidence/upload-sessions/**",
+        lambda route: (
+            route.abort("connectionreset")
+            if route.request.method == "PUT" and f"offset={offset}" in route.request.url
+            else route.continue_()
+        ),
+    )
+
+
 def test_upload_resumes_after_a_failed_chunk_and_after_a_reload(world, contexts, shots, tmp_path):
     chunk = 32 * 1024
     submission = submission_with_photo(world, "M2", "设置网上信访宣传角", None)
-    files = [photo(tmp_path / f"宣传角{n}.jpg", seed=20 + n, noise=True) for n in range(3)]
+    files = [photo(tmp_path / f"宣传角{n}.jpg", seed=20 + n, noise=True) for n in range(4)]
     assert all(path.stat().st_size > 4 * chunk for path in files)
     context = contexts(**PHONE)
     context.add_init_script(
@@ -234,14 +247,7 @@ def test_upload_resumes_after_a_failed_chunk_and_after_a_reload(world, contexts,
     page.unroute("**/evidence/upload-sessions/**")
 
     # 2. The line goes down after two chunks; the liaison reloads and drops the file again: it goes on from there.
-    page.route(
-        "**/evidence/upload-sessions/**",
-        lambda route: (
-            route.abort("connectionreset")
-            if route.request.method == "PUT" and f"offset={2 * chunk}" in route.request.url
-            else route.continue_()
-        ),
-    )
+    line_down_at(page, 2 * chunk)
     page.locator(".drop-zone .file-input").set_input_files(str(files[2]))
     expect(page.locator(".upload-row").last.locator(".status")).to_contain_text("网络中断", timeout=20000)
     shots(page, "line-down")
@@ -254,6 +260,32 @@ def test_upload_resumes_after_a_failed_chunk_and_after_a_reload(world, contexts,
     assert offsets and offsets[0] == 2 * chunk, offsets  # resumed at the server's offset, not from 0
     expect(page.locator(".evidence-grid .tile")).to_have_count(3, timeout=15000)
     shots(page, "resumed-after-reload")
+
+    # 3. Cut again after two chunks; after the reload the server no longer continues that session (410: expired,
+    # or begun before an upgrade changed how sessions store chunks): the file starts again in a new session.
+    line_down_at(page, 2 * chunk)
+    page.locator(".drop-zone .file-input").set_input_files(str(files[3]))
+    expect(page.locator(".upload-row").last.locator(".status")).to_contain_text("网络中断", timeout=20000)
+    page.unroute("**/evidence/upload-sessions/**")
+    page.reload()
+    page.wait_for_selector("body[data-ready='1']")
+    gone = {"done": False}
+
+    def gone_once(route):
+        if route.request.method == "PUT" and not gone["done"]:
+            gone["done"] = True
+            problem = {"code": "session_outdated", "title": "该上传会话已失效", "status": 410}
+            route.fulfill(status=410, content_type="application/problem+json", body=json.dumps(problem))
+        else:
+            route.continue_()
+
+    page.route("**/evidence/upload-sessions/**", gone_once)
+    offsets.clear()
+    page.locator(".drop-zone .file-input").set_input_files(str(files[3]))
+    expect(page.locator(".upload-row").last).to_have_attribute("data-state", "done", timeout=20000)
+    assert gone["done"] and offsets[:2] == [2 * chunk, 0], offsets  # refused where it stood, then from 0
+    expect(page.locator(".evidence-grid .tile")).to_have_count(4, timeout=15000)
+    page.unroute("**/evidence/upload-sessions/**")
 
     stored = world.admin.get(f"/evidence/submissions/{submission['id']}/evidence").json()
     assert sorted(e["sha256"] for e in stored) == sorted(
