@@ -38,7 +38,7 @@ from shared.metrics import metrics_router, register_bus
 from shared.migrations import SchemaNotCurrent
 from shared.private import private_folder
 from shared.request_context import RequestContextMiddleware
-from shared.runtime import ServiceContext, ServiceWorker, configure_logging
+from shared.runtime import ServiceContext, ServiceWorker, configure_logging, freeze_startup_objects
 from shared.settings import Settings
 
 PREFIXES = {
@@ -203,6 +203,7 @@ def main() -> None:
     except SchemaNotCurrent as outdated:
         raise SystemExit(f"无法启动：{outdated}") from None
     refuse_unusable_store(platform.contexts["evidence_storage"].blob_store)
+    freeze_startup_objects()
     uvicorn.run(
         platform.app,
         host=settings.host,

@@ -20,7 +20,14 @@ from shared.messaging import EventHandler
 from shared.metrics import metrics_router, register_bus, register_service
 from shared.migrations import SchemaNotCurrent, head_revision, new_revision, upgrade
 from shared.outbox_wake import wake_relays_on_commit
-from shared.runtime import PeriodicJob, ServiceContext, ServiceWorker, configure_logging, run_until_signalled
+from shared.runtime import (
+    PeriodicJob,
+    ServiceContext,
+    ServiceWorker,
+    configure_logging,
+    freeze_startup_objects,
+    run_until_signalled,
+)
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -39,6 +46,7 @@ def worker_app() -> FastAPI:
     ctx = bootstrap(settings)
     wake_relays_on_commit(ctx)
     app: FastAPI = create_app(ctx)
+    freeze_startup_objects()
     return app
 
 
@@ -115,8 +123,10 @@ def launch(
             if made:
                 shutil.rmtree(metrics_dir, ignore_errors=True)
             return
+        app = create_app(ctx)
+        freeze_startup_objects()
         uvicorn.run(
-            create_app(ctx),
+            app,
             host=settings.host,
             port=port,
             root_path=settings.root_path,
@@ -145,6 +155,7 @@ def launch(
         bus.stop()
         worker.stop()
 
+    freeze_startup_objects()
     run_until_signalled(start, stop)
 
 
