@@ -25,11 +25,12 @@ class ReadOnlySession(RuntimeError):
 class Database:
     """One service's database: its own SQLite file, or its own schema in PostgreSQL."""
 
-    def __init__(self, url: str, *, schema: str) -> None:
+    def __init__(self, url: str, *, schema: str, pool_size: int = 10, pool_overflow: int = 5) -> None:
         if not _SCHEMA.match(schema):
             raise ValueError(f"invalid schema name: {schema!r}")
         self.url = make_url(url)
         self.schema = schema
+        self._pool = (pool_size, pool_overflow)
         self.engine = self._make_engine()
         # Writers begin IMMEDIATE on SQLite (the write lock up front: concurrent writers queue on busy_timeout
         # instead of failing when a read snapshot tries to upgrade); readers begin DEFERRED and never lock.
@@ -52,7 +53,10 @@ class Database:
             event.listen(engine, "connect", _sqlite_pragmas)
             event.listen(engine, "begin", _sqlite_begin)
             return engine
-        engine = create_engine(self.url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+        # Connections beyond pool_size are closed once returned: each new one is a backend process PostgreSQL
+        # forks, so a pool smaller than a process's usual concurrency churns (bench/pipeline: 7 a second).
+        size, overflow = self._pool
+        engine = create_engine(self.url, pool_pre_ping=True, pool_size=size, max_overflow=overflow)
         # Tables are declared without a schema; each service's tables land in its own.
         return engine.execution_options(schema_translate_map={None: self.schema})
 

@@ -196,7 +196,12 @@ def migrate(settings: Settings, service: str, *, to: str = "head", new: str | No
             f"new revision written: {path}  (read it, then test: pytest tests/operations/test_migrations.py)"
         )
         return
-    db = Database(settings.database_url_for(service), schema=service)
+    db = Database(
+        settings.database_url_for(service),
+        schema=service,
+        pool_size=settings.database_pool_size,
+        pool_overflow=settings.database_pool_overflow,
+    )
     try:
         at = upgrade(db, service, to)
     finally:

@@ -174,7 +174,12 @@ def require_head(db: Database, service: str) -> None:
 
 def open_database(settings: Settings, service: str) -> Database:
     """Open a service's database and upgrade it (migrate_on_start) or check it is at the head revision."""
-    db = Database(settings.database_url_for(service), schema=service)
+    db = Database(
+        settings.database_url_for(service),
+        schema=service,
+        pool_size=settings.database_pool_size,
+        pool_overflow=settings.database_pool_overflow,
+    )
     try:
         if settings.migrate_on_start:
             upgrade(db, service)
@@ -249,7 +254,12 @@ def run_environment(metadata: MetaData) -> None:
         return
     # The `alembic` command line itself: the service's database from the environment's settings.
     settings = Settings()
-    db = Database(settings.database_url_for(service), schema=service)
+    db = Database(
+        settings.database_url_for(service),
+        schema=service,
+        pool_size=settings.database_pool_size,
+        pool_overflow=settings.database_pool_overflow,
+    )
     try:
         with migration_connection(db) as conn:
             _run(conn, metadata)

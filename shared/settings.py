@@ -60,6 +60,20 @@ class Settings(BaseSettings):
         description="Password put into DATABASE_URL (so the URL itself holds no secret); a secrets-folder file",
     )
 
+    database_pool_size: int = Field(
+        10,
+        ge=1,
+        le=200,
+        description="PostgreSQL connections each process keeps open for reuse (its usual concurrency)",
+    )
+    database_pool_overflow: int = Field(
+        5,
+        ge=0,
+        le=200,
+        description="Extra PostgreSQL connections a process may open at peaks, closed once returned; "
+        "pool size + overflow is the most one process holds (size max_connections by it)",
+    )
+
     migrate_on_start: bool = Field(
         True,
         description="Upgrade each service's schema to the newest revision when a process starts; false where a "

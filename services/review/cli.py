@@ -46,7 +46,12 @@ def main(
     )
     args = parser.parse_args(argv)
     settings = settings or Settings()
-    db = Database(settings.database_url_for(SERVICE), schema=SERVICE)
+    db = Database(
+        settings.database_url_for(SERVICE),
+        schema=SERVICE,
+        pool_size=settings.database_pool_size,
+        pool_overflow=settings.database_pool_overflow,
+    )
     try:
         return _verify_timeline(db, args.expect, out, err)
     finally:
