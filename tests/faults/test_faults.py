@@ -46,3 +46,87 @@ def test_poison_messages_are_parked_and_the_queues_keep_flowing(fault_world):
     outcome = run_scenario(fault_world, SCENARIOS["poison"], 3)
     _assert_nothing_lost(outcome)
     assert outcome.audit.parked - parked_before == poison_count()
+
+
+def test_an_upload_session_survives_a_kill_9_of_the_evidence_api_in_the_middle_of_a_chunk(fault_world):
+    """The liaison's resumable upload (the console's only upload path) into S3: the evidence API dies while a chunk
+    streams in, comes back, and the session goes on from what the server had; no part or object is left over."""
+    import hashlib
+    import threading
+    import time
+
+    import httpx
+
+    from tests.evidence_storage import media
+    from tests.faults.harness import Flow
+
+    world, flow, mib = fault_world, Flow("upload-session"), 1024 * 1024
+    routes = world.routes
+    unit = world.new_unit()
+    created = world.call(
+        flow,
+        "POST",
+        f"{routes['intake']}/submissions",
+        ok=(201,),
+        json={"unit_id": unit["id"], "measure_code": "M1", "title": "横幅视频", "description": "故障演练"},
+    ).json()
+    grant = {"X-Upload-Grant": created["upload_grant"]} if created.get("upload_grant") else {}
+    video = media.mp4(bytes((7 * i) % 256 for i in range(256)) * (52 * 1024), seconds=2.0)  # ~13 MiB
+    chunk = 5 * mib
+    session = world.call(
+        flow,
+        "POST",
+        f"{routes['evidence']}/submissions/{created['id']}/upload-sessions",
+        ok=(201,),
+        json={"mode": "chunked", "filename": "横幅.mp4", "size": len(video)},
+        headers=grant,
+    ).json()
+    url = f"{routes['evidence']}/upload-sessions/{session['id']}"
+    octets = {"Content-Type": "application/octet-stream"}
+    world.call(flow, "PUT", url, ok=(200,), params={"offset": 0}, content=video[:chunk], headers=octets)
+
+    streaming = threading.Event()
+
+    def slow_second_chunk():
+        """The second chunk a MiB at a time, slowly enough to be cut in the middle."""
+        for start in range(chunk, 2 * chunk, mib):
+            if start > chunk:
+                streaming.set()
+                time.sleep(0.5)
+            yield video[start : start + mib]
+
+    cut: list[BaseException] = []
+
+    def send() -> None:
+        try:
+            world.client.put(url, params={"offset": chunk}, content=slow_second_chunk(), headers=octets)
+        except httpx.HTTPError as exc:
+            cut.append(exc)
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    assert streaming.wait(30), "the second chunk never started"
+    world.kill_and_restart("evidence_storage-api", down_s=0.5)
+    sender.join(60)
+    assert cut, "the chunk was not cut by the kill"
+    world.wait(lambda: world.api_ready("evidence_storage") == 200, 60, "the evidence API back")
+
+    offset = int(world.call(flow, "HEAD", url, ok=(200,)).headers["Upload-Offset"])
+    assert offset == chunk  # what the server had before the kill; the cut chunk counts for nothing
+    while offset < len(video):
+        sent = world.call(
+            flow,
+            "PUT",
+            url,
+            ok=(200,),
+            params={"offset": offset},
+            content=video[offset : offset + chunk],
+            headers=octets,
+        )
+        offset = sent.json()["received"]
+    evidence = world.call(flow, "POST", f"{url}/complete", ok=(201,)).json()
+    assert (evidence["size"], evidence["sha256"]) == (len(video), hashlib.sha256(video).hexdigest())
+    stored = world.call(flow, "GET", f"{routes['evidence']}/evidence/{evidence['id']}/content", ok=(200,))
+    assert hashlib.sha256(stored.content).hexdigest() == evidence["sha256"]
+    audit, _ = world.audit([], settle_s=30)
+    assert (audit.multipart, audit.orphaned) == (0, 0), audit
