@@ -64,11 +64,7 @@ class FolderBlobStore:
         reader = HashingReader(stream, digest)
         fd, tmp = tempfile.mkstemp(dir=tmp_dir)
         try:
-            with os.fdopen(fd, "wb") as out:
-                while chunk := reader.read(CHUNK):
-                    out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
+            _write_synced(fd, reader)
             meta = path.with_name(path.name + ".meta")
             sha256 = reader.sha256 if digest is None else None
             meta.write_text(content_type + "\n" + (f"{sha256}\n" if sha256 else ""), encoding="utf-8")
@@ -192,11 +188,7 @@ class FolderBlobStore:
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".part-")
         etag = uuid.uuid4().hex
         try:
-            with os.fdopen(fd, "wb") as out:
-                while chunk := reader.read(CHUNK):
-                    out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
+            _write_synced(fd, reader)
             os.replace(tmp, folder / f"{number:08d}-{etag}")
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -340,3 +332,12 @@ def _mtime(path: Path) -> float:
         return path.stat().st_mtime
     except FileNotFoundError:
         return float("inf")
+
+
+def _write_synced(fd: int, reader: HashingReader) -> None:
+    """Copy the reader into the open temporary file and fsync it (then it may replace its target)."""
+    with os.fdopen(fd, "wb") as out:
+        while chunk := reader.read(CHUNK):
+            out.write(chunk)
+        out.flush()
+        os.fsync(out.fileno())
