@@ -169,6 +169,8 @@ class Submission(Base):
     state: Mapped[str] = mapped_column(String(32))
     version: Mapped[int] = mapped_column(Integer, default=1)
     review_comment: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # When review made the newest claim or release intake has heard of (events may arrive out of order)
+    claim_changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -18,6 +18,7 @@ from services.intake.auditing import Actor
 from services.intake.definition import CampaignDefinition
 from services.intake.models import Submission, SubmissionEvidence, SubmissionTopic, SubmissionVersion
 from services.intake.projection import HANDED_IN  # what counts as done for coverage and deadlines
+from shared.clock import as_utc
 from shared.contracts import make_event, read_payload
 from shared.contracts.evidence import EvidenceStored
 from shared.contracts.intake import SubmissionSubmitted, SubmissionWithdrawn
@@ -219,14 +220,22 @@ def record_decision(event: Envelope, *, uow: Session, ctx: ServiceContext) -> No
 
 
 def record_claim(event: Envelope, *, uow: Session, ctx: ServiceContext) -> None:
-    """Show a claimed version as under review and a released one as submitted again (other versions and states are left alone)."""
+    """Show a claimed version as under review and a released one as submitted again (other versions and states are left alone).
+
+    A claim or release older than the newest one applied is ignored: a redelivered claim arriving after its
+    release would otherwise leave the submission under review until the next claim or decision."""
     claimed = event.type == SubmissionClaimed.EVENT_TYPE
     data = read_payload(SubmissionClaimed, event) if claimed else read_payload(SubmissionReleased, event)
     before, after = ("submitted", "under_review") if claimed else ("under_review", "submitted")
     submission = uow.get(Submission, data.submission_id)
-    if submission is None or submission.version != data.version or submission.state != before:
+    if submission is None or submission.version != data.version:
         return
-    _set_state(uow, submission, after, ctx.clock.now())
+    made_at, newest = as_utc(event.occurred_at), submission.claim_changed_at
+    if newest is not None and made_at <= as_utc(newest):
+        return
+    submission.claim_changed_at = made_at
+    if submission.state == before:
+        _set_state(uow, submission, after, ctx.clock.now())
 
 
 def record_evidence(event: Envelope, *, uow: Session, ctx: ServiceContext) -> None:

@@ -266,3 +266,30 @@ def test_rollups_add_up_the_matrix_per_level_and_district(api, ctx):
         f"/campaigns/{units['_campaign']}/coverage/rollup", params={"unit_id": units["S1"]["id"]}
     ).json()
     assert streets["units"] == 2
+
+
+def test_a_claim_delivered_after_its_release_leaves_the_submission_submitted(tmp_path):
+    """The bus may deliver a redelivered claim after the release that followed it: intake keeps review's order."""
+    from datetime import timedelta
+
+    ctx = bootstrap(Settings(data_dir=tmp_path), clock=FixedClock(BEFORE_CAMPAIGN))
+    api = TestClient(create_app(ctx))
+    api.headers.update(admin_header(ctx))
+    try:
+        units = setup_campaign(api)
+        sub = post(api, unit_id=units["D1"]["id"], measure_code="M1", title="会议", topics=["T1"]).json()
+        payload = {"submission_id": sub["id"], "unit_id": sub["unit_id"], "version": 1, "reviewer": "王芳"}
+        claim = make_event(SubmissionClaimed(**payload), producer="review")
+        release = make_event(SubmissionReleased(**payload), producer="review")
+        release = release.model_copy(update={"occurred_at": claim.occurred_at + timedelta(seconds=1)})
+        handle(ctx, release, submissions.record_claim)  # the release first: nothing to release yet
+        handle(ctx, claim, submissions.record_claim)  # then the older claim: ignored
+        assert api.get(f"/submissions/{sub['id']}").json()["state"] == "submitted"
+
+        again = make_event(SubmissionClaimed(**payload), producer="review")
+        again = again.model_copy(update={"occurred_at": release.occurred_at + timedelta(seconds=1)})
+        handle(ctx, again, submissions.record_claim)  # a newer claim still counts
+        assert api.get(f"/submissions/{sub['id']}").json()["state"] == "under_review"
+    finally:
+        api.close()
+        ctx.db.dispose()
