@@ -62,6 +62,12 @@ def test_a_backup_restored_into_a_fresh_database_and_bucket_passes_the_integrity
                 lambda: client.get(f"/intake/submissions/{submission['id']}").json()["state"] == "approved",
                 what="the approval to reach intake",
             )
+            # The lock's retention is applied by the evidence worker's job after the approval: let it settle, or
+            # the rows compared below change between this snapshot and the dump.
+            wait_until(
+                lambda: not retention_pending(platform.contexts["evidence_storage"]),
+                what="the approved evidence's retention to be applied",
+            )
             before = {name: dump_rows(ctx.db) for name, ctx in platform.contexts.items()}
             written = backup.dump(settings, tmp_path / "backup", minio=source_bucket.client())
     finally:
@@ -112,3 +118,15 @@ def test_embedded_sqlite_backup_restores_into_a_fresh_folder(tmp_path, blob_back
         assert (report.state, report.checked, report.problems) == ("done", 1, [])
     finally:
         evidence.db.dispose()
+
+
+def retention_pending(ctx) -> int:
+    """Locked evidence whose retention the worker has not applied yet."""
+    from sqlalchemy import func, select
+
+    from services.evidence_storage.models import Evidence
+
+    with ctx.db.session() as uow:
+        return (
+            uow.scalar(select(func.count()).select_from(Evidence).where(Evidence.retention == "pending")) or 0
+        )
