@@ -7,13 +7,16 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Connection, CursorResult, Engine, Result, make_url
 from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
 from shared.private import private_file, private_folder
+
+if TYPE_CHECKING:
+    from shared.settings import Settings
 
 _SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -84,6 +87,16 @@ class Database:
     def dispose(self) -> None:
         """Close pooled connections."""
         self.engine.dispose()
+
+
+def service_database(settings: Settings, service: str) -> Database:
+    """A service's database as the settings name it: its URL, its schema, its pool."""
+    return Database(
+        settings.database_url_for(service),
+        schema=service,
+        pool_size=settings.database_pool_size,
+        pool_overflow=settings.database_pool_overflow,
+    )
 
 
 def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: object) -> None:

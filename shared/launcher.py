@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from shared.adapters import make_bus
 from shared.blobs.port import BlobStore, BlobStoreMisconfigured, BlobStoreUnavailable
 from shared.bus.port import MessageBus
-from shared.db import Database
+from shared.db import service_database
 from shared.health import HealthMonitor, HealthServer, service_checks, worker_health_app
 from shared.messaging import EventHandler
 from shared.metrics import metrics_router, register_bus, register_service
@@ -196,12 +196,7 @@ def migrate(settings: Settings, service: str, *, to: str = "head", new: str | No
             f"new revision written: {path}  (read it, then test: pytest tests/operations/test_migrations.py)"
         )
         return
-    db = Database(
-        settings.database_url_for(service),
-        schema=service,
-        pool_size=settings.database_pool_size,
-        pool_overflow=settings.database_pool_overflow,
-    )
+    db = service_database(settings, service)
     try:
         at = upgrade(db, service, to)
     finally:

@@ -22,7 +22,7 @@ from alembic.script import Script, ScriptDirectory
 from sqlalchemy import MetaData, inspect, text
 from sqlalchemy.engine import Connection
 
-from shared.db import Database
+from shared.db import Database, service_database
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -174,12 +174,7 @@ def require_head(db: Database, service: str) -> None:
 
 def open_database(settings: Settings, service: str) -> Database:
     """Open a service's database and upgrade it (migrate_on_start) or check it is at the head revision."""
-    db = Database(
-        settings.database_url_for(service),
-        schema=service,
-        pool_size=settings.database_pool_size,
-        pool_overflow=settings.database_pool_overflow,
-    )
+    db = service_database(settings, service)
     try:
         if settings.migrate_on_start:
             upgrade(db, service)
@@ -254,12 +249,7 @@ def run_environment(metadata: MetaData) -> None:
         return
     # The `alembic` command line itself: the service's database from the environment's settings.
     settings = Settings()
-    db = Database(
-        settings.database_url_for(service),
-        schema=service,
-        pool_size=settings.database_pool_size,
-        pool_overflow=settings.database_pool_overflow,
-    )
+    db = service_database(settings, service)
     try:
         with migration_connection(db) as conn:
             _run(conn, metadata)

@@ -23,7 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from services.review.bootstrap import SERVICE
 from services.review.models import TimelineRecord
 from services.review.timeline import chain as timeline
-from shared.db import Database
+from shared.db import Database, service_database
 from shared.settings import Settings
 
 
@@ -46,12 +46,7 @@ def main(
     )
     args = parser.parse_args(argv)
     settings = settings or Settings()
-    db = Database(
-        settings.database_url_for(SERVICE),
-        schema=SERVICE,
-        pool_size=settings.database_pool_size,
-        pool_overflow=settings.database_pool_overflow,
-    )
+    db = service_database(settings, SERVICE)
     try:
         return _verify_timeline(db, args.expect, out, err)
     finally:

@@ -4,9 +4,15 @@ no more than the SMTP conversations in flight at a crash. `python -m bench.fault
 
 from __future__ import annotations
 
+import hashlib
+import threading
+import time
+
+import httpx
 import pytest
 
-from tests.faults.harness import SCENARIOS, poison_count, run_scenario
+from tests.evidence_storage import media
+from tests.faults.harness import SCENARIOS, Flow, poison_count, run_scenario
 
 pytestmark = [pytest.mark.fault, pytest.mark.rabbitmq, pytest.mark.postgres, pytest.mark.timeout(900)]
 LOAD = 6
@@ -51,15 +57,6 @@ def test_poison_messages_are_parked_and_the_queues_keep_flowing(fault_world):
 def test_an_upload_session_survives_a_kill_9_of_the_evidence_api_in_the_middle_of_a_chunk(fault_world):
     """The liaison's resumable upload (the console's only upload path) into S3: the evidence API dies while a chunk
     streams in, comes back, and the session goes on from what the server had; no part or object is left over."""
-    import hashlib
-    import threading
-    import time
-
-    import httpx
-
-    from tests.evidence_storage import media
-    from tests.faults.harness import Flow
-
     world, flow, mib = fault_world, Flow("upload-session"), 1024 * 1024
     routes = world.routes
     unit = world.new_unit()
