@@ -83,6 +83,14 @@ def messaging_tables(metadata: MetaData) -> MessagingTables:
     return MessagingTables(outbox=outbox, inbox=inbox)
 
 
+_WROTE_EVENTS = "outbox.wrote_events"
+
+
+def wrote_events(session: Session) -> bool:
+    """Whether this session's transaction added events to the outbox (so a relay has something to publish)."""
+    return bool(session.info.get(_WROTE_EVENTS))
+
+
 class Outbox:
     """Adds outgoing events to the caller's transaction."""
 
@@ -91,6 +99,7 @@ class Outbox:
 
     def add(self, session: Session, event: Envelope) -> None:
         """Record an event to publish once the surrounding transaction commits."""
+        session.info[_WROTE_EVENTS] = True
         session.execute(
             insert(self._table).values(
                 event_id=event.event_id,
@@ -138,22 +147,20 @@ class OutboxRelay:
         self._settled_lock = threading.Lock()
         # A full batch means more rows are waiting: relay again at once instead of after the poll.
         self._loop = BackgroundLoop("outbox-relay", poll_s, lambda: self.relay_once() >= self._batch)
+        t = table
+        # Built once: the relay runs after every commit that wrote events, and building the statement cost about
+        # as much as running it (bench/pipeline profiles).
+        self._pending = select(t.c.id, t.c.body).where(t.c.published_at.is_(None)).order_by(t.c.id)
+        self._locked_batch = self._pending.limit(batch).with_for_update(skip_locked=True)
 
     def relay_once(self) -> int:
         """Publish one batch of pending events in order; return how many were published."""
         if self._in_process:
             return self._hand_over_once()
         t = self._table
-        published = 0
+        published: list[int] = []
         with self._db.transaction() as session:
-            rows = session.execute(
-                select(t.c.id, t.c.body)
-                .where(t.c.published_at.is_(None))
-                .order_by(t.c.id)
-                .limit(self._batch)
-                .with_for_update(skip_locked=True)
-            ).all()
-            for row in rows:
+            for row in session.execute(self._locked_batch).all():
                 try:
                     self._bus.publish(Envelope.from_json(row.body))
                 except Exception as exc:
@@ -165,27 +172,22 @@ class OutboxRelay:
                         .values(attempts=t.c.attempts + 1, last_error=str(exc)[:500])
                     )
                     break
+                published.append(row.id)
+            if published:  # one statement for the batch; a crash before the commit publishes them all again
                 session.execute(
                     update(t)
-                    .where(t.c.id == row.id)
+                    .where(t.c.id.in_(published))
                     .values(published_at=datetime.now(UTC), attempts=t.c.attempts + 1)
                 )
-                published += 1
         if published:
-            EVENTS_PUBLISHED.labels(self._service).inc(published)
-        return published
+            EVENTS_PUBLISHED.labels(self._service).inc(len(published))
+        return len(published)
 
     def _hand_over_once(self) -> int:
         """In-process bus: mark what the consumers settled, then hand over rows not yet handed over."""
         self._mark_settled()
-        t = self._table
         with self._db.session() as session:
-            rows = session.execute(
-                select(t.c.id, t.c.body)
-                .where(t.c.published_at.is_(None))
-                .order_by(t.c.id)
-                .limit(self._batch + len(self._handed_over))
-            ).all()
+            rows = session.execute(self._pending.limit(self._batch + len(self._handed_over))).all()
         fresh = [row for row in rows if row.id not in self._handed_over][: self._batch]
         for row in fresh:
             self._handed_over.add(row.id)
@@ -283,14 +285,17 @@ class IdempotentConsumer:
         inbox: Inbox,
         subscriptions: Mapping[str, Sequence[EventHandler]],
         dependencies: Mapping[str, object],
-        after_commit: Iterable[Callable[[], None]] = (),
+        after_events_committed: Iterable[Callable[[], None]] = (),
         ignored_types: Iterable[str] = (),
     ) -> None:
         self.name = name
         self._db, self._inbox = db, inbox
         self._subscriptions = subscriptions
         self._deps = dict(dependencies)
-        self._after_commit = tuple(after_commit)
+        # Called after a commit that added outbox events (to wake the relay); most handled events add none, and a
+        # relay woken for nothing costs a locking query and a commit per event (bench/pipeline: the most of an
+        # evidence worker's time).
+        self._after_events_committed = tuple(after_events_committed)
         self._ignored = frozenset(ignored_types)
         self.unprocessable: Counter[str] = (
             Counter()
@@ -336,6 +341,7 @@ class IdempotentConsumer:
                         return
                     for handler in handlers:
                         handler(event, uow=session, **self._deps)
+                    published = wrote_events(session)
             except ValidationError as exc:  # the payload does not match its contract: retrying cannot help
                 EVENTS_FAILED.labels(self.name, event.type).inc()
                 self._unprocessable(
@@ -360,8 +366,9 @@ class IdempotentConsumer:
             HANDLER_DURATION.labels(self.name, event.type).observe(time.perf_counter() - started)
             EVENTS_CONSUMED.labels(self.name, event.type).inc()
             log.info("%s: handled %s", self.name, event.type)
-        for callback in self._after_commit:
-            callback()
+        if published:
+            for callback in self._after_events_committed:
+                callback()
 
     def _unprocessable(self, event: Envelope, why: str) -> NoReturn:
         self.unprocessable[event.type] += 1

@@ -184,6 +184,40 @@ def test_inbox_makes_a_consumer_idempotent(service):
     assert calls.count(event.event_id) == 1
 
 
+def test_the_relay_is_woken_only_after_a_commit_that_added_events(service):
+    db, tables, effects = service
+    outbox = Outbox(tables.outbox)
+
+    def record(event, *, uow, ctx):
+        uow.execute(insert(effects).values(event_id=event.event_id))
+
+    def announce(event, *, uow, ctx):
+        outbox.add(uow, _event(99))
+        if event.payload.get("fail"):
+            raise ValueError("rolled back with its event")
+
+    wakes: list[str] = []
+    consumer = IdempotentConsumer(
+        name="svc",
+        db=db,
+        inbox=Inbox(tables.inbox),
+        subscriptions={"test.happened": [record], "test.announced": [announce]},
+        dependencies={"ctx": None},
+        after_events_committed=[lambda: wakes.append("relay")],
+    )
+    consumer(_event(1))  # an effect, but nothing to publish: no relay round trip
+    assert wakes == []
+    announced = Envelope(type="test.announced", producer="contract")
+    consumer(announced)
+    assert wakes == ["relay"]
+    consumer(announced)  # a duplicate adds nothing
+    with pytest.raises(ValueError):
+        consumer(Envelope(type="test.announced", producer="contract", payload={"fail": True}))
+    assert wakes == ["relay"]
+    with db.session() as uow:
+        assert uow.scalar(select(func.count()).select_from(tables.outbox)) == 1
+
+
 def test_concurrent_duplicates_have_one_effect(service):
     db, tables, effects = service
     barrier = threading.Barrier(2)
