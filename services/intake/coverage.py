@@ -23,7 +23,7 @@ from services.intake import queries
 from services.intake.definition import CampaignDefinition, Deadline
 from services.intake.models import Campaign, CoverageCell, CoverageTopic, Unit
 from shared.http import ApiError, not_found
-from shared.runtime import ServiceContext
+from shared.runtime import ServiceContext, collector_paused
 
 COLOUR_RULE = (
     "approved=green; submitted/under_review=yellow; missing/returned=red when the deadline is within "
@@ -151,10 +151,11 @@ def coverage(
     """The coverage matrix of a campaign, or of the subtree under unit_id, as of the clock's now: one object per cell
     (shape "full") or one string of state letters per unit (shape "compact", about a tenth of the size)."""
     now = ctx.clock.now()
-    with ctx.db.session() as uow:
-        campaign, definition, subtree = _in_view(uow, campaign_ref, unit_id, scope)
-        rows = standings(uow, campaign.id, definition, scope=scope, subtree=subtree)
-    return (compact if shape == "compact" else matrix)(campaign, definition, rows, now)
+    with collector_paused():
+        with ctx.db.session() as uow:
+            campaign, definition, subtree = _in_view(uow, campaign_ref, unit_id, scope)
+            rows = standings(uow, campaign.id, definition, scope=scope, subtree=subtree)
+        return (compact if shape == "compact" else matrix)(campaign, definition, rows, now)
 
 
 def rollup(
@@ -163,7 +164,7 @@ def rollup(
     """Cell states and colours, liaisons and summary reports added up per unit level and per district (the subtrees
     under the top unit's children): what a dashboard shows before it loads any district's matrix."""
     now = ctx.clock.now()
-    with ctx.db.session() as uow:
+    with collector_paused(), ctx.db.session() as uow:
         campaign, definition, subtree = _in_view(uow, campaign_ref, unit_id, scope)
         rows = standings(uow, campaign.id, definition, scope=scope, subtree=subtree)
         district_ids = {_district(row.unit_path) for row in rows}
