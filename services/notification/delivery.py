@@ -95,6 +95,7 @@ class DeliveryLoop:
         self.ctx, self._bucket, self._batch, self._sleep = ctx, bucket, batch, sleep
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._probing = False  # the server was unavailable: claim one row a round until a send gets an answer
+        self._looked_for_orphans = False
         self.lease_ends: datetime | None = None  # of the last claim
 
     @classmethod
@@ -167,12 +168,16 @@ class DeliveryLoop:
         return claimed
 
     def _reclaim_expired(self, uow: Session, now: datetime) -> None:
-        """Put `sending` rows whose lease ran out (or that predate leases) back in the queue, counting a resend."""
+        """Put `sending` rows whose lease ran out (or that predate leases) back in the queue, counting a resend; at the
+        first claim on SQLite also those leased by a process of this host that no longer runs (see _orphans)."""
+        gone = self._orphans(uow)
         expired = uow.execute(
             select(Delivery.id, Delivery.lease_owner, Delivery.resends)
             .where(
                 Delivery.status == "sending",
-                (Delivery.lease_expires_at <= now) | Delivery.lease_expires_at.is_(None),
+                (Delivery.lease_expires_at <= now)
+                | Delivery.lease_expires_at.is_(None)
+                | Delivery.lease_owner.in_(gone),
             )
             .with_for_update(skip_locked=True)
         ).all()
@@ -191,11 +196,25 @@ class DeliveryLoop:
             )
             MAIL_LEASES_EXPIRED.inc()
             log.warning(
-                "delivery %s: the lease of %s expired; queued again (resend %d, same Message-ID)",
+                "delivery %s: the lease of %s %s; queued again (resend %d, same Message-ID)",
                 delivery_id,
                 owner or "an unknown worker",
+                "outlived its process" if owner in gone else "expired",
                 resends + 1,
             )
+
+    def _orphans(self, uow: Session) -> list[str]:
+        """Lease owners that are processes of this host no longer running, looked for once, at the first claim, and
+        only on SQLite: an embedded platform killed while sending (`make run`, kill -9) would otherwise hold its
+        last e-mails until NOTIFY_LEASE_S ran out. SQLite means one host; on PostgreSQL replicas may share a host
+        name without sharing process ids (host networking), so there only the lease's expiry counts."""
+        if self._looked_for_orphans or not self.ctx.db.is_sqlite:
+            return []
+        self._looked_for_orphans = True
+        owners = uow.scalars(
+            select(Delivery.lease_owner).where(Delivery.status == "sending").distinct()
+        ).all()
+        return [owner for owner in owners if owner and _gone_from_this_host(owner)]
 
     def record(
         self,
@@ -370,6 +389,21 @@ class DeliveryLoop:
             log.exception("delivery %s: unexpected error", delivery.id)
             return Outcome(delivery, "deferred", f"{type(exc).__name__}: {exc}")
         return Outcome(delivery, "sent")
+
+
+def _gone_from_this_host(owner: str) -> bool:
+    """Whether a lease owner (host:pid:tag) names a process of this host that no longer runs."""
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit() or int(pid_text) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # it exists under another user
+        return False
+    return False
 
 
 def backoff_s(

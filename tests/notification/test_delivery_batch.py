@@ -4,13 +4,16 @@ two loops on one PostgreSQL queue (SKIP LOCKED)."""
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from prometheus_client import REGISTRY
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from services.notification.delivery import DeliveryLoop, Outcome
 from services.notification.models import Delivery
@@ -226,3 +229,34 @@ def test_a_batch_whose_lease_is_nearly_over_gives_its_untried_mails_back(make_wo
     assert run_loop(world) == 2  # sends start at 0 s and 20 s; one started at 40 s might take 25 s: past 60 s
     assert states(world) == [("queued", 0), ("queued", 0), ("sent", 1), ("sent", 1)]
     assert len(smtp.wait_for(2)) == 2
+
+
+def test_on_sqlite_a_lease_of_a_process_of_this_host_that_no_longer_runs_is_taken_back_at_the_first_claim(
+    make_world, smtp
+):
+    world = make_world(run_jobs=False, notify_lease_s=600.0)
+    queue(world, 3)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        host = socket.gethostname()
+        owners = [f"{host}:{dead.pid}:killed", f"{host}:{alive.pid}:running", f"elsewhere:{dead.pid}:other"]
+        until = world.ctx.clock.now() + timedelta(seconds=600)
+        with (
+            world.ctx.db.transaction() as uow
+        ):  # three leases that have not run out, as a kill -9 leaves them
+            for delivery, owner in zip(world.deliveries(), owners, strict=True):
+                uow.execute(
+                    update(Delivery)
+                    .where(Delivery.id == delivery.id)
+                    .values(status="sending", attempts=1, lease_owner=owner, lease_expires_at=until)
+                )
+        assert run_loop(world) == 1
+        after = {d.lease_owner or "sent": d for d in world.deliveries()}
+        assert after["sent"].status == "sent" and after["sent"].resends == 1  # the dead process's mail
+        assert {after[owners[1]].status, after[owners[2]].status} == {"sending"}  # a live one, another host's
+        assert len(smtp.messages) == 1
+    finally:
+        alive.kill()
+        alive.wait()
