@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
     from shared.settings import Settings
 
 _SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_AFTER_COMMIT = "db.after_commit"
+log = logging.getLogger(__name__)
 
 
 class ReadOnlySession(RuntimeError):
@@ -71,9 +74,16 @@ class Database:
     def transaction(self) -> Iterator[Session]:
         """The write entry point: a session inside one transaction, committed on success, rolled back on error.
 
-        On SQLite it begins IMMEDIATE, so a transaction that reads and then writes never fails on the upgrade."""
-        with self._write_sessions() as session, session.begin():
-            yield session
+        On SQLite it begins IMMEDIATE, so a transaction that reads and then writes never fails on the upgrade. What
+        was registered with `after_commit` runs once the commit succeeded, never after a rollback."""
+        with self._write_sessions() as session:
+            with session.begin():
+                yield session
+            for callback in session.info.pop(_AFTER_COMMIT, ()):
+                try:
+                    callback()
+                except Exception:  # the transaction is committed: a failing hook must not make it look failed
+                    log.exception("after-commit hook %r failed", callback)
 
     def health(self) -> dict[str, Any]:
         """Whether a trivial query succeeds."""
@@ -87,6 +97,13 @@ class Database:
     def dispose(self) -> None:
         """Close pooled connections."""
         self.engine.dispose()
+
+
+def after_commit(session: Session, callback: Callable[[], None]) -> None:
+    """Run callback once this Database.transaction() session commits (once, however often it is registered)."""
+    callbacks = session.info.setdefault(_AFTER_COMMIT, [])
+    if callback not in callbacks:
+        callbacks.append(callback)
 
 
 def service_database(settings: Settings, service: str) -> Database:

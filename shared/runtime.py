@@ -13,12 +13,14 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from shared.background import BackgroundLoop
 from shared.blobs.port import BlobStore
 from shared.bus.port import MessageBus
 from shared.channels.robots import Channels
 from shared.clock import Clock
-from shared.db import Database
+from shared.db import Database, after_commit
 from shared.events import Envelope
 from shared.logs import log_context
 from shared.mail.port import Mailer
@@ -51,6 +53,9 @@ class ServiceContext:
     mailer: Mailer | None = None
     channels: Channels | None = None  # group robots (DingTalk, WeCom) of the notification service
     outbox_wakers: list[Callable[[], None]] = field(default_factory=list)
+    job_wakers: dict[str, Callable[[], None]] = field(
+        default_factory=dict
+    )  # a worker's job loops, by job name
     bus: MessageBus | None = None  # the process's bus, once a worker or the embedded platform runs one
 
     @property
@@ -64,6 +69,12 @@ class ServiceContext:
     def outbox(self) -> Outbox:
         """The service's outbox, to add events inside a transaction."""
         return Outbox(self.messaging.outbox)
+
+    def wake_job_after_commit(self, uow: Session, job: str) -> None:
+        """Run this process's periodic job of that name as soon as uow's transaction commits (no-op without one)."""
+        wake = self.job_wakers.get(job)
+        if wake is not None:
+            after_commit(uow, wake)
 
     def outbox_written(self) -> None:
         """Tell in-process relays that committed events are waiting (no-op when none listen)."""
@@ -119,6 +130,7 @@ class ServiceWorker:
             (job, BackgroundLoop(f"job-{job.name}", job.interval_s, observed(ctx.name, job)))
             for job in (*jobs, prune)
         ]
+        ctx.job_wakers.update({job.name: loop.wake for job, loop in self._jobs})
         ctx.outbox_wakers.append(self.relay.wake)
         self.listener = listen_for_commits(ctx, self.relay.wake)  # events the APIs commit (PostgreSQL)
         self._subscribed = False

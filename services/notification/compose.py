@@ -178,6 +178,9 @@ def tell_address(
     )
 
 
+DELIVER_MAIL = "deliver-mail"  # the worker's delivery loop (subscriptions.jobs), woken by each mail queued
+
+
 def queue_mail(
     uow: Session,
     *,
@@ -212,6 +215,7 @@ def queue_mail(
         created_at=now,
     )
     uow.add(delivery)
+    ctx.wake_job_after_commit(uow, DELIVER_MAIL)
     return delivery
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from services.notification import digest, handlers, refusal_digest
+from services.notification.compose import DELIVER_MAIL
 from services.notification.delivery import DeliveryLoop
 from services.notification.posting import ChannelLoop
 from shared.runtime import PeriodicJob, ServiceContext
@@ -30,9 +31,9 @@ DIGEST_CHECK_S = 60.0
 
 
 def jobs(ctx: ServiceContext) -> list[PeriodicJob]:
-    """The delivery loop (woken after each consumed event, and every NOTIFY_POLL_S for retries) and the digest clock
-    (every DIGEST_CHECK_S: a digest goes out once a day, so events need not wake it); the group-robot loop when
-    CHANNEL_ROBOTS names a robot."""
+    """The delivery loop (woken by each commit that queued an e-mail, and every NOTIFY_POLL_S for retries and for
+    e-mails another process queued) and the digest clock (every DIGEST_CHECK_S: a digest goes out once a day, so
+    events need not wake it); the group-robot loop when CHANNEL_ROBOTS names a robot."""
     loop = DeliveryLoop.from_settings(ctx)
     robots = (
         [PeriodicJob("post-to-groups", ctx.settings.notify_poll_s, ChannelLoop(ctx).run)]
@@ -40,7 +41,8 @@ def jobs(ctx: ServiceContext) -> list[PeriodicJob]:
         else []
     )
     return [
-        PeriodicJob("deliver-mail", ctx.settings.notify_poll_s, loop.run),
+        # Not after every consumed event: most queue no e-mail, and each run is a locking claim query.
+        PeriodicJob(DELIVER_MAIL, ctx.settings.notify_poll_s, loop.run, wake_on_events=False),
         *robots,
         PeriodicJob(
             "daily-digest", DIGEST_CHECK_S, lambda: digest.assemble_due(ctx=ctx), wake_on_events=False

@@ -11,7 +11,7 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, s
 
 from shared.bus.memory import InMemoryBus
 from shared.bus.port import Unprocessable
-from shared.db import Database
+from shared.db import Database, after_commit
 from shared.events import Envelope
 from shared.messaging import IdempotentConsumer, Inbox, Outbox, OutboxRelay, messaging_tables
 from tests.helpers import create_tables, wait_until
@@ -216,6 +216,39 @@ def test_the_relay_is_woken_only_after_a_commit_that_added_events(service):
     assert wakes == ["relay"]
     with db.session() as uow:
         assert uow.scalar(select(func.count()).select_from(tables.outbox)) == 1
+
+
+def test_after_commit_hooks_run_once_after_a_commit_and_never_after_a_rollback(service):
+    db, _, effects = service
+    ran: list[str] = []
+
+    def hook() -> None:
+        ran.append("committed")
+
+    with db.transaction() as uow:
+        uow.execute(insert(effects).values(event_id="a"))
+        after_commit(uow, hook)
+        after_commit(uow, hook)  # registered twice, run once
+        assert ran == []  # not before the commit
+    assert ran == ["committed"]
+
+    def rolled_back() -> None:
+        with db.transaction() as uow:
+            after_commit(uow, hook)
+            raise ValueError("rolled back")
+
+    with pytest.raises(ValueError):
+        rolled_back()
+    assert ran == ["committed"]
+
+    def broken() -> None:
+        raise RuntimeError("a hook that fails")
+
+    with db.transaction() as uow:  # the commit stands and the caller sees no error
+        uow.execute(insert(effects).values(event_id="b"))
+        after_commit(uow, broken)
+    with db.session() as uow:
+        assert sorted(uow.scalars(select(effects.c.event_id))) == ["a", "b"]
 
 
 def test_concurrent_duplicates_have_one_effect(service):

@@ -8,8 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import update
 
+from services.notification.compose import DELIVER_MAIL
 from services.notification.delivery import DeliveryLoop, backoff_s
 from services.notification.models import Delivery
+from shared.contracts.intake import UnitRegistered
 from shared.contracts.review import SubmissionReturned
 from shared.mail.ratelimit import TokenBucket
 from tests.helpers import wait_until
@@ -255,3 +257,26 @@ def test_a_failed_mail_is_told_to_the_office_once_per_liaison_and_day(make_world
     wait_until(
         lambda: len(world.deliveries(event_type="notification.failed")) == 2, what="the next day's notice"
     )
+
+
+def test_the_delivery_loop_runs_for_a_commit_that_queued_mail_not_for_every_event(make_world, smtp):
+    world = make_world(notify_poll_s=600.0)  # after its first round the loop runs only when woken
+    unit_id = world.add_unit()
+    wakes: list[str] = []
+    wake = world.ctx.job_wakers[DELIVER_MAIL]
+    world.ctx.job_wakers[DELIVER_MAIL] = lambda: (wakes.append("deliver-mail"), wake())
+    other = str(uuid.uuid4())
+    world.publish_and_wait(
+        UnitRegistered(
+            unit_id=other, code="U-other", name="烈山区信访局", level="county", unit_path=f"/{other}/"
+        )
+    )
+    assert wakes == []  # remembered a unit, queued nothing: no claim query
+    world.publish(returned(unit_id, 1))
+    wait_until(
+        lambda: len(world.deliveries(status="sent")) == 1,
+        timeout=30,
+        what="the queued mail to be sent at once",
+    )
+    assert wakes == ["deliver-mail"]
+    assert [m.message["Subject"] for m in smtp.messages][-1] == "【退回修改】相山区信访局：宣传横幅1"
