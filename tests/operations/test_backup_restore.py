@@ -68,6 +68,12 @@ def test_a_backup_restored_into_a_fresh_database_and_bucket_passes_the_integrity
                 lambda: not retention_pending(platform.contexts["evidence_storage"]),
                 what="the approved evidence's retention to be applied",
             )
+            # So is the OCR job (its finding and its evidence.text_read event, published by the relay).
+            wait_until(
+                lambda: not evidence_work_pending(platform.contexts["evidence_storage"]),
+                timeout=60,
+                what="the evidence worker's text reading and its events to be done",
+            )
             before = {name: dump_rows(ctx.db) for name, ctx in platform.contexts.items()}
             written = backup.dump(settings, tmp_path / "backup", minio=source_bucket.client())
     finally:
@@ -118,6 +124,25 @@ def test_embedded_sqlite_backup_restores_into_a_fresh_folder(tmp_path, blob_back
         assert (report.state, report.checked, report.problems) == ("done", 1, [])
     finally:
         evidence.db.dispose()
+
+
+def evidence_work_pending(ctx) -> int:
+    """Photos whose text the worker has not read yet, plus evidence_storage events not yet published."""
+    from sqlalchemy import func, select
+
+    from services.evidence_storage.models import EvidenceText
+
+    outbox = ctx.messaging.outbox
+    with ctx.db.session() as uow:
+        unread = uow.scalar(
+            select(func.count())
+            .select_from(EvidenceText)
+            .where(EvidenceText.state.in_(("pending", "reading")))
+        )
+        unpublished = uow.scalar(
+            select(func.count()).select_from(outbox).where(outbox.c.published_at.is_(None))
+        )
+        return (unread or 0) + (unpublished or 0)
 
 
 def retention_pending(ctx) -> int:
