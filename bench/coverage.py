@@ -167,8 +167,7 @@ def rebuild_projection(ctx) -> None:
     with ctx.db.transaction() as uow:
         projection.rebuild(uow)
     with ctx.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(text(f'VACUUM ANALYZE "{ctx.db.schema}".coverage_cells'))
-        conn.execute(text(f'VACUUM ANALYZE "{ctx.db.schema}".coverage_topics'))
+        conn.execute(text(f'VACUUM ANALYZE "{ctx.db.schema}".coverage_units'))
 
 
 def timed(fn, runs: int) -> list[float]:

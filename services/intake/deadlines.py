@@ -67,7 +67,7 @@ def missing_items(unit: UnitStanding, deadline: Deadline, d: CampaignDefinition)
                 [m.code for m in d.measures] if requirement == "measures" else [requirement.split(":", 1)[1]]
             )
             for code in codes:
-                state = unit.measures.get(code, ("missing", 0))[0]
+                state = unit.measures.get(code, "missing")
                 if state in ("missing", "returned"):
                     measure = d.measure(code)  # cross_check refuses deadlines naming unknown measures
                     label = f"{code} {measure.name}" if measure else code

@@ -238,30 +238,21 @@ Index(
 )
 
 
-class CoverageCell(Base):
-    """The coverage projection: how many of a unit's submissions of one kind and measure are in each state that
-    shows on the matrix, kept in the same transaction as every state change (services/intake/projection.py)."""
+class CoverageUnit(Base):
+    """The coverage projection, one row per unit: its counters and the standing the matrix shows, both kept in the
+    same transaction as every submission state change (services/intake/projection.py)."""
 
-    __tablename__ = "coverage_cells"
-    __table__: ClassVar[Table]  # declarative makes a plain Table (projection.py writes it in bulk)
+    __tablename__ = "coverage_units"
+    __table__: ClassVar[
+        Table
+    ]  # declarative makes a plain Table (projection.py writes it with Core statements)
     campaign_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     unit_id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
-    measure_code: Mapped[str] = mapped_column(String(64), primary_key=True)
-    approved: Mapped[int] = mapped_column(Integer, default=0)
-    pending: Mapped[int] = mapped_column(Integer, default=0)  # submitted or under review
-    returned: Mapped[int] = mapped_column(Integer, default=0)
-
-
-class CoverageTopic(Base):
-    """The topic projection: how many handed-in submissions of a unit cover a topic."""
-
-    __tablename__ = "coverage_topics"
-    __table__: ClassVar[Table]
-    campaign_id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    unit_id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    topic_code: Mapped[str] = mapped_column(String(64), primary_key=True)
-    handed_in: Mapped[int] = mapped_column(Integer, default=0)
+    # JSON {"cells": {kind: {measure_code: [approved, pending, returned]}}, "topics": {topic_code: handed_in}}
+    counts: Mapped[str] = mapped_column(Text)
+    # JSON derived from counts: {"measures": {code: [state, count]}, "summary_report": [state, count],
+    # "good_practices": n, "topics": [code, ...]}; what the matrix reads, so it parses no counters
+    standing: Mapped[str] = mapped_column(Text)
 
 
 class SubmissionEvidence(Base):

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import io
+import json
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from services.intake import cli, projection, submissions
 from services.intake.api import create_app
 from services.intake.bootstrap import bootstrap
-from services.intake.models import CoverageCell, CoverageTopic
+from services.intake.models import CoverageUnit
 from shared.clock import FixedClock
 from shared.contracts import make_event
 from shared.contracts.review import (
@@ -25,20 +26,22 @@ from shared.settings import Settings
 from tests.intake.support import BEFORE_CAMPAIGN, admin_header, handle, post, setup_campaign
 
 
-def projected(ctx) -> tuple[set, set]:
-    """The projection's rows that count for something, as plain tuples."""
+def projected(ctx) -> tuple[set, set, dict]:
+    """The projection's counters as plain tuples (cells, topics), and each unit's standing as the matrix reads it."""
+    cells, topics, standings = set(), set(), {}
     with ctx.db.session() as uow:
-        cells = {
-            (c.campaign_id, c.unit_id, c.kind, c.measure_code, c.approved, c.pending, c.returned)
-            for c in uow.scalars(select(CoverageCell))
-            if c.approved or c.pending or c.returned
-        }
-        topics = {
-            (t.campaign_id, t.unit_id, t.topic_code, t.handed_in)
-            for t in uow.scalars(select(CoverageTopic))
-            if t.handed_in
-        }
-    return cells, topics
+        for row in uow.scalars(select(CoverageUnit)):
+            counts = json.loads(row.counts)
+            cells |= {
+                (row.campaign_id, row.unit_id, kind, code, *slots)
+                for kind, codes in counts["cells"].items()
+                for code, slots in codes.items()
+            }
+            topics |= {(row.campaign_id, row.unit_id, code, n) for code, n in counts["topics"].items()}
+            assert json.loads(row.standing) == projection.standing(counts)
+            standings[row.unit_id] = row.standing
+    assert all(0 not in {a + p + r} for *_, a, p, r in cells) and all(n for *_, n in topics)
+    return cells, topics, standings
 
 
 def event(ctx, sub: dict, model, handler=submissions.record_decision, **extra) -> None:
@@ -117,11 +120,9 @@ def test_rebuild_command_repairs_a_damaged_projection(api, ctx):
     units = busy_campaign(api, ctx)
     maintained = projected(ctx)
     with ctx.db.transaction() as uow:
-        uow.query(CoverageCell).delete()
-        uow.add(
-            CoverageTopic(
-                campaign_id=units["_campaign"], unit_id=units["V1"]["id"], topic_code="T9", handed_in=3
-            )
+        uow.query(CoverageUnit).filter(CoverageUnit.unit_id != units["V1"]["id"]).delete()
+        uow.query(CoverageUnit).update(
+            {"counts": json.dumps({"cells": {}, "topics": {"T9": 3}}), "standing": "{}"}
         )
     out, err = io.StringIO(), io.StringIO()
     assert cli.main(["rebuild-coverage", "--campaign", "demo-2020"], ctx=ctx, out=out, err=err) == 0, (
@@ -139,8 +140,19 @@ def test_the_migration_fills_the_projection_from_existing_submissions(api, ctx):
 
     busy_campaign(api, ctx)
     maintained = projected(ctx)
-    with migration_connection(ctx.db) as conn:  # back to before the projection existed (its tables dropped)
-        command.downgrade(alembic_config("intake", conn), "0001")
+    with migration_connection(
+        ctx.db
+    ) as conn:  # back to the per-cell rows of 0002, filled from one row per unit
+        command.downgrade(alembic_config("intake", conn), "0004")
+        cells = conn.execute(text("SELECT COUNT(*) FROM coverage_cells")).scalar_one()
+        assert cells == len(maintained[0])
+        command.downgrade(alembic_config("intake", conn), "0001")  # back to before the projection existed
+    upgrade(ctx.db, "intake")
+    assert projected(ctx) == maintained
+    with migration_connection(
+        ctx.db
+    ) as conn:  # 0002 fills the cells from submissions, 0005 the units from them
+        command.downgrade(alembic_config("intake", conn), "0004")
     upgrade(ctx.db, "intake")
     assert projected(ctx) == maintained
 
@@ -159,12 +171,12 @@ def test_concurrent_changes_add_up_on_postgresql(tmp_path, postgres_url, writers
             def hand_in(n: int) -> None:
                 try:
                     for i in range(5):
-                        response = post(
+                        response = post(  # different cells and topics of one unit: its row is what they share
                             api,
                             unit_id=units["D1"]["id"],
-                            measure_code="M1",
+                            measure_code=("M1", "M2")[n % 2],
                             title=f"会议{n}-{i}",
-                            topics=["T1"],
+                            topics=[("T1", "T2")[i % 2]],
                         )
                         assert response.status_code == 201, response.text
                 except Exception as exc:  # asserted below
@@ -177,9 +189,12 @@ def test_concurrent_changes_add_up_on_postgresql(tmp_path, postgres_url, writers
                 thread.join()
             assert errors == []
             maintained = projected(ctx)
-            assert (units["_campaign"], units["D1"]["id"], "measure", "M1", 0, writers * 5, 0) in maintained[
-                0
-            ]
+            unit = (units["_campaign"], units["D1"]["id"])
+            assert {
+                (*unit, "measure", "M1", 0, writers // 2 * 5, 0),
+                (*unit, "measure", "M2", 0, writers // 2 * 5, 0),
+            } <= maintained[0]
+            assert {(*unit, "T1", writers * 3), (*unit, "T2", writers * 2)} <= maintained[1]
             with ctx.db.transaction() as uow:
                 projection.rebuild(uow)
             assert projected(ctx) == maintained
