@@ -36,10 +36,12 @@ from shared.launcher import refuse_unusable_store
 from shared.mail.port import Mailer
 from shared.metrics import metrics_router, register_bus
 from shared.migrations import SchemaNotCurrent
+from shared.observe import NATIVE_TELEMETRY_OFF
 from shared.private import private_folder
 from shared.request_context import RequestContextMiddleware
 from shared.runtime import ServiceContext, ServiceWorker, configure_logging, freeze_startup_objects
 from shared.settings import Settings
+from shared.version import platform_version
 
 PREFIXES = {
     "intake": "/intake",
@@ -146,7 +148,8 @@ def _root_app(platform: Platform, apps: dict[str, FastAPI]) -> FastAPI:
 
     root = FastAPI(
         title="宣传月佐证平台 · campaign-evidence platform",
-        version="0.1.0",
+        version=platform_version(),
+        telemetry=NATIVE_TELEMETRY_OFF,
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from shared.observe import NATIVE_TELEMETRY_OFF
+
 if TYPE_CHECKING:
     from shared.runtime import ServiceContext
     from shared.settings import Settings
@@ -183,7 +185,9 @@ def worker_health_app(
     """The worker's small HTTP app: `/livez`, `/readyz` (and `/metrics`, mounted by shared/metrics.py)."""
     from shared.auth import verifier_from_settings
 
-    app = FastAPI(title="worker health", docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(
+        title="worker health", docs_url=None, redoc_url=None, openapi_url=None, telemetry=NATIVE_TELEMETRY_OFF
+    )
     app.state.token_verifier = verifier_from_settings(settings)
     app.include_router(health_routes(monitor, alive=alive))
     app.state.health = monitor

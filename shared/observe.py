@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -19,6 +19,11 @@ from shared.tracing import span
 if TYPE_CHECKING:
     from shared.runtime import ServiceContext
 
+# FastAPI(telemetry=…): FastAPI's own OpenTelemetry instrumentation looks up the global providers on every request
+# and in every mounted app, only to find none configured (a twentieth of the embedded process's time under load).
+# Requests are observed here and traced by shared/tracing.py, so it stays off. Typed Any: older FastAPI releases
+# within the pinned range take the keyword as an extra and ignore it.
+NATIVE_TELEMETRY_OFF: Any = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
 access = logging.getLogger("http.access")
 QUIET_ROUTES = {
     "/metrics",

@@ -19,6 +19,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from services.console.pages import HOME_BY_ROLE, PAGES, ROLE_NAMES, Page
 from shared import problems
+from shared.observe import NATIVE_TELEMETRY_OFF
 
 PREFIX = "/console"  # where the console is mounted (embedded) or routed (gateway)
 API_PREFIXES = {
@@ -38,7 +39,13 @@ CSP = (
 
 def create_app(*, api_prefixes: Mapping[str, str] | None = None) -> FastAPI:
     """The console app; api_prefixes says where the browser finds each service (same origin)."""
-    app = FastAPI(title="console · 网页控制台", docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(
+        title="console · 网页控制台",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        telemetry=NATIVE_TELEMETRY_OFF,
+    )
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True, undefined=StrictUndefined)
     version = _static_version()
     api = json.dumps(dict(api_prefixes or API_PREFIXES), ensure_ascii=False)

@@ -50,7 +50,7 @@ from shared.clock import as_utc
 from shared.grants import GrantVerifier
 from shared.health import install_health
 from shared.http import not_found
-from shared.observe import observe
+from shared.observe import NATIVE_TELEMETRY_OFF, observe
 from shared.ops import ops_router
 from shared.problems import problem_response
 from shared.runtime import ServiceContext
@@ -90,6 +90,7 @@ GRANT = Header(
 def create_app(ctx: ServiceContext) -> FastAPI:
     """The evidence_storage service's FastAPI application."""
     app = FastAPI(
+        telemetry=NATIVE_TELEMETRY_OFF,
         title="evidence_storage · 佐证资料",
         version=platform_version(),
         description=(

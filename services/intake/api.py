@@ -22,7 +22,7 @@ from shared.bounds import LargeLimit, Limit, Offset, Version
 from shared.grants import GrantSigner, UploadGrant
 from shared.health import install_health
 from shared.http import ApiError, not_found
-from shared.observe import observe
+from shared.observe import NATIVE_TELEMETRY_OFF, observe
 from shared.ops import ops_router
 from shared.runtime import ServiceContext
 from shared.version import platform_version
@@ -54,6 +54,7 @@ WRITERS = Depends(require(ADMIN, UNIT))
 def create_app(ctx: ServiceContext) -> FastAPI:
     """The intake service's FastAPI application."""
     app = FastAPI(
+        telemetry=NATIVE_TELEMETRY_OFF,
         title="intake · 报送受理",
         description="活动定义、单位与联络员、报送材料、覆盖情况",
         version=platform_version(),

@@ -28,7 +28,7 @@ from shared.auth import ADMIN, STAFF, UNIT, Principal, install, require, verifie
 from shared.bounds import Limit, Offset
 from shared.health import install_health
 from shared.http import not_found
-from shared.observe import observe
+from shared.observe import NATIVE_TELEMETRY_OFF, observe
 from shared.ops import ops_router
 from shared.request_context import request_info
 from shared.runtime import ServiceContext
@@ -41,6 +41,7 @@ READERS = (*STAFF, UNIT)
 def create_app(ctx: ServiceContext) -> FastAPI:
     """The notification service's FastAPI application."""
     app = FastAPI(
+        telemetry=NATIVE_TELEMETRY_OFF,
         title="notification · 通知",
         description="邮件通知、每日汇总、模板与投递记录",
         version=platform_version(),

@@ -15,7 +15,7 @@ from services.review.timeline import api as timeline_api
 from shared import audit
 from shared.auth import install, verifier_from_settings
 from shared.health import install_health
-from shared.observe import observe
+from shared.observe import NATIVE_TELEMETRY_OFF, observe
 from shared.ops import ops_router
 from shared.runtime import ServiceContext
 from shared.version import platform_version
@@ -24,6 +24,7 @@ from shared.version import platform_version
 def create_app(ctx: ServiceContext) -> FastAPI:
     """The review service's FastAPI application."""
     app = FastAPI(
+        telemetry=NATIVE_TELEMETRY_OFF,
         title="review · 审核",
         description="审核队列、时间线、检查、督办、考核与通报",
         version=platform_version(),
