@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 
 from shared.background import BackgroundLoop
 from shared.bus.port import MessageBus, SettlingBus, Unprocessable
-from shared.db import Database, rows_affected
+from shared.db import Database, after_commit, rows_affected
 from shared.events import Envelope
 from shared.logs import log_context
 from shared.metrics import (
@@ -83,23 +83,19 @@ def messaging_tables(metadata: MetaData) -> MessagingTables:
     return MessagingTables(outbox=outbox, inbox=inbox)
 
 
-_WROTE_EVENTS = "outbox.wrote_events"
-
-
-def wrote_events(session: Session) -> bool:
-    """Whether this session's transaction added events to the outbox (so a relay has something to publish)."""
-    return bool(session.info.get(_WROTE_EVENTS))
-
-
 class Outbox:
     """Adds outgoing events to the caller's transaction."""
 
-    def __init__(self, table: Table) -> None:
+    def __init__(self, table: Table, *, on_commit: Callable[[], None] | None = None) -> None:
         self._table = table
+        # Called once after a commit that added events (the process's relays wake; an API NOTIFYs the workers'),
+        # so no use case has to remember to, and a transaction that added none wakes nobody.
+        self._on_commit = on_commit
 
     def add(self, session: Session, event: Envelope) -> None:
-        """Record an event to publish once the surrounding transaction commits."""
-        session.info[_WROTE_EVENTS] = True
+        """Record an event to publish once the surrounding transaction (a Database.transaction()) commits."""
+        if self._on_commit is not None:
+            after_commit(session, self._on_commit)
         session.execute(
             insert(self._table).values(
                 event_id=event.event_id,
@@ -285,17 +281,12 @@ class IdempotentConsumer:
         inbox: Inbox,
         subscriptions: Mapping[str, Sequence[EventHandler]],
         dependencies: Mapping[str, object],
-        after_events_committed: Iterable[Callable[[], None]] = (),
         ignored_types: Iterable[str] = (),
     ) -> None:
         self.name = name
         self._db, self._inbox = db, inbox
         self._subscriptions = subscriptions
         self._deps = dict(dependencies)
-        # Called after a commit that added outbox events (to wake the relay); most handled events add none, and a
-        # relay woken for nothing costs a locking query and a commit per event (bench/pipeline: the most of an
-        # evidence worker's time).
-        self._after_events_committed = tuple(after_events_committed)
         self._ignored = frozenset(ignored_types)
         self.unprocessable: Counter[str] = (
             Counter()
@@ -341,7 +332,6 @@ class IdempotentConsumer:
                         return
                     for handler in handlers:
                         handler(event, uow=session, **self._deps)
-                    published = wrote_events(session)
             except ValidationError as exc:  # the payload does not match its contract: retrying cannot help
                 EVENTS_FAILED.labels(self.name, event.type).inc()
                 self._unprocessable(
@@ -366,9 +356,6 @@ class IdempotentConsumer:
             HANDLER_DURATION.labels(self.name, event.type).observe(time.perf_counter() - started)
             EVENTS_CONSUMED.labels(self.name, event.type).inc()
             log.info("%s: handled %s", self.name, event.type)
-        if published:
-            for callback in self._after_events_committed:
-                callback()
 
     def _unprocessable(self, event: Envelope, why: str) -> NoReturn:
         self.unprocessable[event.type] += 1

@@ -68,7 +68,7 @@ class ServiceContext:
     @property
     def outbox(self) -> Outbox:
         """The service's outbox, to add events inside a transaction."""
-        return Outbox(self.messaging.outbox)
+        return Outbox(self.messaging.outbox, on_commit=self.outbox_written)
 
     def wake_job_after_commit(self, uow: Session, job: str) -> None:
         """Run this process's periodic job of that name as soon as uow's transaction commits (no-op without one)."""
@@ -77,7 +77,8 @@ class ServiceContext:
             after_commit(uow, wake)
 
     def outbox_written(self) -> None:
-        """Tell in-process relays that committed events are waiting (no-op when none listen)."""
+        """Tell this process's relays (and, from an API on PostgreSQL, the workers') that committed events wait;
+        `outbox` calls it after every commit that added events."""
         for wake in self.outbox_wakers:
             wake()
 
@@ -141,7 +142,6 @@ class ServiceWorker:
             inbox=Inbox(ctx.messaging.inbox),
             subscriptions=wanted,
             dependencies={"ctx": ctx},
-            after_events_committed=[ctx.outbox_written],
             # Not wanted with these settings, but bound by an earlier run's queue: acknowledged, not parked.
             ignored_types=set(subscriptions) - set(wanted),
         )

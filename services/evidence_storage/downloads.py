@@ -98,7 +98,6 @@ def open_served(
             evidence=evidence,
             detail="web-playable copy" if served.variant == "web" else None,
         )
-    ctx.outbox_written()
     return served, chunks
 
 
@@ -124,7 +123,6 @@ def open_content(
         raise _store_down() from exc
     with ctx.db.transaction() as uow:
         audit.record(uow, ctx, caller, action, evidence=evidence)
-    ctx.outbox_written()
     return evidence, chunks
 
 
@@ -149,7 +147,6 @@ def presigned_download(
         audit.record(
             uow, ctx, caller, "download_url", evidence=evidence, detail=f"expires {expires_at.isoformat()}"
         )
-    ctx.outbox_written()
     return evidence, url, expires_at
 
 

@@ -159,7 +159,6 @@ def rejected(
                 producer=SERVICE,
             ),
         )
-    ctx.outbox_written()
     return refusal.as_api_error()
 
 

@@ -176,7 +176,6 @@ def accept(
         UPLOADS.labels("failed").inc(len(batch))
         UPLOAD_BYTES.labels("failed").inc(sum(received.size for received, _ in batch))
         raise
-    ctx.outbox_written()
     UPLOADS.labels("stored").inc(len(batch))
     UPLOAD_BYTES.labels("stored").inc(sum(received.size for received, _ in batch))
     return rows

@@ -323,7 +323,6 @@ def _read(ctx: ServiceContext, evidence: Evidence, token: str) -> bool:
             keywords=list(rules.keywords),
             lines=len(lines),
         )
-    ctx.outbox_written()
     OCR_FINDINGS.labels(finding).inc()
     log.info("read %s in %.2f s: %d line(s), finding %s", evidence.id, seconds, len(lines), finding)
     return True

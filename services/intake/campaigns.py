@@ -106,8 +106,6 @@ def load_definition(
                     "活动定义正被同时修改，请重试",
                     "the campaign changed concurrently; retry",
                 ) from None
-    if result.outcome != "unchanged":
-        ctx.outbox_written()
     return result
 
 

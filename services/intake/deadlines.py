@@ -88,7 +88,6 @@ def watch_deadlines(*, ctx: ServiceContext) -> int:
         )
     if fired:
         log.info("deadline watcher: %d alert(s) published", fired)
-        ctx.outbox_written()
     return fired
 
 

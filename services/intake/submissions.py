@@ -92,7 +92,6 @@ def create_submission(
                 "state": submission.state,
             },
         )
-    ctx.outbox_written()
     return submission
 
 
@@ -135,7 +134,6 @@ def submit_draft(
         auditing.record(
             actor, uow, "submission.submitted", ("submission", submission.id), {"version": submission.version}
         )
-    ctx.outbox_written()
     return submission
 
 
@@ -166,7 +164,6 @@ def withdraw(
         auditing.record(
             actor, uow, "submission.withdrawn", ("submission", submission.id), {"version": submission.version}
         )
-    ctx.outbox_written()
     return submission
 
 
@@ -198,7 +195,6 @@ def resubmit(
             ("submission", submission.id),
             {"version": submission.version},
         )
-    ctx.outbox_written()
     return submission
 
 

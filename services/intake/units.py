@@ -109,7 +109,6 @@ def register_unit(
             )
     except IntegrityError:
         raise _duplicate_code(command.code) from None
-    ctx.outbox_written()
     return unit
 
 
@@ -148,7 +147,6 @@ def designate_liaison(
                 ("unit", unit.id),
                 {"name": liaison.name, "email": str(liaison.email)},
             )
-    ctx.outbox_written()
     return unit
 
 

@@ -265,8 +265,6 @@ class DeliveryLoop:
                     )
             except Exception:
                 log.exception("delivery %s: could not hand it back; its lease expiry will", delivery.id)
-        if outcomes:
-            self.ctx.outbox_written()
 
     def _count(self, outcome: Outcome) -> None:
         MAILS.labels(outcome.status).inc()

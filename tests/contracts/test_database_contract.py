@@ -186,7 +186,8 @@ def test_inbox_makes_a_consumer_idempotent(service):
 
 def test_the_relay_is_woken_only_after_a_commit_that_added_events(service):
     db, tables, effects = service
-    outbox = Outbox(tables.outbox)
+    wakes: list[str] = []
+    outbox = Outbox(tables.outbox, on_commit=lambda: wakes.append("relay"))
 
     def record(event, *, uow, ctx):
         uow.execute(insert(effects).values(event_id=event.event_id))
@@ -196,14 +197,12 @@ def test_the_relay_is_woken_only_after_a_commit_that_added_events(service):
         if event.payload.get("fail"):
             raise ValueError("rolled back with its event")
 
-    wakes: list[str] = []
     consumer = IdempotentConsumer(
         name="svc",
         db=db,
         inbox=Inbox(tables.inbox),
         subscriptions={"test.happened": [record], "test.announced": [announce]},
         dependencies={"ctx": None},
-        after_events_committed=[lambda: wakes.append("relay")],
     )
     consumer(_event(1))  # an effect, but nothing to publish: no relay round trip
     assert wakes == []
@@ -216,6 +215,12 @@ def test_the_relay_is_woken_only_after_a_commit_that_added_events(service):
     assert wakes == ["relay"]
     with db.session() as uow:
         assert uow.scalar(select(func.count()).select_from(tables.outbox)) == 1
+    # A use case's own transaction, outside any consumer: woken once, for two events, after the commit.
+    with db.transaction() as uow:
+        outbox.add(uow, _event(100))
+        outbox.add(uow, _event(101))
+        assert wakes == ["relay"]  # not before the commit
+    assert wakes == ["relay", "relay"]
 
 
 def test_after_commit_hooks_run_once_after_a_commit_and_never_after_a_rollback(service):

@@ -98,7 +98,6 @@ def test_outbox_rows_with_errors_and_consumer_lag(platform):
     bad = Envelope(type="submission.submitted", producer="intake", payload={})  # its consumers will park it
     with intake.db.transaction() as uow:
         intake.outbox.add(uow, bad)
-    intake.outbox_written()
 
     def failed() -> list:
         return [

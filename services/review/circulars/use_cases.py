@@ -474,7 +474,6 @@ def publish(
                 producer=SERVICE,
             ),
         )
-    ctx.outbox_written()
     return row
 
 

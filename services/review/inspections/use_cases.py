@@ -238,7 +238,6 @@ def record(
             max_points=max_points,
             actor=activity.Actor(activity.SYSTEM, "", principal, request),
         )
-    ctx.outbox_written()
     return Recorded(row, scores, max_points, [], [case.id] if case else [])
 
 

@@ -156,7 +156,6 @@ def decide(
             **({"score": score} if event_type == "submission.approved" else {}),
         )
         ctx.outbox.add(uow, make_event(payload, producer=SERVICE))
-    ctx.outbox_written()
     return item
 
 

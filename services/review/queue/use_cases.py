@@ -450,7 +450,6 @@ def claim(
                 ),
             )
         view = present(uow, [item], principal=principal, now=now, cutoff=cutoff)[0]
-    ctx.outbox_written()
     return view
 
 
@@ -509,7 +508,6 @@ def release(
             ),
         )
         view = present(uow, [item], principal=principal, now=now, cutoff=decisions.claim_cutoff(ctx, now))[0]
-    ctx.outbox_written()
     return view
 
 
@@ -566,8 +564,6 @@ def release_expired(ctx: ServiceContext, *, limit: int = 500) -> int:
                     producer=SERVICE,
                 ),
             )
-    if released:
-        ctx.outbox_written()
     return released
 
 

@@ -257,7 +257,6 @@ def respond(
         case.responded_by, case.responded_at = principal.name, ctx.clock.now()
         uow.flush()
         _step(uow, ctx, case, "responded", Actor.of(principal, request), note=response)
-    ctx.outbox_written()
     return case
 
 
@@ -278,7 +277,6 @@ def close(
         case.closed_by, case.closed_at = principal.name, ctx.clock.now()
         uow.flush()
         _step(uow, ctx, case, "closed", Actor.of(principal, request), note=outcome)
-    ctx.outbox_written()
     return case
 
 
@@ -320,7 +318,6 @@ def open_manual(
             rectify_by=rectify_by,
         )
     assert case is not None  # only cases with a rule_key can already exist
-    ctx.outbox_written()
     return case
 
 
@@ -500,6 +497,5 @@ def run_rules(ctx: ServiceContext, *, actor: Actor | None = None) -> RulesRun:
         if case is not None:
             run.escalated.append(case)
     if run.opened or run.escalated:
-        ctx.outbox_written()
         log.info("supervision rules: %d opened, %d escalated", len(run.opened), len(run.escalated))
     return run
