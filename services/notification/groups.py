@@ -24,6 +24,8 @@ from shared.runtime import ServiceContext
 
 BROADCASTS = ("campaign.published", "circular.published")
 ALL_UNITS = "各单位"
+# The worker's group-robot loop (subscriptions.jobs), woken by each commit that queued a post.
+POST_TO_GROUPS = "post-to-groups"
 
 
 def post_to_groups(
@@ -150,3 +152,4 @@ def _queue_post(
             created_at=now,
         )
     )
+    ctx.wake_job_after_commit(uow, POST_TO_GROUPS)

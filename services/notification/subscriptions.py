@@ -5,6 +5,7 @@ from __future__ import annotations
 from services.notification import digest, handlers, refusal_digest
 from services.notification.compose import DELIVER_MAIL
 from services.notification.delivery import DeliveryLoop
+from services.notification.groups import POST_TO_GROUPS
 from services.notification.posting import ChannelLoop
 from shared.runtime import PeriodicJob, ServiceContext
 
@@ -33,10 +34,11 @@ DIGEST_CHECK_S = 60.0
 def jobs(ctx: ServiceContext) -> list[PeriodicJob]:
     """The delivery loop (woken by each commit that queued an e-mail, and every NOTIFY_POLL_S for retries and for
     e-mails another process queued) and the digest clock (every DIGEST_CHECK_S: a digest goes out once a day, so
-    events need not wake it); the group-robot loop when CHANNEL_ROBOTS names a robot."""
+    events need not wake it); the group-robot loop when CHANNEL_ROBOTS names a robot (woken, like the delivery
+    loop, by each commit that queued a post)."""
     loop = DeliveryLoop.from_settings(ctx)
     robots = (
-        [PeriodicJob("post-to-groups", ctx.settings.notify_poll_s, ChannelLoop(ctx).run)]
+        [PeriodicJob(POST_TO_GROUPS, ctx.settings.notify_poll_s, ChannelLoop(ctx).run, wake_on_events=False)]
         if ctx.channels
         else []
     )

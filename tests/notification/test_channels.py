@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from services.intake.definition import ChannelRules, canonical_json, parse_definition
-from services.notification.groups import to_markdown
+from services.notification.groups import POST_TO_GROUPS, to_markdown
 from services.notification.posting import ChannelLoop
 from shared.adapters import make_channels
 from shared.channels.ratelimit import WindowLimit
@@ -387,3 +387,24 @@ def test_ops_cli_requeues_one_channel_and_lists_robots():
     assert (method, path) == ("POST", "/notification/ops/deliveries/requeue")
     assert json.loads(body)["channel"] == "dingtalk"
     assert listing[:2] == ("GET", "/notification/ops/channels")
+
+
+def test_the_robot_loop_runs_for_a_commit_that_queued_a_post_not_for_every_event(make_world, robots, clock):
+    world = make_world(  # after its first round the loop runs only when woken
+        clock=clock,
+        notify_poll_s=600.0,
+        channel_robots=robots_document(),
+        dingtalk_base_url=robots.url,
+        wecom_base_url=robots.url,
+        channel_timeout_s=5.0,
+    )
+    wakes: list[str] = []
+    wake = world.ctx.job_wakers[POST_TO_GROUPS]
+    world.ctx.job_wakers[POST_TO_GROUPS] = lambda: (wakes.append(POST_TO_GROUPS), wake())
+    world.publish_and_wait(campaign("submission.returned"))
+    unit = add_unit(world, "XS", "相山区信访局")
+    assert wakes == []  # a campaign and a unit remembered, no post queued: no claim query
+    world.publish(returned(unit))
+    wait_until(lambda: len(robots.posts) == 2, timeout=30, what="the queued posts to go out at once")
+    assert wakes == [POST_TO_GROUPS]  # one commit queued both (the unit's group and the office's)
+    assert sorted(post.platform for post in robots.posts) == ["dingtalk", "wecom"]
