@@ -32,6 +32,7 @@ BUCKET = {"approved": "approved", "submitted": "pending", "under_review": "pendi
 SLOTS = ("approved", "pending", "returned")
 HANDED_IN = ("submitted", "under_review", "approved")
 MISSING = ("missing", 0)
+REBUILD_BATCH = 2000  # units per round of a rebuild: a province's campaign is rebuilt in bounded memory
 
 
 def state_changed(uow: Session, submission: Submission, before: str | None, after: str) -> None:
@@ -101,16 +102,6 @@ def rebuild(uow: Session, campaign_id: str | None = None) -> tuple[int, int]:
         .where(*where)
         .group_by(Submission.campaign_id, Submission.unit_id, Submission.kind, Submission.measure_code)
     )
-    units: dict[tuple[str, str], dict[str, Any]] = {}
-    cells = topics = 0
-    for campaign, unit, kind, measure_code, approved, pending, returned in uow.execute(grouped):
-        counts = units.setdefault((campaign, unit), _empty())
-        counts["cells"].setdefault(kind, {})[measure_code or ""] = [
-            int(approved),
-            int(pending),
-            int(returned),
-        ]
-        cells += 1
     topic_where: list[ColumnElement[bool]] = [
         SubmissionTopic.campaign_id.is_not(None),
         SubmissionTopic.handed_in.is_(True),
@@ -122,24 +113,38 @@ def rebuild(uow: Session, campaign_id: str | None = None) -> tuple[int, int]:
         .where(*topic_where)
         .group_by(SubmissionTopic.campaign_id, SubmissionTopic.unit_id, SubmissionTopic.topic_code)
     )
-    for campaign, unit, code, handed_in in uow.execute(grouped_topics):
-        units.setdefault((campaign, unit), _empty())["topics"][code] = int(handed_in)
-        topics += 1
-    rows = [
-        {
-            "campaign_id": campaign,
-            "unit_id": unit,
-            "counts": _dump(counts),
-            "standing": _dump(standing(counts)),
-        }
-        for (campaign, unit), counts in units.items()
-    ]
-    if rows:
-        uow.execute(insert(table), rows)
+    # A handed-in submission is counted in a cell too, so these are all the units with anything to show.
+    unit_ids = sorted(uow.scalars(select(Submission.unit_id).where(*where).distinct()))
+    cells = topics = units_written = 0
+    for start in range(0, len(unit_ids), REBUILD_BATCH):
+        batch = unit_ids[start : start + REBUILD_BATCH]
+        units: dict[tuple[str, str], dict[str, Any]] = {}
+        for campaign, unit, kind, measure_code, approved, pending, returned in uow.execute(
+            grouped.where(Submission.unit_id.in_(batch))
+        ):
+            counts = units.setdefault((campaign, unit), _empty())
+            counts["cells"].setdefault(kind, {})[measure_code or ""] = [
+                int(approved),
+                int(pending),
+                int(returned),
+            ]
+            cells += 1
+        for campaign, unit, code, handed_in in uow.execute(
+            grouped_topics.where(SubmissionTopic.unit_id.in_(batch))
+        ):
+            units.setdefault((campaign, unit), _empty())["topics"][code] = int(handed_in)
+            topics += 1
+        rows = [
+            {"campaign_id": c, "unit_id": u, "counts": _dump(counts), "standing": _dump(standing(counts))}
+            for (c, u), counts in units.items()
+        ]
+        if rows:
+            uow.execute(insert(table), rows)
+        units_written += len(rows)
     log.info(
         "coverage projection rebuilt for %s: %s units, %s cells, %s topic counters",
         campaign_id or "every campaign",
-        len(rows),
+        units_written,
         cells,
         topics,
     )

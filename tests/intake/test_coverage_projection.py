@@ -94,13 +94,15 @@ def busy_campaign(api, ctx) -> dict:
     return units
 
 
-def test_rebuild_equals_what_the_changes_maintained(api, ctx):
+@pytest.mark.parametrize("batch", [projection.REBUILD_BATCH, 1])
+def test_rebuild_equals_what_the_changes_maintained(api, ctx, monkeypatch, batch):
+    monkeypatch.setattr(projection, "REBUILD_BATCH", batch)  # 1: a round per unit, as a province's would be
     units = busy_campaign(api, ctx)
     before = api.get(f"/campaigns/{units['_campaign']}/coverage").json()
     maintained = projected(ctx)
     assert maintained[0] and maintained[1]
     with ctx.db.transaction() as uow:
-        projection.rebuild(uow)
+        assert projection.rebuild(uow) == (len(maintained[0]), len(maintained[1]))
     assert projected(ctx) == maintained
     assert api.get(f"/campaigns/{units['_campaign']}/coverage").json() == before
     rows = {u["code"]: u for u in before["units"]}
@@ -133,28 +135,33 @@ def test_rebuild_command_repairs_a_damaged_projection(api, ctx):
     assert cli.main(["rebuild-coverage", "--campaign", "nope"], ctx=ctx, out=out, err=err) == 1
 
 
-def test_the_migration_fills_the_projection_from_existing_submissions(api, ctx):
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_the_migration_fills_the_projection_from_existing_submissions(tmp_path, request, backend):
     from alembic import command
 
     from shared.migrations import alembic_config, migration_connection, upgrade
 
-    busy_campaign(api, ctx)
-    maintained = projected(ctx)
-    with migration_connection(
-        ctx.db
-    ) as conn:  # back to the per-cell rows of 0002, filled from one row per unit
-        command.downgrade(alembic_config("intake", conn), "0004")
-        cells = conn.execute(text("SELECT COUNT(*) FROM coverage_cells")).scalar_one()
-        assert cells == len(maintained[0])
-        command.downgrade(alembic_config("intake", conn), "0001")  # back to before the projection existed
-    upgrade(ctx.db, "intake")
-    assert projected(ctx) == maintained
-    with migration_connection(
-        ctx.db
-    ) as conn:  # 0002 fills the cells from submissions, 0005 the units from them
-        command.downgrade(alembic_config("intake", conn), "0004")
-    upgrade(ctx.db, "intake")
-    assert projected(ctx) == maintained
+    database = {"database_url": request.getfixturevalue("postgres_url")} if backend == "postgresql" else {}
+    ctx = bootstrap(Settings(data_dir=tmp_path, **database), clock=FixedClock(BEFORE_CAMPAIGN))
+    try:
+        with TestClient(create_app(ctx)) as api:
+            api.headers.update(admin_header(ctx))
+            busy_campaign(api, ctx)
+        maintained = projected(ctx)
+        # Back to the per-cell rows of 0002, filled from one row per unit; then to before the projection existed.
+        with migration_connection(ctx.db) as conn:
+            command.downgrade(alembic_config("intake", conn), "0004")
+            cells = conn.execute(text("SELECT COUNT(*) FROM coverage_cells")).scalar_one()
+            assert cells == len(maintained[0])
+            command.downgrade(alembic_config("intake", conn), "0001")
+        upgrade(ctx.db, "intake")  # 0002 fills the cells from the submissions, 0005 the units from the cells
+        assert projected(ctx) == maintained
+        with migration_connection(ctx.db) as conn:
+            command.downgrade(alembic_config("intake", conn), "0004")
+        upgrade(ctx.db, "intake")
+        assert projected(ctx) == maintained
+    finally:
+        ctx.db.dispose()
 
 
 @pytest.mark.parametrize("writers", [4])

@@ -33,21 +33,30 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("campaign_id", "unit_id"),
     )
     bind = op.get_bind()
-    counts: dict[tuple[str, str], dict[str, Any]] = {}
-    cells = "SELECT campaign_id, unit_id, kind, measure_code, approved, pending, returned FROM coverage_cells"
-    for campaign, unit, kind, code, approved, pending, returned in bind.execute(sa.text(cells)):
-        if approved or pending or returned:
-            row = counts.setdefault((campaign, unit), {"cells": {}, "topics": {}})
-            row["cells"].setdefault(kind, {})[code] = [approved, pending, returned]
-    topics = "SELECT campaign_id, unit_id, topic_code, handed_in FROM coverage_topics WHERE handed_in <> 0"
-    for campaign, unit, code, handed_in in bind.execute(sa.text(topics)):
-        counts.setdefault((campaign, unit), {"cells": {}, "topics": {}})["topics"][code] = handed_in
-    rows = [
-        {"campaign_id": c, "unit_id": u, "counts": _dump(row), "standing": _dump(_standing(row))}
-        for (c, u), row in counts.items()
-    ]
-    if rows:
-        op.bulk_insert(units, rows)
+    keys = "SELECT unit_id FROM coverage_cells UNION SELECT unit_id FROM coverage_topics"
+    unit_ids = sorted(bind.execute(sa.text(keys)).scalars())
+    cells = sa.text(
+        "SELECT campaign_id, unit_id, kind, measure_code, approved, pending, returned FROM coverage_cells"
+        " WHERE unit_id IN :batch"
+    ).bindparams(sa.bindparam("batch", expanding=True))
+    topics = sa.text(
+        "SELECT campaign_id, unit_id, topic_code, handed_in FROM coverage_topics"
+        " WHERE handed_in <> 0 AND unit_id IN :batch"
+    ).bindparams(sa.bindparam("batch", expanding=True))
+    for batch in _batches(unit_ids):  # a province's campaign in bounded memory (the migrate job has 256 MiB)
+        counts: dict[tuple[str, str], dict[str, Any]] = {}
+        for campaign, unit, kind, code, approved, pending, returned in bind.execute(cells, {"batch": batch}):
+            if approved or pending or returned:
+                row = counts.setdefault((campaign, unit), {"cells": {}, "topics": {}})
+                row["cells"].setdefault(kind, {})[code] = [approved, pending, returned]
+        for campaign, unit, code, handed_in in bind.execute(topics, {"batch": batch}):
+            counts.setdefault((campaign, unit), {"cells": {}, "topics": {}})["topics"][code] = handed_in
+        rows = [
+            {"campaign_id": c, "unit_id": u, "counts": _dump(row), "standing": _dump(_standing(row))}
+            for (c, u), row in counts.items()
+        ]
+        if rows:
+            op.bulk_insert(units, rows)
     op.drop_table("coverage_topics")
     op.drop_table("coverage_cells")
 
@@ -72,33 +81,41 @@ def downgrade() -> None:
         sa.Column("handed_in", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("campaign_id", "unit_id", "topic_code"),
     )
-    cell_rows, topic_rows = [], []
-    for campaign, unit, stored in op.get_bind().execute(
-        sa.text("SELECT campaign_id, unit_id, counts FROM coverage_units")
-    ):
-        row = json.loads(stored)
-        for kind, codes in row["cells"].items():
-            for code, (approved, pending, returned) in codes.items():
-                cell_rows.append(
-                    {
-                        "campaign_id": campaign,
-                        "unit_id": unit,
-                        "kind": kind,
-                        "measure_code": code,
-                        "approved": approved,
-                        "pending": pending,
-                        "returned": returned,
-                    }
+    bind = op.get_bind()
+    unit_ids = sorted(bind.execute(sa.text("SELECT unit_id FROM coverage_units")).scalars())
+    stored = sa.text(
+        "SELECT campaign_id, unit_id, counts FROM coverage_units WHERE unit_id IN :batch"
+    ).bindparams(sa.bindparam("batch", expanding=True))
+    for batch in _batches(unit_ids):
+        cell_rows, topic_rows = [], []
+        for campaign, unit, stored_counts in bind.execute(stored, {"batch": batch}):
+            row = json.loads(stored_counts)
+            for kind, codes in row["cells"].items():
+                for code, (approved, pending, returned) in codes.items():
+                    cell_rows.append(
+                        {
+                            "campaign_id": campaign,
+                            "unit_id": unit,
+                            "kind": kind,
+                            "measure_code": code,
+                            "approved": approved,
+                            "pending": pending,
+                            "returned": returned,
+                        }
+                    )
+            for code, handed_in in row["topics"].items():
+                topic_rows.append(
+                    {"campaign_id": campaign, "unit_id": unit, "topic_code": code, "handed_in": handed_in}
                 )
-        for code, handed_in in row["topics"].items():
-            topic_rows.append(
-                {"campaign_id": campaign, "unit_id": unit, "topic_code": code, "handed_in": handed_in}
-            )
-    if cell_rows:
-        op.bulk_insert(cells, cell_rows)
-    if topic_rows:
-        op.bulk_insert(topics, topic_rows)
+        if cell_rows:
+            op.bulk_insert(cells, cell_rows)
+        if topic_rows:
+            op.bulk_insert(topics, topic_rows)
     op.drop_table("coverage_units")
+
+
+def _batches(unit_ids: list[str], size: int = 2000) -> list[list[str]]:
+    return [unit_ids[start : start + size] for start in range(0, len(unit_ids), size)]
 
 
 # services/intake/projection.py's standing(), frozen here as it was when the table came.
