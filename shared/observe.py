@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from shared.runtime import ServiceContext
 
 # FastAPI(telemetry=…): FastAPI's own OpenTelemetry instrumentation looks up the global providers on every request
-# and in every mounted app, only to find none configured (a twentieth of the embedded process's time under load).
+# and in every app a request passes through, only to find none configured (5 µs a look, tens of µs a request).
 # Requests are observed here and traced by shared/tracing.py, so it stays off. Typed Any: older FastAPI releases
 # within the pinned range take the keyword as an extra and ignore it.
 NATIVE_TELEMETRY_OFF: Any = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}

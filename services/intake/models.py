@@ -243,15 +243,14 @@ class CoverageUnit(Base):
     same transaction as every submission state change (services/intake/projection.py)."""
 
     __tablename__ = "coverage_units"
-    __table__: ClassVar[
-        Table
-    ]  # declarative makes a plain Table (projection.py writes it with Core statements)
+    # declarative makes a plain Table (projection.py writes it with Core statements)
+    __table__: ClassVar[Table]
     campaign_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     unit_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     # JSON {"cells": {kind: {measure_code: [approved, pending, returned]}}, "topics": {topic_code: handed_in}}
     counts: Mapped[str] = mapped_column(Text)
-    # JSON derived from counts: {"measures": {code: [state, count]}, "summary_report": [state, count],
-    # "good_practices": n, "topics": [code, ...]}; what the matrix reads, so it parses no counters
+    # JSON derived from counts: {"measures": {code: state}, "counts": {code: count}, "summary_report": [state,
+    # count], "good_practices": n, "topics": [code, ...]}; what the matrix reads, so it parses no counters
     standing: Mapped[str] = mapped_column(Text)
 
 
