@@ -230,3 +230,15 @@ def test_a_file_dropped_into_the_folder_later_is_used_without_a_restart(make_wor
     (folder / "decision.subject.j2").write_text("【审核结果（新）】{{ title }}", encoding="utf-8")
     world.publish(approved(unit_id, version=3))
     assert smtp.wait_for(3, timeout=30)[2].message["Subject"] == "【审核结果（新）】召开专题会议传达部署"
+
+
+def test_a_parsed_recipient_is_remembered_and_a_malformed_one_refused_every_time():
+    from services.notification.render import parse_recipient
+
+    parse_recipient.cache_clear()
+    assert parse_recipient("李明 <li.ming@example.org>") == ("李明", "li.ming@example.org")
+    assert parse_recipient("李明 <li.ming@example.org>") == ("李明", "li.ming@example.org")
+    assert parse_recipient.cache_info().hits == 1
+    for _ in range(2):  # a refusal is never cached into an answer
+        with pytest.raises(ValueError, match="invalid recipient"):
+            parse_recipient("li.ming@example.org\r\nBcc: evil@example.org")
