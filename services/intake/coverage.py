@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from services.intake import queries
+from services.intake import projection, queries
 from services.intake.definition import CampaignDefinition, Deadline
 from services.intake.models import Campaign, CoverageUnit, Unit
 from shared.http import ApiError, not_found
@@ -90,12 +90,11 @@ def standings(
     # Sorted here rather than by the database: code-point order whatever its collation, and cheaper than its
     # sort of the wide rows (a tenth of the query's time at 5,000 units).
     rows.sort(key=itemgetter(5))
-    # One parse for all the units' standings (each a JSON object, or null before the unit's first submission).
-    shown = json.loads("[" + ",".join(r[8] or "null" for r in rows) + "]")
+    # One parse for all the units' standings; a unit without a counted submission has no row yet.
+    empty = projection.no_standing()
+    shown = json.loads("[" + ",".join(r[8] or empty for r in rows) + "]")
     return [
-        UnitStanding(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7]))
-        if s is None
-        else UnitStanding(
+        UnitStanding(
             r[0],
             r[1],
             r[2],
@@ -184,9 +183,10 @@ def _added_up(
     # Added up once per (level, district), then those into the levels and the districts: each unit counted once.
     buckets: dict[tuple[str, str], dict] = {}
     for row in rows:
-        group = buckets.get((row.level, _district(row.unit_path)))
+        key = (row.level, _district(row.unit_path))
+        group = buckets.get(key)
         if group is None:
-            group = buckets[row.level, _district(row.unit_path)] = _group()
+            group = buckets[key] = _group()
         group["units"] += 1
         for code in shape.codes:
             state = row.measures.get(code, "missing")

@@ -134,10 +134,7 @@ def rebuild(uow: Session, campaign_id: str | None = None) -> tuple[int, int]:
         ):
             units.setdefault((campaign, unit), _empty())["topics"][code] = int(handed_in)
             topics += 1
-        rows = [
-            {"campaign_id": c, "unit_id": u, "counts": _dump(counts), "standing": _dump(standing(counts))}
-            for (c, u), counts in units.items()
-        ]
+        rows = [{"campaign_id": c, "unit_id": u, **_texts(counts)} for (c, u), counts in units.items()]
         if rows:
             uow.execute(insert(table), rows)
         units_written += len(rows)
@@ -166,8 +163,7 @@ def _change(uow: Session, submission: Submission, cell: list[int], topics: dict[
             .values(
                 campaign_id=submission.campaign_id,
                 unit_id=submission.unit_id,
-                counts=_dump(empty),
-                standing=_dump(standing(empty)),
+                **_texts(empty),
             )
             .on_conflict_do_nothing()
         )
@@ -189,7 +185,7 @@ def _change(uow: Session, submission: Submission, cell: list[int], topics: dict[
             counts["topics"][code] = handed_in
         else:
             counts["topics"].pop(code, None)
-    uow.execute(update(table).where(*match).values(counts=_dump(counts), standing=_dump(standing(counts))))
+    uow.execute(update(table).where(*match).values(**_texts(counts)))
 
 
 def _shown(slots: list[int]) -> list[Any] | None:
@@ -202,6 +198,16 @@ def _shown(slots: list[int]) -> list[Any] | None:
 
 def _empty() -> dict[str, Any]:
     return {"cells": {}, "topics": {}}
+
+
+def no_standing() -> str:
+    """The stored standing of a unit without any counted submission (what a rebuild leaves it: no row)."""
+    return _dump(standing(_empty()))
+
+
+def _texts(counts: dict[str, Any]) -> dict[str, str]:
+    # A row's two columns, always written together: the standing is never stored apart from its counts.
+    return {"counts": _dump(counts), "standing": _dump(standing(counts))}
 
 
 def _dump(value: dict[str, Any]) -> str:
