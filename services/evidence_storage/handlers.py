@@ -24,6 +24,7 @@ from services.evidence_storage.models import (
     KnownUnit,
 )
 from services.evidence_storage.refusals import Refusal
+from services.evidence_storage.retention import APPLY_RETENTION
 from shared.blobs.port import BlobStoreUnavailable, Readable
 from shared.contracts import make_event, read_payload
 from shared.contracts.evidence import EvidenceLocked, EvidenceRejected
@@ -287,6 +288,7 @@ def track_decision(event, *, uow: Session, ctx: ServiceContext) -> None:
         select(Evidence).where(Evidence.submission_id == known.id, Evidence.locked.is_(False))
     ):
         evidence.locked, evidence.locked_at, evidence.retention = True, now, "pending"
+        ctx.wake_job_after_commit(uow, APPLY_RETENTION)
         ctx.outbox.add(
             uow,
             make_event(

@@ -12,6 +12,7 @@ from urllib.parse import quote
 
 import httpx
 
+from services.evidence_storage.retention import APPLY_RETENTION
 from shared.auth import ADMIN, INSPECTOR, REVIEWER
 from shared.blobs.port import BlobLocked
 from tests.evidence_storage import media
@@ -192,3 +193,16 @@ def test_export_marks_a_damaged_object_in_the_manifest(world):
     )
     row = next(csv.DictReader(io.StringIO(archive.read("manifest.csv").decode("utf-8-sig"))))
     assert row["evidence_id"] == evidence["id"] and row["verified"].startswith("MISMATCH ")
+
+
+def test_retention_runs_for_a_commit_that_locked_evidence_not_for_every_approval(world):
+    wakes: list[str] = []
+    wake = world.ctx.job_wakers[APPLY_RETENTION]
+    world.ctx.job_wakers[APPLY_RETENTION] = lambda: (wakes.append(APPLY_RETENTION), wake())
+    world.approve(world.submission())  # a submission without files: nothing to lock
+    assert wakes == []
+    submission = world.submission()
+    evidence = world.upload(submission["id"], media.photo(54, size=(64, 64)), "a.jpg").json()
+    world.approve(submission)
+    assert _retention(world, evidence["id"])["retention"] == "unsupported"  # settled at once, not in 30 s
+    assert wakes == [APPLY_RETENTION]
