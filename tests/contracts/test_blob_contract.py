@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
+import os
 import random
 import time
 from datetime import UTC, datetime, timedelta
@@ -491,6 +493,36 @@ def test_s3_completion_joins_the_parts_without_copying_them(s3):
     store.complete_upload("v/two.mp4", upload_id, parts)
     etag = s3.client().stat_object(bucket_name=s3.bucket, object_name="v/two.mp4").etag
     assert etag.endswith("-2"), f"expected the 2-part upload itself, got ETag {etag!r}"
+
+
+@pytest.mark.parametrize("kernel_copy", [True, False], ids=["copy_file_range", "read-and-hash"])
+def test_folder_completion_joins_the_parts_in_the_kernel_or_else_by_reading(
+    tmp_path, monkeypatch, kernel_copy
+):
+    store = FolderBlobStore(tmp_path / "blobs")
+    if not kernel_copy:  # what a file system without copy_file_range answers
+
+        def cannot(*_args, **_kwargs):
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+        monkeypatch.setattr(os, "copy_file_range", cannot, raising=False)
+    elif not hasattr(os, "copy_file_range"):
+        pytest.skip("no copy_file_range on this system: the folder store reads the parts instead")
+    upload_id = store.start_upload("v/three.mp4", content_type="video/mp4")
+    sizes = [PART, 1000, 7]
+    parts = [
+        store.put_part("v/three.mp4", upload_id, number, GeneratedStream(size, seed=20 + number))
+        for number, size in enumerate(sizes, start=1)
+    ]
+    expected = hashlib.sha256(
+        b"".join(_bytes_of_stream(GeneratedStream(size, seed=21 + n)) for n, size in enumerate(sizes))
+    ).hexdigest()
+    joined = store.complete_upload("v/three.mp4", upload_id, parts)
+    assert joined.size == sum(sizes)
+    assert joined.sha256 == (None if kernel_copy else expected)  # copied by the kernel, nothing hashed it
+    assert read_all(store, "v/three.mp4") == (sum(sizes), expected)
+    assert store.stat("v/three.mp4").content_type == "video/mp4"
+    assert sorted(p.name for p in (tmp_path / "blobs" / "tmp").iterdir()) == []  # no temporary file left
 
 
 def test_s3_parts_are_bounded_in_memory(s3):
