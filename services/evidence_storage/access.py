@@ -4,7 +4,7 @@ subtree's evidence, staff see every unit's (docs/security.md)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from fastapi import Depends, Request
@@ -32,11 +32,13 @@ class Caller:
         return self.principal.name
 
 
-def caller_of(*roles: str) -> Callable[..., Caller]:
+def caller_of(*roles: str) -> Callable[..., Awaitable[Caller]]:
     """A dependency admitting an authenticated caller in one of roles (any role when none given)."""
     guard = require(*roles)
 
-    def dependency(request: Request, principal: Principal = Depends(guard)) -> Caller:
+    async def dependency(
+        request: Request, principal: Principal = Depends(guard)
+    ) -> Caller:  # no I/O: no thread hop
         info = request_info(request)
         return Caller(principal=principal, client_ip=info.client_ip, request_id=info.request_id)
 
