@@ -9,14 +9,15 @@ PostgreSQL; SQLite transactions are BEGIN IMMEDIATE already).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Insert, Select, Table, Update, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from services.review.models import TimelineHead, TimelineRecord
@@ -71,20 +72,18 @@ def append(
     actor_role: str = "",
     detail: dict[str, Any] | None = None,
 ) -> TimelineRecord:
-    """Append one record to the chain inside the caller's transaction."""
-    head = uow.scalars(select(TimelineHead).where(TimelineHead.id == _HEAD_ID).with_for_update()).first()
+    """Append one record to the chain inside the caller's transaction; returns it (not added to the session)."""
+    read_head, add_head, add_record, move_head = _statements()
+    head = uow.execute(read_head).first()
+    prev_seq, prev_hash = head if head is not None else (0, GENESIS)
     if head is None:
-        head = TimelineHead(id=_HEAD_ID, seq=0, hash=GENESIS)
-        uow.add(head)
-        uow.flush()
+        uow.execute(add_head, {"id": _HEAD_ID, "seq": 0, "hash": GENESIS})
     detail = json.loads(
         json.dumps(detail or {}, ensure_ascii=False, default=str)
     )  # exactly what the JSON column returns
-    at = as_utc(at)
-    seq = head.seq + 1
-    digest = record_hash(
-        seq=seq,
-        at=at,
+    fields: dict[str, Any] = dict(
+        seq=prev_seq + 1,
+        at=as_utc(at),
         actor=actor,
         actor_role=actor_role,
         kind=kind,
@@ -93,26 +92,27 @@ def append(
         subject_type=subject_type,
         subject_id=subject_id,
         detail=detail,
-        prev_hash=head.hash,
+        prev_hash=prev_hash,
     )
-    row = TimelineRecord(
-        seq=seq,
-        at=at,
-        actor=actor,
-        actor_role=actor_role,
-        kind=kind,
-        unit_id=unit_id,
-        submission_id=submission_id,
-        subject_type=subject_type,
-        subject_id=subject_id,
-        detail=detail,
-        prev_hash=head.hash,
-        hash=digest,
+    digest = record_hash(**fields)
+    uow.execute(add_record, {**fields, "hash": digest})
+    uow.execute(move_head, {"new_seq": fields["seq"], "new_hash": digest})
+    return TimelineRecord(**fields, hash=digest)
+
+
+@functools.cache
+def _statements() -> tuple[Select, Insert, Insert, Update]:
+    # Core statements built once: an append is three of them in every consumed submission event and every review
+    # act, and the ORM's unit of work (and a fresh cache key per statement) cost more than the statements.
+    head, records = cast(Table, TimelineHead.__table__), TimelineRecord.__table__
+    return (
+        select(head.c.seq, head.c.hash).where(head.c.id == _HEAD_ID).with_for_update(),
+        insert(head),
+        insert(records),
+        update(head)
+        .where(head.c.id == _HEAD_ID)
+        .values(seq=bindparam("new_seq"), hash=bindparam("new_hash")),
     )
-    uow.add(row)
-    head.seq, head.hash = seq, digest
-    uow.flush()
-    return row
 
 
 def for_submission(uow: Session, submission_id: str) -> list[TimelineRecord]:
