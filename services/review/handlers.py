@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import update
+from sqlalchemy import Insert, Select, Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from services.review.models import (
@@ -105,41 +107,67 @@ def project_liaison(event: Envelope, *, uow: Session, ctx: ServiceContext) -> No
         )
 
 
+def _queue_state(uow: Session, submission_id: str, version: int) -> tuple[bool, int | None]:
+    """Whether this version of the submission is recorded, and the version its review item holds (None: no item)."""
+    known, queued = _lookups()
+    return (
+        uow.execute(known, {"sid": submission_id, "v": version}).first() is not None,
+        uow.execute(queued, {"sid": submission_id}).scalar(),
+    )
+
+
+@functools.cache
+def _lookups() -> tuple[Select, Select]:
+    versions, items = cast(Table, ReviewVersion.__table__), cast(Table, ReviewItem.__table__)
+    return (
+        select(versions.c.version).where(
+            versions.c.submission_id == bindparam("sid"), versions.c.version == bindparam("v")
+        ),
+        select(items.c.version).where(items.c.submission_id == bindparam("sid")),
+    )
+
+
+@functools.cache
+def _inserts() -> tuple[Insert, Insert]:
+    return insert(cast(Table, ReviewVersion.__table__)), insert(cast(Table, ReviewItem.__table__))
+
+
+def _given(common: dict[str, Any], **values: Any) -> dict[str, Any]:
+    return {key: value for key, value in {**common, **values}.items() if value is not None}
+
+
 def enqueue_submission(event: Envelope, *, uow: Session, ctx: ServiceContext) -> None:
     """Put a (re)submitted version in the review queue and record when it was handed in."""
     data = read_payload(SubmissionSubmitted, event)
     at = _when(data.submitted_at, event)
-    if uow.get(ReviewVersion, (data.submission_id, data.version)) is None:
-        uow.add(
-            ReviewVersion(
-                submission_id=data.submission_id,
-                version=data.version,
-                unit_id=data.unit_id,
-                campaign_id=data.campaign_id,
-                measure_code=data.measure_code,
-                kind=data.kind,
-                submitted_at=at,
-                late=data.late,
-            )
-        )
-    item = uow.get(ReviewItem, data.submission_id)
-    if item is None:
-        uow.add(
-            ReviewItem(
-                submission_id=data.submission_id,
-                unit_id=data.unit_id,
+    version_known, queued_version = _queue_state(uow, data.submission_id, data.version)
+    common = dict(
+        submission_id=data.submission_id,
+        unit_id=data.unit_id,
+        campaign_id=data.campaign_id,
+        measure_code=data.measure_code,
+        kind=data.kind,
+        submitted_at=at,
+    )
+    # A new version's rows go in as plain inserts: most events are a first version, and the ORM's reads and unit of
+    # work cost several times the statements here. None is left out, so a column's default applies as with the ORM.
+    if not version_known:
+        uow.execute(_inserts()[0], _given(common, version=data.version, late=data.late))
+    if queued_version is None:
+        uow.execute(
+            _inserts()[1],
+            _given(
+                common,
                 unit_path=data.unit_path,
-                campaign_id=data.campaign_id,
-                measure_code=data.measure_code,
-                kind=data.kind,
                 title=data.title,
                 version=data.version,
                 state="pending",
-                submitted_at=at,
                 outside_window=data.outside_window,
-            )
+            ),
         )
-    elif data.version > item.version:
+    elif data.version > queued_version:
+        item = uow.get(ReviewItem, data.submission_id)
+        assert item is not None  # _queue_state just found it, under this transaction
         item.version, item.title, item.state, item.submitted_at = data.version, data.title, "pending", at
         item.unit_path = data.unit_path or item.unit_path
         item.outside_window = data.outside_window

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from services.review.models import ReviewDecision
+from services.review.models import ReviewDecision, ReviewItem, ReviewVersion, TimelineRecord
 from tests.review.test_queue_support import error_code, ok, open_world
 
 
@@ -263,3 +263,39 @@ def test_approval_score_is_a_share_of_the_measure_points_and_defaults_to_full(wo
         world.client.post(f"/submissions/{third}/reject", json={}, headers=world.reviewer()).status_code
         == 422
     )
+
+
+def test_a_version_handed_in_again_changes_nothing_and_a_newer_one_reopens_the_item(world):
+    def state(sid: str):
+        with world.ctx.db.session() as uow:
+            item = uow.get(ReviewItem, sid)
+            versions = uow.scalars(
+                select(ReviewVersion.version).where(ReviewVersion.submission_id == sid)
+            ).all()
+            records = uow.scalars(
+                select(TimelineRecord.kind)
+                .where(TimelineRecord.submission_id == sid)
+                .order_by(TimelineRecord.seq)
+            ).all()
+            return (
+                (item.version, item.state, item.title, item.unit_path, item.kind),
+                sorted(versions),
+                records,
+            )
+
+    sid = world.submit(world.rj, kind="good_practice", title="第一版")
+    first = state(sid)
+    assert first == (
+        (1, "pending", "第一版", world.units[world.rj], "good_practice"),
+        [1],
+        ["submission.submitted"],
+    )
+    world.submit(
+        world.rj, submission_id=sid, kind="good_practice", title="第一版"
+    )  # a new event, the same version
+    assert state(sid) == first
+    ok(world.client.post(f"/submissions/{sid}/return", json={"comment": "请补充"}, headers=world.admin()))
+    world.submit(world.rj, submission_id=sid, version=2, kind="good_practice", title="第二版")
+    (version, item_state, title, _path, _kind), versions, records = state(sid)
+    assert (version, item_state, title, versions) == (2, "pending", "第二版", [1, 2])
+    assert records[-1] == "submission.submitted" and records.count("submission.submitted") == 2
