@@ -295,6 +295,50 @@ def test_concurrent_duplicates_have_one_effect(service):
     assert rows == sorted(e.event_id for e in events)
 
 
+def test_an_event_another_replica_is_handling_counts_as_a_duplicate_once_that_one_commits(service):
+    db, tables, effects = service
+    holding, release = threading.Event(), threading.Event()
+
+    def slow(event, *, uow, ctx):  # the first replica: its inbox row written, not yet committed
+        uow.execute(insert(effects).values(event_id=event.event_id))
+        holding.set()
+        assert release.wait(10)
+
+    def record(event, *, uow, ctx):
+        uow.execute(insert(effects).values(event_id=event.event_id))
+
+    def consumer(handler):
+        return IdempotentConsumer(
+            name="svc",
+            db=db,
+            inbox=Inbox(tables.inbox),
+            subscriptions={"test.happened": [handler]},
+            dependencies={"ctx": None},
+        )
+
+    event, errors = _event(7), []
+
+    def run(handler):
+        try:
+            consumer(handler)(event)
+        except Exception as exc:  # a failure here would be a retry on a real bus
+            errors.append(exc)
+
+    first = threading.Thread(target=run, args=(slow,))
+    first.start()
+    assert holding.wait(10)
+    second = threading.Thread(target=run, args=(record,))  # waits on the first one's row (or write lock)
+    second.start()
+    second.join(0.5)
+    release.set()
+    first.join(10)
+    second.join(10)
+    assert errors == []
+    with db.session() as uow:
+        assert list(uow.scalars(select(effects.c.event_id))) == [event.event_id]
+        assert uow.scalar(select(func.count()).select_from(tables.inbox)) == 1
+
+
 def test_published_outbox_rows_and_old_inbox_records_are_pruned(service):
     from datetime import datetime, timedelta
 
