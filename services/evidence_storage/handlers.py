@@ -3,13 +3,15 @@ keep this service's view of submissions, campaigns and units, and lock approved 
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Insert, Select, Table, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -225,23 +227,33 @@ def delete_evidence(evidence_id: str, *, ctx: ServiceContext, caller: Caller) ->
 # --- event handlers ---------------------------------------------------------------------------------------
 
 
+@functools.cache
+def _submission_statements() -> tuple[Select, Insert]:
+    table = cast(Table, KnownSubmission.__table__)
+    return select(table.c.version).where(table.c.id == bindparam("sid")), insert(table)
+
+
 def track_submission(event, *, uow: Session, ctx: ServiceContext) -> None:
     """Learn of a (re)submitted submission so units can upload evidence to it."""
     data = read_payload(SubmissionSubmitted, event)
-    known = uow.get(KnownSubmission, data.submission_id)
-    if known is None:
-        uow.add(
-            KnownSubmission(
-                id=data.submission_id,
-                unit_id=data.unit_id,
-                unit_path=data.unit_path,
-                measure_code=data.measure_code,
-                version=data.version,
-                state="submitted",
-                campaign_id=data.campaign_id,
-            )
+    lookup, add = _submission_statements()
+    known_version = uow.execute(lookup, {"sid": data.submission_id}).scalar()
+    if (
+        known_version is None
+    ):  # most events: a first version, inserted without the ORM's read and unit of work
+        row = dict(
+            id=data.submission_id,
+            unit_id=data.unit_id,
+            unit_path=data.unit_path,
+            measure_code=data.measure_code,
+            version=data.version,
+            state="submitted",
+            campaign_id=data.campaign_id,
         )
-    elif data.version >= known.version:
+        uow.execute(add, {key: value for key, value in row.items() if value is not None})  # None: the default
+    elif data.version >= known_version:
+        known = uow.get(KnownSubmission, data.submission_id)
+        assert known is not None  # just found under this transaction
         known.version, known.state = data.version, "submitted"
         known.measure_code = data.measure_code
         known.campaign_id = data.campaign_id or known.campaign_id

@@ -11,7 +11,8 @@ import pytest
 from PIL import Image
 
 from services.evidence_storage import video
-from shared.contracts.intake import CampaignPublished
+from services.evidence_storage.models import KnownSubmission
+from shared.contracts.intake import CampaignPublished, SubmissionSubmitted
 from tests.evidence_storage import media
 from tests.helpers import PDF_BYTES, wait_until
 
@@ -284,3 +285,33 @@ def test_closed_or_unknown_submissions_take_no_uploads(world):
     response = world.upload(submission["id"], media.photo(1, size=(32, 32)), "a.jpg")
     assert response.status_code == 409 and response.json()["code"] == "submission_closed"
     assert world.stored_keys() == []
+
+
+def test_a_newer_version_of_a_known_submission_reopens_it_and_an_older_one_changes_nothing(world):
+    submission = world.submission(measure="M2")
+
+    def known() -> tuple[int, str, str, str]:
+        with world.ctx.db.session() as uow:
+            row = uow.get(KnownSubmission, submission["id"])
+            return row.version, row.state, row.measure_code, row.unit_path
+
+    def hand_in(version: int, measure: str) -> None:
+        world.publish(
+            SubmissionSubmitted(
+                submission_id=submission["id"],
+                unit_id=submission["unit_id"],
+                measure_code=measure,
+                title="第二版",
+                version=version,
+                unit_path=f"/{submission['unit_id']}/",
+            )
+        )
+
+    assert known() == (1, "submitted", "M2", f"/{submission['unit_id']}/")
+    world.approve(submission)
+    hand_in(2, "M3")
+    wait_until(lambda: known()[0] == 2, what="the second version to be known")
+    assert known() == (2, "submitted", "M3", f"/{submission['unit_id']}/")
+    hand_in(1, "M2")  # late and out of order: the older version
+    world.submission()  # a later event through the same queue, to know the older one was handled
+    assert known() == (2, "submitted", "M3", f"/{submission['unit_id']}/")
