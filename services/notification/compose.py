@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from collections.abc import Mapping
 
 from jinja2 import TemplateError
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import Session
 
 from services.notification import contexts
@@ -75,8 +76,7 @@ def liaison_of(uow: Session, unit_id: str) -> Liaison:
 
 def wants_digest(uow: Session, unit_id: str) -> bool:
     """Whether the unit asked for one daily digest instead of one mail per event."""
-    preference = uow.get(Preference, unit_id)
-    return bool(preference and preference.digest)
+    return bool(uow.execute(_lookups()[0], {"unit_id": unit_id}).scalar())
 
 
 def fit_key(key: str) -> str:
@@ -88,10 +88,18 @@ def fit_key(key: str) -> str:
 
 def already_told(uow: Session, dedupe_key: str) -> bool:
     """Whether this notice was queued, sent or kept for a digest before."""
-    key = fit_key(dedupe_key)
-    return bool(
-        uow.scalar(select(Delivery.id).where(Delivery.dedupe_key == key))
-        or uow.scalar(select(DigestItem.id).where(DigestItem.dedupe_key == key))
+    _digest, queued, kept = _lookups()
+    key = {"key": fit_key(dedupe_key)}
+    return bool(uow.execute(queued, key).first() or uow.execute(kept, key).first())
+
+
+@functools.cache
+def _lookups() -> tuple[Select, Select, Select]:
+    # Built once: every notice asks them, and building a statement costs about what running one does here.
+    return (
+        select(Preference.digest).where(Preference.unit_id == bindparam("unit_id")),
+        select(Delivery.id).where(Delivery.dedupe_key == bindparam("key")).limit(1),
+        select(DigestItem.id).where(DigestItem.dedupe_key == bindparam("key")).limit(1),
     )
 
 
