@@ -17,7 +17,6 @@ from services.review.models import ReviewDecision, ReviewItem
 from shared.auth import ADMIN, Principal, can_see_unit
 from shared.contracts import make_event
 from shared.contracts.review import DECISIONS
-from shared.db import rows_affected
 from shared.http import ApiError, not_found
 from shared.request_context import RequestInfo
 from shared.runtime import ServiceContext
@@ -99,8 +98,9 @@ def decide(
         ]
         if principal is not None and principal.role != ADMIN:  # admins may decide over another's claim
             conditions.append(free_for(principal.id, claim_cutoff(ctx, now)))
-        # Compare-and-set: only one reviewer's UPDATE can move this version out of "pending".
-        result = uow.execute(
+        # Compare-and-set: only one reviewer's UPDATE can move this version out of "pending". RETURNING the row
+        # refreshes the item in the same round trip.
+        decided = uow.scalars(
             update(ReviewItem)
             .where(*conditions)
             .values(
@@ -112,11 +112,12 @@ def decide(
                 claimed_by=None,
                 claimed_at=None,
             )
-            .execution_options(synchronize_session=False)
-        )
-        if rows_affected(result) != 1:
+            .returning(ReviewItem)
+            .execution_options(synchronize_session=False, populate_existing=True)
+        ).first()
+        if decided is None:
             raise _refusal(uow, item, expected, ctx, now)
-        uow.refresh(item)
+        item = decided
         uow.add(
             ReviewDecision(
                 submission_id=item.submission_id,
