@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 from pathlib import Path
 
 log = logging.getLogger(__name__)
 
 
 def private_folder(path: Path) -> Path:
-    """Create the folder (and missing parents) as 0700; an existing folder we own is narrowed to 0700."""
+    """Create the folder (and missing parents) as 0700; an existing folder we own is narrowed to 0700, unless it is
+    a shared one with the sticky bit (/tmp): narrowing that would lock every other user of the machine out."""
     path = Path(path)
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    _narrow(path, 0o700)
+    if path.stat().st_mode & stat.S_ISVTX:
+        log.warning(
+            "%s is a shared folder (sticky bit): left as it is; only the files in it are made private", path
+        )
+    else:
+        _narrow(path, 0o700)
     return path
 
 

@@ -36,9 +36,8 @@ def caller_of(*roles: str) -> Callable[..., Awaitable[Caller]]:
     """A dependency admitting an authenticated caller in one of roles (any role when none given)."""
     guard = require(*roles)
 
-    async def dependency(
-        request: Request, principal: Principal = Depends(guard)
-    ) -> Caller:  # no I/O: no thread hop
+    async def dependency(request: Request, principal: Principal = Depends(guard)) -> Caller:
+        # async: no I/O here, so FastAPI need not run it on its thread pool (shared/auth.py)
         info = request_info(request)
         return Caller(principal=principal, client_ip=info.client_ip, request_id=info.request_id)
 

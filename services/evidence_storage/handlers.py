@@ -238,9 +238,9 @@ def track_submission(event, *, uow: Session, ctx: ServiceContext) -> None:
     data = read_payload(SubmissionSubmitted, event)
     lookup, add = _submission_statements()
     known_version = uow.execute(lookup, {"sid": data.submission_id}).scalar()
-    if (
-        known_version is None
-    ):  # most events: a first version, inserted without the ORM's read and unit of work
+    # Most events are a first version: inserted without the ORM's read and unit of work, None left out so that a
+    # column's default applies as it would through the ORM.
+    if known_version is None:
         row = dict(
             id=data.submission_id,
             unit_id=data.unit_id,
@@ -250,7 +250,7 @@ def track_submission(event, *, uow: Session, ctx: ServiceContext) -> None:
             state="submitted",
             campaign_id=data.campaign_id,
         )
-        uow.execute(add, {key: value for key, value in row.items() if value is not None})  # None: the default
+        uow.execute(add, {key: value for key, value in row.items() if value is not None})
     elif data.version >= known_version:
         known = uow.get(KnownSubmission, data.submission_id)
         assert known is not None  # just found under this transaction

@@ -38,3 +38,26 @@ def test_an_existing_world_readable_database_is_narrowed(tmp_path):
         assert mode(path) == 0o600
     finally:
         db.dispose()
+
+
+def test_a_database_in_a_shared_sticky_folder_leaves_the_folder_alone(tmp_path):
+    shared = tmp_path / "tmp"  # like /tmp: everyone's, with the sticky bit
+    shared.mkdir()
+    shared.chmod(0o1777)
+    db = Database(f"sqlite:///{shared / 'intake.db'}", schema="intake")
+    try:
+        assert stat.S_IMODE(shared.stat().st_mode) == 0o1777  # other users of the machine keep their /tmp
+        assert mode(shared / "intake.db") == 0o600  # the database itself is still private
+    finally:
+        db.dispose()
+
+
+def test_an_existing_folder_without_the_sticky_bit_is_narrowed(tmp_path):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    folder.chmod(0o755)
+    db = Database(f"sqlite:///{folder / 'intake.db'}", schema="intake")
+    try:
+        assert mode(folder) == 0o700
+    finally:
+        db.dispose()
