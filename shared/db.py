@@ -159,3 +159,9 @@ def rows_affected(result: Result[Any]) -> int:
     if not isinstance(result, CursorResult):
         raise TypeError(f"not the result of an UPDATE or DELETE: {type(result).__name__}")
     return result.rowcount
+
+
+def insert_values(**values: Any) -> dict[str, Any]:
+    """Parameters for a Core INSERT with the None values left out, so that each such column gets its default as it
+    would through the ORM (which skips None for a column with a default)."""
+    return {key: value for key, value in values.items() if value is not None}

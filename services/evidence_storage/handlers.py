@@ -38,6 +38,7 @@ from shared.contracts.intake import (
     UnitRegistered,
 )
 from shared.contracts.review import DECISIONS, InspectionRecorded
+from shared.db import insert_values
 from shared.grants import GrantError, GrantVerifier
 from shared.http import ApiError, not_found
 from shared.runtime import ServiceContext
@@ -238,10 +239,10 @@ def track_submission(event, *, uow: Session, ctx: ServiceContext) -> None:
     data = read_payload(SubmissionSubmitted, event)
     lookup, add = _submission_statements()
     known_version = uow.execute(lookup, {"sid": data.submission_id}).scalar()
-    # Most events are a first version: inserted without the ORM's read and unit of work, None left out so that a
-    # column's default applies as it would through the ORM.
-    if known_version is None:
-        row = dict(
+    if (
+        known_version is None
+    ):  # most events: a first version, inserted without the ORM's read and unit of work
+        row = insert_values(
             id=data.submission_id,
             unit_id=data.unit_id,
             unit_path=data.unit_path,
@@ -250,7 +251,7 @@ def track_submission(event, *, uow: Session, ctx: ServiceContext) -> None:
             state="submitted",
             campaign_id=data.campaign_id,
         )
-        uow.execute(add, {key: value for key, value in row.items() if value is not None})
+        uow.execute(add, row)
     elif data.version >= known_version:
         known = uow.get(KnownSubmission, data.submission_id)
         assert known is not None  # just found under this transaction

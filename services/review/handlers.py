@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from datetime import datetime
-from typing import Any, cast
+from typing import cast
 
 from sqlalchemy import Insert, Select, Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
@@ -30,7 +30,7 @@ from shared.contracts.intake import (
     SubmissionWithdrawn,
     UnitRegistered,
 )
-from shared.db import rows_affected
+from shared.db import insert_values, rows_affected
 from shared.events import Envelope
 from shared.runtime import ServiceContext
 
@@ -132,10 +132,6 @@ def _inserts() -> tuple[Insert, Insert]:
     return insert(cast(Table, ReviewVersion.__table__)), insert(cast(Table, ReviewItem.__table__))
 
 
-def _given(common: dict[str, Any], **values: Any) -> dict[str, Any]:
-    return {key: value for key, value in {**common, **values}.items() if value is not None}
-
-
 def enqueue_submission(event: Envelope, *, uow: Session, ctx: ServiceContext) -> None:
     """Put a (re)submitted version in the review queue and record when it was handed in."""
     data = read_payload(SubmissionSubmitted, event)
@@ -150,14 +146,14 @@ def enqueue_submission(event: Envelope, *, uow: Session, ctx: ServiceContext) ->
         submitted_at=at,
     )
     # A new version's rows go in as plain inserts: most events are a first version, and the ORM's reads and unit of
-    # work cost several times the statements here. None is left out, so a column's default applies as with the ORM.
+    # work cost several times the statements here.
     if not version_known:
-        uow.execute(_inserts()[0], _given(common, version=data.version, late=data.late))
+        uow.execute(_inserts()[0], insert_values(**common, version=data.version, late=data.late))
     if queued_version is None:
         uow.execute(
             _inserts()[1],
-            _given(
-                common,
+            insert_values(
+                **common,
                 unit_path=data.unit_path,
                 title=data.title,
                 version=data.version,
