@@ -8,10 +8,10 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 from shared.blobs.port import (
     CHUNK,
@@ -32,6 +32,7 @@ from shared.blobs.port import (
 _NO_PRESIGN = "the folder store serves bytes only through the API"
 _UPLOAD_META = "upload"  # in each upload's folder: the target key and the content type, one per line
 _KERNEL_COPY_STEP = 1 << 30
+_T = TypeVar("_T")
 # What copy_file_range raises where the file system or the kernel cannot do it: the parts are then read instead.
 _NO_KERNEL_COPY = frozenset(
     {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EPERM}
@@ -63,22 +64,33 @@ class FolderBlobStore:
     def put(self, key: str, stream: Readable, *, content_type: str, digest: Any = None) -> StoredObject:
         """Copy the stream to a temporary file, then rename it into place (the sidecar has the SHA-256 when
         this object was hashed alone)."""
+        reader = HashingReader(stream, digest)
+
+        def fill(out: BinaryIO) -> tuple[int, str | None]:
+            _copy(reader, out)
+            return reader.size, reader.sha256 if digest is None else None
+
+        return self._placed(key, content_type, fill)
+
+    def _placed(
+        self, key: str, content_type: str, fill: Callable[[BinaryIO], tuple[int, str | None]]
+    ) -> StoredObject:
+        """An object written whole or not at all: fill(file) writes a temporary file and returns (size, SHA-256 or
+        None); it is synced, its sidecar written, and it is renamed into place."""
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp_dir = self._root / "tmp"
         tmp_dir.mkdir(parents=True, exist_ok=True)
-        reader = HashingReader(stream, digest)
         fd, tmp = tempfile.mkstemp(dir=tmp_dir)
         try:
-            _write_synced(fd, reader)
+            size, sha256 = _synced(fd, fill)
             meta = path.with_name(path.name + ".meta")
-            sha256 = reader.sha256 if digest is None else None
             meta.write_text(content_type + "\n" + (f"{sha256}\n" if sha256 else ""), encoding="utf-8")
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        return StoredObject(key=key, size=reader.size, content_type=content_type, sha256=sha256)
+        return StoredObject(key=key, size=size, content_type=content_type, sha256=sha256)
 
     def read(self, key: str, chunk_size: int = CHUNK) -> Iterator[bytes]:
         """Yield the file in chunks."""
@@ -194,7 +206,7 @@ class FolderBlobStore:
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".part-")
         etag = uuid.uuid4().hex
         try:
-            _write_synced(fd, reader)
+            _synced(fd, lambda out: _copy(reader, out))
             os.replace(tmp, folder / f"{number:08d}-{etag}")
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -227,26 +239,14 @@ class FolderBlobStore:
         """The files joined into the object by copy_file_range, or None where this system cannot copy that way."""
         if not hasattr(os, "copy_file_range"):
             return None
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp_dir = self._root / "tmp"
-        tmp_dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=tmp_dir)
         try:
-            with os.fdopen(fd, "wb") as out:
-                size = sum(_copy_in_kernel(source, out.fileno()) for source in paths)
-                os.fsync(out.fileno())
-            path.with_name(path.name + ".meta").write_text(content_type + "\n", encoding="utf-8")
-            os.replace(tmp, path)
-        except OSError as exc:
-            Path(tmp).unlink(missing_ok=True)
-            if exc.errno in _NO_KERNEL_COPY:
-                return None
-            raise
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return StoredObject(key=key, size=size, content_type=content_type)
+            return self._placed(
+                key,
+                content_type,
+                lambda out: (sum(_copy_in_kernel(path, out.fileno()) for path in paths), None),
+            )
+        except _NoKernelCopy:
+            return None
 
     def abort_upload(self, key: str, upload_id: str) -> None:
         """Remove the upload's folder, if it is still there."""
@@ -368,21 +368,35 @@ def _mtime(path: Path) -> float:
         return float("inf")
 
 
+class _NoKernelCopy(Exception):
+    """copy_file_range is refused here (file system, kernel or seccomp profile): the parts are read instead."""
+
+
 def _copy_in_kernel(source: Path, out: int) -> int:
     """Append the file to out with copy_file_range; returns how many bytes it copied."""
     copied = 0
     with source.open("rb") as handle:
         while True:
-            count = os.copy_file_range(handle.fileno(), out, _KERNEL_COPY_STEP)
+            try:
+                count = os.copy_file_range(handle.fileno(), out, _KERNEL_COPY_STEP)
+            except OSError as exc:
+                if exc.errno in _NO_KERNEL_COPY:
+                    raise _NoKernelCopy(str(exc)) from exc
+                raise
             if count == 0:
                 return copied
             copied += count
 
 
-def _write_synced(fd: int, reader: HashingReader) -> None:
-    """Copy the reader into the open temporary file and fsync it (then it may replace its target)."""
+def _copy(reader: Readable, out: BinaryIO) -> None:
+    while chunk := reader.read(CHUNK):
+        out.write(chunk)
+
+
+def _synced(fd: int, fill: Callable[[BinaryIO], _T]) -> _T:
+    """Run fill on the open temporary file, then flush and fsync it (then it may replace its target)."""
     with os.fdopen(fd, "wb") as out:
-        while chunk := reader.read(CHUNK):
-            out.write(chunk)
+        result = fill(out)
         out.flush()
         os.fsync(out.fileno())
+    return result
