@@ -442,10 +442,13 @@ def test_rabbitmq_classic_retry_queues_from_an_older_version_drain_into_quorum_b
     queue = f"{run_name}.review"
     empty, holding = f"{queue}.retry.{DELAYS[0]}", f"{queue}.retry.{DELAYS[1]}"
     waiting = event()
+    # The held message dead-letters into the main queue when its TTL runs out; the bus must have declared that
+    # queue by then, or the broker drops it. 3 s was too short for a start on a busy machine (seen once).
+    held_ms = 8000
     connection = pika.BlockingConnection(pika.URLParameters(rabbitmq_url))
     try:
         channel = connection.channel()
-        for name, ttl in ((empty, DELAYS[0]), (holding, 3000)):
+        for name, ttl in ((empty, DELAYS[0]), (holding, held_ms)):
             channel.queue_declare(
                 name,
                 durable=True,
@@ -464,7 +467,7 @@ def test_rabbitmq_classic_retry_queues_from_an_older_version_drain_into_quorum_b
         received = Recorder()
         bus.subscribe("review", ["submission.approved"], received)
         bus.start()
-        wait_until(lambda: received.ids() == {waiting.event_id})  # dead-lettered from the old queue
+        wait_until(lambda: received.ids() == {waiting.event_id}, timeout=held_ms / 1000 + 15)  # dead-lettered
         assert f"classic retry queue {holding} from an older version still holds messages" in caplog.text
         connection = pika.BlockingConnection(pika.URLParameters(rabbitmq_url))
         try:

@@ -41,17 +41,50 @@ def api_and_worker(tmp_path, postgres_url):
     published: list[str] = []
     bus.subscribe("probe", ["unit.registered"], lambda event: published.append(event.event_id))
     worker = ServiceWorker(worker_ctx, bus, {})
+    wakes, started, ended = _watch_the_relay(worker)
     worker.start()
     bus.start()
     try:
         assert worker.listener is not None
         wait_until(worker.listener.listening.is_set, timeout=15, what="the relay's listener to LISTEN")
+        # Once listening, the listener wakes the relay for what was committed while nobody listened. Only after
+        # a step that began after that wake has ended is the relay idle until its two-minute poll or a NOTIFY.
+        wait_until(
+            lambda: bool(wakes) and any(begun > wakes[-1] for begun in started[: len(ended)]),
+            timeout=15,
+            what="the relay to finish the step the listener woke it for",
+        )
         yield api, published
     finally:
         bus.stop()
         worker.stop()
         api.db.dispose()
         worker_ctx.db.dispose()
+
+
+def _watch_the_relay(worker: ServiceWorker) -> tuple[list[float], list[float], list[float]]:
+    """Record when the listener wakes the worker's relay and when each relay step begins and ends."""
+    wakes: list[float] = []
+    started: list[float] = []  # one thread runs the steps, so the n-th end belongs to the n-th start
+    ended: list[float] = []
+    relay, listener = worker.relay, worker.listener
+    assert listener is not None
+    relay_once = relay.relay_once
+
+    def wake() -> None:
+        wakes.append(time.monotonic())
+        relay.wake()
+
+    def step() -> int:
+        started.append(time.monotonic())
+        try:
+            return relay_once()
+        finally:
+            ended.append(time.monotonic())
+
+    relay.relay_once = step  # type: ignore[method-assign]  # the relay's loop looks it up on every step
+    worker.listener = OutboxListener(worker.ctx.db.url, worker.ctx.db.schema, wake, service=worker.ctx.name)
+    return wakes, started, ended
 
 
 def _commit(ctx, event) -> None:
