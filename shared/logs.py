@@ -49,6 +49,12 @@ def scrub(text: str) -> str:
     return text
 
 
+def first_line(exc: BaseException) -> str:
+    """An error's first line for a one-line log message (its type's name when it has no text)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 @contextmanager
 def log_context(**fields: Any) -> Iterator[None]:
     """Add fields (None values skipped) to every log line written inside the block, on this thread or task."""

@@ -57,6 +57,11 @@ OUTBOX_WAKES = Counter(
     "Relay wake-ups over PostgreSQL NOTIFY: notified (API), woken (worker), notify_failed, listen_failed",
     ["service", "outcome"],
 )
+DB_PINGS = Counter(
+    "cep_db_pings",
+    "Pooled PostgreSQL connections pinged before use (idle longer than DATABASE_PING_IDLE_S): alive, replaced",
+    ["schema", "outcome"],
+)
 PUBLISH_FAILED = Counter("cep_outbox_publish_failed", "Outbox publish attempts that failed", ["service"])
 UPLOADS = Counter("cep_uploads", "Evidence uploads finished, by outcome", ["outcome"])
 UPLOAD_BYTES = Counter("cep_upload_bytes", "Bytes of finished evidence uploads, by outcome", ["outcome"])

@@ -5,7 +5,8 @@ Every error answer carries `code` (stable, for programs), `message` (Chinese, fo
 RFC's own members are filled too: `title` (the HTTP reason phrase), `status`, `detail` (= message) and
 `instance` (the request path). A 422 never echoes the value of a secret field (password, token, key).
 `install(app)` adds the handlers, a catch-all that answers 500 in the same envelope (trace logged, the
-connection kept usable) and declares the envelope in the app's OpenAPI. See docs/security.md.
+connection kept usable; 503 `database_unavailable` with Retry-After when the database is unreachable) and
+declares the envelope in the app's OpenAPI. See docs/security.md.
 """
 
 from __future__ import annotations
@@ -20,8 +21,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared.logs import first_line
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +52,18 @@ DEFAULTS = {
     ),
     503: ("unavailable", "服务暂不可用，请稍后重试", "service unavailable; retry later"),
 }
+
+
+DATABASE_UNAVAILABLE = (
+    "database_unavailable",
+    "数据库暂时无法连接，请稍后重试",
+    "the database is unreachable for the moment; retry shortly",
+)
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether an error means the database could not be reached or dropped the connection (worth a retry)."""
+    return isinstance(exc, OperationalError) or bool(getattr(exc, "connection_invalidated", False))
 
 
 class FieldError(BaseModel):
@@ -177,8 +193,23 @@ class CatchAllMiddleware:
 
         try:
             await self.app(scope, receive, watch)
-        except Exception:
+        except Exception as exc:
             request = Request(scope)
+            if not started and database_unavailable(exc):
+                # A restart or failover of the database (a pool replaces its connections after the first
+                # failure): the client should simply try again, and the operator sees a warning, not a trace.
+                log.warning(
+                    "database unavailable on %s %s (request %s), answered 503: %s",
+                    scope.get("method"),
+                    scope.get("path"),
+                    _request_id(request),
+                    first_line(exc),
+                )
+                code, message, message_en = DATABASE_UNAVAILABLE
+                await problem_response(request, 503, code, message, message_en, headers={"Retry-After": "1"})(
+                    scope, receive, send
+                )
+                return
             log.exception(
                 "unexpected error on %s %s (request %s)",
                 scope.get("method"),

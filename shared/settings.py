@@ -73,6 +73,14 @@ class Settings(BaseSettings):
         description="Extra PostgreSQL connections a process may open at peaks, closed once returned; "
         "pool size + overflow is the most one process holds (size max_connections by it)",
     )
+    database_ping_idle_s: float = Field(
+        1.0,
+        ge=0,
+        le=3600,
+        description="A pooled PostgreSQL connection unused for longer than this is pinged before use and replaced "
+        "if the server dropped it; 0 pings before every use (a round trip per transaction). A PostgreSQL restart "
+        "shorter than this can fail one transaction per process",
+    )
 
     migrate_on_start: bool = Field(
         True,
