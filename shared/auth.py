@@ -7,13 +7,14 @@ public key, without calling intake. See docs/security.md.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Literal, overload
+from typing import Any, Literal, overload
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -35,6 +36,7 @@ STAFF = (ADMIN, REVIEWER, INSPECTOR)  # roles that see every unit's data
 ROLE_NAMES = {ADMIN: "管理员", REVIEWER: "审核员", INSPECTOR: "检查员", UNIT: "单位"}
 ALGORITHM = "EdDSA"
 LEEWAY_S = 30  # tolerated clock skew between the issuing and the verifying machine
+VERIFIED_TOKENS = 4096  # tokens whose signature a process remembers having checked (at most about 6 MiB)
 KEY_FILE = "token-signing-key.pem"
 
 
@@ -195,12 +197,15 @@ class TokenVerifier:
 
     def __init__(self, public_key: Ed25519PublicKey, *, issuer: str, clock: Clock | None = None) -> None:
         self._key, self._issuer, self._clock = public_key, issuer, clock or SystemClock()
+        # A token whose signature and issuer checked out once will again under the same key: a client sends the
+        # same token with every request, and checking it cost 0.24 ms of CPU each time. Only the
+        # signature check is remembered (never a failure); lifetime and claims are checked at every use.
+        self._signed_claims = functools.lru_cache(maxsize=VERIFIED_TOKENS)(self._decode)
 
-    def verify(self, token: str) -> Principal:
-        """The principal a valid token names; raises TokenError otherwise."""
+    def _decode(self, token: str) -> dict[str, Any]:
         try:
-            # exp/iat are checked below against our clock, so tests can move time instead of sleeping.
-            claims = jwt.decode(
+            # exp/iat are checked in verify() against our clock, so tests can move time instead of sleeping.
+            return jwt.decode(
                 token,
                 self._key,
                 algorithms=[ALGORITHM],
@@ -214,6 +219,10 @@ class TokenVerifier:
             )
         except jwt.PyJWTError as exc:
             raise TokenError(str(exc)) from None
+
+    def verify(self, token: str) -> Principal:
+        """The principal a valid token names; raises TokenError otherwise."""
+        claims = self._signed_claims(token)
         now = self._clock.now().timestamp()
         exp, iat = claims["exp"], claims["iat"]
         if not isinstance(exp, (int, float)) or not isinstance(iat, (int, float)):

@@ -147,6 +147,7 @@ def test_forged_tampered_and_foreign_tokens_are_refused(keys, tmp_path):
     )
     unsigned = jwt.encode({"sub": "x", "role": ADMIN}, None, algorithm="none")
     foreign_issuer = pair(keys, issuer="someone-else")[0].issue(subject="a", name="a", role=ADMIN, ttl_s=600)
+    assert verifier.verify(good).id == "u1"  # the verifier remembers a good signature: no look-alike profits
     for bad in (
         forged,
         f"{header}.{payload}.{signature[:-4]}AAAA",
