@@ -66,7 +66,7 @@ class Cluster:
         }
 
     def start(self, timeout: float = 60.0) -> Cluster:
-        """Start every API and worker and wait until each API's /healthz answers 200."""
+        """Start every API and worker; wait until each API's /healthz and each worker's /livez answers 200."""
         for service in SERVICES:
             self.api_ports[service] = [free_port() for _ in range(self.api_replicas)]
             self.ports[service] = self.api_ports[service][0]
@@ -78,8 +78,10 @@ class Cluster:
                 self._spawn(name, [service, "worker"], {"HEALTH_PORT": str(self.health_ports[name])})
         deadline = time.monotonic() + timeout
         for service, ports in self.api_ports.items():
-            for port in ports:
-                self._wait_healthy(service, port, deadline)
+            for n, port in enumerate(ports, start=1):
+                self._wait_healthy(replica_name(service, "api", n), port, deadline, "/healthz")
+        for name, port in self.health_ports.items():
+            self._wait_healthy(name, port, deadline, "/livez")
         return self
 
     def _spawn(self, name: str, args: list[str], extra_env: Mapping[str, str] | None = None) -> None:
@@ -93,17 +95,18 @@ class Cluster:
             start_new_session=True,
         )
 
-    def _wait_healthy(self, service: str, port: int, deadline: float) -> None:
+    def _wait_healthy(self, name: str, port: int, deadline: float, path: str) -> None:
         def check_alive() -> None:
-            for name, proc in self.processes.items():
+            for other, proc in self.processes.items():
                 if proc.poll() is not None:
-                    raise RuntimeError(f"{name} exited with {proc.returncode}:\n{self.log(name)[-3000:]}")
+                    raise RuntimeError(f"{other} exited with {proc.returncode}:\n{self.log(other)[-3000:]}")
 
         wait_healthy(
             f"http://127.0.0.1:{port}",
             deadline=deadline,
             check_alive=check_alive,
-            describe=lambda: f"{service} API not healthy in time:\n{self.log(service + '-api')[-3000:]}",
+            describe=lambda: f"{name} not healthy in time ({path}):\n{self.log(name)[-3000:]}",
+            path=path,
         )
 
     def log(self, name: str) -> str:
@@ -141,12 +144,13 @@ def wait_healthy(
     check_alive: Callable[[], None],
     describe: Callable[[], str],
     interval: float = 0.2,
+    path: str = "/healthz",
 ) -> None:
-    """Poll <url>/healthz until it answers 200; check_alive raises if a process died; RuntimeError at the deadline."""
+    """Poll <url><path> until it answers 200; check_alive raises if a process died; RuntimeError at the deadline."""
     while True:
         check_alive()
         try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+            if httpx.get(f"{url}{path}", timeout=2).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
