@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -130,12 +131,16 @@ def look_at_video(
         return None, None, NO_FFMPEG
     with tempfile.TemporaryDirectory(prefix="video-") as work:
         source = ffmpeg_source(blobs, key, Path(work), video.POSTER_TIMEOUT_S * 2)
-        try:
-            probed = video.probe(ffmpeg, source)
-        except video.VideoUndecodable as exc:
-            log.info("video %s refused, ffmpeg cannot decode it: %s", key, exc)
-            raise refusals.undecodable_video(kind.label, str(exc)) from None
-        poster = video.poster(ffmpeg, source, Path(work) / "poster.jpg", width=THUMBNAIL_PX)
+        # Two ffmpeg runs side by side: each waits mostly on reading the object (from S3, ranged requests), so
+        # the upload's answer comes sooner; a poster taken from a video then refused is thrown away.
+        with ThreadPoolExecutor(1, thread_name_prefix="poster") as side:
+            framed = side.submit(video.poster, ffmpeg, source, Path(work) / "poster.jpg", width=THUMBNAIL_PX)
+            try:
+                probed = video.probe(ffmpeg, source)
+            except video.VideoUndecodable as exc:
+                log.info("video %s refused, ffmpeg cannot decode it: %s", key, exc)
+                raise refusals.undecodable_video(kind.label, str(exc)) from None
+            poster = framed.result()
     return probed, poster, None if poster else NO_POSTER
 
 
