@@ -7,6 +7,7 @@ gets database triggers refusing UPDATE and DELETE (and TRUNCATE on PostgreSQL).
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,6 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import Insert
 
 from shared.auth import ADMIN, Principal, require
 from shared.bounds import Limit, Offset
@@ -115,20 +117,27 @@ def record(
     resource_type, resource_id = resource
     request = request or RequestInfo()
     uow.execute(
-        insert(table).values(
-            at=at or datetime.now(UTC),
-            actor_id=principal.id if principal else None,
-            actor_name=principal.name if principal else None,
-            actor_role=principal.role if principal else None,
-            actor_unit_id=principal.unit_id if principal else None,
-            action=action,
-            resource_type=resource_type,
-            resource_id=resource_id,
-            detail=detail or {},
-            client_ip=request.client_ip,
-            request_id=request.request_id,
-        )
+        _insert(table),
+        {
+            "at": at or datetime.now(UTC),
+            "actor_id": principal.id if principal else None,
+            "actor_name": principal.name if principal else None,
+            "actor_role": principal.role if principal else None,
+            "actor_unit_id": principal.unit_id if principal else None,
+            "action": action,
+            "resource_type": resource_type,
+            "resource_id": resource_id,
+            "detail": detail or {},
+            "client_ip": request.client_ip,
+            "request_id": request.request_id,
+        },
     )
+
+
+@functools.cache
+def _insert(table: Table) -> Insert:
+    # Built once per table: a statement built per call with .values() costs a fresh cache key every time.
+    return insert(table)
 
 
 class AuditEntry(BaseModel):

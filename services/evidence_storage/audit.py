@@ -3,13 +3,14 @@ service's append-only `audit_log` (shared/audit.py), under the verified principa
 
 from __future__ import annotations
 
-from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from services.evidence_storage.access import Caller
 from services.evidence_storage.models import AUDIT, Evidence
+from shared import audit
 from shared.contracts import make_event
 from shared.contracts.evidence import EvidenceDownloaded
+from shared.request_context import RequestInfo
 from shared.runtime import ServiceContext
 
 TIMELINE_ACTIONS = ("download", "download_url", "export")  # what the review timeline shows (not thumbnails)
@@ -36,20 +37,15 @@ def record(
     if detail:
         facts["note"] = detail
     principal = caller.principal
-    uow.execute(
-        insert(AUDIT).values(
-            at=ctx.clock.now(),
-            actor_id=principal.id,
-            actor_name=principal.name,
-            actor_role=principal.role,
-            actor_unit_id=principal.unit_id,
-            action=f"evidence.{action}",
-            resource_type="evidence",
-            resource_id=evidence.id if evidence else None,
-            detail={key: value for key, value in facts.items() if value is not None},
-            client_ip=caller.client_ip,
-            request_id=caller.request_id,
-        )
+    audit.record(
+        uow,
+        AUDIT,
+        principal=principal,
+        action=f"evidence.{action}",
+        resource=("evidence", evidence.id if evidence else None),
+        detail={key: value for key, value in facts.items() if value is not None},
+        request=RequestInfo(client_ip=caller.client_ip, request_id=caller.request_id),
+        at=ctx.clock.now(),
     )
     if evidence is not None and action in TIMELINE_ACTIONS:
         ctx.outbox.add(

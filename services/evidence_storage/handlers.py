@@ -39,7 +39,7 @@ from shared.contracts.intake import (
 )
 from shared.contracts.review import DECISIONS, InspectionRecorded
 from shared.db import insert_values
-from shared.grants import GrantError, GrantVerifier
+from shared.grants import GrantError, GrantVerifier, UploadGrant
 from shared.http import ApiError, not_found
 from shared.runtime import ServiceContext
 
@@ -102,17 +102,7 @@ def admit_granted(
     try:
         with ctx.db.transaction() as uow:
             if uow.get(KnownSubmission, submission_id) is None:
-                uow.add(
-                    KnownSubmission(
-                        id=submission_id,
-                        unit_id=grant.unit_id,
-                        unit_path=grant.unit_path,
-                        measure_code=grant.measure_code,
-                        version=grant.version,
-                        state="submitted",
-                        campaign_id=grant.campaign_id,
-                    )
-                )
+                uow.add(KnownSubmission(**_first_version(grant)))
                 log.info("submission %s admitted on intake's upload grant, ahead of its event", submission_id)
     except IntegrityError:  # the event was consumed meanwhile
         pass
@@ -234,6 +224,19 @@ def _submission_statements() -> tuple[Select, Insert]:
     return select(table.c.version).where(table.c.id == bindparam("sid")), insert(table)
 
 
+def _first_version(facts: SubmissionSubmitted | UploadGrant) -> dict[str, object]:
+    # The row of a submission learned for the first time, from its event or from intake's upload grant.
+    return insert_values(
+        id=facts.submission_id,
+        unit_id=facts.unit_id,
+        unit_path=facts.unit_path,
+        measure_code=facts.measure_code,
+        version=facts.version,
+        state="submitted",
+        campaign_id=facts.campaign_id,
+    )
+
+
 def track_submission(event, *, uow: Session, ctx: ServiceContext) -> None:
     """Learn of a (re)submitted submission so units can upload evidence to it."""
     data = read_payload(SubmissionSubmitted, event)
@@ -242,16 +245,7 @@ def track_submission(event, *, uow: Session, ctx: ServiceContext) -> None:
     if (
         known_version is None
     ):  # most events: a first version, inserted without the ORM's read and unit of work
-        row = insert_values(
-            id=data.submission_id,
-            unit_id=data.unit_id,
-            unit_path=data.unit_path,
-            measure_code=data.measure_code,
-            version=data.version,
-            state="submitted",
-            campaign_id=data.campaign_id,
-        )
-        uow.execute(add, row)
+        uow.execute(add, _first_version(data))
     elif data.version >= known_version:
         known = uow.get(KnownSubmission, data.submission_id)
         assert known is not None  # just found under this transaction

@@ -59,14 +59,15 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         description="活动定义、单位与联络员、报送材料、覆盖情况",
         version=platform_version(),
     )
+    # FastAPI tries routes in order, twice per request (match, then handle): the busiest come first
+    app.include_router(_submission_routes(ctx))
+    app.include_router(_unit_routes(ctx))
     install_identity(
         app, ctx
     )  # token verification, /auth/*, /users, API keys, /audit-log (services/intake/auth_api.py)
     observe(app, ctx)  # request ids in logs, access lines, HTTP metrics, /metrics (shared/observe.py)
     app.include_router(ops_router(ctx, identity.AUDIT))  # /ops: parking lot, outbox errors, lag (admins)
     app.include_router(_campaign_routes(ctx))
-    app.include_router(_unit_routes(ctx))
-    app.include_router(_submission_routes(ctx))
     install_health(app, ctx)
     return app
 
@@ -441,6 +442,9 @@ def _submission_routes(ctx: ServiceContext) -> APIRouter:
     def view(submission) -> schemas.SubmissionRead:
         with ctx.db.session() as uow:
             shown = submissions.present(uow, [submission])[0]
+        return with_grant(shown)
+
+    def with_grant(shown: schemas.SubmissionRead) -> schemas.SubmissionRead:
         if signer is None or shown.state != "submitted":
             return shown
         grant = UploadGrant(
@@ -458,11 +462,10 @@ def _submission_routes(ctx: ServiceContext) -> APIRouter:
         body: schemas.SubmissionCreate, request: Request, principal: Principal = WRITERS
     ) -> schemas.SubmissionRead:
         """Create a submission and hand it in for review (or keep it as a draft with "submit": false)."""
-        return view(
-            submissions.create_submission(
-                body, ctx=ctx, scope=scope_of(principal), actor=Actor.of(principal, request)
-            )
+        created, definition = submissions.create_submission(
+            body, ctx=ctx, scope=scope_of(principal), actor=Actor.of(principal, request)
         )
+        return with_grant(submissions.shown(created, [], definition))  # a new submission has no evidence yet
 
     @router.get("/submissions", response_model=list[schemas.SubmissionRead])
     def list_submissions(

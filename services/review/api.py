@@ -31,9 +31,10 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     )
     install(app, verifier_from_settings(ctx.settings))
     observe(app, ctx)  # request ids in logs, access lines, HTTP metrics, /metrics (shared/observe.py)
-    app.include_router(ops_router(ctx, AUDIT))  # /ops: parking lot, outbox errors, lag (admins)
+    # FastAPI tries routes in order, twice per request (match, then handle): the busiest come first
     app.include_router(queue_api.router(ctx))
     app.include_router(timeline_api.router(ctx))
+    app.include_router(ops_router(ctx, AUDIT))  # /ops: parking lot, outbox errors, lag (admins)
     app.include_router(inspections_api.router(ctx))
     app.include_router(supervision_api.router(ctx))
     app.include_router(assessment_api.router(ctx))

@@ -25,7 +25,7 @@ def router(ctx: ServiceContext) -> APIRouter:
     def decide(
         submission_id: str, event_type: str, principal: Principal, request: Request, **decision
     ) -> schemas.ReviewItemRead:
-        decisions.decide(
+        decided = decisions.decide(
             submission_id,
             event_type,
             reviewer=principal.name,
@@ -34,7 +34,7 @@ def router(ctx: ServiceContext) -> APIRouter:
             request=request_info(request),
             **decision,
         )
-        return queue.read_item(submission_id, principal=principal, ctx=ctx)
+        return queue.show_item(decided, principal=principal, ctx=ctx)
 
     @router.get("/queue", response_model=list[schemas.ReviewItemRead], tags=["queue"])
     def list_queue(

@@ -7,13 +7,14 @@ are ids of users (the token's subject); "me" in filters and assignments means th
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import exists, or_, select, update
+from sqlalchemy import Select, bindparam, exists, or_, select, update
 from sqlalchemy.orm import Session
 
 from services.review import activity
@@ -265,11 +266,7 @@ def present(
     ids = [item.submission_id for item in items]
     evidence: dict[str, list[ReviewEvidence]] = {i: [] for i in ids}
     for start in range(0, len(ids), 500):
-        for row in uow.scalars(
-            select(ReviewEvidence)
-            .where(ReviewEvidence.submission_id.in_(ids[start : start + 500]))
-            .order_by(ReviewEvidence.evidence_id)
-        ):
+        for row in uow.scalars(_statements().evidence_of, {"ids": ids[start : start + 500]}):
             evidence[row.submission_id].append(row)
     links = _links_of(uow, [e.evidence_id for rows in evidence.values() for e in rows])
     texts = _texts_of(uow, [e.evidence_id for rows in evidence.values() for e in rows])
@@ -338,11 +335,38 @@ def read_item(submission_id: str, *, principal: Principal, ctx: ServiceContext) 
         return present(uow, [item], principal=principal, now=now, cutoff=decisions.claim_cutoff(ctx, now))[0]
 
 
+def show_item(item: ReviewItem, *, principal: Principal, ctx: ServiceContext) -> schemas.ReviewItemRead:
+    """A review item the caller has just changed, as the API shows it (no second read of the item itself)."""
+    now = ctx.clock.now()
+    with ctx.db.session() as uow:
+        return present(uow, [item], principal=principal, now=now, cutoff=decisions.claim_cutoff(ctx, now))[0]
+
+
+@dataclass(frozen=True)
+class _Statements:
+    item: Select[tuple[ReviewItem]]
+    item_locked: Select[tuple[ReviewItem]]
+    evidence_of: Select[tuple[ReviewEvidence]]
+
+
+@functools.cache
+def _statements() -> _Statements:
+    # Built once: every read of the queue asks them, and building a statement cost about what running it did.
+    item = select(ReviewItem).where(ReviewItem.submission_id == bindparam("id"))
+    return _Statements(
+        item=item,
+        item_locked=item.with_for_update(),
+        evidence_of=select(ReviewEvidence)
+        .where(ReviewEvidence.submission_id.in_(bindparam("ids", expanding=True)))
+        .order_by(ReviewEvidence.evidence_id),
+    )
+
+
 def _visible_item(
     uow: Session, submission_id: str, principal: Principal, *, lock: bool = False
 ) -> ReviewItem:
-    query = select(ReviewItem).where(ReviewItem.submission_id == submission_id)
-    item = uow.scalars(query.with_for_update() if lock else query).first()
+    built = _statements()
+    item = uow.scalars(built.item_locked if lock else built.item, {"id": submission_id}).first()
     if item is None or not can_see_unit(principal, item.unit_path, item.unit_id):
         raise not_found("待审核材料", "review item", submission_id)
     return item
