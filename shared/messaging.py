@@ -7,10 +7,11 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, NoReturn, cast
+from typing import Any, NamedTuple, NoReturn, cast
 
 from pydantic import ValidationError
 from sqlalchemy import (
@@ -29,6 +30,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import ReturningInsert
@@ -85,28 +87,62 @@ def messaging_tables(metadata: MetaData) -> MessagingTables:
     return MessagingTables(outbox=outbox, inbox=inbox)
 
 
+class OutboxRow(NamedTuple):
+    """An event a committed transaction added to its service's outbox, with the row that holds it."""
+
+    row_id: int
+    event: Envelope
+
+
+_ADDED = "outbox_added"  # session.info key: the rows this transaction added, by outbox table
+
+
 class Outbox:
     """Adds outgoing events to the caller's transaction."""
 
-    def __init__(self, table: Table, *, on_commit: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self, table: Table, *, on_commit: Callable[[Sequence[OutboxRow]], None] | None = None
+    ) -> None:
         self._table = table
-        # Called once after a commit that added events (the process's relays wake; an API NOTIFYs the workers'),
-        # so no use case has to remember to, and a transaction that added none wakes nobody.
+        # Built once: a statement built per event with .values() costs a fresh cache key every time.
+        self._insert = insert(table)
+        # Called once after a commit that added events, with those rows (the process's relays take or wake; an
+        # API NOTIFYs the workers'), so no use case has to remember to, and a transaction that added none wakes
+        # nobody. An empty list means events were committed but which is not certain: read the table.
         self._on_commit = on_commit
 
     def add(self, session: Session, event: Envelope) -> None:
         """Record an event to publish once the surrounding transaction (a Database.transaction()) commits."""
-        if self._on_commit is not None:
-            after_commit(session, self._on_commit)
-        session.execute(
-            insert(self._table).values(
-                event_id=event.event_id,
-                type=event.type,
-                body=event.to_json().decode("utf-8"),
-                created_at=datetime.now(UTC),
-                attempts=0,
-            )
+        result = session.execute(
+            self._insert,
+            {
+                "event_id": event.event_id,
+                "type": event.type,
+                "body": event.to_json().decode("utf-8"),
+                "created_at": datetime.now(UTC),
+                "attempts": 0,
+            },
         )
+        if self._on_commit is not None:
+            self._remember(session, cast(CursorResult[Any], result), event)
+
+    def _remember(self, session: Session, result: CursorResult[Any], event: Envelope) -> None:
+        key = (_ADDED, self._table.name)
+        added = session.info.get(key)
+        if added is None:
+            added = session.info[key] = []
+            after_commit(session, functools.partial(self._committed, added))
+        key_of_row = result.inserted_primary_key
+        row_id = key_of_row[0] if key_of_row else None
+        if session.in_nested_transaction() or row_id is None:
+            # a savepoint may still roll its rows back (or the driver did not say which row): nobody is told which
+            added.append(None)
+        else:
+            added.append(OutboxRow(int(row_id), event))
+
+    def _committed(self, added: list[OutboxRow | None]) -> None:
+        assert self._on_commit is not None
+        self._on_commit([] if None in added else cast(list[OutboxRow], added))
 
     def pending(self, session: Session) -> int:
         """How many events wait to be published."""
@@ -121,7 +157,9 @@ class OutboxRelay:
     On the in-process bus (embedded mode) a row is marked published only once every in-process consumer has
     committed (or parked) the event, so a `kill -9` loses nothing: a restart hands the unmarked rows over again
     and the consumers' inboxes absorb what they had already processed. A parked event stays unmarked (with
-    `last_error`) and is delivered again at the next start.
+    `last_error`) and is delivered again at the next start. There the events a commit added are handed over
+    by `committed` right after it, on the committing thread; the loop reads the table only for what that
+    missed (rows committed before the start, or added inside a savepoint) and marks what was settled.
     """
 
     def __init__(
@@ -141,6 +179,8 @@ class OutboxRelay:
         # One relay per outbox on the in-process bus (the embedded mode): rows are not locked while handed over.
         self._in_process = in_process and bool(getattr(bus, "settles_in_process", False))
         self._handed_over: set[int] = set()  # in-process: rows given to the bus and not yet marked
+        self._handing = threading.Lock()  # in-process: committing threads and the loop hand rows over
+        self._accepting = False  # in-process: between start and stop, when every consumer's queue is declared
         self._settled: list[tuple[int, bool]] = []
         self._settled_lock = threading.Lock()
         # A full batch means more rows are waiting: relay again at once instead of after the poll.
@@ -150,12 +190,19 @@ class OutboxRelay:
         # as much as running it (bench/pipeline profiles).
         self._pending = select(t.c.id, t.c.body).where(t.c.published_at.is_(None)).order_by(t.c.id)
         self._locked_batch = self._pending.limit(batch).with_for_update(skip_locked=True)
+        self._pending_up_to = self._pending.limit(bindparam("up_to"))
+        ids = t.c.id.in_(bindparam("ids", expanding=True))
+        self._mark_published = (
+            update(t).where(ids).values(published_at=bindparam("at"), attempts=t.c.attempts + 1)
+        )
+        self._mark_failed = (
+            update(t).where(ids).values(attempts=t.c.attempts + 1, last_error=bindparam("error"))
+        )
 
     def relay_once(self) -> int:
         """Publish one batch of pending events in order; return how many were published."""
         if self._in_process:
             return self._hand_over_once()
-        t = self._table
         published: list[int] = []
         with self._db.transaction() as session:
             for row in session.execute(self._locked_batch).all():
@@ -164,68 +211,83 @@ class OutboxRelay:
                 except Exception as exc:
                     log.warning("outbox relay: publish failed, will retry: %s", exc)
                     PUBLISH_FAILED.labels(self._service).inc()
-                    session.execute(
-                        update(t)
-                        .where(t.c.id == row.id)
-                        .values(attempts=t.c.attempts + 1, last_error=str(exc)[:500])
-                    )
+                    session.execute(self._mark_failed, {"ids": [row.id], "error": str(exc)[:500]})
                     break
                 published.append(row.id)
             if published:  # one statement for the batch; a crash before the commit publishes them all again
-                session.execute(
-                    update(t)
-                    .where(t.c.id.in_(published))
-                    .values(published_at=datetime.now(UTC), attempts=t.c.attempts + 1)
-                )
+                session.execute(self._mark_published, {"ids": published, "at": datetime.now(UTC)})
         if published:
             EVENTS_PUBLISHED.labels(self._service).inc(len(published))
         return len(published)
 
     def _hand_over_once(self) -> int:
-        """In-process bus: mark what the consumers settled, then hand over rows not yet handed over."""
-        self._mark_settled()
-        with self._db.session() as session:
-            rows = session.execute(self._pending.limit(self._batch + len(self._handed_over))).all()
-        fresh = [row for row in rows if row.id not in self._handed_over][: self._batch]
-        for row in fresh:
-            self._handed_over.add(row.id)
-            bus = cast(SettlingBus, self._bus)
-            bus.publish(Envelope.from_json(row.body), on_settled=functools.partial(self._on_settled, row.id))
+        """In-process bus: mark what the consumers settled and read the rows not handed over yet, in one
+        transaction; then hand those rows over."""
+        with self._settling() as session:
+            rows = session.execute(self._pending_up_to, {"up_to": self._batch + len(self._handed_over)}).all()
+        with self._handing:
+            fresh = [row for row in rows if row.id not in self._handed_over][: self._batch]
+            for row in fresh:
+                self._publish_settling(row.id, Envelope.from_json(row.body))
         return len(fresh)
 
+    def committed(self, added: Sequence[OutboxRow]) -> None:
+        """After a commit that added events: in-process, hand them to the bus now; otherwise (or when which rows
+        is not certain) wake the loop to read them from the table.
+
+        A row the loop also read meanwhile is handed over once. Should this thread run only after the loop had
+        handed the row over, seen it settled and marked it, the event goes out twice and the inboxes absorb it.
+        """
+        if not (self._in_process and self._accepting and added):
+            self._loop.wake()
+            return
+        with self._handing:
+            for row in added:
+                if row.row_id not in self._handed_over:
+                    self._publish_settling(row.row_id, row.event)
+
+    def _publish_settling(self, row_id: int, event: Envelope) -> None:
+        self._handed_over.add(row_id)
+        bus = cast(SettlingBus, self._bus)
+        bus.publish(event, on_settled=functools.partial(self._on_settled, row_id))
+
     def _on_settled(self, row_id: int, parked: bool) -> None:
+        # Marking waits for the next hand-over or poll (at most poll_s): one write then marks many settlements,
+        # where a wake per settlement cost a transaction per event. Until marked, a crash hands the row over
+        # again and the consumers' inboxes absorb it.
         with self._settled_lock:
             self._settled.append((row_id, parked))
-        self._loop.wake()
+            many = len(self._settled) >= self._batch
+        if many:
+            self._loop.wake()
 
-    def _mark_settled(self) -> None:
+    @contextmanager
+    def _settling(self) -> Iterator[Session]:
+        """A session that first marks the events settled since the last step (a transaction when there are
+        any); if it fails, they are marked at the next step."""
         with self._settled_lock:
             settled, self._settled = self._settled, []
-        if not settled:
-            return
-        t, now = self._table, datetime.now(UTC)
         done = [row_id for row_id, parked in settled if not parked]
         parked = [row_id for row_id, was_parked in settled if was_parked]
         try:
-            with self._db.transaction() as session:
+            with self._db.transaction() if settled else self._db.session() as session:
                 if done:
-                    session.execute(
-                        update(t).where(t.c.id.in_(done)).values(published_at=now, attempts=t.c.attempts + 1)
-                    )
+                    session.execute(self._mark_published, {"ids": done, "at": datetime.now(UTC)})
                 if parked:
                     session.execute(
-                        update(t)
-                        .where(t.c.id.in_(parked))
-                        .values(
-                            attempts=t.c.attempts + 1,
-                            last_error="parked by an in-process consumer; delivered again at restart",
-                        )
+                        self._mark_failed,
+                        {
+                            "ids": parked,
+                            "error": "parked by an in-process consumer; delivered again at restart",
+                        },
                     )
+                yield session
         except Exception:
             with self._settled_lock:
-                self._settled[:0] = settled  # try again at the next step
+                self._settled[:0] = settled
             raise
-        self._handed_over.difference_update(done)  # parked rows stay handed over until the process restarts
+        with self._handing:  # parked rows stay handed over until the process restarts
+            self._handed_over.difference_update(done)
 
     def wake(self) -> None:
         """Ask the relay to look for new rows now instead of at the next poll."""
@@ -236,15 +298,18 @@ class OutboxRelay:
         return self._loop.state(stall_s)
 
     def start(self) -> None:
-        """Run the relay loop on a background thread."""
+        """Run the relay loop on a background thread (in-process: and take committed rows from now on)."""
+        self._accepting = True
         self._loop.start()
 
     def stop(self) -> None:
         """Stop the loop after its current batch (in-process: and mark what was settled meanwhile)."""
+        self._accepting = False
         self._loop.stop()
         if self._in_process:
             try:
-                self._mark_settled()
+                with self._settling():
+                    pass
             except Exception:  # the next start delivers those rows again; the inboxes absorb them
                 log.warning("outbox relay: could not mark settled events at stop", exc_info=True)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from sqlalchemy import text
@@ -22,6 +22,7 @@ from shared.db import Database
 from shared.metrics import OUTBOX_WAKES
 
 if TYPE_CHECKING:
+    from shared.messaging import OutboxRow
     from shared.runtime import ServiceContext
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ class OutboxNotifier:
         self._channel = channel_name(db.schema)
         self._last_logged = 0.0
 
-    def __call__(self) -> None:
+    def __call__(self, _added: Sequence[OutboxRow] = ()) -> None:
         """Tell every listening relay of this service that committed events wait."""
         try:
             with self._db.engine.connect() as conn:

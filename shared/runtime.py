@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 import logging
 import signal
@@ -31,6 +32,7 @@ from shared.messaging import (
     MessagingTables,
     Outbox,
     OutboxRelay,
+    OutboxRow,
     prune_messaging,
 )
 from shared.metrics import JOB_DURATION, JOB_RUNS, job_succeeded
@@ -52,7 +54,8 @@ class ServiceContext:
     blobs: BlobStore | None = None
     mailer: Mailer | None = None
     channels: Channels | None = None  # group robots (DingTalk, WeCom) of the notification service
-    outbox_wakers: list[Callable[[], None]] = field(default_factory=list)
+    # Told after each commit that added events, with those rows: the process's relays, an API's NOTIFY.
+    outbox_wakers: list[Callable[[Sequence[OutboxRow]], None]] = field(default_factory=list)
     job_wakers: dict[str, Callable[[], None]] = field(
         default_factory=dict
     )  # a worker's job loops, by job name
@@ -65,9 +68,9 @@ class ServiceContext:
             raise RuntimeError(f"service {self.name} was built without a blob store")
         return self.blobs
 
-    @property
+    @functools.cached_property
     def outbox(self) -> Outbox:
-        """The service's outbox, to add events inside a transaction."""
+        """The service's outbox, to add events inside a transaction (one per context: it builds its insert once)."""
         return Outbox(self.messaging.outbox, on_commit=self.outbox_written)
 
     def wake_job_after_commit(self, uow: Session, job: str) -> None:
@@ -76,11 +79,11 @@ class ServiceContext:
         if wake is not None:
             after_commit(uow, wake)
 
-    def outbox_written(self) -> None:
+    def outbox_written(self, added: Sequence[OutboxRow]) -> None:
         """Tell this process's relays (and, from an API on PostgreSQL, the workers') that committed events wait;
-        `outbox` calls it after every commit that added events."""
+        `outbox` calls it after every commit that added events, with their rows."""
         for wake in self.outbox_wakers:
-            wake()
+            wake(added)
 
 
 @dataclass(frozen=True)
@@ -132,7 +135,7 @@ class ServiceWorker:
             for job in (*jobs, prune)
         ]
         ctx.job_wakers.update({job.name: loop.wake for job, loop in self._jobs})
-        ctx.outbox_wakers.append(self.relay.wake)
+        ctx.outbox_wakers.append(self.relay.committed)
         self.listener = listen_for_commits(ctx, self.relay.wake)  # events the APIs commit (PostgreSQL)
         self._subscribed = False
         wanted = wanted_subscriptions(subscriptions, ctx.settings)

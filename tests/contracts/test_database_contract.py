@@ -186,8 +186,10 @@ def test_inbox_makes_a_consumer_idempotent(service):
 
 def test_the_relay_is_woken_only_after_a_commit_that_added_events(service):
     db, tables, effects = service
-    wakes: list[str] = []
-    outbox = Outbox(tables.outbox, on_commit=lambda: wakes.append("relay"))
+    wakes: list[list[int]] = []
+    outbox = Outbox(
+        tables.outbox, on_commit=lambda added: wakes.append([r.event.payload["n"] for r in added])
+    )
 
     def record(event, *, uow, ctx):
         uow.execute(insert(effects).values(event_id=event.event_id))
@@ -208,19 +210,80 @@ def test_the_relay_is_woken_only_after_a_commit_that_added_events(service):
     assert wakes == []
     announced = Envelope(type="test.announced", producer="contract")
     consumer(announced)
-    assert wakes == ["relay"]
+    assert wakes == [[99]]
     consumer(announced)  # a duplicate adds nothing
     with pytest.raises(ValueError):
         consumer(Envelope(type="test.announced", producer="contract", payload={"fail": True}))
-    assert wakes == ["relay"]
+    assert wakes == [[99]]
     with db.session() as uow:
         assert uow.scalar(select(func.count()).select_from(tables.outbox)) == 1
-    # A use case's own transaction, outside any consumer: woken once, for two events, after the commit.
+    # A use case's own transaction, outside any consumer: told once, of both events, after the commit.
     with db.transaction() as uow:
         outbox.add(uow, _event(100))
         outbox.add(uow, _event(101))
-        assert wakes == ["relay"]  # not before the commit
-    assert wakes == ["relay", "relay"]
+        assert wakes == [[99]]  # not before the commit
+    assert wakes == [[99], [100, 101]]
+
+
+def test_a_commit_tells_the_rows_it_added_unless_a_savepoint_leaves_it_unsure(service):
+    db, tables, _ = service
+    told: list[list[tuple[int, str]]] = []
+    outbox = Outbox(
+        tables.outbox, on_commit=lambda added: told.append([(r.row_id, r.event.event_id) for r in added])
+    )
+    with db.transaction() as uow:
+        outbox.add(uow, _event(1))
+        outbox.add(uow, _event(2))
+    with db.session() as uow:
+        rows = uow.execute(
+            select(tables.outbox.c.id, tables.outbox.c.event_id).order_by(tables.outbox.c.id)
+        ).all()
+    assert told == [[(row.id, row.event_id) for row in rows]]  # the very rows, in order
+    kept = _event(4)
+    with db.transaction() as uow:
+        nested = uow.begin_nested()
+        outbox.add(uow, _event(3))
+        nested.rollback()  # its event is gone, the transaction goes on
+        outbox.add(uow, kept)
+    assert told[1] == []  # committed events, but which is not certain: a relay reads the table
+    with db.session() as uow:
+        assert uow.scalars(select(tables.outbox.c.event_id).order_by(tables.outbox.c.id)).all()[2:] == [
+            kept.event_id
+        ]
+
+
+def test_the_in_process_relay_hands_committed_events_over_as_the_commit_returns(service):
+    db, tables, _ = service
+    # Not started yet: what it was handed waits in the queue, countable.
+    bus = InMemoryBus(retry_delays_ms=(10,))
+    received: list[Envelope] = []
+    bus.subscribe("collector", ["#"], received.append)
+    relay = OutboxRelay(db=db, table=tables.outbox, bus=bus, poll_s=60, in_process=True)
+    outbox = Outbox(tables.outbox, on_commit=relay.committed)
+    with db.transaction() as uow:  # before the start: consumers may not have declared their queues yet
+        outbox.add(uow, _event(1))
+    assert bus.queue_state("collector")["ready"] == 0
+    relay.start()  # its first round reads the table
+    try:
+        wait_until(
+            lambda: bus.queue_state("collector")["ready"] == 1, what="the event committed before the start"
+        )
+        with db.transaction() as uow:
+            outbox.add(uow, _event(2))
+            outbox.add(uow, _event(3))
+        # Handed over by the committing thread itself, not by the loop (its next poll is a minute away).
+        assert bus.queue_state("collector")["ready"] == 3
+        bus.start()
+        wait_until(lambda: len(received) == 3, what="the events delivered")
+    finally:
+        bus.stop()
+        relay.stop()  # marks what was settled
+    assert [e.payload["n"] for e in received] == [1, 2, 3]  # each once, in order
+    with db.session() as uow:
+        waiting = (
+            select(func.count()).select_from(tables.outbox).where(tables.outbox.c.published_at.is_(None))
+        )
+        assert uow.scalar(waiting) == 0
 
 
 def test_after_commit_hooks_run_once_after_a_commit_and_never_after_a_rollback(service):
