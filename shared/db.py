@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import Select, bindparam, create_engine, event, select, text
 from sqlalchemy.engine import Connection, CursorResult, Engine, Result, make_url
 from sqlalchemy.exc import InvalidatePoolError
-from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
+from sqlalchemy.orm import ORMExecuteState, Session, class_mapper, sessionmaker
 
 from shared.logs import first_line
 from shared.metrics import DB_PINGS
@@ -22,6 +23,8 @@ from shared.private import private_file, private_folder
 
 if TYPE_CHECKING:
     from shared.settings import Settings
+
+Row = TypeVar("Row", bound=Hashable)  # an ORM entity (bound: mypy then lets type[Row] key a cache)
 
 _SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _AFTER_COMMIT = "db.after_commit"
@@ -219,3 +222,17 @@ def insert_values(**values: Any) -> dict[str, Any]:
     """Parameters for a Core INSERT with the None values left out, so that each such column gets its default as it
     would through the ORM (which skips None for a column with a default)."""
     return {key: value for key, value in values.items() if value is not None}
+
+
+def by_key(session: Session, entity: type[Row], key: object) -> Row | None:
+    """The row of an entity with a one-column primary key, or None, as Session.get finds it, from a statement
+    built once (Session.get builds its own at every call; it also skips the query for a row already loaded)."""
+    return cast("Row | None", session.scalars(_key_lookup(entity), {"key": key}).first())
+
+
+@functools.cache
+def _key_lookup(entity: type) -> Select[Any]:
+    # Session.get annotates and hashes a fresh statement per call: about 0.3 ms of CPU, a sixteenth of the
+    # embedded platform's time per submission (py-spy, bench.submit); a statement built once skips that.
+    (column,) = class_mapper(entity).primary_key
+    return select(entity).where(column == bindparam("key"))

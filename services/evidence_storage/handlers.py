@@ -38,7 +38,7 @@ from shared.contracts.intake import (
     UnitRegistered,
 )
 from shared.contracts.review import DECISIONS, InspectionRecorded
-from shared.db import insert_values
+from shared.db import by_key, insert_values
 from shared.grants import GrantError, GrantVerifier, UploadGrant
 from shared.http import ApiError, not_found
 from shared.runtime import ServiceContext
@@ -284,7 +284,7 @@ def track_withdrawal(event, *, uow: Session, ctx: ServiceContext) -> None:
 def track_decision(event, *, uow: Session, ctx: ServiceContext) -> None:
     """Follow review decisions; approval locks the submission's evidence and queues store-level retention."""
     decision = read_payload(DECISIONS[event.type], event)
-    known = uow.get(KnownSubmission, decision.submission_id)
+    known = by_key(uow, KnownSubmission, decision.submission_id)
     if known is None or known.version != decision.version:
         return
     known.state = event.type.split(".", 1)[1]

@@ -21,6 +21,7 @@ from services.intake.models import (
     SubmissionVersion,
     Unit,
 )
+from shared.db import by_key
 
 
 def within(column, scope: str | None):
@@ -35,7 +36,7 @@ def visible_path(unit_path: str | None, scope: str | None) -> bool:
 
 def get_unit(uow: Session, unit_id: str, *, scope: str | None = None) -> Unit | None:
     """One unit, if it exists and lies in scope."""
-    unit = uow.get(Unit, unit_id)
+    unit = by_key(uow, Unit, unit_id)
     return unit if unit is not None and visible_path(unit.unit_path, scope) else None
 
 

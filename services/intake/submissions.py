@@ -24,6 +24,7 @@ from shared.contracts import make_event, read_payload
 from shared.contracts.evidence import EvidenceStored
 from shared.contracts.intake import SubmissionSubmitted, SubmissionWithdrawn
 from shared.contracts.review import DECISIONS, SubmissionClaimed, SubmissionReleased
+from shared.db import by_key
 from shared.events import Envelope, new_id
 from shared.http import ApiError, not_found
 from shared.runtime import ServiceContext
@@ -207,7 +208,7 @@ def record_decision(event: Envelope, *, uow: Session, ctx: ServiceContext) -> No
     withdrawal reached review, and review and evidence_storage keep that decision too.
     """
     decision = read_payload(DECISIONS[event.type], event)
-    submission = uow.get(Submission, decision.submission_id)
+    submission = by_key(uow, Submission, decision.submission_id)
     if submission is None or submission.version != decision.version or submission.state == "draft":
         return
     now = ctx.clock.now()

@@ -24,6 +24,7 @@ from services.notification.render import (
     render,
     sender_domain,
 )
+from shared.db import by_key
 from shared.events import Envelope, new_id
 from shared.runtime import ServiceContext
 from shared.settings import Settings
@@ -68,7 +69,7 @@ def render_mail(
 
 def liaison_of(uow: Session, unit_id: str) -> Liaison:
     """The unit's liaison, or LiaisonUnknown so that the bus retries the event later."""
-    liaison = uow.get(Liaison, unit_id)
+    liaison = by_key(uow, Liaison, unit_id)
     if liaison is None:
         raise LiaisonUnknown(unit_id)
     return liaison

@@ -8,10 +8,11 @@ from datetime import UTC
 import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.bus.memory import InMemoryBus
 from shared.bus.port import Unprocessable
-from shared.db import Database, after_commit
+from shared.db import Database, after_commit, by_key
 from shared.events import Envelope
 from shared.messaging import IdempotentConsumer, Inbox, Outbox, OutboxRelay, messaging_tables
 from tests.helpers import create_tables, wait_until
@@ -62,6 +63,39 @@ def bus():
 
 def _event(n: int = 0) -> Envelope:
     return Envelope(type="test.happened", producer="contract", payload={"n": n, "text": "宣传月"})
+
+
+class _Base(DeclarativeBase):
+    pass
+
+
+class _Note(_Base):
+    __tablename__ = "notes"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    text: Mapped[str] = mapped_column(String(100))
+
+
+def test_by_key_finds_what_session_get_finds(database_url):
+    db = Database(database_url, schema="contract_key")
+    try:
+        create_tables(db, _Base.metadata)
+        with db.transaction() as uow:
+            uow.add(_Note(id="n1", text="宣传月"))
+        with db.session() as uow:
+            found = by_key(uow, _Note, "n1")
+            assert found is not None and found.text == "宣传月"
+            assert uow.get(_Note, "n1") is found  # the session's one object for the row
+            assert by_key(uow, _Note, "absent") is None
+        with db.transaction() as uow:
+            uow.add(_Note(id="n2", text="新"))
+            pending = by_key(uow, _Note, "n2")  # flushed first, as Session.get would
+            assert pending is not None and pending.text == "新"
+            pending.text = "改"
+            assert (
+                by_key(uow, _Note, "n2") is pending and pending.text == "改"
+            )  # loaded rows are not reloaded
+    finally:
+        db.dispose()
 
 
 def test_services_own_their_tables(database_url):

@@ -19,6 +19,7 @@ from services.review.models import ReviewDecision, ReviewItem
 from shared.auth import ADMIN, Principal, can_see_unit
 from shared.contracts import make_event
 from shared.contracts.review import DECISIONS
+from shared.db import by_key
 from shared.http import ApiError, not_found
 from shared.request_context import RequestInfo
 from shared.runtime import ServiceContext
@@ -87,7 +88,7 @@ def decide(
         score = FULL_SCORE
     now = ctx.clock.now()
     with ctx.db.transaction() as uow:
-        item = uow.get(ReviewItem, submission_id)
+        item = by_key(uow, ReviewItem, submission_id)
         if item is None or (
             principal is not None and not can_see_unit(principal, item.unit_path, item.unit_id)
         ):
