@@ -8,10 +8,12 @@ release (submission.released) shows it as submitted again; decisions are mirrore
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Table, Update, bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from services.intake import auditing, projection, queries, schemas
@@ -226,7 +228,7 @@ def record_claim(event: Envelope, *, uow: Session, ctx: ServiceContext) -> None:
     claimed = event.type == SubmissionClaimed.EVENT_TYPE
     data = read_payload(SubmissionClaimed, event) if claimed else read_payload(SubmissionReleased, event)
     before, after = ("submitted", "under_review") if claimed else ("under_review", "submitted")
-    submission = uow.get(Submission, data.submission_id)
+    submission = by_key(uow, Submission, data.submission_id)
     if submission is None or submission.version != data.version:
         return
     made_at, newest = as_utc(event.occurred_at), submission.claim_changed_at
@@ -365,9 +367,24 @@ def _hand_in(
 def _close_version(
     uow: Session, submission: Submission, outcome: str, comment: str | None, at: datetime
 ) -> None:
-    version = uow.get(SubmissionVersion, (submission.id, submission.version))
-    if version is not None:
-        version.outcome, version.review_comment, version.decided_at = outcome, comment, at
+    # One UPDATE, without loading the version first (nothing reads it afterwards in these transactions); no row,
+    # no change, as before.
+    uow.execute(
+        _version_closing(),
+        {"sid": submission.id, "ver": submission.version, "outcome_": outcome, "remark": comment, "at": at},
+    )
+
+
+@functools.cache
+def _version_closing() -> Update:
+    # Built once, on the table: Session.get of the composite key, its flush and the ORM's UPDATE were a third of
+    # the intake worker's CPU per decision (py-spy under bench.pipeline). Bind names differ from the columns'.
+    table = cast(Table, SubmissionVersion.__table__)
+    return (
+        update(table)
+        .where(table.c.submission_id == bindparam("sid"), table.c.version == bindparam("ver"))
+        .values(outcome=bindparam("outcome_"), review_comment=bindparam("remark"), decided_at=bindparam("at"))
+    )
 
 
 def _apply(
