@@ -24,7 +24,7 @@ from shared.private import private_file, private_folder
 if TYPE_CHECKING:
     from shared.settings import Settings
 
-Row = TypeVar("Row", bound=Hashable)  # an ORM entity (bound: mypy then lets type[Row] key a cache)
+Entity = TypeVar("Entity", bound=Hashable)  # a mapped class's objects (bound: so type[Entity] can key a cache)
 
 _SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _AFTER_COMMIT = "db.after_commit"
@@ -224,10 +224,10 @@ def insert_values(**values: Any) -> dict[str, Any]:
     return {key: value for key, value in values.items() if value is not None}
 
 
-def by_key(session: Session, entity: type[Row], key: object) -> Row | None:
+def by_key(session: Session, entity: type[Entity], key: object) -> Entity | None:
     """The row of an entity with a one-column primary key, or None, as Session.get finds it, from a statement
     built once (Session.get builds its own at every call; it also skips the query for a row already loaded)."""
-    return cast("Row | None", session.scalars(_key_lookup(entity), {"key": key}).first())
+    return cast("Entity | None", session.scalars(_key_lookup(entity), {"key": key}).first())
 
 
 @functools.cache
