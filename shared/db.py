@@ -24,7 +24,7 @@ from shared.private import private_file, private_folder
 if TYPE_CHECKING:
     from shared.settings import Settings
 
-Entity = TypeVar("Entity", bound=Hashable)  # a mapped class's objects (bound: so type[Entity] can key a cache)
+Entity = TypeVar("Entity", bound=Hashable)  # a mapped class's objects (bound: type[Entity] keys a cache)
 
 _SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _AFTER_COMMIT = "db.after_commit"
