@@ -42,6 +42,7 @@ from bench.common import ServiceProcess, percentile, print_table, run_cli, staff
 from deploy.processes import cluster_env, free_port, terminate, wait_healthy
 
 MAX_CONNECTIONS = 1000
+RETRY_DELAYS_MS = (1000, 5000, 30000)  # the distributed worker's, named so its retry queues can be removed
 
 
 class Connection:
@@ -327,9 +328,13 @@ def run_distributed(args, stack: ExitStack, work: Path) -> list[RateResult]:
             raise SystemExit(
                 f"{name} is not reachable at {url}; start it (see README) or use --mode embedded"
             )
+    from shared.bus.rabbitmq import queue_names
+
     run = unique("bench.submit.")
     exchange, prefix = f"{run}.events", f"{run}."
-    stack.callback(delete_rabbitmq_objects, RABBITMQ_URL, queues=[], exchanges=[exchange])
+    # The worker declares intake's queue and its retry queues: removed with the exchange (the broker is shared).
+    queues = queue_names(f"{prefix}intake", RETRY_DELAYS_MS)
+    stack.callback(delete_rabbitmq_objects, RABBITMQ_URL, queues=queues, exchanges=[exchange])
     database_url = stack.enter_context(fresh_postgres_database())
     auth_env, headers = staff_credentials()
     env = cluster_env(
@@ -339,6 +344,7 @@ def run_distributed(args, stack: ExitStack, work: Path) -> list[RateResult]:
             "RABBITMQ_URL": RABBITMQ_URL,
             "BUS_EXCHANGE": exchange,
             "BUS_QUEUE_PREFIX": prefix,
+            "BUS_RETRY_DELAYS_MS": ",".join(map(str, RETRY_DELAYS_MS)),
             "DATABASE_URL": database_url,
             "DATA_DIR": str(work / "distributed"),
             "API_WORKERS": str(args.workers),
