@@ -87,6 +87,11 @@ def test_by_key_finds_what_session_get_finds(database_url):
             assert uow.get(_Note, "n1") is found  # the session's one object for the row
             assert by_key(uow, _Note, "absent") is None
         with db.transaction() as uow:
+            locked = by_key(
+                uow, _Note, "n1", lock=True
+            )  # SELECT … FOR UPDATE (SQLite: the write lock is held)
+            assert locked is not None and locked.text == "宣传月"
+        with db.transaction() as uow:
             uow.add(_Note(id="n2", text="新"))
             pending = by_key(uow, _Note, "n2")  # flushed first, as Session.get would
             assert pending is not None and pending.text == "新"

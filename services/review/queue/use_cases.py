@@ -25,7 +25,7 @@ from shared.auth import ADMIN, Principal, can_see_unit, visible
 from shared.clock import as_utc
 from shared.contracts import make_event
 from shared.contracts.review import SubmissionClaimed, SubmissionReleased
-from shared.db import rows_affected
+from shared.db import by_key, rows_affected
 from shared.http import ApiError, not_found
 from shared.request_context import RequestInfo
 from shared.runtime import ServiceContext
@@ -266,7 +266,7 @@ def present(
     ids = [item.submission_id for item in items]
     evidence: dict[str, list[ReviewEvidence]] = {i: [] for i in ids}
     for start in range(0, len(ids), 500):
-        for row in uow.scalars(_statements().evidence_of, {"ids": ids[start : start + 500]}):
+        for row in uow.scalars(_evidence_of(), {"ids": ids[start : start + 500]}):
             evidence[row.submission_id].append(row)
     links = _links_of(uow, [e.evidence_id for rows in evidence.values() for e in rows])
     texts = _texts_of(uow, [e.evidence_id for rows in evidence.values() for e in rows])
@@ -342,31 +342,20 @@ def show_item(item: ReviewItem, *, principal: Principal, ctx: ServiceContext) ->
         return present(uow, [item], principal=principal, now=now, cutoff=decisions.claim_cutoff(ctx, now))[0]
 
 
-@dataclass(frozen=True)
-class _Statements:
-    item: Select[tuple[ReviewItem]]
-    item_locked: Select[tuple[ReviewItem]]
-    evidence_of: Select[tuple[ReviewEvidence]]
-
-
 @functools.cache
-def _statements() -> _Statements:
-    # Built once: every read of the queue asks them, and building a statement cost about what running it did.
-    item = select(ReviewItem).where(ReviewItem.submission_id == bindparam("id"))
-    return _Statements(
-        item=item,
-        item_locked=item.with_for_update(),
-        evidence_of=select(ReviewEvidence)
+def _evidence_of() -> Select[tuple[ReviewEvidence]]:
+    # Built once: every read of the queue asks it, and building it cost about what running it did.
+    return (
+        select(ReviewEvidence)
         .where(ReviewEvidence.submission_id.in_(bindparam("ids", expanding=True)))
-        .order_by(ReviewEvidence.evidence_id),
+        .order_by(ReviewEvidence.evidence_id)
     )
 
 
 def _visible_item(
     uow: Session, submission_id: str, principal: Principal, *, lock: bool = False
 ) -> ReviewItem:
-    built = _statements()
-    item = uow.scalars(built.item_locked if lock else built.item, {"id": submission_id}).first()
+    item = by_key(uow, ReviewItem, submission_id, lock=lock)
     if item is None or not can_see_unit(principal, item.unit_path, item.unit_id):
         raise not_found("待审核材料", "review item", submission_id)
     return item
