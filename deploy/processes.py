@@ -6,6 +6,7 @@ python -m deploy.processes up --help      (or `make up-local`): everything on th
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -27,10 +28,30 @@ ROUTE_NAMES = {
 
 
 def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
+    """A TCP port nobody listens on right now, below the kernel's ephemeral range.
+
+    A port from that range (what binding port 0 gives) can meanwhile become the local end of some outgoing
+    connection (to RabbitMQ, PostgreSQL, S3) before the process it is meant for binds it, seconds later: CI met
+    a worker whose health server then failed with "address already in use"."""
+    low = _ephemeral_low()
+    for _ in range(200):
+        port = random.randrange(max(1024, low - 12000), low)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:  # someone listens there (or it lingers): try another
+                continue
+            return port
+    with socket.socket() as sock:  # a crowded range: take what the kernel gives
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):  # not Linux: the IANA range starts here
+        return 49152
 
 
 @dataclass

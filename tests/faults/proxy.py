@@ -7,13 +7,9 @@ import contextlib
 import socket
 import threading
 
+from deploy.processes import free_port
+
 LOCALHOST = "127.0.0.1"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((LOCALHOST, 0))
-        return sock.getsockname()[1]
 
 
 class FaultProxy:
@@ -23,7 +19,7 @@ class FaultProxy:
     def __init__(self, target: str, port: int | None = None) -> None:
         host, target_port = target.rsplit(":", 1)
         self._target = (host, int(target_port))
-        self.port = port or _free_port()
+        self.port = port or free_port()
         self.mode = "refuse"
         self._lock = threading.Lock()
         self._sockets: set[socket.socket] = set()

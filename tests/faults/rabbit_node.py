@@ -5,22 +5,17 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
+from deploy.processes import free_port
+
 SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
 CTL = Path("/usr/lib/rabbitmq/bin/rabbitmqctl")
 HOME = "/var/lib/rabbitmq"  # the rabbitmq user's home: its Erlang cookie lets rabbitmqctl talk to the node
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def available() -> str | None:
@@ -43,7 +38,7 @@ class RabbitNode:
 
     def __init__(self) -> None:
         self.name = f"cepfault{uuid.uuid4().hex[:8]}@localhost"
-        self.port, self.dist_port = _free_port(), _free_port()
+        self.port, self.dist_port = free_port(), free_port()
         self.base = Path(tempfile.mkdtemp(prefix="cep-fault-rabbit-", dir="/tmp"))
         (self.base / "mnesia").mkdir()
         (self.base / "log").mkdir()
