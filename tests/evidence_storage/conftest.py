@@ -58,6 +58,11 @@ class World:
         )
         return {"Authorization": f"Bearer {token}"}
 
+    def drive_job(self, name: str) -> None:
+        """Stop the worker's periodic job of that name (waiting for a step under way), so the test alone runs it."""
+        [loop] = [loop for job, loop in self.worker._jobs if job.name == name]
+        loop.stop()
+
     def unit_token(self, unit_id: str, name: str = "李明") -> dict:
         """Authorization headers for a unit's liaison."""
         return self.token(name, role=UNIT, unit_id=unit_id)

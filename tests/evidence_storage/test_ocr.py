@@ -149,7 +149,8 @@ def test_the_worker_reads_banners_and_reports_keywords_or_their_absence(make_wor
 
 @needs_ocr
 def test_a_dead_readers_claim_is_taken_over_and_its_late_result_ignored(make_world):
-    world = make_world(ocr_enabled=True, ocr_poll_s=3600)  # the job runs once at start; the test drives it
+    world = make_world(ocr_enabled=True, ocr_poll_s=3600)
+    world.drive_job("evidence-ocr")  # its run at start, on a busy machine, could read the photo first
     campaign_id = _campaign(world)
     evidence_id = _upload(world, campaign_id, "M5", "阳光信访 便民利民", seed=4)
     ctx = world.ctx
@@ -179,6 +180,7 @@ def test_a_dead_readers_claim_is_taken_over_and_its_late_result_ignored(make_wor
 @needs_ocr
 def test_a_photo_whose_readers_keep_dying_is_given_up(make_world):
     world = make_world(ocr_enabled=True, ocr_poll_s=3600)
+    world.drive_job("evidence-ocr")
     submission = world.submission(measure="M5")
     evidence_id = world.upload(submission["id"], render("led", "文明交通", seed=5), "led.jpg").json()["id"]
     ctx = world.ctx
@@ -201,6 +203,7 @@ def test_without_an_engine_photos_are_recorded_unread_and_read_once_it_is_there(
     make_world, monkeypatch, caplog
 ):
     world = make_world(ocr_enabled=True, ocr_poll_s=3600)
+    world.drive_job("evidence-ocr")
     ctx = world.ctx
     monkeypatch.setattr(ocr, "ENGINE", ocr._Engine())
     monkeypatch.setitem(sys.modules, "rapidocr_onnxruntime", None)  # import fails: not installed
