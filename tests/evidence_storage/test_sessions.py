@@ -170,6 +170,7 @@ def test_checksum_mismatch_and_damaged_upload_leave_nothing(world):
 def test_sessions_expire_and_their_chunks_are_removed(make_world):
     clock = FixedClock(datetime(2020, 3, 10, 9, 0, tzinfo=UTC))
     world = make_world(clock=clock, evidence_session_ttl_s=3600)
+    world.drive_job("evidence-upload-sessions")  # the test expires sessions itself
     submission = world.submission()
     video = media.mp4(bytes(3000))
     session = _session(world, submission["id"], len(video))
@@ -484,6 +485,7 @@ def test_a_completion_that_fails_after_joining_keeps_the_joined_upload_for_a_ret
 def test_a_session_begun_before_multipart_uploads_is_closed_and_its_chunk_objects_removed(make_world):
     clock = FixedClock(datetime(2020, 3, 10, 9, 0, tzinfo=UTC))
     world = make_world(clock=clock, evidence_session_ttl_s=3600)
+    world.drive_job("evidence-upload-sessions")  # the test expires sessions itself
     submission = world.submission()
     video = media.mp4(bytes(3000))
     session = _session(world, submission["id"], len(video))
