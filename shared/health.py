@@ -11,6 +11,7 @@ shows each adapter's details.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -194,6 +195,10 @@ def worker_health_app(
     return app
 
 
+class HealthServerFailed(RuntimeError):
+    """A worker's health server could not start (HEALTH_PORT taken or not allowed)."""
+
+
 class HealthServer:
     """Serves a worker's health app with uvicorn on a daemon thread (HEALTH_PORT)."""
 
@@ -204,13 +209,24 @@ class HealthServer:
             app, host=host, port=port, log_level="warning", lifespan="off", access_log=False
         )
         self._server = uvicorn.Server(config)  # off the main thread, uvicorn leaves the signals to the worker
-        self._thread = threading.Thread(target=self._server.run, name="health-server", daemon=True)
+        self._thread = threading.Thread(target=self._serve, name="health-server", daemon=True)
         self.port = port
 
-    def start(self) -> None:
-        """Start serving."""
+    def start(self, timeout_s: float = 15.0) -> None:
+        """Start serving; raises HealthServerFailed when it is not listening within timeout_s (a port in use)."""
         self._thread.start()
+        deadline = time.monotonic() + timeout_s
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                # uvicorn logged the cause (e.g. address already in use) and ended its thread
+                self.stop()
+                raise HealthServerFailed(f"the worker's health server is not listening on port {self.port}")
+            time.sleep(0.02)
         log.info("worker health server on port %d (/livez, /readyz)", self.port)
+
+    def _serve(self) -> None:
+        with contextlib.suppress(SystemExit):  # uvicorn's answer to a failed start, after logging why
+            self._server.run()
 
     def stop(self) -> None:
         """Stop serving (bounded)."""

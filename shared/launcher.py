@@ -15,7 +15,7 @@ from shared.adapters import make_bus
 from shared.blobs.port import BlobStore, BlobStoreMisconfigured, BlobStoreUnavailable
 from shared.bus.port import MessageBus
 from shared.db import service_database
-from shared.health import HealthMonitor, HealthServer, service_checks, worker_health_app
+from shared.health import HealthMonitor, HealthServer, HealthServerFailed, service_checks, worker_health_app
 from shared.messaging import EventHandler
 from shared.metrics import metrics_router, register_bus, register_service
 from shared.migrations import SchemaNotCurrent, head_revision, new_revision, upgrade
@@ -144,10 +144,17 @@ def launch(
     register_bus(bus)
 
     def start() -> None:
+        if health is not None:
+            # first: a worker without its probes would run on unwatched, so it exits before it consumes anything
+            try:
+                health.start()
+            except HealthServerFailed as exc:
+                log.error(
+                    "%s (is HEALTH_PORT taken?): exiting for the supervisor to restart this worker", exc
+                )
+                raise SystemExit(1) from exc
         worker.start()
         bus.start()
-        if health is not None:
-            health.start()
 
     def stop() -> None:
         if health is not None:

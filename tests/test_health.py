@@ -110,3 +110,47 @@ def test_the_worker_health_server_answers_on_its_port(tmp_path):
         assert httpx.get(f"{url}/readyz", timeout=5).json() == {"status": "up"}
     finally:
         server.stop()
+
+
+def test_a_health_server_whose_port_is_taken_says_so_instead_of_running_without_probes(tmp_path):
+    import socket
+
+    import pytest
+
+    from shared.health import HealthServer, HealthServerFailed, worker_health_app
+    from shared.settings import Settings
+
+    app = worker_health_app(
+        HealthMonitor({"database": lambda: {"ok": True}}),
+        alive=lambda: {"ok": True},
+        settings=Settings(data_dir=tmp_path),
+    )
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        server = HealthServer(app, host="127.0.0.1", port=taken.getsockname()[1])
+        with pytest.raises(HealthServerFailed, match=str(server.port)):
+            server.start()
+
+
+def test_a_worker_whose_health_port_is_taken_exits_before_it_consumes(tmp_path):
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        env = {**os.environ, "DATA_DIR": str(tmp_path), "HEALTH_PORT": str(taken.getsockname()[1])}
+        done = subprocess.run(
+            [sys.executable, "-m", "services.intake", "worker"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert "address already in use" in done.stderr
+    assert "is HEALTH_PORT taken?" in done.stderr and "exiting for the supervisor to restart" in done.stderr
+    assert "worker started" not in done.stderr
