@@ -8,8 +8,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from email.message import EmailMessage
-from email.policy import SMTP
+from email.message import Message
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +21,12 @@ class FolderMailer:
     def __init__(self, folder: Path) -> None:
         self._folder = Path(folder)
 
-    def send(self, message: EmailMessage) -> None:
+    def send(self, message: Message) -> None:
         """Write the message; a message without a recipient is a permanent failure."""
         if not message.get_all("To"):
             raise PermanentMailError("message has no recipient")
         self._folder.mkdir(parents=True, exist_ok=True)
-        data = message.as_bytes(policy=SMTP)
+        data = message.as_bytes(policy=message.policy.clone(linesep="\r\n"))  # as smtplib sends it
         fd, tmp = tempfile.mkstemp(dir=self._folder, suffix=".tmp")
         with os.fdopen(fd, "wb") as out:
             out.write(data)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from email.message import EmailMessage
+from email.message import Message
 from typing import Any, Protocol
 
 
@@ -22,14 +22,14 @@ class PermanentMailError(RuntimeError):
 class MailSession(Protocol):
     """Several messages in a row over one connection to the transport."""
 
-    def send(self, message: EmailMessage) -> None:
+    def send(self, message: Message) -> None:
         """Deliver one message or raise TemporaryMailError / PermanentMailError; the session stays usable after either."""
 
 
 class Mailer(Protocol):
     """Hands e-mails to a transport."""
 
-    def send(self, message: EmailMessage) -> None:
+    def send(self, message: Message) -> None:
         """Deliver one message or raise TemporaryMailError / PermanentMailError."""
 
     def session(self) -> AbstractContextManager[MailSession]:

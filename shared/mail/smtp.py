@@ -8,7 +8,7 @@ import smtplib
 import ssl as ssl_module
 from collections.abc import Iterator
 from contextlib import contextmanager
-from email.message import EmailMessage
+from email.message import Message
 from email.utils import getaddresses
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 PROBE_TIMEOUT_S = 2.0  # the health probe's own budget, shorter than a send's
 
 
-def _recipients(message: EmailMessage) -> list[str]:
+def _recipients(message: Message) -> list[str]:
     """The envelope recipients, as smtplib will take them; refuses a message with none or a malformed one."""
     if not message.get_all("To"):
         raise PermanentMailError("message has no recipient")
@@ -118,7 +118,7 @@ class SmtpMailer:
         """host:port of the server, e.g. to key a rate limit."""
         return f"{self._host}:{self._port}"
 
-    def send(self, message: EmailMessage) -> None:
+    def send(self, message: Message) -> None:
         """Deliver one message over a connection of its own, or raise TemporaryMailError (ServerUnavailable) / PermanentMailError."""
         with self.session() as session:
             session.send(message)
@@ -203,7 +203,7 @@ class SmtpSession:
         self._smtp: smtplib.SMTP | None = None
         self._count = 0
 
-    def send(self, message: EmailMessage) -> None:
+    def send(self, message: Message) -> None:
         """Deliver one message or raise TemporaryMailError (ServerUnavailable) / PermanentMailError; the session carries on."""
         _recipients(message)
         where = f"SMTP {self._mailer.server}"
@@ -221,7 +221,7 @@ class SmtpSession:
         if smtp is not None:
             self._mailer._quit(smtp)
 
-    def _transmit(self, message: EmailMessage) -> dict[str, tuple[int, bytes]]:
+    def _transmit(self, message: Message) -> dict[str, tuple[int, bytes]]:
         if self._smtp is not None and self._count >= self._mailer.max_per_connection:
             self.close()
         reused = self._smtp is not None
@@ -237,7 +237,7 @@ class SmtpSession:
             )
             return self._attempt(message)
 
-    def _attempt(self, message: EmailMessage) -> dict[str, tuple[int, bytes]]:
+    def _attempt(self, message: Message) -> dict[str, tuple[int, bytes]]:
         if self._smtp is None:
             self._smtp, self._count = self._mailer._connect(), 0
         smtp = self._smtp

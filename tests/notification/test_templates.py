@@ -242,3 +242,35 @@ def test_a_parsed_recipient_is_remembered_and_a_malformed_one_refused_every_time
     for _ in range(2):  # a refusal is never cached into an answer
         with pytest.raises(ValueError, match="invalid recipient"):
             parse_recipient("li.ming@example.org\r\nBcc: evil@example.org")
+
+
+@pytest.mark.parametrize(
+    "sender", ["宣传月办公室 <campaign-office@example.org>", "campaign-office@example.org"]
+)
+def test_a_built_message_reads_back_as_written_in_lines_mail_servers_take(sender):
+    import email
+    import email.policy
+
+    from services.notification.render import RenderedMail, build_message
+
+    subject = (
+        "【退回修改】" + "相山区信访局：悬挂宣传横幅，请补充现场照片" * 3
+    )  # long: folded into encoded words
+    text = "李明同志：\n请补充<现场>照片。\n" + "https://example.org/console/" + "x" * 200
+    mail = RenderedMail(subject=subject, text=text, html="<p>李明同志：请补充&lt;现场&gt;照片。</p>")
+    message = build_message(
+        sender=sender,
+        recipient='"Li, Ming 李明" <li.ming@example.org>',
+        mail=mail,
+        message_id="<d-1@example.org>",
+    )
+    raw = message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
+    assert all(len(line) <= 78 for line in raw.split(b"\r\n"))  # RFC 5322's recommended line length
+    parsed = email.message_from_bytes(raw, policy=email.policy.default)
+    assert parsed["Subject"] == subject
+    assert parsed["From"] == sender
+    assert [(a.display_name, a.addr_spec) for a in parsed["To"].addresses] == [
+        ("Li, Ming 李明", "li.ming@example.org")
+    ]
+    assert parsed["Message-ID"] == "<d-1@example.org>"
+    assert mail_parts(parsed) == (text.replace("\n", "\r\n") + "\r\n", mail.html + "\r\n")  # canonical form
