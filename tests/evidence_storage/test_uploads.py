@@ -12,7 +12,8 @@ from PIL import Image
 
 from services.evidence_storage import video
 from services.evidence_storage.models import KnownSubmission
-from shared.contracts.intake import CampaignPublished, SubmissionSubmitted
+from shared.contracts.intake import CampaignPublished, SubmissionSubmitted, SubmissionWithdrawn
+from shared.contracts.review import SubmissionApproved, SubmissionReturned
 from tests.evidence_storage import media
 from tests.helpers import PDF_BYTES, wait_until
 
@@ -315,3 +316,55 @@ def test_a_newer_version_of_a_known_submission_reopens_it_and_an_older_one_chang
     hand_in(1, "M2")  # late and out of order: the older version
     world.submission()  # a later event through the same queue, to know the older one was handled
     assert known() == (2, "submitted", "M3", f"/{submission['unit_id']}/")
+
+
+def test_decisions_and_withdrawals_apply_to_the_version_they_name_only(world):
+    first, second = world.submission(), world.submission()
+    kept = world.upload(first["id"], media.photo(60, size=(32, 32)), "a.jpg").json()
+
+    def state(submission: dict) -> str:
+        with world.ctx.db.session() as uow:
+            return uow.get(KnownSubmission, submission["id"]).state
+
+    def settled() -> None:  # a later event through the same queue: everything before it was handled
+        world.submission()
+
+    for event in (
+        SubmissionApproved(
+            submission_id=first["id"],
+            unit_id=first["unit_id"],
+            measure_code="M1",
+            title="t",
+            version=2,
+            reviewer="王芳",
+        ),
+        SubmissionWithdrawn(submission_id=second["id"], unit_id=second["unit_id"], version=2),
+        SubmissionApproved(
+            submission_id="never-heard-of",
+            unit_id=first["unit_id"],
+            measure_code="M1",
+            title="t",
+            version=1,
+            reviewer="王芳",
+        ),
+    ):
+        world.publish(event)
+    settled()
+    assert (state(first), state(second)) == ("submitted", "submitted")  # version 2 is not the one known
+    assert world.client.get(f"/evidence/{kept['id']}").json()["locked"] is False
+    world.publish(SubmissionWithdrawn(submission_id=second["id"], unit_id=second["unit_id"], version=1))
+    world.publish(
+        SubmissionReturned(
+            submission_id=first["id"],
+            unit_id=first["unit_id"],
+            measure_code="M1",
+            title="t",
+            version=1,
+            reviewer="王芳",
+            comment="请补充现场照片",
+        )
+    )
+    settled()
+    assert (state(first), state(second)) == ("returned", "withdrawn")
+    refused = world.upload(second["id"], media.photo(61, size=(32, 32)), "b.jpg")
+    assert refused.status_code == 409 and refused.json()["code"] == "submission_closed"
