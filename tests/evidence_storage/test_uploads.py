@@ -329,41 +329,25 @@ def test_decisions_and_withdrawals_apply_to_the_version_they_name_only(world):
     def settled() -> None:  # a later event through the same queue: everything before it was handled
         world.submission()
 
-    for event in (
-        SubmissionApproved(
-            submission_id=first["id"],
+    def decided(kind, submission_id: str, version: int, **extra):
+        return kind(
+            submission_id=submission_id,
             unit_id=first["unit_id"],
             measure_code="M1",
             title="t",
-            version=2,
+            version=version,
             reviewer="王芳",
-        ),
-        SubmissionWithdrawn(submission_id=second["id"], unit_id=second["unit_id"], version=2),
-        SubmissionApproved(
-            submission_id="never-heard-of",
-            unit_id=first["unit_id"],
-            measure_code="M1",
-            title="t",
-            version=1,
-            reviewer="王芳",
-        ),
-    ):
-        world.publish(event)
+            **extra,
+        )
+
+    world.publish(decided(SubmissionApproved, first["id"], 2))
+    world.publish(SubmissionWithdrawn(submission_id=second["id"], unit_id=second["unit_id"], version=2))
+    world.publish(decided(SubmissionApproved, "never-heard-of", 1))
     settled()
     assert (state(first), state(second)) == ("submitted", "submitted")  # version 2 is not the one known
     assert world.client.get(f"/evidence/{kept['id']}").json()["locked"] is False
     world.publish(SubmissionWithdrawn(submission_id=second["id"], unit_id=second["unit_id"], version=1))
-    world.publish(
-        SubmissionReturned(
-            submission_id=first["id"],
-            unit_id=first["unit_id"],
-            measure_code="M1",
-            title="t",
-            version=1,
-            reviewer="王芳",
-            comment="请补充现场照片",
-        )
-    )
+    world.publish(decided(SubmissionReturned, first["id"], 1, comment="请补充现场照片"))
     settled()
     assert (state(first), state(second)) == ("returned", "withdrawn")
     refused = world.upload(second["id"], media.photo(61, size=(32, 32)), "b.jpg")
