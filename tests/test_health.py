@@ -142,7 +142,10 @@ def test_a_worker_whose_health_port_is_taken_exits_before_it_consumes(tmp_path):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        env = {**os.environ, "DATA_DIR": str(tmp_path), "HEALTH_PORT": str(taken.getsockname()[1])}
+        # Only what the test means: embedded defaults (SQLite, in-process bus) in its own folder, never the
+        # databases or brokers another variable in this environment might name.
+        kept = {name: os.environ[name] for name in ("PATH", "HOME", "PYTHONPATH") if name in os.environ}
+        env = {**kept, "DATA_DIR": str(tmp_path), "HEALTH_PORT": str(taken.getsockname()[1])}
         done = subprocess.run(
             [sys.executable, "-m", "services.intake", "worker"],
             env=env,
