@@ -5,7 +5,6 @@ from __future__ import annotations
 import email
 import email.policy
 import logging
-import socket
 import threading
 import time
 from collections import deque
@@ -15,16 +14,10 @@ from dataclasses import dataclass, replace
 from email.message import EmailMessage
 from typing import Literal
 
+from deploy.processes import free_port  # re-exported: the tests' in-process servers take their ports from it
 from tests.services import unique
 
 LOCALHOST = "127.0.0.1"
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind((LOCALHOST, 0))
-        return sock.getsockname()[1]
 
 
 @dataclass(frozen=True)
