@@ -3,8 +3,11 @@ callers see up or down only."""
 
 from __future__ import annotations
 
+import socket
 import threading
+from collections.abc import Iterator
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -24,6 +27,27 @@ def _app(monitor: HealthMonitor, alive=None) -> tuple[TestClient, TokenIssuer]:
     app.state.token_verifier = verifier
     app.include_router(health_routes(monitor, alive=alive))
     return TestClient(app), issuer
+
+
+def _worker_app(tmp_path) -> FastAPI:
+    """A worker's health app whose probes all answer up."""
+    from shared.health import worker_health_app
+    from shared.settings import Settings
+
+    return worker_health_app(
+        HealthMonitor({"database": lambda: {"ok": True}}),
+        alive=lambda: {"ok": True},
+        settings=Settings(data_dir=tmp_path),
+    )
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    """A port something already listens on."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        yield taken.getsockname()[1]
 
 
 def _bearer(issuer: TokenIssuer, role: str) -> dict:
@@ -86,16 +110,11 @@ def test_readyz_and_livez_answer_503_when_down():
 def test_the_worker_health_server_answers_on_its_port(tmp_path):
     import httpx
 
-    from shared.health import HealthServer, worker_health_app
-    from shared.settings import Settings
+    from shared.health import HealthServer
     from tests.helpers import wait_until
     from tests.servers import free_port
 
-    settings = Settings(data_dir=tmp_path)
-    app = worker_health_app(
-        HealthMonitor({"database": lambda: {"ok": True}}), alive=lambda: {"ok": True}, settings=settings
-    )
-    server = HealthServer(app, host="127.0.0.1", port=free_port())
+    server = HealthServer(_worker_app(tmp_path), host="127.0.0.1", port=free_port())
     server.start()
     try:
         url = f"http://127.0.0.1:{server.port}"
@@ -112,47 +131,29 @@ def test_the_worker_health_server_answers_on_its_port(tmp_path):
         server.stop()
 
 
-def test_a_health_server_whose_port_is_taken_says_so_instead_of_running_without_probes(tmp_path):
-    import socket
+def test_a_health_server_whose_port_is_taken_says_so_instead_of_running_without_probes(tmp_path, taken_port):
+    from shared.health import HealthServer, HealthServerFailed
 
-    import pytest
-
-    from shared.health import HealthServer, HealthServerFailed, worker_health_app
-    from shared.settings import Settings
-
-    app = worker_health_app(
-        HealthMonitor({"database": lambda: {"ok": True}}),
-        alive=lambda: {"ok": True},
-        settings=Settings(data_dir=tmp_path),
-    )
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        server = HealthServer(app, host="127.0.0.1", port=taken.getsockname()[1])
-        with pytest.raises(HealthServerFailed, match=str(server.port)):
-            server.start()
+    server = HealthServer(_worker_app(tmp_path), host="127.0.0.1", port=taken_port)
+    with pytest.raises(HealthServerFailed, match=str(taken_port)):
+        server.start()
 
 
-def test_a_worker_whose_health_port_is_taken_exits_before_it_consumes(tmp_path):
+def test_a_worker_whose_health_port_is_taken_exits_before_it_consumes(tmp_path, taken_port):
     import os
-    import socket
     import subprocess
     import sys
 
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        # Only what the test means: embedded defaults (SQLite, in-process bus) in its own folder, never the
-        # databases or brokers another variable in this environment might name.
-        kept = {name: os.environ[name] for name in ("PATH", "HOME", "PYTHONPATH") if name in os.environ}
-        env = {**kept, "DATA_DIR": str(tmp_path), "HEALTH_PORT": str(taken.getsockname()[1])}
-        done = subprocess.run(
-            [sys.executable, "-m", "services.intake", "worker"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+    # Only what the test means: embedded defaults (SQLite, in-process bus) in its own folder, never the databases
+    # or brokers another variable in this environment might name.
+    kept = {name: os.environ[name] for name in ("PATH", "HOME", "PYTHONPATH") if name in os.environ}
+    done = subprocess.run(
+        [sys.executable, "-m", "services.intake", "worker"],
+        env={**kept, "DATA_DIR": str(tmp_path), "HEALTH_PORT": str(taken_port)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 1, done.stderr[-2000:]
     assert "address already in use" in done.stderr
     assert "is HEALTH_PORT taken?" in done.stderr and "exiting for the supervisor to restart" in done.stderr
