@@ -206,8 +206,8 @@ def _sender_header(sender: str) -> str:
 
 def _text_part(text: str, subtype: str) -> MIMEText:
     # base64 carries text in its canonical form (RFC 2045 6.8): CRLF line ends, ending with one
-    lines = text.replace("\r\n", "\n")
-    part = MIMEText((lines if lines.endswith("\n") else lines + "\n").replace("\n", "\r\n"), subtype, "utf-8")
+    text = text.replace("\r\n", "\n")
+    part = MIMEText((text if text.endswith("\n") else text + "\n").replace("\n", "\r\n"), subtype, "utf-8")
     del part["MIME-Version"]  # the message says it once
     return part
 
