@@ -95,24 +95,34 @@ class OutboxRow(NamedTuple):
 
 
 _ADDED = "outbox_added"  # session.info key: the rows this transaction added, by outbox table
+_ANNOUNCED = "outbox_announced"  # session.info key: in_transaction ran in this transaction, by outbox table
 
 
 class Outbox:
     """Adds outgoing events to the caller's transaction."""
 
     def __init__(
-        self, table: Table, *, on_commit: Callable[[Sequence[OutboxRow]], None] | None = None
+        self,
+        table: Table,
+        *,
+        on_commit: Callable[[Sequence[OutboxRow]], None] | None = None,
+        in_transaction: Callable[[Session], None] | None = None,
     ) -> None:
         self._table = table
         # Built once: a statement built per event with .values() costs a fresh cache key every time.
         self._insert = insert(table)
-        # Called once after a commit that added events, with those rows (the process's relays take or wake; an
-        # API NOTIFYs the workers'), so no use case has to remember to, and a transaction that added none wakes
-        # nobody. An empty list means events were committed but which is not certain: read the table.
+        # Called once after a commit that added events, with those rows (the process's relays take or wake),
+        # so no use case has to remember to, and a transaction that added none wakes nobody. An empty list
+        # means events were committed but which is not certain: read the table.
         self._on_commit = on_commit
+        # Called inside the transaction at its first event (an API's NOTIFY on PostgreSQL, which PostgreSQL
+        # sends only if the transaction commits): one more statement instead of a transaction of its own.
+        self._in_transaction = in_transaction
 
     def add(self, session: Session, event: Envelope) -> None:
         """Record an event to publish once the surrounding transaction (a Database.transaction()) commits."""
+        if self._in_transaction is not None:
+            self._announce(session)
         result = session.execute(
             self._insert,
             {
@@ -125,6 +135,16 @@ class Outbox:
         )
         if self._on_commit is not None:
             self._remember(session, cast(CursorResult[Any], result), event)
+
+    def _announce(self, session: Session) -> None:
+        assert self._in_transaction is not None
+        key = (_ANNOUNCED, self._table.name)
+        if session.info.get(key):
+            return
+        self._in_transaction(session)
+        # Inside a savepoint its rollback would undo the announcement too: announce again at the next event.
+        if not session.in_nested_transaction():
+            session.info[key] = True
 
     def _remember(self, session: Session, result: CursorResult[Any], event: Envelope) -> None:
         key = (_ADDED, self._table.name)

@@ -54,7 +54,7 @@ HANDLER_DURATION = Histogram(
 EVENTS_PUBLISHED = Counter("cep_events_published", "Outbox rows published to the bus", ["service"])
 OUTBOX_WAKES = Counter(
     "cep_outbox_wakes",
-    "Relay wake-ups over PostgreSQL NOTIFY: notified (API), woken (worker), notify_failed, listen_failed",
+    "Relay wake-ups over PostgreSQL NOTIFY: notified (API, at a commit), woken (worker), listen_failed",
     ["service", "outcome"],
 )
 DB_PINGS = Counter(

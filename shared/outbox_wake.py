@@ -2,31 +2,30 @@
 
 In the distributed platform an API process runs no relay: the events its requests commit were published only
 at the worker relay's next poll (OUTBOX_POLL_S, half a second by default, once per hop of a submission's way).
-Now the API sends a NOTIFY on its service's channel right after the commit and the worker's listener wakes
-the relay at once. The poll stays the safety net: a NOTIFY lost to a crash or a dropped connection only means
-the event waits for the poll, as before, so neither side ever fails a request or a loop for it.
+Now the transaction that adds an API's events also NOTIFYs its service's channel, which PostgreSQL sends as it
+commits (and never after a rollback), and the worker's listener wakes the relay at once. The poll stays the
+safety net: a notification lost to a listener's dropped connection only means the event waits for the poll,
+as before.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from sqlalchemy import text
 from sqlalchemy.engine import URL
+from sqlalchemy.orm import Session
 
-from shared.db import Database
+from shared.db import Database, after_commit
 from shared.metrics import OUTBOX_WAKES
 
 if TYPE_CHECKING:
-    from shared.messaging import OutboxRow
     from shared.runtime import ServiceContext
 
 log = logging.getLogger(__name__)
-_FAILURE_LOG_EVERY_S = 60.0
 _STOP_CHECK_S = 0.25  # how long stop() may wait for the listening thread to notice
 
 
@@ -36,10 +35,10 @@ def channel_name(schema: str) -> str:
 
 
 def wake_relays_on_commit(ctx: ServiceContext) -> bool:
-    """In an API process on PostgreSQL (OUTBOX_NOTIFY on), NOTIFY the workers' relays after each commit."""
+    """In an API process on PostgreSQL (OUTBOX_NOTIFY on), NOTIFY the workers' relays with each commit of events."""
     if ctx.db.is_sqlite or not ctx.settings.outbox_notify:
         return False
-    ctx.outbox_wakers.append(OutboxNotifier(ctx.db, ctx.name))
+    ctx.outbox_announcers.append(OutboxNotifier(ctx.db, ctx.name))
     return True
 
 
@@ -51,32 +50,22 @@ def listen_for_commits(ctx: ServiceContext, wake: Callable[[], None]) -> OutboxL
 
 
 class OutboxNotifier:
-    """Sends the NOTIFY; never raises (the relay's poll publishes the events anyway)."""
+    """Queues the NOTIFY inside the transaction that adds events; PostgreSQL sends it when that one commits."""
 
     def __init__(self, db: Database, service: str) -> None:
-        self._db, self._service = db, service
+        self._service = service
         self._channel = channel_name(db.schema)
-        self._last_logged = 0.0
+        self._notify = text("SELECT pg_notify(:channel, '')")
 
-    def __call__(self, _added: Sequence[OutboxRow] = ()) -> None:
-        """Tell every listening relay of this service that committed events wait."""
-        try:
-            with self._db.engine.connect() as conn:
-                conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": self._channel})
-                conn.commit()
-        except Exception as exc:
-            OUTBOX_WAKES.labels(self._service, "notify_failed").inc()
-            now = time.monotonic()
-            if now - self._last_logged >= _FAILURE_LOG_EVERY_S:
-                self._last_logged = now
-                log.warning(
-                    "%s: could not NOTIFY the outbox relays (%s); events wait for the relay's poll "
-                    "(OUTBOX_POLL_S) until PostgreSQL answers again",
-                    self._service,
-                    type(exc).__name__,
-                    extra={"event": "outbox.notify_failed"},
-                )
-            return
+    def __call__(self, uow: Session) -> None:
+        """Tell every listening relay of this service, once uow commits, that committed events wait."""
+        # In the transaction rather than after it: one statement instead of a checkout, BEGIN, NOTIFY and
+        # COMMIT of its own (four round trips per API write); a rollback sends nothing. It cannot fail on its
+        # own: an error here is the connection's, which fails the transaction anyway.
+        uow.execute(self._notify, {"channel": self._channel})
+        after_commit(uow, self._count)
+
+    def _count(self) -> None:
         OUTBOX_WAKES.labels(self._service, "notified").inc()
 
 

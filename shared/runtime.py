@@ -54,8 +54,10 @@ class ServiceContext:
     blobs: BlobStore | None = None
     mailer: Mailer | None = None
     channels: Channels | None = None  # group robots (DingTalk, WeCom) of the notification service
-    # Told after each commit that added events, with those rows: the process's relays, an API's NOTIFY.
+    # Told after each commit that added events, with those rows: the process's relays.
     outbox_wakers: list[Callable[[Sequence[OutboxRow]], None]] = field(default_factory=list)
+    # Run inside each transaction at its first event, before it commits: an API's NOTIFY on PostgreSQL.
+    outbox_announcers: list[Callable[[Session], None]] = field(default_factory=list)
     job_wakers: dict[str, Callable[[], None]] = field(
         default_factory=dict
     )  # a worker's job loops, by job name
@@ -71,7 +73,9 @@ class ServiceContext:
     @functools.cached_property
     def outbox(self) -> Outbox:
         """The service's outbox, to add events inside a transaction (one per context: it builds its insert once)."""
-        return Outbox(self.messaging.outbox, on_commit=self.outbox_written)
+        return Outbox(
+            self.messaging.outbox, on_commit=self.outbox_written, in_transaction=self.outbox_announce
+        )
 
     def wake_job_after_commit(self, uow: Session, job: str) -> None:
         """Run this process's periodic job of that name as soon as uow's transaction commits (no-op without one)."""
@@ -80,10 +84,16 @@ class ServiceContext:
             after_commit(uow, wake)
 
     def outbox_written(self, added: Sequence[OutboxRow]) -> None:
-        """Tell this process's relays (and, from an API on PostgreSQL, the workers') that committed events wait;
-        `outbox` calls it after every commit that added events, with their rows."""
+        """Tell this process's relays that committed events wait; `outbox` calls it after every commit that
+        added events, with their rows."""
         for wake in self.outbox_wakers:
             wake(added)
+
+    def outbox_announce(self, uow: Session) -> None:
+        """Tell other processes, inside uow's transaction, that it adds events (from an API on PostgreSQL: the
+        workers' relays, by a NOTIFY sent at commit); `outbox` calls it at each transaction's first event."""
+        for announce in self.outbox_announcers:
+            announce(uow)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from services.intake.bootstrap import bootstrap
 from shared.bus.memory import InMemoryBus
 from shared.contracts import make_event
 from shared.contracts.intake import UnitRegistered
-from shared.outbox_wake import OutboxListener, OutboxNotifier, wake_relays_on_commit
+from shared.outbox_wake import OutboxListener, wake_relays_on_commit
 from shared.runtime import ServiceWorker
 from shared.settings import Settings
 from tests.helpers import wait_until
@@ -109,17 +109,64 @@ def test_without_notify_the_event_waits_for_the_poll(api_and_worker):
     assert published == []  # the control: the test above is not passing on the poll
 
 
-def test_a_notifier_that_cannot_reach_postgresql_neither_raises_nor_blocks_the_request(tmp_path, caplog):
-    from shared.db import Database
+class _Listening:
+    """A LISTEN on intake's channel of the test's database, to count the notifications PostgreSQL sends."""
 
-    db = Database("postgresql+psycopg://nobody@127.0.0.1:9/none?connect_timeout=2", schema="intake")
+    def __init__(self, postgres_url: str) -> None:
+        import psycopg
+        from sqlalchemy.engine import make_url
+
+        url = make_url(postgres_url).set(drivername="postgresql")
+        self._conn = psycopg.connect(url.render_as_string(hide_password=False), autocommit=True)
+        self._conn.execute("LISTEN cep_outbox_intake")
+
+    def received(self, wait_s: float) -> int:
+        """How many notifications arrive within wait_s seconds."""
+        return sum(1 for _ in self._conn.notifies(timeout=wait_s))
+
+    def close(self) -> None:
+        """Stop listening."""
+        self._conn.close()
+
+
+@pytest.fixture
+def intake_api(tmp_path, postgres_url):
+    """Intake's API context with its NOTIFY on, and a LISTEN on its channel."""
+    api = bootstrap(_settings(tmp_path / "api", postgres_url))
+    assert wake_relays_on_commit(api)
+    listening = _Listening(postgres_url)
     try:
-        notify = OutboxNotifier(db, "intake")
-        notify()
-        notify()
+        yield api, listening
     finally:
-        db.dispose()
-    assert caplog.text.count("could not NOTIFY the outbox relays") == 1  # logged once a minute, not per call
+        listening.close()
+        api.db.dispose()
+
+
+def _add_then_fail(ctx) -> None:
+    with ctx.db.transaction() as uow:
+        ctx.outbox.add(uow, _unit_registered())
+        raise RuntimeError("the use case fails after adding its event")
+
+
+def test_a_transaction_of_several_events_notifies_once_and_only_when_it_commits(intake_api):
+    api, listening = intake_api
+    with pytest.raises(RuntimeError, match="fails after adding"):
+        _add_then_fail(api)
+    assert listening.received(wait_s=1.0) == 0
+    with api.db.transaction() as uow:
+        for _ in range(3):
+            api.outbox.add(uow, _unit_registered())
+    assert listening.received(wait_s=1.0) == 1
+
+
+def test_an_event_added_after_a_rolled_back_savepoint_still_notifies(intake_api):
+    api, listening = intake_api
+    with api.db.transaction() as uow:
+        savepoint = uow.begin_nested()
+        api.outbox.add(uow, _unit_registered())
+        savepoint.rollback()  # takes the NOTIFY queued inside it along
+        api.outbox.add(uow, _unit_registered())
+    assert listening.received(wait_s=1.0) == 1
 
 
 def test_the_listener_listens_again_after_losing_its_connection(postgres_url):
