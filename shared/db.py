@@ -58,7 +58,13 @@ class Database:
         # Writers begin IMMEDIATE on SQLite (the write lock up front: concurrent writers queue on busy_timeout
         # instead of failing when a read snapshot tries to upgrade); readers begin DEFERRED and never lock.
         self._write_engine = self.engine.execution_options(sqlite_begin="IMMEDIATE")
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False, class_=ReadSession)
+        # On PostgreSQL a read session runs each statement on its own (autocommit): under READ COMMITTED each
+        # statement takes a snapshot of its own inside a transaction too, so this saves the BEGIN and ROLLBACK
+        # round trips (two of three for a one-query read) and changes nothing a reader sees.
+        readers = (
+            self.engine if self.is_sqlite else self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
+        self._sessions = sessionmaker(readers, expire_on_commit=False, class_=ReadSession)
         self._write_sessions = sessionmaker(self._write_engine, expire_on_commit=False)
 
     @property
@@ -85,7 +91,8 @@ class Database:
         return engine.execution_options(schema_translate_map={None: self.schema})
 
     def session(self) -> Session:
-        """A new read-only ORM session (deferred: takes no write lock); writing through it raises ReadOnlySession."""
+        """A new read-only ORM session (SQLite: deferred, takes no write lock; PostgreSQL: autocommit); writing
+        through it raises ReadOnlySession."""
         return self._sessions()
 
     @contextmanager

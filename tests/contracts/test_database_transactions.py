@@ -110,3 +110,31 @@ def test_sqlite_runs_in_wal_with_synchronous_normal(tmp_path):
             assert uow.execute(text("PRAGMA synchronous")).scalar_one() == 1  # NORMAL
     finally:
         db.dispose()
+
+
+def _write_then_fail(db: Database, *, on: object) -> None:
+    with db.transaction() as uow:
+        uow.add(_Counter(name="lost", value=1))
+        uow.flush()
+        assert uow.connection().connection.dbapi_connection is on
+        raise RuntimeError("the use case fails after its write")
+
+
+def test_a_read_on_postgresql_holds_no_transaction_and_leaves_the_pool_transactional(postgres_url):
+    from psycopg.pq import TransactionStatus
+
+    db = Database(postgres_url, schema="rw_test", pool_size=1, pool_overflow=0)  # one connection for both
+    create_tables(db, _Base.metadata)
+    try:
+        with db.session() as uow:
+            assert uow.execute(select(_Counter.name)).first() is None
+            driver = uow.connection().connection.dbapi_connection
+            assert (
+                driver.info.transaction_status == TransactionStatus.IDLE
+            )  # autocommit: no BEGIN, no ROLLBACK
+        with pytest.raises(RuntimeError, match="fails after its write"):
+            _write_then_fail(db, on=driver)
+        with db.session() as uow:
+            assert uow.get(_Counter, "lost") is None  # the writer on the reader's connection was rolled back
+    finally:
+        db.dispose()
