@@ -155,6 +155,7 @@ def tell_liaison(
             recipient=recipient_header(liaison.name, liaison.email),
             mail=mail,
             dedupe_key=dedupe_key,
+            checked=True,
         )
 
 
@@ -184,6 +185,7 @@ def tell_address(
         recipient=recipient_header(name, email),
         mail=mail,
         dedupe_key=dedupe_key,
+        checked=True,
     )
 
 
@@ -200,10 +202,12 @@ def queue_mail(
     mail: RenderedMail,
     dedupe_key: str,
     event_type: str | None = None,
+    checked: bool = False,
 ) -> Delivery | None:
-    """Add a delivery unless one with the same dedupe key exists; the delivery loop sends it."""
+    """Add a delivery unless one with the same dedupe key exists; the delivery loop sends it.
+    checked: the caller has just asked `already_told` in this transaction, so the key is not looked up again."""
     key = fit_key(dedupe_key)
-    if uow.execute(_lookups()[1], {"key": key}).first():  # one already queued or sent
+    if not checked and uow.execute(_lookups()[1], {"key": key}).first():  # one already queued or sent
         return None
     now, delivery_id = ctx.clock.now(), new_id()
     delivery = Delivery(

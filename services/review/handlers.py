@@ -6,7 +6,7 @@ import functools
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Insert, Select, Table, bindparam, insert, select, update
+from sqlalchemy import Insert, Select, Table, bindparam, exists, insert, select, update
 from sqlalchemy.orm import Session
 
 from services.review.models import (
@@ -109,22 +109,17 @@ def project_liaison(event: Envelope, *, uow: Session, ctx: ServiceContext) -> No
 
 def _queue_state(uow: Session, submission_id: str, version: int) -> tuple[bool, int | None]:
     """Whether this version of the submission is recorded, and the version its review item holds (None: no item)."""
-    known, queued = _lookups()
-    return (
-        uow.execute(known, {"sid": submission_id, "v": version}).first() is not None,
-        uow.execute(queued, {"sid": submission_id}).scalar(),
-    )
+    known, queued = uow.execute(_lookup(), {"sid": submission_id, "v": version}).one()
+    return bool(known), queued
 
 
 @functools.cache
-def _lookups() -> tuple[Select, Select]:
+def _lookup() -> Select:
+    # Both answers in one statement (a round trip fewer for every submission handed in).
     versions, items = cast(Table, ReviewVersion.__table__), cast(Table, ReviewItem.__table__)
-    return (
-        select(versions.c.version).where(
-            versions.c.submission_id == bindparam("sid"), versions.c.version == bindparam("v")
-        ),
-        select(items.c.version).where(items.c.submission_id == bindparam("sid")),
-    )
+    known = exists().where(versions.c.submission_id == bindparam("sid"), versions.c.version == bindparam("v"))
+    queued = select(items.c.version).where(items.c.submission_id == bindparam("sid")).scalar_subquery()
+    return select(known.label("known"), queued.label("queued"))
 
 
 @functools.cache
