@@ -269,11 +269,10 @@ def create_unit(base: str, headers: dict[str, str]) -> str:
     return response.json()["id"]
 
 
-def run_embedded(args, stack: ExitStack, work: Path) -> list[RateResult]:
-    """Start `python -m deploy.embedded` on a temporary DATA_DIR and measure it."""
+def start_embedded(stack: ExitStack, work: Path, auth_env: dict[str, str]) -> tuple[str, int]:
+    """Start `python -m deploy.embedded` on a temporary DATA_DIR (stopped when stack closes); its URL and pid."""
     import subprocess
 
-    auth_env, headers = staff_credentials()
     port = free_port()
     env = cluster_env({**auth_env, "DATA_DIR": str(work / "embedded"), "PORT": str(port)})
     log_path = work / "embedded.log"
@@ -298,6 +297,13 @@ def run_embedded(args, stack: ExitStack, work: Path) -> list[RateResult]:
         check_alive=alive,
         describe=lambda: "embedded platform not healthy",
     )
+    return base, proc.pid
+
+
+def run_embedded(args, stack: ExitStack, work: Path) -> list[RateResult]:
+    """Start the embedded platform and measure it."""
+    auth_env, headers = staff_credentials()
+    base, pid = start_embedded(stack, work, auth_env)
     unit_id = create_unit(f"{base}/intake", headers)
     return measure(
         f"{base}/intake/submissions",
@@ -308,7 +314,7 @@ def run_embedded(args, stack: ExitStack, work: Path) -> list[RateResult]:
         min_requests=args.min_requests,
         drain_s=args.drain_s,
         label="embedded",
-        pids=[proc.pid],
+        pids=[pid],
     )
 
 
