@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
+import httpx
+
 from bench.common import percentile, print_table, run_cli, staff_credentials
 from bench.submit import cpu_seconds, create_unit, start_embedded
 
@@ -125,8 +127,6 @@ def main(argv: list[str] | None = None) -> int:
         first = offer(base, "POST", "/intake/submissions", submission, headers, rate=args.rate, seconds=0.1)
         if first.statuses != {201: first.requests}:
             raise RuntimeError(f"creating a submission answered {first.statuses}")
-        import httpx
-
         item = httpx.get(
             f"{base}/intake/submissions", headers=headers, params={"unit_id": unit_id}, timeout=30
         )
