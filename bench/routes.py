@@ -20,38 +20,24 @@ the GIL's share when threads compete. The requests carry an admin token signed w
 from __future__ import annotations
 
 import argparse
-import http.client
+import asyncio
 import json
 import os
 import shutil
 import tempfile
-import threading
 import time
 from contextlib import ExitStack
-from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlparse
 
 import httpx
 
 from bench.common import percentile, print_table, run_cli, staff_credentials
-from bench.submit import cpu_seconds, create_unit, start_embedded
+from bench.submit import RateResult, cpu_seconds, create_unit, offer, start_embedded
 
-CLIENT_THREADS = 4
-
-
-@dataclass
-class RouteResult:
-    """What one route cost at the offered rate."""
-
-    name: str
-    requests: int
-    statuses: dict[int, int] = field(default_factory=dict)
-    latencies_ms: list[float] = field(default_factory=list)
-    cpu_ms: float = 0.0  # the process's CPU per request, its idle share taken off
+DRAIN_S = 30.0  # wait this long past the schedule for answers
 
 
-def offer(
+def offer_route(
     base: str,
     method: str,
     path: str,
@@ -60,39 +46,22 @@ def offer(
     *,
     rate: float,
     seconds: float,
-) -> RouteResult:
-    """Send rate requests a second for seconds on keep-alive connections; latency from each scheduled time."""
-    host = urlparse(base)
-    total = max(int(rate * seconds), CLIENT_THREADS)
-    result = RouteResult(f"{method} {path}", total)
-    lock = threading.Lock()
-    payload = json.dumps(body).encode() if body is not None else None
-    sent_headers = {**headers, **({"Content-Type": "application/json"} if payload else {})}
-    start = time.monotonic() + 0.2
-
-    def client(first: int) -> None:
-        conn = http.client.HTTPConnection(host.hostname or "127.0.0.1", host.port, timeout=60)
-        try:
-            for index in range(first, total, CLIENT_THREADS):
-                due = start + index / rate
-                if (wait := due - time.monotonic()) > 0:
-                    time.sleep(wait)
-                conn.request(method, path, body=payload, headers=sent_headers)
-                response = conn.getresponse()
-                response.read()
-                took = (time.monotonic() - due) * 1000
-                with lock:
-                    result.statuses[response.status] = result.statuses.get(response.status, 0) + 1
-                    result.latencies_ms.append(took)
-        finally:
-            conn.close()
-
-    threads = [threading.Thread(target=client, args=(k,)) for k in range(CLIENT_THREADS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return result
+) -> RateResult:
+    """bench.submit's open-loop schedule on one route: `rate` requests a second for `seconds`."""
+    payload = json.dumps(body, ensure_ascii=False).encode() if body is not None else None
+    count = max(int(rate * seconds), 1)
+    return asyncio.run(
+        offer(
+            f"{base}{path}",
+            headers,
+            (lambda _index: payload) if payload is not None else None,
+            rate=rate,
+            count=count,
+            drain_s=count / rate + DRAIN_S,
+            method=method,
+            expected=201 if method == "POST" else 200,
+        )
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -124,9 +93,11 @@ def main(argv: list[str] | None = None) -> int:
             "title": "召开专题会议",
             "description": "压测。",
         }
-        first = offer(base, "POST", "/intake/submissions", submission, headers, rate=args.rate, seconds=0.1)
-        if first.statuses != {201: first.requests}:
-            raise RuntimeError(f"creating a submission answered {first.statuses}")
+        first = offer_route(
+            base, "POST", "/intake/submissions", submission, headers, rate=args.rate, seconds=0.1
+        )
+        if first.errors:
+            raise RuntimeError(f"creating a submission failed: {first.errors}")
         item = httpx.get(
             f"{base}/intake/submissions", headers=headers, params={"unit_id": unit_id}, timeout=30
         )
@@ -143,37 +114,29 @@ def main(argv: list[str] | None = None) -> int:
             ("GET", f"/review/submissions/{submission_id}", None),
             ("POST", "/intake/submissions", submission),
         ]
-        results = []
+        results: list[tuple[str, RateResult, float]] = []  # route, what it answered, server CPU ms a request
         for method, path, body in routes:
             print(f"offering {method} {path} at {args.rate:g}/s for {args.seconds:g} s", flush=True)
             before, began = cpu_seconds([pid]), time.monotonic()
-            result = offer(base, method, path, body, headers, rate=args.rate, seconds=args.seconds)
+            result = offer_route(base, method, path, body, headers, rate=args.rate, seconds=args.seconds)
             time.sleep(1.0)  # what the request set off (events consumed) counts for it
             used = cpu_seconds([pid]) - before - idle_per_s * (time.monotonic() - began)
-            result.cpu_ms = 1000 * used / result.requests
-            results.append(result)
+            name = f"{method} {path}".replace(unit_id, "{id}").replace(submission_id, "{id}")
+            results.append((name, result, 1000 * used / result.sent))
     print_table(
         f"embedded (make run: one process, SQLite), {args.rate:g} requests a second offered to each route",
-        [
-            "route",
-            "requests",
-            "answers",
-            "p50 ms",
-            "p99 ms",
-            "server CPU ms/req",
-            "req/s on one core at most",
-        ],
+        ["route", "requests", "errors", "p50 ms", "p99 ms", "server CPU ms/req", "req/s on one core at most"],
         [
             [
-                r.name.replace(unit_id, "{id}").replace(submission_id, "{id}"),
-                r.requests,
-                ", ".join(f"{n}×{status}" for status, n in sorted(r.statuses.items())),
-                f"{percentile(r.latencies_ms, 50):.1f}",
-                f"{percentile(r.latencies_ms, 99):.1f}",
-                f"{r.cpu_ms:.2f}",
-                f"{1000 / r.cpu_ms:.0f}" if r.cpu_ms > 0 else "–",
+                name,
+                result.sent,
+                ", ".join(f"{n}× {what}" for what, n in sorted(result.errors.items())) or "0",
+                f"{percentile(result.latencies, 50) * 1000:.1f}",
+                f"{percentile(result.latencies, 99) * 1000:.1f}",
+                f"{cpu_ms:.2f}",
+                f"{1000 / cpu_ms:.0f}" if cpu_ms > 0 else "–",
             ]
-            for r in results
+            for name, result, cpu_ms in results
         ],
     )
     print(f"\nload average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")

@@ -95,9 +95,19 @@ class RateResult:
 
 
 async def offer(
-    url: str, headers: dict[str, str], make_body, *, rate: float, count: int, drain_s: float
+    url: str,
+    headers: dict[str, str],
+    make_body,
+    *,
+    rate: float,
+    count: int,
+    drain_s: float,
+    method: str = "POST",
+    expected: int = 201,
 ) -> RateResult:
-    """Send `count` POSTs at `rate` per second on a fixed schedule; latency from each scheduled time."""
+    """Send `count` requests at `rate` per second on a fixed schedule; latency from each scheduled time.
+    make_body(index) gives each request's JSON body (None: requests without one); answers other than `expected`
+    count as errors."""
     parsed = urlparse(url)
     extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
     idle: list[Connection] = []
@@ -106,9 +116,10 @@ async def offer(
 
     async def one(scheduled: float, index: int) -> None:
         nonlocal opened
-        body = make_body(index)
+        body = make_body(index) if make_body else b""
+        typed = "Content-Type: application/json\r\n" if make_body else ""
         head = (
-            f"POST {parsed.path} HTTP/1.1\r\nHost: {parsed.netloc}\r\nContent-Type: application/json\r\n"
+            f"{method} {parsed.path} HTTP/1.1\r\nHost: {parsed.netloc}\r\n{typed}"
             f"Content-Length: {len(body)}\r\n{extra}\r\n"
         ).encode()
         conn = idle.pop() if idle else None
@@ -135,7 +146,7 @@ async def offer(
                 conn.close()
             return
         idle.append(conn)
-        if status == 201:
+        if status == expected:
             result.latencies.append(time.monotonic() - scheduled)
         else:
             result.errors[str(status)] = result.errors.get(str(status), 0) + 1
