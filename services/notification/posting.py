@@ -15,7 +15,7 @@ import logging
 from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from services.notification.delivery import Claimed, DeliveryLoop, Outcome
 from services.notification.models import Delivery
@@ -134,27 +134,22 @@ class ChannelLoop(DeliveryLoop):
         limit = self.limit
         since = now - timedelta(seconds=limit.window_s)
         robot = (Delivery.channel == delivery.channel) & (Delivery.recipient == delivery.recipient)
+        sent_lately = (Delivery.status == "sent") & (Delivery.sent_at > since)
+        sending_elsewhere = (Delivery.status == "sending") & (Delivery.lease_owner != self.owner)
+        # One statement, so one snapshot: in two, a post another worker recorded as sent between them was in
+        # neither count (PostgreSQL gives each statement its own snapshot), and one post too many went through.
         with self.ctx.db.session() as uow:
-            sent: list[datetime] = [
-                moment
-                for moment in uow.scalars(
-                    select(Delivery.sent_at)
-                    .where(robot, Delivery.status == "sent", Delivery.sent_at > since)
-                    .order_by(Delivery.sent_at.desc())
-                    .limit(limit.per_window)
-                )
-                if moment is not None
-            ]
-            in_flight = uow.scalar(
-                select(func.count())
-                .select_from(Delivery)
-                .where(robot, Delivery.status == "sending", Delivery.lease_owner != self.owner)
-            )
-        if len(sent) + (in_flight or 0) < limit.per_window:
+            rows = uow.execute(
+                select(Delivery.status, Delivery.sent_at).where(robot, sent_lately | sending_elsewhere)
+            ).all()
+        sent = sorted((as_utc(row.sent_at) for row in rows if row.status == "sent"), reverse=True)
+        in_flight = len(rows) - len(sent)
+        if len(sent) + in_flight < limit.per_window:
             return 0.0
         if len(sent) < limit.per_window:  # posts other workers have under way fill it: look again next round
             return self.ctx.settings.notify_poll_s
-        frees_at = as_utc(sent[-1]) + timedelta(seconds=limit.window_s)  # the oldest of the window's posts
+        # the oldest of the window's last per_window posts frees the next place
+        frees_at = sent[limit.per_window - 1] + timedelta(seconds=limit.window_s)
         return max((frees_at - now).total_seconds(), 0.001)
 
     def _count(self, outcome: Outcome) -> None:

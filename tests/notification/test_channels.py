@@ -14,9 +14,11 @@ from datetime import UTC, date, timedelta
 
 import pytest
 import yaml
+from sqlalchemy import event, update
 
 from services.intake.definition import ChannelRules, canonical_json, parse_definition
 from services.notification.groups import POST_TO_GROUPS, to_markdown
+from services.notification.models import Delivery
 from services.notification.posting import ChannelLoop
 from shared.adapters import make_channels
 from shared.channels.ratelimit import WindowLimit
@@ -231,6 +233,51 @@ def test_rate_limit_is_shared_by_workers_through_the_delivery_log(make_group_wor
     assert other.run() == 0  # the window is still full after half a minute
     clock.advance(timedelta(seconds=31))
     assert other.run() == 2
+
+
+def test_a_post_recorded_as_sent_while_a_worker_counts_the_window_is_counted(
+    make_group_world, robots, clock, postgres_url
+):
+    """Another worker records its post as sent just as this one counts the robot's window (a hook on the real
+    PostgreSQL connection commits the change right after the count's first statement): the post is counted
+    once, as sent, and the window of 2 stays full. Counted in two statements, it was in neither."""
+    world = make_group_world(channel_max_per_window=2, database_url=postgres_url)
+    world.publish_and_wait(campaign("submission.returned"))
+    unit = add_unit(world, "XS", "相山区信访局")
+    for n in range(3):
+        world.publish_and_wait(returned(unit, title=f"宣传横幅第{n + 1}批"))
+    first, second, third = world.deliveries(channel="dingtalk")
+    now = clock.now()
+    with world.ctx.db.transaction() as uow:  # one post sent, one under way at another worker
+        uow.execute(update(Delivery).where(Delivery.id == first.id).values(status="sent", sent_at=now))
+        uow.execute(
+            update(Delivery)
+            .where(Delivery.id == second.id)
+            .values(status="sending", lease_owner="other-worker", lease_expires_at=now + timedelta(minutes=5))
+        )
+    recorded: list[str] = []
+
+    def other_worker_records(_conn, _cursor, statement: str, parameters, *_args) -> None:
+        counting = statement.lstrip().startswith("SELECT") and "sent_at >" in statement
+        if recorded or not (counting and "xiangshan-dingtalk" in parameters.values()):
+            return
+        recorded.append(statement)
+        with world.ctx.db.transaction() as uow:  # another connection of the pool, committed at once
+            uow.execute(
+                update(Delivery)
+                .where(Delivery.id == second.id)
+                .values(status="sent", sent_at=now, lease_owner=None, lease_expires_at=None)
+            )
+
+    event.listen(world.ctx.db.engine, "after_cursor_execute", other_worker_records)
+    try:
+        ChannelLoop(world.ctx, limit=WindowLimit(2, 60)).run()
+    finally:
+        event.remove(world.ctx.db.engine, "after_cursor_execute", other_worker_records)
+    assert recorded, "the window was not counted"
+    assert [post.platform for post in robots.posts].count("dingtalk") == 0, robots.posts
+    held = world.deliveries(id=third.id)[0]
+    assert held.status == "queued" and held.attempts == 0
 
 
 def test_refusal_for_sending_too_fast_is_retried_after_the_window(make_group_world, robots, clock):
