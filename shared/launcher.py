@@ -107,18 +107,22 @@ def launch(
                 port,
                 metrics_dir,
             )
-            uvicorn.run(
-                f"{__name__}:worker_app",
-                factory=True,
-                workers=settings.api_workers,
-                host=settings.host,
-                port=port,
-                root_path=settings.root_path,
-                log_level="info",
-                proxy_headers=True,
-                forwarded_allow_ips=settings.forwarded_allow_ips,
-                log_config=None,
-                access_log=False,
+            from shared.http_workers import WorkersConfig, serve_in_workers
+
+            serve_in_workers(
+                WorkersConfig(
+                    f"{__name__}:worker_app",
+                    factory=True,
+                    workers=settings.api_workers,
+                    host=settings.host,
+                    port=port,
+                    root_path=settings.root_path,
+                    log_level="info",
+                    proxy_headers=True,
+                    forwarded_allow_ips=settings.forwarded_allow_ips,
+                    log_config=None,
+                    access_log=False,
+                )
             )
             if made:
                 shutil.rmtree(metrics_dir, ignore_errors=True)
