@@ -53,12 +53,12 @@ PREFIXES = {
 
 @dataclass
 class Platform:
-    """The assembled platform: its root app, its bus, each service's context and worker."""
+    """The assembled platform: its bus, each service's context and worker, and its root app."""
 
-    app: FastAPI
     bus: MessageBus
     contexts: dict[str, ServiceContext]
-    workers: list[ServiceWorker] = field(default_factory=list)
+    workers: list[ServiceWorker]
+    app: FastAPI = field(init=False)  # the root app's lifespan starts and stops this platform: built after it
 
     def start(self) -> None:
         """Declare every queue, then start the workers' relays and jobs, then the bus deliveries.
@@ -105,11 +105,10 @@ def build_platform(
         "review": review_bootstrap.bootstrap(settings, clock=clock, blobs=blobs),
         "notification": notification_bootstrap.bootstrap(settings, clock=clock, mailer=mailer),
     }
-    platform = Platform(app=FastAPI(), bus=bus, contexts=contexts)
     for ctx in contexts.values():
         ctx.bus = bus  # operator tools (/…/ops) work on the platform's own bus
     register_bus(bus)
-    platform.workers = [
+    workers = [
         ServiceWorker(contexts["intake"], bus, INTAKE_SUBSCRIPTIONS, intake_jobs(contexts["intake"])),
         ServiceWorker(
             contexts["evidence_storage"],
@@ -125,6 +124,7 @@ def build_platform(
             notification_jobs(contexts["notification"]),
         ),
     ]
+    platform = Platform(bus=bus, contexts=contexts, workers=workers)
     platform.app = _root_app(
         platform,
         {
