@@ -1,6 +1,7 @@
 """Submit benchmark: `POST /intake/submissions` at fixed offered rates, open loop, embedded and distributed.
 
     python -m bench.submit [--mode both|embedded|distributed] [--rates 10,100,200] [--seconds 5] [--workers 1]
+                           [--database postgresql|sqlite]
 
 An open-loop generator: for each offered rate R the send times are fixed in advance (one every 1/R s for
 --seconds, at least --min-requests requests), each request goes out at its time on a free keep-alive
@@ -13,7 +14,8 @@ machine's cores the way a full HTTP library would).
 Embedded: `python -m deploy.embedded` (what `make run` starts: all four services in one process, SQLite
 files, folder stores, in-process bus) on a temporary DATA_DIR. Distributed: the intake API
 (`python -m services.intake api`, --workers uvicorn processes via API_WORKERS) and the intake worker (outbox
-relay to RabbitMQ on a unique exchange) on a fresh PostgreSQL database. Both create one unit first; each
+relay to RabbitMQ on a unique exchange) on a fresh PostgreSQL database, or with --database sqlite on the SQLite
+file the embedded mode uses (the API processes then share its write lock). Both create one unit first; each
 submission is handed in for review (state submitted, event in the outbox), as a liaison's would be. The
 requests carry an admin token signed with the run's own key pair.
 
@@ -43,6 +45,7 @@ from deploy.processes import cluster_env, free_port, terminate, wait_healthy
 
 MAX_CONNECTIONS = 1000
 RETRY_DELAYS_MS = (1000, 5000, 30000)  # the distributed worker's, named so its retry queues can be removed
+DATABASES = {"postgresql": "PostgreSQL", "sqlite": "SQLite"}  # --database: its name in the tables
 
 
 class Connection:
@@ -340,7 +343,10 @@ def run_distributed(args, stack: ExitStack, work: Path) -> list[RateResult]:
         unique,
     )
 
-    for name, url, port in (("RabbitMQ", RABBITMQ_URL, 5672), ("PostgreSQL", POSTGRES_URL, 5432)):
+    servers = [("RabbitMQ", RABBITMQ_URL, 5672)]
+    if args.database == "postgresql":
+        servers.append(("PostgreSQL", POSTGRES_URL, 5432))
+    for name, url, port in servers:
         if not port_open(url, port):
             raise SystemExit(
                 f"{name} is not reachable at {url}; start it (see README) or use --mode embedded"
@@ -352,7 +358,12 @@ def run_distributed(args, stack: ExitStack, work: Path) -> list[RateResult]:
     # The worker declares intake's queue and its retry queues: removed with the exchange (the broker is shared).
     queues = queue_names(f"{prefix}intake", RETRY_DELAYS_MS)
     stack.callback(delete_rabbitmq_objects, RABBITMQ_URL, queues=queues, exchanges=[exchange])
-    database_url = stack.enter_context(fresh_postgres_database())
+    # SQLite: the settings' default URL, a file per service under DATA_DIR, as in the embedded mode
+    database = (
+        {"DATABASE_URL": stack.enter_context(fresh_postgres_database())}
+        if args.database == "postgresql"
+        else {}
+    )
     auth_env, headers = staff_credentials()
     env = cluster_env(
         {
@@ -362,7 +373,7 @@ def run_distributed(args, stack: ExitStack, work: Path) -> list[RateResult]:
             "BUS_EXCHANGE": exchange,
             "BUS_QUEUE_PREFIX": prefix,
             "BUS_RETRY_DELAYS_MS": ",".join(map(str, RETRY_DELAYS_MS)),
-            "DATABASE_URL": database_url,
+            **database,
             "DATA_DIR": str(work / "distributed"),
             "API_WORKERS": str(args.workers),
         }
@@ -382,7 +393,7 @@ def run_distributed(args, stack: ExitStack, work: Path) -> list[RateResult]:
         seconds=args.seconds,
         min_requests=args.min_requests,
         drain_s=args.drain_s,
-        label=f"distributed (PostgreSQL, {args.workers} API worker process{'es' if args.workers > 1 else ''})",
+        label=f"distributed ({DATABASES[args.database]}, {args.workers} API worker process{'es' if args.workers > 1 else ''})",
         pids=[api.proc.pid, worker.proc.pid],
     )
 
@@ -409,6 +420,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--workers", type=int, default=1, help="uvicorn worker processes of the distributed API (default 1)"
     )
+    parser.add_argument(
+        "--database",
+        choices=list(DATABASES),
+        default="postgresql",
+        help="the distributed API's database (default postgresql; sqlite: the embedded mode's file)",
+    )
     args = parser.parse_args(argv)
     args.rates = [float(r) for r in args.rates.split(",") if r.strip()]
     print(
@@ -426,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
             with ExitStack() as inner:
                 tables.append(
                     (
-                        f"distributed (intake API ×{args.workers} on PostgreSQL)",
+                        f"distributed (intake API ×{args.workers} on {DATABASES[args.database]})",
                         run_distributed(args, inner, work),
                     )
                 )
