@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse, RedirectResponse
 
+from deploy.prefixes import PlatformRoot
 from services.console import app as console
 from services.evidence_storage import api as evidence_api
 from services.evidence_storage import bootstrap as evidence_bootstrap
@@ -146,7 +147,8 @@ def _root_app(platform: Platform, apps: dict[str, FastAPI]) -> FastAPI:
         finally:
             platform.stop()
 
-    root = FastAPI(
+    root = PlatformRoot(
+        services={PREFIXES[name]: app for name, app in apps.items()},
         title="宣传月佐证平台 · campaign-evidence platform",
         version=platform_version(),
         telemetry=NATIVE_TELEMETRY_OFF,
