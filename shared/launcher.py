@@ -8,6 +8,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -95,6 +96,16 @@ def launch(
         port = args.port or settings.port
         # X-Forwarded-For/-Proto are believed only from FORWARDED_ALLOW_IPS (the gateway), so audit rows
         # record the user's address rather than the gateway's.
+        served: dict[str, Any] = dict(
+            host=settings.host,
+            port=port,
+            root_path=settings.root_path,
+            log_level="info",
+            proxy_headers=True,
+            forwarded_allow_ips=settings.forwarded_allow_ips,
+            log_config=None,
+            access_log=False,
+        )
         if settings.api_workers > 1:
             # Each worker process builds its own context from the same environment (API_WORKERS > 1).
             ctx.db.dispose()
@@ -110,36 +121,14 @@ def launch(
             from shared.http_workers import WorkersConfig, serve_in_workers
 
             serve_in_workers(
-                WorkersConfig(
-                    f"{__name__}:worker_app",
-                    factory=True,
-                    workers=settings.api_workers,
-                    host=settings.host,
-                    port=port,
-                    root_path=settings.root_path,
-                    log_level="info",
-                    proxy_headers=True,
-                    forwarded_allow_ips=settings.forwarded_allow_ips,
-                    log_config=None,
-                    access_log=False,
-                )
+                WorkersConfig(f"{__name__}:worker_app", factory=True, workers=settings.api_workers, **served)
             )
             if made:
                 shutil.rmtree(metrics_dir, ignore_errors=True)
             return
         app = create_app(ctx)
         freeze_startup_objects()
-        uvicorn.run(
-            app,
-            host=settings.host,
-            port=port,
-            root_path=settings.root_path,
-            log_level="info",
-            proxy_headers=True,
-            forwarded_allow_ips=settings.forwarded_allow_ips,
-            log_config=None,
-            access_log=False,
-        )
+        uvicorn.run(app, **served)
         return
     bus = make_bus(settings)
     worker = ServiceWorker(ctx, bus, subscriptions, jobs(ctx))

@@ -512,8 +512,13 @@ def test_apis_trust_forwarded_headers_from_the_gateway_only(compose, services, a
         networks = services[name].get("networks") or []
         assert ("edge" in networks) == (role == "api"), f"{name}: only APIs sit on the gateway's network"
     launcher = (ROOT / "shared" / "launcher.py").read_text(encoding="utf-8")
-    servers = launcher.count("uvicorn.run(") + launcher.count("WorkersConfig(")  # one worker, several
-    assert launcher.count("forwarded_allow_ips=settings.forwarded_allow_ips") == servers == 2
+    # one set of server options, with the trusted proxies, for one worker process and for several
+    assert launcher.count("forwarded_allow_ips=settings.forwarded_allow_ips") == 1
+    assert (
+        launcher.count("uvicorn.run(app, **served)")
+        == launcher.count("workers=settings.api_workers, **served")
+        == 1
+    )
 
 
 # ---------------------------------------------------------------- compose: least privilege
