@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -28,11 +29,13 @@ ROUTE_NAMES = {
 
 
 def free_port() -> int:
-    """A TCP port nobody listens on right now, below the kernel's ephemeral range.
+    """A TCP port nobody listens on right now, below the kernel's ephemeral range, and not handed out lately.
 
     A port from that range (what binding port 0 gives) can meanwhile become the local end of some outgoing
     connection (to RabbitMQ, PostgreSQL, S3) before the process it is meant for binds it, seconds later: CI met
-    a worker whose health server then failed with "address already in use"."""
+    a worker whose health server then failed with "address already in use". A port also stays free for the
+    second or two its process takes to start, in which another process (a parallel test worker) could pick it
+    too: CI met that as well, so a port given out is reserved for PORT_RESERVATION_S across processes."""
     low = _ephemeral_low()
     for _ in range(200):
         port = random.randrange(max(1024, low - 12000), low)
@@ -41,10 +44,32 @@ def free_port() -> int:
                 sock.bind(("127.0.0.1", port))
             except OSError:  # someone listens there (or it lingers): try another
                 continue
+        if _reserve(port):
             return port
     with socket.socket() as sock:  # a crowded range: take what the kernel gives
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+PORT_RESERVATION_S = 120.0
+
+
+def _reserve(port: int) -> bool:
+    """Claim the port for this caller for PORT_RESERVATION_S; False while another claim is that recent."""
+    folder = Path(tempfile.gettempdir()) / f"cep-ports-{os.getuid()}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    marker = folder / str(port)
+    try:
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        return True
+    except FileExistsError:
+        try:
+            if time.time() - marker.stat().st_mtime < PORT_RESERVATION_S:
+                return False
+            os.utime(marker)  # an old claim: its process has long bound the port or given it up
+        except FileNotFoundError:
+            pass
+        return True
 
 
 def _ephemeral_low() -> int:
