@@ -64,6 +64,7 @@ class Claimed:
     attempts: int
     created_at: datetime
     message_id: str | None = None
+    retry_from: datetime | None = None  # the retry window's start when an operator's requeue began a new one
     channel: str = "email"
 
 
@@ -418,6 +419,7 @@ def _claimed(row: Delivery) -> Claimed:
         attempts=row.attempts + 1,
         created_at=row.created_at,
         message_id=row.message_id,
+        retry_from=row.retry_from,
         channel=row.channel or "email",
     )
 
@@ -433,7 +435,7 @@ def _apply(uow: Session, outcome: Outcome, *, ctx: ServiceContext) -> None:
         _fail(uow, delivery, error, ctx=ctx)
         return
     settings, now = ctx.settings, ctx.clock.now()
-    waited = (now - as_utc(delivery.created_at)).total_seconds()
+    waited = (now - as_utc(delivery.retry_from or delivery.created_at)).total_seconds()
     if waited >= settings.notify_retry_for_s:
         _fail(uow, delivery, f"gave up after {delivery.attempts} attempts in {waited:.0f}s: {error}", ctx=ctx)
         return

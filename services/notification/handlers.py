@@ -5,9 +5,10 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
+from email.utils import parseaddr
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from services.notification import contexts, refusal_digest
@@ -21,7 +22,8 @@ from services.notification.compose import (
     wants_digest,
 )
 from services.notification.labels import SUBMISSION_KINDS, label
-from services.notification.models import HeldNotice, KnownCampaign, KnownUnit, Liaison
+from services.notification.models import Delivery, HeldNotice, KnownCampaign, KnownUnit, Liaison
+from services.notification.render import recipient_header
 from shared.clock import as_utc
 from shared.contracts import read_payload
 from shared.contracts.evidence import EvidenceRejected
@@ -42,6 +44,7 @@ from shared.contracts.review import (
     SupervisionEscalated,
     SupervisionOpened,
 )
+from shared.db import rows_affected
 from shared.events import Envelope
 from shared.runtime import ServiceContext
 
@@ -113,7 +116,9 @@ def remember_liaison(event: Envelope, *, uow: Session, ctx: ServiceContext) -> N
         )
         uow.add(liaison)
     else:
+        before = recipient_header(liaison.name, liaison.email)
         liaison.unit_name, liaison.name, liaison.email = data.unit_name, data.liaison_name, data.liaison_email
+        _readdress(uow, data.unit_id, before, recipient_header(liaison.name, liaison.email))
     unit = uow.get(KnownUnit, data.unit_id)
     if unit is None:  # the designation came first: enough of the unit to scope its delivery log
         uow.add(
@@ -140,6 +145,31 @@ def remember_liaison(event: Envelope, *, uow: Session, ctx: ServiceContext) -> N
             uow, ctx=ctx, event=published, data=read_payload(CampaignPublished, published), liaison=liaison
         )
     _tell_held(uow, ctx, data.unit_id)
+
+
+def _readdress(uow: Session, unit_id: str, before: str, after: str) -> None:
+    """Point the unit's e-mails still to send (queued, or failed for an operator to requeue) at its new liaison.
+
+    A failed mail to a mistyped address is what the office corrects: the requeue after the correction must reach
+    the new address, not the one the server refused. Mail under way (`sending`) and mail to others is left alone.
+    """
+    if before == after:
+        return
+    moved = rows_affected(
+        uow.execute(
+            update(Delivery)
+            .where(
+                Delivery.unit_id == unit_id,
+                Delivery.channel == "email",
+                Delivery.status.in_(("queued", "failed")),
+                Delivery.recipient == before,
+            )
+            .values(recipient=after)
+            .execution_options(synchronize_session=False)
+        )
+    )
+    if moved:
+        log.info("unit %s has a new liaison address: %d e-mail(s) to send re-addressed to it", unit_id, moved)
 
 
 def notify_campaign(event: Envelope, *, uow: Session, ctx: ServiceContext) -> None:
@@ -385,7 +415,7 @@ def notify_delivery_failed(event: Envelope, *, uow: Session, ctx: ServiceContext
     """An e-mail (or group post) failed for good: tell the campaign office, at most once per address (robot) and day."""
     data = read_payload(NotificationFailed, event)
     settings = ctx.settings
-    if settings.notify_office_email.lower() in data.recipient.lower():
+    if parseaddr(data.recipient)[1].lower() == settings.notify_office_email.lower():
         log.error("a mail to the campaign office itself failed for good: %s", data.reason)
         return  # telling the office that mail to the office fails would fail too
     day = ctx.clock.now().astimezone(ZoneInfo(settings.notify_timezone)).date().isoformat()

@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, case, func, or_, select, update
 
 from services.notification.models import AUDIT, Delivery
 from shared import audit
@@ -22,7 +22,10 @@ class Requeue(BaseModel):
 
     delivery_ids: list[str] | None = Field(None, max_length=1000)
     stuck_minutes: int = Field(
-        15, ge=1, le=7 * 24 * 60, description="`sending` for longer than this counts as stuck"
+        15,
+        ge=1,
+        le=7 * 24 * 60,
+        description="`sending` for longer than this, and no longer under a live worker's lease, counts as stuck",
     )
     channel: str | None = Field(
         None, pattern="^(email|dingtalk|wecom)$", description="only deliveries of this channel"
@@ -40,19 +43,26 @@ def requeue(
     request: RequestInfo | None = None,
     channel: str | None = None,
 ) -> list[str]:
-    """Queue failed deliveries, and `sending` ones due longer ago than stuck_for, to go out now; returns their ids.
+    """Queue failed deliveries, and stuck `sending` ones, to go out now with a new retry window; returns their ids.
 
-    A stuck `sending` row may have reached the server before a crash: its Message-ID stays the same, so a
-    receiving system can tell a repeat, but a person may still see the e-mail twice.
+    A `sending` row is stuck when it was claimed longer than stuck_for ago and its lease has ended: a row under a
+    live lease is being sent by a running worker, and queueing it again would send it twice. A stuck row may
+    have reached the server before a crash: its Message-ID stays the same, so a receiving system can tell a
+    repeat, but a person may still see the e-mail twice.
     """
     now = ctx.clock.now()
+    claimed_before = now - stuck_for
+    lease_ended_before = min(now, claimed_before + timedelta(seconds=ctx.settings.notify_lease_s))
+    stuck = and_(
+        Delivery.status == "sending",
+        or_(
+            Delivery.lease_expires_at <= lease_ended_before,
+            # rows claimed before leases existed (0.1): only the time they became due tells their age
+            and_(Delivery.lease_expires_at.is_(None), Delivery.next_attempt_at < claimed_before),
+        ),
+    )
     with ctx.db.transaction() as uow:
-        query = select(Delivery.id).where(
-            or_(
-                Delivery.status == "failed",
-                and_(Delivery.status == "sending", Delivery.next_attempt_at < now - stuck_for),
-            )
-        )
+        query = select(Delivery.id).where(or_(Delivery.status == "failed", stuck))
         if delivery_ids is not None:
             query = query.where(Delivery.id.in_(delivery_ids))
         if channel is not None:
@@ -62,7 +72,15 @@ def requeue(
             uow.execute(
                 update(Delivery)
                 .where(Delivery.id.in_(ids))
-                .values(status="queued", next_attempt_at=now, sent_at=None)
+                .values(
+                    status="queued",
+                    next_attempt_at=now,
+                    retry_from=now,
+                    sent_at=None,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    resends=Delivery.resends + case((Delivery.status == "sending", 1), else_=0),
+                )
                 .execution_options(synchronize_session=False)
             )
         audit.record(
