@@ -78,15 +78,16 @@ class FolderBlobStore:
         """An object written whole or not at all: fill(file) writes a temporary file and returns (size, SHA-256 or
         None); it is synced, its sidecar written, and it is renamed into place."""
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _make_dirs(path.parent)
         tmp_dir = self._root / "tmp"
         tmp_dir.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=tmp_dir)
         try:
             size, sha256 = _synced(fd, fill)
             meta = path.with_name(path.name + ".meta")
-            meta.write_text(content_type + "\n" + (f"{sha256}\n" if sha256 else ""), encoding="utf-8")
+            _write_synced(meta, content_type + "\n" + (f"{sha256}\n" if sha256 else ""))
             os.replace(tmp, path)
+            _sync_dir(path.parent)  # the new names (object and sidecar) survive a power loss too
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
@@ -166,11 +167,12 @@ class FolderBlobStore:
             raise BlobNotFound(source)
         if dst.exists():
             raise BlobExists(target)
-        dst.parent.mkdir(parents=True, exist_ok=True)
+        _make_dirs(dst.parent)
         meta = src.with_name(src.name + ".meta")
         if meta.is_file():
             os.replace(meta, dst.with_name(dst.name + ".meta"))
         os.replace(src, dst)
+        _sync_dir(dst.parent)
         return self.stat(target)
 
     def compose(self, key: str, sources: Sequence[str], *, content_type: str) -> StoredObject:
@@ -190,8 +192,9 @@ class FolderBlobStore:
         check_key(key)
         upload_id = uuid.uuid4().hex
         folder = self._root / "uploads" / upload_id
-        folder.mkdir(parents=True)
-        (folder / _UPLOAD_META).write_text(f"{key}\n{content_type}\n", encoding="utf-8")
+        _make_dirs(folder)
+        _write_synced(folder / _UPLOAD_META, f"{key}\n{content_type}\n")
+        _sync_dir(folder)
         return upload_id
 
     def put_part(
@@ -208,6 +211,7 @@ class FolderBlobStore:
         try:
             _synced(fd, lambda out: _copy(reader, out))
             os.replace(tmp, folder / f"{number:08d}-{etag}")
+            _sync_dir(folder)  # an acknowledged part keeps its name after a power loss
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
@@ -400,3 +404,32 @@ def _synced(fd: int, fill: Callable[[BinaryIO], _T]) -> _T:
         out.flush()
         os.fsync(out.fileno())
     return result
+
+
+def _write_synced(path: Path, text: str) -> None:
+    """Write a small text file and fsync it."""
+    with path.open("w", encoding="utf-8") as out:
+        out.write(text)
+        out.flush()
+        os.fsync(out.fileno())
+
+
+def _sync_dir(folder: Path) -> None:
+    """fsync a folder, so the names created or renamed in it are on disk."""
+    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _make_dirs(folder: Path) -> None:
+    """Create a folder and its missing parents, syncing the parent of each one created."""
+    if folder.is_dir():
+        return
+    _make_dirs(folder.parent)
+    try:
+        folder.mkdir()
+    except FileExistsError:  # made meanwhile by another put
+        return
+    _sync_dir(folder.parent)

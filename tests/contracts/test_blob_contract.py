@@ -525,6 +525,36 @@ def test_folder_completion_joins_the_parts_in_the_kernel_or_else_by_reading(
     assert sorted(p.name for p in (tmp_path / "blobs" / "tmp").iterdir()) == []  # no temporary file left
 
 
+def test_folder_store_syncs_the_folder_of_every_name_it_creates(tmp_path, monkeypatch):
+    """A renamed or created file's name is on disk only once its folder is synced: an acknowledged part, an
+    upload's folder and an object must survive a power loss."""
+    store = FolderBlobStore(tmp_path / "blobs")
+    synced: list[tuple[int, int]] = []
+    fsync = os.fsync
+
+    def recording(fd: int) -> None:
+        stat = os.fstat(fd)
+        synced.append((stat.st_dev, stat.st_ino))
+        fsync(fd)
+
+    def inode(path) -> tuple[int, int]:
+        stat = os.stat(path)
+        return stat.st_dev, stat.st_ino
+
+    monkeypatch.setattr(os, "fsync", recording)
+    upload_id = store.start_upload("v/a.mp4", content_type="video/mp4")
+    folder = tmp_path / "blobs" / "uploads" / upload_id
+    assert {inode(folder / "upload"), inode(folder), inode(folder.parent)} <= set(synced)
+    synced.clear()
+    part = store.put_part("v/a.mp4", upload_id, 1, io.BytesIO(b"x" * 1000))
+    assert synced == [inode(folder / f"{1:08d}-{part.etag}"), inode(folder)]  # the bytes, then the name
+    synced.clear()
+    store.put("e/b.jpg", io.BytesIO(b"y"), content_type="image/jpeg")
+    placed = tmp_path / "blobs" / "objects" / "e" / "b.jpg"
+    assert {inode(placed), inode(placed.parent.parent)} <= set(synced)  # the object, the folder made for it
+    assert synced[-1] == inode(placed.parent)
+
+
 def test_s3_parts_are_bounded_in_memory(s3):
     store = s3_store(s3)
     upload_id = store.start_upload("v/big.mp4", content_type="video/mp4")
