@@ -65,6 +65,10 @@ DB_PINGS = Counter(
 PUBLISH_FAILED = Counter("cep_outbox_publish_failed", "Outbox publish attempts that failed", ["service"])
 UPLOADS = Counter("cep_uploads", "Evidence uploads finished, by outcome", ["outcome"])
 UPLOAD_BYTES = Counter("cep_upload_bytes", "Bytes of finished evidence uploads, by outcome", ["outcome"])
+UPLOAD_COMPLETIONS_TAKEN_OVER = Counter(
+    "cep_upload_completions_taken_over",
+    "Upload session completions taken over because the completing process stopped (its lease ran out)",
+)
 MAILS = Counter("cep_mails", "E-mail delivery attempts, by outcome", ["outcome"])
 CHANNEL_POSTS = Counter(
     "cep_channel_posts", "Group-robot post attempts, by channel and outcome", ["channel", "outcome"]

@@ -248,6 +248,12 @@ class Settings(BaseSettings):
         24 * 3600, ge=60, description="How long an unfinished upload session is kept"
     )
     evidence_presign_ttl_s: int = Field(900, ge=60, le=7 * 24 * 3600)
+    evidence_complete_lease_s: int = Field(
+        3600,
+        ge=60,
+        description="How long an upload session's completion may run before another complete() call takes it "
+        "over (its process is presumed to have stopped); longer than the slowest completion",
+    )
     evidence_download_ttl_s: int = Field(
         300, ge=10, le=7 * 24 * 3600, description="Lifetime of a presigned download URL"
     )

@@ -192,6 +192,8 @@ class UploadSession(Base):
     created_by: Mapped[str | None] = mapped_column(String(200), default=None)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    # while completing: until when the completing process holds the session; after it, complete() takes over
+    completing_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
 
 
 class UploadChunk(Base):

@@ -7,8 +7,9 @@ API process can take the next chunk) → GET/HEAD to learn the offset after a cu
 parts where they lie, with no copy; the result is inspected and accepted; the SHA-256 is computed while the chunks
 arrive, and the joined object is read back to hash it only when another process took some of them). Presigned:
 create (declared size and type) → the client POSTs the form to S3 → complete (the object is checked: there, the
-declared size, the declared type judged from its bytes, the SHA-256 if declared). Unfinished sessions expire and
-their objects and multipart uploads are removed.
+declared size, the declared type judged from its bytes, the SHA-256 if declared). A completion holds the session for
+EVIDENCE_COMPLETE_LEASE_S; if its process stops, the next complete after that takes it over. Unfinished sessions
+expire and their objects and multipart uploads are removed (never while a completion holds them).
 """
 
 from __future__ import annotations
@@ -21,11 +22,11 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Literal
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, or_, select, update
 
 from services.evidence_storage import ingest, refusals
 from services.evidence_storage.handlers import clean_filename, open_submission, refusing, rejected
@@ -54,6 +55,7 @@ from shared.clock import as_utc
 from shared.db import rows_affected
 from shared.events import new_id
 from shared.http import ApiError, not_found
+from shared.metrics import UPLOAD_COMPLETIONS_TAKEN_OVER
 from shared.runtime import ServiceContext
 
 OPEN = "open"
@@ -146,7 +148,9 @@ def create_session(
     object_key = None
     if mode == "presigned":
         assert kind is not None  # checked above for presigned uploads
-        ttl = ctx.settings.evidence_presign_ttl_s
+        # The store checks the form's expiry when a POST begins, and a large video on a slow line may take
+        # longer than that to arrive: its session stays for a chunked session's TTL after the form expires.
+        ttl = ctx.settings.evidence_presign_ttl_s + ctx.settings.evidence_session_ttl_s
         object_key = f"incoming/{session_id}/upload"
         try:
             form = ctx.blob_store.presigned_post(
@@ -154,7 +158,7 @@ def create_session(
                 key_prefix=f"incoming/{session_id}/",
                 content_type=kind.media_type,
                 size=size,
-                expires_s=ttl,
+                expires_s=ctx.settings.evidence_presign_ttl_s,
             )
         except BlobStoreUnavailable as exc:
             raise refusals.store_unavailable() from exc
@@ -223,6 +227,8 @@ def put_chunk(
         with (guard := _refusing_session(ctx, session, submission)):
             if start == 0:
                 head = read_head(stream, HEAD_BYTES)
+                if not head:  # nothing to judge yet: the session waits for the real first chunk
+                    raise _empty_chunk()
                 kind = ingest.sniff_or_refuse(head)
                 limit = ingest.limit_for(ctx.settings, kind.category)
                 if session.size > limit:
@@ -292,7 +298,8 @@ def put_chunk(
 def complete(
     session_id: str, *, sha256: str | None, ctx: ServiceContext, actor: str | None
 ) -> tuple[Evidence, bool]:
-    """Turn a finished session into evidence; returns (evidence, created now). Completing twice is harmless."""
+    """Turn a finished session into evidence; returns (evidence, created now). Completing twice is harmless, and a
+    completion whose process stopped is taken over once its lease ends."""
     session = get_session(session_id, ctx=ctx)
     if session.state == "completed":
         with ctx.db.session() as uow:
@@ -305,23 +312,32 @@ def complete(
                 "the evidence of this session was deleted",
             )
         return done, False
-    session = _open_session(session_id, ctx, mode=None)
-    declared = sha256 or session.sha256
-    if session.mode == "chunked" and session.received != session.size:
-        raise ApiError(
-            409,
-            "upload_incomplete",
-            f"尚未收到全部数据（已收到 {session.received}/{session.size} 字节）",
-            f"not all bytes received yet ({session.received} of {session.size})",
-        )
-    if session.mode == "chunked" and session.upload_id is None and session.object_key is None:
-        raise _outdated()
-    _set_state(ctx, session.id, OPEN, "completing")
+    taken_over = session.state == "completing"
+    if taken_over:  # 409 while the completing process's lease lasts
+        session, done = _take_over(ctx, session)
+        if done is not None:
+            return done, False
+    else:
+        session = _open_session(session_id, ctx, mode=None)
+        if session.mode == "chunked" and session.received != session.size:
+            raise ApiError(
+                409,
+                "upload_incomplete",
+                f"尚未收到全部数据（已收到 {session.received}/{session.size} 字节）",
+                f"not all bytes received yet ({session.received} of {session.size})",
+            )
+        if session.mode == "chunked" and session.upload_id is None and session.object_key is None:
+            raise _outdated()
+        _set_state(ctx, session.id, OPEN, "completing")
     submission = _submission(ctx, session)
+    declared = sha256 or session.sha256
     started = time.monotonic()
     key = None
     try:
         with (guard := _refusing_session(ctx, session, submission)):
+            if taken_over and session.mode == "chunked":  # the stopped process may have moved the join
+                _keep_joined(ctx, session, submission)
+                session = get_session(session.id, ctx=ctx)
             key, received = _assemble(ctx, session, submission)
             if declared and declared.lower() != received.sha256:
                 raise refusals.checksum_mismatch()
@@ -394,7 +410,9 @@ def expire_sessions(ctx: ServiceContext) -> int:
         stale = list(
             uow.scalars(
                 select(UploadSession).where(
-                    UploadSession.state.in_((OPEN, "completing")), UploadSession.expires_at < now
+                    UploadSession.state.in_((OPEN, "completing")),
+                    UploadSession.expires_at < now,
+                    _no_live_lease(now),  # a completion under way keeps its objects
                 )
             )
         )
@@ -412,7 +430,7 @@ def expire_sessions(ctx: ServiceContext) -> int:
             uow.execute(
                 update(UploadSession)
                 .where(UploadSession.id == session.id, UploadSession.state == session.state)
-                .values(state="expired")
+                .values(state="expired", completing_until=None)
             )
     if stale:
         log.info("expired %d upload session(s)", len(stale))
@@ -431,8 +449,8 @@ def _open_session(session_id: str, ctx: ServiceContext, *, mode: str | None) -> 
             "该上传会话不接受分片（直传会话请直接 POST 到对象存储）",
             "this session takes no chunks (a presigned session is POSTed straight to the store)",
         )
-    if session.state in ("completing",):
-        raise ApiError(409, "session_busy", "该上传会话正在完成中", "the session is being completed")
+    if session.state == "completing":  # only complete() takes a stopped completion over: the bytes are in
+        raise _busy()
     if session.state != OPEN:
         raise ApiError(
             410,
@@ -448,6 +466,59 @@ def _open_session(session_id: str, ctx: ServiceContext, *, mode: str | None) -> 
             "the upload session has expired; create a new one",
         )
     return session
+
+
+def _no_live_lease(now: datetime) -> ColumnElement[bool]:
+    """Sessions no process is completing now: not completing, or completing by a process whose lease ended
+    (NULL: left completing by a release without leases)."""
+    return or_(
+        UploadSession.state != "completing",
+        UploadSession.completing_until.is_(None),
+        UploadSession.completing_until < now,
+    )
+
+
+def _take_over(ctx: ServiceContext, session: UploadSession) -> tuple[UploadSession, Evidence | None]:
+    """Take over the completion of a session whose completing process stopped (its lease ended): one conditional
+    UPDATE renews the lease, so only one caller wins. Returns the session, and the evidence if the stopped
+    process had recorded it already (the session is then marked completed)."""
+    now = ctx.clock.now()
+    with ctx.db.transaction() as uow:
+        taken = rows_affected(
+            uow.execute(
+                update(UploadSession)
+                .where(
+                    UploadSession.id == session.id,
+                    UploadSession.state == "completing",
+                    UploadSession.completing_until < now,
+                    UploadSession.expires_at >= now,  # else expire_sessions may be removing its objects
+                )
+                .values(**_completion_lease(ctx))
+            )
+        )
+    if not taken:
+        raise _busy()
+    log.warning("session %s: completion by a process that stopped taken over", session.id)
+    UPLOAD_COMPLETIONS_TAKEN_OVER.inc()
+    with ctx.db.session() as uow:  # a chunked session's evidence takes its id
+        done = uow.get(Evidence, session.id) if session.mode == "chunked" else None
+    if done is not None:
+        _set_state(ctx, session.id, "completing", "completed", evidence_id=done.id)
+        RUNNING_HASHES.forget(session.id)
+    return get_session(session.id, ctx=ctx), done
+
+
+def _completion_lease(ctx: ServiceContext) -> dict[str, datetime]:
+    """A completion's lease from now; the session outlives it by a session's TTL, for a retry to take over."""
+    until = ctx.clock.now() + timedelta(seconds=ctx.settings.evidence_complete_lease_s)
+    return {
+        "completing_until": until,
+        "expires_at": until + timedelta(seconds=ctx.settings.evidence_session_ttl_s),
+    }
+
+
+def _busy() -> ApiError:
+    return ApiError(409, "session_busy", "该上传会话正在完成中", "the session is being completed")
 
 
 def _submission(ctx: ServiceContext, session: UploadSession) -> KnownSubmission:
@@ -509,7 +580,7 @@ def _chunk_problem(
             f"incomplete chunk ({size} of {expected} bytes); resume from the received offset",
         )
     if size == 0:
-        return ApiError(400, "empty_chunk", "分片为空", "the chunk is empty")
+        return _empty_chunk()
     minimum = ctx.blob_store.min_compose_part
     if start + size < session.size and size < minimum:
         return ApiError(
@@ -530,6 +601,10 @@ def _offset_error(session: UploadSession) -> ApiError:
     )
     error.headers = {"Upload-Offset": str(session.received)}
     return error
+
+
+def _empty_chunk() -> ApiError:
+    return ApiError(400, "empty_chunk", "分片为空", "the chunk is empty")
 
 
 def _outdated() -> ApiError:
@@ -770,6 +845,10 @@ def _set_state(
     error: dict[str, Any] | None = None,
 ) -> None:
     values: dict[str, Any] = {"state": new}
+    if new == "completing":
+        values.update(_completion_lease(ctx))
+    elif old == "completing":
+        values["completing_until"] = None
     if evidence_id:
         values["evidence_id"] = evidence_id
     if error is not None:
@@ -783,7 +862,7 @@ def _set_state(
             )
         )
     if not changed and old == OPEN:
-        raise ApiError(409, "session_busy", "该上传会话正在完成中", "the session is being completed")
+        raise _busy()
 
 
 class _refusing_session:

@@ -11,7 +11,8 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from prometheus_client import REGISTRY
+from sqlalchemy import select, update
 
 from services.evidence_storage import ingest, uploads
 from services.evidence_storage.api import create_app
@@ -125,6 +126,19 @@ def test_first_chunk_is_sniffed_and_a_bad_type_ends_the_session(world):
     assert world.client.get(f"/upload-sessions/{session['id']}").json()["state"] == "refused"
     assert _put(world, session["id"], b"MZ" + bytes(4998), 0).status_code == 410
     assert world.stored_keys() == [] and world.evidence_count() == 0 and world.pending_uploads() == []
+
+
+def test_an_empty_first_chunk_is_refused_alone_and_the_session_stays_open(world):
+    submission = world.submission()
+    photo = media.photo(21)
+    session = _session(world, submission["id"], len(photo))
+    empty = _put(world, session["id"], b"", 0)  # as at any other offset: nothing to sniff, nothing refused
+    assert empty.status_code == 400 and empty.json()["code"] == "empty_chunk"
+    assert world.client.get(f"/upload-sessions/{session['id']}").json()["state"] == "open"
+    assert _put(world, session["id"], photo, 0).json()["received"] == len(photo)
+    done = world.client.post(f"/upload-sessions/{session['id']}/complete")
+    assert done.status_code == 201, done.text
+    assert world.events("evidence.rejected") == []
 
 
 @pytest.mark.parametrize("store", ["folder", "s3"])
@@ -255,6 +269,28 @@ def test_presigned_post_then_completion_checks_the_object(make_world):
     assert evidence["upload_path"] == "presigned" and evidence["captured_at"] == "2020-03-12T11:00:00"
     assert evidence["sha256"] == hashlib.sha256(photo).hexdigest() and evidence["has_preview"]
     assert not [key for key in world.stored_keys() if key.startswith("incoming/")]
+
+
+def test_a_presigned_upload_still_arriving_when_its_form_expires_can_be_completed(make_world):
+    # The store checks the form's expiry when the POST begins; a video on a slow line arrives after it.
+    clock = FixedClock(datetime(2020, 3, 12, 9, 0, tzinfo=UTC))
+    world = make_world("s3", clock=clock)
+    world.drive_job("evidence-upload-sessions")  # the test expires sessions itself
+    photo = media.photo(22)
+    session = _session(
+        world, world.submission()["id"], len(photo), mode="presigned", content_type="image/jpeg"
+    )
+    assert _post_form(session, photo, "image/jpeg").status_code in (200, 201, 204)
+    clock.advance(timedelta(seconds=world.ctx.settings.evidence_presign_ttl_s + 60))
+    assert expire_sessions(world.ctx) == 0
+    done = world.client.post(f"/upload-sessions/{session['id']}/complete")
+    assert done.status_code == 201, done.text
+    clock.advance(timedelta(seconds=world.ctx.settings.evidence_session_ttl_s))
+    abandoned = _session(world, world.submission()["id"], 10, mode="presigned", content_type="image/jpeg")
+    clock.advance(timedelta(seconds=world.ctx.settings.evidence_presign_ttl_s + 1))
+    assert expire_sessions(world.ctx) == 0  # a form that expired unused: kept for the same grace ...
+    clock.advance(timedelta(seconds=world.ctx.settings.evidence_session_ttl_s))
+    assert expire_sessions(world.ctx) == 1 and _session_row(world, abandoned["id"]).state == "expired"
 
 
 def test_presigned_upload_that_lies_about_its_type_or_size_is_removed(make_world):
@@ -501,3 +537,109 @@ def test_a_session_begun_before_multipart_uploads_is_closed_and_its_chunk_object
     clock.advance(timedelta(hours=2))
     assert expire_sessions(world.ctx) == 1
     assert world.stored_keys() == []
+
+
+# --- a completion whose process stopped (kill -9, OOM, deploy): its lease ends and a retry takes it over ------
+
+
+def _fully_received(world) -> tuple[dict, bytes]:
+    """A chunked session with all its bytes, ready to complete."""
+    submission = world.submission()
+    video = media.mp4(bytes((17 * i) % 256 for i in range(256)) * (28 * 1024), seconds=1.0)  # ~7 MiB
+    session = _session(world, submission["id"], len(video))
+    assert _put(world, session["id"], video[: 5 * MIB], 0).status_code == 200
+    assert _put(world, session["id"], video[5 * MIB :], 5 * MIB).status_code == 200
+    return session, video
+
+
+def _session_row(world, session_id: str) -> UploadSession:
+    with world.ctx.db.session() as uow:
+        return uow.get(UploadSession, session_id)
+
+
+@pytest.mark.parametrize("store", ["folder", "s3"])
+@pytest.mark.parametrize("died", ["before joining", "after joining"])
+def test_a_completion_whose_process_stopped_is_taken_over_once_its_lease_ends(make_world, store, died):
+    clock = FixedClock(datetime(2020, 3, 10, 9, 0, tzinfo=UTC))
+    world = make_world(store, clock=clock)
+    world.drive_job("evidence-upload-sessions")  # the test expires sessions itself
+    session, video = _fully_received(world)
+    # what a completing process leaves when it is killed: the session completing, maybe the upload joined
+    uploads._set_state(world.ctx, session["id"], "open", "completing")
+    if died == "after joining":
+        row = _session_row(world, session["id"])
+        uploads._assemble(world.ctx, row, uploads._submission(world.ctx, row))
+        assert world.pending_uploads() == []
+    RUNNING_HASHES.forget(session["id"])  # the process's memory went with it
+
+    # while the lease lasts, the completion may still be running: nothing else gets the session
+    busy = world.client.post(f"/upload-sessions/{session['id']}/complete")
+    assert busy.status_code == 409 and busy.json()["code"] == "session_busy"
+    assert _put(world, session["id"], video[-10:], len(video) - 10).status_code == 409
+    assert world.client.delete(f"/upload-sessions/{session['id']}").status_code == 409
+
+    clock.advance(timedelta(seconds=world.ctx.settings.evidence_complete_lease_s + 1))
+    late = _put(world, session["id"], video[-10:], len(video) - 10)
+    assert late.status_code == 409  # the bytes are all in: complete() alone takes over
+    taken_before = REGISTRY.get_sample_value("cep_upload_completions_taken_over_total") or 0.0
+    done = world.client.post(f"/upload-sessions/{session['id']}/complete")
+    assert done.status_code == 201, done.text
+    assert done.json()["sha256"] == hashlib.sha256(video).hexdigest() and world.evidence_count() == 1
+    assert REGISTRY.get_sample_value("cep_upload_completions_taken_over_total") == taken_before + 1
+    row = _session_row(world, session["id"])
+    assert (row.state, row.completing_until) == ("completed", None)
+    assert world.pending_uploads() == []
+
+
+def test_a_completion_taken_over_after_its_process_recorded_the_evidence_only_marks_the_session(make_world):
+    clock = FixedClock(datetime(2020, 3, 10, 9, 0, tzinfo=UTC))
+    world = make_world(clock=clock)
+    session, _ = _fully_received(world)
+    evidence, _ = uploads.complete(session["id"], sha256=None, ctx=world.ctx, actor=None)
+    # killed between recording the evidence and marking the session completed
+    with world.ctx.db.transaction() as uow:
+        uow.execute(
+            update(UploadSession)
+            .where(UploadSession.id == session["id"])
+            .values(state="completing", completing_until=clock.now() - timedelta(seconds=1))
+        )
+    again = world.client.post(f"/upload-sessions/{session['id']}/complete")
+    assert again.status_code == 200 and again.json()["id"] == evidence.id
+    assert _session_row(world, session["id"]).state == "completed" and world.evidence_count() == 1
+
+
+def test_expiry_leaves_a_session_under_a_live_completion_lease_and_its_objects_alone(make_world):
+    clock = FixedClock(datetime(2020, 3, 10, 9, 0, tzinfo=UTC))
+    world = make_world(clock=clock, evidence_session_ttl_s=600)
+    world.drive_job("evidence-upload-sessions")  # the test expires sessions itself
+    session, video = _fully_received(world)
+    inspect = ingest.inspect
+    expired: list[int] = []
+
+    def slow_inspection(*args, **kwargs):
+        clock.advance(timedelta(seconds=601))  # past the session's expiry as its last chunk set it
+        expired.append(expire_sessions(world.ctx))
+        return inspect(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ingest, "inspect", slow_inspection)
+        done = world.client.post(f"/upload-sessions/{session['id']}/complete")
+    assert done.status_code == 201, done.text
+    assert expired == [0] and done.json()["sha256"] == hashlib.sha256(video).hexdigest()
+
+    # however the expiry stands, a live lease keeps the session and its upload; once it ends, expiry goes on
+    session, _ = _fully_received(world)
+    uploads._set_state(world.ctx, session["id"], "open", "completing")
+    with world.ctx.db.transaction() as uow:
+        uow.execute(
+            update(UploadSession)
+            .where(UploadSession.id == session["id"])
+            .values(expires_at=clock.now() - timedelta(seconds=1))
+        )
+    pending = world.pending_uploads()
+    assert expire_sessions(world.ctx) == 0
+    assert world.pending_uploads() == pending != []
+    assert _session_row(world, session["id"]).state == "completing"
+    clock.advance(timedelta(seconds=world.ctx.settings.evidence_complete_lease_s + 1))
+    assert expire_sessions(world.ctx) == 1
+    assert world.pending_uploads() == [] and _session_row(world, session["id"]).state == "expired"
