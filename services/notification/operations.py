@@ -62,27 +62,33 @@ def requeue(
         ),
     )
     with ctx.db.transaction() as uow:
-        query = select(Delivery.id).where(or_(Delivery.status == "failed", stuck))
+        wanted = or_(Delivery.status == "failed", stuck)
+        query = select(Delivery.id).where(wanted)
         if delivery_ids is not None:
             query = query.where(Delivery.id.in_(delivery_ids))
         if channel is not None:
             query = query.where(Delivery.channel == channel)
         ids = list(uow.scalars(query.order_by(Delivery.created_at)))
         if ids:
-            uow.execute(
-                update(Delivery)
-                .where(Delivery.id.in_(ids))
-                .values(
-                    status="queued",
-                    next_attempt_at=now,
-                    retry_from=now,
-                    sent_at=None,
-                    lease_owner=None,
-                    lease_expires_at=None,
-                    resends=Delivery.resends + case((Delivery.status == "sending", 1), else_=0),
+            # the condition again: on PostgreSQL a worker may have claimed one of them since the SELECT
+            taken = set(
+                uow.scalars(
+                    update(Delivery)
+                    .where(Delivery.id.in_(ids), wanted)
+                    .values(
+                        status="queued",
+                        next_attempt_at=now,
+                        retry_from=now,
+                        sent_at=None,
+                        lease_owner=None,
+                        lease_expires_at=None,
+                        resends=Delivery.resends + case((Delivery.status == "sending", 1), else_=0),
+                    )
+                    .returning(Delivery.id)
+                    .execution_options(synchronize_session=False)
                 )
-                .execution_options(synchronize_session=False)
             )
+            ids = [delivery_id for delivery_id in ids if delivery_id in taken]
         audit.record(
             uow,
             AUDIT,

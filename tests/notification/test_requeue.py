@@ -3,9 +3,13 @@ a running worker, the retry window it gives, and where a corrected liaison addre
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
+from sqlalchemy import text, update
+
 from services.notification.delivery import DeliveryLoop
+from services.notification.models import Delivery
 from shared.contracts.intake import LiaisonDesignated
 from tests.helpers import wait_until
 from tests.notification.conftest import run_loop
@@ -43,6 +47,39 @@ def test_a_mail_under_a_live_lease_is_not_requeued_however_long_it_waited_before
     assert {(d.status, d.resends, d.lease_owner, d.lease_expires_at) for d in rows} == {
         ("queued", 1, None, None)
     }
+
+
+def test_on_postgresql_a_row_a_worker_claims_while_the_requeue_runs_stays_with_the_worker(
+    make_world, smtp, clock, postgres_url
+):
+    world = make_world(run_jobs=False, clock=clock, database_url=postgres_url, notify_lease_s=600)
+    queue(world, 1)
+    [claimed] = DeliveryLoop.from_settings(world.ctx).claim(10)
+    clock.advance(timedelta(minutes=30))  # its worker died: stuck, as far as the requeue's SELECT can see
+    with ThreadPoolExecutor(1) as pool:
+        with world.ctx.db.transaction() as uow:  # meanwhile another worker takes it back and claims it again
+            uow.execute(
+                update(Delivery)
+                .where(Delivery.id == claimed.id)
+                .values(lease_owner="other-worker", lease_expires_at=clock.now() + timedelta(minutes=10))
+            )
+            requeued = pool.submit(requeue, world, stuck_minutes=15)
+            wait_until(lambda: _waiting_for_a_lock(world), what="the requeue's UPDATE to wait for the claim")
+        assert requeued.result(timeout=30) == []
+    [row] = world.deliveries(id=claimed.id)
+    assert (row.status, row.lease_owner) == ("sending", "other-worker")
+
+
+def _waiting_for_a_lock(world) -> bool:
+    with world.ctx.db.session() as uow:
+        return bool(
+            uow.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+            )
+        )
 
 
 def test_a_requeued_mail_gets_a_new_retry_window(make_world, smtp, clock):
