@@ -250,7 +250,7 @@ class Settings(BaseSettings):
     evidence_presign_ttl_s: int = Field(900, ge=60, le=7 * 24 * 3600)
     evidence_complete_lease_s: int = Field(
         3600,
-        ge=60,
+        ge=10,
         description="How long an upload session's completion may run before another complete() call takes it "
         "over (its process is presumed to have stopped); longer than the slowest completion",
     )

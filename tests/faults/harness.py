@@ -33,6 +33,7 @@ from tests.faults.rabbit_node import RabbitNode
 APPROVED = "审核通过"
 RETRY_DELAYS_MS = (200, 1000)
 LEASE_S = 8.0
+COMPLETE_LEASE_S = 10  # an upload completion's lease (EVIDENCE_COMPLETE_LEASE_S), short for the kill test
 SMTP_TIMEOUT_S = 4.0
 ORPHAN_GRACE_S = 3.0
 CLIENT_PATIENCE_S = 120.0
@@ -193,6 +194,7 @@ class FaultWorld:
                     "SMTP_PORT": str(self.smtp_proxy.port),
                     "SMTP_TIMEOUT_S": str(SMTP_TIMEOUT_S),
                     "NOTIFY_LEASE_S": str(LEASE_S),
+                    "EVIDENCE_COMPLETE_LEASE_S": str(COMPLETE_LEASE_S),
                     "NOTIFY_POLL_S": "0.5",
                     "NOTIFY_BACKOFF_BASE_S": "0.5",
                     "NOTIFY_BACKOFF_MAX_S": "3",

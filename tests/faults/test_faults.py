@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.evidence_storage import media
-from tests.faults.harness import SCENARIOS, Flow, poison_count, run_scenario
+from tests.faults.harness import COMPLETE_LEASE_S, SCENARIOS, Flow, poison_count, run_scenario
 
 pytestmark = [pytest.mark.fault, pytest.mark.rabbitmq, pytest.mark.postgres, pytest.mark.timeout(900)]
 LOAD = 6
@@ -125,5 +125,83 @@ def test_an_upload_session_survives_a_kill_9_of_the_evidence_api_in_the_middle_o
     assert (evidence["size"], evidence["sha256"]) == (len(video), hashlib.sha256(video).hexdigest())
     stored = world.call(flow, "GET", f"{routes['evidence']}/evidence/{evidence['id']}/content", ok=(200,))
     assert hashlib.sha256(stored.content).hexdigest() == evidence["sha256"]
+    audit, _ = world.audit([], settle_s=30)
+    assert (audit.multipart, audit.orphaned) == (0, 0), audit
+
+
+def test_an_upload_completion_cut_by_a_kill_9_of_the_evidence_api_is_taken_over_by_the_retry(fault_world):
+    """The evidence API dies while it completes a session (here: waiting on a store that stopped answering); the
+    session is not stuck: once the completion's lease ends, the client's retry completes it with the bytes sent."""
+    world, flow, mib = fault_world, Flow("upload-completion"), 1024 * 1024
+    routes = world.routes
+    unit = world.new_unit()
+    created = world.call(
+        flow,
+        "POST",
+        f"{routes['intake']}/submissions",
+        ok=(201,),
+        json={"unit_id": unit["id"], "measure_code": "M1", "title": "横幅视频", "description": "故障演练"},
+    ).json()
+    grant = {"X-Upload-Grant": created["upload_grant"]} if created.get("upload_grant") else {}
+    video = media.mp4(bytes((5 * i) % 256 for i in range(256)) * (40 * 1024), seconds=2.0)  # ~10 MiB
+    session = world.call(
+        flow,
+        "POST",
+        f"{routes['evidence']}/submissions/{created['id']}/upload-sessions",
+        ok=(201,),
+        json={"mode": "chunked", "filename": "横幅.mp4", "size": len(video)},
+        headers=grant,
+    ).json()
+    url = f"{routes['evidence']}/upload-sessions/{session['id']}"
+    octets = {"Content-Type": "application/octet-stream"}
+    for offset in range(0, len(video), 5 * mib):
+        world.call(
+            flow,
+            "PUT",
+            url,
+            ok=(200,),
+            params={"offset": offset},
+            content=video[offset : offset + 5 * mib],
+            headers=octets,
+        )
+
+    cut: list[BaseException] = []
+
+    def complete() -> None:
+        try:
+            world.client.post(f"{url}/complete", timeout=60)
+        except httpx.HTTPError as exc:
+            cut.append(exc)
+
+    world.s3_proxy.set("blackhole")  # the completion waits on the store: a window to kill it in
+    try:
+        completer = threading.Thread(target=complete)
+        completer.start()
+        world.wait(
+            lambda: world.client.get(url).json()["state"] == "completing", 30, "the completion to begin"
+        )
+        world.cluster.kill9("evidence_storage-api")
+        completer.join(60)
+    finally:
+        world.s3_proxy.set("pass")
+    assert cut, "the completion was not cut by the kill"
+    world.cluster.respawn("evidence_storage-api")
+    world.wait(lambda: world.api_ready("evidence_storage") == 200, 60, "the evidence API back")
+
+    busy = world.client.post(f"{url}/complete")
+    assert (
+        busy.status_code == 409 and busy.json()["code"] == "session_busy"
+    )  # the dead completion's lease lasts
+    world.wait(
+        lambda: world.client.post(f"{url}/complete").status_code in (200, 201),
+        COMPLETE_LEASE_S + 60,
+        "the retry to take the completion over",
+    )
+    evidence = world.call(flow, "GET", url, ok=(200,)).json()
+    assert evidence["state"] == "completed"
+    stored = world.call(
+        flow, "GET", f"{routes['evidence']}/evidence/{evidence['evidence_id']}/content", ok=(200,)
+    )
+    assert hashlib.sha256(stored.content).hexdigest() == hashlib.sha256(video).hexdigest()
     audit, _ = world.audit([], settle_s=30)
     assert (audit.multipart, audit.orphaned) == (0, 0), audit
