@@ -33,7 +33,7 @@ from tests.faults.rabbit_node import RabbitNode
 APPROVED = "审核通过"
 RETRY_DELAYS_MS = (200, 1000)
 LEASE_S = 8.0
-COMPLETE_LEASE_S = 10  # an upload completion's lease (EVIDENCE_COMPLETE_LEASE_S), short for the kill test
+COMPLETE_LEASE_S = 15  # an upload completion's lease (EVIDENCE_COMPLETE_LEASE_S), short for the kill test
 SMTP_TIMEOUT_S = 4.0
 ORPHAN_GRACE_S = 3.0
 CLIENT_PATIENCE_S = 120.0
