@@ -417,10 +417,7 @@ def expire_sessions(ctx: ServiceContext) -> int:
             )
         )
     for session in stale:
-        with ctx.db.session() as uow:
-            done = uow.get(Evidence, session.id) if session.mode == "chunked" else None
-        if done is not None:
-            _set_state(ctx, session.id, session.state, "completed", evidence_id=done.id)
+        if _completed_if_recorded(ctx, session, session.state) is not None:
             continue
         try:
             _clean(ctx, session)
@@ -500,12 +497,19 @@ def _take_over(ctx: ServiceContext, session: UploadSession) -> tuple[UploadSessi
         raise _busy()
     log.warning("session %s: completion by a process that stopped taken over", session.id)
     UPLOAD_COMPLETIONS_TAKEN_OVER.inc()
-    with ctx.db.session() as uow:  # a chunked session's evidence takes its id
+    done = _completed_if_recorded(ctx, session, "completing")
+    return get_session(session.id, ctx=ctx), done
+
+
+def _completed_if_recorded(ctx: ServiceContext, session: UploadSession, state: str) -> Evidence | None:
+    """The evidence a completion that died before marking its session had recorded (a chunked session's evidence
+    takes its id), with the session marked completed; None if there is none."""
+    with ctx.db.session() as uow:
         done = uow.get(Evidence, session.id) if session.mode == "chunked" else None
     if done is not None:
-        _set_state(ctx, session.id, "completing", "completed", evidence_id=done.id)
+        _set_state(ctx, session.id, state, "completed", evidence_id=done.id)
         RUNNING_HASHES.forget(session.id)
-    return get_session(session.id, ctx=ctx), done
+    return done
 
 
 def _completion_lease(ctx: ServiceContext) -> dict[str, datetime]:

@@ -285,24 +285,23 @@ class FaultWorld:
         }
         return self.call(Flow("unit"), "POST", f"{self.routes['intake']}/units", json=body, ok=(201,)).json()
 
+    def new_submission(self, flow: Flow, unit: dict, title: str) -> tuple[str, dict[str, str]]:
+        """Create a submission of measure M1 for the unit; its id and the upload grant header (if intake gave one)."""
+        created = self.call(
+            flow,
+            "POST",
+            f"{self.routes['intake']}/submissions",
+            ok=(201,),
+            json={"unit_id": unit["id"], "measure_code": "M1", "title": title, "description": "故障演练"},
+        ).json()
+        grant = {"X-Upload-Grant": created["upload_grant"]} if created.get("upload_grant") else {}
+        return created["id"], grant
+
     def run_flow(self, unit: dict, flow: Flow, n: int) -> Flow:
         """Create, upload one photo (with the upload grant), wait for the review queue, approve."""
         routes = self.routes
         try:
-            created = self.call(
-                flow,
-                "POST",
-                f"{routes['intake']}/submissions",
-                ok=(201,),
-                json={
-                    "unit_id": unit["id"],
-                    "measure_code": "M1",
-                    "title": flow.title,
-                    "description": "故障演练",
-                },
-            ).json()
-            flow.submission_id = created["id"]
-            grant = {"X-Upload-Grant": created["upload_grant"]} if created.get("upload_grant") else {}
+            flow.submission_id, grant = self.new_submission(flow, unit, flow.title)
             stored = self.call(
                 flow,
                 "POST",

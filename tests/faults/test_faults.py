@@ -177,19 +177,11 @@ def test_an_upload_completion_cut_by_a_kill_9_of_the_evidence_api_is_taken_over_
 def _video_session(world, flow: Flow, size: int) -> str:
     """A new submission of a new unit and a chunked session for a video of that size on it; the session's URL."""
     routes = world.routes
-    unit = world.new_unit()
-    created = world.call(
-        flow,
-        "POST",
-        f"{routes['intake']}/submissions",
-        ok=(201,),
-        json={"unit_id": unit["id"], "measure_code": "M1", "title": "横幅视频", "description": "故障演练"},
-    ).json()
-    grant = {"X-Upload-Grant": created["upload_grant"]} if created.get("upload_grant") else {}
+    submission_id, grant = world.new_submission(flow, world.new_unit(), "横幅视频")
     session = world.call(
         flow,
         "POST",
-        f"{routes['evidence']}/submissions/{created['id']}/upload-sessions",
+        f"{routes['evidence']}/submissions/{submission_id}/upload-sessions",
         ok=(201,),
         json={"mode": "chunked", "filename": "横幅.mp4", "size": size},
         headers=grant,
